@@ -1,0 +1,62 @@
+# medconv: `make demo` and `make test` work from a clean clone with only Python installed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MEDCONV := $(VENV)/bin/medconv
+DEMO_DIR ?= demo-out
+JOBS ?= auto
+
+.PHONY: help demo test bench completions lint fuzz install install-test clean
+
+help:  ## list the targets
+	@echo "medconv make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv and install medconv
+
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed  ## install, convert a real sample, show info and stats of the result
+	@mkdir -p $(DEMO_DIR)
+	@SRC=$$($(PY) -c "import nibabel, os; print(os.path.join(os.path.dirname(nibabel.__file__), 'tests', 'data', 'example4d.nii.gz'))"); \
+	echo "+ medconv convert $$SRC $(DEMO_DIR)/example4d.mha --force"; \
+	$(MEDCONV) convert "$$SRC" $(DEMO_DIR)/example4d.mha --force && \
+	echo "+ medconv info $(DEMO_DIR)/example4d.mha" && $(MEDCONV) info $(DEMO_DIR)/example4d.mha && \
+	if $(MEDCONV) stats --help >/dev/null 2>&1; then echo "+ medconv stats $(DEMO_DIR)/example4d.mha" && \
+	$(MEDCONV) stats $(DEMO_DIR)/example4d.mha; fi && \
+	echo "result: $(DEMO_DIR)/example4d.mha"
+
+test: $(VENV)/.installed-test  ## install the test extras and run the whole suite
+	$(PY) -m pytest -q -n $(JOBS) tests
+
+bench: $(VENV)/.installed-bench  ## time medconv beside its peers on the same fixtures (ratios)
+	$(PY) bench/run.py
+
+completions: $(VENV)/.installed  ## regenerate bash/zsh/fish completions from the CLI
+	$(PY) -m medconv.completions completions
+
+lint: $(VENV)/.installed-test  ## ruff over the package and tests
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check medconv tests bench
+
+fuzz: $(VENV)/.installed-test  ## longer fuzzing run of every reader
+	MEDCONV_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/fuzz
+
+clean:  ## remove build and demo outputs (keeps .venv)
+	rm -rf $(DEMO_DIR) build *.egg-info .pytest_cache

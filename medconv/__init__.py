@@ -1,0 +1,71 @@
+"""medconv: convert and inspect medical image files.
+
+The public API (nothing heavy is imported here):
+
+    >>> import medconv
+    >>> vol = medconv.read("ct.nii.gz")        # -> Volume
+    >>> medconv.write(vol, "ct.mha")           # -> list of files written
+    >>> medconv.detect("scan.dcm")             # -> "dicom"
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: F401
+    CorruptInput, InputError, MedconvError, MissingDependency, OutputError, UnsupportedFormat, UsageError,
+)
+
+
+def detect(path) -> str:
+    """The format name of a file or directory (content first, extension second)."""
+    from .formats import detect as _detect
+
+    return _detect(path)
+
+
+def read(path, *, header_only: bool = False, fmt: str | None = None, **options):
+    """Read any supported file (or DICOM directory) into a Volume.
+
+    With `header_only`, voxel data is not read until `volume.array` is used.
+    """
+    import os
+
+    from .formats import backend, detect as _detect
+
+    path = os.fspath(path)
+    name = fmt or _detect(path)
+    module = backend(name)
+    try:
+        return module.read(path, name, header_only=header_only, **options)
+    except MedconvError:
+        raise
+    except MemoryError:
+        raise InputError("not enough memory to read this file", path) from None
+    except (ValueError, EOFError, OSError, KeyError, IndexError, TypeError, struct_error()) as exc:
+        raise CorruptInput(f"cannot read {name} file ({type(exc).__name__}: {exc})", path) from None
+
+
+def struct_error():
+    import struct
+
+    return struct.error
+
+
+def write(volume, path, *, to: str | None = None, force: bool = False, protect=(), **options) -> list:
+    """Write a Volume; the format comes from `to` or the extension. Returns the files written."""
+    import os
+
+    from .formats import backend, format_for_output
+    from .formats._registry import BY_NAME
+
+    path = os.fspath(path)
+    name = format_for_output(path, to)
+    if not BY_NAME[name].can_write:
+        raise OutputError(f"medconv cannot write {name} files", path)
+    return backend(name).write(volume, path, name, force=force, protect=protect, **options)
+
+
+def Volume(*args, **kwargs):  # noqa: N802 - a lazy alias keeps `import medconv` light
+    from .volume import Volume as _Volume
+
+    return _Volume(*args, **kwargs)

@@ -1,0 +1,123 @@
+"""The medconv command: a click group whose commands are imported when invoked.
+
+One handler turns every MedconvError into `medconv: error: ...` and its exit code;
+`--debug` (or MEDCONV_DEBUG=1) shows the traceback instead.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import __version__
+
+COMMANDS = {
+    "info": ("medconv.cli.info", "Summarise images: shape, spacing, orientation, dtype (one row per DICOM series)."),
+    "header": ("medconv.cli.header", "Print the full native header (DICOM elements, NIfTI fields, ...)."),
+    "convert": ("medconv.cli.convert", "Convert between formats (DICOM, NIfTI, MetaImage, NRRD, MINC, MGH, PNG...)."),
+    "stats": ("medconv.cli.stats", "Statistics of real voxel values, with masks, labels and 4D."),
+    "anonymize": ("medconv.cli.anonymize", "De-identify DICOM (PS3.15 basic profile) and scrub other headers."),
+    "formats": ("medconv.cli.formats", "List the formats medconv reads and writes."),
+}
+EXIT_INTERNAL = 70
+
+
+class LazyGroup(click.Group):
+    """Commands are imported only when run (or when their help is needed)."""
+
+    def list_commands(self, ctx):
+        return [name for name, (module, _) in COMMANDS.items() if _module_exists(module)]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not _module_exists(COMMANDS[name][0]):
+            return None
+        import importlib
+
+        module = importlib.import_module(COMMANDS[name][0])
+        return module.command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get("MEDCONV_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:]
+
+
+def _set_quiet(ctx, param, value):
+    if value:
+        from .. import log
+
+        log.set_quiet(True)
+    return value
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="medconv", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks on errors (also MEDCONV_DEBUG=1).")
+@click.option("-q", "--quiet", is_flag=True, callback=_set_quiet, expose_value=False, is_eager=True,
+              help="Silence warnings and notes on stderr.")
+def cli(debug):
+    """Convert and inspect medical image files.
+
+    \b
+    Examples:
+      medconv info scan.nii.gz
+      medconv convert dicom_dir/ scan.nii.gz
+      medconv stats ct.nii.gz --mask liver.nii.gz
+      medconv header image.dcm --get PatientID
+    """
+
+
+def _error(message: str) -> None:
+    click.echo(f"medconv: error: {message}", err=True)
+
+
+def main(argv=None) -> None:
+    """Entry point of the console script and of `python -m medconv`."""
+    from ..errors import MedconvError
+
+    debug = _debug_enabled()
+    try:
+        cli.main(args=argv, prog_name="medconv", standalone_mode=False)
+    except MedconvError as exc:
+        if debug:
+            raise
+        _error(str(exc).replace("\n", " "))
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _error("interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(exc.ctx.get_usage(), err=True)
+        _error(exc.format_message().replace("\n", " "))
+        sys.exit(exc.exit_code if isinstance(exc, click.UsageError) else 2)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        try:
+            sys.stdout = None
+        finally:
+            os._exit(0)
+    except Exception as exc:  # a bug: still one line, and a code no other failure uses
+        if debug:
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(0)

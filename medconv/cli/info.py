@@ -1,0 +1,51 @@
+"""medconv info: a short summary of each image."""
+from __future__ import annotations
+
+import click
+
+from . import options
+
+
+@click.command("info")
+@options.inputs
+@options.from_list
+@options.json_out
+@options.get
+@options.series
+@options.keep_going
+@options.quiet
+def command(paths, from_list, as_json, get_fields, series, keep_going):
+    """Summarise images: shape, spacing, orientation, dtype, scaling.
+
+    A directory gives one row per DICOM series found in it. No patient-identifying
+    value is printed.
+
+    \b
+    Examples:
+      medconv info brain.nii.gz
+      medconv info dicom_export/              # one row per series
+      medconv info *.nii.gz --json > inventory.json
+      nx=$(medconv info ct.nii.gz --get shape)
+    """
+    from .. import batch, inspect, log
+    from ..errors import UsageError
+    from . import render
+
+    paths = options.read_path_list(paths, from_list)
+    if not paths:
+        raise UsageError("no input given (medconv info PATH...)")
+
+    def one(path):
+        return inspect.info(path, series=series)
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    results, failures = batch.run(paths, one, keep_going=keep_going, on_error=report)
+    records = [r for recs in results for r in recs]
+    columns = [f for f in inspect.INFO_FIELDS if any(f in r for r in records)]
+    if len(records) > 1 and not as_json and not get_fields:
+        columns = [c for c in columns if c not in ("affine", "scaling", "series_uid", "value_kind", "ndim")]
+    render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
+                  many=len(paths) > 1 or len(records) > 1)
+    batch.finish(failures, len(paths))

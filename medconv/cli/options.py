@@ -1,0 +1,53 @@
+"""Options shared by several commands, each defined once: one flag name, one meaning."""
+from __future__ import annotations
+
+import click
+
+from .. import log
+
+
+def _quiet(ctx, param, value):
+    if value:
+        log.set_quiet(True)
+    return value
+
+
+quiet = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet,
+                     help="Silence warnings and notes on stderr.")
+json_out = click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON document (an object for one input, a list for several).")
+get = click.option("--get", "get_fields", multiple=True, metavar="FIELD",
+                   help="Print only this field's bare value (repeatable; tab-separated, one input per line).")
+force = click.option("-f", "--force", is_flag=True, help="Replace existing output files.")
+inputs = click.argument("paths", nargs=-1, type=click.Path(), metavar="PATH...")
+from_list = click.option("--from-list", "from_list", type=click.Path(allow_dash=True), metavar="FILE",
+                         help="Read more input paths from FILE, one per line ('-' for stdin).")
+output_dir = click.option("-o", "--output", "output", type=click.Path(), metavar="DIR",
+                          help="Write outputs into DIR (many inputs).")
+to = click.option("--to", "to", metavar="FORMAT",
+                  help="Output format (nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, png, jpeg, tiff, bmp, "
+                       "dicom) when the extension does not say it.")
+series = click.option("--series", "series", metavar="NUMBER|UID",
+                      help="Choose one DICOM series of a directory by series number or SeriesInstanceUID.")
+jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+                    help="Parallel workers for many inputs (default: CPUs for a batch, 1 for one input).")
+keep_going = click.option("-k", "--keep-going", is_flag=True,
+                          help="Try every input; report failures at the end and exit 5 if any failed.")
+
+
+def read_path_list(paths, from_list):
+    """Arguments plus the paths listed in --from-list (blank lines and #comments skipped)."""
+    out = list(paths)
+    if from_list:
+        from ..errors import InputError
+
+        try:
+            fh = click.open_file(from_list, "r")
+            with fh:
+                for line in fh:
+                    line = line.rstrip("\r\n")
+                    if line.strip() and not line.lstrip().startswith("#"):
+                        out.append(line)
+        except OSError as exc:
+            raise InputError(f"cannot read the path list ({exc.strerror})", from_list) from None
+    return out

@@ -1,0 +1,165 @@
+"""Output renderings shared by the inspecting commands: table, plain text, JSON, TSV, --get."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+from ..errors import UsageError
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def colour_allowed(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def jsonable(value):
+    """Plain Python values for json (numpy scalars and arrays, tuples, bytes, NaN)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist())
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return None
+        return value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value
+
+
+def print_json(records, many: bool) -> None:
+    doc = [jsonable(r) for r in records] if many else jsonable(records[0])
+    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+def format_scalar(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value)) if not math.copysign(1, value) < 0 or value != 0 else "0"
+        return format(value, ".10g")
+    if hasattr(value, "item") and not hasattr(value, "__len__"):
+        return format_scalar(value.item())
+    return str(value)
+
+
+def flatten(value):
+    if isinstance(value, dict):
+        out = []
+        for v in value.values():
+            out.extend(flatten(v))
+        return out
+    if isinstance(value, (list, tuple)) or (hasattr(value, "tolist") and hasattr(value, "__len__")):
+        out = []
+        for v in (value.tolist() if hasattr(value, "tolist") else value):
+            out.extend(flatten(v))
+        return out
+    return [value]
+
+
+def format_get(value) -> str:
+    """A --get value: scalars bare, lists space-separated (nested lists flattened)."""
+    if isinstance(value, (list, tuple, dict)) or (hasattr(value, "tolist") and hasattr(value, "__len__")):
+        return " ".join(format_scalar(v) for v in flatten(value))
+    return format_scalar(value)
+
+
+def print_get(records, fields, lookup=None) -> None:
+    """One line per record, the fields tab-separated. `lookup(record, field)` may raise."""
+    lookup = lookup or default_lookup
+    for record in records:
+        sys.stdout.write("\t".join(format_get(lookup(record, f)) for f in fields) + "\n")
+
+
+def default_lookup(record: dict, field: str):
+    if field not in record:
+        known = ", ".join(k for k in record if not k.startswith("_"))
+        raise UsageError(f"unknown field {field!r}; fields are: {known}")
+    return record[field]
+
+
+def cell(value) -> str:
+    if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], (list, tuple)):
+            return "\n".join(" ".join(_short(v) for v in row) for row in value)
+        return " x ".join(_short(v) for v in value) if all(isinstance(v, (int, float)) for v in value) else \
+            ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+    if value is None:
+        return "-"
+    return _short(value)
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return format(value, ".6g")
+    return str(value)
+
+
+def print_records(records, columns, title=None) -> None:
+    """Key/value blocks for one record, a table for several; rich on a terminal, plain on a pipe."""
+    if stdout_is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(no_color=not colour_allowed(), highlight=False)
+        if len(records) == 1:
+            table = Table(show_header=False, box=None, pad_edge=False, title=title)
+            table.add_column(style="bold")
+            table.add_column()
+            for key in columns:
+                if key in records[0]:
+                    table.add_row(key, cell(records[0][key]))
+        else:
+            table = Table(title=title)
+            for key in columns:
+                table.add_column(key, overflow="fold")
+            for r in records:
+                table.add_row(*(cell(r.get(k)) for k in columns))
+        console.print(table)
+        return
+    if len(records) == 1:
+        width = max(len(k) for k in columns)
+        for key in columns:
+            if key in records[0]:
+                text = cell(records[0][key]).replace("\n", "\n" + " " * (width + 2))
+                sys.stdout.write(f"{key:<{width}}  {text}\n")
+        return
+    rows = [[cell(r.get(k)).replace("\n", " ; ") for k in columns] for r in records]
+    widths = [max(len(k), *(len(row[i]) for row in rows)) for i, k in enumerate(columns)]
+    sys.stdout.write("  ".join(k.ljust(w) for k, w in zip(columns, widths)).rstrip() + "\n")
+    for row in rows:
+        sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+
+
+def print_tsv(header, rows) -> None:
+    sys.stdout.write("\t".join(header) + "\n")
+    for row in rows:
+        sys.stdout.write("\t".join(format_get(v) for v in row) + "\n")
+
+
+def render(records, *, as_json=False, get_fields=(), columns=(), lookup=None, many=None, title=None) -> None:
+    """The one way inspecting commands print: --get, then --json, then a table."""
+    many = len(records) != 1 if many is None else many
+    if get_fields:
+        print_get(records, get_fields, lookup)
+    elif as_json:
+        print_json(records, many)
+    else:
+        print_records(records, columns, title)

@@ -1,0 +1,173 @@
+"""`convert` as a library call: read, optional reorient / cast / slice / window, write."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import log
+from .errors import OutputError, UsageError
+from .formats import RASTER, format_for_output
+
+DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
+
+
+def cast(volume, dtype: str):
+    """Real values stored as `dtype`: exact for floats, rounded for integers (range checked)."""
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+    target = np.dtype(dtype)
+    if volume.value_kind == "complex":
+        raise UsageError("cannot cast complex data to a real type")
+    if volume.scaling is None and volume.dtype == target:
+        return volume
+    real = volume.real()
+    if target.kind in "iu":
+        if real.dtype.kind == "f":
+            if not np.isfinite(real).all():
+                raise OutputError(f"NaN or infinite values cannot be stored as {dtype}", volume.path)
+            real = np.rint(real)
+        if real.size:
+            lo, hi = real.min(), real.max()
+            info = np.iinfo(target)
+            if lo < info.min or hi > info.max:
+                raise OutputError(f"values {_num(lo)}..{_num(hi)} do not fit in {dtype} "
+                                  f"({info.min}..{info.max}); choose a wider --dtype", volume.path)
+    return volume.replace(data=real.astype(target), scaling=None)
+
+
+def _num(v) -> str:
+    return format(float(v), ".6g")
+
+
+def window(volume, spec: str | None):
+    """8-bit display values through a VOI window: 'auto' or 'CENTER,WIDTH' (DICOM's linear rule)."""
+    real = volume.real()
+    if real.dtype.kind == "c":
+        raise UsageError("cannot window complex data")
+    if spec in (None, "auto"):
+        centre, width = volume.metadata.get("window_center"), volume.metadata.get("window_width")
+        if centre is None or width is None or not width or width <= 0:
+            finite = real[np.isfinite(real)] if real.dtype.kind == "f" else real
+            if finite.size == 0:
+                lo, hi = 0.0, 1.0
+            else:
+                lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+            if hi <= lo:
+                hi = lo + 1.0
+            centre, width = (lo + hi) / 2.0, hi - lo
+    else:
+        try:
+            centre, width = (float(v) for v in spec.split(","))
+        except ValueError:
+            raise UsageError(f"--window takes 'auto' or CENTER,WIDTH, not {spec!r}") from None
+        if width <= 0:
+            raise UsageError("--window width must be positive")
+    lo = centre - width / 2.0
+    out = np.clip((real.astype(np.float64) - lo) / width * 255.0, 0, 255)
+    out = np.nan_to_num(out, nan=0.0)
+    if volume.metadata.get("photometric") == "MONOCHROME1":
+        out = 255.0 - out  # invert after the window (display white = low values)
+    return volume.replace(data=np.rint(out).astype(np.uint8), scaling=None)
+
+
+def _raster_ready(volume, fmt: str, window_spec, dtype):
+    """Values a 2D raster can hold: raw when they fit, else windowed to 8 bits."""
+    if volume.value_kind in ("rgb", "rgba"):
+        return volume
+    if window_spec is not None:
+        return window(volume, window_spec)
+    if dtype is not None:
+        return volume
+    if volume.metadata.get("modality") is not None and volume.format == "dicom":
+        return window(volume, "auto")
+    fits = volume.scaling is None and (volume.dtype == np.uint8 or (volume.dtype == np.uint16 and fmt in ("png", "tiff")))
+    if fits:
+        return volume
+    log.note(f"{volume.dtype} values windowed to 8 bits for {fmt} (use --dtype uint16 or --window to choose)")
+    return window(volume, "auto")
+
+
+def slice_volume(volume, index: int):
+    """One slice (3rd axis) of a 3D volume as a 2D volume with its own affine."""
+    nz = volume.spatial_shape[2]
+    if not -nz <= index < nz:
+        raise UsageError(f"--slice {index} is outside 0..{nz - 1}")
+    index %= nz
+    arr = volume.array[:, :, index]
+    affine = volume.affine.copy()
+    affine[:3, 3] = affine[:3, 3] + affine[:3, 2] * index
+    return volume.replace(data=arr, affine=affine)
+
+
+def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, dtype: str | None = None,
+            orient: str | None = None, slice_index: int | None = None, window_spec: str | None = None,
+            series=None, **write_options) -> list:
+    """Convert one input; returns the files written."""
+    from . import read, write
+
+    fmt = format_for_output(dst, to)
+    read_options = {"series": series} if series is not None else {}
+    volume = read(src, **read_options)
+    if orient:
+        volume = volume.reoriented(orient)
+    if fmt in RASTER:
+        return _write_raster(volume, src, dst, fmt, force=force, dtype=dtype, slice_index=slice_index,
+                             window_spec=window_spec)
+    if slice_index is not None:
+        volume = slice_volume(volume, slice_index)
+    if dtype:
+        volume = cast(volume, dtype)
+    return write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
+
+
+def _input_files(src: str) -> list:
+    if os.path.isdir(src):
+        return []
+    from .inspect import volume_files
+
+    files = volume_files(src)
+    low = src.lower()
+    if low.endswith((".hdr", ".img", ".img.gz")):
+        from .formats.nifti import output_paths
+
+        files += output_paths(src, "analyze")
+    return files
+
+
+def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_spec) -> list:
+    from . import write
+
+    if volume.ndim > 3 or (volume.ndim == 3 and volume.spatial_shape[2] > 1 and slice_index is None):
+        if volume.ndim > 3:
+            raise UsageError(f"a {volume.ndim}D image cannot become {fmt} images; choose a volume first")
+        if not (dst.endswith(("/", os.sep)) or os.path.isdir(dst)):
+            raise UsageError(f"{os.path.basename(src)} has {volume.spatial_shape[2]} slices: use --slice N for "
+                             f"one {fmt} image, or give a directory (DST/ --to {fmt}) for one file per slice")
+        volume = _raster_values(volume, fmt, window_spec, dtype)
+        stem = _stem(src)
+        ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp"}[fmt]
+        nz = volume.spatial_shape[2]
+        written = []
+        for k in range(nz):
+            out = os.path.join(dst, f"{stem}_{k:0{max(3, len(str(nz - 1)))}d}{ext}")
+            written += write(slice_volume(volume, k), out, to=fmt, force=force, protect=_input_files(src))
+        return written
+    if volume.ndim == 3:
+        volume = slice_volume(volume, slice_index or 0)
+    volume = _raster_values(volume, fmt, window_spec, dtype)
+    return write(volume, dst, to=fmt, force=force, protect=_input_files(src))
+
+
+def _raster_values(volume, fmt, window_spec, dtype):
+    if dtype:
+        volume = cast(volume, dtype)
+    return _raster_ready(volume, fmt, window_spec, dtype)
+
+
+def _stem(path: str) -> str:
+    name = os.path.basename(os.path.normpath(path))
+    for ext in (".nii.gz", ".img.gz", ".tar.gz"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return os.path.splitext(name)[0] or "image"

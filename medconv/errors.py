@@ -1,0 +1,66 @@
+"""Typed errors of the library; the CLI maps each to its exit code (SPEC section 3)."""
+from __future__ import annotations
+
+import os
+
+
+class MedconvError(Exception):
+    """Base error: carries the exit code and, optionally, the path it concerns."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = os.fspath(path) if path is not None else None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class CheckFailed(MedconvError):
+    """A check (diff, anonymize --check) found something: exit 1."""
+
+    exit_code = 1
+
+
+class UsageError(MedconvError):
+    """Bad option or value: exit 2."""
+
+    exit_code = 2
+
+
+class InputError(MedconvError):
+    """Missing, unreadable, unsupported or corrupt input: exit 3."""
+
+    exit_code = 3
+
+
+class UnsupportedFormat(InputError):
+    """Not a format medconv reads (or cannot hold what is asked of it)."""
+
+
+class CorruptInput(InputError):
+    """Recognised format, but broken: say what is broken."""
+
+
+class MissingDependency(InputError):
+    """Recognised format, but a package needed to decode it is not installed."""
+
+
+class OutputError(MedconvError):
+    """Destination exists, not writable, disk full, or cannot hold the volume: exit 4."""
+
+    exit_code = 4
+
+
+class BatchFailed(MedconvError):
+    """Some inputs of a --keep-going batch failed: exit 5."""
+
+    exit_code = 5
+
+
+class Interrupted(MedconvError):
+    """Ctrl-C: exit 130."""
+
+    exit_code = 130

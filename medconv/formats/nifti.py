@@ -1,0 +1,640 @@
+"""NIfTI-1, NIfTI-2 and Analyze 7.5: .nii, .nii.gz, .hdr/.img pairs.
+
+The binary header is parsed with `struct` (no nibabel import: `info` on a NIfTI
+file stays fast); voxel data of an uncompressed file is memory-mapped, of a
+compressed one streamed through ISA-L into one preallocated array.
+
+Orientation follows the NIfTI rules: sform when its code is > 0, else qform when
+its code is > 0, else the Analyze convention (x flipped, origin at the centre or
+at SPM's `originator`), in which case the orientation is reported as unknown.
+"""
+from __future__ import annotations
+
+import math
+import os
+import struct
+
+import numpy as np
+
+from .. import geometry, io, log
+from ..errors import CorruptInput, OutputError, UnsupportedFormat
+from ..volume import Volume
+
+# -- header layouts (field name, struct code) ----------------------------------------
+NIFTI1_FIELDS = (
+    ("sizeof_hdr", "i"), ("data_type", "10s"), ("db_name", "18s"), ("extents", "i"),
+    ("session_error", "h"), ("regular", "c"), ("dim_info", "B"), ("dim", "8h"),
+    ("intent_p1", "f"), ("intent_p2", "f"), ("intent_p3", "f"), ("intent_code", "h"),
+    ("datatype", "h"), ("bitpix", "h"), ("slice_start", "h"), ("pixdim", "8f"),
+    ("vox_offset", "f"), ("scl_slope", "f"), ("scl_inter", "f"), ("slice_end", "h"),
+    ("slice_code", "B"), ("xyzt_units", "B"), ("cal_max", "f"), ("cal_min", "f"),
+    ("slice_duration", "f"), ("toffset", "f"), ("glmax", "i"), ("glmin", "i"),
+    ("descrip", "80s"), ("aux_file", "24s"), ("qform_code", "h"), ("sform_code", "h"),
+    ("quatern_b", "f"), ("quatern_c", "f"), ("quatern_d", "f"),
+    ("qoffset_x", "f"), ("qoffset_y", "f"), ("qoffset_z", "f"),
+    ("srow_x", "4f"), ("srow_y", "4f"), ("srow_z", "4f"), ("intent_name", "16s"), ("magic", "4s"),
+)
+NIFTI2_FIELDS = (
+    ("sizeof_hdr", "i"), ("magic", "8s"), ("datatype", "h"), ("bitpix", "h"), ("dim", "8q"),
+    ("intent_p1", "d"), ("intent_p2", "d"), ("intent_p3", "d"), ("pixdim", "8d"),
+    ("vox_offset", "q"), ("scl_slope", "d"), ("scl_inter", "d"), ("cal_max", "d"), ("cal_min", "d"),
+    ("slice_duration", "d"), ("toffset", "d"), ("slice_start", "q"), ("slice_end", "q"),
+    ("descrip", "80s"), ("aux_file", "24s"), ("qform_code", "i"), ("sform_code", "i"),
+    ("quatern_b", "d"), ("quatern_c", "d"), ("quatern_d", "d"),
+    ("qoffset_x", "d"), ("qoffset_y", "d"), ("qoffset_z", "d"),
+    ("srow_x", "4d"), ("srow_y", "4d"), ("srow_z", "4d"),
+    ("slice_code", "i"), ("xyzt_units", "i"), ("intent_code", "i"), ("intent_name", "16s"),
+    ("dim_info", "B"), ("unused_str", "15s"),
+)
+ANALYZE_FIELDS = (
+    ("sizeof_hdr", "i"), ("data_type", "10s"), ("db_name", "18s"), ("extents", "i"),
+    ("session_error", "h"), ("regular", "c"), ("hkey_un0", "B"), ("dim", "8h"),
+    ("vox_units", "4s"), ("cal_units", "8s"), ("unused1", "h"),
+    ("datatype", "h"), ("bitpix", "h"), ("dim_un0", "h"), ("pixdim", "8f"),
+    ("vox_offset", "f"), ("funused1", "f"), ("funused2", "f"), ("funused3", "f"),
+    ("cal_max", "f"), ("cal_min", "f"), ("compressed", "f"), ("verified", "f"),
+    ("glmax", "i"), ("glmin", "i"), ("descrip", "80s"), ("aux_file", "24s"),
+    ("orient", "B"), ("originator", "5h"), ("generated", "10s"), ("scannum", "10s"),
+    ("patient_id", "10s"), ("exp_date", "10s"), ("exp_time", "10s"), ("hist_un0", "3s"),
+    ("views", "i"), ("vols_added", "i"), ("start_field", "i"), ("field_skip", "i"),
+    ("omax", "i"), ("omin", "i"), ("smax", "i"), ("smin", "i"),
+)
+
+
+def _layout(fields):
+    fmt = "".join(code for _, code in fields)
+    counts = []
+    for _, code in fields:
+        n = int(code[:-1]) if code[:-1].isdigit() and code[-1] != "s" else 1
+        counts.append(n)
+    return fmt, counts
+
+
+_LAYOUTS = {name: _layout(f) for name, f in
+            (("nifti1", NIFTI1_FIELDS), ("nifti2", NIFTI2_FIELDS), ("analyze", ANALYZE_FIELDS))}
+_FIELDS = {"nifti1": NIFTI1_FIELDS, "nifti2": NIFTI2_FIELDS, "analyze": ANALYZE_FIELDS}
+HEADER_SIZE = {"nifti1": 348, "nifti2": 540, "analyze": 348}
+
+#: NIfTI datatype codes: code -> (name, numpy dtype string or None for colour)
+DATATYPES = {
+    1: ("binary", None), 2: ("uint8", "u1"), 4: ("int16", "i2"), 8: ("int32", "i4"), 16: ("float32", "f4"),
+    32: ("complex64", "c8"), 64: ("float64", "f8"), 128: ("rgb24", "rgb"), 256: ("int8", "i1"),
+    512: ("uint16", "u2"), 768: ("uint32", "u4"), 1024: ("int64", "i8"), 1280: ("uint64", "u8"),
+    1536: ("float128", None), 1792: ("complex128", "c16"), 2048: ("complex256", None), 2304: ("rgba32", "rgba"),
+}
+_CODE_FOR_DTYPE = {v[1]: k for k, v in DATATYPES.items() if v[1]}
+ANALYZE_CODES = {2, 4, 8, 16, 32, 64, 128}
+XFORM_CODES = {0: "unknown", 1: "scanner", 2: "aligned", 3: "talairach", 4: "mni", 5: "template"}
+SPACE_UNITS = {0: "unknown", 1: "meter", 2: "mm", 3: "micron"}
+TIME_UNITS = {0: "unknown", 8: "sec", 16: "msec", 24: "usec", 32: "hz", 40: "ppm", 48: "rads"}
+SLICE_CODES = {0: "unknown", 1: "seq_inc", 2: "seq_dec", 3: "alt_inc", 4: "alt_dec", 5: "alt_inc2", 6: "alt_dec2"}
+_TIME_TO_SECONDS = {8: 1.0, 16: 1e-3, 24: 1e-6}
+_SPACE_TO_MM = {1: 1000.0, 2: 1.0, 3: 1e-3}
+INTENT_CODES = {
+    0: "none", 2: "correl", 3: "ttest", 4: "ftest", 5: "zscore", 6: "chisq", 7: "beta", 8: "binom", 9: "gamma",
+    10: "poisson", 11: "normal", 12: "ftest_nonc", 13: "chisq_nonc", 14: "logistic", 15: "laplace", 16: "uniform",
+    17: "ttest_nonc", 18: "weibull", 19: "chi", 20: "invgauss", 21: "extval", 22: "pval", 23: "logpval",
+    24: "log10pval", 1001: "estimate", 1002: "label", 1003: "neuroname", 1004: "genmatrix", 1005: "symmatrix",
+    1006: "dispvect", 1007: "vector", 1008: "pointset", 1009: "triangle", 1010: "quaternion", 1011: "dimless",
+    2001: "time_series", 2002: "node_index", 2003: "rgb_vector", 2004: "rgba_vector", 2005: "shape",
+}
+EXTENSION_CODES = {0: "ignore", 2: "dicom", 4: "afni", 6: "comment", 8: "xcede", 10: "jimdiminfo",
+                   12: "workflow_fwds", 14: "freesurfer", 16: "pypickle", 18: "mind_ident", 20: "b_value",
+                   22: "spherical_direction", 24: "dt_component", 26: "shc_degreeorder", 28: "voxbo",
+                   30: "caret", 32: "cifti", 34: "variable_frame_timing", 38: "eval", 40: "matlab",
+                   42: "quantiphyse", 44: "mrs"}
+
+
+# -- parsing --------------------------------------------------------------------------
+def _endian(raw: bytes, size: int) -> str:
+    if len(raw) >= 4 and struct.unpack_from("<i", raw, 0)[0] == size:
+        return "<"
+    if len(raw) >= 4 and struct.unpack_from(">i", raw, 0)[0] == size:
+        return ">"
+    return ""
+
+
+def parse_header(raw: bytes, kind: str, path: str | None = None) -> dict:
+    """The fields of a binary header as a dict (tuples for arrays, bytes stripped to str)."""
+    size = HEADER_SIZE[kind]
+    if len(raw) < size:
+        raise CorruptInput(f"file is too short for a {kind} header ({len(raw)} of {size} bytes)", path)
+    endian = _endian(raw, size)
+    if not endian:
+        raise CorruptInput(f"not a {kind} header (sizeof_hdr is not {size})", path)
+    fmt, counts = _LAYOUTS[kind]
+    values = struct.unpack_from(endian + fmt, raw, 0)
+    hdr = {"_endian": endian}
+    pos = 0
+    for (name, code), n in zip(_FIELDS[kind], counts):
+        if n > 1:
+            hdr[name] = tuple(values[pos: pos + n])
+        else:
+            v = values[pos]
+            if code.endswith("s") or code == "c":
+                v = v.split(b"\x00", 1)[0].decode("latin-1")
+            hdr[name] = v
+        pos += n
+    return hdr
+
+
+def _kind_of(raw: bytes) -> str:
+    from . import _sniff
+
+    if _sniff.nifti2(raw):
+        return "nifti2"
+    if _sniff.nifti1(raw):
+        return "nifti1"
+    return "analyze"
+
+
+def _pair_paths(path: str):
+    """(header path, data path, compressed) for .nii/.nii.gz or a .hdr/.img pair."""
+    low = path.lower()
+    if low.endswith((".nii", ".nii.gz")) or not low.endswith((".hdr", ".img", ".img.gz", ".hdr.gz")):
+        return path, path, path.lower().endswith(".gz") or _is_gzip(path)
+    base = path
+    for ext in (".img.gz", ".hdr.gz", ".img", ".hdr"):
+        if low.endswith(ext):
+            base = path[: -len(ext)]
+            break
+    hdr = next((base + e for e in (".hdr", ".HDR", ".hdr.gz") if os.path.exists(base + e)), base + ".hdr")
+    img = next((base + e for e in (".img", ".IMG", ".img.gz") if os.path.exists(base + e)), None)
+    if img is None:
+        raise CorruptInput(f"the image file of this pair is missing ({os.path.basename(base)}.img)", path)
+    return hdr, img, img.lower().endswith(".gz")
+
+
+def _is_gzip(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == io.GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _read_head(path: str, n: int) -> bytes:
+    return io.read_bytes(path, n)
+
+
+def _quaternion_matrix(b: float, c: float, d: float) -> np.ndarray:
+    a2 = 1.0 - (b * b + c * c + d * d)
+    if a2 < 1e-7:  # b, c, d describe a 180-degree rotation: renormalise
+        norm = math.sqrt(b * b + c * c + d * d) or 1.0
+        b, c, d, a = b / norm, c / norm, d / norm, 0.0
+    else:
+        a = math.sqrt(a2)
+    return np.array([
+        [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+        [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+        [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+    ])
+
+
+def qform_affine(hdr: dict) -> np.ndarray:
+    pixdim = hdr["pixdim"]
+    qfac = -1.0 if pixdim[0] < 0 else 1.0
+    zooms = np.array([pixdim[1], pixdim[2], pixdim[3] * qfac], dtype=float)
+    zooms = np.where(zooms == 0, 1.0, zooms)
+    rot = _quaternion_matrix(hdr["quatern_b"], hdr["quatern_c"], hdr["quatern_d"])
+    aff = np.eye(4)
+    aff[:3, :3] = rot * zooms[None, :]
+    aff[:3, 3] = (hdr["qoffset_x"], hdr["qoffset_y"], hdr["qoffset_z"])
+    return aff
+
+
+def sform_affine(hdr: dict) -> np.ndarray:
+    aff = np.eye(4)
+    aff[0], aff[1], aff[2] = hdr["srow_x"], hdr["srow_y"], hdr["srow_z"]
+    return aff
+
+
+def base_affine(hdr: dict, shape, origin=None) -> np.ndarray:
+    """The Analyze convention (as nibabel): x flipped, origin at the centre or `origin` (0-based)."""
+    zooms = np.array([abs(z) if z else 1.0 for z in hdr["pixdim"][1:4]], dtype=float)
+    dims = np.array(list(shape[:3]) + [1] * (3 - len(shape[:3])), dtype=float)
+    center = (dims - 1) / 2.0 if origin is None else np.asarray(origin, dtype=float)
+    aff = np.eye(4)
+    aff[:3, :3] = np.diag(zooms)
+    aff[:3, 3] = -center * zooms
+    aff[0] *= -1
+    return aff
+
+
+def _spm_origin(hdr: dict, shape):
+    origin = np.array(hdr["originator"][:3], dtype=float)
+    dims = np.array(list(shape[:3]) + [1] * (3 - len(shape[:3])), dtype=float)
+    if origin.any() and (origin > -dims).all() and (origin < dims * 2).all():
+        return origin - 1
+    return None
+
+
+def _affine(hdr: dict, kind: str, shape):
+    """(affine, orientation_known, note about qform/sform disagreement or None)."""
+    if kind == "analyze":
+        return base_affine(hdr, shape, _spm_origin(hdr, shape)), False, None
+    scale = _SPACE_TO_MM.get(hdr["xyzt_units"] & 7, 1.0)
+    note = None
+    if hdr["sform_code"] > 0:
+        aff = sform_affine(hdr)
+        if hdr["qform_code"] > 0:
+            q = qform_affine(hdr)
+            if geometry.world_distance(q, aff, shape[:3]) > 1e-3:
+                note = "qform and sform differ; using sform (as the NIfTI standard says)"
+    elif hdr["qform_code"] > 0:
+        aff = qform_affine(hdr)
+    else:
+        return base_affine(hdr, shape), False, None
+    if scale != 1.0:
+        aff = aff.copy()
+        aff[:3] *= scale
+    if not np.isfinite(aff).all():
+        raise CorruptInput("the header's orientation matrix contains NaN or infinite values")
+    return aff, True, note
+
+
+def _data_layout(hdr: dict, kind: str, path: str):
+    """(shape, numpy dtype, value_kind) from dim/datatype, validated."""
+    dim = hdr["dim"]
+    ndim = dim[0]
+    if not 1 <= ndim <= 7:
+        raise CorruptInput(f"invalid number of dimensions dim[0]={ndim}", path)
+    shape = tuple(int(n) for n in dim[1: ndim + 1])
+    if kind == "nifti1" and shape and shape[0] == -1 and ndim >= 5:
+        # FreeSurfer's "large vector" convention: the real length is in glmin
+        shape = (int(hdr["glmin"]),) + shape[1:]
+    if any(n <= 0 for n in shape):
+        raise CorruptInput(f"invalid dimension sizes {list(shape)}", path)
+    code = hdr["datatype"]
+    if code not in DATATYPES:
+        raise CorruptInput(f"unknown datatype code {code}", path)
+    name, np_code = DATATYPES[code]
+    if np_code is None:
+        raise UnsupportedFormat(f"datatype {name} ({code}) is not supported", path)
+    endian = hdr["_endian"]
+    if np_code in ("rgb", "rgba"):
+        return shape + (3 if np_code == "rgb" else 4,), np.dtype("u1"), np_code
+    dtype = np.dtype(np_code).newbyteorder(endian) if np.dtype(np_code).itemsize > 1 else np.dtype(np_code)
+    return shape, dtype, "complex" if dtype.kind == "c" else "scalar"
+
+
+def _scaling(hdr: dict, kind: str):
+    if kind == "analyze":
+        slope, inter = hdr["funused1"], hdr["funused2"]
+    else:
+        slope, inter = hdr["scl_slope"], hdr["scl_inter"]
+    if not slope or not math.isfinite(slope):
+        return None
+    if not math.isfinite(inter):
+        inter = 0.0
+    return (float(slope), float(inter))
+
+
+def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    native = dtype.newbyteorder("=")
+    if not compressed:
+        io.check_size(path, offset + nbytes, io.file_size(data_path))
+        if nbytes == 0:
+            arr = np.zeros(0, dtype)
+        else:
+            arr = np.memmap(data_path, dtype=dtype, mode="c", offset=offset, shape=(nbytes // dtype.itemsize,))
+    else:
+        csize = io.file_size(data_path)
+        # deflate cannot expand more than ~1032:1; a larger claim is a lie
+        io.check_size(path, offset + nbytes, csize * 1032 + 1024)
+        from isal import igzip
+
+        arr = np.empty(nbytes // dtype.itemsize, dtype=dtype)
+        view = memoryview(arr.view(np.uint8))
+        try:
+            with igzip.open(data_path, "rb") as fh:
+                if offset:
+                    skipped = fh.read(offset)
+                    if len(skipped) < offset:
+                        raise CorruptInput("compressed data ends inside the header", path)
+                got = 0
+                while got < nbytes:
+                    n = fh.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+        except (OSError, EOFError, ValueError) as exc:
+            raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
+        if got < nbytes:
+            raise CorruptInput(f"truncated: {got} of {nbytes} bytes of voxel data present", path)
+    if not dtype.isnative and dtype.itemsize > 1:
+        arr = arr.astype(native)
+    if value_kind in ("rgb", "rgba"):
+        ch = shape[-1]
+        arr = arr.reshape((ch,) + tuple(shape[:-1]), order="F")
+        return np.moveaxis(arr, 0, -1)
+    return arr.reshape(shape, order="F")
+
+
+def _read_raw_header(path: str):
+    hdr_path, data_path, compressed = _pair_paths(path)
+    raw = _read_head(hdr_path, 544 + 16)
+    kind = _kind_of(raw)
+    return hdr_path, data_path, compressed, raw, kind
+
+
+def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume:
+    hdr_path, data_path, compressed, raw, kind = _read_raw_header(path)
+    hdr = parse_header(raw, kind, path)
+    shape, dtype, value_kind = _data_layout(hdr, kind, path)
+    spatial = shape[:-1] if value_kind in ("rgb", "rgba") else shape
+    try:
+        affine, known, note = _affine(hdr, kind, spatial)
+    except CorruptInput as exc:
+        raise CorruptInput(exc.message, path) from None
+    if note:
+        log.warn(note, path)
+    offset = int(hdr["vox_offset"]) if hdr_path == data_path else int(hdr["vox_offset"] or 0)
+    if hdr_path == data_path and offset < HEADER_SIZE[kind]:
+        offset = HEADER_SIZE[kind] if kind != "analyze" else int(hdr["vox_offset"])
+    if kind != "analyze" and hdr.get("intent_code") == 1002:
+        value_kind = "label"
+    time_step = None
+    if len(spatial) > 3:
+        step = float(hdr["pixdim"][4])
+        time_step = step * _TIME_TO_SECONDS.get(hdr["xyzt_units"] & 56, 1.0) if step else None
+    metadata = {}
+    if kind != "analyze":
+        metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not compressed:
+        io.check_size(path, offset + nbytes, io.file_size(data_path))
+
+    def loader():
+        return _load_array(data_path, offset, shape, dtype, value_kind, compressed, path)
+
+    return Volume(
+        affine=affine, scaling=_scaling(hdr, kind), value_kind=value_kind, time_step=time_step,
+        metadata=metadata, header=hdr, format=kind, path=path, orientation_known=known,
+        loader=loader, stored_shape=shape, stored_dtype=dtype.newbyteorder("="),
+    )
+
+
+def read_extensions(path: str) -> list:
+    """NIfTI extensions: [{code, name, size, content bytes}]."""
+    hdr_path, data_path, compressed, raw, kind = _read_raw_header(path)
+    if kind == "analyze":
+        return []
+    hdr = parse_header(raw, kind, path)
+    size = HEADER_SIZE[kind]
+    end = int(hdr["vox_offset"]) if hdr_path == data_path else None
+    blob = io.read_bytes(hdr_path, end if end else None)
+    if len(blob) < size + 4 or blob[size] == 0:
+        return []
+    out, pos = [], size + 4
+    endian = hdr["_endian"]
+    limit = len(blob) if end is None else min(end, len(blob))
+    while pos + 8 <= limit:
+        esize, ecode = struct.unpack_from(endian + "ii", blob, pos)
+        if esize < 16 or esize % 16 or pos + esize > limit:
+            break
+        out.append({"code": ecode, "name": EXTENSION_CODES.get(ecode, "unknown"), "size": esize,
+                    "content": bytes(blob[pos + 8: pos + esize])})
+        pos += esize
+    return out
+
+
+def read_header(path: str, fmt: str | None = None) -> dict:
+    """Every field of the binary header, codes decoded beside their numbers."""
+    _, _, _, raw, kind = _read_raw_header(path)
+    hdr = parse_header(raw, kind, path)
+    out = {"format": kind, "endianness": "little" if hdr.pop("_endian") == "<" else "big"}
+    out.update(hdr)
+    out["datatype_name"] = DATATYPES.get(hdr["datatype"], ("unknown",))[0]
+    if kind != "analyze":
+        out["qform_code_name"] = XFORM_CODES.get(hdr["qform_code"], "unknown")
+        out["sform_code_name"] = XFORM_CODES.get(hdr["sform_code"], "unknown")
+        out["xyzt_units_space"] = SPACE_UNITS.get(hdr["xyzt_units"] & 7, "unknown")
+        out["xyzt_units_time"] = TIME_UNITS.get(hdr["xyzt_units"] & 56, "unknown")
+        out["slice_code_name"] = SLICE_CODES.get(hdr["slice_code"], "unknown")
+        out["intent_code_name"] = INTENT_CODES.get(hdr["intent_code"], "unknown")
+        dim_info = hdr["dim_info"]
+        out["freq_dim"], out["phase_dim"], out["slice_dim"] = dim_info & 3, (dim_info >> 2) & 3, (dim_info >> 4) & 3
+        exts = read_extensions(path)
+        out["extensions"] = [
+            {"code": e["code"], "name": e["name"], "size": e["size"], "content": _ext_text(e["content"])}
+            for e in exts
+        ]
+    return out
+
+
+def _ext_text(content: bytes):
+    text = content.rstrip(b"\x00")
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(content)} bytes of binary data>"
+    if any(ord(c) < 32 and c not in "\r\n\t" for c in decoded):
+        return f"<{len(content)} bytes of binary data>"
+    return decoded
+
+
+# -- writing ---------------------------------------------------------------------------
+def _quaternion(rot: np.ndarray):
+    """(b, c, d) of a proper rotation matrix (the NIfTI-1 reference algorithm)."""
+    r = rot
+    a = r[0, 0] + r[1, 1] + r[2, 2] + 1.0
+    if a > 0.5:
+        a = 0.5 * math.sqrt(a)
+        b = 0.25 * (r[2, 1] - r[1, 2]) / a
+        c = 0.25 * (r[0, 2] - r[2, 0]) / a
+        d = 0.25 * (r[1, 0] - r[0, 1]) / a
+    else:
+        xd = 1.0 + r[0, 0] - (r[1, 1] + r[2, 2])
+        yd = 1.0 + r[1, 1] - (r[0, 0] + r[2, 2])
+        zd = 1.0 + r[2, 2] - (r[0, 0] + r[1, 1])
+        if xd > 1.0:
+            b = 0.5 * math.sqrt(xd)
+            c = 0.25 * (r[0, 1] + r[1, 0]) / b
+            d = 0.25 * (r[0, 2] + r[2, 0]) / b
+            a = 0.25 * (r[2, 1] - r[1, 2]) / b
+        elif yd > 1.0:
+            c = 0.5 * math.sqrt(yd)
+            b = 0.25 * (r[0, 1] + r[1, 0]) / c
+            d = 0.25 * (r[1, 2] + r[2, 1]) / c
+            a = 0.25 * (r[0, 2] - r[2, 0]) / c
+        else:
+            d = 0.5 * math.sqrt(zd)
+            b = 0.25 * (r[0, 2] + r[2, 0]) / d
+            c = 0.25 * (r[1, 2] + r[2, 1]) / d
+            a = 0.25 * (r[1, 0] - r[0, 1]) / d
+        if a < 0:
+            b, c, d = -b, -c, -d
+    return b, c, d
+
+
+def qform_parameters(affine: np.ndarray):
+    """(quatern b, c, d, qfac, zooms, offset) of the orthogonal part of an affine."""
+    spacing, direction, origin = geometry.decompose(affine)
+    rot = geometry.orthonormalize(direction)
+    qfac = 1.0
+    if np.linalg.det(rot) < 0:
+        qfac = -1.0
+        rot[:, 2] *= -1
+    return _quaternion(rot) + (qfac, spacing, origin)
+
+
+def _dtype_code(volume: Volume, kind: str, path: str) -> tuple:
+    if volume.value_kind in ("rgb", "rgba"):
+        key = volume.value_kind
+        if volume.dtype != np.uint8:
+            raise OutputError(f"{kind} stores {key} only as 8-bit channels, not {volume.dtype}", path)
+    else:
+        key = volume.dtype.newbyteorder("=").str.lstrip("<>=|")
+    code = _CODE_FOR_DTYPE.get(key)
+    if code is None or (kind == "analyze" and code not in ANALYZE_CODES):
+        allowed = sorted(DATATYPES[c][0] for c in (ANALYZE_CODES if kind == "analyze" else _CODE_FOR_DTYPE.values())
+                         if DATATYPES[c][1])
+        raise OutputError(f"{kind} cannot store {volume.dtype} data (it holds {', '.join(allowed)}); "
+                          "use --dtype to choose another type", path)
+    bitpix = 24 if key == "rgb" else 32 if key == "rgba" else np.dtype(key).itemsize * 8
+    return code, bitpix
+
+
+def _to_analyze_orientation(volume: Volume, path: str):
+    if not geometry.is_axis_aligned(volume.affine, tol=1e-5):
+        raise OutputError("Analyze 7.5 cannot hold a rotated (oblique) orientation; "
+                          "write NIfTI (.nii, .nii.gz or a .hdr/.img pair) instead", path)
+    if volume.ndim >= 3 and geometry.axcodes(volume.affine) != "LAS":
+        volume = volume.reoriented("LAS")
+    return volume
+
+
+def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> bytes:
+    grid = list(volume.grid_shape)
+    code, bitpix = _dtype_code(volume, kind, path)
+    fields = {name: b"" if c.endswith("s") else (tuple([0] * int(c[:-1])) if c[:-1].isdigit() else 0)
+              for name, c in _FIELDS[kind]}
+    fields["regular"] = b"r"
+    dims = [len(grid)] + grid + [1] * (7 - len(grid))
+    fields["dim"] = tuple(dims)
+    aff = volume.affine
+    spacing = geometry.voxel_sizes(aff)
+    pixdim = [1.0] + list(spacing) + [1.0] * 4
+    if volume.ndim > 3:
+        pixdim[4] = float(volume.time_step or 1.0) if volume.time_step else 1.0
+    fields["datatype"], fields["bitpix"] = code, bitpix
+    fields["vox_offset"] = vox_offset
+    if volume.scaling is not None:
+        slope, inter = volume.scaling
+    else:
+        slope, inter = 1.0, 0.0
+    if kind == "analyze":
+        fields["sizeof_hdr"] = 348
+        fields["funused1"], fields["funused2"] = slope, inter
+        spacing3 = list(spacing[:3]) + [1.0] * (3 - len(spacing[:3]))
+        origin = np.zeros(3)
+        for ax in range(min(3, len(grid))):
+            origin[ax] = -aff[ax, 3] / aff[ax, ax] if aff[ax, ax] else 0.0
+        rounded = np.round(origin)
+        if np.abs(rounded - origin).max() > 1e-4:
+            log.warn("Analyze stores the origin as a whole voxel index: it was rounded "
+                     f"({np.round(origin, 3).tolist()} -> {rounded.tolist()})", path)
+        fields["originator"] = tuple(int(v) + 1 for v in rounded) + (0, 0)
+        pixdim[1:4] = spacing3
+        fields["pixdim"] = tuple(float(v) for v in pixdim)
+        fields["vox_units"] = b"mm"
+        fields["cal_max"] = fields["cal_min"] = 0.0
+    else:
+        fields["sizeof_hdr"] = HEADER_SIZE[kind]
+        fields["scl_slope"], fields["scl_inter"] = (slope, inter) if volume.scaling is not None else (0.0, 0.0)
+        fields["magic"] = (b"n+1\x00" if vox_offset else b"ni1\x00") if kind == "nifti1" else (
+            b"n+2\x00\r\n\x1a\n" if vox_offset else b"ni2\x00\r\n\x1a\n")
+        fields["xyzt_units"] = 2 | 8
+        if volume.orientation_known:
+            b, c, d, qfac, zooms, origin = qform_parameters(aff)
+            pixdim[0] = qfac
+            pixdim[1:4] = list(zooms)
+            fields["quatern_b"], fields["quatern_c"], fields["quatern_d"] = b, c, d
+            fields["qoffset_x"], fields["qoffset_y"], fields["qoffset_z"] = (float(v) for v in origin)
+            code_num = {v: k for k, v in XFORM_CODES.items()}.get(volume.metadata.get("xform_space"), 1) or 1
+            fields["qform_code"] = fields["sform_code"] = code_num
+            fields["srow_x"], fields["srow_y"], fields["srow_z"] = (tuple(float(v) for v in aff[r]) for r in range(3))
+        fields["pixdim"] = tuple(float(v) for v in pixdim)
+        if volume.value_kind == "label":
+            fields["intent_code"] = 1002
+        if kind == "nifti1":
+            fields["slice_code"] = 0
+    fmt, _ = _LAYOUTS[kind]
+    values = []
+    for (name, c) in _FIELDS[kind]:
+        v = fields[name]
+        if isinstance(v, tuple):
+            values.extend(v)
+        else:
+            values.append(v)
+    return struct.pack("<" + fmt, *values)
+
+
+def _needs_nifti2(volume: Volume) -> bool:
+    return any(n > 32767 for n in volume.grid_shape)
+
+
+def output_paths(path: str, fmt: str) -> list:
+    low = path.lower()
+    if fmt == "analyze" or low.endswith((".hdr", ".img", ".img.gz")):
+        base = path
+        gz = low.endswith(".gz")
+        for ext in (".img.gz", ".hdr.gz", ".img", ".hdr"):
+            if low.endswith(ext):
+                base = path[: -len(ext)]
+                break
+        return [base + ".hdr", base + ".img" + (".gz" if gz else "")]
+    return [path]
+
+
+def _array_bytes(volume: Volume) -> np.ndarray:
+    """The voxels in NIfTI file order (x fastest; colour channels fastest of all), C-contiguous."""
+    arr = volume.array
+    if volume.value_kind in ("rgb", "rgba"):
+        arr = np.moveaxis(arr, -1, 0)
+    arr = np.ascontiguousarray(arr.T)  # no copy when the array is already Fortran-ordered
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def write(volume: Volume, path: str, fmt: str = "nifti1", *, force: bool = False, protect=(),
+          nifti2: bool = False, **options) -> list:
+    kind = fmt if fmt in ("analyze", "nifti2") else "nifti1"
+    if kind == "nifti1" and (nifti2 or _needs_nifti2(volume)):
+        kind = "nifti2"
+    if volume.ndim > 7:
+        raise OutputError("NIfTI holds at most 7 dimensions", path)
+    if kind == "analyze":
+        volume = _to_analyze_orientation(volume, path)
+        if any(n > 32767 for n in volume.grid_shape):
+            raise OutputError("Analyze 7.5 cannot hold a dimension above 32767", path)
+    paths = output_paths(path, kind)
+    single = len(paths) == 1
+    vox_offset = (352 if kind == "nifti1" else 544) if single else 0
+    header = _header_bytes(volume, kind, vox_offset, path)
+    data = _array_bytes(volume)
+    with io.atomic_outputs(paths, force=force, protect=protect) as temps:
+        if single:
+            compress = path.lower().endswith(".gz")
+            with io.open_write(temps[0], compress) as fh:
+                fh.write(header)
+                fh.write(b"\x00" * (vox_offset - len(header)))
+                _write_data(fh, data)
+        else:
+            with open(temps[0], "wb") as fh:
+                fh.write(header)
+                if kind != "analyze":
+                    fh.write(b"\x00" * 4)
+            with io.open_write(temps[1], paths[1].lower().endswith(".gz")) as fh:
+                _write_data(fh, data)
+    return paths
+
+
+def _write_data(fh, arr: np.ndarray) -> None:
+    flat = arr.reshape(-1).view(np.uint8) if arr.size else np.zeros(0, np.uint8)
+    step = 1 << 24
+    for start in range(0, flat.size, step):
+        fh.write(memoryview(flat[start: start + step]))

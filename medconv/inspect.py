@@ -1,0 +1,62 @@
+"""`info` as a library call: one summary record per image (per series for DICOM directories)."""
+from __future__ import annotations
+
+import os
+
+INFO_FIELDS = ("path", "format", "shape", "ndim", "spacing", "dtype", "value_kind", "scaling", "affine",
+               "orientation", "size_bytes", "modality", "series_uid", "series_number", "series_description",
+               "n_files", "transfer_syntax")
+#: keys of Volume.metadata that info may print (nothing patient-identifying)
+_META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax")
+
+
+def volume_record(volume, path: str, size_bytes: int | None = None) -> dict:
+    record = {"path": path, "format": volume.format}
+    record.update(volume.summary())
+    record["size_bytes"] = size_bytes if size_bytes is not None else volume.metadata.get("size_bytes", _disk_size(path))
+    for key in _META_KEYS:
+        if volume.metadata.get(key) is not None:
+            record[key] = volume.metadata[key]
+    return record
+
+
+def _disk_size(path: str) -> int:
+    from .formats.nifti import output_paths
+
+    low = path.lower()
+    if low.endswith((".hdr", ".img", ".img.gz")):
+        return sum(os.path.getsize(p) for p in output_paths(path, "analyze") if os.path.exists(p))
+    if low.endswith((".mhd", ".nhdr")):
+        return sum(os.path.getsize(p) for p in volume_files(path) if os.path.exists(p))
+    return os.path.getsize(path) if os.path.isfile(path) else 0
+
+
+def volume_files(path: str) -> list:
+    """The header file plus the data files it names (MetaImage/NRRD detached headers)."""
+    files = [path]
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(65536).decode("latin-1", "replace")
+    except OSError:
+        return files
+    for line in text.splitlines():
+        key, _, value = line.partition("=") if "=" in line else line.partition(":")
+        key = key.strip().lower()
+        value = value.strip()
+        if key in ("elementdatafile", "data file", "datafile") and value and value.upper() not in ("LOCAL", "LIST"):
+            if "%" not in value:
+                files.append(os.path.join(os.path.dirname(path), value))
+    return files
+
+
+def info(path: str, series=None) -> list:
+    """Summary records of one path (a directory of DICOM gives one record per series)."""
+    from . import read
+    from .formats import backend, detect
+
+    fmt = detect(path)
+    module = backend(fmt)
+    if hasattr(module, "info_records"):
+        return module.info_records(path, series=series)
+    volume = read(path, header_only=True, fmt=fmt)
+    return [volume_record(volume, path)]

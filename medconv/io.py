@@ -1,0 +1,168 @@
+"""File plumbing shared by every backend: atomic writes, fast gzip, size guards."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+
+from .errors import CorruptInput, InputError, OutputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+#: Default gzip level for written .gz files (ISA-L levels 0-3; see compression_level()).
+DEFAULT_COMPRESSION = 1
+_state = {"level": DEFAULT_COMPRESSION, "threads": None}
+
+
+def set_compression(level: int | None = None, threads: int | None = None) -> None:
+    if level is not None:
+        _state["level"] = int(level)
+    if threads is not None:
+        _state["threads"] = int(threads)
+
+
+def _threads() -> int:
+    if _state["threads"]:
+        return _state["threads"]
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def read_bytes(path: str, limit: int | None = None) -> bytes:
+    """Read a file (or its first `limit` bytes), decompressing gzip transparently."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+            fh.seek(0)
+            if head == GZIP_MAGIC:
+                return gunzip_file(path, limit)
+            return fh.read() if limit is None else fh.read(limit)
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory", path) from None
+    except PermissionError:
+        raise InputError("permission denied", path) from None
+
+
+def gunzip_file(path: str, limit: int | None = None) -> bytes:
+    """Decompress a gzip file (the whole of it, or at least its first `limit` bytes)."""
+    from isal import igzip
+
+    try:
+        with igzip.open(path, "rb") as fh:
+            return fh.read() if limit is None else fh.read(limit)
+    except (OSError, EOFError, ValueError) as exc:
+        if limit is not None:
+            raise CorruptInput(f"not a valid gzip stream ({exc})", path) from None
+        raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
+
+
+def gunzip_bytes(data: bytes, path: str | None = None) -> bytes:
+    from isal import igzip
+
+    try:
+        return igzip.decompress(data)
+    except (OSError, EOFError, ValueError) as exc:
+        raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
+
+
+def zlib_decompress(data: bytes, path: str | None = None) -> bytes:
+    from isal import isal_zlib
+
+    try:
+        return isal_zlib.decompress(data)
+    except Exception as exc:  # isal raises its own error type
+        raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
+
+
+def zlib_compress(data, level: int | None = None) -> bytes:
+    from isal import isal_zlib
+
+    return isal_zlib.compress(data, min(3, _state["level"] if level is None else level))
+
+
+def open_write(path: str, compress: bool):
+    """A binary file object for writing; gzip (threaded ISA-L) when `compress`."""
+    if not compress:
+        return open(path, "wb")
+    from isal import igzip_threaded
+
+    level = min(3, max(0, _state["level"]))
+    return igzip_threaded.open(path, "wb", compresslevel=level, threads=_threads())
+
+
+def file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def check_size(path: str, needed: int, available: int, what: str = "voxel data") -> None:
+    """Refuse to allocate what a header claims when the bytes are not there."""
+    if needed < 0:
+        raise CorruptInput(f"header declares a negative {what} size", path)
+    if needed > available:
+        raise CorruptInput(
+            f"header declares {needed} bytes of {what} but only {available} are present (truncated?)", path
+        )
+
+
+@contextlib.contextmanager
+def atomic_outputs(paths, force: bool = False, protect=()):
+    """Yield temporary paths beside each destination; rename all into place on success.
+
+    Nothing is left behind on failure. An existing destination is refused unless
+    `force`; a destination that is one of `protect` (the inputs) is always refused.
+    """
+    paths = [os.path.abspath(p) for p in paths]
+    protected = {os.path.realpath(p) for p in protect}
+    for p in paths:
+        if os.path.realpath(p) in protected:
+            raise OutputError("refusing to overwrite an input file", p)
+        if os.path.lexists(p) and not force:
+            raise OutputError("destination exists (use --force to replace it)", p)
+        if os.path.isdir(p):
+            raise OutputError("destination is a directory", p)
+        parent = os.path.dirname(p) or "."
+        if not os.path.isdir(parent):
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
+    temps = []
+    try:
+        for p in paths:
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".medconv-", suffix=".part", dir=os.path.dirname(p))
+            except OSError as exc:
+                raise OutputError(f"cannot write here ({exc.strerror})", p) from None
+            os.close(fd)
+            temps.append(tmp)
+        try:
+            yield temps
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise OutputError("disk full", paths[0]) from None
+            if isinstance(exc, PermissionError):
+                raise OutputError("permission denied", paths[0]) from None
+            raise
+        for tmp, p in zip(temps, paths):
+            os.chmod(tmp, 0o644 & ~_umask())
+            os.replace(tmp, p)
+        temps = []
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def strip_gz(path: str) -> tuple:
+    """('brain.nii', True) for 'brain.nii.gz'."""
+    return (path[:-3], True) if path.lower().endswith(".gz") else (path, False)

@@ -1,0 +1,27 @@
+"""Messages on stderr: warnings and notes, silenced by --quiet. Data never goes here."""
+from __future__ import annotations
+
+import sys
+
+_state = {"quiet": False}
+
+
+def set_quiet(quiet: bool) -> None:
+    _state["quiet"] = bool(quiet)
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
+def warn(message: str, path: str | None = None) -> None:
+    """A warning the user should see (silenced by --quiet)."""
+    if not _state["quiet"]:
+        where = f"{path}: " if path else ""
+        print(f"medconv: warning: {where}{message}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    """An informative line on stderr (silenced by --quiet)."""
+    if not _state["quiet"]:
+        print(f"medconv: {message}", file=sys.stderr)
