@@ -1,0 +1,115 @@
+"""Shared test helpers: run the CLI in-process, build synthetic volumes, compare geometry."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_TESTDATA = os.path.join(ROOT, "..", "shared", "testdata")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run(*argv) -> Result:
+    """Run `medconv ARGV...` in-process through the real entry point (exit codes included)."""
+    from medconv import log
+    from medconv.cli import main
+
+    argv = [str(a) for a in argv]
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    log.set_quiet(False)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    log.set_quiet(False)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_subprocess(*argv, env=None, input=None) -> Result:
+    """Run `python -m medconv ARGV...` in a fresh interpreter."""
+    full_env = dict(os.environ)
+    full_env.pop("MEDCONV_DEBUG", None)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "medconv", *map(str, argv)], capture_output=True, text=True,
+                          env=full_env, input=input, cwd=ROOT)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_clean_error(result: Result, code: int, *needles):
+    """One line on stderr starting `medconv: error:`, no traceback, the expected exit code."""
+    assert result.code == code, (result.code, result.err)
+    lines = [l for l in result.err.strip().splitlines() if l.startswith("medconv: error:")]
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    for needle in needles:
+        assert needle.lower() in result.err.lower(), (needle, result.err)
+
+
+def oblique_affine(spacing=(0.8, 0.9, 2.5), angles=(0.3, -0.2, 0.15), origin=(-101.25, 33.5, 17.75)):
+    """A rotated, anisotropic RAS affine (values chosen to survive float32 storage)."""
+    ax, ay, az = angles
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    aff = np.eye(4)
+    aff[:3, :3] = rx @ ry @ rz @ np.diag(spacing)
+    aff[:3, 3] = origin
+    return aff
+
+
+def make_volume(shape=(7, 6, 5), dtype="int16", affine=None, seed=0, value_kind="scalar", scaling=None,
+                time_step=None):
+    """A Volume with random values spanning the dtype's useful range."""
+    from medconv.volume import Volume
+
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        lo, hi = max(info.min, -30000), min(info.max, 60000)
+        data = rng.integers(lo, hi, size=shape, endpoint=True).astype(dt)
+    elif dt.kind == "c":
+        data = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dt)
+    else:
+        data = (rng.normal(size=shape) * 100).astype(dt)
+    return Volume(data=data, affine=oblique_affine() if affine is None else affine, value_kind=value_kind,
+                  scaling=scaling, time_step=time_step)
+
+
+def world_max_error(affine_a, affine_b, shape) -> float:
+    from medconv.geometry import world_distance
+
+    return world_distance(affine_a, affine_b, shape)
+
+
+def nibabel_data(name: str) -> str:
+    import nibabel
+
+    return os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", name)
+
+
+def pydicom_data(name: str) -> str:
+    """A file of the pydicom-data package (installed as a test dependency)."""
+    import glob
+
+    import data_store
+
+    base = os.path.dirname(data_store.__file__)
+    hits = glob.glob(os.path.join(base, "**", name), recursive=True)
+    if not hits:
+        raise FileNotFoundError(name)
+    return hits[0]
