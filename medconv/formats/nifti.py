@@ -585,7 +585,8 @@ def output_paths(path: str, fmt: str) -> list:
             if low.endswith(ext):
                 base = path[: -len(ext)]
                 break
-        return [base + ".hdr", base + ".img" + (".gz" if gz else "")]
+        ext = ".gz" if gz else ""  # a compressed pair compresses both files, as nibabel and FSL expect
+        return [base + ".hdr" + ext, base + ".img" + ext]
     return [path]
 
 
@@ -624,7 +625,7 @@ def write(volume: Volume, path: str, fmt: str = "nifti1", *, force: bool = False
                 fh.write(b"\x00" * (vox_offset - len(header)))
                 _write_data(fh, data)
         else:
-            with open(temps[0], "wb") as fh:
+            with io.open_write(temps[0], paths[0].lower().endswith(".gz")) as fh:
                 fh.write(header)
                 if kind != "analyze":
                     fh.write(b"\x00" * 4)
