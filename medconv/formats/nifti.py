@@ -358,7 +358,8 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
     time_step = None
     if len(spatial) > 3:
         step = float(hdr["pixdim"][4])
-        time_step = step * _TIME_TO_SECONDS.get(hdr["xyzt_units"] & 56, 1.0) if step else None
+        units = 8 if kind == "analyze" else hdr["xyzt_units"] & 56  # Analyze has no unit field: seconds
+        time_step = step * _TIME_TO_SECONDS.get(units, 1.0) if step else None
     metadata = {}
     if kind != "analyze":
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
@@ -530,12 +531,16 @@ def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> byte
         fields["funused1"], fields["funused2"] = slope, inter
         spacing3 = list(spacing[:3]) + [1.0] * (3 - len(spacing[:3]))
         origin = np.zeros(3)
-        for ax in range(min(3, len(grid))):
+        for ax in range(3):
             origin[ax] = -aff[ax, 3] / aff[ax, ax] if aff[ax, ax] else 0.0
         rounded = np.round(origin)
         if np.abs(rounded - origin).max() > 1e-4:
             log.warn("Analyze stores the origin as a whole voxel index: it was rounded "
                      f"({np.round(origin, 3).tolist()} -> {rounded.tolist()})", path)
+        dims3 = np.array(list(grid[:3]) + [1] * (3 - len(grid[:3])))
+        if not ((rounded + 1 > -dims3).all() and (rounded + 1 < dims3 * 2).all()) or not (rounded + 1).any():
+            log.warn("the origin lies outside the range Analyze readers accept for SPM's originator; "
+                     "they will place the origin at the centre of the image", path)
         fields["originator"] = tuple(int(v) + 1 for v in rounded) + (0, 0)
         pixdim[1:4] = spacing3
         fields["pixdim"] = tuple(float(v) for v in pixdim)
@@ -547,15 +552,17 @@ def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> byte
         fields["magic"] = (b"n+1\x00" if vox_offset else b"ni1\x00") if kind == "nifti1" else (
             b"n+2\x00\r\n\x1a\n" if vox_offset else b"ni2\x00\r\n\x1a\n")
         fields["xyzt_units"] = 2 | 8
-        if volume.orientation_known:
-            b, c, d, qfac, zooms, origin = qform_parameters(aff)
-            pixdim[0] = qfac
-            pixdim[1:4] = list(zooms)
-            fields["quatern_b"], fields["quatern_c"], fields["quatern_d"] = b, c, d
-            fields["qoffset_x"], fields["qoffset_y"], fields["qoffset_z"] = (float(v) for v in origin)
-            code_num = {v: k for k, v in XFORM_CODES.items()}.get(volume.metadata.get("xform_space"), 1) or 1
-            fields["qform_code"] = fields["sform_code"] = code_num
-            fields["srow_x"], fields["srow_y"], fields["srow_z"] = (tuple(float(v) for v in aff[r]) for r in range(3))
+        if not volume.orientation_known:
+            log.note(f"{os.path.basename(path)}: the source stored no orientation; writing the assumed one "
+                     "(Analyze convention, see `medconv info`) so every voxel keeps its position")
+        b, c, d, qfac, zooms, origin = qform_parameters(aff)
+        pixdim[0] = qfac
+        pixdim[1:4] = list(zooms)
+        fields["quatern_b"], fields["quatern_c"], fields["quatern_d"] = b, c, d
+        fields["qoffset_x"], fields["qoffset_y"], fields["qoffset_z"] = (float(v) for v in origin)
+        code_num = {v: k for k, v in XFORM_CODES.items()}.get(volume.metadata.get("xform_space"), 1) or 1
+        fields["qform_code"] = fields["sform_code"] = code_num
+        fields["srow_x"], fields["srow_y"], fields["srow_z"] = (tuple(float(v) for v in aff[r]) for r in range(3))
         fields["pixdim"] = tuple(float(v) for v in pixdim)
         if volume.value_kind == "label":
             fields["intent_code"] = 1002

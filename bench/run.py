@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Side-by-side timings: medconv beside its peers, on the same fixtures, in one run.
+
+    make bench                       # or: .venv/bin/python bench/run.py [--repeats N] [--only TASK]
+
+Fixtures are generated deterministically under .bench-cache/ (kept between runs).
+Each command runs in its own process; wall time is measured around it and peak
+memory (RSS) is read from the kernel's accounting for that process (wait4).
+Peers that are not installed are skipped with a note. Ratios are peer / medconv
+(> 1 means medconv is faster); only ratios from one run mean anything.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("MEDCONV_BENCH_CACHE", os.path.join(ROOT, ".bench-cache"))
+BIN = os.path.dirname(sys.executable)
+PY = sys.executable
+MEDCONV = [PY, "-m", "medconv"] if not os.path.exists(os.path.join(BIN, "medconv")) else [os.path.join(BIN, "medconv")]
+
+
+# -- fixtures -----------------------------------------------------------------------------
+def _ct_volume(shape, seed=7):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    nx, ny, nz = shape
+    # a smooth body-like phantom with noise: compresses like real CT, not like white noise
+    x = np.linspace(-1, 1, nx, dtype=np.float32)[:, None]
+    y = np.linspace(-1, 1, ny, dtype=np.float32)[None, :]
+    body = ((x / 0.8) ** 2 + (y / 0.6) ** 2) < 1
+    vol = np.empty(shape, dtype=np.int16)
+    for k in range(nz):
+        noise = rng.normal(0, 20, (nx, ny)).astype(np.float32)
+        sl = np.where(body, 40 + noise + 300 * (((x - 0.2 * np.sin(k / 20)) ** 2 + y**2) < 0.04), -1000 + noise / 4)
+        vol[:, :, k] = sl.astype(np.int16) + 1024
+    return vol
+
+
+def fixture_dicom_series(shape=(512, 512, 200)):
+    """A CT series of single-frame files with shuffled, meaningless names."""
+    out = os.path.join(CACHE, f"ct_dicom_{shape[0]}x{shape[1]}x{shape[2]}")
+    if os.path.isdir(out) and len(os.listdir(out)) == shape[2]:
+        return out
+    import random
+
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    vol = _ct_volume(shape)
+    study, series, frame = (generate_uid(entropy_srcs=[s]) for s in ("study", "series", "for"))
+    order = list(range(shape[2]))
+    random.Random(3).shuffle(order)
+    for name_index, k in enumerate(order):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        sop = generate_uid(entropy_srcs=["sop", str(k)])
+        meta.MediaStorageSOPInstanceUID = sop
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 3, shape[2] - k
+        ds.PatientName, ds.PatientID = "Bench^Phantom", "BENCH01"
+        ds.SeriesDescription = "bench phantom"
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-250.0, -250.0, -300.0 + 1.25 * k]
+        ds.PixelSpacing = [0.9765625, 0.9765625]
+        ds.SliceThickness = 1.25
+        ds.Rows, ds.Columns = shape[1], shape[0]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelData = np.ascontiguousarray(vol[:, :, k].T).tobytes()
+        ds.save_as(os.path.join(tmp, f"IM{name_index * 7919 % 100003:06d}"), enforce_file_format=True)
+    os.replace(tmp, out)
+    return out
+
+
+def fixture_nifti(shape=(512, 512, 300), name=None):
+    import numpy as np
+
+    path = os.path.join(CACHE, name or f"ct_{shape[0]}x{shape[1]}x{shape[2]}.nii.gz")
+    if os.path.exists(path):
+        return path
+    sys.path.insert(0, ROOT)
+    import medconv
+    from medconv.volume import Volume
+
+    aff = np.diag([0.9765625, 0.9765625, 1.25, 1.0])
+    aff[:3, 3] = [-250.0, -250.0, -300.0]
+    medconv.write(Volume(data=_ct_volume(shape), affine=aff, scaling=(1.0, -1024.0)), path, force=True)
+    return path
+
+
+def fixture_many_small(n=1000):
+    out = os.path.join(CACHE, f"small_{n}")
+    if os.path.isdir(out) and len(os.listdir(out)) == n:
+        return out
+    import numpy as np
+
+    sys.path.insert(0, ROOT)
+    import medconv
+    from medconv.volume import Volume
+
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        data = rng.integers(0, 1000, (16, 16, 8), dtype=np.int16)
+        medconv.write(Volume(data=data, affine=np.diag([1.0, 1.0, 2.0, 1.0])), os.path.join(tmp, f"s{i:04d}.nii.gz"))
+    os.replace(tmp, out)
+    return out
+
+
+# -- running --------------------------------------------------------------------------------
+def measure(argv, repeats, setup=None, shell=False):
+    """(times, peak RSS in bytes, error text) for running argv `repeats` times."""
+    times, peak = [], 0
+    for _ in range(repeats):
+        if setup:
+            setup()
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, shell=shell)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            return times, peak, (err.strip().splitlines() or ["exit %d" % proc.returncode])[-1][:150]
+        times.append(elapsed)
+        peak = max(peak, usage.ru_maxrss * 1024)
+    return times, peak, None
+
+
+def which(name):
+    path = os.path.join(BIN, name)
+    return path if os.path.exists(path) else shutil.which(name)
+
+
+def python_snippet(code):
+    return [PY, "-c", code]
+
+
+SITK_SERIES = """
+import sys, SimpleITK as sitk
+r = sitk.ImageSeriesReader(); r.SetFileNames(r.GetGDCMSeriesFileNames(sys.argv[1]))
+sitk.WriteImage(r.Execute(), sys.argv[2], useCompression=sys.argv[2].endswith('.gz'))
+"""
+SITK_CONVERT = """
+import sys, SimpleITK as sitk
+sitk.WriteImage(sitk.ReadImage(sys.argv[1]), sys.argv[2], useCompression=sys.argv[2].endswith('.gz'))
+"""
+NIB_CONVERT = """
+import sys, nibabel as nib
+nib.save(nib.load(sys.argv[1]), sys.argv[2])
+"""
+DICOM2NIFTI = """
+import sys, dicom2nifti, dicom2nifti.settings as s
+s.disable_validate_slice_increment()
+dicom2nifti.dicom_series_to_nifti(sys.argv[1], sys.argv[2], reorient_nifti=False)
+"""
+NIB_STATS = """
+import sys, numpy as np, nibabel as nib
+d = nib.load(sys.argv[1]).get_fdata(dtype=np.float32)
+print(d.mean(), d.std(), np.median(d), *np.percentile(d, [2, 98]))
+"""
+
+
+def tasks(repeats):
+    """[(task, [(tool, argv or None, note, setup)])]; argv None = skipped (note says why)."""
+    out_dir = os.path.join(CACHE, "out")
+    os.makedirs(out_dir, exist_ok=True)
+
+    def clean(*names):
+        def setup():
+            for n in names:
+                p = os.path.join(out_dir, n)
+                if os.path.isdir(p):
+                    shutil.rmtree(p)
+                elif os.path.exists(p):
+                    os.unlink(p)
+                for f in os.listdir(out_dir):
+                    if f.startswith(n.split(".")[0] + "_d2n") or f.startswith("d2x"):
+                        path = os.path.join(out_dir, f)
+                        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+        return setup
+
+    rows = []
+    series = fixture_dicom_series()
+    nii = fixture_nifti()
+    small_dir = fixture_many_small()
+    small = sorted(os.path.join(small_dir, f) for f in os.listdir(small_dir))
+    one = small[0]
+    d2x = which("dcm2niix")
+    d2x_dir = os.path.join(out_dir, "d2x")
+
+    def d2x_setup():
+        shutil.rmtree(d2x_dir, ignore_errors=True)
+        os.makedirs(d2x_dir)
+
+    for ext, zflag in ((".nii.gz", "y"), (".nii", "n")):
+        target = os.path.join(out_dir, "ct" + ext)
+        rows.append((f"DICOM 512x512x200 -> {ext}", [
+            ("medconv", MEDCONV + ["convert", series, target, "--force"], "", None),
+            ("dcm2niix", [d2x, "-z", zflag, "-b", "n", "-f", "ct", "-o", d2x_dir, series] if d2x else None,
+             "" if d2x else "not installed", d2x_setup),
+            ("dicom2nifti", python_snippet(DICOM2NIFTI) + [series, os.path.join(out_dir, "d2n" + ext)],
+             "", clean("d2n" + ext)),
+            ("SimpleITK", python_snippet(SITK_SERIES) + [series, os.path.join(out_dir, "sitk" + ext)],
+             "", clean("sitk" + ext)),
+        ]))
+    rows.append(("info, one NIfTI", [
+        ("medconv", MEDCONV + ["info", one], "", None),
+        ("nib-ls", [which("nib-ls"), one] if which("nib-ls") else None, "", None),
+        ("mrinfo", [which("mrinfo"), one] if which("mrinfo") else None, "not installed", None),
+        ("fslinfo", [which("fslinfo"), one] if which("fslinfo") else None, "not installed", None),
+    ]))
+    rows.append(("medconv --version", [("medconv", MEDCONV + ["--version"], "", None)]))
+    listing = os.path.join(CACHE, "small_list.txt")
+    with open(listing, "w") as fh:
+        fh.write("\n".join(small) + "\n")
+    loop = (f"while read f; do {which('mrinfo')} \"$f\" >/dev/null; done < {listing}") if which("mrinfo") else None
+    rows.append(("info, 1000 small .nii.gz", [
+        ("medconv", MEDCONV + ["info", "--from-list", listing, "--json"], "", None),
+        ("mrinfo loop", ["bash", "-c", loop] if loop else None, "not installed (Debian mrtrix3)", None),
+        ("nib-ls", [which("nib-ls")] + small if which("nib-ls") else None, "one call, 1000 files", None),
+    ]))
+    rows.append(("stats median p2 p98, 512x512x300", [
+        ("medconv", MEDCONV + ["stats", nii, "--percentile", "2", "98"], "", None),
+        ("nibabel+numpy", python_snippet(NIB_STATS) + [nii], "", None),
+        ("mrstats", [which("mrstats"), nii] if which("mrstats") else None, "not installed", None),
+        ("fslstats", [which("fslstats"), nii, "-M", "-S", "-P", "50"] if which("fslstats") else None,
+         "not installed", None),
+    ]))
+    mhd = os.path.join(out_dir, "ct.mhd")
+    back = os.path.join(out_dir, "back.nii.gz")
+    rows.append((".nii.gz -> .mhd, 512x512x300", [
+        ("medconv", MEDCONV + ["convert", nii, mhd, "--force"], "", None),
+        ("SimpleITK", python_snippet(SITK_CONVERT) + [nii, os.path.join(out_dir, "sitk.mhd")], "", None),
+        ("nibabel", None, "cannot write MetaImage", None),
+    ]))
+    rows.append((".mhd -> .nii.gz, 512x512x300", [
+        ("medconv", MEDCONV + ["convert", mhd, back, "--force"], "", None),
+        ("SimpleITK", python_snippet(SITK_CONVERT) + [mhd, os.path.join(out_dir, "sitk_back.nii.gz")], "",
+         clean("sitk_back.nii.gz")),
+    ]))
+    rows.append((".nii.gz -> .nii.gz copy, 512x512x300", [
+        ("medconv", MEDCONV + ["convert", nii, os.path.join(out_dir, "copy.nii.gz"), "--force"], "", None),
+        ("SimpleITK", python_snippet(SITK_CONVERT) + [nii, os.path.join(out_dir, "sitk_copy.nii.gz")], "",
+         clean("sitk_copy.nii.gz")),
+        ("nibabel", python_snippet(NIB_CONVERT) + [nii, os.path.join(out_dir, "nib_copy.nii.gz")], "", None),
+    ]))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)))
+    parser.add_argument("--only", help="run only tasks whose name contains this text")
+    args = parser.parse_args()
+    os.makedirs(CACHE, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"medconv bench: {os.cpu_count()} CPUs, {args.repeats} runs each, fixtures in {CACHE}", flush=True)
+    results = []
+    for task, tools in tasks(args.repeats):
+        if args.only and args.only not in task:
+            continue
+        base = None
+        for tool, argv, note, setup in tools:
+            if argv is None:
+                results.append((task, tool, None, None, None, None, None, note or "not installed"))
+                continue
+            times, peak, err = measure(argv, args.repeats if tool == "medconv" or "loop" not in tool else 1, setup)
+            if err:
+                results.append((task, tool, None, None, None, None, None, f"failed: {err}"))
+                continue
+            med = statistics.median(times)
+            if tool == "medconv":
+                base = med
+            ratio = (med / base) if base else None
+            results.append((task, tool, med, min(times), max(times), ratio, peak, note))
+            print(f"  {task:<38} {tool:<14} {med:8.3f} s", flush=True)
+    extra = []
+    d2x = which("dcm2niix")
+    if d2x:
+        found = shutil.which("pigz") is not None
+        extra.append(f"dcm2niix {'found' if found else 'did not find'} pigz on PATH")
+    out_dir = os.path.join(CACHE, "out")
+    for ours, theirs in (("ct.nii.gz", "d2x/ct.nii.gz"),):
+        a, b = os.path.join(out_dir, ours), os.path.join(out_dir, theirs)
+        if os.path.exists(a) and os.path.exists(b):
+            extra.append(f".nii.gz size: medconv {os.path.getsize(a) / 1e6:.1f} MB, dcm2niix {os.path.getsize(b) / 1e6:.1f}"
+                         f" MB (ratio {os.path.getsize(a) / os.path.getsize(b):.3f})")
+    print()
+    header = ("task", "tool", "median s", "min s", "max s", "peer/medconv", "peak RSS MB", "note")
+    lines = [header]
+    for task, tool, med, lo, hi, ratio, peak, note in results:
+        f = (lambda v: f"{v:.3f}" if v is not None else "-")
+        lines.append((task, tool, f(med), f(lo), f(hi), f"{ratio:.2f}" if ratio else "-",
+                      f"{peak / 1e6:.0f}" if peak else "-", note or ""))
+    widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
+    for row in lines:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    for e in extra:
+        print(e)
+    print(f"total bench time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
