@@ -272,8 +272,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)))
     parser.add_argument("--only", help="run only tasks whose name contains this text")
+    parser.add_argument("--fixtures-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.makedirs(CACHE, exist_ok=True)
+    if args.fixtures_only:
+        fixture_dicom_series(), fixture_nifti(), fixture_many_small()
+        return
+    # fixtures are made in a child process: a forked child starts with its parent's peak RSS,
+    # so the measuring process itself must stay small
+    subprocess.run([PY, os.path.abspath(__file__), "--fixtures-only"], check=True)
     t0 = time.perf_counter()
     print(f"medconv bench: {os.cpu_count()} CPUs, {args.repeats} runs each, fixtures in {CACHE}", flush=True)
     results = []
