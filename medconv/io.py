@@ -9,8 +9,8 @@ import tempfile
 from .errors import CorruptInput, InputError, OutputError
 
 GZIP_MAGIC = b"\x1f\x8b"
-#: Default gzip level for written .gz files (ISA-L levels 0-3; see compression_level()).
-DEFAULT_COMPRESSION = 1
+#: gzip level for written .gz files (ISA-L 0-3): 3 is within ~4% of zlib level 6 in size, ~20x faster
+DEFAULT_COMPRESSION = 3
 _state = {"level": DEFAULT_COMPRESSION, "threads": None}
 
 

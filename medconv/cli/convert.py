@@ -21,7 +21,7 @@ from . import options
               help="8-bit display window for 2D outputs: auto (file's VOI or robust range) or CENTER,WIDTH.")
 @click.option("--nifti2", is_flag=True, help="Write NIfTI-2 even when NIfTI-1 could hold the image.")
 @click.option("--compression-level", type=click.IntRange(0, 3), default=None, metavar="0-3",
-              help="gzip level for .gz outputs (ISA-L levels; default 1).")
+              help="gzip level for .gz outputs (ISA-L levels; default 3).")
 @click.option("--name", "name_template", default="{stem}", show_default=True, metavar="TEMPLATE",
               help="Output name template for -o DIR: {stem} {parent} {index} {series_number} {series_description} "
                    "{modality} {protocol}.")
