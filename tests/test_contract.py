@@ -1,0 +1,93 @@
+"""Every registered backend against one contract, parametrised from the registry.
+
+A new format is tested here the day its row is added: write a small image, detect it by content
+(also under a wrong extension), read it header-only without touching voxels, read its native
+header, refuse to overwrite without force, and leave nothing behind when a write fails.
+"""
+import importlib.util
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import medconv
+from medconv.errors import MedconvError, OutputError
+from medconv.formats import backend
+from medconv.formats._registry import FORMATS
+from medconv.volume import Volume
+
+NAMES = {"nifti1": "c.nii.gz", "nifti2": "c2.nii", "analyze": "c.hdr", "metaimage": "c.mha", "nrrd": "c.nrrd",
+         "minc": "c.mnc", "mgh": "c.mgz", "png": "c.png", "jpeg": "c.jpg", "tiff": "c.tif", "bmp": "c.bmp"}
+FILE_FORMATS = [f for f in FORMATS if f.name in NAMES and importlib.util.find_spec(f.module) is not None]
+
+
+def _sample(fmt):
+    ndim = 2 if 2 in fmt.ndims and 3 not in fmt.ndims else 3
+    shape = (6, 5) if ndim == 2 else (6, 5, 4)
+    data = (np.arange(np.prod(shape)) % 200).astype(np.uint8 if "uint8" in fmt.dtypes else fmt.dtypes[0])
+    aff = np.diag([-1.0, -1.0, 1.0, 1.0]) if not fmt.geometry else np.diag([-1.5, 2.0, 2.5, 1.0])
+    return Volume(data=data.reshape(shape), affine=aff)
+
+
+@pytest.fixture(params=FILE_FORMATS, ids=lambda f: f.name)
+def written(request, tmp_path):
+    fmt = request.param
+    vol = _sample(fmt)
+    path = str(tmp_path / NAMES[fmt.name])
+    files = medconv.write(vol, path, to=fmt.name)
+    assert files and all(os.path.exists(f) for f in files)
+    return fmt, vol, path, files
+
+
+def test_detected_by_content(written):
+    fmt, _, path, _ = written
+    assert medconv.detect(path) == fmt.name
+
+
+def test_detected_under_a_wrong_extension(written, tmp_path):
+    fmt, vol, path, files = written
+    if len(files) > 1 or fmt.name == "nifti2":
+        pytest.skip("a multi-file format is found through its header's name")
+    odd = tmp_path / "renamed.data"
+    shutil.copy(path, odd)
+    assert medconv.detect(str(odd)) == fmt.name
+    back = medconv.read(str(odd))
+    np.testing.assert_array_equal(np.squeeze(back.array), np.squeeze(vol.array))
+
+
+def test_header_only_read_does_not_touch_voxels(written):
+    fmt, vol, path, _ = written
+    head = medconv.read(path, header_only=True)
+    assert head.format in (fmt.name, "nifti1", "nifti2") or fmt.name in ("png", "jpeg", "tiff", "bmp")
+    assert tuple(n for n in head.grid_shape if n != 1) == tuple(n for n in vol.grid_shape if n != 1)
+    full = medconv.read(path)
+    np.testing.assert_array_equal(np.squeeze(full.array), np.squeeze(vol.array))
+
+
+def test_native_header_is_a_dict(written):
+    fmt, _, path, _ = written
+    hdr = backend(fmt.name).read_header(path, fmt.name)
+    assert isinstance(hdr, dict) and hdr
+
+
+def test_existing_destination_refused_and_kept(written):
+    fmt, vol, path, files = written
+    before = {f: open(f, "rb").read() for f in files}
+    with pytest.raises(OutputError):
+        medconv.write(vol, path, to=fmt.name)
+    assert {f: open(f, "rb").read() for f in files} == before
+    medconv.write(vol, path, to=fmt.name, force=True)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    """A volume no format can hold (complex128 2D) fails everywhere except NIfTI; no file appears."""
+    vol = Volume(data=np.ones((4, 4, 4), np.complex128), affine=np.eye(4), value_kind="complex")
+    for fmt in FILE_FORMATS:
+        if "complex128" in fmt.dtypes:
+            continue
+        out = tmp_path / fmt.name
+        out.mkdir()
+        with pytest.raises(MedconvError):
+            medconv.write(vol, str(out / NAMES[fmt.name]), to=fmt.name)
+        assert os.listdir(out) == [], fmt.name
