@@ -68,7 +68,16 @@ def detect(path) -> str:
 
 def backend(name: str):
     """The backend module of a format, imported on first use."""
-    return importlib.import_module(BY_NAME[name].module)
+    module = BY_NAME[name].module
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        from ..errors import MissingDependency
+
+        missing = exc.name or module
+        if missing.startswith("medconv"):
+            raise UnsupportedFormat(f"this medconv build has no {name} backend") from None
+        raise MissingDependency(f"reading {name} needs the Python package {missing!r}: pip install {missing}") from None
 
 
 def resolve_format_name(name: str) -> str:
