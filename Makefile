@@ -35,12 +35,12 @@ install-test: $(VENV)/.installed-test
 demo: $(VENV)/.installed  ## install, convert a real sample, show info and stats of the result
 	@mkdir -p $(DEMO_DIR)
 	@SRC=$$($(PY) -c "import nibabel, os; print(os.path.join(os.path.dirname(nibabel.__file__), 'tests', 'data', 'example4d.nii.gz'))"); \
-	echo "+ medconv convert $$SRC $(DEMO_DIR)/example4d.mha --force"; \
-	$(MEDCONV) convert "$$SRC" $(DEMO_DIR)/example4d.mha --force && \
-	echo "+ medconv info $(DEMO_DIR)/example4d.mha" && $(MEDCONV) info $(DEMO_DIR)/example4d.mha && \
-	if $(MEDCONV) stats --help >/dev/null 2>&1; then echo "+ medconv stats $(DEMO_DIR)/example4d.mha" && \
-	$(MEDCONV) stats $(DEMO_DIR)/example4d.mha; fi && \
-	echo "result: $(DEMO_DIR)/example4d.mha"
+	echo "+ medconv convert $$SRC $(DEMO_DIR)/example4d_ras.nii.gz --orient RAS --force"; \
+	$(MEDCONV) convert "$$SRC" $(DEMO_DIR)/example4d_ras.nii.gz --orient RAS --force && \
+	echo "+ medconv info $(DEMO_DIR)/example4d_ras.nii.gz" && $(MEDCONV) info $(DEMO_DIR)/example4d_ras.nii.gz && \
+	if $(MEDCONV) stats --help >/dev/null 2>&1; then echo "+ medconv stats $(DEMO_DIR)/example4d_ras.nii.gz" && \
+	$(MEDCONV) stats $(DEMO_DIR)/example4d_ras.nii.gz; fi && \
+	echo "result: $(DEMO_DIR)/example4d_ras.nii.gz"
 
 test: $(VENV)/.installed-test  ## install the test extras and run the whole suite
 	$(PY) -m pytest -q -n $(JOBS) tests
