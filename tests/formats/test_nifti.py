@@ -300,3 +300,33 @@ def test_destination_exists_and_input_protected(tmp_path):
     assert out.read_bytes() == before
     assert run("convert", good, out, "--force").code == 0
     assert_clean_error(run("convert", good, good, "--force"), 4, "input")
+
+
+def test_free_text_header_fields_are_not_copied(tmp_path):
+    """PITFALLS 24: descrip/aux_file/intent_name often carry names and times; medconv writes none."""
+    img = nib.Nifti1Image(np.zeros((3, 3, 3), np.int16), oblique_affine())
+    img.header["descrip"] = b"Doe^John 2024-01-02 10:11"
+    img.header["aux_file"] = b"johns_scan"
+    img.header["intent_name"] = b"JD"
+    src = str(tmp_path / "phi.nii")
+    img.to_filename(src)
+    out = tmp_path / "clean.nii"
+    assert run("convert", src, out).code == 0
+    hdr = nib.load(str(out)).header
+    assert hdr["descrip"].item() == b"" and hdr["aux_file"].item() == b"" and hdr["intent_name"].item() == b""
+
+
+def test_freesurfer_large_vector_convention(tmp_path):
+    """dim[1] = -1 with the real length in glmin (FreeSurfer's hack for long surfaces)."""
+    n = 40000
+    raw = bytearray(_good_nii(tmp_path).read_bytes()[:352])
+    struct.pack_into("<8h", raw, 40, 5, -1, 1, 1, 1, 1, 1, 1)
+    struct.pack_into("<h", raw, 70, 16)  # float32
+    struct.pack_into("<h", raw, 72, 32)
+    struct.pack_into("<i", raw, 144, n)  # glmin
+    data = np.arange(n, dtype=np.float32)
+    p = tmp_path / "surf.nii"
+    p.write_bytes(bytes(raw) + data.tobytes())
+    vol = medconv.read(str(p))
+    assert vol.shape == (n, 1, 1, 1, 1)
+    np.testing.assert_array_equal(vol.array.ravel(), data)
