@@ -1,0 +1,138 @@
+"""DICOM backend: files, series directories and DICOMDIR trees -> Volume (and series writing)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+
+
+def list_series(path) -> list:
+    """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector)."""
+    from .assemble import group
+    from .scan import scan
+
+    return [s.as_dict() for s in group(scan(os.fspath(path)))]
+
+
+def _choose(all_series, path, series):
+    if series is None:
+        if len(all_series) == 1:
+            return all_series[0]
+        listing = ", ".join(s.describe() for s in all_series[:20])
+        more = "" if len(all_series) <= 20 else ", ..."
+        raise UsageError(f"holds {len(all_series)} series ({listing}{more}): choose one with --series or "
+                         f"convert them all with -o DIR", path)
+    key = str(series).strip()
+    exact = [s for s in all_series if s.selector == key]
+    if exact:
+        return exact[0]
+    hits = [s for s in all_series if s.series_uid == key or (s.series_number is not None and str(s.series_number) == key)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        listing = ", ".join(s.describe() for s in all_series[:20])
+        raise UsageError(f"no series {key!r} here (found: {listing})", path)
+    listing = ", ".join(s.describe() for s in hits)
+    raise UsageError(f"series {key!r} matches {len(hits)} series ({listing}): choose one of these selectors", path)
+
+
+def select(path, series=None):
+    from .assemble import group
+    from .scan import scan
+
+    path = os.fspath(path)
+    return _choose(group(scan(path)), path, series)
+
+
+def _first_value(ds, keyword):
+    try:
+        v = ds.get(keyword)
+        if v is None or v == "":
+            return None
+        if hasattr(v, "__len__") and not isinstance(v, str):
+            v = v[0]
+        return float(v)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def build_volume(s, path, header_only=False, strict=False):
+    """Assemble one Series into a Volume (pixels loaded lazily with header_only)."""
+    from ..volume import Volume
+    from . import pixels, sidecar
+    from .assemble import layout
+
+    by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path)
+    f0 = by_t[0][0]
+    frames = [f for row in by_t for f in row]
+    dtype = pixels.stored_dtype(f0)
+    colour = pixels.is_colour(f0)
+    scales = {(f.slope, f.intercept) for f in frames}
+    real_float = len(scales) > 1 and not colour
+    scaling = None if real_float or colour else next(iter(scales))
+    shape = (f0.columns, f0.rows, nz) + ((nt,) if nt > 1 else ()) + ((3,) if colour else ())
+    for f in frames:
+        if f.rows is None or f.columns is None or f.rows <= 0 or f.columns <= 0:
+            raise InputError("DICOM image has no valid Rows/Columns", f.path)
+    ds = f0.ds
+    meta = {
+        "modality": s.modality, "series_uid": s.series_uid or None, "series_number": s.series_number,
+        "series_description": s.series_description, "protocol": s.protocol, "n_files": len(s.files),
+        "transfer_syntax": f0.transfer_syntax, "photometric": f0.photometric,
+        "window_center": _first_value(ds, "WindowCenter"), "window_width": _first_value(ds, "WindowWidth"),
+        "size_bytes": s.size_bytes,
+    }
+    pad = _first_value(ds, "PixelPaddingValue")
+    if pad is not None:
+        meta["pixel_padding_value"] = pad
+    meta["sidecar"] = sidecar.build(ds, by_t[0] if nz > 1 else None)
+
+    def loader():
+        return pixels.load(by_t, nz, nt, dtype, real_float=real_float)
+
+    common = dict(affine=affine, scaling=scaling, value_kind="rgb" if colour else "scalar", time_step=step_t,
+                  metadata=meta, header=ds, format="dicom", path=path)
+    stored = np.dtype(np.float32) if real_float else dtype
+    if header_only:
+        return Volume(loader=loader, stored_shape=shape, stored_dtype=stored, **common)
+    return Volume(data=loader(), **common)
+
+
+def read(path, fmt="dicom", header_only=False, series=None, strict=False, **options):
+    """A DICOM file, or one series of a directory tree, as a Volume."""
+    path = os.fspath(path)
+    return build_volume(select(path, series), path, header_only=header_only, strict=strict)
+
+
+def info_records(path, series=None) -> list:
+    """`info` records, one per series (headers only; pixels are never decoded)."""
+    from ..inspect import volume_record
+    from .assemble import group
+    from .scan import scan
+
+    path = os.fspath(path)
+    all_series = group(scan(path))
+    if series is not None:
+        all_series = [_choose(all_series, path, series)]
+    records = []
+    for s in all_series:
+        vol = build_volume(s, path, header_only=True)
+        rec = volume_record(vol, path, size_bytes=s.size_bytes)
+        if len(all_series) > 1 or series is not None:
+            rec["selector"] = s.selector
+        records.append(rec)
+    return records
+
+
+def read_header(path, fmt="dicom", series=None):
+    """The pydicom Dataset (file meta + data set, pixel data not read) of the file or series."""
+    s = select(os.fspath(path), series)
+    return s.frames[0].ds
+
+
+def write(volume, path, fmt, *, force=False, protect=(), **options):
+    from .write import write_series
+
+    return write_series(volume, path, force=force, protect=protect, **options)

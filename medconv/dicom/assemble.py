@@ -1,0 +1,180 @@
+"""Frames -> series -> Volume: split, sort along the slice normal, check spacing and tilt, 4D."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import geometry, log
+from ..errors import CorruptInput
+
+#: positions closer than this (mm) along the normal are the same slice
+POSITION_TOL = 0.01
+#: relative deviation of a slice gap from the typical gap that counts as uneven
+GAP_TOL = 0.01
+
+
+class Series:
+    """Frames that form one volume, with the selector the user types to choose them."""
+
+    def __init__(self, frames):
+        self.frames = frames
+        self.selector = None
+        first = frames[0]
+        self.series_uid = first.series_uid
+        self.series_number = first.series_number
+        self.series_description = first.series_description
+        self.modality = first.modality
+        self.protocol = first.protocol
+
+    @property
+    def files(self):
+        return list(OrderedDict.fromkeys(f.path for f in self.frames))
+
+    @property
+    def size_bytes(self):
+        seen = OrderedDict((f.path, f.size) for f in self.frames)
+        return int(sum(seen.values()))
+
+    def describe(self):
+        d = f" ({self.series_description})" if self.series_description else ""
+        return f"{self.selector}{d}"
+
+    def as_dict(self):
+        return {"series_uid": self.series_uid, "series_number": self.series_number,
+                "series_description": self.series_description, "modality": self.modality,
+                "protocol": self.protocol, "n_files": len(self.files), "selector": self.selector}
+
+
+def group(frames) -> list:
+    """Split frames by signature (UID, orientation, size, echo, image kind); stable order."""
+    groups = OrderedDict()
+    for f in frames:
+        groups.setdefault(f.signature(), []).append(f)
+    series = [Series(g) for g in groups.values()]
+    series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.series_uid))
+    numbers = {}
+    for s in series:
+        numbers.setdefault(s.series_number, set()).add(s.series_uid)
+    per_uid = {}
+    for s in series:
+        per_uid.setdefault(s.series_uid, []).append(s)
+    for s in series:
+        unique_number = s.series_number is not None and len(numbers[s.series_number]) == 1
+        base = str(s.series_number) if unique_number else s.series_uid
+        siblings = per_uid[s.series_uid]
+        s.selector = base if len(siblings) == 1 else f"{base}.{siblings.index(s) + 1}"
+    return series
+
+
+def _fmt(v):
+    return format(float(v), ".6g")
+
+
+def _order_key(f):
+    return (f.temporal if f.temporal is not None else -1, f.trigger if f.trigger is not None else -1.0,
+            f.bvalue if f.bvalue is not None else -1.0, f.acq_time if f.acq_time is not None else -1.0,
+            f.instance if f.instance is not None else -1, f.path, f.index or 0)
+
+
+def layout(series, strict=False, path=None):
+    """(frames ordered [t][k], n_slices, n_volumes, LPS affine, time step, warnings issued)."""
+    frames = series.frames
+    geo = all(f.distance is not None for f in frames)
+    if not geo:
+        ordered = sorted(frames, key=lambda f: (f.instance if f.instance is not None else 0, f.path, f.index or 0))
+        f0 = ordered[0]
+        n = len(ordered)
+        return [ordered], n, 1, _affine(f0, None, n), None
+    dist = np.array([f.distance for f in frames])
+    order = np.argsort(dist, kind="stable")
+    # cluster equal positions
+    clusters = []
+    for idx in order:
+        if clusters and abs(dist[idx] - dist[clusters[-1][0]]) <= POSITION_TOL:
+            clusters[-1].append(idx)
+        else:
+            clusters.append([idx])
+    counts = {len(c) for c in clusters}
+    if len(counts) > 1:
+        bad = [c for c in clusters if len(c) != max(counts)]
+        where = ", ".join(_fmt(dist[c[0]]) for c in bad[:6])
+        raise CorruptInput(f"series {series.selector}: slice positions repeat unevenly ({min(counts)} to "
+                           f"{max(counts)} images per position; positions with fewer: {where} mm); "
+                           f"cannot stack them", path)
+    nt = counts.pop()
+    nz = len(clusters)
+    stacks = []
+    for c in clusters:
+        stacks.append(sorted((frames[i] for i in c), key=_order_key))
+    by_t = [[stacks[k][t] for k in range(nz)] for t in range(nt)]
+    if nt > 1:
+        keys = [_order_key(s) for s in stacks[0]]
+        if len(set(k[:5] for k in keys)) < nt:
+            log.warn(f"series {series.selector}: {nt} images share each slice position with nothing "
+                     f"(time, trigger, b-value) telling them apart; stacked as {nt} volumes in file order", path)
+    positions = [np.array(stacks[k][0].ipp) for k in range(nz)]
+    dists = np.array([dist[c[0]] for c in clusters])
+    first = stacks[0][0]
+    if nz > 1:
+        gaps = np.diff(dists)
+        typical = float(np.median(gaps))
+        uneven = np.abs(gaps - typical) > max(GAP_TOL * typical, POSITION_TOL)
+        if uneven.any():
+            pairs = [f"{_fmt(dists[i])} -> {_fmt(dists[i + 1])} mm" for i in np.nonzero(uneven)[0][:6]]
+            msg = (f"series {series.selector}: uneven slice spacing (typical {_fmt(typical)} mm; gaps "
+                   f"{'; '.join(pairs)}): a slice may be missing")
+            if strict:
+                raise CorruptInput(msg, path)
+            log.warn(msg + "; voxel positions after the gap are not exact", path)
+            step = positions[1] - positions[0]
+            slice_vec = step / np.linalg.norm(step) * typical if np.linalg.norm(step) > 0 else None
+        else:
+            slice_vec = (positions[-1] - positions[0]) / (nz - 1)
+    else:
+        slice_vec = None
+    affine = _affine(first, slice_vec, nz)
+    if slice_vec is not None:
+        n = first.normal
+        cosang = abs(float(np.dot(n, slice_vec / np.linalg.norm(slice_vec))))
+        if cosang < 1 - 1e-6:
+            angle = np.degrees(np.arccos(min(cosang, 1.0)))
+            log.warn(f"series {series.selector}: gantry tilt of {angle:.2f} degrees; the affine is sheared so "
+                     f"every voxel keeps its true position (the NIfTI sform is exact, the qform is not)", path)
+    step_t = None
+    if nt > 1:
+        trig = [f.trigger for f in (by_t[t][0] for t in range(nt))]
+        if all(v is not None for v in trig) and len(set(trig)) == nt:
+            step_t = float(np.median(np.diff(trig))) / 1000.0
+        else:
+            tr = first.ds.get("RepetitionTime") if first.ds is not None else None
+            try:
+                step_t = float(tr) / 1000.0 if tr not in (None, "") else None
+            except (TypeError, ValueError):
+                step_t = None
+    return by_t, nz, nt, affine, step_t
+
+
+def _affine(f, slice_vec, nz):
+    """LPS affine for voxel (i=column, j=row, k=slice) converted to RAS."""
+    iop = f.iop if f.iop is not None else [1, 0, 0, 0, 1, 0]
+    ps = f.pixel_spacing if f.pixel_spacing is not None else [1.0, 1.0]
+    row, col = np.array(iop[:3]), np.array(iop[3:])
+    aff = np.eye(4)
+    aff[:3, 0] = row * ps[1]
+    aff[:3, 1] = col * ps[0]
+    if slice_vec is None or np.linalg.norm(slice_vec) == 0:
+        n = np.cross(row, col)
+        thick = None
+        if f.ds is not None:
+            for key in ("SpacingBetweenSlices",):
+                try:
+                    v = f.ds.get(key)
+                    thick = float(v) if v not in (None, "") else None
+                except (TypeError, ValueError):
+                    thick = None
+        thick = thick or f.slice_thickness or 1.0
+        slice_vec = n * abs(thick)
+    aff[:3, 2] = slice_vec
+    aff[:3, 3] = f.ipp if f.ipp is not None else [0.0, 0.0, 0.0]
+    return geometry.lps_to_ras(aff)

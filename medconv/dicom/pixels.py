@@ -1,0 +1,186 @@
+"""Pixel data -> one preallocated array: native bytes read in place, compressed frames via pydicom."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..errors import CorruptInput, InputError, MissingDependency, UnsupportedFormat
+
+NATIVE = {"1.2.840.10008.1.2": "<", "1.2.840.10008.1.2.1": "<", "1.2.840.10008.1.2.2": ">"}
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
+
+
+def stored_dtype(frame) -> np.dtype:
+    """dtype of the stored values (before any scaling)."""
+    if frame.float_pixels:
+        return np.dtype(np.float32 if frame.float_pixels == 4 else np.float64)
+    if frame.photometric == "PALETTE COLOR":
+        return np.dtype(np.uint16 if frame.bits_allocated > 8 or _palette_bits(frame) > 8 else np.uint8)
+    bits = frame.bits_allocated
+    if bits <= 8:
+        return np.dtype(np.int8 if frame.signed else np.uint8)
+    if bits <= 16:
+        return np.dtype(np.int16 if frame.signed else np.uint16)
+    if bits <= 32:
+        return np.dtype(np.int32 if frame.signed else np.uint32)
+    raise UnsupportedFormat(f"{bits} bits per pixel are not supported", frame.path)
+
+
+def _palette_bits(frame):
+    try:
+        desc = frame.ds.get("RedPaletteColorLookupTableDescriptor")
+        return int(desc[2]) if desc is not None else 8
+    except Exception:
+        return 8
+
+
+def is_colour(frame) -> bool:
+    return frame.samples == 3 or frame.photometric == "PALETTE COLOR"
+
+
+def _fast_ok(frame) -> bool:
+    return (frame.transfer_syntax in NATIVE and frame.pixel_offset is not None and frame.samples == 1
+            and frame.photometric in ("MONOCHROME1", "MONOCHROME2") and frame.bits_allocated in (8, 16, 32)
+            and not frame.float_pixels)
+
+
+def _fix_bits(arr, frame):
+    """Sign-extend or mask when BitsStored < BitsAllocated (unused high bits may hold overlays)."""
+    bs, ba = frame.bits_stored, arr.dtype.itemsize * 8
+    if arr.dtype.kind not in "iu" or not 0 < bs < ba:
+        return arr
+    if frame.signed:
+        shift = ba - bs
+        arr <<= shift
+        arr >>= shift
+    else:
+        arr &= (1 << bs) - 1
+    return arr
+
+
+def _read_native(frame, out):
+    """Copy one frame's native pixel bytes straight into `out` (rows, cols)."""
+    offset, length = frame.pixel_offset
+    nbytes = out.nbytes
+    index = frame.index or 0
+    start = offset + index * nbytes
+    if (index + 1) * nbytes > length:
+        raise CorruptInput(f"pixel data holds {length} bytes, fewer than {frame.n_frames} frames of "
+                           f"{frame.rows}x{frame.columns} need", frame.path)
+    with open(frame.path, "rb") as fh:
+        fh.seek(start)
+        got = fh.readinto(memoryview(out.reshape(-1)).cast("B"))
+    if got != nbytes:
+        raise CorruptInput("truncated pixel data", frame.path)
+    if NATIVE[frame.transfer_syntax] == ">":
+        out.byteswap(inplace=True)
+    _fix_bits(out, frame)
+
+
+def _decode_error(exc, frame):
+    text = str(exc)
+    ts = frame.transfer_syntax
+    low = text.lower()
+    if isinstance(exc, NotImplementedError) or "unsupported" in low or "no pixel data decoders" in low:
+        return UnsupportedFormat(f"cannot decode transfer syntax {ts}: {text.splitlines()[0] if text else 'unsupported'}",
+                                 frame.path)
+    if "missing" in low and ("plugin" in low or "dependenc" in low or "package" in low):
+        return MissingDependency(f"decoding transfer syntax {ts} needs a missing plugin "
+                                 f"(pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pyjpegls): "
+                                 f"{text.splitlines()[0]}", frame.path)
+    return CorruptInput(f"cannot decode pixel data ({type(exc).__name__}: {text.splitlines()[0] if text else ''})",
+                        frame.path)
+
+
+def _decode_file(path, frames_in_file, ds_cache=None):
+    """Decode every needed frame of one file through pydicom: {frame index: array}."""
+    import pydicom
+
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, force=True)
+        f0 = frames_in_file[0]
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = f0.transfer_syntax
+        from pydicom.pixels import pixel_array as _pa
+
+        result = {}
+        if f0.n_frames > 1 or f0.index is not None:
+            for fr in frames_in_file:
+                result[fr.index] = _pa(ds, index=fr.index, raw=False)
+        else:
+            result[None] = _pa(ds)
+        if f0.photometric == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            result = {k: apply_color_lut(v, ds) for k, v in result.items()}
+        return result
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError("not enough memory to decode this file", path) from None
+    except Exception as exc:  # pydicom raises many types; each becomes a clear input error
+        raise _decode_error(exc, frames_in_file[0]) from None
+
+
+def load(by_t, nz, nt, dtype, scales=None, real_float=False):
+    """Array [i, j, k(, t)(, c)] of the frames laid out by assemble.layout.
+
+    With `real_float`, slopes/intercepts differ between frames: values become float32 reals.
+    """
+    f0 = by_t[0][0]
+    rows, cols = f0.rows, f0.columns
+    colour = is_colour(f0)
+    shape = (nt, nz, rows, cols) + ((3,) if colour else ())
+    out_dtype = np.dtype(np.float32) if real_float else dtype
+    out = np.empty(shape, dtype=out_dtype)
+    slots = [(t, k, by_t[t][k]) for t in range(nt) for k in range(nz)]
+    if all(_fast_ok(fr) for _, _, fr in slots) and not real_float:
+        for t, k, fr in slots:
+            _read_native(fr, out[t, k])
+    else:
+        files = {}
+        for t, k, fr in slots:
+            files.setdefault(fr.path, []).append((t, k, fr))
+        needs_threads = any(fr.transfer_syntax not in NATIVE for _, _, fr in slots)
+
+        def work(item):
+            path, entries = item
+            tmp = None
+            if all(_fast_ok(fr) for _, _, fr in entries):
+                decoded = {}
+                for _, _, fr in entries:
+                    tmp = np.empty((rows, cols), dtype=dtype)
+                    _read_native(fr, tmp)
+                    decoded[fr.index] = tmp
+            else:
+                decoded = _decode_file(path, [fr for _, _, fr in entries])
+            for t, k, fr in entries:
+                arr = decoded[fr.index]
+                if arr.shape[:2] != (rows, cols):
+                    raise CorruptInput(f"frame is {arr.shape[0]}x{arr.shape[1]}, expected {rows}x{cols}", path)
+                if not arr.dtype.isnative:
+                    arr = arr.astype(arr.dtype.newbyteorder("="))
+                if real_float:
+                    out[t, k] = arr.astype(np.float32) * np.float32(fr.slope) + np.float32(fr.intercept)
+                else:
+                    out[t, k] = arr
+        items = list(files.items())
+        workers = min(len(items), os.cpu_count() or 1, 8) if needs_threads else 1
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(work, items))
+        else:
+            for item in items:
+                work(item)
+    # [t, k, row, col(, c)] -> [col(i), row(j), k, t(, c)]
+    axes = (3, 2, 1, 0) + ((4,) if colour else ())
+    arr = out.transpose(axes)
+    if nt == 1:
+        arr = arr[:, :, :, 0]
+    return arr

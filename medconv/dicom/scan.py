@@ -1,0 +1,129 @@
+"""Walk files and directory trees reading DICOM headers only; group frames into series."""
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+
+from .. import log
+from ..errors import CorruptInput, InputError
+from .wrap import PIXEL_TAGS, Frame
+
+_DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_IMPLICIT = "1.2.840.10008.1.2"
+
+
+def looks_like_dicom(path: str) -> bool:
+    """Cheap content test: the DICM preamble, or a plausible first element without one."""
+    from ..formats import _sniff
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_sniff.HEAD_SIZE)
+    except OSError:
+        return False
+    return _sniff.dicom(head)
+
+
+def walk(path: str) -> list:
+    """Every file under `path` (sorted, hidden directories included), or [path] for a file."""
+    if os.path.isfile(path):
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path, onerror=None):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            if os.path.isfile(full):
+                found.append(full)
+    return found
+
+
+def _pixel_element(fh, ts: str, size: int, path: str):
+    """(tag, value length or None when undefined) of the element at the current offset."""
+    start = fh.tell()
+    head = fh.read(12)
+    if len(head) < 8:
+        return None, None
+    big = ts == _BIG_ENDIAN
+    group, elem = struct.unpack(">HH" if big else "<HH", head[:4])
+    tag = (group << 16) | elem
+    if tag not in PIXEL_TAGS:
+        return None, None
+    if ts == _IMPLICIT or head[4:6] not in (b"OB", b"OW", b"OF", b"OD", b"OL", b"UN", b"OV"):
+        length = struct.unpack("<I", head[4:8])[0]
+        header_len = 8
+    else:
+        if len(head) < 12:
+            raise CorruptInput("file ends inside the pixel data element", path)
+        length = struct.unpack(">I" if big else "<I", head[8:12])[0]
+        header_len = 12
+    if length == 0xFFFFFFFF:
+        return tag, None
+    if start + header_len + length > size:
+        raise CorruptInput(f"truncated: pixel data declares {length} bytes but only "
+                           f"{max(size - start - header_len, 0)} are present", path)
+    return tag, (start + header_len, length)
+
+
+def read_file(path: str, strict_single: bool = False) -> list:
+    """Frames of one file (headers only); [] when it is not a DICOM image.
+
+    With `strict_single` (the user named this file), a broken header raises instead.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's VR/charset notes are not the user's business
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or _IMPLICIT)
+            if getattr(ds, "file_meta", None) is not None and "TransferSyntaxUID" not in ds.file_meta:
+                ds.file_meta.TransferSyntaxUID = ts
+            tag, where = _pixel_element(fh, ts, size, path)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            struct.error, NotImplementedError) as exc:
+        if strict_single:
+            raise CorruptInput(f"cannot read DICOM header ({type(exc).__name__}: {exc})", path) from None
+        log.warn(f"skipped: cannot read DICOM header ({exc})", path)
+        return []
+    except CorruptInput:
+        raise
+    sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    if sop == _DICOMDIR_SOP or "DirectoryRecordSequence" in ds:
+        return []
+    if tag is None or "Rows" not in ds:
+        if strict_single:
+            raise InputError("DICOM file holds no image (no pixel data)", path)
+        return []
+    float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
+    try:
+        n_frames = int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        n_frames = 1
+    n_frames = max(n_frames, 1)
+    offset = where  # (value offset, length) for native data, None for encapsulated
+    if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        return [Frame(ds, path, None, 1, size, offset, float_pixels)]
+    return [Frame(ds, path, i, n_frames, size, offset, float_pixels) for i in range(n_frames)]
+
+
+def scan(path: str) -> list:
+    """All image frames under `path` (a file or a directory tree)."""
+    if not os.path.exists(path):
+        raise InputError("no such file or directory", path)
+    if os.path.isfile(path):
+        frames = read_file(path, strict_single=True)
+        if not frames:
+            raise InputError("no DICOM image in this file", path)
+        return frames
+    frames = []
+    for f in walk(path):
+        if looks_like_dicom(f):
+            frames.extend(read_file(f))
+    if not frames:
+        raise InputError("no DICOM images found in this directory", path)
+    return frames
