@@ -64,6 +64,9 @@ def build_volume(s, path, header_only=False, strict=False):
     from . import pixels, sidecar
     from .assemble import layout
 
+    f0 = s.frames[0]
+    if "MOSAIC" in f0.image_type and f0.index is None:
+        return _mosaic_volume(s, path, header_only)
     by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path)
     f0 = by_t[0][0]
     frames = [f for row in by_t for f in row]
@@ -97,6 +100,67 @@ def build_volume(s, path, header_only=False, strict=False):
     stored = np.dtype(np.float32) if real_float else dtype
     if header_only:
         return Volume(loader=loader, stored_shape=shape, stored_dtype=stored, **common)
+    return Volume(data=loader(), **common)
+
+
+def _mosaic_volume(s, path, header_only):
+    """Siemens mosaic files (one volume per file, tiles in one image) -> 3D/4D volume."""
+    import math
+    import warnings
+
+    from .. import geometry
+    from ..errors import CorruptInput
+    from ..volume import Volume
+    from . import pixels, sidecar
+    from .assemble import _order_key
+
+    files = sorted(s.frames, key=_order_key)
+    f0 = files[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental
+        from nibabel.nicom import dicomwrappers
+
+        try:
+            w = dicomwrappers.wrapper_from_data(f0.ds)
+            n_tiles = int(w.n_mosaic)
+            origin = np.asarray(w.image_position, dtype=float)
+            normal = np.asarray(w.slice_normal, dtype=float)
+            step = float(w.voxel_sizes[2])
+        except Exception as exc:
+            raise CorruptInput(f"Siemens mosaic without a usable CSA header ({exc})", f0.path) from None
+    per_side = int(math.ceil(math.sqrt(n_tiles)))
+    tr, tc = f0.rows // per_side, f0.columns // per_side
+    if tr * per_side != f0.rows or tc * per_side != f0.columns:
+        raise CorruptInput(f"mosaic of {f0.rows}x{f0.columns} cannot hold {n_tiles} tiles", f0.path)
+    row, col = np.array(f0.iop[:3]), np.array(f0.iop[3:])
+    ps = f0.pixel_spacing or [1.0, 1.0]
+    aff = np.eye(4)
+    aff[:3, 0], aff[:3, 1], aff[:3, 2], aff[:3, 3] = row * ps[1], col * ps[0], normal * step, origin
+    affine = geometry.lps_to_ras(aff)
+    nt = len(files)
+    dtype = pixels.stored_dtype(f0)
+    shape = (tc, tr, n_tiles) + ((nt,) if nt > 1 else ())
+
+    def loader():
+        raw = pixels.load([files], len(files), 1, dtype)  # [col, row, file]
+        out = np.empty((tc, tr, n_tiles, nt), dtype=raw.dtype)
+        for k in range(n_tiles):
+            r, c = divmod(k, per_side)
+            out[:, :, k, :] = raw[c * tc:(c + 1) * tc, r * tr:(r + 1) * tr, :]
+        return out if nt > 1 else out[..., 0]
+
+    tr_s = _first_value(f0.ds, "RepetitionTime")
+    meta = {
+        "modality": s.modality, "series_uid": s.series_uid or None, "series_number": s.series_number,
+        "series_description": s.series_description, "protocol": s.protocol, "n_files": len(s.files),
+        "transfer_syntax": f0.transfer_syntax, "photometric": f0.photometric,
+        "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
+        "size_bytes": s.size_bytes, "sidecar": sidecar.build(f0.ds),
+    }
+    common = dict(affine=affine, scaling=(f0.slope, f0.intercept), time_step=(tr_s / 1000.0) if tr_s and nt > 1 else None,
+                  metadata=meta, header=f0.ds, format="dicom", path=path)
+    if header_only:
+        return Volume(loader=loader, stored_shape=shape, stored_dtype=dtype, **common)
     return Volume(data=loader(), **common)
 
 
