@@ -65,6 +65,7 @@ def build_volume(s, path, header_only=False, strict=False):
     from .assemble import layout
 
     f0 = s.frames[0]
+    pixels.check_decodable(f0)
     if "MOSAIC" in f0.image_type and f0.index is None:
         return _mosaic_volume(s, path, header_only)
     by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path)

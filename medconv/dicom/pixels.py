@@ -36,6 +36,24 @@ def _palette_bits(frame):
         return 8
 
 
+def check_decodable(frame) -> None:
+    """Refuse, from the header alone, a transfer syntax no installed plugin decodes."""
+    ts = frame.transfer_syntax
+    if ts in NATIVE:
+        return
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(ts)
+    except (NotImplementedError, ValueError):
+        raise UnsupportedFormat(f"transfer syntax {ts} cannot be decoded (unknown or unsupported)",
+                                frame.path) from None
+    if not decoder.is_available:
+        missing = decoder.missing_dependencies if hasattr(decoder, "missing_dependencies") else []
+        raise MissingDependency(f"decoding transfer syntax {ts} needs a plugin that is not installed "
+                                f"({'; '.join(missing) or 'pylibjpeg/pyjpegls'})", frame.path)
+
+
 def is_colour(frame) -> bool:
     return frame.samples == 3 or frame.photometric == "PALETTE COLOR"
 

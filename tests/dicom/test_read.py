@@ -1,0 +1,292 @@
+"""DICOM reading: generated series (geometry, sorting, 4D, checks) and bad inputs."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import dcmgen  # noqa: E402
+from helpers import assert_clean_error, run  # noqa: E402
+
+pytest.importorskip("pydicom")
+
+
+def read(path, **kw):
+    import medconv
+
+    return medconv.read(path, **kw)
+
+
+def nib_load(path):
+    import nibabel as nib
+
+    return nib.load(path)
+
+
+def _check(vol, data, aff):
+    assert np.allclose(vol.affine, aff, atol=1e-4), (vol.affine, aff)
+    assert np.array_equal(np.asarray(vol.array), data.transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("iop", [
+    (1, 0, 0, 0, 1, 0),            # axial
+    (0, 1, 0, 0, 0, -1),           # sagittal
+    (1, 0, 0, 0, 0, -1),           # coronal
+])
+def test_standard_planes(tmp_path, iop):
+    _, data, pos = dcmgen.make_series(tmp_path / "s", iop=iop)
+    normal = np.cross(iop[:3], iop[3:])
+    vol = read(tmp_path / "s")
+    _check(vol, data, dcmgen.expected_affine(iop, (0.75, 0.8), normal * 2.5, pos[0]))
+    assert vol.metadata["n_files"] == 6 and vol.metadata["modality"] == "CT"
+
+
+def test_oblique_shuffled_names_reverse_instances(tmp_path):
+    c, s = np.cos(0.3), np.sin(0.3)
+    iop = (c, s, 0.0, -s * 0.9, c * 0.9, np.sqrt(1 - 0.81))
+    row, col = np.array(iop[:3]), np.array(iop[3:])
+    col = col / np.linalg.norm(col)
+    iop = tuple(row) + tuple(col)
+    normal = np.cross(row, col)
+    names = ["z.dcm", "a", "m.ima", "IMG0001", "b.dcm", "q"]
+    _, data, pos = dcmgen.make_series(tmp_path / "s", iop=iop, step=normal * 3.0, names=names, reverse_instances=True)
+    vol = read(tmp_path / "s")
+    _check(vol, data, dcmgen.expected_affine(iop, (0.75, 0.8), normal * 3.0, pos[0]))
+
+
+def test_compare_with_dcm2niix_oblique(tmp_path):
+    """medconv and dcm2niix place every voxel at the same world position with the same value."""
+    import subprocess
+
+    import nibabel as nib
+
+    exe = os.path.join(os.path.dirname(sys.executable), "dcm2niix")
+    if not os.path.exists(exe):
+        pytest.skip("dcm2niix not installed")
+    c, s = np.cos(0.25), np.sin(0.25)
+    iop = (c, 0.0, -s, 0.0, 1.0, 0.0)
+    normal = np.cross(iop[:3], iop[3:])
+    dcmgen.make_series(tmp_path / "s", iop=iop, step=normal * 2.0, reverse_instances=True, slope=2, intercept=-100)
+    r = run("convert", tmp_path / "s", tmp_path / "mine.nii")
+    assert r.code == 0, r.err
+    (tmp_path / "ref").mkdir()
+    subprocess.run([exe, "-o", str(tmp_path / "ref"), "-f", "ref", "-z", "n", str(tmp_path / "s")],
+                   check=True, capture_output=True)
+    a = nib.as_closest_canonical(nib.load(tmp_path / "mine.nii"))
+    b = nib.as_closest_canonical(nib.load(tmp_path / "ref" / "ref.nii"))
+    assert a.shape == b.shape
+    assert np.allclose(a.affine, b.affine, atol=1e-3)
+    assert np.array_equal(a.get_fdata(), b.get_fdata())
+
+
+def test_two_series_need_a_selector(tmp_path):
+    dcmgen.make_series(tmp_path / "d", series_uid="1.2.3.1", series_number=2, description="first", names=None)
+    dcmgen.make_series(tmp_path / "d", shape=(8, 8, 4), series_uid="1.2.3.2", series_number=5, description="second",
+                       names=[f"other{k}.dcm" for k in range(4)], seed=1)
+    r = run("convert", tmp_path / "d", tmp_path / "o.nii")
+    assert_clean_error(r, 2, "2 series", "first", "second", "--series")
+    assert not (tmp_path / "o.nii").exists()
+    from medconv.dicom import list_series
+
+    found = list_series(tmp_path / "d")
+    assert [s["series_number"] for s in found] == [2, 5]
+    assert [s["n_files"] for s in found] == [6, 4]
+    vol = read(tmp_path / "d", series=found[1]["selector"])
+    assert vol.shape == (8, 8, 4)
+    assert read(tmp_path / "d", series="1.2.3.1").shape == (10, 12, 6)
+    r = run("info", tmp_path / "d", "--json")
+    assert r.code == 0, r.err
+    records = json.loads(r.out)
+    assert len(records) == 2 and records[0]["n_files"] == 6
+
+
+def test_info_header_only_and_no_patient_values(tmp_path):
+    paths, _, _ = dcmgen.make_series(tmp_path / "s", slope=1, intercept=-1024)
+    r = run("info", tmp_path / "s", "--json")
+    assert r.code == 0, r.err
+    rec = json.loads(r.out)
+    rec = rec[0] if isinstance(rec, list) else rec
+    assert rec["format"] == "dicom" and rec["shape"] == [10, 12, 6]
+    assert rec["scaling"] == {"slope": 1.0, "intercept": -1024.0}
+    assert rec["size_bytes"] == sum(os.path.getsize(p) for p in paths)
+    assert rec["transfer_syntax"] == "1.2.840.10008.1.2.1"
+    assert "Secret" not in r.out and "ID-SECRET" not in r.out
+    from medconv.dicom import info_records
+
+    assert info_records(tmp_path / "s")[0]["series_number"] == 3
+
+
+def test_cine_4d(tmp_path):
+    d = tmp_path / "cine"
+    datas = []
+    for t in range(3):
+        _, data, _ = dcmgen.make_series(d, shape=(8, 6, 4), names=[f"t{t}_{k}.dcm" for k in range(4)], seed=t,
+                                        extra={"TriggerTime": str(40.0 * t)})
+        datas.append(data)
+    vol = read(d)
+    assert vol.shape == (6, 8, 4, 3)
+    for t in range(3):
+        assert np.array_equal(vol.array[..., t], datas[t].transpose(1, 0, 2))
+    assert vol.time_step == pytest.approx(0.04)
+
+
+def test_missing_slice_warns_or_fails_strict(tmp_path):
+    dcmgen.make_series(tmp_path / "s", shape=(8, 8, 6), skip=(3,), origin=(0, 0, 0))
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert r.code == 0
+    assert "uneven slice spacing" in r.err and "5 -> 10 mm" in r.err
+    from medconv.errors import CorruptInput
+
+    with pytest.raises(CorruptInput, match="5 -> 10 mm"):
+        read(tmp_path / "s", strict=True)
+
+
+def test_gantry_tilt_keeps_world_positions(tmp_path, capsys):
+    tilt = np.radians(12)
+    step = np.array([0.0, np.sin(tilt), np.cos(tilt)]) * 2.5
+    _, data, pos = dcmgen.make_series(tmp_path / "s", step=step)
+    vol = read(tmp_path / "s")
+    assert "gantry tilt of 12.00 degrees" in capsys.readouterr().err
+    for k, p in enumerate(pos):  # voxel (0, 0, k) sits exactly at slice k's ImagePositionPatient
+        world = vol.affine @ [0, 0, k, 1]
+        assert np.allclose(world[:3], [-p[0], -p[1], p[2]], atol=1e-4)
+    _check(vol, data, dcmgen.expected_affine((1, 0, 0, 0, 1, 0), (0.75, 0.8), step, pos[0]))
+
+
+def test_monochrome1_recorded_not_inverted(tmp_path):
+    _, data, _ = dcmgen.make_series(tmp_path / "s", photometric="MONOCHROME1")
+    vol = read(tmp_path / "s")
+    assert vol.metadata["photometric"] == "MONOCHROME1"
+    assert vol.metadata["window_center"] == 40.0 and vol.metadata["window_width"] == 400.0
+    assert np.array_equal(vol.array, data.transpose(1, 0, 2))
+
+
+def test_varying_rescale_gives_float32_reals(tmp_path):
+    d = tmp_path / "s"
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 1000, size=(6, 5, 3)).astype(np.int16)
+    for k in range(3):
+        dcmgen.write_slice(str(d / f"{k}.dcm") if d.exists() else (d.mkdir() or str(d / f"{k}.dcm")),
+                           data[:, :, k], ipp=(0, 0, 2.0 * k), slope=0.5 * (k + 1), intercept=k * 10)
+    vol = read(d)
+    assert vol.dtype == np.float32 and vol.scaling is None
+    for k in range(3):
+        assert np.allclose(vol.array[:, :, k], data[:, :, k].T * 0.5 * (k + 1) + k * 10)
+
+
+def test_constant_rescale_kept_as_scaling(tmp_path):
+    _, data, _ = dcmgen.make_series(tmp_path / "s", slope=2, intercept=-1024)
+    vol = read(tmp_path / "s")
+    assert vol.dtype == np.int16 and vol.scaling == (2.0, -1024.0)
+    assert np.array_equal(vol.real(), data.transpose(1, 0, 2) * 2.0 - 1024)
+
+
+def test_unsigned_and_big_endian(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    data = np.arange(6 * 5, dtype=np.uint16).reshape(6, 5) * 2000
+    dcmgen.write_slice(str(d / "be.dcm"), data, ipp=(0, 0, 0), signed=False, ts="1.2.840.10008.1.2.2")
+    vol = read(d / "be.dcm")
+    assert vol.dtype == np.uint16 and vol.array.dtype.isnative
+    assert np.array_equal(vol.array[:, :, 0], data.T)
+
+
+def test_no_preamble_and_nested_tree_with_junk(tmp_path):
+    root = tmp_path / "tree"
+    _, data, pos = dcmgen.make_series(root / "a" / "b", shape=(6, 6, 3), preamble=False)
+    (root / "README.txt").write_text("not dicom\n")
+    (root / "a" / "notes.json").write_text("{}")
+    (root / "a" / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    with open(root / "a" / "b" / "slice000.dcm", "rb") as fh:
+        assert fh.read(132)[128:132] != b"DICM"
+    vol = read(root)
+    assert vol.shape == (6, 6, 3)
+    assert np.array_equal(vol.array, data.transpose(1, 0, 2))
+
+
+def test_sidecar(tmp_path):
+    from medconv.dicom.sidecar import write_sidecar
+
+    dcmgen.make_series(tmp_path / "s", modality="MR")
+    vol = read(tmp_path / "s")
+    side = vol.metadata["sidecar"]
+    assert side["RepetitionTime"] == 2.0 and side["EchoTime"] == 0.03 and side["FlipAngle"] == 90.0
+    assert side["SeriesNumber"] == 3 and side["ConversionSoftware"] == "medconv"
+    out = tmp_path / "o.json"
+    assert write_sidecar(vol, str(out)) == [str(out)]
+    text = out.read_text()
+    assert "Secret" not in text and "ID-SECRET" not in text
+    assert json.loads(text)["Manufacturer"] == "ACME"
+    from medconv.errors import OutputError
+
+    with pytest.raises(OutputError):
+        write_sidecar(vol, str(out))
+
+
+def test_read_header_is_dataset(tmp_path):
+    from medconv.dicom import read_header
+
+    dcmgen.make_series(tmp_path / "s")
+    ds = read_header(tmp_path / "s", "dicom")
+    assert ds.SeriesNumber == 3 and "PixelData" not in ds
+
+
+# -- bad inputs ---------------------------------------------------------------------------------------
+
+def _left(tmp_path, *names):
+    return sorted(p.name for p in tmp_path.iterdir() if p.name not in names)
+
+
+def test_truncated_file(tmp_path):
+    paths, _, _ = dcmgen.make_series(tmp_path / "s", shape=(32, 32, 1))
+    raw = open(paths[0], "rb").read()
+    bad = tmp_path / "trunc.dcm"
+    bad.write_bytes(raw[:-500])
+    for argv in (("info", bad), ("convert", bad, tmp_path / "o.nii")):
+        assert_clean_error(run(*argv), 3, "truncated")
+    assert _left(tmp_path) == ["s", "trunc.dcm"]
+
+
+def test_directory_without_dicom(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    (d / "a.txt").write_text("hello")
+    assert_clean_error(run("info", d), 3, "no DICOM")
+    assert_clean_error(run("convert", d, tmp_path / "o.nii"), 3, "no DICOM")
+    assert not (tmp_path / "o.nii").exists()
+
+
+def test_inconsistent_rows_are_split(tmp_path):
+    d = tmp_path / "s"
+    dcmgen.make_series(d, shape=(8, 8, 3))
+    dcmgen.write_slice(str(d / "odd.dcm"), np.zeros((10, 8), np.int16), ipp=(0, 0, 50))
+    r = run("convert", d, tmp_path / "o.nii")
+    assert_clean_error(r, 2, "2 series", "--series")
+    assert not (tmp_path / "o.nii").exists()
+    from medconv.dicom import list_series
+
+    assert sorted(s["n_files"] for s in list_series(d)) == [1, 3]
+
+
+def test_undecodable_transfer_syntax(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    path = dcmgen.write_slice(str(d / "x.dcm"), np.zeros((8, 8), np.int16), ipp=(0, 0, 0))
+    raw = open(path, "rb").read()
+    assert raw.count(b"1.2.840.10008.1.2.1\0") == 1
+    # a made-up UID of the same length, so the meta group length stays right
+    open(path, "wb").write(raw.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.99"))
+    for argv in (("info", path), ("convert", path, tmp_path / "o.nii"), ("convert", d, tmp_path / "o.nii")):
+        assert_clean_error(run(*argv), 3, "1.2.840.10008.1.2.99")
+    assert not (tmp_path / "o.nii").exists()
+
+
+def test_unknown_series_selector(tmp_path):
+    dcmgen.make_series(tmp_path / "s")
+    from medconv.errors import UsageError
+
+    with pytest.raises(UsageError, match="no series '77'"):
+        read(tmp_path / "s", series=77)
