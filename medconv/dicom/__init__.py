@@ -96,8 +96,9 @@ def build_volume(s, path, header_only=False, strict=False):
     def loader():
         return pixels.load(by_t, nz, nt, dtype, real_float=real_float)
 
+    known = all(f.iop is not None and f.ipp is not None for f in frames)
     common = dict(affine=affine, scaling=scaling, value_kind="rgb" if colour else "scalar", time_step=step_t,
-                  metadata=meta, header=ds, format="dicom", path=path)
+                  metadata=meta, header=ds, format="dicom", path=path, orientation_known=known)
     stored = np.dtype(np.float32) if real_float else dtype
     if header_only:
         return Volume(loader=loader, stored_shape=shape, stored_dtype=stored, **common)
@@ -131,7 +132,7 @@ def _mosaic_volume(s, path, header_only):
             raise CorruptInput(f"Siemens mosaic without a usable CSA header ({exc})", f0.path) from None
     per_side = int(math.ceil(math.sqrt(n_tiles)))
     tr, tc = f0.rows // per_side, f0.columns // per_side
-    if tr * per_side != f0.rows or tc * per_side != f0.columns:
+    if tr < 1 or tc < 1:
         raise CorruptInput(f"mosaic of {f0.rows}x{f0.columns} cannot hold {n_tiles} tiles", f0.path)
     row, col = np.array(f0.iop[:3]), np.array(f0.iop[3:])
     ps = f0.pixel_spacing or [1.0, 1.0]

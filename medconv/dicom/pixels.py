@@ -121,7 +121,10 @@ def _decode_file(path, frames_in_file, ds_cache=None):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
+            from .scan import open_dicom
+
+            with open_dicom(path) as fh:
+                ds = pydicom.dcmread(fh, force=True)
         f0 = frames_in_file[0]
         if "TransferSyntaxUID" not in ds.file_meta:
             ds.file_meta.TransferSyntaxUID = f0.transfer_syntax

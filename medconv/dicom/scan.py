@@ -5,13 +5,14 @@ import os
 import struct
 import warnings
 
-from .. import log
+from .. import io, log
 from ..errors import CorruptInput, InputError
 from .wrap import PIXEL_TAGS, Frame
 
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _IMPLICIT = "1.2.840.10008.1.2"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 def looks_like_dicom(path: str) -> bool:
@@ -21,9 +22,23 @@ def looks_like_dicom(path: str) -> bool:
     try:
         with open(path, "rb") as fh:
             head = fh.read(_sniff.HEAD_SIZE)
-    except OSError:
+        if head[:2] == b"\x1f\x8b":
+            head = io.read_bytes(path, _sniff.HEAD_SIZE)
+    except (OSError, InputError):
         return False
     return _sniff.dicom(head)
+
+
+def open_dicom(path: str):
+    """A binary file object of the DICOM bytes (gzip-compressed files are inflated in memory)."""
+    fh = open(path, "rb")
+    if fh.read(2) == b"\x1f\x8b":
+        fh.close()
+        import io as _io
+
+        return _io.BytesIO(io.read_bytes(path))
+    fh.seek(0)
+    return fh
 
 
 def walk(path: str) -> list:
@@ -38,6 +53,13 @@ def walk(path: str) -> list:
             if os.path.isfile(full):
                 found.append(full)
     return found
+
+
+def _length(fh) -> int:
+    try:
+        return len(fh.getbuffer())
+    except AttributeError:
+        return os.fstat(fh.fileno()).st_size
 
 
 def _pixel_element(fh, ts: str, size: int, path: str):
@@ -77,13 +99,19 @@ def read_file(path: str, strict_single: bool = False) -> list:
 
     size = os.path.getsize(path)
     try:
-        with open(path, "rb") as fh, warnings.catch_warnings():
+        with open_dicom(path) as fh, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's VR/charset notes are not the user's business
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
             ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or _IMPLICIT)
             if getattr(ds, "file_meta", None) is not None and "TransferSyntaxUID" not in ds.file_meta:
                 ds.file_meta.TransferSyntaxUID = ts
-            tag, where = _pixel_element(fh, ts, size, path)
+            if ts == _DEFLATED:
+                # the data set is a deflate stream: no byte offset to check; pydicom inflates it later
+                tag, where = (0x7FE00010 if "Rows" in ds else None), None
+            else:
+                tag, where = _pixel_element(fh, ts, _length(fh), path)
+                if not hasattr(fh, "fileno"):
+                    where = None  # inflated in memory: pixels come through pydicom
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
             struct.error, NotImplementedError) as exc:
         if strict_single:
