@@ -1,6 +1,7 @@
 """Walk files and directory trees reading DICOM headers only; group frames into series."""
 from __future__ import annotations
 
+import io as pyio
 import os
 import struct
 import warnings
@@ -34,9 +35,7 @@ def open_dicom(path: str):
     fh = open(path, "rb")
     if fh.read(2) == b"\x1f\x8b":
         fh.close()
-        import io as _io
-
-        return _io.BytesIO(io.read_bytes(path))
+        return pyio.BytesIO(io.read_bytes(path))
     fh.seek(0)
     return fh
 
@@ -110,7 +109,7 @@ def read_file(path: str, strict_single: bool = False) -> list:
                 tag, where = (0x7FE00010 if "Rows" in ds else None), None
             else:
                 tag, where = _pixel_element(fh, ts, _length(fh), path)
-                if not hasattr(fh, "fileno"):
+                if isinstance(fh, pyio.BytesIO):
                     where = None  # inflated in memory: pixels come through pydicom
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
             struct.error, NotImplementedError) as exc:

@@ -1,0 +1,160 @@
+"""DICOM reading against real files (pydicom-data, nibabel, dcm_qa_ts) and dcm2niix's output."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import pydicom_data, run
+
+nib = pytest.importorskip("nibabel")
+DCM2NIIX = os.path.join(os.path.dirname(sys.executable), "dcm2niix")
+
+
+def sample(name):
+    """A file shipped with pydicom itself or with the pydicom-data package."""
+    from pydicom.data import get_testdata_file
+
+    try:
+        return pydicom_data(name)
+    except FileNotFoundError:
+        path = get_testdata_file(name)
+        if path is None:
+            pytest.skip(f"{name} not installed")
+        return path
+
+
+def nicom_data(name):
+    return os.path.join(os.path.dirname(nib.__file__), "nicom", "tests", "data", name)
+
+
+def medconv_nii(src, tmp_path, name="mine.nii"):
+    out = tmp_path / name
+    r = run("convert", src, out)
+    assert r.code == 0, r.err
+    return nib.load(out)
+
+
+def dcm2niix_nii(src, tmp_path):
+    """dcm2niix's NIfTI of one file (copied alone into a folder)."""
+    if not os.path.exists(DCM2NIIX):
+        pytest.skip("dcm2niix not installed")
+    folder, out = tmp_path / "in", tmp_path / "ref"
+    folder.mkdir()
+    out.mkdir()
+    shutil.copy(src, folder)
+    subprocess.run([DCM2NIIX, "-o", str(out), "-f", "ref", "-z", "n", str(folder)], check=True, capture_output=True)
+    made = sorted(out.glob("ref*.nii"))  # dcm2niix adds suffixes such as _real
+    assert made, "dcm2niix wrote nothing"
+    return nib.load(made[0])
+
+
+def assert_same(a, b, atol_affine=1e-3):
+    a, b = nib.as_closest_canonical(a), nib.as_closest_canonical(b)
+    assert a.shape == b.shape
+    assert np.allclose(a.affine, b.affine, atol=atol_affine), (a.affine, b.affine)
+    assert np.array_equal(a.get_fdata(), b.get_fdata())
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_dcm_qa_ts_matches_dcm2niix_reference(shared_testdata, tmp_path, n):
+    """Nine transfer syntaxes of one Siemens mosaic, against dcm2niix's reference NIfTI."""
+    src = os.path.join(shared_testdata, "In", f"{n}.dcm")
+    assert_same(medconv_nii(src, tmp_path), nib.load(os.path.join(shared_testdata, "Ref", f"{n}.nii")))
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "eCT_Supplemental.dcm", "693_J2KR.dcm"])
+def test_against_dcm2niix(tmp_path, name):
+    src = sample(name)
+    assert_same(medconv_nii(src, tmp_path), dcm2niix_nii(src, tmp_path))
+
+
+@pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                                  "MR_small_jp2klossless.dcm", "MR_small_implicit.dcm", "MR_small_expb.dcm"])
+def test_transfer_syntax_variants_equal_mr_small(name):
+    import medconv
+
+    ref = medconv.read(sample("MR_small.dcm"))
+    vol = medconv.read(sample(name))
+    assert np.allclose(vol.affine, ref.affine, atol=1e-6)
+    assert vol.array.dtype.isnative
+    assert np.array_equal(vol.real(), ref.real())
+
+
+@pytest.mark.parametrize("name", ["emri_small_RLE.dcm", "emri_small_big_endian.dcm",
+                                  "emri_small_jpeg_2k_lossless.dcm", "emri_small_jpeg_ls_lossless.dcm"])
+def test_multiframe_variants_equal_emri_small(name):
+    import medconv
+
+    ref = medconv.read(sample("emri_small.dcm"))
+    vol = medconv.read(sample(name))
+    assert vol.shape == ref.shape == (64, 64, 10)
+    assert np.array_equal(vol.array, ref.array)
+
+
+def test_multiframe_values_match_dcm2niix(tmp_path):
+    """emri_small has no geometry: both tools keep the stored voxel order."""
+    import medconv
+
+    src = sample("emri_small.dcm")
+    vol = medconv.read(src)
+    assert vol.orientation_known is False
+    ref = np.asanyarray(dcm2niix_nii(src, tmp_path).dataobj)
+    assert np.array_equal(vol.array, ref)
+
+
+def test_enhanced_ct_functional_groups():
+    import medconv
+
+    vol = medconv.read(sample("eCT_Supplemental.dcm"))
+    assert vol.shape == (512, 512, 2) and vol.metadata["modality"] == "CT"
+    assert vol.orientation_known
+
+
+def test_colour_and_palette():
+    import medconv
+
+    rgb = medconv.read(sample("SC_rgb.dcm"))
+    assert rgb.value_kind == "rgb" and rgb.shape == (100, 100, 1, 3)
+    ybr = medconv.read(sample("SC_ybr_full_uncompressed.dcm"))
+    assert ybr.value_kind == "rgb"
+    assert np.abs(ybr.array.astype(int) - rgb.array.astype(int)).max() <= 8  # same picture; YBR -> RGB rounds
+    pal = medconv.read(sample("OT-PAL-8-face.dcm"))
+    assert pal.value_kind == "rgb" and pal.shape[-1] == 3
+    assert pal.metadata["photometric"] == "PALETTE COLOR"
+
+
+def test_nibabel_mosaic_geometry_matches_dcm2niix(tmp_path):
+    src = nicom_data("0.dcm")
+    a = nib.as_closest_canonical(medconv_nii(src, tmp_path))
+    b = nib.as_closest_canonical(dcm2niix_nii(src, tmp_path))
+    assert a.shape == b.shape == (36, 36, 48)
+    assert np.allclose(a.affine, b.affine, atol=1e-3)
+
+
+def test_nibabel_gzipped_dwi_pair_is_4d(tmp_path):
+    import medconv
+
+    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
+        shutil.copy(nicom_data(name), tmp_path)
+    vol = medconv.read(tmp_path)
+    assert vol.shape == (128, 128, 48, 2)
+    assert medconv.read(nicom_data("decimal_rescale.dcm")).scaling is not None
+
+
+def test_decimal_rescale_matches_dcm2niix(tmp_path):
+    src = nicom_data("decimal_rescale.dcm")
+    assert_same(medconv_nii(src, tmp_path), dcm2niix_nii(src, tmp_path))
+
+
+def test_info_never_decodes_pixels(monkeypatch):
+    from medconv.dicom import info_records, pixels
+
+    def boom(*a, **k):
+        raise AssertionError("pixels decoded for info")
+
+    monkeypatch.setattr(pixels, "load", boom)
+    rec = info_records(sample("MR_small_jp2klossless.dcm"))[0]
+    assert rec["shape"] == [64, 64, 1] and rec["transfer_syntax"] == "1.2.840.10008.1.2.4.90"
