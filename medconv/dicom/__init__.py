@@ -195,7 +195,8 @@ def info_records(path, series=None) -> list:
 def read_header(path, fmt="dicom", series=None):
     """The pydicom Dataset (file meta + data set, pixel data not read) of the file or series."""
     s = select(os.fspath(path), series)
-    return s.frames[0].ds
+    ds = s.frames[0].ds
+    return ds.dataset() if hasattr(ds, "dataset") else ds
 
 
 def write(volume, path, fmt, *, force=False, protect=(), **options):

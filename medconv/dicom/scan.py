@@ -88,15 +88,45 @@ def _pixel_element(fh, ts: str, size: int, path: str):
     return tag, (start + header_len, length)
 
 
+def _read_light(path: str, size: int):
+    """Frames via the light parser, or None when pydicom must read this file."""
+    from . import light
+
+    try:
+        ds, tag, where = light.parse(path, size)
+    except (light.Unsupported, struct.error, ValueError, OSError):
+        return None
+    image_type = ds.get("ImageType") or ""
+    if "MOSAIC" in (image_type if isinstance(image_type, str) else "\\".join(image_type)).upper():
+        return None  # Siemens mosaics need the CSA header, read through pydicom
+    if tag is None or "Rows" not in ds:
+        return None  # let pydicom decide what this file is
+    offset, length = where
+    if offset + length > size:
+        raise CorruptInput(f"truncated: pixel data declares {length} bytes but only "
+                           f"{max(size - offset, 0)} are present", path)
+    float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
+    try:
+        n_frames = max(int(float(ds.get("NumberOfFrames") or 1)), 1)
+    except (TypeError, ValueError):
+        n_frames = 1
+    if n_frames == 1:
+        return [Frame(ds, path, None, 1, size, where, float_pixels)]
+    return [Frame(ds, path, i, n_frames, size, where, float_pixels) for i in range(n_frames)]
+
+
 def read_file(path: str, strict_single: bool = False) -> list:
     """Frames of one file (headers only); [] when it is not a DICOM image.
 
     With `strict_single` (the user named this file), a broken header raises instead.
     """
+    size = os.path.getsize(path)
+    frames = _read_light(path, size)
+    if frames is not None:
+        return frames
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    size = os.path.getsize(path)
     try:
         with open_dicom(path) as fh, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's VR/charset notes are not the user's business

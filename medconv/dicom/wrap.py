@@ -96,10 +96,15 @@ class Frame:
         self.photometric = str(_get(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
         self.planar = _int(_get(ds, "PlanarConfiguration")) or 0
         image_type = _get(ds, "ImageType")
-        try:
-            self.image_type = tuple(str(v).upper() for v in image_type) if image_type is not None else ()
-        except TypeError:
-            self.image_type = (str(image_type).upper(),)
+        if image_type is None:
+            self.image_type = ()
+        elif isinstance(image_type, str):
+            self.image_type = tuple(v.strip().upper() for v in image_type.split("\\"))
+        else:
+            try:
+                self.image_type = tuple(str(v).upper() for v in image_type)
+            except TypeError:
+                self.image_type = (str(image_type).upper(),)
         self.instance = _int(_get(ds, "InstanceNumber"))
         self.acq_time = _float(_get(ds, "AcquisitionTime"))
         self.slice_thickness = _float(_get(ds, "SliceThickness"))

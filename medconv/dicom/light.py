@@ -1,0 +1,209 @@
+"""A small pure-Python header parser for the common case (native little/big endian, no
+functional groups), so scanning a large series neither imports pydicom nor builds a full
+Dataset per file. Anything unusual returns None and pydicom reads the file instead.
+"""
+from __future__ import annotations
+
+import struct
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_NATIVE = {"1.2.840.10008.1.2": (False, False), "1.2.840.10008.1.2.1": (True, False),
+           "1.2.840.10008.1.2.2": (True, True)}
+_PIXEL = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+_BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+
+#: keyword -> (tag, VR used when the file is implicit VR)
+TAGS = {
+    "SOPClassUID": (0x00080016, "UI"), "ImageType": (0x00080008, "CS"), "Modality": (0x00080060, "CS"),
+    "Manufacturer": (0x00080070, "LO"), "SeriesDescription": (0x0008103E, "LO"),
+    "ManufacturerModelName": (0x00081090, "LO"), "AcquisitionTime": (0x00080032, "TM"),
+    "ScanningSequence": (0x00180020, "CS"), "SequenceVariant": (0x00180021, "CS"),
+    "SliceThickness": (0x00180050, "DS"), "KVP": (0x00180060, "DS"), "RepetitionTime": (0x00180080, "DS"),
+    "EchoTime": (0x00180081, "DS"), "InversionTime": (0x00180082, "DS"), "ImagingFrequency": (0x00180084, "DS"),
+    "EchoNumbers": (0x00180086, "IS"), "MagneticFieldStrength": (0x00180087, "DS"),
+    "SpacingBetweenSlices": (0x00180088, "DS"), "PixelBandwidth": (0x00180095, "DS"),
+    "ProtocolName": (0x00181030, "LO"), "TriggerTime": (0x00181060, "DS"), "Exposure": (0x00181152, "IS"),
+    "ConvolutionKernel": (0x00181210, "SH"), "FlipAngle": (0x00181314, "DS"),
+    "BodyPartExamined": (0x00180015, "CS"), "SeriesInstanceUID": (0x0020000E, "UI"),
+    "SeriesNumber": (0x00200011, "IS"), "AcquisitionNumber": (0x00200012, "IS"), "InstanceNumber": (0x00200013, "IS"),
+    "ImagePositionPatient": (0x00200032, "DS"), "ImageOrientationPatient": (0x00200037, "DS"),
+    "TemporalPositionIdentifier": (0x00200100, "IS"), "SamplesPerPixel": (0x00280002, "US"),
+    "PhotometricInterpretation": (0x00280004, "CS"), "PlanarConfiguration": (0x00280006, "US"),
+    "NumberOfFrames": (0x00280008, "IS"), "Rows": (0x00280010, "US"), "Columns": (0x00280011, "US"),
+    "PixelSpacing": (0x00280030, "DS"), "BitsAllocated": (0x00280100, "US"), "BitsStored": (0x00280101, "US"),
+    "PixelRepresentation": (0x00280103, "US"), "PixelPaddingValue": (0x00280120, "US"),
+    "WindowCenter": (0x00281050, "DS"), "WindowWidth": (0x00281051, "DS"), "RescaleIntercept": (0x00281052, "DS"),
+    "RescaleSlope": (0x00281053, "DS"),
+}
+_NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101}  # functional groups, DICOMDIR, palette
+
+
+class Unsupported(Exception):
+    """The light parser steps aside; pydicom reads this file."""
+
+
+class _Meta:
+    def __init__(self, values):
+        self._values = values
+
+    def get(self, key, default=None):
+        return self._values.get(key, default)
+
+    def __contains__(self, key):
+        return key in self._values
+
+    def __getattr__(self, key):
+        try:
+            return self.__dict__["_values"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+class LightDataset:
+    """The few attributes medconv needs, decoded on access; `dataset()` gives the full pydicom one."""
+
+    def __init__(self, path, elements, meta, little, explicit):
+        self.path = path
+        self._el = elements  # tag -> (vr or None, raw bytes)
+        self.file_meta = _Meta(meta)
+        self._endian = "<" if little else ">"
+        self._explicit = explicit
+
+    def __contains__(self, keyword):
+        entry = TAGS.get(keyword)
+        return entry is not None and entry[0] in self._el
+
+    def get(self, keyword, default=None):
+        entry = TAGS.get(keyword)
+        if entry is None or entry[0] not in self._el:
+            return default
+        vr, raw = self._el[entry[0]]
+        vr = vr or entry[1]
+        if vr in _BINARY:
+            code = _BINARY[vr]
+            n = len(raw) // struct.calcsize(code)
+            if n == 0:
+                return default
+            values = struct.unpack(f"{self._endian}{n}{code}", raw[: n * struct.calcsize(code)])
+            return values[0] if n == 1 else list(values)
+        text = raw.decode("latin-1").rstrip("\x00 ").strip()
+        if text == "":
+            return default
+        if vr in ("DS", "IS", "CS") and "\\" in text:
+            return [v.strip() for v in text.split("\\")]
+        return text
+
+    def dataset(self):
+        """The full pydicom Dataset of this file (pixel data not read)."""
+        import pydicom
+
+        return pydicom.dcmread(self.path, stop_before_pixels=True, force=True)
+
+
+def _skip_undefined(buf, pos, explicit, big, end_tag):
+    """Position after the delimiter `end_tag` of an undefined-length sequence or item."""
+    fmt = ">HH" if big else "<HH"
+    while True:
+        if pos + 8 > len(buf):
+            raise Unsupported("header longer than the buffer")
+        group, elem = struct.unpack_from(fmt, buf, pos)
+        if group == 0xFFFE:
+            length = struct.unpack_from(">I" if big else "<I", buf, pos + 4)[0]
+            pos += 8
+            if (group, elem) == end_tag:
+                return pos
+            if elem == 0xE000:  # an item
+                pos = _skip_undefined(buf, pos, explicit, big, (0xFFFE, 0xE00D)) if length == 0xFFFFFFFF else pos + length
+            continue
+        pos, _, _, _ = _element(buf, pos, explicit, big)
+
+
+def _element(buf, pos, explicit, big):
+    """(next position, tag, vr, value bytes or None for sequences) of the element at pos."""
+    group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
+    u32, u16 = (">I", ">H") if big else ("<I", "<H")
+    if explicit:
+        vr = bytes(buf[pos + 4:pos + 6])
+        if vr in _LONG_VRS:
+            length = struct.unpack_from(u32, buf, pos + 8)[0]
+            start = pos + 12
+        elif vr.isalpha() and vr.isupper():
+            length = struct.unpack_from(u16, buf, pos + 6)[0]
+            start = pos + 8
+        else:
+            raise Unsupported("bad VR")
+        vr = vr.decode("ascii")
+    else:
+        vr = None
+        length = struct.unpack_from("<I", buf, pos + 4)[0]
+        start = pos + 8
+    tag = (group << 16) | elem
+    if length == 0xFFFFFFFF:
+        if (vr not in (None, "SQ", "UN")) or (group, elem) in _PIXEL:
+            raise Unsupported("undefined length")
+        return _skip_undefined(buf, start, explicit if vr != "UN" else False, big, (0xFFFE, 0xE0DD)), tag, vr, None
+    if start + length > len(buf):
+        raise Unsupported("header longer than the buffer")
+    return start + length, tag, vr, (None if vr == "SQ" else buf[start:start + length])
+
+
+def parse(path, size, head_bytes=65536):
+    """(LightDataset, pixel tag, (value offset, length)) or raise Unsupported."""
+    with open(path, "rb") as fh:
+        buf = fh.read(head_bytes)
+        while True:
+            try:
+                return _parse(path, buf, size)
+            except Unsupported as exc:
+                if str(exc) == "header longer than the buffer" and len(buf) < size and len(buf) < (1 << 24):
+                    buf += fh.read(len(buf))
+                    continue
+                raise
+            except struct.error:
+                if len(buf) < size:
+                    buf += fh.read(len(buf))
+                    continue
+                raise Unsupported("truncated header") from None
+
+
+def _parse(path, buf, size):
+    pos = 132 if len(buf) >= 132 and buf[128:132] == b"DICM" else 0
+    meta = {}
+    while pos + 8 <= len(buf) and struct.unpack_from("<H", buf, pos)[0] == 0x0002:
+        pos, tag, _, value = _element(buf, pos, True, False)
+        if value is not None:
+            text = bytes(value).decode("latin-1").rstrip("\x00 ")
+            if tag == 0x00020010:
+                meta["TransferSyntaxUID"] = text
+            elif tag == 0x00020002:
+                meta["MediaStorageSOPClassUID"] = text
+    ts = meta.get("TransferSyntaxUID")
+    if ts not in _NATIVE:
+        raise Unsupported("transfer syntax")
+    explicit, big = _NATIVE[ts]
+    elements = {}
+    wanted = {t for t, _ in TAGS.values()}
+    while True:
+        if pos + 8 > len(buf):
+            if pos >= size:
+                return LightDataset(path, elements, meta, not big, explicit), None, None
+            raise Unsupported("header longer than the buffer")
+        group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
+        if (group, elem) in _PIXEL:
+            start = pos
+            pos, tag, vr, _ = (None, None, None, None)
+            if explicit:
+                vrb = bytes(buf[start + 4:start + 6])
+                hdr = 12 if vrb in _LONG_VRS else 8
+                length = struct.unpack_from(">I" if big else "<I", buf, start + 8)[0] if hdr == 12 else None
+            else:
+                hdr, length = 8, struct.unpack_from("<I", buf, start + 4)[0]
+            if length is None or length == 0xFFFFFFFF:
+                raise Unsupported("encapsulated")
+            ds = LightDataset(path, elements, meta, not big, explicit)
+            return ds, (group << 16) | elem, (start + hdr, length)
+        pos, tag, vr, value = _element(buf, pos, explicit, big)
+        if tag in _NEEDS_PYDICOM:
+            raise Unsupported("needs pydicom")
+        if tag in wanted and value is not None:
+            elements[tag] = (vr, bytes(value))
