@@ -168,10 +168,24 @@ def read_file(path: str, strict_single: bool = False) -> list:
     return [Frame(ds, path, i, n_frames, size, offset, float_pixels) for i in range(n_frames)]
 
 
+def _is_dicomdir(path: str) -> bool:
+    if os.path.basename(path).upper() == "DICOMDIR":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return _DICOMDIR_SOP.encode() in head
+
+
 def scan(path: str) -> list:
     """All image frames under `path` (a file or a directory tree)."""
     if not os.path.exists(path):
         raise InputError("no such file or directory", path)
+    if os.path.isfile(path) and _is_dicomdir(path):
+        # a DICOMDIR names the files of its tree: read the tree it sits at the root of
+        return scan(os.path.dirname(os.path.abspath(path)))
     if os.path.isfile(path):
         frames = read_file(path, strict_single=True)
         if not frames:

@@ -290,3 +290,79 @@ def test_unknown_series_selector(tmp_path):
 
     with pytest.raises(UsageError, match="no series '77'"):
         read(tmp_path / "s", series=77)
+
+
+def _frame_fields(frame):
+    return (frame.series_uid, frame.series_number, frame.iop, frame.ipp, frame.pixel_spacing, frame.rows,
+            frame.columns, frame.slope, frame.intercept, frame.image_type, frame.instance, frame.photometric,
+            frame.bits_stored, frame.signed, frame.echo_time, frame.trigger)
+
+
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"])
+def test_light_parser_agrees_with_pydicom(tmp_path, ts):
+    """The fast header parser and pydicom see the same values, sequences in the header included."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from medconv.dicom import light, scan
+    from medconv.dicom.wrap import Frame
+
+    inner = Dataset()
+    inner.CodeValue = "T-D1100"
+    inner.CodingSchemeDesignator = "SRT"
+    nested = Dataset()
+    nested.ConceptNameCodeSequence = Sequence([inner])
+    path = dcmgen.write_slice(str(tmp_path / "x.dcm"), np.arange(48, dtype=np.int16).reshape(6, 8), ipp=(1.5, -2, 3),
+                              slope=2, intercept=-5, ts=ts, extra={"ReferencedImageSequence": Sequence([nested, inner]),
+                                                                   "TriggerTime": "12.5"})
+    size = os.path.getsize(path)
+    ds, tag, where = light.parse(path, size)
+    fast = scan._read_light(path, size)[0]
+    import pydicom
+
+    slow = Frame(pydicom.dcmread(path, stop_before_pixels=True), path)
+    assert _frame_fields(fast) == _frame_fields(slow)
+    assert where[1] == 6 * 8 * 2
+    vol = read(path)
+    assert np.array_equal(vol.array[:, :, 0], np.arange(48, dtype=np.int16).reshape(6, 8).T)
+
+
+def test_dicomdir_file_reads_its_tree(tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    src = os.path.join(os.path.dirname(get_testdata_file("CT_small.dcm")), "dicomdirtests")
+    shutil.copytree(src, tmp_path / "t", ignore=shutil.ignore_patterns("TINY_ALPHA"))
+    from medconv.dicom import list_series
+
+    via_file = list_series(tmp_path / "t" / "DICOMDIR")
+    via_dir = list_series(tmp_path / "t")
+    assert via_file == via_dir and len(via_dir) > 1
+    images = [p for p in (tmp_path / "t").rglob("*") if p.is_file() and not p.name.startswith("DICOMDIR") and p.suffix != ".txt"]
+    assert sum(s["n_files"] for s in via_dir) == len(images)
+
+
+def test_echoes_and_phase_are_split(tmp_path):
+    d = tmp_path / "s"
+    dcmgen.make_series(d, shape=(6, 6, 3), extra={"EchoNumbers": "1"}, names=[f"e1_{k}" for k in range(3)])
+    dcmgen.make_series(d, shape=(6, 6, 3), extra={"EchoNumbers": "2"}, names=[f"e2_{k}" for k in range(3)])
+    dcmgen.make_series(d, shape=(6, 6, 3), extra={"EchoNumbers": "2", "ImageType": ["ORIGINAL", "PRIMARY", "P"]},
+                       names=[f"p2_{k}" for k in range(3)])
+    from medconv.dicom import list_series
+
+    found = list_series(d)
+    assert [s["selector"] for s in found] == ["3.1", "3.2", "3.3"]
+    assert all(s["n_files"] == 3 for s in found)
+    assert read(d, series="3.2").shape == (6, 6, 3)
+    r = run("convert", d, tmp_path / "o.nii", "--series", "3")
+    assert_clean_error(r, 2, "3.1")
+
+
+def test_uneven_duplicates_are_reported(tmp_path):
+    d = tmp_path / "s"
+    dcmgen.make_series(d, shape=(6, 6, 4), origin=(0, 0, 0))
+    dcmgen.write_slice(str(d / "dup.dcm"), np.ones((6, 6), np.int16), ipp=(0, 0, 5.0))
+    r = run("convert", d, tmp_path / "o.nii")
+    assert_clean_error(r, 3, "repeat", "5 mm")
+    assert not (tmp_path / "o.nii").exists()
