@@ -1,0 +1,160 @@
+"""medconv stats: statistics of real voxel values, with masks, labels, 4D and colour."""
+from __future__ import annotations
+
+import click
+
+from . import options
+
+_PERCENTILE_FLAGS = ("--percentile", "-p")
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+class _StatsCommand(click.Command):
+    """Lets `--percentile 2 98` take every number that follows it (as fslstats users type it)."""
+
+    def parse_args(self, ctx, args):
+        out, i = [], 0
+        while i < len(args):
+            tok = args[i]
+            if tok == "--":
+                out.extend(args[i:])
+                break
+            if tok in _PERCENTILE_FLAGS and i + 1 < len(args):
+                vals = [args[i + 1]]
+                i += 2
+                while i < len(args) and _is_number(args[i]):
+                    vals.append(args[i])
+                    i += 1
+                out.extend([tok, " ".join(vals)])
+                continue
+            out.append(tok)
+            i += 1
+        return super().parse_args(ctx, out)
+
+
+@click.command("stats", cls=_StatsCommand)
+@options.inputs
+@options.from_list
+@click.option("-m", "--mask", "mask_path", type=click.Path(), metavar="MASK",
+              help="Only voxels where MASK is non-zero (same grid as the image).")
+@click.option("-l", "--labels", "labels_path", type=click.Path(), metavar="LABELMAP",
+              help="One row per label value present in LABELMAP (same grid as the image).")
+@click.option("--label-names", "names_path", type=click.Path(), metavar="FILE",
+              help="Name label rows from an ITK-SNAP label description file or a FreeSurferColorLUT.txt-style table.")
+@click.option("--background", is_flag=True, help="With --labels, also report label 0.")
+@click.option("-p", "--percentile", "percentiles", multiple=True, metavar="P...",
+              help="Percentiles to report (repeatable or several numbers: --percentile 5 50 95). Default: 2 98.")
+@click.option("--no-percentiles", is_flag=True,
+              help="Skip median and percentiles: streaming only, memory bounded for every data type.")
+@click.option("--per-volume/--pooled", "per_volume", default=True,
+              help="4D: one row per volume (default) or one row pooling every volume.")
+@options.json_out
+@click.option("--tsv", "as_tsv", is_flag=True, help="Tab-separated: a header row, then one row per input/label/volume/channel.")
+@options.get
+@options.keep_going
+@options.quiet
+def command(paths, from_list, mask_path, labels_path, names_path, background, percentiles, no_percentiles,
+            per_volume, as_json, as_tsv, get_fields, keep_going):
+    """Statistics of real voxel values (slope/intercept applied, e.g. Hounsfield units).
+
+    Fields: count, nan, min, max, mean, std, median, pP for each percentile, nonzero,
+    sum, volume_mm3 and volume_ml (of the non-zero voxels). NaN and infinite voxels
+    are counted in `nan` and left out of everything else. std is the population
+    standard deviation (ddof=0). Median and percentiles are exact, with numpy's default
+    'linear' definition (numpy.percentile): the value at rank (n-1)*P/100 of the sorted
+    values, interpolated linearly between neighbours. Complex data uses the magnitude.
+
+    4D images give one row per volume (--pooled: one row for all), RGB images one row
+    per channel. --labels LABELMAP gives one row per label value present (label 0 is
+    background, left out unless --background): voxels, volume_mm3, volume_ml, mean, std,
+    min, max and the centroid in world mm (x y z, RAS). Without an image
+    (`medconv stats --labels seg.nii.gz`) the rows give the label volumes and centroids.
+
+    \b
+    Memory: the volume is read in slabs; an uncompressed .nii is memory-mapped, so
+    count/min/max/mean/std/sum/nonzero/volumes need memory for one slab only. Exact
+    percentiles of integer data use a histogram of the value range (65536 bins for
+    16-bit data); for floating-point data (or integers spanning more than 2**24
+    values) the selected values are kept in memory once. --no-percentiles avoids that.
+
+    \b
+    Examples:
+      medconv stats ct.nii.gz --percentile 2 50 98
+      medconv stats ct.nii.gz --mask liver.nii.gz --get mean
+      medconv stats ct.nii.gz --labels seg.nii.gz --label-names labels.txt --tsv
+      medconv stats --labels seg.nii.gz --get volume_ml
+      medconv stats sub-*_bold.nii.gz --pooled --tsv > table.tsv
+    """
+    from .. import batch, log, read, stats
+    from ..errors import UsageError
+    from . import render
+
+    paths = options.read_path_list(paths, from_list)
+    if not paths and not labels_path:
+        raise UsageError("no input given (medconv stats PATH... or medconv stats --labels LABELMAP)")
+    if as_tsv and (as_json or get_fields):
+        raise UsageError("--tsv cannot be combined with --json or --get")
+    if names_path and not labels_path:
+        raise UsageError("--label-names needs --labels")
+    qs = stats.parse_percentiles(percentiles) if percentiles else stats.DEFAULT_PERCENTILES
+    if no_percentiles and percentiles:
+        raise UsageError("--no-percentiles cannot be combined with --percentile")
+
+    mask = read(mask_path) if mask_path else None
+    labels = read(labels_path) if labels_path else None
+    names = stats.read_label_names(names_path) if names_path else None
+    pooled = not per_volume
+    label_only = not paths
+
+    def one(path):
+        if label_only:
+            recs = stats.compute_labels(labels, labels, mask=mask, names=names, background=background, values=False)
+        else:
+            volume = read(path)
+            if labels is not None:
+                recs = stats.compute_labels(volume, labels, mask=mask, names=names, pooled=pooled,
+                                            background=background)
+            else:
+                recs = stats.compute(volume, mask=mask, percentiles=qs, pooled=pooled, exact=not no_percentiles)
+        return [{"path": path, **r} for r in recs]
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    results, failures = batch.run([labels_path] if label_only else paths, one, keep_going=keep_going,
+                                  on_error=report)
+    records = [r for recs in results for r in recs]
+    base = stats.LABEL_FIELDS if labels is not None else (
+        stats.FIELDS + tuple(stats.percentile_key(q) for q in (() if no_percentiles else qs)) + stats.TAIL_FIELDS)
+    columns = [f for f in base if any(f in r for r in records)]
+    if as_tsv:
+        _print_tsv(records, columns)
+    else:
+        if not as_json and not get_fields and len(paths) <= 1:
+            columns = [c for c in columns if c != "path"] if len(records) > 1 else columns
+        render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
+                      many=len(paths) > 1 or len(records) > 1)
+    batch.finish(failures, max(len(paths), 1))
+
+
+def _print_tsv(records, columns) -> None:
+    from . import render
+
+    header = []
+    for c in columns:
+        header.extend([f"{c}_x", f"{c}_y", f"{c}_z"] if c == "centroid" else [c])
+    rows = []
+    for r in records:
+        row = []
+        for c in columns:
+            v = r.get(c)
+            row.extend(list(v) if c == "centroid" and v is not None else ([None] * 3 if c == "centroid" else [v]))
+        rows.append(row)
+    render.print_tsv(header, rows)

@@ -1,0 +1,585 @@
+"""Streaming statistics of real voxel values (slope/intercept applied), with masks, labels, 4D.
+
+The voxel array is visited in slabs along the third axis, so a memory-mapped volume
+(uncompressed NIfTI) never needs a float copy of itself:
+
+* count, nan, min, max, sum, mean, std (population, ddof=0), nonzero and the volumes are
+  streamed: per-slab float64 sums combined with Chan's parallel algorithm.
+* median and percentiles are exact, with numpy's default 'linear' definition
+  (numpy.percentile(values, q)). Integer data is counted (a histogram of stored values,
+  bounded by the value range: 2**bits bins for 8/16-bit types, at most 2**24 bins
+  otherwise); everything else keeps the selected finite values in memory (one copy in
+  the real dtype) and selects the order statistics with numpy's partition.
+
+NaN and infinite voxels are counted in `nan` and excluded from everything else.
+Complex values are summarised by their magnitude.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import geometry
+from .errors import InputError, UsageError
+
+DEFAULT_PERCENTILES = (2.0, 98.0)
+SLAB_VOXELS = 1 << 23  # ~8 M voxels per slab: a float64 temporary of 64 MiB at most
+MAX_BINS = 1 << 24  # largest value range counted with a histogram (int32/int64 data)
+MAX_LABEL_BINS = 1 << 16  # label ranges up to this use direct indexing, larger ones np.unique
+CHANNEL_NAMES = {"rgb": "rgb", "rgba": "rgba"}
+GRID_TOL_MM = 1e-3
+
+FIELDS = ("path", "volume", "channel", "count", "nan", "min", "max", "mean", "std", "median")
+TAIL_FIELDS = ("nonzero", "sum", "volume_mm3", "volume_ml")
+LABEL_FIELDS = ("path", "volume", "channel", "label", "name", "voxels", "nan", "volume_mm3", "volume_ml",
+                "mean", "std", "min", "max", "centroid")
+
+
+def percentile_key(q: float) -> str:
+    """JSON key of a percentile: 2 -> "p2", 97.5 -> "p97.5"."""
+    return "p" + (str(int(q)) if float(q).is_integer() else repr(float(q)))
+
+
+def parse_percentiles(values) -> tuple:
+    """Percentiles from option strings ("2", "2 98", "2,98"); each must be in [0, 100]."""
+    out = []
+    for text in values:
+        for token in str(text).replace(",", " ").split():
+            try:
+                q = float(token)
+            except ValueError:
+                raise UsageError(f"--percentile: {token!r} is not a number") from None
+            if not (0.0 <= q <= 100.0):
+                raise UsageError(f"--percentile: {token} is outside 0..100")
+            out.append(q)
+    return tuple(dict.fromkeys(out))
+
+
+# -- slabs ---------------------------------------------------------------------------------
+
+def _grid4(volume) -> np.ndarray:
+    """The stored array as [i, j, k, t(, c)] (2D images get k=1, extra time axes are merged)."""
+    arr = volume.array
+    ch = volume.value_kind in CHANNEL_NAMES
+    grid = arr.shape[:-1] if ch else arr.shape
+    tail = arr.shape[-1:] if ch else ()
+    if len(grid) == 4:
+        return arr
+    if len(grid) < 4:
+        grid = tuple(grid) + (1,) * (4 - len(grid))
+        return arr.reshape(grid + tail)
+    order = "F" if arr.flags.f_contiguous else "C"
+    return arr.reshape(tuple(grid[:3]) + (int(np.prod(grid[3:])),) + tail, order=order)
+
+
+def _slab_ranges(shape, slab_voxels):
+    plane = max(int(shape[0]) * int(shape[1]), 1)
+    step = max(1, int(slab_voxels) // plane)
+    for k0 in range(0, int(shape[2]), step):
+        yield k0, min(int(shape[2]), k0 + step)
+
+
+def _release(arr) -> None:
+    """Drop the pages of a memory map already visited, so resident memory stays bounded."""
+    import mmap
+
+    base = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "_mmap", None) or getattr(base, "base", None)
+    if base is not None and hasattr(base, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            base.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
+
+
+def _real_slab(volume, slab: np.ndarray) -> np.ndarray:
+    if slab.dtype.kind == "c":
+        slab = np.abs(slab)
+        return volume.real(slab) if volume.scaling else slab
+    return volume.real(slab) if volume.scaling else slab
+
+
+def _mask_slab(mask4, k0, k1):
+    if mask4 is None:
+        return None
+    m = np.asarray(mask4[:, :, k0:k1, 0])
+    sel = m != 0
+    if m.dtype.kind in "fc":
+        sel &= ~np.isnan(m)
+    return sel
+
+
+# -- one selection of values: streaming moments plus exact order statistics ---------------------
+
+class _Moments:
+    """count/min/max/sum/mean/M2 of finite values, combined slab by slab (Chan et al.)."""
+
+    def __init__(self):
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.total = 0.0
+        self.lo = None
+        self.hi = None
+        self.nonzero = 0
+        self.nan = 0
+
+    def add(self, vals: np.ndarray) -> None:
+        n = int(vals.size)
+        if not n:
+            return
+        s = float(np.sum(vals, dtype=np.float64))
+        m = s / n
+        d = vals.astype(np.float64, copy=False) - m
+        m2 = float(np.dot(d, d))
+        delta = m - self.mean
+        tot = self.n + n
+        self.mean += delta * n / tot
+        self.m2 += m2 + delta * delta * self.n * n / tot
+        self.n = tot
+        self.total += s
+        lo, hi = vals.min(), vals.max()
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+        self.nonzero += int(np.count_nonzero(vals))
+
+
+def _lerp(a, b, g: float):
+    """numpy's linear interpolation between two order statistics (same operations, same result)."""
+    diff = b - a
+    return b - diff * (1 - g) if g >= 0.5 else a + diff * g
+
+
+def _order_positions(n: int, qs):
+    """(lower index, upper index, fraction) of each percentile q, as numpy.percentile computes them."""
+    out = []
+    for q in qs:
+        virtual = (n - 1) * (float(q) / 100.0)
+        lo = int(math.floor(virtual))
+        lo = min(max(lo, 0), n - 1)
+        hi = min(lo + 1, n - 1)
+        out.append((lo, hi, virtual - math.floor(virtual)))
+    return out
+
+
+def _py(value):
+    if value is None:
+        return None
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class _Counter:
+    """Histogram of stored integer values (bins offset by `offset`)."""
+
+    def __init__(self, offset: int, nbins: int):
+        self.offset = offset
+        self.counts = np.zeros(nbins, dtype=np.int64)
+
+    def add(self, stored: np.ndarray) -> None:
+        if stored.size:
+            idx = stored.astype(np.int64) - self.offset if self.offset else stored
+            self.counts += np.bincount(idx.ravel(), minlength=self.counts.size)
+
+
+class Accumulator:
+    """Statistics of one selection (an input, a volume, a channel), fed slab by slab."""
+
+    def __init__(self, volume, qs, exact: bool, int_range=None, capacity: int = 0):
+        self.volume = volume
+        self.qs = tuple(qs)
+        self.exact = exact
+        self.moments = _Moments()
+        # kept values go straight into one buffer: np.empty pages cost memory only once written,
+        # so sizing it for every voxel of the selection region is free when a mask selects few
+        self.capacity = int(capacity)
+        self.kept = None
+        self.filled = 0
+        self.counter = None
+        if int_range is not None:
+            self.counter = _Counter(int_range[0], int_range[1] - int_range[0] + 1)
+
+    def add(self, stored: np.ndarray, sel) -> None:
+        if self.counter is not None:  # integer data: the histogram says everything
+            self.counter.add(stored if sel is None else stored[sel])
+            return
+        vals = _real_slab(self.volume, stored)
+        vals = vals.ravel() if sel is None else vals[sel]
+        if vals.dtype.kind == "f":
+            finite = np.isfinite(vals)
+            if not finite.all():
+                self.moments.nan += int(vals.size - np.count_nonzero(finite))
+                vals = vals[finite]
+        self.moments.add(vals)
+        if self.exact and vals.size:
+            if self.kept is None:
+                self.kept = np.empty(max(self.capacity, vals.size), dtype=vals.dtype)
+            if self.filled + vals.size > self.kept.size:  # only when no capacity hint was given
+                self.kept = np.concatenate([self.kept[:self.filled], np.empty(vals.size, vals.dtype)])
+            self.kept[self.filled:self.filled + vals.size] = vals
+            self.filled += vals.size
+
+    def result(self, voxel_mm3: float) -> dict:
+        if self.counter is not None:
+            return self._from_counts(voxel_mm3)
+        mo = self.moments
+        rec = {"count": mo.n, "nan": mo.nan, "min": _py(mo.lo), "max": _py(mo.hi)}
+        if mo.n:
+            rec["mean"] = mo.total / mo.n
+            rec["std"] = math.sqrt(max(mo.m2, 0.0) / mo.n)
+        else:
+            rec["mean"] = rec["std"] = None
+        if self.exact:
+            vals = self.kept[:self.filled] if self.kept is not None else np.zeros(0)
+            self.kept = None
+            qs = (50.0,) + self.qs
+            if vals.size:
+                # one partition serves every order statistic; the interpolation is numpy's own
+                places = _order_positions(vals.size, qs)
+                vals.partition(sorted({i for lo, hi, _ in places for i in (lo, hi)}))
+                got = [_lerp(vals[lo], vals[hi], g) for lo, hi, g in places]
+            else:
+                got = [None] * len(qs)
+            rec["median"] = _py(got[0])
+            for q, v in zip(self.qs, got[1:]):
+                rec[percentile_key(q)] = _py(v)
+        self._tail(rec, mo.nonzero, mo.total if mo.n else 0.0, voxel_mm3)
+        return rec
+
+    def _from_counts(self, voxel_mm3: float) -> dict:
+        counts = self.counter.counts
+        present = np.flatnonzero(counts)
+        n = int(counts.sum())
+        rec = {"count": n, "nan": 0}
+        if not n:
+            rec.update(min=None, max=None, mean=None, std=None)
+            if self.exact:
+                rec["median"] = None
+                rec.update({percentile_key(q): None for q in self.qs})
+            self._tail(rec, 0, 0.0, voxel_mm3)
+            return rec
+        stored = (present + self.counter.offset).astype(self.volume.dtype)
+        real = _real_slab(self.volume, stored)
+        c = counts[present]
+        order = np.argsort(real, kind="stable")
+        real, c = real[order], c[order]
+        if real.dtype.kind in "iu":  # exact integer sums
+            total = int(np.dot(real.astype(np.int64), c)) if np.abs(real).max() * n < 2**62 \
+                else float(np.dot(real.astype(np.float64), c))
+            r64 = real.astype(np.float64)
+        else:
+            r64 = real.astype(np.float64)
+            total = float(np.dot(r64, c))
+        mean = total / n
+        d = r64 - mean
+        rec.update(min=_py(real[0]), max=_py(real[-1]), mean=float(mean),
+                   std=math.sqrt(float(np.dot(d * d, c)) / n))
+        if self.exact:
+            cum = np.cumsum(c)
+
+            def nth(r):
+                return real[int(np.searchsorted(cum, r, side="right"))]
+
+            def pct(q):
+                (lo, hi, g), = _order_positions(n, [q])
+                a, b = nth(lo), nth(hi)
+                if a.dtype.kind in "iu":
+                    a, b = np.float64(a), np.float64(b)
+                return _lerp(a, b, g)
+
+            rec["median"] = _py(pct(50.0))
+            for q in self.qs:
+                rec[percentile_key(q)] = _py(pct(q))
+        nonzero = int(c[real != 0].sum())
+        self._tail(rec, nonzero, total, voxel_mm3)
+        return rec
+
+    @staticmethod
+    def _tail(rec, nonzero, total, voxel_mm3):
+        rec["nonzero"] = nonzero
+        rec["sum"] = total if isinstance(total, int) else float(total)
+        rec["volume_mm3"] = nonzero * voxel_mm3
+        rec["volume_ml"] = nonzero * voxel_mm3 / 1000.0
+
+
+def _int_range(volume, arr4, mask4, slab_voxels):
+    """(lo, hi) of stored integer values for a histogram, or None when counting does not fit."""
+    dt = volume.dtype
+    if dt.kind not in "iu" or volume.value_kind in ("complex",):
+        return None
+    if dt.itemsize <= 2:
+        info = np.iinfo(dt)
+        return int(info.min), int(info.max)
+    lo = hi = None
+    for k0, k1 in _slab_ranges(arr4.shape, slab_voxels):
+        slab = arr4[:, :, k0:k1]
+        if slab.size:
+            a, b = int(slab.min()), int(slab.max())
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+        _release(arr4)
+    if lo is None:
+        return (0, 0)
+    if hi - lo + 1 > MAX_BINS:
+        return None
+    return lo, hi
+
+
+def voxel_volume_mm3(volume) -> float:
+    """Volume of one voxel in mm^3 (|det| of the affine's 3x3 part)."""
+    return float(abs(np.linalg.det(np.asarray(volume.affine, dtype=float)[:3, :3])))
+
+
+# -- grids ---------------------------------------------------------------------------------
+
+def _grid_text(volume) -> str:
+    sp = "x".join(format(float(s), ".4g") for s in geometry.voxel_sizes(volume.affine)[:3])
+    org = ",".join(format(float(v), ".4g") for v in volume.affine[:3, 3])
+    shape = "x".join(str(n) for n in volume.spatial_shape)
+    return f"{shape} voxels of {sp} mm at ({org}) {geometry.axcodes(volume.affine)}"
+
+
+def check_same_grid(image, other, role: str, other_path=None) -> None:
+    """Raise InputError (exit 3) unless `other` (mask or labels) lies on the image's grid."""
+    same = tuple(image.spatial_shape) == tuple(other.spatial_shape)
+    if same:
+        same = geometry.world_distance(image.affine, other.affine, image.spatial_shape) <= GRID_TOL_MM
+    if not same:
+        raise InputError(f"{role} grid differs from the image grid: image {_grid_text(image)}; "
+                         f"{role} {other_path or other.path} {_grid_text(other)}", image.path)
+    if other.n_volumes != 1 or other.value_kind in CHANNEL_NAMES:
+        raise InputError(f"a {role} must be a single 3D volume (it has {other.n_volumes} volumes)",
+                         other_path or other.path)
+
+
+# -- label names ---------------------------------------------------------------------------
+
+def read_label_names(path) -> dict:
+    """{label: name} from an ITK-SNAP label description file or a FreeSurferColorLUT-style table."""
+    import shlex
+
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read label names ({exc.strerror})", path) from None
+    names = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            if '"' in text:  # ITK-SNAP: IDX R G B A VIS MSH "LABEL"
+                tokens = shlex.split(text)
+                label, name = int(tokens[0]), tokens[-1]
+                if len(tokens) < 2:
+                    raise ValueError
+            else:  # FreeSurfer: No. Label-Name R G B A
+                tokens = text.split()
+                label, name = int(tokens[0]), tokens[1]
+        except (ValueError, IndexError):
+            raise InputError(f"line {number} is not a label description ({text[:40]!r})", path) from None
+        names[label] = name
+    return names
+
+
+# -- the public calls ----------------------------------------------------------------------
+
+def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False, exact=True,
+            slab_voxels=SLAB_VOXELS) -> list:
+    """One record per volume (or pooled) and per colour channel of `volume`'s real values.
+
+    `mask` (a Volume on the same grid) restricts to its non-zero voxels. `exact=False`
+    skips median and percentiles (then memory stays bounded by the slab size for every dtype).
+    """
+    if mask is not None:
+        check_same_grid(volume, mask, "mask")
+    arr4 = _grid4(volume)
+    mask4 = _grid4(mask) if mask is not None else None
+    qs = tuple(percentiles) if exact else ()
+    channels = volume.channels if volume.value_kind in CHANNEL_NAMES else 0
+    n_t = arr4.shape[3]
+    vox = voxel_volume_mm3(volume)
+    records = []
+    for c in range(max(channels, 1)):
+        chan = arr4[..., c] if channels else arr4
+        rng = _int_range(volume, chan, mask4, slab_voxels)
+        acc = None
+        for t in range(n_t):
+            if acc is None or not pooled:
+                acc = Accumulator(volume, qs, exact, rng, capacity=int(np.prod(chan.shape[:3])) * (n_t if pooled else 1))
+            for k0, k1 in _slab_ranges(chan.shape, slab_voxels):
+                sel = _mask_slab(mask4, k0, k1)
+                acc.add(np.asarray(chan[:, :, k0:k1, t]), sel)
+                _release(chan)
+            if not pooled or t == n_t - 1:
+                rec = {}
+                if n_t > 1 and not pooled:
+                    rec["volume"] = t
+                if channels:
+                    rec["channel"] = CHANNEL_NAMES[volume.value_kind][c]
+                rec.update(acc.result(vox))
+                records.append(rec)
+    return records
+
+
+def _label_keys(slab: np.ndarray, lab_range):
+    """(index of each voxel's label, label value of each index) for one slab of a label map."""
+    if lab_range is not None:
+        idx = slab.astype(np.int64) - lab_range[0]
+        return idx.ravel(), np.arange(lab_range[0], lab_range[1] + 1)
+    keys, inv = np.unique(slab, return_inverse=True)
+    return inv.ravel(), keys
+
+
+class _LabelAcc:
+    """Per-label voxels, moments, min/max, nan count and index sums (for centroids), by label value."""
+
+    NAMES = ("voxels", "nan", "n", "mean", "m2", "lo", "hi", "si", "sj", "sk")
+
+    def __init__(self):
+        self.rows = {}  # label value -> np.array of the NAMES
+
+    def add(self, keys, voxels, nan, n, sums, m2, lo, hi, si, sj, sk):
+        for pos in np.flatnonzero(voxels):
+            key = keys[pos].item()
+            row = self.rows.get(key)
+            nb = n[pos]
+            mb = sums[pos] / nb if nb else 0.0
+            if row is None:
+                self.rows[key] = [voxels[pos], nan[pos], nb, mb, m2[pos], lo[pos], hi[pos], si[pos], sj[pos], sk[pos]]
+                continue
+            na, ma = row[2], row[3]
+            tot = na + nb
+            if nb:
+                delta = mb - ma
+                row[3] = ma + delta * nb / tot
+                row[4] = row[4] + m2[pos] + delta * delta * na * nb / tot
+                row[5] = min(row[5], lo[pos])
+                row[6] = max(row[6], hi[pos])
+            row[2] = tot
+            row[0] += voxels[pos]
+            row[1] += nan[pos]
+            row[7] += si[pos]
+            row[8] += sj[pos]
+            row[9] += sk[pos]
+
+
+def _label_range(labels, lab4, slab_voxels):
+    dt = labels.dtype
+    if dt.kind not in "iu" or labels.scaling is not None:
+        return None
+    lo = hi = None
+    for k0, k1 in _slab_ranges(lab4.shape, slab_voxels):
+        slab = lab4[:, :, k0:k1, 0]
+        if slab.size:
+            a, b = int(slab.min()), int(slab.max())
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+        _release(lab4)
+    if lo is None or hi - lo + 1 > MAX_LABEL_BINS:
+        return None
+    return lo, hi
+
+
+def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, background=False,
+                   values=True, slab_voxels=SLAB_VOXELS) -> list:
+    """One record per label value present in `labels` (0 skipped unless `background`).
+
+    With values=False only the label geometry is reported (voxels, volume, centroid).
+    Centroids are the mean voxel position of the label, in world mm (x, y, z RAS).
+    """
+    check_same_grid(volume, labels, "label map")
+    if mask is not None:
+        check_same_grid(volume, mask, "mask")
+    arr4 = _grid4(volume)
+    lab4 = _grid4(labels)
+    mask4 = _grid4(mask) if mask is not None else None
+    lab_range = _label_range(labels, lab4, slab_voxels)
+    channels = volume.channels if volume.value_kind in CHANNEL_NAMES and values else 0
+    n_t = arr4.shape[3] if values else 1
+    vox = voxel_volume_mm3(volume)
+    names = names or {}
+    records = []
+    ni, nj = arr4.shape[0], arr4.shape[1]
+    for c in range(max(channels, 1)):
+        chan = arr4[..., c] if channels else arr4
+        acc = None
+        for t in range(n_t):
+            if acc is None or not pooled:
+                acc = _LabelAcc()
+            for k0, k1 in _slab_ranges(chan.shape, slab_voxels):
+                lab = np.asarray(lab4[:, :, k0:k1, 0])
+                if labels.scaling is not None:
+                    lab = labels.real(lab)
+                sel = _mask_slab(mask4, k0, k1)
+                idx, keys = _label_keys(lab, lab_range)
+                shape = lab.shape
+                ii = np.broadcast_to(np.arange(ni, dtype=np.float64)[:, None, None], shape).ravel()
+                jj = np.broadcast_to(np.arange(nj, dtype=np.float64)[None, :, None], shape).ravel()
+                kk = np.broadcast_to(np.arange(k0, k1, dtype=np.float64)[None, None, :], shape).ravel()
+                if sel is not None:
+                    flat = sel.ravel()
+                    idx, ii, jj, kk = idx[flat], ii[flat], jj[flat], kk[flat]
+                nk = keys.size
+                voxels = np.bincount(idx, minlength=nk)
+                si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
+                if values:
+                    x = _real_slab(volume, np.asarray(chan[:, :, k0:k1, t])).ravel()
+                    if sel is not None:
+                        x = x[sel.ravel()]
+                    fin = np.isfinite(x) if x.dtype.kind == "f" else None
+                    nan = np.bincount(idx[~fin], minlength=nk) if fin is not None else np.zeros(nk, np.int64)
+                    xi, xf = (idx, x) if fin is None else (idx[fin], x[fin])
+                    xf64 = xf.astype(np.float64, copy=False)
+                    n = np.bincount(xi, minlength=nk)
+                    sums = np.bincount(xi, weights=xf64, minlength=nk)
+                    means = np.divide(sums, n, out=np.zeros(nk), where=n > 0)
+                    dev = xf64 - means[xi]
+                    m2 = np.bincount(xi, weights=dev * dev, minlength=nk)
+                    lo = np.full(nk, np.inf)
+                    hi = np.full(nk, -np.inf)
+                    np.minimum.at(lo, xi, xf64)
+                    np.maximum.at(hi, xi, xf64)
+                else:
+                    nan = n = np.zeros(nk, np.int64)
+                    sums = m2 = lo = hi = np.zeros(nk)
+                acc.add(keys, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
+                _release(chan)
+            if not pooled or t == n_t - 1:
+                for key in sorted(acc.rows):
+                    if key == 0 and not background:
+                        continue
+                    row = acc.rows[key]
+                    rec = {}
+                    if n_t > 1 and not pooled:
+                        rec["volume"] = t
+                    if channels:
+                        rec["channel"] = CHANNEL_NAMES[volume.value_kind][c]
+                    label = int(key) if float(key).is_integer() else float(key)
+                    rec["label"] = label
+                    if names:
+                        rec["name"] = names.get(label, "")
+                    voxels = int(row[0])
+                    rec["voxels"] = voxels
+                    if values:
+                        rec["nan"] = int(row[1])
+                    rec["volume_mm3"] = voxels * vox
+                    rec["volume_ml"] = voxels * vox / 1000.0
+                    if values:
+                        n = int(row[2])
+                        int_vals = volume.scaling is None and volume.dtype.kind in "iu"
+                        rec["mean"] = float(row[3]) if n else None
+                        rec["std"] = math.sqrt(max(float(row[4]), 0.0) / n) if n else None
+                        conv = (lambda v: int(v)) if int_vals else float
+                        rec["min"] = conv(row[5]) if n else None
+                        rec["max"] = conv(row[6]) if n else None
+                    ijk = np.array([row[7], row[8], row[9], voxels], dtype=float) / voxels
+                    ijk[3] = 1.0
+                    rec["centroid"] = [float(v) for v in (np.asarray(volume.affine, float) @ ijk)[:3]]
+                    records.append(rec)
+    return records
