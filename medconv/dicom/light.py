@@ -33,7 +33,8 @@ TAGS = {
     "PixelSpacing": (0x00280030, "DS"), "BitsAllocated": (0x00280100, "US"), "BitsStored": (0x00280101, "US"),
     "PixelRepresentation": (0x00280103, "US"), "PixelPaddingValue": (0x00280120, "US"),
     "WindowCenter": (0x00281050, "DS"), "WindowWidth": (0x00281051, "DS"), "RescaleIntercept": (0x00281052, "DS"),
-    "RescaleSlope": (0x00281053, "DS"),
+    "RescaleSlope": (0x00281053, "DS"), "GridFrameOffsetVector": (0x3004000C, "DS"),
+    "DoseGridScaling": (0x3004000E, "DS"),
 }
 _NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101}  # functional groups, DICOMDIR, palette
 

@@ -128,11 +128,25 @@ class Frame:
         self.iop = _floats(pick("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
         self.ipp = _floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3)
         self.pixel_spacing = _floats(pick("PixelMeasuresSequence", "PixelSpacing"), 2)
+        if index is not None and self.ipp is not None and self.normal is not None and (
+                per is None or _item(per, "PlanePositionSequence") is None):
+            # legacy multi-frame (RT dose, NM): one position for the file, frames spread along the normal
+            offsets = _floats(_get(ds, "GridFrameOffsetVector"))
+            step = _float(_get(ds, "SpacingBetweenSlices"))
+            shift = None
+            if offsets is not None and len(offsets) == n_frames:
+                shift = offsets[index]
+            elif step is not None:
+                shift = step * index
+            if shift is not None:
+                self.ipp = list(np.asarray(self.ipp) + self.normal * shift)
         thick = _float(pick("PixelMeasuresSequence", "SliceThickness"))
         if thick is not None:
             self.slice_thickness = thick
         slope = _float(pick("PixelValueTransformationSequence", "RescaleSlope"))
         inter = _float(pick("PixelValueTransformationSequence", "RescaleIntercept"))
+        if slope is None:
+            slope = _float(_get(ds, "DoseGridScaling"))  # RT dose: stored * scaling = Gy
         self.slope = 1.0 if slope is None or slope == 0 else slope
         self.intercept = 0.0 if inter is None else inter
         self.echo_number = _int(_get(ds, "EchoNumbers"))

@@ -158,3 +158,38 @@ def test_info_never_decodes_pixels(monkeypatch):
     monkeypatch.setattr(pixels, "load", boom)
     rec = info_records(sample("MR_small_jp2klossless.dcm"))[0]
     assert rec["shape"] == [64, 64, 1] and rec["transfer_syntax"] == "1.2.840.10008.1.2.4.90"
+
+
+@pytest.mark.parametrize("name", ["rtdose.dcm", "rtdose_rle.dcm", "rtdose_expb.dcm"])
+def test_rt_dose_frames_follow_grid_offsets(name):
+    """Legacy multi-frame: frames placed by GridFrameOffsetVector, values scaled by DoseGridScaling."""
+    import pydicom
+
+    import medconv
+
+    path = sample(name)
+    ds = pydicom.dcmread(path)
+    vol = medconv.read(path)
+    assert vol.shape == (10, 10, 15)
+    assert np.allclose(vol.affine[:3, 2], [0, 0, 5.0])
+    assert np.allclose(vol.affine[:3, 3], [-189.43125, -199.43125, -761.87])
+    assert np.array_equal(vol.array, ds.pixel_array.transpose(2, 1, 0))
+    assert vol.scaling == (float(ds.DoseGridScaling), 0.0)
+
+
+def test_bits_stored_below_allocated(tmp_path):
+    """12-bit signed values with junk in the unused high bits: sign-extended, junk dropped."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import dcmgen
+
+    import medconv
+
+    values = np.array([[-2048, -1, 0, 2047], [5, -5, 100, -100]], dtype=np.int16)
+    junk = (values.astype(np.uint16) & 0x0FFF) | 0xA000  # garbage above bit 11
+    path = dcmgen.write_slice(str(tmp_path / "x.dcm"), junk.view(np.int16), ipp=(0, 0, 0),
+                              extra={"BitsStored": 12, "HighBit": 11})
+    vol = medconv.read(path)
+    assert np.array_equal(vol.array[:, :, 0], values.T)
+    path = dcmgen.write_slice(str(tmp_path / "u.dcm"), junk.view(np.int16), ipp=(0, 0, 0), signed=False,
+                              extra={"BitsStored": 12, "HighBit": 11})
+    assert np.array_equal(medconv.read(path).array[:, :, 0], (junk & 0x0FFF).T)
