@@ -1,0 +1,245 @@
+"""FreeSurfer MGH / MGZ (.mgz is the same bytes gzipped), read and written by hand.
+
+Layout: a 284-byte big-endian header (version, width, height, depth, nframes,
+type, dof, goodRASflag, spacing, Mdc, c_ras), the voxel data in Fortran order
+(i fastest, then j, k, frame), then an optional tail (TR ms, flip angle, TE, TI,
+FOV) and optional tags. The affine follows FreeSurfer (and nibabel):
+centre voxel = dims / 2 maps to c_ras. goodRASflag 0 means the orientation is
+unknown; FreeSurfer's default coronal orientation is then assumed.
+
+Voxel types: uchar, int32, float32, short (int16) and ushort (read only).
+Written values are never changed: other integer types are widened losslessly
+when they fit, anything else is refused.
+"""
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from .. import io
+from ..errors import CorruptInput, OutputError
+from ..volume import Volume
+
+HEADER_SIZE = 284
+_HEAD = ">7ih3f9f3f"  # 90 bytes of meaning, zero padded to 284
+TYPES = {0: ("uchar", ">u1"), 1: ("int", ">i4"), 3: ("float", ">f4"), 4: ("short", ">i2"), 10: ("ushort", ">u2")}
+_WRITE_CODES = {np.dtype("uint8"): 0, np.dtype("int32"): 1, np.dtype("float32"): 3, np.dtype("int16"): 4}
+TAG_NAMES = {1: "old_colortable", 2: "old_usereal_ras", 3: "cmdline", 4: "usereal_ras", 5: "colortable",
+             10: "gcamorph_geom", 11: "gcamorph_type", 12: "gcamorph_labels", 20: "old_surf_geom",
+             21: "surf_geom", 30: "old_mgh_xform", 31: "mgh_xform", 32: "group_avg_surface_area",
+             33: "auto_align", 40: "scalar_double", 41: "pedir", 42: "mri_frame", 43: "fieldstrength",
+             44: "orig_ras2vox"}
+_DEFAULT_MDC = np.array([[-1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # rows: x, y, z direction (FreeSurfer coronal)
+
+
+def _is_compressed(path: str) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == io.GZIP_MAGIC
+
+
+def _parse(raw: bytes, path: str) -> dict:
+    if len(raw) < HEADER_SIZE:
+        raise CorruptInput(f"file is too short for an MGH header ({len(raw)} of {HEADER_SIZE} bytes)", path)
+    vals = struct.unpack_from(_HEAD, raw, 0)
+    hdr = {"version": vals[0], "width": vals[1], "height": vals[2], "depth": vals[3], "nframes": vals[4],
+           "type": vals[5], "dof": vals[6], "goodRASflag": vals[7], "spacing": list(vals[8:11]),
+           "Mdc": [list(vals[11:14]), list(vals[14:17]), list(vals[17:20])], "c_ras": list(vals[20:23])}
+    if hdr["version"] != 1:
+        raise CorruptInput(f"not an MGH file (version {hdr['version']}, expected 1)", path)
+    dims = (hdr["width"], hdr["height"], hdr["depth"], hdr["nframes"])
+    if any(n <= 0 for n in dims):
+        raise CorruptInput(f"invalid dimensions {list(dims)}", path)
+    if hdr["type"] not in TYPES:
+        raise CorruptInput(f"unknown MGH voxel type {hdr['type']}", path)
+    return hdr
+
+
+def _layout(hdr):
+    dims = (hdr["width"], hdr["height"], hdr["depth"], hdr["nframes"])
+    dtype = np.dtype(TYPES[hdr["type"]][1])
+    nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    return dims, dtype, nbytes
+
+
+def affine_of(hdr) -> tuple:
+    """(affine, orientation known) from the header, as FreeSurfer computes it."""
+    dims = np.array([hdr["width"], hdr["height"], hdr["depth"]], float)
+    if hdr["goodRASflag"] > 0:
+        mdc = np.array(hdr["Mdc"], dtype=np.float32).astype(float)
+        delta = np.array(hdr["spacing"], dtype=np.float32).astype(float)
+        centre = np.array(hdr["c_ras"], dtype=np.float32).astype(float)
+        known = True
+    else:
+        mdc, delta, centre, known = _DEFAULT_MDC, np.ones(3), np.zeros(3), False
+    if not (np.isfinite(mdc).all() and np.isfinite(delta).all() and np.isfinite(centre).all()):
+        raise CorruptInput("the header's orientation contains NaN or infinite values")
+    rot = mdc.T * delta
+    aff = np.eye(4)
+    aff[:3, :3] = rot
+    aff[:3, 3] = centre - rot.dot(dims) / 2.0
+    return aff, known
+
+
+def _read_head(path: str) -> tuple:
+    raw = io.read_bytes(path, HEADER_SIZE)
+    return _parse(raw, path), _is_compressed(path)
+
+
+def read(path: str, fmt: str | None = None, header_only: bool = False, **options) -> Volume:
+    hdr, compressed = _read_head(path)
+    dims, dtype, nbytes = _layout(hdr)
+    if not compressed:
+        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path))
+    else:
+        # gzip rarely beats ~1000:1; refuse absurd claims before decompressing anything
+        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path) * 1032 + 1024)
+    try:
+        affine, known = affine_of(hdr)
+    except CorruptInput as exc:
+        raise CorruptInput(exc.message, path) from None
+    shape = dims if dims[3] > 1 else dims[:3]
+    cache = {}
+    # a gzip tail (TR) costs a full decompression: pay it for 4D files, where TR is the time step
+    if compressed and (not header_only or dims[3] > 1):
+        cache["blob"] = io.read_bytes(path)
+    if not compressed or "blob" in cache:
+        hdr.update(_tail(path, compressed, nbytes, cache.get("blob")))
+    tr = hdr.get("tr")
+    time_step = tr / 1000.0 if (len(shape) > 3 and tr) else None
+    metadata = {k: hdr[k] for k in ("tr", "te", "ti", "flip_angle") if hdr.get(k)}
+
+    def loader():
+        blob = cache.pop("blob", None) or io.read_bytes(path)
+        if len(blob) < HEADER_SIZE + nbytes:
+            raise CorruptInput(f"truncated: {len(blob) - HEADER_SIZE} of {nbytes} bytes of voxel data present",
+                               path)
+        arr = np.frombuffer(blob, dtype=dtype, count=nbytes // dtype.itemsize, offset=HEADER_SIZE)
+        arr = arr.reshape(shape, order="F").astype(dtype.newbyteorder("="))
+        return arr
+
+    vol = Volume(affine=affine, header=hdr, format="mgh", path=path, orientation_known=known,
+                 time_step=time_step, metadata=metadata, loader=loader, stored_shape=tuple(shape),
+                 stored_dtype=dtype.newbyteorder("="))
+    if not header_only:
+        vol.array  # noqa: B018 - load now so a truncated file fails in read()
+    return vol
+
+
+def _tail(path: str, compressed: bool, nbytes: int, blob: bytes | None = None) -> dict:
+    """TR, flip angle, TE, TI, FOV and tags after the voxel data (all optional)."""
+    if compressed:
+        blob = blob if blob is not None else io.read_bytes(path)
+        rest = blob[HEADER_SIZE + nbytes:]
+    else:
+        with open(path, "rb") as fh:
+            fh.seek(HEADER_SIZE + nbytes)
+            rest = fh.read()
+    out = {}
+    if len(rest) >= 20:
+        tr, flip, te, ti, fov = struct.unpack_from(">5f", rest, 0)
+        out.update(tr=tr, flip_angle=flip, te=te, ti=ti, fov=fov)
+        out["tags"] = _tags(rest[20:])
+    return out
+
+
+def _tags(blob: bytes) -> list:
+    tags, pos = [], 0
+    while pos + 4 <= len(blob):
+        (code,) = struct.unpack_from(">i", blob, pos)
+        if code == 0:
+            break
+        if code == 30:  # the old transform tag has a 32-bit length
+            if pos + 8 > len(blob):
+                break
+            (length,) = struct.unpack_from(">i", blob, pos + 4)
+            start = pos + 8
+        else:
+            if pos + 12 > len(blob):
+                break
+            (length,) = struct.unpack_from(">q", blob, pos + 4)
+            start = pos + 12
+        if length < 0 or start + length > len(blob):
+            break
+        body = blob[start:start + length]
+        tag = {"tag": code, "name": TAG_NAMES.get(code, "unknown"), "length": int(length)}
+        if code in (3, 30, 31):
+            tag["text"] = body.split(b"\x00", 1)[0].decode("latin-1")
+        tags.append(tag)
+        pos = start + length
+    return tags
+
+
+def read_header(path: str, fmt: str | None = None) -> dict:
+    """Every header field in file order, then the tail (TR, flip angle, TE, TI, FOV, tags)."""
+    hdr, compressed = _read_head(path)
+    dims, dtype, nbytes = _layout(hdr)
+    out = {"format": "mgz" if compressed else "mgh"}
+    out.update(hdr)
+    out["type_name"] = TYPES[hdr["type"]][0]
+    if compressed or io.file_size(path) >= HEADER_SIZE + nbytes:
+        out.update(_tail(path, compressed, nbytes))
+    return out
+
+
+def _storable(volume: Volume, path: str) -> np.ndarray:
+    """The values as a dtype MGH holds, unchanged, or OutputError."""
+    if volume.value_kind in ("rgb", "rgba", "complex"):
+        raise OutputError(f"MGH cannot hold {volume.value_kind} voxels (it holds uchar, short, int, float)", path)
+    arr = volume.real() if volume.scaling is not None else volume.array
+    dt = arr.dtype
+    if dt in _WRITE_CODES:
+        return arr
+    if dt.kind in "iub":
+        if arr.size == 0:
+            return arr.astype(np.int16)
+        lo, hi = int(arr.min()), int(arr.max())
+        for cand in (np.int16, np.int32):
+            info = np.iinfo(cand)
+            if info.min <= lo and hi <= info.max and (dt.itemsize < np.dtype(cand).itemsize or dt.kind == "b"):
+                return arr.astype(cand)
+        raise OutputError(f"MGH cannot hold {dt} values {lo}..{hi} (it holds uchar, short, int32, float32)", path)
+    if dt.kind == "f":
+        as32 = arr.astype(np.float32)
+        if np.array_equal(as32, arr, equal_nan=True):
+            return as32
+        raise OutputError(f"MGH holds float32, and these {dt} values would lose precision "
+                          "(use --dtype float32 to accept that)", path)
+    raise OutputError(f"MGH cannot hold {dt} values (it holds uchar, short, int32, float32)", path)
+
+
+def write(volume: Volume, path: str, fmt: str = "mgh", *, force: bool = False, protect=(), **options) -> list:
+    if volume.ndim > 4:
+        raise OutputError(f"MGH holds at most 4 dimensions, not {volume.ndim}", path)
+    arr = _storable(volume, path)
+    grid = volume.grid_shape
+    if volume.ndim == 2:
+        arr = arr.reshape(grid + (1,))
+    if arr.ndim == 3:
+        arr = arr.reshape(arr.shape + (1,))
+    dims = arr.shape
+    rot = volume.affine[:3, :3]
+    delta = np.sqrt((rot ** 2).sum(axis=0))
+    if np.any(delta == 0):
+        raise OutputError("the affine has a zero-length voxel axis", path)
+    mdc = (rot / delta).T  # rows: direction of i, j, k
+    c_ras = volume.affine[:3, :3].dot(np.array(dims[:3], float) / 2.0) + volume.affine[:3, 3]
+    head = struct.pack(_HEAD, 1, dims[0], dims[1], dims[2], dims[3], _WRITE_CODES[arr.dtype],
+                       0, 1, *delta, *mdc.reshape(-1), *c_ras)
+    tr = (volume.time_step or 0.0) * 1000.0 if volume.ndim > 3 else float(volume.metadata.get("tr") or 0.0)
+    md = volume.metadata
+    tail = struct.pack(">5f", tr, float(md.get("flip_angle") or 0.0), float(md.get("te") or 0.0),
+                       float(md.get("ti") or 0.0), 0.0)
+    data = np.asarray(arr, dtype=arr.dtype.newbyteorder(">"))
+    compress = path.lower().endswith(".mgz") or path.lower().endswith(".mgh.gz")
+    with io.atomic_outputs([path], force=force, protect=protect) as temps:
+        with io.open_write(temps[0], compress) as fh:
+            fh.write(head + b"\x00" * (HEADER_SIZE - len(head)))
+            flat = data.reshape(-1, order="F") if data.size else np.zeros(0, np.uint8)
+            raw = flat.view(np.uint8) if data.size else flat
+            step = 1 << 24
+            for start in range(0, raw.size, step):
+                fh.write(memoryview(raw[start:start + step]))
+            fh.write(tail)
+    return [os.path.abspath(path)]
