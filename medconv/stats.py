@@ -268,7 +268,8 @@ class Accumulator:
         order = np.argsort(real, kind="stable")
         real, c = real[order], c[order]
         if real.dtype.kind in "iu":  # exact integer sums
-            total = int(np.dot(real.astype(np.int64), c)) if np.abs(real).max() * n < 2**62 \
+            r_int = real.astype(np.int64)
+            total = int(np.dot(r_int, c)) if int(np.abs(r_int).max()) * n < 2**62 \
                 else float(np.dot(real.astype(np.float64), c))
             r64 = real.astype(np.float64)
         else:
@@ -444,8 +445,8 @@ class _LabelAcc:
     def __init__(self):
         self.rows = {}  # label value -> np.array of the NAMES
 
-    def add(self, keys, voxels, nan, n, sums, m2, lo, hi, si, sj, sk):
-        for pos in np.flatnonzero(voxels):
+    def add(self, keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk):
+        for pos in np.flatnonzero(present):
             key = keys[pos].item()
             row = self.rows.get(key)
             nb = n[pos]
@@ -548,7 +549,11 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                 else:
                     nan = n = np.zeros(nk, np.int64)
                     sums = m2 = lo = hi = np.zeros(nk)
-                acc.add(keys, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
+                present = voxels > 0
+                if pooled and t:  # the label geometry is counted once, from the first volume
+                    voxels = np.zeros_like(voxels)
+                    si = sj = sk = np.zeros(nk)
+                acc.add(keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
                 _release(chan)
             if not pooled or t == n_t - 1:
                 for key in sorted(acc.rows):
