@@ -1,13 +1,34 @@
 """DICOM backend: files, series directories and DICOMDIR trees -> Volume (and series writing)."""
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 
 import numpy as np
 
 from ..errors import InputError, UsageError
 
 
+def _quiet(func):
+    """Silence pydicom's lazy-decoding warnings; turn any stray exception into CorruptInput."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from ..errors import CorruptInput, MedconvError
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return func(*args, **kwargs)
+            except (MedconvError, KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # a malformed element deep in a header: still one clean input error
+                path = os.fspath(args[0]) if args else None
+                raise CorruptInput(f"malformed DICOM ({type(exc).__name__}: {exc})", path) from None
+    return wrapper
+
+
+@_quiet
 def list_series(path) -> list:
     """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector)."""
     from .assemble import group
@@ -54,7 +75,7 @@ def _first_value(ds, keyword):
         if hasattr(v, "__len__") and not isinstance(v, str):
             v = v[0]
         return float(v)
-    except (TypeError, ValueError, IndexError):
+    except Exception:  # malformed element: treat as absent
         return None
 
 
@@ -166,12 +187,14 @@ def _mosaic_volume(s, path, header_only):
     return Volume(data=loader(), **common)
 
 
+@_quiet
 def read(path, fmt="dicom", header_only=False, series=None, strict=False, **options):
     """A DICOM file, or one series of a directory tree, as a Volume."""
     path = os.fspath(path)
     return build_volume(select(path, series), path, header_only=header_only, strict=strict)
 
 
+@_quiet
 def info_records(path, series=None) -> list:
     """`info` records, one per series (headers only; pixels are never decoded)."""
     from ..inspect import volume_record
@@ -192,6 +215,7 @@ def info_records(path, series=None) -> list:
     return records
 
 
+@_quiet
 def read_header(path, fmt="dicom", series=None):
     """The pydicom Dataset (file meta + data set, pixel data not read) of the file or series."""
     s = select(os.fspath(path), series)

@@ -145,7 +145,9 @@ def _decode_file(path, frames_in_file, ds_cache=None):
         raise
     except MemoryError:
         raise InputError("not enough memory to decode this file", path) from None
-    except Exception as exc:  # pydicom raises many types; each becomes a clear input error
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: B036 - plugins raise anything, even Rust panics (BaseException)
         raise _decode_error(exc, frames_in_file[0]) from None
 
 

@@ -88,6 +88,36 @@ def _pixel_element(fh, ts: str, size: int, path: str):
     return tag, (start + header_len, length)
 
 
+def _num(ds, keyword, default):
+    try:
+        v = ds.get(keyword)
+        if isinstance(v, (list, tuple)):
+            v = v[0]
+        return int(float(v)) if v not in (None, "") else default
+    except Exception:
+        return default
+
+
+def check_claims(ds, path, size, n_frames, where):
+    """Refuse a header that claims more pixel bytes than the file can hold (before any allocation)."""
+    rows, cols = _num(ds, "Rows", 0), _num(ds, "Columns", 0)
+    samples, bits = _num(ds, "SamplesPerPixel", 1), _num(ds, "BitsAllocated", 16)
+    if rows <= 0 or cols <= 0 or samples <= 0 or bits <= 0 or n_frames <= 0:
+        raise CorruptInput(f"invalid image size ({rows} rows x {cols} columns, {samples} samples, "
+                           f"{bits} bits, {n_frames} frames)", path)
+    per_frame = rows * cols * samples * bits / 8
+    if str(ds.get("PhotometricInterpretation") or "").strip().upper() == "YBR_FULL_422" and where is not None:
+        per_frame = per_frame * 2 / 3  # chroma subsampled: two samples per pixel on average
+    claimed = per_frame * n_frames
+    if where is not None:
+        if claimed > where[1] + 1:
+            raise CorruptInput(f"header declares {n_frames} frame(s) of {rows}x{cols} ({int(claimed)} bytes) but "
+                               f"the pixel data holds {where[1]} bytes", path)
+    elif claimed > 1000 * max(size, 1):
+        raise CorruptInput(f"header declares {n_frames} frame(s) of {rows}x{cols}, far more than this "
+                           f"{size}-byte file can hold", path)
+
+
 def _read_light(path: str, size: int):
     """Frames via the light parser, or None when pydicom must read this file."""
     from . import light
@@ -110,6 +140,7 @@ def _read_light(path: str, size: int):
         n_frames = max(int(float(ds.get("NumberOfFrames") or 1)), 1)
     except (TypeError, ValueError):
         n_frames = 1
+    check_claims(ds, path, size, n_frames, where)
     if n_frames == 1:
         return [Frame(ds, path, None, 1, size, where, float_pixels)]
     return [Frame(ds, path, i, n_frames, size, where, float_pixels) for i in range(n_frames)]
@@ -149,6 +180,18 @@ def read_file(path: str, strict_single: bool = False) -> list:
         return []
     except CorruptInput:
         raise
+    try:
+        return _frames_of(ds, path, size, tag, where, strict_single)
+    except (CorruptInput, InputError):
+        raise
+    except Exception as exc:  # lazily decoded elements can fail late; one bad file must not sink a tree
+        if strict_single:
+            raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
+        log.warn(f"skipped: malformed DICOM header ({exc})", path)
+        return []
+
+
+def _frames_of(ds, path, size, tag, where, strict_single):
     sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
     if sop == _DICOMDIR_SOP or "DirectoryRecordSequence" in ds:
         return []
@@ -162,6 +205,7 @@ def read_file(path: str, strict_single: bool = False) -> list:
     except (TypeError, ValueError):
         n_frames = 1
     n_frames = max(n_frames, 1)
+    check_claims(ds, path, size, n_frames, where)
     offset = where  # (value offset, length) for native data, None for encapsulated
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [Frame(ds, path, None, 1, size, offset, float_pixels)]

@@ -66,7 +66,7 @@ def build(ds, frames=None) -> dict:
             if value is None or value == "":
                 continue
             out[key] = _convert(value, how)
-        except (TypeError, ValueError, AttributeError):
+        except Exception:  # a malformed element is left out, never fatal
             continue
     timing = _slice_timing(frames) if frames else None
     if timing:
@@ -88,7 +88,10 @@ def _slice_timing(frames):
     """Slice acquisition times relative to the first slice (s), from AcquisitionTime per slice."""
     times = []
     for f in frames:
-        tm = f.ds.get("AcquisitionTime") if f.ds is not None and f.index is None else None
+        try:
+            tm = f.ds.get("AcquisitionTime") if f.ds is not None and f.index is None else None
+        except Exception:
+            return None
         s = _seconds(tm) if tm else None
         if s is None:
             return None
