@@ -338,8 +338,8 @@ def voxel_volume_mm3(volume) -> float:
 # -- grids ---------------------------------------------------------------------------------
 
 def _grid_text(volume) -> str:
-    sp = "x".join(format(float(s), ".4g") for s in geometry.voxel_sizes(volume.affine)[:3])
-    org = ",".join(format(float(v), ".4g") for v in volume.affine[:3, 3])
+    sp = "x".join(format(float(s), ".6g") for s in geometry.voxel_sizes(volume.affine)[:3])
+    org = ",".join(format(float(v), ".6g") for v in volume.affine[:3, 3])
     shape = "x".join(str(n) for n in volume.spatial_shape)
     return f"{shape} voxels of {sp} mm at ({org}) {geometry.axcodes(volume.affine)}"
 
@@ -347,10 +347,13 @@ def _grid_text(volume) -> str:
 def check_same_grid(image, other, role: str, other_path=None) -> None:
     """Raise InputError (exit 3) unless `other` (mask or labels) lies on the image's grid."""
     same = tuple(image.spatial_shape) == tuple(other.spatial_shape)
+    apart = ""
     if same:
-        same = geometry.world_distance(image.affine, other.affine, image.spatial_shape) <= GRID_TOL_MM
+        dist = geometry.world_distance(image.affine, other.affine, image.spatial_shape)
+        same = dist <= GRID_TOL_MM
+        apart = f" (voxel positions differ by up to {dist:.4g} mm)"
     if not same:
-        raise InputError(f"{role} grid differs from the image grid: image {_grid_text(image)}; "
+        raise InputError(f"{role} grid differs from the image grid{apart}: image {_grid_text(image)}; "
                          f"{role} {other_path or other.path} {_grid_text(other)}", image.path)
     if other.n_volumes != 1 or other.value_kind in CHANNEL_NAMES:
         raise InputError(f"a {role} must be a single 3D volume (it has {other.n_volumes} volumes)",
