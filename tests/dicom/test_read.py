@@ -366,3 +366,24 @@ def test_uneven_duplicates_are_reported(tmp_path):
     r = run("convert", d, tmp_path / "o.nii")
     assert_clean_error(r, 3, "repeat", "5 mm")
     assert not (tmp_path / "o.nii").exists()
+
+
+def test_padding_value_and_slice_timing(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    times = [0.0, 1.0, 0.5, 1.5]  # interleaved acquisition
+    for k, t in enumerate(times):
+        dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 3.0 * k), modality="MR",
+                           extra={"AcquisitionTime": f"1200{int(t):02d}.{int(round((t % 1) * 1e6)):06d}",
+                                  "PixelPaddingValue": 0})
+    vol = read(d)
+    assert vol.metadata["pixel_padding_value"] == 0.0
+    assert vol.metadata["sidecar"]["SliceTiming"] == times
+    assert vol.metadata["sidecar"]["AcquisitionTime"].startswith("12:00:00")
+
+
+def test_no_pydicom_warnings_on_stderr(tmp_path):
+    from helpers import pydicom_data
+
+    r = run("info", pydicom_data("emri_small.dcm"))
+    assert r.code == 0 and "Warning" not in r.err and "warn" not in r.err.lower(), r.err
