@@ -1,0 +1,285 @@
+"""medconv anonymize: de-identify DICOM trees and scrub other image headers.
+
+`run()` walks the inputs, anonymises each DICOM file with the PS3.15 profile
+(actions.py), scrubs NIfTI/Analyze/MetaImage/NRRD headers and JSON sidecars
+(headers.py), skips everything else, and writes atomically. `check.py` reports
+what identifying data remains.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .. import io, log
+from ..errors import InputError, MedconvError, OutputError, UsageError
+from .actions import Anonymizer, Options, burned_in_status
+from .pseudonym import Pseudonymizer, write_mapping
+
+SKIP_NAMES = {"DICOMDIR"}
+
+
+@dataclass
+class Summary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list = field(default_factory=list)
+
+
+def walk_inputs(paths):
+    """[(root, relative path, absolute path)] of every file under the inputs, sorted."""
+    out = []
+    for p in paths:
+        if not os.path.exists(p):
+            raise InputError("no such file or directory", p)
+        if os.path.isdir(p):
+            root = os.path.abspath(p)
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    full = os.path.join(dirpath, name)
+                    out.append((root, os.path.relpath(full, root), full))
+        else:
+            full = os.path.abspath(p)
+            out.append((os.path.dirname(full), os.path.basename(full), full))
+    return out
+
+
+def classify(path: str) -> str | None:
+    """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, json or None."""
+    from ..formats import _sniff
+
+    name = os.path.basename(path)
+    if name.upper() in SKIP_NAMES:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path) from None
+    if head[:2] == b"\x1f\x8b":
+        import gzip
+        import zlib
+
+        try:
+            head = gzip.GzipFile(fileobj=__import__("io").BytesIO(open(path, "rb").read(65536))).read(1024)
+        except (OSError, EOFError, zlib.error):
+            return None
+        kind = _first(head, _sniff, ("nifti1", "nifti2", "mgh"))
+        return kind + ".gz" if kind else None
+    if name.lower().endswith(".json") and head.lstrip()[:1] in (b"{", b"["):
+        return "json"
+    if name.lower().endswith(".img"):
+        return None  # the data half of a .hdr/.img pair: copied with its header
+    return _first(head, _sniff, ("dicom", "nifti1", "nifti2", "analyze", "nrrd", "minc", "mgh", "metaimage"))
+
+
+def _first(head, sniff, kinds):
+    for kind in kinds:
+        try:
+            if getattr(sniff, kind)(head):
+                return kind
+        except Exception:  # a sniffer must never decide the run; treat as no match
+            continue
+    return None
+
+
+class Runner:
+    def __init__(self, opts: Options, key=None, output=None, in_place=False, layout="structured", force=False,
+                 exclude_burned_in=False):
+        self.opts = opts
+        self.pseudo = Pseudonymizer(key)
+        self.anon = Anonymizer(opts, self.pseudo)
+        self.output = output
+        self.in_place = in_place
+        self.layout = layout
+        self.force = force
+        self.exclude_burned_in = exclude_burned_in
+        self.summary = Summary()
+        self.counters: dict = {}
+        self.protect: set = set()
+
+    def run(self, paths):
+        files = walk_inputs(paths)
+        self.protect = {f for _, _, f in files}
+        if self.pseudo.generated:
+            log.warn("no --key or MEDCONV_ANON_KEY: a random key was made for this run, so pseudonyms "
+                     "will not match those of other runs")
+        if self.opts.keep_private:
+            log.warn("--keep-private keeps every private element: they can hold names, IDs and dates; review them")
+        if self.layout == "mirror" and not self.in_place:
+            log.warn("--layout mirror keeps input folder and file names, which often carry patient names or dates")
+        if self.output and not self.in_place:
+            out = os.path.abspath(self.output)
+            for root, _, _ in files:
+                if out == root:
+                    raise UsageError("the output directory is an input directory (use another -o or --in-place)")
+        for root, rel, full in files:
+            try:
+                kind = classify(full)
+                if kind is None:
+                    self.summary.skipped += 1
+                    continue
+                self.one(kind, root, rel, full)
+            except OutputError:
+                raise
+            except MedconvError as exc:
+                self.summary.failed += 1
+                self.summary.failures.append(full)
+                log.warn(f"not anonymised: {exc.message}", exc.path or full)
+        return self.summary
+
+    def _dest(self, rel: str, full: str) -> str:
+        return full if self.in_place else os.path.join(self.output, rel)
+
+    def _write(self, dest: str, writer, extra=()):
+        """Write one output (plus companions) atomically."""
+        dests = [dest, *[d for d, _ in extra]]
+        protect = () if self.in_place else self.protect
+        with io.atomic_outputs(dests, force=self.force or self.in_place, protect=protect) as temps:
+            writer(temps[0])
+            for tmp, (_, src) in zip(temps[1:], extra):
+                import shutil
+
+                shutil.copyfile(src, tmp)
+
+    def one(self, kind: str, root: str, rel: str, full: str) -> None:
+        from . import headers
+
+        if kind == "dicom":
+            return self.dicom(rel, full)
+        if kind in ("minc", "mgh", "mgh.gz"):
+            headers.refuse(kind.split(".")[0], full)
+        data = io.read_bytes(full)
+        companions = []
+        if kind.endswith(".gz"):
+            data = io.gunzip_bytes(data, full)
+            new, changed = headers.scrub_nifti_like(data, kind[:-3], full)
+            import gzip
+
+            new_bytes = gzip.compress(new, compresslevel=6, mtime=0)
+        elif kind in ("nifti1", "nifti2", "analyze"):
+            new_bytes, changed = headers.scrub_nifti_like(data, kind, full)
+            if full.lower().endswith(".hdr"):
+                img = full[:-4] + (".img" if full.endswith(".hdr") else ".IMG")
+                if not os.path.exists(img):
+                    raise InputError("the .img file of this .hdr is missing", full)
+                companions.append(img)
+        elif kind == "metaimage":
+            new_bytes, changed = headers.scrub_metaimage(data, full)
+            companions += _detached(new_bytes, full, b"elementdatafile", b"=")
+        elif kind == "nrrd":
+            new_bytes, changed = headers.scrub_nrrd(data, full)
+            companions += _detached(new_bytes, full, b"data file", b":")
+        elif kind == "json":
+            new_bytes, changed = headers.scrub_json(data, full)
+        else:
+            self.summary.skipped += 1
+            return
+        dest = self._dest(rel, full)
+        extra = []
+        if not self.in_place:
+            for c in companions:
+                extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), c))
+
+        def writer(tmp):
+            with open(tmp, "wb") as fh:
+                fh.write(new_bytes)
+
+        self._write(dest, writer, extra)
+        self.summary.done += 1
+
+    def dicom(self, rel: str, full: str) -> None:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        try:
+            ds = pydicom.dcmread(full, force=True)
+            list(ds.keys())
+        except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None
+        if len(ds) == 0:
+            self.summary.skipped += 1
+            return
+        flagged, suspect = burned_in_status(ds)
+        if flagged:
+            if self.exclude_burned_in:
+                log.warn("skipped: BurnedInAnnotation is YES (--exclude-burned-in)", full)
+                self.summary.skipped += 1
+                return
+            log.warn("BurnedInAnnotation is YES: pixels may show identifying text (PatientIdentityRemoved set to "
+                     "NO; use --exclude-burned-in to skip such images)", full)
+        elif suspect:
+            log.warn(f"possible burned-in text: {suspect}; check the pixels", full)
+        try:
+            pid = self.anon.anonymize(ds)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__}: {exc})", full) from None
+        _ensure_meta(ds)
+        if self.in_place or self.layout == "mirror":
+            dest = self._dest(rel, full)
+        else:
+            study = self.pseudo.short("study", ds.get("StudyInstanceUID", ""))
+            series = self.pseudo.short("series", ds.get("SeriesInstanceUID", ""))
+            folder = os.path.join(self.output, _safe(pid), study, series)
+            n = self.counters.get(folder, 0) + 1
+            self.counters[folder] = n
+            dest = os.path.join(folder, f"{n}.dcm")
+
+        def writer(tmp):
+            try:
+                pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise InputError(f"cannot write the anonymised data set ({exc})", full) from None
+
+        self._write(dest, writer)
+        self.summary.done += 1
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "ANON"
+
+
+def _detached(header: bytes, path: str, key: bytes, sep: bytes) -> list:
+    """The relative data file a detached MetaImage/NRRD header names (to copy beside it)."""
+    for line in header.splitlines():
+        k, _, v = line.partition(sep)
+        if k.strip().lower() == key:
+            v = v.strip().decode("latin-1")
+            if v.upper() in ("LOCAL", "") or v.upper().startswith("LIST") or "%" in v:
+                return []
+            src = os.path.join(os.path.dirname(path), v)
+            if os.path.isabs(v) or os.sep in v or not os.path.exists(src):
+                raise InputError(f"the data file {v!r} must be a file beside the header", path)
+            return [src]
+    return []
+
+
+def _ensure_meta(ds) -> None:
+    """Files read without a meta header get one matching their encoding, so they save as Part 10."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        meta = FileMetaDataset()
+        ds.file_meta = meta
+    if "TransferSyntaxUID" not in meta:
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        if implicit is None:
+            implicit, little = True, True
+        meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                  ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if "SOPClassUID" in ds:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    if "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+
+
+def finish(runner: Runner, mapping_path: str | None) -> int:
+    """Write the mapping, print the summary on stderr, return the exit code."""
+    s = runner.summary
+    if mapping_path:
+        write_mapping(mapping_path, runner.pseudo.mapping, force=runner.force)
+    log.note(f"anonymised {s.done} file(s), skipped {s.skipped} (not images), failed {s.failed}")
+    return 5 if s.failed else 0

@@ -1,0 +1,271 @@
+"""Apply the confidentiality profile to a pydicom Dataset, recursively."""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from . import profile
+
+# CID 7050 codes (scheme DCM) for the options used.
+CODES = {
+    "basic": ("113100", "Basic Application Confidentiality Profile"),
+    "clean_pixel": ("113101", "Clean Pixel Data Option"),
+    "descriptors": ("113105", "Clean Descriptors Option"),
+    "keep_dates": ("113106", "Retain Longitudinal Temporal Information Full Dates Option"),
+    "shift_dates": ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+    "patient_characteristics": ("113108", "Retain Patient Characteristics Option"),
+    "device": ("113109", "Retain Device Identity Option"),
+    "uids": ("113110", "Retain UIDs Option"),
+    "private": ("113111", "Retain Safe Private Option"),
+}
+DATE_VRS = ("DA", "DT", "TM")
+REGISTRY_ROOT = "1.2.840.10008."
+
+
+@dataclass
+class Options:
+    keep_dates: bool = False
+    shift_days: int | None = None
+    keep_uids: bool = False
+    keep_descriptors: bool = False
+    keep_private: bool = False
+    keep_device: bool = False
+    keep_patient_characteristics: bool = False
+    patient_id: str | None = None
+    warnings: list = field(default_factory=list)
+
+    def letters(self) -> set:
+        out = set()
+        if self.keep_uids:
+            out.add("U")
+        if self.keep_device:
+            out.add("D")
+        if self.keep_patient_characteristics:
+            out.add("A")
+        if self.keep_dates:
+            out.add("L")
+        elif self.shift_days is not None:
+            out.add("M")
+        if self.keep_descriptors:
+            out.update("STG")
+        return out
+
+    def codes(self) -> list:
+        used = ["basic"]
+        for flag, name in ((self.keep_descriptors, "descriptors"), (self.keep_dates, "keep_dates"),
+                           (self.shift_days is not None and not self.keep_dates, "shift_dates"),
+                           (self.keep_patient_characteristics, "patient_characteristics"),
+                           (self.keep_device, "device"), (self.keep_uids, "uids"), (self.keep_private, "private")):
+            if flag:
+                used.append(name)
+        return used
+
+
+def is_registry_uid(value: str) -> bool:
+    """Well-known UIDs (SOP classes, transfer syntaxes, coding schemes) are not identifying."""
+    from pydicom.uid import UID_dictionary
+
+    value = str(value)
+    return value.startswith(REGISTRY_ROOT) or value in UID_dictionary
+
+
+def lookup(tag: int):
+    """The profile row of a tag; 50xx/60xx repeating groups are always removed."""
+    group = tag >> 16
+    if 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
+        return "X"
+    return None
+
+
+def shift_date(value: str, days: int, vr: str) -> str:
+    """Shift a DA (YYYYMMDD) or the date part of a DT by `days`; the rest is kept."""
+    value = str(value)
+    if len(value) < 8 or not value[:8].isdigit():
+        return ""
+    try:
+        day = datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except ValueError:
+        return ""
+    return (day + datetime.timedelta(days=days)).strftime("%Y%m%d") + (value[8:] if vr == "DT" else "")
+
+
+def _dummy(elem, pseudo, opts):
+    vr = elem.VR
+    if vr == "PN":
+        return "ANONYMIZED"
+    if vr == "DA":
+        return "19000101"
+    if vr == "TM":
+        return "000000"
+    if vr == "DT":
+        return "19000101000000"
+    if vr == "UI":
+        return pseudo.uid(str(elem.value)) if elem.value else ""
+    if vr in ("IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"):
+        return 0
+    if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+        return b""
+    return "ANONYMIZED"
+
+
+class Anonymizer:
+    """One per run: holds the options and the pseudonymizer shared by every file."""
+
+    def __init__(self, opts: Options, pseudo):
+        self.opts = opts
+        self.pseudo = pseudo
+        self.letters = opts.letters()
+
+    # -- one data set, recursively -------------------------------------------------
+    def clean(self, ds, top: bool = False) -> None:
+        for elem in list(ds):
+            tag = int(elem.tag)
+            if elem.tag.is_private:
+                if not self.opts.keep_private:
+                    del ds[elem.tag]
+                continue
+            if lookup(tag) == "X":
+                del ds[elem.tag]
+                continue
+            action = profile.effective_action(tag, self.letters)
+            if top and tag in (0x00100010, 0x00100020):
+                continue  # set from the pseudonym after the walk
+            if action is None:
+                self._unlisted(ds, elem)
+            else:
+                self._apply(ds, elem, action)
+
+    def _unlisted(self, ds, elem) -> None:
+        """Attributes the table does not name: UIDs, dates and names are still handled."""
+        vr = elem.VR
+        if vr == "SQ":
+            for item in elem.value:
+                self.clean(item)
+        elif vr == "UI":
+            if not self.opts.keep_uids:
+                self._replace_uids(elem)
+        elif vr in DATE_VRS:
+            if self.opts.keep_dates or vr == "TM" and self.opts.shift_days is not None:
+                return
+            if self.opts.shift_days is not None:
+                self._shift(elem)
+            else:
+                elem.value = ""
+        elif vr == "PN":
+            elem.value = ""
+
+    def _replace_uids(self, elem) -> None:
+        def one(v):
+            v = str(v)
+            return v if not v or is_registry_uid(v) else self.pseudo.uid(v)
+
+        if elem.VM > 1:
+            elem.value = [one(v) for v in elem.value]
+        elif elem.value:
+            elem.value = one(elem.value)
+
+    def _shift(self, elem) -> None:
+        if elem.VR not in ("DA", "DT") or not elem.value:
+            return
+        days = self.opts.shift_days
+        if elem.VM > 1:
+            elem.value = [shift_date(v, days, elem.VR) for v in elem.value]
+        else:
+            elem.value = shift_date(elem.value, days, elem.VR)
+
+    def _apply(self, ds, elem, action: str) -> None:
+        vr = elem.VR
+        # Combined codes: the choice that keeps the data set valid and reveals least.
+        choice = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "Z", "X/Z/U*": "U"}.get(action, action)
+        if choice == "D" and vr in DATE_VRS and "/" in action:
+            # A dummy date destroys intervals and looks real; empty or remove instead.
+            choice = "Z" if "Z" in action else "X"
+        if choice == "K":
+            if vr == "SQ":
+                for item in elem.value:
+                    self.clean(item)
+            return
+        if choice == "X":
+            del ds[elem.tag]
+        elif choice == "Z":
+            elem.value = [] if vr == "SQ" else (b"" if vr in ("OB", "OW", "UN") else None)
+        elif choice == "C":  # dates under --shift-dates
+            if vr in ("DA", "DT"):
+                self._shift(elem)
+        elif choice == "U":
+            if vr == "SQ":
+                for item in elem.value:
+                    self.clean(item)
+            elif vr == "UI":
+                self._replace_uids(elem)
+            else:
+                del ds[elem.tag]
+        elif choice == "D":
+            if vr == "SQ":
+                for item in elem.value:
+                    self.clean(item)
+            elif elem.value not in (None, "", b"") or vr == "UI":
+                elem.value = _dummy(elem, self.pseudo, self.opts)
+
+    # -- a whole file ---------------------------------------------------------------
+    def anonymize(self, ds) -> str:
+        """Anonymise a file's data set in place; return the patient pseudonym."""
+        from pydicom.dataset import Dataset
+        from pydicom.sequence import Sequence
+
+        original_id = str(ds.get("PatientID", "") or "")
+        if self.opts.patient_id:
+            pid = self.opts.patient_id
+            self.pseudo.mapping.setdefault("patient", {})[original_id] = pid
+        else:
+            pid = self.pseudo.patient(original_id or str(ds.get("PatientName", "")))
+        self.clean(ds, top=True)
+        ds.PatientName = pid
+        ds.PatientID = pid
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            if "SOPInstanceUID" in ds:
+                meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            for kw in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                       "ReceivingApplicationEntityTitle", "PrivateInformation", "PrivateInformationCreatorUID"):
+                if kw in meta:
+                    delattr(meta, kw)
+        burned = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
+        ds.PatientIdentityRemoved = "NO" if burned else "YES"
+        names = self.opts.codes()
+        ds.DeidentificationMethod = "medconv: " + "; ".join(CODES[n][1] for n in names)
+        seq = Sequence()
+        for n in names:
+            item = Dataset()
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = CODES[n][0], "DCM", CODES[n][1]
+            seq.append(item)
+        ds.DeidentificationMethodCodeSequence = seq
+        if self.opts.keep_dates:
+            ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        elif self.opts.shift_days is not None:
+            ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        else:
+            ds.LongitudinalTemporalInformationModified = "REMOVED"
+        return pid
+
+
+BURN_SUSPECT_MODALITIES = ("US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC")
+
+
+def burned_in_status(ds) -> tuple:
+    """(flagged YES, suspect reason or None) for burned-in text (pitfall 23)."""
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        return True, None
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "NO":
+        return False, None
+    modality = str(ds.get("Modality", ""))
+    image_type = ds.get("ImageType") or []
+    image_type = [str(v).upper() for v in ([image_type] if isinstance(image_type, str) else image_type)]
+    sop = str(ds.get("SOPClassUID", ""))
+    if modality in BURN_SUSPECT_MODALITIES:
+        return False, f"modality {modality} often carries burned-in text"
+    if any(t in ("SECONDARY", "SAVE", "SCREEN SAVE") or "SAVE" in t for t in image_type):
+        return False, "secondary/screen-save image may carry burned-in text"
+    if sop.startswith("1.2.840.10008.5.1.4.1.1.7") or sop == "1.2.840.10008.5.1.4.1.1.67":
+        return False, "secondary capture or dose report may carry burned-in text"
+    return False, None

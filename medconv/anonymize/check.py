@@ -1,0 +1,156 @@
+"""anonymize --check: report identifying data left in files, without printing it."""
+from __future__ import annotations
+
+import os
+import re
+
+from . import profile
+from .actions import CODES, is_registry_uid, lookup
+
+DATE_IN_NAME = re.compile(r"(?<!\d)(19|20)\d\d[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
+CODE_LETTERS = {"113105": "STG", "113106": "L", "113107": "M", "113108": "A", "113109": "D", "113110": "U"}
+
+
+def mask(value) -> str:
+    """Enough to recognise the element, never the value: 'Jo*** (8 chars)'."""
+    text = str(value)
+    return f"{text[:2]}*** ({len(text)} chars)" if len(text) > 2 else f"*** ({len(text)} chars)"
+
+
+def _empty(elem) -> bool:
+    v = elem.value
+    if v is None:
+        return True
+    if elem.VR == "SQ":
+        return len(v) == 0
+    if isinstance(v, (bytes, str)):
+        return not v.strip(b"\x00 " if isinstance(v, bytes) else "\x00 ")
+    try:
+        return len(v) == 0
+    except TypeError:
+        return False
+
+
+def check_dicom(path: str, findings: list) -> None:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is itself a finding, not a crash
+        findings.append({"path": path, "where": "file", "what": f"unreadable DICOM ({type(exc).__name__})"})
+        return
+    letters = set()
+    private_kept = False
+    for item in ds.get("DeidentificationMethodCodeSequence", []) or []:
+        code = str(item.get("CodeValue", ""))
+        letters.update(CODE_LETTERS.get(code, ""))
+        private_kept |= code == CODES["private"][0]
+    deid = str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
+    if not deid:
+        findings.append({"path": path, "where": "PatientIdentityRemoved", "what": "missing or not YES"})
+    try:
+        _walk(ds, "", path, findings, letters, deid, top=True)
+    except Exception as exc:  # noqa: BLE001
+        findings.append({"path": path, "where": "data set", "what": f"cannot be parsed ({type(exc).__name__})"})
+    name = str(ds.get("PatientName", "") or "")
+    if not deid:
+        for part in re.split(r"[\^ ]+", name):
+            if len(part) >= 3 and part.lower() in path.lower():
+                findings.append({"path": path, "where": "file name", "what": f"contains the patient name {mask(part)}"})
+
+
+def _walk(ds, prefix, path, findings, letters, deid, top=False):
+    for elem in ds:
+        tag = int(elem.tag)
+        where = prefix + (elem.keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
+        if elem.tag.is_private:
+            if not _empty(elem) or elem.VR == "SQ":
+                findings.append({"path": path, "where": where, "what": "private element"})
+            continue
+        if lookup(tag) == "X":
+            findings.append({"path": path, "where": where, "what": "overlay/curve group present"})
+            continue
+        if top and tag in (0x00100010, 0x00100020) and deid:
+            continue  # the pseudonym
+        action = profile.effective_action(tag, letters)
+        vr = elem.VR
+        if vr == "SQ":
+            if action in ("X", "Z", "X/Z") and not _empty(elem):
+                findings.append({"path": path, "where": where, "what": f"sequence the profile removes ({action})"})
+            for i, item in enumerate(elem.value or []):
+                _walk(item, f"{where}[{i}].", path, findings, letters, deid)
+            continue
+        if _empty(elem):
+            continue
+        bad = None
+        if action is None:
+            if vr == "UI" and "U" not in letters:
+                values = elem.value if elem.VM > 1 else [elem.value]
+                if any(not is_registry_uid(v) and not str(v).startswith("2.25.") for v in values):
+                    bad = "original UID"
+            elif vr == "PN":
+                bad = "person name"
+            elif vr in ("DA", "DT") and not letters & {"L", "M"}:
+                bad = "date"
+        elif action in ("X", "Z", "X/Z", "X/Z/D"):
+            bad = f"the profile says {action}"
+        elif action in ("D", "Z/D", "X/D", "X/Z/D") and not deid:
+            bad = "not replaced by a dummy value"
+        elif action in ("U", "X/Z/U*") and vr == "UI":
+            values = elem.value if elem.VM > 1 else [elem.value]
+            if any(not is_registry_uid(v) and not str(v).startswith("2.25.") for v in values):
+                bad = "original UID"
+        if bad:
+            findings.append({"path": path, "where": where, "what": f"{bad}: {mask(elem.value)}"})
+
+
+def check_other(path: str, kind: str, findings: list) -> None:
+    from .. import io
+    from . import headers
+
+    def report(changed, label):
+        for name in changed:
+            findings.append({"path": path, "where": f"{label} {name}", "what": "identifying or free-text field"})
+
+    if kind in ("minc", "mgh", "mgh.gz"):
+        findings.append({"path": path, "where": "header", "what": f"{kind.split('.')[0].upper()} header not verifiable"})
+        return
+    data = io.read_bytes(path)
+    if kind.endswith(".gz"):
+        data = io.gunzip_bytes(data, path)
+        kind = kind[:-3]
+    if kind in ("nifti1", "nifti2", "analyze"):
+        report(headers.scrub_nifti_like(data, kind, path)[1], kind)
+    elif kind == "metaimage":
+        report(headers.scrub_metaimage(data, path)[1], "MetaImage key")
+    elif kind == "nrrd":
+        report(headers.scrub_nrrd(data, path)[1], "NRRD field")
+    elif kind == "json":
+        report(headers.scrub_json(data, path)[1], "JSON key")
+
+
+def check(paths) -> list:
+    """Findings [{path, where, what}] for every file under `paths`."""
+    from . import classify, walk_inputs
+    from ..errors import MedconvError
+
+    findings = []
+    for root, rel, full in walk_inputs(paths):
+        shown = full
+        try:
+            kind = classify(full)
+        except MedconvError as exc:
+            findings.append({"path": shown, "where": "file", "what": exc.message})
+            continue
+        if kind is None:
+            continue
+        if DATE_IN_NAME.search(rel):
+            findings.append({"path": shown, "where": "file name", "what": "contains a date"})
+        try:
+            if kind == "dicom":
+                check_dicom(full, findings)
+            else:
+                check_other(full, kind, findings)
+        except MedconvError as exc:
+            findings.append({"path": shown, "where": "file", "what": exc.message})
+    return findings

@@ -1,0 +1,67 @@
+"""Keyed pseudonyms: the same input and key always give the same output."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+ENV_KEY = "MEDCONV_ANON_KEY"
+
+
+class Pseudonymizer:
+    """HMAC-SHA256 pseudonyms for UIDs and patient identifiers; records a mapping."""
+
+    def __init__(self, key: str | None = None):
+        self.generated = False
+        if not key:
+            key = os.environ.get(ENV_KEY) or None
+        if not key:
+            key = secrets.token_hex(32)
+            self.generated = True
+        self._key = key.encode("utf-8")
+        self.mapping: dict = {}
+
+    def _digest(self, kind: str, value: str) -> bytes:
+        return hmac.new(self._key, f"{kind}\x00{value}".encode("utf-8"), hashlib.sha256).digest()
+
+    def uid(self, value: str) -> str:
+        """A 2.25 UID (a 128-bit integer, at most 44 characters) derived from the original UID."""
+        value = str(value).strip().rstrip("\x00")
+        if not value:
+            return value
+        new = "2.25." + str(int.from_bytes(self._digest("uid", value)[:16], "big"))
+        self.mapping.setdefault("uid", {})[value] = new
+        return new
+
+    def patient(self, patient_id: str) -> str:
+        """A patient pseudonym such as ANON-3F9A1C27D04E (the same for the same PatientID)."""
+        new = "ANON-" + self._digest("patient", str(patient_id).strip()).hex()[:12].upper()
+        self.mapping.setdefault("patient", {})[str(patient_id)] = new
+        return new
+
+    def short(self, kind: str, value: str, n: int = 12) -> str:
+        """A short opaque name for a folder (study or series)."""
+        return self._digest(kind, str(value)).hex()[:n]
+
+
+def write_mapping(path: str, mapping: dict, force: bool = False) -> None:
+    """Write the original-to-pseudonym table as JSON, readable by the owner only."""
+    import json
+
+    from ..errors import OutputError
+
+    if os.path.lexists(path) and not force:
+        raise OutputError("destination exists (use --force to replace it)", path)
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(parent, f".medconv-{secrets.token_hex(6)}.part")
+    try:
+        # Created 0600 from the start so the table is never readable by others, even briefly.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(mapping, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OutputError(f"cannot write the mapping ({exc.strerror})", path) from None
