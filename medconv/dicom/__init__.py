@@ -22,7 +22,7 @@ def _quiet(func):
                 return func(*args, **kwargs)
             except (MedconvError, KeyboardInterrupt, MemoryError):
                 raise
-            except Exception as exc:  # a malformed element deep in a header: still one clean input error
+            except Exception as exc:  # noqa: BLE001 - a malformed element deep in a header: still one clean input error
                 path = os.fspath(args[0]) if args else None
                 raise CorruptInput(f"malformed DICOM ({type(exc).__name__}: {exc})", path) from None
     return wrapper
@@ -75,7 +75,7 @@ def _first_value(ds, keyword):
         if hasattr(v, "__len__") and not isinstance(v, str):
             v = v[0]
         return float(v)
-    except Exception:  # malformed element: treat as absent
+    except Exception:  # noqa: BLE001 - malformed element: treat as absent
         return None
 
 
@@ -118,8 +118,8 @@ def build_volume(s, path, header_only=False, strict=False):
         return pixels.load(by_t, nz, nt, dtype, real_float=real_float)
 
     known = all(f.iop is not None and f.ipp is not None for f in frames)
-    common = dict(affine=affine, scaling=scaling, value_kind="rgb" if colour else "scalar", time_step=step_t,
-                  metadata=meta, header=ds, format="dicom", path=path, orientation_known=known)
+    common = {"affine": affine, "scaling": scaling, "value_kind": "rgb" if colour else "scalar", "time_step": step_t,
+                  "metadata": meta, "header": ds, "format": "dicom", "path": path, "orientation_known": known}
     stored = np.dtype(np.float32) if real_float else dtype
     if header_only:
         return Volume(loader=loader, stored_shape=shape, stored_dtype=stored, **common)
@@ -149,9 +149,9 @@ def _mosaic_volume(s, path, header_only):
             origin = np.asarray(w.image_position, dtype=float)
             normal = np.asarray(w.slice_normal, dtype=float)
             step = float(w.voxel_sizes[2])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise CorruptInput(f"Siemens mosaic without a usable CSA header ({exc})", f0.path) from None
-    per_side = int(math.ceil(math.sqrt(n_tiles)))
+    per_side = math.ceil(math.sqrt(n_tiles))
     tr, tc = f0.rows // per_side, f0.columns // per_side
     if tr < 1 or tc < 1:
         raise CorruptInput(f"mosaic of {f0.rows}x{f0.columns} cannot hold {n_tiles} tiles", f0.path)
@@ -180,8 +180,8 @@ def _mosaic_volume(s, path, header_only):
         "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
         "size_bytes": s.size_bytes, "sidecar": sidecar.build(f0.ds),
     }
-    common = dict(affine=affine, scaling=(f0.slope, f0.intercept), time_step=(tr_s / 1000.0) if tr_s and nt > 1 else None,
-                  metadata=meta, header=f0.ds, format="dicom", path=path)
+    common = {"affine": affine, "scaling": (f0.slope, f0.intercept), "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None,
+                  "metadata": meta, "header": f0.ds, "format": "dicom", "path": path}
     if header_only:
         return Volume(loader=loader, stored_shape=shape, stored_dtype=dtype, **common)
     return Volume(data=loader(), **common)

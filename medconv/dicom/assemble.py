@@ -110,7 +110,7 @@ def layout(series, strict=False, path=None):
     by_t = [[stacks[k][t] for k in range(nz)] for t in range(nt)]
     if nt > 1:
         keys = [_order_key(s) for s in stacks[0]]
-        if len(set(k[:5] for k in keys)) < nt:
+        if len({k[:5] for k in keys}) < nt:
             log.warn(f"series {series.selector}: {nt} images share each slice position with nothing "
                      f"(time, trigger, b-value) telling them apart; stacked as {nt} volumes in file order", path)
     positions = [np.array(stacks[k][0].ipp) for k in range(nz)]

@@ -32,7 +32,7 @@ def _palette_bits(frame):
     try:
         desc = frame.ds.get("RedPaletteColorLookupTableDescriptor")
         return int(desc[2]) if desc is not None else 8
-    except Exception:
+    except Exception:  # noqa: BLE001
         return 8
 
 
@@ -112,7 +112,7 @@ def _decode_error(exc, frame):
                         frame.path)
 
 
-def _decode_file(path, frames_in_file, ds_cache=None):
+def _decode_file(path, frames_in_file):
     """Decode every needed frame of one file through pydicom: {frame index: array}."""
     import pydicom
 
@@ -147,11 +147,11 @@ def _decode_file(path, frames_in_file, ds_cache=None):
         raise InputError("not enough memory to decode this file", path) from None
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: B036 - plugins raise anything, even Rust panics (BaseException)
+    except BaseException as exc:  # noqa: BLE001 - plugins raise anything, even Rust panics (BaseException)
         raise _decode_error(exc, frames_in_file[0]) from None
 
 
-def load(by_t, nz, nt, dtype, scales=None, real_float=False):
+def load(by_t, nz, nt, dtype, real_float=False):
     """Array [i, j, k(, t)(, c)] of the frames laid out by assemble.layout.
 
     With `real_float`, slopes/intercepts differ between frames: values become float32 reals.
@@ -174,7 +174,6 @@ def load(by_t, nz, nt, dtype, scales=None, real_float=False):
 
         def work(item):
             path, entries = item
-            tmp = None
             if all(_fast_ok(fr) for _, _, fr in entries):
                 decoded = {}
                 for _, _, fr in entries:

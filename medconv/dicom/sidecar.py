@@ -66,7 +66,7 @@ def build(ds, frames=None) -> dict:
             if value is None or value == "":
                 continue
             out[key] = _convert(value, how)
-        except Exception:  # a malformed element is left out, never fatal
+        except Exception:  # noqa: BLE001, S112 - a malformed element is left out, never fatal
             continue
     timing = _slice_timing(frames) if frames else None
     if timing:
@@ -90,7 +90,7 @@ def _slice_timing(frames):
     for f in frames:
         try:
             tm = f.ds.get("AcquisitionTime") if f.ds is not None and f.index is None else None
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None
         s = _seconds(tm) if tm else None
         if s is None:
@@ -108,7 +108,6 @@ def write_sidecar(volume, json_path: str, force: bool = False) -> list:
 
     data = dict(volume.metadata.get("sidecar") or {})
     text = json.dumps(data, indent=2) + "\n"
-    with io.atomic_outputs([json_path], force=force) as (tmp,):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    with io.atomic_outputs([json_path], force=force) as (tmp,), open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return [json_path]

@@ -15,7 +15,7 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 def _get(ds, keyword):
     try:
         value = ds.get(keyword)
-    except Exception:  # a malformed element should read as absent, not crash the scan
+    except Exception:  # noqa: BLE001 - a malformed element should read as absent, not crash the scan
         return None
     if value is None or value == "":
         return None
@@ -58,18 +58,50 @@ def _item(ds, seq_name):
     seq = _get(ds, seq_name)
     try:
         return seq[0] if seq else None
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 
 class Frame:
     """Geometry and value properties of one 2D frame of a DICOM file."""
 
-    __slots__ = ("path", "index", "n_frames", "size", "pixel_offset", "ds", "series_uid", "series_number",
-                 "series_description", "modality", "protocol", "iop", "ipp", "pixel_spacing", "rows", "columns",
-                 "samples", "bits_allocated", "bits_stored", "signed", "photometric", "planar", "slope",
-                 "intercept", "echo_number", "echo_time", "image_type", "temporal", "trigger", "bvalue",
-                 "acq_time", "instance", "transfer_syntax", "float_pixels", "slice_thickness")
+    __slots__ = (
+        "acq_time",
+        "bits_allocated",
+        "bits_stored",
+        "bvalue",
+        "columns",
+        "ds",
+        "echo_number",
+        "echo_time",
+        "float_pixels",
+        "image_type",
+        "index",
+        "instance",
+        "intercept",
+        "iop",
+        "ipp",
+        "modality",
+        "n_frames",
+        "path",
+        "photometric",
+        "pixel_offset",
+        "pixel_spacing",
+        "planar",
+        "protocol",
+        "rows",
+        "samples",
+        "series_description",
+        "series_number",
+        "series_uid",
+        "signed",
+        "size",
+        "slice_thickness",
+        "slope",
+        "temporal",
+        "transfer_syntax",
+        "trigger",
+    )
 
     def __init__(self, ds, path, index=None, n_frames=1, size=0, pixel_offset=None, float_pixels=0):
         self.path = path
@@ -113,7 +145,7 @@ class Frame:
             pf = _get(ds, "PerFrameFunctionalGroupsSequence")
             try:
                 per = pf[index] if pf is not None and index < len(pf) else None
-            except Exception:
+            except Exception:  # noqa: BLE001
                 per = None
             shared = _item(ds, "SharedFunctionalGroupsSequence")
 

@@ -76,7 +76,7 @@ def make_series(dirpath, shape=(12, 10, 6), *, iop=(1, 0, 0, 0, 1, 0), step=None
                 spacing=(0.75, 0.8), names=None, reverse_instances=False, skip=(), seed=0, **kw):
     """A series of shape (rows, cols, slices); returns (paths, data[row, col, slice], slice positions)."""
     os.makedirs(dirpath, exist_ok=True)
-    rows, cols, nz = shape
+    _rows, _cols, nz = shape
     rng = np.random.default_rng(seed)
     data = rng.integers(-1000, 2000, size=shape).astype(np.int16)
     row, col = np.array(iop[:3], float), np.array(iop[3:], float)

@@ -8,8 +8,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import dcmgen  # noqa: E402
-from helpers import assert_clean_error, run  # noqa: E402
+import dcmgen
+from helpers import assert_clean_error, run
 
 pytest.importorskip("pydicom")
 
@@ -196,7 +196,7 @@ def test_unsigned_and_big_endian(tmp_path):
 
 def test_no_preamble_and_nested_tree_with_junk(tmp_path):
     root = tmp_path / "tree"
-    _, data, pos = dcmgen.make_series(root / "a" / "b", shape=(6, 6, 3), preamble=False)
+    _, data, _pos = dcmgen.make_series(root / "a" / "b", shape=(6, 6, 3), preamble=False)
     (root / "README.txt").write_text("not dicom\n")
     (root / "a" / "notes.json").write_text("{}")
     (root / "a" / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
@@ -242,7 +242,8 @@ def _left(tmp_path, *names):
 
 def test_truncated_file(tmp_path):
     paths, _, _ = dcmgen.make_series(tmp_path / "s", shape=(32, 32, 1))
-    raw = open(paths[0], "rb").read()
+    with open(paths[0], "rb") as fh:
+        raw = fh.read()
     bad = tmp_path / "trunc.dcm"
     bad.write_bytes(raw[:-500])
     for argv in (("info", bad), ("convert", bad, tmp_path / "o.nii")):
@@ -275,10 +276,12 @@ def test_undecodable_transfer_syntax(tmp_path):
     d = tmp_path / "s"
     d.mkdir()
     path = dcmgen.write_slice(str(d / "x.dcm"), np.zeros((8, 8), np.int16), ipp=(0, 0, 0))
-    raw = open(path, "rb").read()
+    with open(path, "rb") as fh:
+        raw = fh.read()
     assert raw.count(b"1.2.840.10008.1.2.1\0") == 1
     # a made-up UID of the same length, so the meta group length stays right
-    open(path, "wb").write(raw.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.99"))
+    with open(path, "wb") as fh:
+        fh.write(raw.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.99"))
     for argv in (("info", path), ("convert", path, tmp_path / "o.nii"), ("convert", d, tmp_path / "o.nii")):
         assert_clean_error(run(*argv), 3, "1.2.840.10008.1.2.99")
     assert not (tmp_path / "o.nii").exists()
@@ -316,7 +319,7 @@ def test_light_parser_agrees_with_pydicom(tmp_path, ts):
                               slope=2, intercept=-5, ts=ts, extra={"ReferencedImageSequence": Sequence([nested, inner]),
                                                                    "TriggerTime": "12.5"})
     size = os.path.getsize(path)
-    ds, tag, where = light.parse(path, size)
+    _ds, _tag, where = light.parse(path, size)
     fast = scan._read_light(path, size)[0]
     import pydicom
 
@@ -374,7 +377,7 @@ def test_padding_value_and_slice_timing(tmp_path):
     times = [0.0, 1.0, 0.5, 1.5]  # interleaved acquisition
     for k, t in enumerate(times):
         dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 3.0 * k), modality="MR",
-                           extra={"AcquisitionTime": f"1200{int(t):02d}.{int(round((t % 1) * 1e6)):06d}",
+                           extra={"AcquisitionTime": f"1200{int(t):02d}.{round((t % 1) * 1e6):06d}",
                                   "PixelPaddingValue": 0})
     vol = read(d)
     assert vol.metadata["pixel_padding_value"] == 0.0
