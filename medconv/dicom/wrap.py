@@ -230,6 +230,6 @@ class Frame:
         kind = tuple(v for v in self.image_type if v in ("M", "P", "R", "I", "MAGNITUDE", "PHASE", "REAL",
                                                            "IMAGINARY", "LOCALIZER"))
         echo = self.echo_number if self.echo_number is not None else (
-            round(self.echo_time, 3) if self.echo_time is not None and self.index is None else None)
+            round(self.echo_time, 3) if self.echo_time is not None else None)
         return (self.series_uid, iop, self.rows, self.columns, self.samples, self.bits_allocated,
                 self.photometric, echo, kind)

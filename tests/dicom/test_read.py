@@ -390,3 +390,26 @@ def test_no_pydicom_warnings_on_stderr(tmp_path):
 
     r = run("info", pydicom_data("emri_small.dcm"))
     assert r.code == 0 and "Warning" not in r.err and "warn" not in r.err.lower(), r.err
+
+
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
+                                "1.2.840.10008.1.2.1.99"])
+def test_compressed_series_equal_native(tmp_path, ts):
+    """RLE, JPEG-LS, JPEG 2000 (decoded in a thread pool) and deflate give the native values."""
+    import pydicom
+
+    paths, data, _ = dcmgen.make_series(tmp_path / "s", shape=(32, 32, 3))
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        try:
+            if ts == "1.2.840.10008.1.2.1.99":
+                ds.file_meta.TransferSyntaxUID = ts
+                ds.save_as(p, enforce_file_format=True)
+            else:
+                ds.compress(ts)
+                ds.save_as(p, enforce_file_format=True)
+        except (RuntimeError, NotImplementedError, ValueError) as exc:
+            pytest.skip(f"no encoder for {ts}: {exc}")
+    vol = read(tmp_path / "s")
+    assert vol.metadata["transfer_syntax"] == ts
+    assert np.array_equal(vol.array, data.transpose(1, 0, 2))
