@@ -24,7 +24,7 @@ from . import geometry
 from .errors import InputError, UsageError
 
 DEFAULT_PERCENTILES = (2.0, 98.0)
-SLAB_VOXELS = 1 << 23  # ~8 M voxels per slab: a float64 temporary of 64 MiB at most
+SLAB_VOXELS = 1 << 21  # ~2 M voxels per slab: a float64 temporary of 16 MiB at most
 MAX_BINS = 1 << 24  # largest value range counted with a histogram (int32/int64 data)
 MAX_LABEL_BINS = 1 << 16  # label ranges up to this use direct indexing, larger ones np.unique
 CHANNEL_NAMES = {"rgb": "rgb", "rgba": "rgba"}
@@ -182,7 +182,9 @@ class _Counter:
 
     def add(self, stored: np.ndarray) -> None:
         if stored.size:
-            idx = stored.astype(np.int64) - self.offset if self.offset else stored
+            idx = stored.astype(np.intp)  # bincount works on intp anyway
+            if self.offset:
+                idx -= self.offset
             self.counts += np.bincount(idx.ravel(), minlength=self.counts.size)
 
 
@@ -262,23 +264,27 @@ class Accumulator:
                 rec.update({percentile_key(q): None for q in self.qs})
             self._tail(rec, 0, 0.0, voxel_mm3)
             return rec
-        stored = (present + self.counter.offset).astype(self.volume.dtype)
-        real = _real_slab(self.volume, stored)
         c = counts[present]
-        order = np.argsort(real, kind="stable")
-        real, c = real[order], c[order]
+        stored = (present + self.counter.offset).astype(self.volume.dtype)
+        del present
+        real = _real_slab(self.volume, stored)
+        del stored
+        # slope/intercept is monotonic: the bins stay sorted, reversed by a negative slope
+        if self.volume.scaling is not None and self.volume.scaling[0] < 0:
+            real, c = real[::-1], c[::-1]
         if real.dtype.kind in "iu":  # exact integer sums
             r_int = real.astype(np.int64)
             total = int(np.dot(r_int, c)) if int(np.abs(r_int).max()) * n < 2**62 \
                 else float(np.dot(real.astype(np.float64), c))
-            r64 = real.astype(np.float64)
+            del r_int
         else:
-            r64 = real.astype(np.float64)
-            total = float(np.dot(r64, c))
+            total = float(np.dot(real.astype(np.float64), c))
         mean = total / n
-        d = r64 - mean
-        rec.update(min=_py(real[0]), max=_py(real[-1]), mean=float(mean),
-                   std=math.sqrt(float(np.dot(d * d, c)) / n))
+        d = real.astype(np.float64)
+        d -= mean
+        d *= d
+        rec.update(min=_py(real[0]), max=_py(real[-1]), mean=float(mean), std=math.sqrt(float(np.dot(d, c)) / n))
+        del d
         if self.exact:
             cum = np.cumsum(c)
 
