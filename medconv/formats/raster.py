@@ -23,6 +23,7 @@ from ..volume import Volume
 
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP"}
 DEFAULT_AFFINE = geometry.lps_to_ras(np.eye(4))
+_warned_dirs = set()  # the geometry-loss warning is given once per output directory (slice series)
 
 
 def _open(path: str):
@@ -146,7 +147,9 @@ def write(volume: Volume, path: str, fmt: str = "png", *, force: bool = False, p
                               "(use --dtype or --window)", path)
         pixels = np.ascontiguousarray(arr.T)
         mode = {"uint8": "L", "uint16": "I;16", "float32": "F"}[dt.name]
-    if not _is_default_affine(volume.affine):
+    where = os.path.dirname(os.path.abspath(path))
+    if not _is_default_affine(volume.affine) and where not in _warned_dirs:
+        _warned_dirs.add(where)
         log.warn(f"{name} stores no geometry: spacing and orientation are not kept", path)
     if mode == "I;16":
         img = Image.frombuffer("I;16", (pixels.shape[1], pixels.shape[0]), pixels.astype("<u2").tobytes(),
