@@ -34,7 +34,8 @@ TAGS = {
     "PixelRepresentation": (0x00280103, "US"), "PixelPaddingValue": (0x00280120, "US"),
     "WindowCenter": (0x00281050, "DS"), "WindowWidth": (0x00281051, "DS"), "RescaleIntercept": (0x00281052, "DS"),
     "RescaleSlope": (0x00281053, "DS"), "GridFrameOffsetVector": (0x3004000C, "DS"),
-    "DoseGridScaling": (0x3004000E, "DS"),
+    "DoseGridScaling": (0x3004000E, "DS"), "NominalCardiacTriggerDelayTime": (0x00209153, "FD"),
+    "DiffusionBValue": (0x00189087, "FD"), "EffectiveEchoTime": (0x00189082, "FD"),
 }
 _NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101}  # functional groups, DICOMDIR, palette
 
@@ -61,7 +62,13 @@ class _Meta:
 
 
 class LightDataset:
-    """The few attributes medconv needs, decoded on access; `dataset()` gives the full pydicom one."""
+    """The attributes medconv needs, decoded on access.
+
+    Anything else (another keyword, an attribute, iteration) is answered by the full
+    pydicom Dataset, read on first need, so consumers of Volume.header see a Dataset.
+    """
+
+    is_light = True
 
     def __init__(self, path, elements, meta, little, explicit):
         self.path = path
@@ -69,14 +76,31 @@ class LightDataset:
         self.file_meta = _Meta(meta)
         self._endian = "<" if little else ">"
         self._explicit = explicit
+        self._full = None
 
     def __contains__(self, keyword):
         entry = TAGS.get(keyword)
-        return entry is not None and entry[0] in self._el
+        if entry is None:
+            return keyword in self.dataset()
+        return entry[0] in self._el
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name in ("path", "file_meta"):
+            raise AttributeError(name)
+        return getattr(self.dataset(), name)
+
+    def __iter__(self):
+        return iter(self.dataset())
+
+    def get_known(self, keyword, default=None):
+        """Like get(), but never falls back to the full Dataset (for the scan's hot path)."""
+        return self.get(keyword, default) if keyword in TAGS else default
 
     def get(self, keyword, default=None):
         entry = TAGS.get(keyword)
-        if entry is None or entry[0] not in self._el:
+        if entry is None:
+            return self.dataset().get(keyword, default)
+        if entry[0] not in self._el:
             return default
         vr, raw = self._el[entry[0]]
         vr = vr or entry[1]
@@ -96,9 +120,15 @@ class LightDataset:
 
     def dataset(self):
         """The full pydicom Dataset of this file (pixel data not read)."""
-        import pydicom
+        if self._full is None:
+            import warnings
 
-        return pydicom.dcmread(self.path, stop_before_pixels=True, force=True)
+            import pydicom
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._full = pydicom.dcmread(self.path, stop_before_pixels=True, force=True)
+        return self._full
 
 
 def _skip_undefined(buf, pos, explicit, big, end_tag):

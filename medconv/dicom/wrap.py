@@ -14,7 +14,7 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 def _get(ds, keyword):
     try:
-        value = ds.get(keyword)
+        value = ds.get_known(keyword) if getattr(ds, "is_light", False) else ds.get(keyword)
     except Exception:  # noqa: BLE001 - a malformed element should read as absent, not crash the scan
         return None
     if value is None or value == "":
@@ -141,7 +141,7 @@ class Frame:
         self.acq_time = _float(_get(ds, "AcquisitionTime"))
         self.slice_thickness = _float(_get(ds, "SliceThickness"))
         per = shared = None
-        if index is not None:
+        if index is not None and not getattr(ds, "is_light", False):  # light files have no functional groups
             pf = _get(ds, "PerFrameFunctionalGroupsSequence")
             try:
                 per = pf[index] if pf is not None and index < len(pf) else None

@@ -413,3 +413,14 @@ def test_compressed_series_equal_native(tmp_path, ts):
     vol = read(tmp_path / "s")
     assert vol.metadata["transfer_syntax"] == ts
     assert np.array_equal(vol.array, data.transpose(1, 0, 2))
+
+
+def test_native_series_needs_no_pydicom_and_header_acts_as_dataset(tmp_path):
+    """The fast path never imports pydicom; Volume.header still answers any DICOM keyword."""
+    import subprocess
+
+    dcmgen.make_series(tmp_path / "s")
+    code = ("import sys, medconv; v = medconv.read(sys.argv[1]); v.array; "
+            "print('pydicom' in sys.modules, v.header.PatientID, v.header.get('StudyInstanceUID'))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "ID-SECRET-42", "1.2.3.4"]
