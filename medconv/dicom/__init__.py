@@ -79,6 +79,20 @@ def _first_value(ds, keyword):
         return None
 
 
+def _guarded_load(path, func, *args, **kwargs):
+    """Run a (possibly lazy) pixel load with pydicom quiet and I/O failures as input errors."""
+    from ..errors import MedconvError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return func(*args, **kwargs)
+        except MedconvError:
+            raise
+        except OSError as exc:
+            raise InputError(f"cannot read pixel data ({exc.strerror or exc})", path) from None
+
+
 def build_volume(s, path, header_only=False, strict=False):
     """Assemble one Series into a Volume (pixels loaded lazily with header_only)."""
     from ..volume import Volume
@@ -115,11 +129,11 @@ def build_volume(s, path, header_only=False, strict=False):
     meta["sidecar"] = sidecar.build(ds, by_t[0] if nz > 1 else None)
 
     def loader():
-        return pixels.load(by_t, nz, nt, dtype, real_float=real_float)
+        return _guarded_load(path, pixels.load, by_t, nz, nt, dtype, real_float=real_float)
 
     known = all(f.iop is not None and f.ipp is not None for f in frames)
     common = {"affine": affine, "scaling": scaling, "value_kind": "rgb" if colour else "scalar", "time_step": step_t,
-                  "metadata": meta, "header": ds, "format": "dicom", "path": path, "orientation_known": known}
+              "metadata": meta, "header": ds, "format": "dicom", "path": path, "orientation_known": known}
     stored = np.dtype(np.float32) if real_float else dtype
     if header_only:
         return Volume(loader=loader, stored_shape=shape, stored_dtype=stored, **common)
@@ -129,7 +143,6 @@ def build_volume(s, path, header_only=False, strict=False):
 def _mosaic_volume(s, path, header_only):
     """Siemens mosaic files (one volume per file, tiles in one image) -> 3D/4D volume."""
     import math
-    import warnings
 
     from .. import geometry
     from ..errors import CorruptInput
@@ -165,7 +178,7 @@ def _mosaic_volume(s, path, header_only):
     shape = (tc, tr, n_tiles) + ((nt,) if nt > 1 else ())
 
     def loader():
-        raw = pixels.load([files], len(files), 1, dtype)  # [col, row, file]
+        raw = _guarded_load(path, pixels.load, [files], len(files), 1, dtype)  # [col, row, file]
         out = np.empty((tc, tr, n_tiles, nt), dtype=raw.dtype)
         for k in range(n_tiles):
             r, c = divmod(k, per_side)
@@ -180,8 +193,8 @@ def _mosaic_volume(s, path, header_only):
         "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
         "size_bytes": s.size_bytes, "sidecar": sidecar.build(f0.ds),
     }
-    common = {"affine": affine, "scaling": (f0.slope, f0.intercept), "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None,
-                  "metadata": meta, "header": f0.ds, "format": "dicom", "path": path}
+    common = {"affine": affine, "scaling": (f0.slope, f0.intercept), "metadata": meta, "header": f0.ds,
+              "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom", "path": path}
     if header_only:
         return Volume(loader=loader, stored_shape=shape, stored_dtype=dtype, **common)
     return Volume(data=loader(), **common)
