@@ -62,7 +62,8 @@ def classify(path: str) -> str | None:
         import zlib
 
         try:
-            head = gzip.GzipFile(fileobj=__import__("io").BytesIO(open(path, "rb").read(65536))).read(1024)
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(1024)
         except (OSError, EOFError, zlib.error):
             return None
         kind = _first(head, _sniff, ("nifti1", "nifti2", "mgh"))
@@ -153,7 +154,6 @@ class Runner:
         data = io.read_bytes(full)
         companions = []
         if kind.endswith(".gz"):
-            data = io.gunzip_bytes(data, full)
             new, changed = headers.scrub_nifti_like(data, kind[:-3], full)
             import gzip
 

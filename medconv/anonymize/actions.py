@@ -233,7 +233,7 @@ class Anonymizer:
         burned = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
         ds.PatientIdentityRemoved = "NO" if burned else "YES"
         names = self.opts.codes()
-        ds.DeidentificationMethod = "medconv: " + "; ".join(CODES[n][1] for n in names)
+        ds.DeidentificationMethod = ["medconv PS3.15 E.1-1 basic profile"] + [CODES[n][1][:64] for n in names[1:]]
         seq = Sequence()
         for n in names:
             item = Dataset()

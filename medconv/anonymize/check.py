@@ -117,7 +117,6 @@ def check_other(path: str, kind: str, findings: list) -> None:
         return
     data = io.read_bytes(path)
     if kind.endswith(".gz"):
-        data = io.gunzip_bytes(data, path)
         kind = kind[:-3]
     if kind in ("nifti1", "nifti2", "analyze"):
         report(headers.scrub_nifti_like(data, kind, path)[1], kind)

@@ -1,6 +1,8 @@
 """medconv anonymize: de-identify DICOM (PS3.15 basic profile) and scrub other headers."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import options
@@ -67,7 +69,7 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
     runner.run(paths)
     code = finish(runner, mapping)
     if code:
-        raise click.exceptions.Exit(code)
+        sys.exit(code)
 
 
 def _check(paths, as_json):
@@ -81,4 +83,4 @@ def _check(paths, as_json):
     else:
         for f in findings:
             click.echo(f"{f['path']}: {f['where']}: {f['what']}")
-    raise click.exceptions.Exit(1 if findings else 0)
+    sys.exit(1 if findings else 0)  # click.Exit codes are dropped by main() in non-standalone mode

@@ -1,0 +1,424 @@
+"""medconv anonymize: PHI gone at every depth, pseudonyms consistent, references intact."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from helpers import assert_clean_error, nibabel_data, run
+
+pydicom = pytest.importorskip("pydicom")
+from pydicom.data import get_testdata_file  # noqa: E402
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.sequence import Sequence  # noqa: E402
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid  # noqa: E402
+
+PHI = ["Doe^Johnathan", "PID12345", "19610412", "20240305", "Saint Elsewhere", "Welby^Marcus", "ACC998877",
+       "Kildare^James", "Secret private note", "Johnathan brain", "RQ777", "Main Street 1", "SN-4711"]
+REAL = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm"]
+
+
+def _item(**kw):
+    ds = Dataset()
+    for k, v in kw.items():
+        setattr(ds, k, v)
+    return ds
+
+
+def make_dicom(path, sop_uid, study_uid, series_uid, ref_uid=None, burned=None, modality="CT", n=1):
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.SourceApplicationEntityTitle = "HOSPITAL_PACS"
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.PatientName = "Doe^Johnathan"
+    ds.PatientID = "PID12345"
+    ds.PatientBirthDate = "19610412"
+    ds.PatientSex = "M"
+    ds.PatientAge = "062Y"
+    ds.PatientWeight = "81.5"
+    ds.PatientAddress = "Main Street 1"
+    ds.StudyDate = "20240305"
+    ds.SeriesDate = "20240305"
+    ds.AcquisitionDateTime = "20240305101112.5"
+    ds.StudyTime = "101112"
+    ds.InstitutionName = "Saint Elsewhere Hospital"
+    ds.ReferringPhysicianName = "Welby^Marcus"
+    ds.AccessionNumber = "ACC998877"
+    ds.StudyDescription = "Johnathan brain scan"
+    ds.DeviceSerialNumber = "SN-4711"
+    ds.Modality = modality
+    ds.InstanceNumber = n
+    if burned:
+        ds.BurnedInAnnotation = burned
+    ds.ReferencedStudySequence = Sequence([_item(ReferencedSOPClassUID="1.2.840.10008.3.1.2.3.1",
+                                                 ReferencedSOPInstanceUID=study_uid)])
+    inner = _item(CodeValue="X1", CodingSchemeDesignator="99LOCAL", CodeMeaning="protocol",
+                  ScheduledPerformingPhysicianName="Kildare^James", ScheduledProcedureStepStartDate="20240305")
+    ds.RequestAttributesSequence = Sequence([_item(RequestedProcedureID="RQ777",
+                                                   ScheduledProtocolCodeSequence=Sequence([inner]))])
+    if ref_uid:
+        ds.SourceImageSequence = Sequence([_item(ReferencedSOPClassUID=CTImageStorage,
+                                                 ReferencedSOPInstanceUID=ref_uid)])
+    block = ds.private_block(0x0009, "ACME 1.1", create=True)
+    block.add_new(0x10, "LO", "Secret private note")
+    ds.add_new(0x60000010, "US", 4)
+    ds.add_new(0x60000011, "US", 4)
+    ds.add_new(0x60003000, "OW", b"\x01\x00" * 8)
+    ds.Rows, ds.Columns = 4, 4
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = np.arange(16, dtype="<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
+@pytest.fixture
+def tree(tmp_path):
+    src = tmp_path / "Doe_Johnathan_20240305"
+    (src / "series1").mkdir(parents=True)
+    study, series = generate_uid(), generate_uid()
+    a, b = generate_uid(), generate_uid()
+    make_dicom(src / "series1" / "img1.dcm", a, study, series, n=1)
+    make_dicom(src / "series1" / "img2.dcm", b, study, series, ref_uid=a, n=2)
+    (src / "notes.txt").write_text("Doe^Johnathan was here")
+    return src, {"study": study, "series": series, "a": a, "b": b}
+
+
+def out_files(out):
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs)
+
+
+def by_number(out):
+    return {int(pydicom.dcmread(f).InstanceNumber): pydicom.dcmread(f) for f in out_files(out) if f.endswith(".dcm")}
+
+
+def test_phi_gone_everywhere_and_check_clean(tree, tmp_path):
+    src, uids = tree
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k1")
+    assert r.code == 0, r.err
+    assert "anonymised 2 file(s), skipped 1" in r.err
+    files = out_files(out)
+    assert len(files) == 2
+    for f in files:
+        assert "Doe" not in f and "2024" not in f
+        raw = open(f, "rb").read()
+        for s in PHI + [uids["a"], uids["b"], uids["study"], uids["series"], "HOSPITAL_PACS", "ACME"]:
+            assert s.encode() not in raw, (f, s)
+        ds = pydicom.dcmread(f)
+        assert ds.PatientIdentityRemoved == "YES"
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.SOPInstanceUID.startswith("2.25.") and ds.SOPClassUID == CTImageStorage
+        assert len(ds.ReferencedStudySequence) == 0  # X/Z in the profile: emptied
+        assert ds.SourceImageSequence[0].ReferencedSOPClassUID == CTImageStorage if "SourceImageSequence" in ds else 1
+        assert not any(e.tag.is_private for e in ds.iterall())
+        assert not any(e.tag.group == 0x6000 for e in ds)
+        codes = [i.CodeValue for i in ds.DeidentificationMethodCodeSequence]
+        assert codes == ["113100"]
+        assert ds.LongitudinalTemporalInformationModified == "REMOVED"
+        assert ds.PixelData == np.arange(16, dtype="<u2").tobytes()
+        assert "PatientAge" not in ds and "PatientWeight" not in ds
+    r = run("anonymize", "--check", out)
+    assert r.code == 0 and r.out == "", r.out
+
+
+def test_references_and_uids_consistent(tree, tmp_path):
+    src, uids = tree
+    r1 = run("anonymize", src, "-o", tmp_path / "o1", "--key", "k1")
+    r2 = run("anonymize", src, "-o", tmp_path / "o2", "--key", "k1")
+    r3 = run("anonymize", src, "-o", tmp_path / "o3", "--key", "other")
+    assert r1.code == r2.code == r3.code == 0
+    d1, d2, d3 = by_number(tmp_path / "o1"), by_number(tmp_path / "o2"), by_number(tmp_path / "o3")
+    assert d1[1].StudyInstanceUID == d1[2].StudyInstanceUID and d1[1].SeriesInstanceUID == d1[2].SeriesInstanceUID
+    assert d1[2].SourceImageSequence[0].ReferencedSOPInstanceUID == d1[1].SOPInstanceUID
+    assert d1[1].FrameOfReferenceUID != d1[1].StudyInstanceUID
+    for n in (1, 2):
+        assert d1[n].SOPInstanceUID == d2[n].SOPInstanceUID != d3[n].SOPInstanceUID
+        assert d1[n].PatientID == d2[n].PatientID != d3[n].PatientID
+        assert len(d1[n].SOPInstanceUID) <= 64
+    assert len(d1[1].SOPInstanceUID) <= 64
+    # Same patient/study/series: one folder.
+    assert len({os.path.dirname(f) for f in out_files(tmp_path / "o1")}) == 1
+
+
+def test_env_key_and_random_key_notice(tree, tmp_path, monkeypatch):
+    src, _ = tree
+    monkeypatch.setenv("MEDCONV_ANON_KEY", "k1")
+    assert run("anonymize", src, "-o", tmp_path / "e").code == 0
+    assert run("anonymize", src, "-o", tmp_path / "k", "--key", "k1").code == 0
+    assert by_number(tmp_path / "e")[1].SOPInstanceUID == by_number(tmp_path / "k")[1].SOPInstanceUID
+    monkeypatch.delenv("MEDCONV_ANON_KEY")
+    r = run("anonymize", src, "-o", tmp_path / "r")
+    assert r.code == 0 and "random key" in r.err
+
+
+def test_shift_dates_exact(tree, tmp_path):
+    src, _ = tree
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--shift-dates", "-10")
+    assert r.code == 0, r.err
+    ds = by_number(tmp_path / "o")[1]
+    assert ds.StudyDate == "20240224" and ds.SeriesDate == "20240224"
+    assert ds.AcquisitionDateTime == "20240224101112.5"
+    assert ds.StudyTime == "101112"
+    assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
+    assert "113107" in [i.CodeValue for i in ds.DeidentificationMethodCodeSequence]
+    nested = ds.RequestAttributesSequence[0].ScheduledProtocolCodeSequence[0] if "RequestAttributesSequence" in ds else None
+    assert nested is None or nested.get("ScheduledProcedureStepStartDate") in (None, "20240224")
+    assert "19610412" not in open(out_files(tmp_path / "o")[0], "rb").read().decode("latin-1")
+    assert run("anonymize", "--check", tmp_path / "o").code == 0
+
+
+def test_keep_options(tree, tmp_path):
+    src, uids = tree
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--keep-dates", "--keep-uids",
+            "--keep-patient-characteristics", "--keep-device", "--keep-descriptors", "--patient-id", "SUBJ01")
+    assert r.code == 0, r.err
+    ds = by_number(tmp_path / "o")[1]
+    assert ds.StudyDate == "20240305" and ds.SOPInstanceUID == uids["a"]
+    assert ds.PatientAge == "062Y" and ds.PatientSex == "M" and ds.DeviceSerialNumber == "SN-4711"
+    assert ds.StudyDescription == "Johnathan brain scan"
+    assert ds.PatientID == ds.PatientName == "SUBJ01"
+    assert "InstitutionName" not in ds or not ds.InstitutionName
+    codes = {i.CodeValue for i in ds.DeidentificationMethodCodeSequence}
+    assert codes == {"113100", "113105", "113106", "113108", "113109", "113110"}
+    assert ds.LongitudinalTemporalInformationModified == "UNMODIFIED"
+    assert os.path.basename(os.path.dirname(os.path.dirname(os.path.dirname(out_files(tmp_path / "o")[0])))) == "SUBJ01"
+
+
+def test_keep_private_warns(tree, tmp_path):
+    src, _ = tree
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--keep-private")
+    assert r.code == 0 and "--keep-private" in r.err
+    ds = by_number(tmp_path / "o")[1]
+    assert any(e.tag.is_private for e in ds)
+    r = run("anonymize", "--check", tmp_path / "o")
+    assert r.code == 1 and "private element" in r.out and "Secret private note" not in r.out
+
+
+def test_check_reports_original_masked(tree):
+    src, _ = tree
+    r = run("anonymize", "--check", src)
+    assert r.code == 1
+    assert "PatientIdentityRemoved" in r.out and "InstitutionName" in r.out
+    assert "RequestAttributesSequence[0]" in r.out and "private element" in r.out
+    assert "file name" in r.out  # the folder name carries a date
+    reported = "\n".join(line.replace(str(src), "SRC") for line in r.out.splitlines())
+    for s in PHI:
+        assert s not in reported  # values are masked; the path is the user's own
+    r = run("anonymize", "--check", "--json", src)
+    findings = json.loads(r.out)
+    assert r.code == 1 and {"path", "where", "what"} <= set(findings[0])
+
+
+def test_burned_in(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_dicom(src / "b.dcm", generate_uid(), generate_uid(), generate_uid(), burned="YES")
+    make_dicom(src / "us.dcm", generate_uid(), generate_uid(), generate_uid(), modality="US")
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0 and "BurnedInAnnotation" in r.err and "possible burned-in" in r.err
+    flags = sorted(pydicom.dcmread(f).PatientIdentityRemoved for f in out_files(tmp_path / "o"))
+    assert flags == ["NO", "YES"]
+    r = run("anonymize", src, "-o", tmp_path / "x", "--key", "k", "--exclude-burned-in")
+    assert r.code == 0 and len(out_files(tmp_path / "x")) == 1 and "skipped 1" in r.err
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_files(name, tmp_path):
+    path = get_testdata_file(name)
+    orig = pydicom.dcmread(path, force=True)
+    secrets = set()
+    for kw in ("PatientName", "PatientID", "InstitutionName", "ReferringPhysicianName", "PatientBirthDate",
+               "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "OperatorsName", "StationName",
+               "AccessionNumber", "StudyID"):
+        for e in orig.iterall():
+            if e.keyword == kw and e.value not in (None, "") and len(str(e.value)) >= 4:
+                secrets.add(str(e.value))
+    uids = {str(e.value) for e in orig.iterall() if e.VR == "UI" and isinstance(e.value, str)
+            and e.value and not e.value.startswith("1.2.840.10008.") and e.tag.group != 0x0002}
+    # MR_small's InstitutionName "TOSHIBA" is part of its Manufacturer, which the profile keeps.
+    secrets = {s for s in secrets if s not in str(orig.get("Manufacturer", ""))}
+    assert secrets
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / name).write_bytes(open(path, "rb").read())
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k1")
+    assert r.code == 0, r.err
+    (f,) = out_files(out)
+    raw = open(f, "rb").read()
+    ds = pydicom.dcmread(f)
+    values = [str(e.value) for e in ds.iterall() if e.VR != "SQ" and not isinstance(e.value, bytes)]
+    values += [str(e.value) for e in ds.file_meta]
+    for s in secrets:
+        assert s.encode() not in raw, s
+        assert not any(s in v for v in values), s
+    uid_values = {str(e.value) for e in ds.iterall() if e.VR == "UI"} | {str(e.value) for e in ds.file_meta}
+    assert uids and not uids & uid_values
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.SOPClassUID == orig.SOPClassUID
+    if "PixelData" in orig:
+        assert ds.PixelData == orig.PixelData
+    assert run("anonymize", "--check", out).code == 0
+    assert run("anonymize", "--check", src).code == 1
+
+
+def test_real_references_follow(tmp_path):
+    """Every UID that appears twice in the original (a reference) still matches after."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for n in REAL:
+        (src / n).write_bytes(open(get_testdata_file(n), "rb").read())
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k").code == 0
+    from medconv.anonymize.pseudonym import Pseudonymizer
+
+    p = Pseudonymizer("k")
+    new_uids = set()
+    for f in out_files(tmp_path / "o"):
+        new_uids |= {str(e.value) for e in pydicom.dcmread(f).iterall() if e.VR == "UI" and isinstance(e.value, str)}
+    for n in REAL:
+        orig = pydicom.dcmread(get_testdata_file(n), force=True)
+        for e in orig.iterall():
+            if e.VR == "UI" and isinstance(e.value, str) and e.value and not e.value.startswith("1.2.840.10008."):
+                assert p.uid(e.value) in new_uids
+    
+
+
+def test_mapping_mode_and_content(tree, tmp_path):
+    src, uids = tree
+    m = tmp_path / "map.json"
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--mapping", m)
+    assert r.code == 0
+    assert stat.S_IMODE(os.stat(m).st_mode) == 0o600
+    table = json.loads(m.read_text())
+    ds = by_number(tmp_path / "o")[1]
+    assert table["uid"][uids["a"]] == ds.SOPInstanceUID
+    assert table["patient"]["PID12345"] == ds.PatientID
+    assert not os.path.exists(tmp_path / "o2" / "map.json")
+
+
+def test_layout_mirror_and_in_place(tree, tmp_path):
+    src, _ = tree
+    r = run("anonymize", src, "-o", tmp_path / "m", "--key", "k", "--layout", "mirror")
+    assert r.code == 0 and "mirror" in r.err
+    assert os.path.exists(tmp_path / "m" / "series1" / "img2.dcm")
+    assert not os.path.exists(tmp_path / "m" / "notes.txt")
+    before = open(src / "series1" / "img1.dcm", "rb").read()
+    r = run("anonymize", src, "--in-place", "--key", "k")
+    assert r.code == 0, r.err
+    after = open(src / "series1" / "img1.dcm", "rb").read()
+    assert before != after and b"Doe^Johnathan" not in after
+    assert sorted(os.listdir(src / "series1")) == ["img1.dcm", "img2.dcm"]
+
+
+def test_nifti_scrubbed_bit_identical(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    src = tmp_path / "in"
+    src.mkdir()
+    img = nib.Nifti1Image(np.arange(60, dtype=np.int16).reshape(3, 4, 5), np.diag([2.0, 3.0, 4.0, 1.0]))
+    img.header["descrip"] = b"Doe^Johnathan 20240305 101112"
+    img.header["aux_file"] = b"doe.txt"
+    img.header["intent_name"] = b"PID12345"
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"PatientName=Doe^Johnathan"))
+    nib.save(img, src / "a.nii.gz")
+    nib.save(img, src / "b.nii")
+    (src / "b.json").write_text(json.dumps({"PatientName": "Doe^Johnathan", "RepetitionTime": 2.0,
+                                            "InstitutionName": "Saint Elsewhere", "AcquisitionDateTime": "2024"}))
+    r = run("anonymize", "--check", src)
+    assert r.code == 1 and "descrip" in r.out and "extensions" in r.out and "PatientName" in r.out
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k")
+    assert r.code == 0, r.err
+    for name in ("a.nii.gz", "b.nii"):
+        new, old = nib.load(out / name), nib.load(src / name)
+        assert new.header["descrip"].tobytes().strip(b"\0") == b""
+        assert new.header["aux_file"].tobytes().strip(b"\0") == b""
+        assert len(new.header.extensions) == 0
+        assert new.dataobj.get_unscaled().tobytes() == old.dataobj.get_unscaled().tobytes()
+        assert np.array_equal(new.affine, old.affine)
+        assert new.header["vox_offset"] == old.header["vox_offset"]
+    raw_old, raw_new = open(src / "b.nii", "rb").read(), open(out / "b.nii", "rb").read()
+    vox = int(np.frombuffer(raw_old[108:112], "<f4")[0])
+    assert vox > 352
+    assert raw_old[vox:] == raw_new[vox:] and raw_old[40:148] == raw_new[40:148]
+    side = json.loads((out / "b.json").read_text())
+    assert side == {"RepetitionTime": 2.0}
+    assert run("anonymize", "--check", out).code == 0
+
+
+def test_analyze_metaimage_nrrd(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    src = tmp_path / "in"
+    src.mkdir()
+    a = nib.AnalyzeImage(np.ones((2, 3, 4), np.int16), np.eye(4))
+    a.header["descrip"] = b"Doe^Johnathan"
+    a.header["patient_id"] = b"PID12345"
+    a.header["exp_date"] = b"20240305"
+    nib.save(a, src / "ana.hdr")
+    (src / "m.mha").write_bytes(b"ObjectType = Image\nNDims = 1\nPatientName = Doe^Johnathan\n"
+                                b"DimSize = 4\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n\x01\x02\x03\x04")
+    (src / "n.nrrd").write_bytes(b"NRRD0004\n# Doe^Johnathan\ntype: uint8\ndimension: 1\nsizes: 4\n"
+                                 b"encoding: raw\npatient:=Doe^Johnathan\ncontent: PID12345\n\n\x01\x02\x03\x04")
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k")
+    assert r.code == 0, r.err
+    for name in ("ana.hdr", "ana.img", "m.mha", "n.nrrd"):
+        data = open(out / name, "rb").read()
+        for s in (b"Doe", b"PID12345", b"20240305"):
+            assert s not in data, (name, s)
+    assert open(out / "ana.img", "rb").read() == open(src / "ana.img", "rb").read()
+    assert open(out / "m.mha", "rb").read().endswith(b"ElementDataFile = LOCAL\n\x01\x02\x03\x04")
+    assert open(out / "n.nrrd", "rb").read() == (b"NRRD0004\ntype: uint8\ndimension: 1\nsizes: 4\n"
+                                                  b"encoding: raw\n\n\x01\x02\x03\x04")
+    assert nib.load(out / "ana.hdr").header["patient_id"].tobytes().strip(b"\0") == b""
+    assert run("anonymize", "--check", out).code == 0
+
+
+def test_mgh_refused_clearly(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "x.mgz").write_bytes(open(nibabel_data("test.mgz"), "rb").read())
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 5 and "MGH headers are not anonymised" in r.err and "failed 1" in r.err
+    assert out_files(tmp_path / "o") == [] if os.path.exists(tmp_path / "o") else True
+
+
+def test_bad_inputs(tree, tmp_path):
+    src, _ = tree
+    r = run("anonymize", tmp_path / "missing", "-o", tmp_path / "o")
+    assert_clean_error(r, 3, "no such file")
+    assert not os.path.exists(tmp_path / "o")
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--layout", "mirror").code == 0
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--layout", "mirror")
+    assert_clean_error(r, 4, "exists")
+    assert not [f for f in out_files(tmp_path / "o") if ".part" in f]
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--layout", "mirror", "--force").code == 0
+    assert_clean_error(run("anonymize", src), 2, "-o DIR")
+    assert_clean_error(run("anonymize", src, "-o", tmp_path / "z", "--in-place"), 2)
+    assert_clean_error(run("anonymize", src, "-o", tmp_path / "z", "--keep-dates", "--shift-dates", "3"), 2)
+    assert_clean_error(run("anonymize", src, "-o", src, "--key", "k"), 2, "input directory")
+    m = tmp_path / "m.json"
+    m.write_text("{}")
+    r = run("anonymize", src, "-o", tmp_path / "q", "--key", "k", "--mapping", m)
+    assert_clean_error(r, 4, "exists")
+    assert_clean_error(run("anonymize", "--check", tmp_path / "nope"), 3)
+
+
+def test_corrupt_dicom_counted_failed(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = get_testdata_file("CT_small.dcm")
+    (src / "bad.dcm").write_bytes(open(good, "rb").read()[:700])
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 5 and "failed 1" in r.err and "Traceback" not in r.err
+    assert not os.path.exists(tmp_path / "o") or out_files(tmp_path / "o") == []
