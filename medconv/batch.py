@@ -1,16 +1,51 @@
-"""Many inputs: run one function per input, in order, stopping or going on after failures."""
+"""Many inputs: run one function per input (in order, or in a process pool re-ordered to input
+order), with a progress bar on a terminal, stopping or going on after failures."""
 from __future__ import annotations
 
-from .errors import BatchFailed, MedconvError
+import os
+import signal
+import sys
+
+from . import log
+from .errors import BatchFailed, Interrupted, MedconvError
+
+def default_jobs(n_items: int) -> int:
+    """CPUs for a batch, 1 for a single input."""
+    if n_items <= 1:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, n_items))
 
 
-def run(items, func, *, keep_going: bool = False, on_error=None):
+def run(items, func, *, keep_going: bool = False, on_error=None, jobs: int | None = 1, progress: str | None = None):
     """Call func(item) for each item; returns (results in input order, failures).
 
     Without keep_going the first MedconvError propagates. With it, failures are
     collected as (item, error) and reported through on_error(item, error); call
-    finish(failures) once the successful results have been used.
+    finish(failures, total) once the successful results have been used.
+    With jobs > 1, func and the items must be picklable (a module-level function,
+    or functools.partial of one); results still come back in input order.
+    `progress` names the bar shown on a terminal (None: no bar).
     """
+    items = list(items)
+    if jobs is None:
+        jobs = default_jobs(len(items))
+    jobs = max(1, min(int(jobs), len(items) or 1))
+    bar = _Progress(progress, len(items))
+    try:
+        if jobs == 1:
+            return _run_serial(items, func, keep_going, on_error, bar)
+        return _run_pool(items, func, keep_going, on_error, bar, jobs)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; finished outputs are complete, nothing partial was left") from None
+    finally:
+        bar.close()
+
+
+def _run_serial(items, func, keep_going, on_error, bar):
     results, failures = [], []
     for item in items:
         try:
@@ -21,12 +56,162 @@ def run(items, func, *, keep_going: bool = False, on_error=None):
             failures.append((item, exc))
             if on_error:
                 on_error(item, exc)
+        finally:
+            bar.advance()
     return results, failures
 
 
+def _run_pool(items, func, keep_going, on_error, bar, jobs):
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    methods = multiprocessing.get_all_start_methods()
+    # fork: workers start in milliseconds and inherit the imported modules; elsewhere spawn
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(log.is_quiet(),))
+    outcomes = [None] * len(items)
+    failures = []
+    done_upto = 0
+    try:
+        pending = {executor.submit(_call, func, item): i for i, item in enumerate(items)}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i = pending.pop(fut)
+                outcomes[i] = fut.result()
+                bar.advance()
+            # report in input order, so the first failure raised is the earliest input's
+            while done_upto < len(items) and outcomes[done_upto] is not None:
+                kind, value = outcomes[done_upto]
+                if kind == "error":
+                    value = _rebuild_error(*value)
+                if kind == "error":
+                    if not keep_going:
+                        raise value
+                    failures.append((items[done_upto], value))
+                    if on_error:
+                        on_error(items[done_upto], value)
+                elif kind == "bug":
+                    raise RuntimeError(value)
+                done_upto += 1
+    except BaseException:
+        _stop(executor)
+        raise
+    executor.shutdown(wait=True)
+    results = [value for kind, value in outcomes if kind == "ok"]
+    return results, failures
+
+
+def _stop(executor) -> None:
+    """Cancel queued items and let running ones finish (their writes are atomic and short);
+    a second Ctrl-C while waiting ends the workers at once."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    try:
+        executor.shutdown(wait=True, cancel_futures=True)
+    except KeyboardInterrupt:
+        for proc in procs:
+            try:
+                proc.terminate()
+            except (OSError, ValueError, AttributeError):
+                pass
+        raise
+
+
+def _init_worker(quiet: bool) -> None:
+    log.set_quiet(quiet)
+    # Ctrl-C reaches the whole process group: only the main process acts on it, so a worker
+    # never dies half-way through writing a file
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _call(func, item):
+    """Run one item in a worker; errors travel back as data (MedconvError's path survives pickling)."""
+    try:
+        return ("ok", func(item))
+    except MedconvError as exc:
+        return ("error", (type(exc), exc.message, exc.path))
+    except Exception as exc:  # a bug: the main process reports it as an internal error
+        import traceback
+
+        if os.environ.get("MEDCONV_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        return ("bug", f"{type(exc).__name__}: {exc}")
+
+
+def _rebuild_error(cls, message, path):
+    """The MedconvError a worker raised, rebuilt on this side of the process boundary."""
+    try:
+        return cls(message, path)
+    except TypeError:
+        err = MedconvError(message, path)
+        err.exit_code = getattr(cls, "exit_code", 1)
+        return err
+
+
+class _Progress:
+    """A rich progress bar on stderr, only on a terminal and without --quiet."""
+
+    def __init__(self, label, total):
+        self._bar = None
+        if not label or total < 2 or log.is_quiet() or not _stderr_is_tty():
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        from rich.progress import TaskProgressColumn
+
+        class _Rate(TextColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                from rich.text import Text
+
+                return Text(f"{speed:.1f}/s" if speed else "-/s")
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TaskProgressColumn(), _Rate(""), TimeElapsedColumn(), TextColumn("ETA"),
+                             TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total)
+
+    def advance(self):
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def finish(failures, total: int) -> None:
-    """Raise BatchFailed (exit 5) with a summary when any input failed."""
-    if failures:
-        raise BatchFailed(f"{len(failures)} of {total} inputs failed: "
-                          + "; ".join(f"{item}" for item, _ in failures[:5])
-                          + (" ..." if len(failures) > 5 else ""))
+    """Print a summary table of failures on stderr and raise BatchFailed (exit 5) when any input failed."""
+    if not failures:
+        return
+    if not log.is_quiet():
+        rows = [(_label(item), f"{exc.message} (exit {exc.exit_code})") for item, exc in failures]
+        width = min(60, max(len(r[0]) for r in rows))
+        lines = [f"medconv: {len(failures)} of {total} inputs failed:"]
+        lines += [f"  {name:<{width}}  {why}" for name, why in rows]
+        print("\n".join(lines), file=sys.stderr)
+    raise BatchFailed(f"{len(failures)} of {total} inputs failed: "
+                      + "; ".join(_label(item) for item, _ in failures[:5])
+                      + (" ..." if len(failures) > 5 else ""))
+
+
+def _label(item) -> str:
+    """The source path of an item (a path, or a tuple/object whose first element is one)."""
+    if isinstance(item, (tuple, list)) and item:
+        return _label(item[0])
+    src = getattr(item, "src", None)
+    if src is not None:
+        return str(src)
+    return str(item)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 
 from . import log
 from .errors import UsageError
@@ -10,14 +11,28 @@ from .errors import UsageError
 EXTENSIONS = {"nifti1": ".nii.gz", "nifti2": ".nii.gz", "analyze": ".hdr", "metaimage": ".mha", "nrrd": ".nrrd",
               "minc": ".mnc", "mgh": ".mgz", "png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp",
               "dicom": "/"}
+FIELDS = ("stem", "parent", "series_number", "series_description", "modality", "protocol", "index")
+#: fields only a read of the input (or its DICOM series list) can fill
+METADATA_FIELDS = ("series_number", "series_description", "modality", "protocol")
+DEFAULT_TEMPLATE = "{stem}"
+SERIES_TEMPLATE = "{series_number}_{series_description}"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_DOTS = re.compile(r"\.{2,}")
+_SPEC = re.compile(r"^0?[1-9]?d?$")
+#: bounded so that name + clash suffix + extension stays well under NAME_MAX (255 bytes)
 MAX_COMPONENT = 120
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
 def sanitise(value) -> str:
-    """A value as one safe file-name component: no separators, no '..', no control characters."""
-    text = _UNSAFE.sub("_", str(value)).strip("._") or "x"
-    return text[:MAX_COMPONENT]
+    """A value as one safe file-name component: ASCII letters, digits and ._+- only; no path
+    separators, no '..', no control characters, no leading dot, bounded length, never empty."""
+    text = _UNSAFE.sub("_", str(value))
+    text = _DOTS.sub(".", text).strip("._") or "x"
+    text = text[:MAX_COMPONENT].rstrip("._") or "x"
+    if text.split(".")[0].lower() in _RESERVED:  # names Windows shares refuse
+        text = "_" + text
+    return text
 
 
 def stem_of(path: str) -> str:
@@ -27,38 +42,90 @@ def stem_of(path: str) -> str:
 
 
 def fields_for(path: str, index: int, metadata: dict | None = None) -> dict:
+    """The raw (unsanitised) template fields of one input."""
     metadata = metadata or {}
     parent = os.path.basename(os.path.dirname(os.path.abspath(os.path.normpath(path))))
+
+    def meta(key):
+        value = metadata.get(key)
+        return "" if value is None else value
+
     return {"stem": stem_of(path), "parent": parent, "index": index,
-            "series_number": metadata.get("series_number", ""),
-            "series_description": metadata.get("series_description", ""),
-            "modality": metadata.get("modality", ""), "protocol": metadata.get("protocol", "")}
+            "series_number": meta("series_number"), "series_description": meta("series_description"),
+            "modality": meta("modality"), "protocol": meta("protocol")}
+
+
+def template_fields(template: str) -> set:
+    """The field names a template uses; a UsageError for anything but plain known fields."""
+    used = set()
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise UsageError(f"bad --name template {template!r} ({exc})") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in FIELDS:
+            raise UsageError(f"unknown field {{{field}}} in --name template; fields: "
+                             + " ".join(f"{{{f}}}" for f in FIELDS))
+        # only zero-padding of numbers: attribute access, conversions and huge widths are refused
+        if conversion or (spec and not _SPEC.match(spec)):
+            raise UsageError(f"--name template field {{{field}}} takes only a width like {{{field}:03d}}")
+        used.add(field)
+    return used
 
 
 def render_name(template: str, fields: dict) -> str:
+    """Fill the template; every field is sanitised first and the whole name once more."""
+    template_fields(template)
+    safe = {}
+    for key, value in fields.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            safe[key] = value
+        else:
+            safe[key] = sanitise(value) if value != "" else ""
     try:
-        raw = {k: sanitise(v) if v != "" else "" for k, v in fields.items()}
-        name = template.format(**raw)
+        name = template.format(**safe)
     except (KeyError, IndexError, ValueError) as exc:
         raise UsageError(f"bad --name template {template!r} ({exc})") from None
     return sanitise(name)
 
 
-def plan_outputs(paths, outdir: str, template: str, fmt_name: str) -> list:
-    """[(src, dst)] with distinct, deterministic destinations (a warning for each clash)."""
+def unique_names(names, sources=None) -> list:
+    """Distinct names, deterministic: a later duplicate gets _2, _3, ... (case-insensitively,
+    so the outputs also stay apart on case-insensitive file systems), with a warning."""
+    taken = {n.lower() for n in names if n}
+    used, out = set(), []
+    for i, name in enumerate(names):
+        candidate = name
+        if candidate.lower() in used:
+            n = 2
+            while f"{name}_{n}".lower() in used or f"{name}_{n}".lower() in taken:
+                n += 1
+            candidate = f"{name}_{n}"
+            src = sources[i] if sources else None
+            log.warn(f"output name {name!r} is already used by an earlier input; writing {candidate!r} instead", src)
+        used.add(candidate.lower())
+        out.append(candidate)
+    return out
+
+
+def destination(outdir: str, name: str, fmt_name: str) -> str:
     from .formats import resolve_format_name
 
     ext = EXTENSIONS[resolve_format_name(fmt_name)]
-    plan, seen = [], {}
-    for index, src in enumerate(paths):
-        name = render_name(template, fields_for(src, index))
-        candidate = name
-        n = seen.get(candidate.lower(), 0)
-        if n:
-            candidate = f"{name}_{n + 1}"
-            log.warn(f"output name {name!r} is used by an earlier input; writing {candidate!r}", src)
-        seen[name.lower()] = n + 1
-        seen.setdefault(candidate.lower(), 1)
-        dst = os.path.join(outdir, candidate + ext) if ext != "/" else os.path.join(outdir, candidate) + os.sep
-        plan.append((src, dst))
-    return plan
+    if ext == "/":
+        return os.path.join(outdir, name) + os.sep
+    return os.path.join(outdir, name + ext)
+
+
+def plan_outputs(paths, outdir: str, template: str, fmt_name: str, metadata=None) -> list:
+    """[(src, dst)] with distinct, deterministic destinations (a warning for each clash).
+
+    `metadata`, when given, is one dict per path (series number, description, ...).
+    """
+    metadata = metadata or [None] * len(paths)
+    names = [render_name(template, fields_for(src, index, meta))
+             for index, (src, meta) in enumerate(zip(paths, metadata))]
+    names = unique_names(names, list(paths))
+    return [(src, destination(outdir, name, fmt_name)) for src, name in zip(paths, names)]

@@ -1,9 +1,28 @@
-"""medconv convert: any input to any writable format."""
+"""medconv convert: any input to any writable format, one file or a whole batch."""
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
 
 import click
 
 from . import options
+
+
+@dataclass
+class Task:
+    """One planned conversion: what to read (and which series), where to write."""
+
+    src: str
+    dst: str
+    series: object = None
+    force: bool = False
+    label: str = ""
+    skip: str = ""  # why it is skipped (--skip-existing/--update), empty when it runs
+    extra: dict = field(default_factory=dict)
+
+    def __str__(self):
+        return self.label or self.src
 
 
 @click.command("convert")
@@ -22,15 +41,29 @@ from . import options
 @click.option("--nifti2", is_flag=True, help="Write NIfTI-2 even when NIfTI-1 could hold the image.")
 @click.option("--compression-level", type=click.IntRange(0, 3), default=None, metavar="0-3",
               help="gzip level for .gz outputs (ISA-L levels; default 3).")
-@click.option("--name", "name_template", default="{stem}", show_default=True, metavar="TEMPLATE",
-              help="Output name template for -o DIR: {stem} {parent} {index} {series_number} {series_description} "
-                   "{modality} {protocol}.")
+@click.option("--name", "name_template", default=None, metavar="TEMPLATE",
+              help="Output name template for -o DIR (default {stem}; {series_number}_{series_description} for the "
+                   "series of a DICOM directory). Fields: {stem} {parent} {index} {series_number} "
+                   "{series_description} {modality} {protocol}; values are sanitised into safe file names.")
 @options.series
+@click.option("--sidecar", is_flag=True,
+              help="Also write a JSON sidecar of acquisition metadata (BIDS keys) beside each output.")
+@click.option("--strict", is_flag=True, help="DICOM: refuse uneven slice spacing, gaps and tilt instead of warning.")
+@click.option("--template", "template_path", type=click.Path(), metavar="REF.dcm",
+              help="DICOM output: copy patient/study attributes from this reference file.")
+@options.jobs
+@options.skip_existing
+@options.update
+@options.dry_run
 @options.keep_going
 @options.quiet
 def command(paths, from_list, output, to, force, dtype, orient, slice_index, window_spec, nifti2,
-            compression_level, name_template, series, keep_going):
+            compression_level, name_template, series, sidecar, strict, template_path, jobs, skip_existing, update,
+            dry_run, keep_going):
     """Convert images between formats; the output format follows DST's extension or --to.
+
+    Many inputs (arguments, --from-list FILE or - for stdin) go to -o DIR, in parallel with
+    -j N; a DICOM directory holding several series gives one output per series.
 
     \b
     Examples:
@@ -38,38 +71,188 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
       medconv convert Case00.mhd Case00.nii.gz --orient RAS
       medconv convert dicom_dir/ ct.nii.gz
       medconv convert ct.nii.gz slices/ --to png          # one PNG per slice
-      medconv convert *.mhd -o nifti/ --to nifti1         # many inputs
+      medconv convert *.mhd -o nifti/ --to nifti1 -j 4    # many inputs
+      medconv convert export/ -o nifti/ --to nifti1 --sidecar
+      find data -name '*.mhd' | medconv convert --from-list - -o out/ --to nifti1 --keep-going --update
     """
+    import functools
+
     from .. import batch, io, log
-    from ..convert import convert
-    from ..errors import UsageError
+    from ..errors import InputError, UsageError
+    from ..formats import format_for_output
 
     paths = options.read_path_list(paths, from_list)
+    if skip_existing and update:
+        raise UsageError("--skip-existing and --update exclude each other")
     if compression_level is not None:
         io.set_compression(level=compression_level)
-    common = dict(to=to, force=force, dtype=dtype, orient=orient, slice_index=slice_index,
-                  window_spec=window_spec, series=series)
-    if nifti2:
-        common["nifti2"] = True
     if output is None:
         if len(paths) != 2:
-            raise UsageError("give SRC DST, or SRC... -o DIR")
-        convert(paths[0], paths[1], **common)
+            raise UsageError("give SRC DST, or SRC... -o DIR" if paths else "no input given (SRC DST, or SRC... -o DIR)")
+        if name_template is not None:
+            raise UsageError("--name applies with -o DIR")
+        tasks = [Task(paths[0], paths[1], series=series, label=paths[0])]
+        out_fmt = format_for_output(paths[1], to)
+    else:
+        if not paths:
+            raise UsageError("no input given")
+        if to is None:
+            raise UsageError("with -o DIR, say the output format with --to FORMAT")
+        out_fmt = format_for_output(output, to)
+        tasks = plan(paths, output, name_template, to, series)
+    if template_path is not None:
+        if out_fmt != "dicom":
+            raise UsageError("--template applies to DICOM outputs (--to dicom)")
+        if not os.path.isfile(template_path):
+            raise InputError("no such file (--template)", template_path)
+
+    for task in tasks:
+        task.force = force
+        if skip_existing and _exists(task.dst):
+            task.skip = "destination exists"
+        elif update and _exists(task.dst):
+            if _mtime(task.src, newest=True) <= _mtime(task.dst, newest=False):
+                task.skip = "destination is up to date"
+            else:
+                task.force = True
+    todo = [t for t in tasks if not t.skip]
+    if dry_run:
+        for t in tasks:
+            click.echo(f"{t} -> {t.dst}" + (f"  (skipped: {t.skip})" if t.skip else ""))
         return
-    if not paths:
-        raise UsageError("no input given")
-    if to is None:
-        raise UsageError("with -o DIR, say the output format with --to FORMAT")
-    from ..naming import plan_outputs
+    skipped = len(tasks) - len(todo)
+    if skipped:
+        log.note(f"{skipped} of {len(tasks)} inputs skipped ({'up to date' if update else 'destination exists'})")
 
-    plan = plan_outputs(paths, output, name_template, to)
+    common = dict(to=to, dtype=dtype, orient=orient, slice_index=slice_index, window_spec=window_spec)
+    if nifti2:
+        common["nifti2"] = True
+    if template_path is not None:
+        common["template"] = template_path
+    if jobs is None:
+        jobs = batch.default_jobs(len(todo))
+    if jobs > 1:
+        io.set_compression(threads=1)  # the workers already use the cores
+    func = functools.partial(convert_task, common, sidecar, strict)
 
-    def one(item):
-        src, dst = item
-        return convert(src, dst, **common)
+    def report(task, exc):
+        log.warn(f"failed: {exc.message}", exc.path or str(task))
 
-    def report(item, exc):
-        log.warn(f"failed: {exc.message}", exc.path or item[0])
+    _, failures = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs, progress="convert")
+    batch.finish(failures, len(todo))
 
-    _, failures = batch.run(plan, one, keep_going=keep_going, on_error=report)
-    batch.finish(failures, len(plan))
+
+def plan(paths, outdir, template, to, series) -> list:
+    """Tasks for -o DIR: a multi-series DICOM directory becomes one task per series;
+    names come from the template, clashes get distinct names (with a warning)."""
+    from .. import naming
+
+    entries = []  # (src, metadata, series selector, template)
+    for src in paths:
+        found = _series_of(src) if series is None and os.path.isdir(src) else None
+        if found and len(found) > 1:
+            for s in found:
+                entries.append((src, s, s.get("selector"), template or naming.SERIES_TEMPLATE))
+        else:
+            meta = found[0] if found else None
+            entries.append((src, meta, series, template or naming.DEFAULT_TEMPLATE))
+    needs_meta = set().union(*(naming.template_fields(e[3]) for e in entries)) & set(naming.METADATA_FIELDS)
+    names = []
+    for index, (src, meta, sel, tmpl) in enumerate(entries):
+        if meta is None and needs_meta:
+            meta = _metadata_of(src, sel)
+        names.append(naming.render_name(tmpl, naming.fields_for(src, index, meta)))
+    labels = [src if sel is None or sel == series else f"{src} [series {sel}]" for src, _, sel, _ in entries]
+    names = naming.unique_names(names, labels)
+    return [Task(src, naming.destination(outdir, name, to), series=sel, label=label)
+            for (src, _, sel, _), name, label in zip(entries, names, labels)]
+
+
+def _series_of(path):
+    """The DICOM series of a directory (None when it holds none, or the reader is absent)."""
+    from ..errors import MedconvError
+
+    try:
+        from .. import dicom
+    except ImportError:
+        return None
+    if not hasattr(dicom, "list_series"):
+        return None
+    try:
+        return list(dicom.list_series(path)) or None
+    except MedconvError:
+        return None  # the conversion itself reports what is wrong, per input
+
+
+def _metadata_of(src, series):
+    from .. import read
+    from ..errors import MedconvError
+
+    try:
+        return read(src, header_only=True, **({"series": series} if series is not None else {})).metadata
+    except MedconvError:
+        return None
+
+
+def _exists(dst: str) -> bool:
+    if dst.endswith(("/", os.sep)):
+        return os.path.isdir(dst) and bool(os.listdir(dst))
+    return os.path.lexists(dst)
+
+
+def _mtime(path: str, newest: bool) -> float:
+    """A file's mtime; for a directory the newest (source) or oldest (destination) file in it."""
+    if not os.path.isdir(path):
+        try:
+            return os.stat(path).st_mtime
+        except OSError:
+            return float("inf") if newest else 0.0
+    times = []
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                times.append(os.stat(os.path.join(root, name)).st_mtime)
+            except OSError:
+                pass
+    if not times:
+        return 0.0
+    return max(times) if newest else min(times)
+
+
+def sidecar_path(dst: str) -> str:
+    """brain.nii.gz -> brain.json; a DICOM directory out/ct/ -> out/ct.json."""
+    base = dst.rstrip("/" + os.sep) if dst.endswith(("/", os.sep)) else dst
+    low = base.lower()
+    for ext in (".nii.gz", ".img.gz", ".hdr.gz"):
+        if low.endswith(ext):
+            return base[: -len(ext)] + ".json"
+    root, ext = os.path.splitext(base)
+    return (root if ext else base) + ".json"
+
+
+def convert_task(common: dict, sidecar: bool, strict: bool, task: Task) -> list:
+    """Convert one task (runs in a worker with -j): header checks, conversion, then the sidecar."""
+    from .. import detect, log, read
+    from ..convert import convert
+    from ..errors import OutputError
+
+    series_opt = {"series": task.series} if task.series is not None else {}
+    json_path = sidecar_path(task.dst) if sidecar else None
+    if json_path and os.path.lexists(json_path) and not task.force:
+        raise OutputError("sidecar exists (use --force to replace it)", json_path)
+    header = None
+    if sidecar or strict:
+        is_dicom = detect(task.src) == "dicom"
+        if strict and is_dicom:
+            series_opt["strict"] = True
+        # a header-only read: --strict's geometry checks happen here, before anything is written
+        header = read(task.src, header_only=True, **series_opt) if (is_dicom or sidecar) else None
+    written = convert(task.src, task.dst, force=task.force, series=task.series, **common)
+    if json_path:
+        if header is not None and header.metadata.get("sidecar"):
+            from ..dicom.sidecar import write_sidecar
+
+            written += write_sidecar(header, json_path, force=task.force)
+        else:
+            log.warn("no acquisition metadata for a sidecar (only DICOM inputs have it)", task.src)
+    return written

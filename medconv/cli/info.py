@@ -12,9 +12,10 @@ from . import options
 @options.json_out
 @options.get
 @options.series
+@options.jobs
 @options.keep_going
 @options.quiet
-def command(paths, from_list, as_json, get_fields, series, keep_going):
+def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
     """Summarise images: shape, spacing, orientation, dtype, scaling.
 
     A directory gives one row per DICOM series found in it. No patient-identifying
@@ -26,7 +27,10 @@ def command(paths, from_list, as_json, get_fields, series, keep_going):
       medconv info dicom_export/              # one row per series
       medconv info *.nii.gz --json > inventory.json
       nx=$(medconv info ct.nii.gz --get shape)
+      find data -name '*.mha' | medconv info --from-list - --json -j 4
     """
+    import functools
+
     from .. import batch, inspect, log
     from ..errors import UsageError
     from . import render
@@ -35,13 +39,12 @@ def command(paths, from_list, as_json, get_fields, series, keep_going):
     if not paths:
         raise UsageError("no input given (medconv info PATH...)")
 
-    def one(path):
-        return inspect.info(path, series=series)
+    one = functools.partial(inspect.info, series=series)  # picklable, for the process pool
 
     def report(path, exc):
         log.warn(f"skipped: {exc.message}", exc.path or path)
 
-    results, failures = batch.run(paths, one, keep_going=keep_going, on_error=report)
+    results, failures = batch.run(paths, one, keep_going=keep_going, on_error=report, jobs=jobs, progress="info")
     records = [r for recs in results for r in recs]
     columns = [f for f in inspect.INFO_FIELDS if any(f in r for r in records)]
     if len(records) > 1 and not as_json and not get_fields:

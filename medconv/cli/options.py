@@ -33,6 +33,12 @@ jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, me
                     help="Parallel workers for many inputs (default: CPUs for a batch, 1 for one input).")
 keep_going = click.option("-k", "--keep-going", is_flag=True,
                           help="Try every input; report failures at the end and exit 5 if any failed.")
+skip_existing = click.option("--skip-existing", is_flag=True,
+                             help="Skip inputs whose destination already exists (make-friendly reruns).")
+update = click.option("-u", "--update", is_flag=True,
+                      help="Convert only inputs newer than their destination (replacing it); skip the rest.")
+dry_run = click.option("-n", "--dry-run", is_flag=True,
+                       help="Print the planned SOURCE -> DESTINATION table on stdout and write nothing.")
 
 
 def read_path_list(paths, from_list):

@@ -1,0 +1,407 @@
+"""Batches: --from-list, ordered -j, naming and clashes, --dry-run, --skip-existing/--update,
+--keep-going summaries, Ctrl-C, progress only on a terminal, DICOM series to separate outputs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import medconv
+from medconv import batch, naming
+from medconv.errors import InputError, OutputError
+
+from helpers import ROOT, assert_clean_error, make_volume, run
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "dicom"))
+
+
+def _files(tmp_path, n, shapes=None):
+    """n small NIfTI files in their own folders, all named img.nii.gz (so stems clash)."""
+    out = []
+    for i in range(n):
+        shape = shapes[i] if shapes else (4 + i, 3, 2)
+        p = tmp_path / f"d{i}" / "img.nii.gz"
+        medconv.write(make_volume(shape, "int16", seed=i), p)
+        out.append(str(p))
+    return out
+
+
+def _listing(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def run_stdin(text, *argv):
+    """Run the CLI in-process with `text` on stdin."""
+    import io
+
+    old = sys.stdin
+    sys.stdin = io.StringIO(text)
+    try:
+        return run(*argv)
+    finally:
+        sys.stdin = old
+
+
+# ---- --from-list and order ------------------------------------------------------------------
+
+def test_from_list_stdin_converts_every_listed_file(tmp_path):
+    srcs = _files(tmp_path, 3)
+    out = tmp_path / "out"
+    text = "# a comment\n" + "\n".join(srcs) + "\n\n"
+    r = run_stdin(text, "convert", "--from-list", "-", "-o", out, "--to", "nifti1", "--name", "{parent}", "-j", "1")
+    assert r.code == 0, r.err
+    assert _listing(out) == ["d0.nii.gz", "d1.nii.gz", "d2.nii.gz"]
+    for i, src in enumerate(srcs):
+        assert np.array_equal(medconv.read(out / f"d{i}.nii.gz").array, medconv.read(src).array)
+
+
+def test_from_list_file_plus_arguments_for_info(tmp_path):
+    srcs = _files(tmp_path, 3)
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(srcs[1:]) + "\n")
+    r = run("info", srcs[0], "--from-list", listing, "--get", "path")
+    assert r.code == 0, r.err
+    assert r.out.split() == srcs
+
+
+def test_from_list_missing_file_is_an_input_error(tmp_path):
+    r = run("info", "--from-list", tmp_path / "nope.txt")
+    assert r.code in (2, 3)
+    assert "Traceback" not in r.err and "medconv: error:" in r.err
+
+
+def test_info_order_follows_input_order_with_two_jobs(tmp_path):
+    # the first inputs are the largest, so with a pool they tend to finish last
+    shapes = [(40, 40, 30), (30, 30, 30), (3, 3, 2), (2, 2, 2), (4, 2, 2), (3, 2, 2)]
+    srcs = _files(tmp_path, 6, shapes)
+    r = run("info", *srcs, "-j", "2", "--get", "path", "--get", "shape")
+    assert r.code == 0, r.err
+    rows = [line.split("\t") for line in r.out.splitlines()]
+    assert [row[0] for row in rows] == srcs
+    assert [tuple(int(v) for v in row[1].split()) for row in rows] == shapes
+    doc = json.loads(run("info", *srcs, "-j", "2", "--json").out)
+    assert [d["path"] for d in doc] == srcs
+
+
+def test_batch_run_pool_keeps_input_order_and_rebuilds_errors():
+    results, failures = batch.run(list(range(8)), _slow_square, jobs=2, keep_going=True)
+    assert results == [i * i for i in range(8) if i != 5]
+    assert len(failures) == 1 and failures[0][0] == 5
+    err = failures[0][1]
+    assert isinstance(err, OutputError) and err.path == "item5" and err.exit_code == 4
+    with pytest.raises(OutputError):
+        batch.run(list(range(8)), _slow_square, jobs=2)
+
+
+def _slow_square(i):
+    time.sleep(0.02 * (8 - i))  # early items finish last
+    if i == 5:
+        raise OutputError("cannot write", f"item{i}")
+    return i * i
+
+
+def test_batch_run_serial_signature_still_works():
+    seen = []
+    results, failures = batch.run(["a", "b"], lambda x: x.upper(), keep_going=True, on_error=seen.append)
+    assert results == ["A", "B"] and failures == [] and seen == []
+
+
+def test_convert_with_two_jobs_gives_same_outputs_as_serial(tmp_path):
+    srcs = _files(tmp_path, 4)
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        r = run("convert", *srcs, "-o", out, "--to", "mgh", "--name", "{parent}_{index:02d}", "-j", jobs)
+        assert r.code == 0, r.err
+        assert _listing(out) == [f"d{i}_{i:02d}.mgz" for i in range(4)]
+    for i in range(4):
+        a = medconv.read(tmp_path / "out1" / f"d{i}_{i:02d}.mgz").array
+        b = medconv.read(tmp_path / "out2" / f"d{i}_{i:02d}.mgz").array
+        assert np.array_equal(a, b) and np.array_equal(a, medconv.read(srcs[i]).array)
+
+
+# ---- naming ---------------------------------------------------------------------------------
+
+def test_name_clashes_get_distinct_names_and_a_warning(tmp_path):
+    srcs = _files(tmp_path, 3)
+    out = tmp_path / "out"
+    r = run("convert", *srcs, "-o", out, "--to", "nifti1")
+    assert r.code == 0, r.err
+    assert _listing(out) == ["img.nii.gz", "img_2.nii.gz", "img_3.nii.gz"]
+    assert r.err.count("already used") == 2
+    # deterministic: the same mapping each run (dry run shows it)
+    r2 = run("convert", *srcs, "-o", tmp_path / "o2", "--to", "nifti1", "--dry-run")
+    assert [l.split(" -> ")[1] for l in r2.out.splitlines()] == [
+        str(tmp_path / "o2" / n) for n in ("img.nii.gz", "img_2.nii.gz", "img_3.nii.gz")]
+
+
+def test_unique_names_never_reuse_a_natural_name():
+    names = naming.unique_names(["a", "a_2", "a", "A"])
+    assert len({n.lower() for n in names}) == 4
+    assert names[:2] == ["a", "a_2"]
+
+
+@pytest.mark.parametrize("hostile", ["../../etc/passwd", "/abs/path", "a/b\\c", "evil\x00\x07\n\tname", "..",
+                                     ".hidden", "x" * 5000, "CON", "ünïcødé 名前", ""])
+def test_sanitise_gives_one_safe_component(hostile):
+    safe = naming.sanitise(hostile)
+    assert safe and "/" not in safe and "\\" not in safe and ".." not in safe
+    assert not safe.startswith(".") and len(safe) <= naming.MAX_COMPONENT
+    assert all(32 < ord(c) < 127 for c in safe)
+    assert safe.lower() not in ("con", "nul")
+    assert os.path.basename(os.path.join("/out", safe)) == safe
+
+
+def test_hostile_series_description_stays_inside_outdir(tmp_path):
+    fields = naming.fields_for(str(tmp_path / "x.nii"), 0, {"series_number": 3,
+                                                             "series_description": "../../\x1b[31mevil/" + "y" * 400})
+    name = naming.render_name(naming.SERIES_TEMPLATE, fields)
+    dst = naming.destination(str(tmp_path / "out"), name, "nifti1")
+    assert os.path.dirname(dst) == str(tmp_path / "out")
+    assert name.startswith("3_") and len(name) <= naming.MAX_COMPONENT and "\x1b" not in name
+
+
+@pytest.mark.parametrize("template", ["{nope}", "{stem.__class__}", "{stem!r}", "{index:>999999999}", "{stem"])
+def test_bad_templates_are_usage_errors(tmp_path, template):
+    srcs = _files(tmp_path, 1)
+    r = run("convert", *srcs, "-o", tmp_path / "out", "--to", "nifti1", "--name", template)
+    assert_clean_error(r, 2, "template")
+    assert not (tmp_path / "out").exists()
+
+
+# ---- dry run, skip-existing, update -----------------------------------------------------------
+
+def test_dry_run_writes_nothing(tmp_path):
+    srcs = _files(tmp_path, 2)
+    out = tmp_path / "out"
+    before = _listing(tmp_path)
+    r = run("convert", *srcs, "-o", out, "--to", "nifti1", "--name", "{parent}", "--dry-run")
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == [f"{s} -> {out / f'd{i}.nii.gz'}" for i, s in enumerate(srcs)]
+    assert not out.exists() and _listing(tmp_path) == before
+    r = run("convert", srcs[0], tmp_path / "single.mgz", "-n")
+    assert r.code == 0 and r.out.strip() == f"{srcs[0]} -> {tmp_path / 'single.mgz'}"
+    assert not (tmp_path / "single.mgz").exists()
+
+
+def test_skip_existing_and_update_follow_mtimes(tmp_path):
+    srcs = _files(tmp_path, 2)
+    out = tmp_path / "out"
+    args = ("convert", *srcs, "-o", out, "--to", "nifti1", "--name", "{parent}")
+    assert run(*args).code == 0
+    d0, d1 = out / "d0.nii.gz", out / "d1.nii.gz"
+    # without a flag the rerun refuses to overwrite (exit 4)
+    assert_clean_error(run(*args), 4, "exists")
+    r = run(*args, "--skip-existing")
+    assert r.code == 0 and "2 of 2 inputs skipped" in r.err
+    # make d0's source newer than its output, d1's output newer than its source
+    old, new = time.time() - 1000, time.time()
+    os.utime(d0, (old, old))
+    os.utime(srcs[0], (new, new))
+    os.utime(d1, (new, new))
+    os.utime(srcs[1], (old, old))
+    medconv.write(make_volume((5, 5, 5), "int16", seed=99), srcs[0], force=True)  # new content too
+    plan = run(*args, "--update", "--dry-run").out.splitlines()
+    assert "skipped" not in plan[0] and "skipped: destination is up to date" in plan[1]
+    mtime_d1 = os.stat(d1).st_mtime
+    r = run(*args, "--update")
+    assert r.code == 0, r.err
+    assert medconv.read(d0).shape == (5, 5, 5)
+    assert os.stat(d1).st_mtime == mtime_d1
+    # --skip-existing leaves changed sources alone
+    assert run(*args, "--skip-existing").code == 0 and medconv.read(d1).shape == (5, 3, 2)
+    assert_clean_error(run(*args, "--skip-existing", "--update"), 2)
+
+
+# ---- keep going ------------------------------------------------------------------------------
+
+def _with_bad(tmp_path):
+    srcs = _files(tmp_path, 2)
+    bad = tmp_path / "bad.nii"
+    bad.write_bytes(b"\x5c\x01\x00\x00" + b"garbage" * 10)
+    missing = tmp_path / "missing.nii.gz"
+    return [srcs[0], str(bad), str(missing), srcs[1]]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_keep_going_tries_everything_and_exits_5_with_a_summary(tmp_path, jobs):
+    inputs = _with_bad(tmp_path)
+    out = tmp_path / "out"
+    r = run("convert", *inputs, "-o", out, "--to", "nifti1", "--name", "{parent}_{stem}", "-k", "-j", jobs)
+    assert_clean_error(r, 5, "2 of 4")
+    assert _listing(out) == ["d0_img.nii.gz", "d1_img.nii.gz"]
+    summary = r.err[r.err.index("inputs failed:"):]
+    assert "bad.nii" in summary and "missing.nii.gz" in summary and "(exit 3)" in summary
+    assert not [f for f in _listing(tmp_path) if f.endswith(".part")]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_first_failure_stops_without_keep_going(tmp_path, jobs):
+    inputs = _with_bad(tmp_path)
+    out = tmp_path / "out"
+    r = run("convert", *inputs, "-o", out, "--to", "nifti1", "--name", "{parent}_{stem}", "-j", jobs)
+    assert_clean_error(r, 3, "bad.nii")
+    assert "d1_img.nii.gz" not in _listing(out) or jobs == "2"  # a pool may already have finished it
+    assert "summary" not in r.err and "inputs failed" not in r.err
+    assert not [f for f in _listing(tmp_path) if ".part" in f]
+
+
+def test_output_errors_exit_4_without_keep_going(tmp_path):
+    srcs = _files(tmp_path, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "img.nii.gz").write_bytes(b"precious")
+    assert_clean_error(run("convert", *srcs, "-o", out, "--to", "nifti1"), 4, "exists")
+    assert (out / "img.nii.gz").read_bytes() == b"precious"
+
+
+def test_info_keep_going_prints_good_rows_in_order(tmp_path):
+    inputs = _with_bad(tmp_path)
+    r = run("info", *inputs, "-k", "-j", "2", "--get", "path")
+    assert_clean_error(r, 5, "2 of 4")
+    assert r.out.split() == [inputs[0], inputs[3]]
+
+
+# ---- usage errors ----------------------------------------------------------------------------
+
+def test_usage_errors(tmp_path):
+    srcs = _files(tmp_path, 2)
+    assert_clean_error(run("convert", *srcs, "-o", tmp_path / "o"), 2, "--to")
+    assert_clean_error(run("convert", srcs[0]), 2)
+    assert_clean_error(run("convert", "-o", tmp_path / "o", "--to", "nifti1"), 2, "no input")
+    assert_clean_error(run("convert", srcs[0], tmp_path / "x.nii", "--name", "{stem}"), 2, "--name")
+    assert_clean_error(run("convert", srcs[0], tmp_path / "x.nii", "--template", srcs[1]), 2, "dicom")
+    assert_clean_error(run("convert", srcs[0], tmp_path / "x.nii", "-j", "0"), 2)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "x.nii").exists()
+
+
+# ---- subprocess: progress bar, Ctrl-C -------------------------------------------------------
+
+def _env():
+    env = dict(os.environ)
+    env.pop("MEDCONV_DEBUG", None)
+    return env
+
+
+def test_no_progress_output_on_a_pipe(tmp_path):
+    srcs = _files(tmp_path, 3)
+    proc = subprocess.run([sys.executable, "-m", "medconv", "convert", *srcs, "-o", str(tmp_path / "out"),
+                           "--to", "nifti1", "--name", "{parent}", "-j", "2"],
+                          capture_output=True, text=True, cwd=ROOT, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    import pty
+
+    srcs = _files(tmp_path, 3)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "medconv", "info", *srcs, "-j", "2", "--get", "path"],
+                            stdout=subprocess.PIPE, stderr=slave, cwd=ROOT, env=_env())
+    out, _ = proc.communicate(timeout=60)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    err = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert out.decode().split() == srcs  # data stays on stdout, in order
+    assert "3/3" in err and "info" in err
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
+    # big enough that the batch is still running when SIGINT arrives
+    srcs = _files(tmp_path, 12, [(120, 120, 60)] * 12)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "medconv", "convert", *srcs, "-o", str(out), "--to", "nifti1",
+                             "--name", "{parent}", "-j", "2", "--compression-level", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
+    deadline = time.time() + 30
+    while time.time() < deadline and not (out.exists() and os.listdir(out)):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert [l for l in err.splitlines() if l.startswith("medconv: error:")] == [
+        "medconv: error: interrupted; finished outputs are complete, nothing partial was left"]
+    left = _listing(out)
+    assert left and len(left) < 12
+    assert not [f for f in left if not f.endswith(".nii.gz") or f.startswith(".")]
+    for f in left:  # every output present is complete
+        assert medconv.read(out / f).shape == (120, 120, 60)
+
+
+# ---- DICOM directories with several series ---------------------------------------------------
+
+def _two_series(d):
+    import dcmgen
+
+    d.mkdir()
+    for k in range(3):
+        dcmgen.write_slice(str(d / f"a{k}.dcm"), np.full((6, 5), k, np.int16), ipp=(0, 0, 2.0 * k),
+                           series_uid="1.2.3.4.5.1", series_number=2, description="T1 ax/../", instance=k + 1)
+        dcmgen.write_slice(str(d / f"b{k}.dcm"), np.full((6, 5), 10 + k, np.int16), ipp=(0, 0, 2.0 * k),
+                           series_uid="1.2.3.4.5.2", series_number=7, description="CT\tbody", instance=k + 1)
+
+
+def test_directory_with_several_series_gives_one_output_each(tmp_path):
+    pytest.importorskip("pydicom")
+    _two_series(tmp_path / "export")
+    out = tmp_path / "out"
+    r = run("convert", tmp_path / "export", "-o", out, "--to", "nifti1")
+    assert r.code == 0, r.err
+    assert _listing(out) == ["2_T1_ax.nii.gz", "7_CT_body.nii.gz"]
+    assert medconv.read(out / "7_CT_body.nii.gz").array.min() == 10
+    r = run("convert", tmp_path / "export", "-o", tmp_path / "o2", "--to", "nifti1", "--name", "{modality}_{index}",
+            "-n")
+    assert r.out.splitlines() == [f"{tmp_path / 'export'} [series 2] -> {tmp_path / 'o2' / 'CT_0.nii.gz'}",
+                                  f"{tmp_path / 'export'} [series 7] -> {tmp_path / 'o2' / 'CT_1.nii.gz'}"]
+
+
+def test_directory_series_with_fake_list_series(tmp_path, monkeypatch):
+    from medconv import dicom
+    from medconv.cli import convert as cli_convert
+
+    d = tmp_path / "fake"
+    d.mkdir()
+    fake = [{"series_number": 1, "series_description": "a/b", "modality": "MR", "protocol": "p", "selector": "1"},
+            {"series_number": 1, "series_description": "a/b", "modality": "MR", "protocol": "p", "selector": "1.2"}]
+    monkeypatch.setattr(dicom, "list_series", lambda path: fake, raising=False)
+    tasks = cli_convert.plan([str(d)], str(tmp_path / "out"), None, "nifti1", None)
+    assert [t.series for t in tasks] == ["1", "1.2"]
+    assert [os.path.basename(t.dst) for t in tasks] == ["1_a_b.nii.gz", "1_a_b_2.nii.gz"]
+
+
+def test_sidecar_beside_each_output(tmp_path):
+    pytest.importorskip("pydicom")
+    _two_series(tmp_path / "export")
+    out = tmp_path / "out"
+    r = run("convert", tmp_path / "export", "-o", out, "--to", "nifti1", "--sidecar", "-j", "2")
+    assert r.code == 0, r.err
+    assert _listing(out) == ["2_T1_ax.json", "2_T1_ax.nii.gz", "7_CT_body.json", "7_CT_body.nii.gz"]
+    doc = json.loads((out / "7_CT_body.json").read_text())
+    assert doc.get("Modality") == "CT" and doc.get("SeriesNumber") == 7
+    # the sidecar is refused like any output without --force
+    assert_clean_error(run("convert", tmp_path / "export", "--series", "2", out / "2_T1_ax.nii.gz", "--sidecar"),
+                       4, "exists")
+
+
+def test_sidecar_for_non_dicom_input_warns(tmp_path):
+    srcs = _files(tmp_path, 1)
+    r = run("convert", srcs[0], tmp_path / "x.nii", "--sidecar")
+    assert r.code == 0 and "no acquisition metadata" in r.err
+    assert not (tmp_path / "x.json").exists()
