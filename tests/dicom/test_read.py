@@ -142,6 +142,9 @@ def test_missing_slice_warns_or_fails_strict(tmp_path):
 
     with pytest.raises(CorruptInput, match="5 -> 10 mm"):
         read(tmp_path / "s", strict=True)
+    r = run("convert", tmp_path / "s", tmp_path / "strict.nii", "--strict")
+    assert_clean_error(r, 3, "uneven slice spacing", "5 -> 10 mm")
+    assert not (tmp_path / "strict.nii").exists()
 
 
 def test_gantry_tilt_keeps_world_positions(tmp_path, capsys):
