@@ -201,6 +201,7 @@ class Runner:
         if len(ds) == 0:
             self.summary.skipped += 1
             return
+        _check_complete(ds, full)
         flagged, suspect = burned_in_status(ds)
         if flagged:
             if self.exclude_burned_in:
@@ -234,6 +235,30 @@ class Runner:
 
         self._write(dest, writer)
         self.summary.done += 1
+
+
+def _check_complete(ds, path: str) -> None:
+    """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short."""
+    from ..errors import CorruptInput
+
+    pixel_keys = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+    if "Rows" not in ds or "Columns" not in ds:
+        return
+    if not any(k in ds for k in pixel_keys):
+        raise CorruptInput("image without pixel data (truncated file?)", path)
+    elem = ds["PixelData"] if "PixelData" in ds else None
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if elem is not None and (ts is None or not ts.is_compressed):
+        try:
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+            needed = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * frames \
+                * int(ds.get("BitsAllocated", 16)) // 8
+        except (TypeError, ValueError):
+            return
+        if len(elem.value or b"") < needed:
+            raise CorruptInput(f"pixel data is {len(elem.value or b'')} bytes, the header needs {needed} "
+                               "(truncated file?)", path)
 
 
 def _safe(name: str) -> str:
