@@ -153,6 +153,9 @@ class Anonymizer:
                 elem.value = ""
         elif vr == "PN":
             elem.value = ""
+        elif vr == "UN":
+            # A public tag unknown to the dictionary: its content cannot be vetted.
+            del ds[elem.tag]
 
     def _replace_uids(self, elem) -> None:
         def one(v):

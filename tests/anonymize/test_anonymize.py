@@ -67,8 +67,13 @@ def make_dicom(path, sop_uid, study_uid, series_uid, ref_uid=None, burned=None, 
     ds.RequestAttributesSequence = Sequence([_item(RequestedProcedureID="RQ777",
                                                    ScheduledProtocolCodeSequence=Sequence([inner]))])
     if ref_uid:
+        # Two levels deep inside a sequence the profile keeps (U): names, places and dates.
+        deep = _item(CodeValue="121320", CodingSchemeDesignator="DCM", CodeMeaning="Uncompressed predecessor",
+                     OperatorsName="Kildare^James", InstitutionName="Saint Elsewhere Hospital",
+                     StudyDate="20240305", ReferencedFrameOfReferenceUID=study_uid)
         ds.SourceImageSequence = Sequence([_item(ReferencedSOPClassUID=CTImageStorage,
-                                                 ReferencedSOPInstanceUID=ref_uid)])
+                                                 ReferencedSOPInstanceUID=ref_uid,
+                                                 PurposeOfReferenceCodeSequence=Sequence([deep]))])
     block = ds.private_block(0x0009, "ACME 1.1", create=True)
     block.add_new(0x10, "LO", "Secret private note")
     ds.add_new(0x60000010, "US", 4)
@@ -141,6 +146,10 @@ def test_references_and_uids_consistent(tree, tmp_path):
     d1, d2, d3 = by_number(tmp_path / "o1"), by_number(tmp_path / "o2"), by_number(tmp_path / "o3")
     assert d1[1].StudyInstanceUID == d1[2].StudyInstanceUID and d1[1].SeriesInstanceUID == d1[2].SeriesInstanceUID
     assert d1[2].SourceImageSequence[0].ReferencedSOPInstanceUID == d1[1].SOPInstanceUID
+    deep = d1[2].SourceImageSequence[0].PurposeOfReferenceCodeSequence[0]
+    assert deep.ReferencedFrameOfReferenceUID == d1[1].StudyInstanceUID
+    assert deep.CodeValue == "121320" and deep.CodingSchemeDesignator == "DCM"
+    assert not deep.get("OperatorsName") and not deep.get("InstitutionName") and not deep.get("StudyDate")
     assert d1[1].FrameOfReferenceUID != d1[1].StudyInstanceUID
     for n in (1, 2):
         assert d1[n].SOPInstanceUID == d2[n].SOPInstanceUID != d3[n].SOPInstanceUID
@@ -211,6 +220,7 @@ def test_check_reports_original_masked(tree):
     assert r.code == 1
     assert "PatientIdentityRemoved" in r.out and "InstitutionName" in r.out
     assert "RequestAttributesSequence[0]" in r.out and "private element" in r.out
+    assert "SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].OperatorsName" in r.out
     assert "file name" in r.out  # the folder name carries a date
     reported = "\n".join(line.replace(str(src), "SRC") for line in r.out.splitlines())
     for s in PHI:
@@ -423,3 +433,35 @@ def test_corrupt_dicom_counted_failed(tmp_path):
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 5 and "failed 1" in r.err and "Traceback" not in r.err
     assert not os.path.exists(tmp_path / "o") or out_files(tmp_path / "o") == []
+
+
+def test_check_finds_leak_planted_after_anonymize(tree, tmp_path):
+    """--check is not fooled by PatientIdentityRemoved=YES: a planted value deep down is found."""
+    src, _ = tree
+    out = tmp_path / "o"
+    assert run("anonymize", src, "-o", out, "--key", "k").code == 0
+    f = [f for f in out_files(out) if "SourceImageSequence" in pydicom.dcmread(f)][0]
+    ds = pydicom.dcmread(f)
+    ds.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].InstitutionName = "Saint Elsewhere Hospital"
+    ds.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].add_new(0x00080090, "PN", "Welby^Marcus")
+    ds.save_as(f)
+    r = run("anonymize", "--check", out)
+    assert r.code == 1
+    assert "PurposeOfReferenceCodeSequence[0].InstitutionName" in r.out
+    assert "PurposeOfReferenceCodeSequence[0].ReferringPhysicianName" in r.out
+    assert "Saint Elsewhere" not in r.out and "Welby" not in r.out
+    assert len(r.out.strip().splitlines()) == 2
+
+
+def test_unknown_public_and_curve_elements_removed(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    ds = make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
+    ds.add_new(0x50000010, "US", 3)  # a curve (retired 50xx group)
+    ds.add_new(0x0018FFF0, "UN", b"Doe^Johnathan ")  # a public tag no dictionary knows
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k").code == 0
+    out = pydicom.dcmread(out_files(tmp_path / "o")[0])
+    assert not any(e.tag.group in (0x5000, 0x6000) for e in out)
+    assert 0x0018FFF0 not in out
+    assert b"Doe^Johnathan" not in open(out_files(tmp_path / "o")[0], "rb").read()
