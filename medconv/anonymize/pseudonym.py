@@ -7,6 +7,8 @@ import os
 import secrets
 
 ENV_KEY = "MEDCONV_ANON_KEY"
+# Names built from digests use no digits, so they can never look like a date to --check.
+_LETTERS = str.maketrans("0123456789abcdef", "bcdfghjkmnpqrstv")
 
 
 class Pseudonymizer:
@@ -35,14 +37,14 @@ class Pseudonymizer:
         return new
 
     def patient(self, patient_id: str) -> str:
-        """A patient pseudonym such as ANON-3F9A1C27D04E (the same for the same PatientID)."""
-        new = "ANON-" + self._digest("patient", str(patient_id).strip()).hex()[:12].upper()
+        """A patient pseudonym such as ANON-QKTBMDCHSVGF (the same for the same PatientID)."""
+        new = "ANON-" + self._digest("patient", str(patient_id).strip()).hex()[:12].translate(_LETTERS).upper()
         self.mapping.setdefault("patient", {})[str(patient_id)] = new
         return new
 
     def short(self, kind: str, value: str, n: int = 12) -> str:
         """A short opaque name for a folder (study or series)."""
-        return self._digest(kind, str(value)).hex()[:n]
+        return self._digest(kind, str(value)).hex()[:n].translate(_LETTERS)
 
 
 def write_mapping(path: str, mapping: dict, force: bool = False) -> None:

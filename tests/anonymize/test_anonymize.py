@@ -465,3 +465,25 @@ def test_unknown_public_and_curve_elements_removed(tmp_path):
     assert not any(e.tag.group in (0x5000, 0x6000) for e in out)
     assert 0x0018FFF0 not in out
     assert b"Doe^Johnathan" not in open(out_files(tmp_path / "o")[0], "rb").read()
+
+
+def test_output_names_carry_no_digits_or_names(tree, tmp_path):
+    src, _ = tree
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k").code == 0
+    for f in out_files(tmp_path / "o"):
+        rel = os.path.relpath(f, tmp_path / "o")
+        folders, name = os.path.split(rel)
+        assert not any(c.isdigit() for c in folders), rel
+        assert name in ("1.dcm", "2.dcm")
+        assert folders.split(os.sep)[0].startswith("ANON-")
+
+
+def test_pseudonymizer_uid_shape():
+    from medconv.anonymize.pseudonym import Pseudonymizer
+
+    p, q = Pseudonymizer("a"), Pseudonymizer("b")
+    u = "1.2.3.4.5"
+    assert p.uid(u) == Pseudonymizer("a").uid(u) != q.uid(u)
+    assert p.uid(u).startswith("2.25.") and len(p.uid(u)) <= 44
+    assert all(part.isdigit() and (part == "0" or not part.startswith("0")) for part in p.uid(u).split("."))
+    assert p.mapping["uid"][u] == p.uid(u)
