@@ -174,18 +174,34 @@ def _py(value):
 
 
 class _Counter:
-    """Histogram of stored integer values (bins offset by `offset`)."""
+    """Histogram of stored integer values (bin 0 holds the value `offset`)."""
 
-    def __init__(self, offset: int, nbins: int):
+    def __init__(self, offset: int, nbins: int, dtype=None):
         self.offset = offset
-        self.counts = np.zeros(nbins, dtype=np.int64)
+        self.raw = np.zeros(nbins, dtype=np.int64)
+        # 8/16-bit signed data is counted through its unsigned view (no offset pass over the
+        # voxels); the two halves of the histogram are swapped back at the end
+        dt = np.dtype(dtype) if dtype is not None else None
+        self.unsigned = (np.dtype(f"u{dt.itemsize}") if dt is not None and dt.kind == "i" and dt.itemsize <= 2
+                         and nbins == 1 << (8 * dt.itemsize) else None)
 
     def add(self, stored: np.ndarray) -> None:
-        if stored.size:
-            idx = stored.astype(np.intp)  # bincount works on intp anyway
-            if self.offset:
-                idx -= self.offset
-            self.counts += np.bincount(idx.ravel(), minlength=self.counts.size)
+        if not stored.size:
+            return
+        if self.unsigned is not None:
+            idx = stored.view(self.unsigned)
+        elif stored.dtype.kind == "u" and not self.offset:
+            idx = stored
+        else:
+            idx = stored.astype(np.intp)
+            idx -= self.offset
+        self.raw += np.bincount(idx.ravel(order="K"), minlength=self.raw.size)
+
+    @property
+    def counts(self) -> np.ndarray:
+        if self.unsigned is None:
+            return self.raw
+        return np.roll(self.raw, self.raw.size // 2)
 
 
 class Accumulator:
@@ -203,14 +219,14 @@ class Accumulator:
         self.filled = 0
         self.counter = None
         if int_range is not None:
-            self.counter = _Counter(int_range[0], int_range[1] - int_range[0] + 1)
+            self.counter = _Counter(int_range[0], int_range[1] - int_range[0] + 1, volume.dtype)
 
     def add(self, stored: np.ndarray, sel) -> None:
         if self.counter is not None:  # integer data: the histogram says everything
             self.counter.add(stored if sel is None else stored[sel])
             return
         vals = _real_slab(self.volume, stored)
-        vals = vals.ravel() if sel is None else vals[sel]
+        vals = vals.ravel(order="K") if sel is None else vals[sel]
         if vals.dtype.kind == "f":
             finite = np.isfinite(vals)
             if not finite.all():
@@ -441,9 +457,9 @@ def _label_keys(slab: np.ndarray, lab_range):
     """(index of each voxel's label, label value of each index) for one slab of a label map."""
     if lab_range is not None:
         idx = slab.astype(np.int64) - lab_range[0]
-        return idx.ravel(), np.arange(lab_range[0], lab_range[1] + 1)
+        return idx.ravel(order="F"), np.arange(lab_range[0], lab_range[1] + 1)
     keys, inv = np.unique(slab, return_inverse=True)
-    return inv.ravel(), keys
+    return inv.ravel(order="F"), keys
 
 
 class _LabelAcc:
@@ -529,19 +545,19 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                 sel = _mask_slab(mask4, k0, k1)
                 idx, keys = _label_keys(lab, lab_range)
                 shape = lab.shape
-                ii = np.broadcast_to(np.arange(ni, dtype=np.float64)[:, None, None], shape).ravel()
-                jj = np.broadcast_to(np.arange(nj, dtype=np.float64)[None, :, None], shape).ravel()
-                kk = np.broadcast_to(np.arange(k0, k1, dtype=np.float64)[None, None, :], shape).ravel()
+                ii = np.broadcast_to(np.arange(ni, dtype=np.float64)[:, None, None], shape).ravel(order="F")
+                jj = np.broadcast_to(np.arange(nj, dtype=np.float64)[None, :, None], shape).ravel(order="F")
+                kk = np.broadcast_to(np.arange(k0, k1, dtype=np.float64)[None, None, :], shape).ravel(order="F")
                 if sel is not None:
-                    flat = sel.ravel()
+                    flat = sel.ravel(order="F")
                     idx, ii, jj, kk = idx[flat], ii[flat], jj[flat], kk[flat]
                 nk = keys.size
                 voxels = np.bincount(idx, minlength=nk)
                 si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
                 if values:
-                    x = _real_slab(volume, np.asarray(chan[:, :, k0:k1, t])).ravel()
+                    x = _real_slab(volume, np.asarray(chan[:, :, k0:k1, t])).ravel(order="F")
                     if sel is not None:
-                        x = x[sel.ravel()]
+                        x = x[sel.ravel(order="F")]
                     fin = np.isfinite(x) if x.dtype.kind == "f" else None
                     nan = np.bincount(idx[~fin], minlength=nk) if fin is not None else np.zeros(nk, np.int64)
                     xi, xf = (idx, x) if fin is None else (idx[fin], x[fin])
