@@ -211,7 +211,4 @@ def _label(item) -> str:
     """The source path of an item (a path, or a tuple/object whose first element is one)."""
     if isinstance(item, (tuple, list)) and item:
         return _label(item[0])
-    src = getattr(item, "src", None)
-    if src is not None:
-        return str(src)
-    return str(item)
+    return str(item)  # planned tasks print as their source (and series)

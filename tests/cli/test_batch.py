@@ -405,3 +405,40 @@ def test_sidecar_for_non_dicom_input_warns(tmp_path):
     r = run("convert", srcs[0], tmp_path / "x.nii", "--sidecar")
     assert r.code == 0 and "no acquisition metadata" in r.err
     assert not (tmp_path / "x.json").exists()
+
+
+def _gappy_series(d):
+    import dcmgen
+
+    d.mkdir()
+    for k, z in enumerate((0.0, 2.0, 4.0, 8.0, 10.0)):  # 6.0 is missing
+        dcmgen.write_slice(str(d / f"s{k}.dcm"), np.full((6, 5), k, np.int16), ipp=(0, 0, z), instance=k + 1)
+
+
+def test_strict_refuses_a_series_with_a_gap(tmp_path):
+    pytest.importorskip("pydicom")
+    _gappy_series(tmp_path / "gap")
+    lenient = run("convert", tmp_path / "gap", tmp_path / "ok.nii.gz")
+    assert lenient.code == 0 and "uneven slice spacing" in lenient.err
+    r = run("convert", tmp_path / "gap", tmp_path / "strict.nii.gz", "--strict")
+    assert_clean_error(r, 3, "uneven slice spacing")
+    assert not (tmp_path / "strict.nii.gz").exists()
+    # --strict on a non-DICOM input is harmless
+    srcs = _files(tmp_path, 1)
+    assert run("convert", srcs[0], tmp_path / "x.mgz", "--strict").code == 0
+
+
+def test_template_must_exist_and_needs_dicom_output(tmp_path):
+    srcs = _files(tmp_path, 1)
+    r = run("convert", srcs[0], tmp_path / "dcm" / "", "--to", "dicom", "--template", tmp_path / "nope.dcm")
+    assert_clean_error(r, 3, "nope.dcm")
+    assert not (tmp_path / "dcm").exists()
+
+
+def test_keep_going_summary_names_the_series(tmp_path, monkeypatch):
+    from medconv.cli import convert as cli_convert
+
+    tasks = [cli_convert.Task("export", "out/a.nii.gz", series="3", label="export [series 3]")]
+    with pytest.raises(Exception) as info:
+        batch.finish([(tasks[0], InputError("broken", "export"))], 2)
+    assert "export [series 3]" in str(info.value) and info.value.exit_code == 5
