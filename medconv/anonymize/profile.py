@@ -23,7 +23,7 @@ EDITION = "DICOM PS3.15 2023b, Annex E, Table E.1-1"
 
 _TABLE = """
 00080050 AccessionNumber Z T
-00180094 AcquisitionComments X S
+00184000 AcquisitionComments X S
 00080022 AcquisitionDate X/Z LM
 0008002A AcquisitionDateTime X/Z/D LM
 00181400 AcquisitionDeviceProcessingDescription X/D DS
@@ -34,9 +34,7 @@ _TABLE = """
 00101081 BranchOfService X
 00101010 PatientAge X A
 00380010 AdmissionID X
-00381234 ReferencedPatientAliasSequence X
 00102110 Allergies X
-00401010 RequestedProcedureLocation X
 00080054 RetrieveAETitle X
 00104000 PatientComments X S
 00102000 MedicalAlerts X
@@ -162,8 +160,7 @@ _TABLE = """
 00102294 BreedRegistrationSequence X A
 00102295 BreedRegistrationNumber X
 00101010 PatientAge X A
-00160002 GPSAltitudeRef X
-0016004B MakerNote X
+0016002B MakerNote X
 0016004D CameraOwnerName X
 0016004E LensSpecification X
 0016004F LensMake X
@@ -212,15 +209,15 @@ _TABLE = """
 00181030 ProtocolName X/D S
 00181200 DateOfLastCalibration X LM
 00181201 TimeOfLastCalibration X LM
-00181202 DateOfLastDetectorCalibration X LM
+00181202 DateTimeOfLastCalibration X LM
 00182042 TargetUID U U
 00183105 LesionNumber X
 00189185 RespiratoryMotionCompensationTechniqueDescription X S
-00189367 SourceSerialNumber X D
+00189367 XRaySourceID X D
 00189371 XRayDetectorID X D
 00189373 XRayDetectorLabel X D
-0018937B ReferencedDefinedProtocolSequence X
-0018937E MultienergyAcquisitionDescription X S
+0018937B MultienergyAcquisitionDescription X S
+0018990C ReferencedDefinedProtocolSequence X
 0018937F DecompositionDescription X S
 00189424 AcquisitionProtocolDescription X S
 00189516 StartAcquisitionDateTime X/D LM
@@ -230,7 +227,6 @@ _TABLE = """
 0018A003 ContributionDescription X S
 0018700A DetectorID X/D D
 0018700C DateOfLastDetectorCalibration X LM
-00181301 DeviceDescription X/D DS
 00181050 SpatialResolution K
 0020000D StudyInstanceUID U U
 0020000E SeriesInstanceUID U U
@@ -300,7 +296,6 @@ _TABLE = """
 00380300 CurrentPatientLocation X
 00380400 PatientInstitutionResidence X
 00380500 PatientState X S
-00381234 ReferencedPatientAliasSequence X
 00400001 ScheduledStationAETitle X D
 00400002 ScheduledProcedureStepStartDate X LM
 00400003 ScheduledProcedureStepStartTime X LM
@@ -397,7 +392,7 @@ _TABLE = """
 0040A032 ObservationDateTime X/D LM
 00420011 EncapsulatedDocument X
 00440004 ApprovalStatusDateTime X LM
-00440104 DateTimeOfLastCalibration X LM
+00440104 AssertionDateTime X LM
 0044000B ProductExpirationDateTime X LM
 00500020 DeviceDescription X S
 0050001B ContainerComponentID X D
@@ -438,7 +433,6 @@ _TABLE = """
 21000140 DestinationAE X D
 22000002 LabelText X
 22000005 BarcodeValue X
-30020121 ReferencedRTPlanSequence K
 30060002 StructureSetLabel D S
 30060004 StructureSetName X S
 30060006 StructureSetDescription X S
@@ -480,14 +474,16 @@ _TABLE = """
 300A0216 SourceManufacturer X D
 300A0608 TreatmentPositionGroupLabel X S
 300A0609 TreatmentPositionGroupUID U U
-300A0611 TreatmentPositionUID U U
 300A0676 EquipmentFrameOfReferenceDescription X S
-300A0700 ReferencedTreatmentPositionIndex K
-300A0736 RadiationDoseInVivoMeasurementLabel X S
-300A0741 RadiationGenerationModeLabel X S
-300A0742 RadiationGenerationModeDescription X S
+300A0700 TreatmentSessionUID U U
+300A0736 TreatmentToleranceViolationDateTime X LM
+300A0623 RadiationDoseInVivoMeasurementLabel X S
+300A0741 InterlockDateTime X LM
+300A067C RadiationGenerationModeLabel X S
+300A0742 InterlockDescription X S
+300A067D RadiationGenerationModeDescription X S
 300A0783 InterlockOriginDescription X S
-300A0785 ReferencedTreatmentPositionIndex K
+300A0785 ReferencedTreatmentPositionGroupUID U U
 300C0113 ReasonForOmissionDescription X S
 300C0127 BeamHoldTransitionDateTime X LM
 300E0004 ReviewDate X LM
@@ -544,10 +540,40 @@ FFFCFFFC DataSetTrailingPadding X
 """
 
 
+# medconv additions beyond Table E.1-1: free text and identifiers that the table does not
+# name but that can carry names, places or narrative (stricter, never looser).
+_EXTRA = """
+00080051 IssuerOfAccessionNumberSequence X
+00081125 ReferencedVisitSequence X
+00102161 EthnicGroupCodeSequence X A
+00384000 VisitComments X S
+00400400 CommentsOnTheScheduledProcedureStep X S
+00404009 HumanPerformerCodeSequence X
+00380502 PatientClinicalTrialParticipationSequence X
+00440106 AssertionComments X S
+0022112C CalculationComment X S
+00240044 CommentsOnPatientPerformanceOfVisualField X S
+00660004 SurfaceComments X S
+0074100C ContactDisplayName X
+00741236 RequestingAE X
+01000424 SOPAuthorizationComment X
+30040006 DoseComment X S
+300600C8 FrameOfReferenceTransformationComment X S
+30080202 TreatmentStatusComment X S
+300A0402 SetupImageComment X S
+300A078C ReferencedPatientSetupPhotoSequence X
+300A0794 PatientSetupPhotoDescription X S
+30100019 AuthorIdentificationSequence X
+3010005A RTPhysicianIntentNarrative X S
+"""
+
+
 def _parse():
     table = {}
-    for line in _TABLE.strip().splitlines():
+    for line in (_TABLE + _EXTRA).strip().splitlines():
         parts = line.split()
+        if not parts:
+            continue
         tag = int(parts[0], 16)
         keyword, action = parts[1], parts[2]
         flags = parts[3] if len(parts) > 3 else ""

@@ -39,7 +39,7 @@ def test_keywords_match_the_dictionary():
     assert len(known) > 350
     wrong = [(hex(t), kw, keyword_for_tag(t)) for t, kw in known if keyword_for_tag(t) != kw]
     # Retired/renamed attributes may carry a different pydicom keyword; the list must stay tiny.
-    assert len(wrong) <= 25, wrong
+    assert not wrong, wrong
 
 
 def test_options_change_the_action():
