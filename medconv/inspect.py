@@ -5,7 +5,7 @@ import os
 
 INFO_FIELDS = ("path", "format", "shape", "ndim", "spacing", "dtype", "value_kind", "scaling", "affine",
                "orientation", "size_bytes", "modality", "series_uid", "series_number", "series_description",
-               "n_files", "transfer_syntax")
+               "n_files", "transfer_syntax", "selector")
 #: keys of Volume.metadata that info may print (nothing patient-identifying)
 _META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax")
 
