@@ -543,6 +543,10 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                 if labels.scaling is not None:
                     lab = labels.real(lab)
                 sel = _mask_slab(mask4, k0, k1)
+                if not background:  # background is most of a segmentation: leave it out early
+                    sel = (lab != 0) if sel is None else (sel & (lab != 0))
+                if lab.dtype.kind == "f":  # a NaN is no label
+                    sel = np.isfinite(lab) if sel is None else (sel & np.isfinite(lab))
                 idx, keys = _label_keys(lab, lab_range)
                 shape = lab.shape
                 ii = np.broadcast_to(np.arange(ni, dtype=np.float64)[:, None, None], shape).ravel(order="F")

@@ -332,3 +332,10 @@ def test_memory_stays_well_under_the_volume_size(tmp_path, dtype, exact):
     assert peak < nbytes / 4, (peak, nbytes)
     assert rec["count"] == vol.array.size
     assert rec["mean"] == pytest.approx(float(np.mean(vol.real(), dtype=np.float64)), rel=1e-9)
+
+
+def test_float_label_map_ignores_nan_and_keeps_fractional_labels():
+    data = np.array([[[0.0, 1.0], [2.5, np.nan]], [[1.0, 1.0], [2.5, 0.0]]], dtype=np.float32)
+    labels = Volume(data=data, affine=np.eye(4))
+    recs = stats.compute_labels(labels, labels, values=False)
+    assert [(r["label"], r["voxels"]) for r in recs] == [(1, 3), (2.5, 2)]

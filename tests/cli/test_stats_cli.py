@@ -210,3 +210,15 @@ def test_help_states_definitions():
     text = " ".join(r.out.split())
     assert "ddof=0" in text and "'linear'" in text and "numpy.percentile" in text
     assert not os.environ.get("MEDCONV_DEBUG")
+
+
+def test_no_percentiles_background_and_pooled_labels(files):
+    paths, _ = files
+    doc = json.loads(run("stats", paths["img"], "--no-percentiles", "--json").out)
+    assert "median" not in doc and "p2" not in doc and "mean" in doc
+    assert_clean_error(run("stats", paths["img"], "--no-percentiles", "-p", "5"), 2, "--no-percentiles")
+    seg = medconv.read(paths["seg"]).array
+    r = run("stats", paths["seg"], "--labels", paths["seg"], "--background", "--get", "label", "--get", "voxels")
+    assert r.out.split("\n")[0] == f"0\t{(seg == 0).sum()}"
+    r = run("stats", paths["bold"], "--labels", paths["seg"], "--json")
+    assert_clean_error(r, 3, "label map grid")
