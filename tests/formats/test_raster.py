@@ -189,3 +189,19 @@ def test_truncated_png_is_a_clean_error(tmp_path):
     bad.write_bytes(raw[: len(raw) // 2])
     assert_clean_error(run("convert", bad, tmp_path / "o.nii"), 3)
     assert sorted(os.listdir(tmp_path)) == ["cut.png", "full.png"]
+
+
+def test_png_declaring_absurd_size_in_a_tiny_file(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    bad = tmp_path / "huge.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+                    + chunk(b"IEND", b""))
+    assert_clean_error(run("info", bad), 3, "large")
+    assert_clean_error(run("convert", bad, tmp_path / "o.nii"), 3)
+    assert os.listdir(tmp_path) == ["huge.png"]
