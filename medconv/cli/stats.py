@@ -48,7 +48,9 @@ class _StatsCommand(click.Command):
               help="One row per label value present in LABELMAP (same grid as the image).")
 @click.option("--label-names", "names_path", type=click.Path(), metavar="FILE",
               help="Name label rows from an ITK-SNAP label description file or a FreeSurferColorLUT.txt-style table.")
-@click.option("--background", is_flag=True, help="With --labels, also report label 0.")
+@click.option("--label-volumes", is_flag=True,
+              help="Each input is a label map: report its label volumes (many segmentations in one table).")
+@click.option("--background", is_flag=True, help="With --labels or --label-volumes, also report label 0.")
 @click.option("-p", "--percentile", "percentiles", multiple=True, metavar="P...",
               help="Percentiles to report (repeatable or several numbers: --percentile 5 50 95). Default: 2 98.")
 @click.option("--no-percentiles", is_flag=True,
@@ -60,7 +62,8 @@ class _StatsCommand(click.Command):
 @options.get
 @options.keep_going
 @options.quiet
-def command(paths, from_list, mask_path, labels_path, names_path, background, percentiles, no_percentiles,
+def command(paths, from_list, mask_path, labels_path, names_path, label_volumes, background, percentiles,
+            no_percentiles,
             per_volume, as_json, as_tsv, get_fields, keep_going):
     """Statistics of real voxel values (slope/intercept applied, e.g. Hounsfield units).
 
@@ -90,6 +93,7 @@ def command(paths, from_list, mask_path, labels_path, names_path, background, pe
       medconv stats ct.nii.gz --mask liver.nii.gz --get mean
       medconv stats ct.nii.gz --labels seg.nii.gz --label-names labels.txt --tsv
       medconv stats --labels seg.nii.gz --get volume_ml
+      medconv stats case_*/segmentation.nii.gz --label-volumes --tsv > volumes.tsv
       medconv stats sub-*_bold.nii.gz --pooled --tsv > table.tsv
     """
     from .. import batch, log, read, stats
@@ -101,8 +105,10 @@ def command(paths, from_list, mask_path, labels_path, names_path, background, pe
         raise UsageError("no input given (medconv stats PATH... or medconv stats --labels LABELMAP)")
     if as_tsv and (as_json or get_fields):
         raise UsageError("--tsv cannot be combined with --json or --get")
-    if names_path and not labels_path:
-        raise UsageError("--label-names needs --labels")
+    if names_path and not (labels_path or label_volumes):
+        raise UsageError("--label-names needs --labels or --label-volumes")
+    if label_volumes and labels_path:
+        raise UsageError("--label-volumes cannot be combined with --labels")
     qs = stats.parse_percentiles(percentiles) if percentiles else stats.DEFAULT_PERCENTILES
     if no_percentiles and percentiles:
         raise UsageError("--no-percentiles cannot be combined with --percentile")
@@ -118,7 +124,10 @@ def command(paths, from_list, mask_path, labels_path, names_path, background, pe
             recs = stats.compute_labels(labels, labels, mask=mask, names=names, background=background, values=False)
         else:
             volume = read(path)
-            if labels is not None:
+            if label_volumes:
+                recs = stats.compute_labels(volume, volume, mask=mask, names=names, background=background,
+                                            values=False)
+            elif labels is not None:
                 recs = stats.compute_labels(volume, labels, mask=mask, names=names, pooled=pooled,
                                             background=background)
             else:
@@ -131,7 +140,7 @@ def command(paths, from_list, mask_path, labels_path, names_path, background, pe
     results, failures = batch.run([labels_path] if label_only else paths, one, keep_going=keep_going,
                                   on_error=report)
     records = [r for recs in results for r in recs]
-    base = stats.LABEL_FIELDS if labels is not None else (
+    base = stats.LABEL_FIELDS if labels is not None or label_volumes else (
         stats.FIELDS + tuple(stats.percentile_key(q) for q in (() if no_percentiles else qs)) + stats.TAIL_FIELDS)
     columns = [f for f in base if any(f in r for r in records)]
     if as_tsv:

@@ -222,3 +222,16 @@ def test_no_percentiles_background_and_pooled_labels(files):
     assert r.out.split("\n")[0] == f"0\t{(seg == 0).sum()}"
     r = run("stats", paths["bold"], "--labels", paths["seg"], "--json")
     assert_clean_error(r, 3, "label map grid")
+
+
+def test_label_volumes_of_many_segmentations(files, tmp_path):
+    paths, _ = files
+    other = tmp_path / "seg2.nii.gz"
+    medconv.write(Volume(data=np.full((3, 2, 2), 4, np.uint8), affine=np.diag([2.0, 2.0, 2.0, 1.0])), other)
+    seg = medconv.read(paths["seg"]).array
+    r = run("stats", paths["seg"], other, "--label-volumes", "--tsv")
+    assert r.code == 0, r.err
+    rows = [line.split("\t")[:3] for line in r.out.splitlines()[1:]]
+    assert rows == [[paths["seg"], "1", str((seg == 1).sum())], [paths["seg"], "2", str((seg == 2).sum())],
+                    [str(other), "4", "12"]]
+    assert_clean_error(run("stats", other, "--label-volumes", "--labels", other), 2, "--label-volumes")
