@@ -394,13 +394,47 @@ def test_analyze_metaimage_nrrd(tmp_path):
     assert run("anonymize", "--check", out).code == 0
 
 
-def test_mgh_refused_clearly(tmp_path):
+@pytest.mark.parametrize("name,fmt", [("test.mgz", "MGH"), ("minc1_1_scale.mnc", "MINC"),
+                                      ("minc2_1_scale.mnc", "MINC")])
+def test_mgh_minc_refused_clearly(tmp_path, name, fmt):
     src = tmp_path / "in"
     src.mkdir()
-    (src / "x.mgz").write_bytes(open(nibabel_data("test.mgz"), "rb").read())
+    (src / name).write_bytes(open(nibabel_data(name), "rb").read())
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
-    assert r.code == 5 and "MGH headers are not anonymised" in r.err and "failed 1" in r.err
-    assert out_files(tmp_path / "o") == [] if os.path.exists(tmp_path / "o") else True
+    assert r.code == 5 and f"{fmt} headers are not anonymised" in r.err and "failed 1" in r.err
+    assert "Traceback" not in r.err
+    assert not os.path.exists(tmp_path / "o") or out_files(tmp_path / "o") == []
+    r = run("anonymize", "--check", src)
+    assert r.code == 1 and "not verifiable" in r.out
+
+
+def test_metaimage_detached_and_in_place(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "v.mhd").write_bytes(b"ObjectType = Image\nNDims = 1\nDimSize = 4\nStudyDate = 20240305\n"
+                                b"ElementType = MET_UCHAR\nElementDataFile = v.raw\n")
+    (src / "v.raw").write_bytes(b"\x01\x02\x03\x04")
+    (src / "n.nii").write_bytes(b"")  # an empty file is not an image: skipped
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0, r.err
+    assert b"20240305" not in (tmp_path / "o" / "v.mhd").read_bytes()
+    assert (tmp_path / "o" / "v.raw").read_bytes() == b"\x01\x02\x03\x04"
+    assert "skipped 2" in r.err  # v.raw is copied with its header, the empty file skipped
+    r = run("anonymize", src, "--in-place", "--key", "k")
+    assert r.code == 0, r.err
+    assert b"StudyDate" not in (src / "v.mhd").read_bytes()
+    assert not [f for f in os.listdir(src) if f.startswith(".medconv-")]
+
+
+def test_help_does_not_import_pydicom():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom medconv.cli import main\ntry:\n    main(['anonymize', '--help'])\n"
+            "except SystemExit:\n    pass\nprint('HEAVY', [m for m in ('pydicom', 'nibabel', 'SimpleITK') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "--keep-dates" in out and "HEAVY []" in out
 
 
 def test_bad_inputs(tree, tmp_path):
