@@ -87,6 +87,10 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     16-bit data); for floating-point data (or integers spanning more than 2**24
     values) the selected values are kept in memory once. --no-percentiles avoids that.
 
+    
+    --json prints an object for one input and a list for several inputs, for
+    4D/colour rows and always for label rows.
+
     \b
     Examples:
       medconv stats ct.nii.gz --percentile 2 50 98
@@ -143,13 +147,17 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     base = stats.LABEL_FIELDS if labels is not None or label_volumes else (
         stats.FIELDS + tuple(stats.percentile_key(q) for q in (() if no_percentiles else qs)) + stats.TAIL_FIELDS)
     columns = [f for f in base if any(f in r for r in records)]
-    if as_tsv:
+    label_rows = labels is not None or label_volumes
+    if not records:
+        pass  # every input failed: the summary below says why
+    elif as_tsv:
         _print_tsv(records, columns)
     else:
         if not as_json and not get_fields and len(paths) <= 1:
             columns = [c for c in columns if c != "path"] if len(records) > 1 else columns
+        # label rows are always a list, so a script does not break when one label is present
         render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
-                      many=len(paths) > 1 or len(records) > 1)
+                      many=len(paths) > 1 or len(records) > 1 or label_rows)
     batch.finish(failures, max(len(paths), 1))
 
 

@@ -235,3 +235,17 @@ def test_label_volumes_of_many_segmentations(files, tmp_path):
     assert rows == [[paths["seg"], "1", str((seg == 1).sum())], [paths["seg"], "2", str((seg == 2).sum())],
                     [str(other), "4", "12"]]
     assert_clean_error(run("stats", other, "--label-volumes", "--labels", other), 2, "--label-volumes")
+
+
+def test_label_rows_are_a_json_list_even_for_one_label(files, tmp_path):
+    paths, _ = files
+    one = tmp_path / "one.nii.gz"
+    medconv.write(Volume(data=np.ones((3, 2, 2), np.uint8), affine=np.eye(4)), one)
+    doc = json.loads(run("stats", "--labels", one, "--json").out)
+    assert isinstance(doc, list) and doc[0]["voxels"] == 12
+
+
+def test_all_inputs_failing_prints_no_table(tmp_path):
+    r = run("stats", tmp_path / "a.nii", tmp_path / "b.nii", "--keep-going", "--tsv")
+    assert_clean_error(r, 5, "2 of 2")
+    assert r.out == ""
