@@ -80,7 +80,7 @@ def _first(head, sniff, kinds):
         try:
             if getattr(sniff, kind)(head):
                 return kind
-        except Exception:  # a sniffer must never decide the run; treat as no match
+        except Exception:  # noqa: BLE001, S112 - a sniffer must never decide the run: no match
             continue
     return None
 
@@ -128,6 +128,11 @@ class Runner:
                 self.summary.failed += 1
                 self.summary.failures.append(full)
                 log.warn(f"not anonymised: {exc.message}", exc.path or full)
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+                # A malformed element deep in one file must not stop the batch; nothing was written for it.
+                self.summary.failed += 1
+                self.summary.failures.append(full)
+                log.warn(f"not anonymised: unexpected content ({type(exc).__name__}: {exc})", full)
         return self.summary
 
     def _dest(self, rel: str, full: str) -> str:
@@ -154,25 +159,25 @@ class Runner:
         data = io.read_bytes(full)
         companions = []
         if kind.endswith(".gz"):
-            new, changed = headers.scrub_nifti_like(data, kind[:-3], full)
+            new, _ = headers.scrub_nifti_like(data, kind[:-3], full)
             import gzip
 
             new_bytes = gzip.compress(new, compresslevel=6, mtime=0)
         elif kind in ("nifti1", "nifti2", "analyze"):
-            new_bytes, changed = headers.scrub_nifti_like(data, kind, full)
+            new_bytes, _ = headers.scrub_nifti_like(data, kind, full)
             if full.lower().endswith(".hdr"):
                 img = full[:-4] + (".img" if full.endswith(".hdr") else ".IMG")
                 if not os.path.exists(img):
                     raise InputError("the .img file of this .hdr is missing", full)
                 companions.append(img)
         elif kind == "metaimage":
-            new_bytes, changed = headers.scrub_metaimage(data, full)
+            new_bytes, _ = headers.scrub_metaimage(data, full)
             companions += _detached(new_bytes, full, b"elementdatafile", b"=")
         elif kind == "nrrd":
-            new_bytes, changed = headers.scrub_nrrd(data, full)
+            new_bytes, _ = headers.scrub_nrrd(data, full)
             companions += _detached(new_bytes, full, b"data file", b":")
         elif kind == "json":
-            new_bytes, changed = headers.scrub_json(data, full)
+            new_bytes, _ = headers.scrub_json(data, full)
         else:
             self.summary.skipped += 1
             return
@@ -246,7 +251,7 @@ def _check_complete(ds, path: str) -> None:
         return
     if not any(k in ds for k in pixel_keys):
         raise CorruptInput("image without pixel data (truncated file?)", path)
-    elem = ds["PixelData"] if "PixelData" in ds else None
+    elem = ds["PixelData"] if "PixelData" in ds else None  # noqa: SIM401 - the element, not its value
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
     if elem is not None and (ts is None or not ts.is_compressed):
@@ -283,7 +288,11 @@ def _detached(header: bytes, path: str, key: bytes, sep: bytes) -> list:
 def _ensure_meta(ds) -> None:
     """Files read without a meta header get one matching their encoding, so they save as Part 10."""
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pydicom.uid import (
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
 
     meta = getattr(ds, "file_meta", None)
     if meta is None:

@@ -1,7 +1,6 @@
 """anonymize --check: report identifying data left in files, without printing it."""
 from __future__ import annotations
 
-import os
 import re
 
 from . import profile
@@ -116,8 +115,7 @@ def check_other(path: str, kind: str, findings: list) -> None:
         findings.append({"path": path, "where": "header", "what": f"{kind.split('.')[0].upper()} header not verifiable"})
         return
     data = io.read_bytes(path)
-    if kind.endswith(".gz"):
-        kind = kind[:-3]
+    kind = kind.removesuffix(".gz")
     if kind in ("nifti1", "nifti2", "analyze"):
         report(headers.scrub_nifti_like(data, kind, path)[1], kind)
     elif kind == "metaimage":
@@ -130,8 +128,8 @@ def check_other(path: str, kind: str, findings: list) -> None:
 
 def check(paths) -> list:
     """Findings [{path, where, what}] for every file under `paths`."""
-    from . import classify, walk_inputs
     from ..errors import MedconvError
+    from . import classify, walk_inputs
 
     findings = []
     for root, rel, full in walk_inputs(paths):

@@ -25,7 +25,7 @@ class Pseudonymizer:
         self.mapping: dict = {}
 
     def _digest(self, kind: str, value: str) -> bytes:
-        return hmac.new(self._key, f"{kind}\x00{value}".encode("utf-8"), hashlib.sha256).digest()
+        return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
 
     def uid(self, value: str) -> str:
         """A 2.25 UID (a 128-bit integer, at most 44 characters) derived from the original UID."""

@@ -7,14 +7,13 @@ import stat
 
 import numpy as np
 import pytest
-
 from helpers import assert_clean_error, nibabel_data, run
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file  # noqa: E402
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.sequence import Sequence  # noqa: E402
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid  # noqa: E402
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 PHI = ["Doe^Johnathan", "PID12345", "19610412", "20240305", "Saint Elsewhere", "Welby^Marcus", "ACC998877",
        "Kildare^James", "Secret private note", "Johnathan brain", "RQ777", "Main Street 1", "SN-4711"]
@@ -138,7 +137,7 @@ def test_phi_gone_everywhere_and_check_clean(tree, tmp_path):
 
 
 def test_references_and_uids_consistent(tree, tmp_path):
-    src, uids = tree
+    src, _ = tree
     r1 = run("anonymize", src, "-o", tmp_path / "o1", "--key", "k1")
     r2 = run("anonymize", src, "-o", tmp_path / "o2", "--key", "k1")
     r3 = run("anonymize", src, "-o", tmp_path / "o3", "--key", "other")
@@ -433,7 +432,7 @@ def test_help_does_not_import_pydicom():
     code = ("import sys\nfrom medconv.cli import main\ntry:\n    main(['anonymize', '--help'])\n"
             "except SystemExit:\n    pass\nprint('HEAVY', [m for m in ('pydicom', 'nibabel', 'SimpleITK') "
             "if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False).stdout
     assert "--keep-dates" in out and "HEAVY []" in out
 
 
@@ -474,7 +473,7 @@ def test_check_finds_leak_planted_after_anonymize(tree, tmp_path):
     src, _ = tree
     out = tmp_path / "o"
     assert run("anonymize", src, "-o", out, "--key", "k").code == 0
-    f = [f for f in out_files(out) if "SourceImageSequence" in pydicom.dcmread(f)][0]
+    f = next(f for f in out_files(out) if "SourceImageSequence" in pydicom.dcmread(f))
     ds = pydicom.dcmread(f)
     ds.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].InstitutionName = "Saint Elsewhere Hospital"
     ds.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].add_new(0x00080090, "PN", "Welby^Marcus")
