@@ -249,3 +249,21 @@ def test_all_inputs_failing_prints_no_table(tmp_path):
     r = run("stats", tmp_path / "a.nii", tmp_path / "b.nii", "--keep-going", "--tsv")
     assert_clean_error(r, 5, "2 of 2")
     assert r.out == ""
+
+
+def test_percentiles_before_the_path_and_no_heavy_imports(files):
+    import subprocess
+    import sys
+
+    paths, vol = files
+    code = ("import sys, json\nfrom medconv.cli import main\n"
+            "try:\n    main(['stats', '--percentile', '2', '98', sys.argv[1], '--json'])\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = [m for m in ('SimpleITK', 'pydicom', 'nibabel', 'PIL', 'h5py') if m in sys.modules]\n"
+            "print(json.dumps(heavy))\n")
+    proc = subprocess.run([sys.executable, "-c", code, paths["img"]], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.strip().splitlines()
+    assert json.loads(out[-1]) == []
+    doc = json.loads("\n".join(out[:-1]))
+    assert doc["p98"] == np.percentile(vol.real(), 98)
