@@ -198,13 +198,17 @@ class Runner:
         import pydicom
         from pydicom.errors import InvalidDicomError
 
+        import warnings
+
         try:
-            ds = pydicom.dcmread(full, force=True)
-            list(ds.keys())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's per-element warnings are noise here
+                ds = pydicom.dcmread(full, force=True)
+                list(ds.keys())
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None
-        if len(ds) == 0:
-            self.summary.skipped += 1
+        if len(ds) == 0 or ("SOPClassUID" not in ds and "PixelData" not in ds):
+            self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
             return
         _check_complete(ds, full)
         flagged, suspect = burned_in_status(ds)
@@ -234,7 +238,9 @@ class Runner:
 
         def writer(tmp):
             try:
-                pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
             except (ValueError, TypeError, AttributeError) as exc:
                 raise InputError(f"cannot write the anonymised data set ({exc})", full) from None
 

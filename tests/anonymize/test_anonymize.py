@@ -520,3 +520,33 @@ def test_pseudonymizer_uid_shape():
     assert p.uid(u).startswith("2.25.") and len(p.uid(u)) <= 44
     assert all(part.isdigit() and (part == "0" or not part.startswith("0")) for part in p.uid(u).split("."))
     assert p.mapping["uid"][u] == p.uid(u)
+
+
+def test_garbage_and_non_images(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "junk.dcm").write_bytes(bytes(128) + b"DICM" + os.urandom(300))
+    (src / "text.dcm").write_bytes(b"just some text, not DICOM\n")
+    (src / "bad.nii").write_bytes(open(nibabel_data("example4d.nii.gz"), "rb").read()[:30])
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0 and "Traceback" not in r.err and "Warning" not in r.err, r.err
+    assert "anonymised 0 file(s), skipped 3" in r.err
+    for f in out_files(tmp_path / "o") if os.path.exists(tmp_path / "o") else []:
+        assert not os.path.basename(f).startswith(".medconv-")
+    r = run("anonymize", "--check", src)
+    assert r.code in (0, 1) and "Traceback" not in r.err
+
+
+def test_check_flags_dates_in_file_names(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    src = tmp_path / "in"
+    src.mkdir()
+    img = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    nib.save(img, src / "sub_2024-03-05.nii")
+    nib.save(img, src / "clean.nii")
+    r = run("anonymize", "--check", src)
+    assert r.code == 1
+    lines = r.out.strip().splitlines()
+    assert len(lines) == 1 and "sub_2024-03-05.nii: file name: contains a date" in lines[0]
+    r = run("anonymize", "--check", src / "clean.nii", "--json")
+    assert r.code == 0 and json.loads(r.out) == []
