@@ -119,6 +119,8 @@ class Runner:
             try:
                 kind = classify(full)
                 if kind is None:
+                    if os.path.basename(full).upper() in SKIP_NAMES:
+                        log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it afterwards", full)
                     self.summary.skipped += 1
                     continue
                 self.one(kind, root, rel, full)
@@ -132,7 +134,8 @@ class Runner:
                 # A malformed element deep in one file must not stop the batch; nothing was written for it.
                 self.summary.failed += 1
                 self.summary.failures.append(full)
-                log.warn(f"not anonymised: unexpected content ({type(exc).__name__}: {exc})", full)
+                # The exception text may quote an identifying value: name only its type.
+                log.warn(f"not anonymised: unexpected content ({type(exc).__name__})", full)
         return self.summary
 
     def _dest(self, rel: str, full: str) -> str:
@@ -195,10 +198,10 @@ class Runner:
         self.summary.done += 1
 
     def dicom(self, rel: str, full: str) -> None:
+        import warnings
+
         import pydicom
         from pydicom.errors import InvalidDicomError
-
-        import warnings
 
         try:
             with warnings.catch_warnings():
@@ -224,7 +227,7 @@ class Runner:
         try:
             pid = self.anon.anonymize(ds)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__}: {exc})", full) from None
+            raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__})", full) from None
         _ensure_meta(ds)
         if self.in_place or self.layout == "mirror":
             dest = self._dest(rel, full)
@@ -242,7 +245,7 @@ class Runner:
                     warnings.simplefilter("ignore")
                     pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
             except (ValueError, TypeError, AttributeError) as exc:
-                raise InputError(f"cannot write the anonymised data set ({exc})", full) from None
+                raise InputError(f"cannot write the anonymised data set ({type(exc).__name__})", full) from None
 
         self._write(dest, writer)
         self.summary.done += 1

@@ -31,9 +31,9 @@ def _empty(elem) -> bool:
 
 
 def check_dicom(path: str, findings: list) -> None:
-    import pydicom
-
     import warnings
+
+    import pydicom
 
     try:
         with warnings.catch_warnings():

@@ -550,3 +550,11 @@ def test_check_flags_dates_in_file_names(tmp_path):
     assert len(lines) == 1 and "sub_2024-03-05.nii: file name: contains a date" in lines[0]
     r = run("anonymize", "--check", src / "clean.nii", "--json")
     assert r.code == 0 and json.loads(r.out) == []
+
+
+def test_dicomdir_skipped_with_warning(tree, tmp_path):
+    src, _ = tree
+    (src / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\x00\x00\x00\x00")
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0 and "DICOMDIR skipped" in r.err and "skipped 2" in r.err
+    assert not any(os.path.basename(f) == "DICOMDIR" for f in out_files(tmp_path / "o"))
