@@ -1,0 +1,157 @@
+"""medconv header: the full native header of a file (or of the first file of a DICOM series)."""
+from __future__ import annotations
+
+import click
+
+from . import options
+
+
+@click.command("header")
+@options.inputs
+@options.json_out
+@options.get
+@options.series
+@click.option("--all", "all_files", is_flag=True,
+              help="DICOM series: list the elements whose values differ across its files.")
+@click.option("--bulk", is_flag=True, help="With --json: include binary bulk data (pixel data too) as InlineBinary.")
+@options.quiet
+def command(paths, as_json, get_fields, series, all_files, bulk):
+    """Print the full native header: every DICOM element (file meta, nested
+    sequences, private tags), every NIfTI/Analyze field and extension,
+    MetaImage/NRRD keys, MINC attributes, MGH fields, raster metadata.
+
+    --json gives the DICOM JSON model (PS3.18 F.2) for DICOM and a field -> value
+    object otherwise. --get takes a field name (pixdim, ElementSpacing), a DICOM
+    keyword (PatientID), a tag (0010,0020 or 00100020) or a path into sequences
+    (ReferencedStudySequence[0].ReferencedSOPInstanceUID). Pixel data is never decoded.
+
+    \b
+    Examples:
+      medconv header ct.dcm
+      medconv header scan.nii.gz --get pixdim --get descrip
+      medconv header ct.dcm --get PatientID --get 0008,0060
+      medconv header dicom_dir/ --series 3 --all
+      medconv header mr.dcm --json | jq '."00100010"'
+    """
+    import sys
+
+    from .. import header as hdr
+    from ..errors import UsageError
+    from . import render
+
+    if not paths:
+        raise UsageError("no input given (medconv header PATH...)")
+    if bulk and not as_json:
+        raise UsageError("--bulk goes with --json")
+    headers = [hdr.load(p, series=series) for p in paths]
+    many = len(headers) > 1
+
+    if all_files:
+        for h in headers:
+            if not h.is_dicom:
+                raise UsageError("--all compares the files of a DICOM series; this is not DICOM", h.path)
+        tables = [{"path": h.path, "files": len(h.files), "differences": hdr.differences(h)} for h in headers]
+        if as_json:
+            render.print_json(tables, many)
+            return
+        for t in tables:
+            if many:
+                sys.stdout.write(f"# {t['path']}\n")
+            _print_differences(t, render)
+        return
+
+    if get_fields:
+        for h in headers:
+            sys.stdout.write("\t".join(render.format_get(hdr.lookup(h, f)) for f in get_fields) + "\n")
+        return
+    if as_json:
+        render.print_json([hdr.to_json(h, bulk) for h in headers], many)
+        return
+    for h in headers:
+        if many:
+            sys.stdout.write(f"# {h.path} ({h.fmt})\n")
+        _print_header(h, hdr, render)
+
+
+def _print_header(h, hdr, render) -> None:
+    import sys
+
+    terminal = render.stdout_is_terminal()
+    if h.is_dicom:
+        rows = hdr.dicom_lines(h.data, terminal=terminal)
+        if terminal:
+            _rich_dicom(rows, render)
+            return
+        for depth, tag, vr, name, value in rows:
+            indent = "  " * depth
+            if tag == "#":
+                sys.stdout.write(f"# {name}\n")
+            elif tag == ">":
+                sys.stdout.write(f"{indent[:-2]}> {name}\n")
+            else:
+                shown = value if vr == "SQ" or value.startswith("<") and value.endswith(">") else f"[{value}]"
+                sys.stdout.write(f"{indent}{tag} {vr:<2} {name}  {shown}\n".rstrip() + "\n")
+        return
+    rows = hdr.dict_lines(h.data)
+    if terminal:
+        _rich_fields(rows, render)
+        return
+    width = max((len(name) + 2 * depth for depth, name, _ in rows), default=0)
+    for depth, name, value in rows:
+        label = "  " * depth + name
+        sys.stdout.write(f"{label:<{width}}  {value}".rstrip() + "\n")
+
+
+def _console(render):
+    from rich.console import Console
+
+    return Console(no_color=not render.colour_allowed(), highlight=False, soft_wrap=True)
+
+
+def _rich_dicom(rows, render) -> None:
+    from rich.text import Text
+
+    console = _console(render)
+    for depth, tag, vr, name, value in rows:
+        indent = "  " * depth
+        if tag == "#":
+            console.print(Text(f"# {name}", style="bold"))
+        elif tag == ">":
+            console.print(Text(f"{indent[:-2]}> {name}", style="dim"))
+        else:
+            line = Text(indent)
+            line.append(tag, style="cyan")
+            line.append(f" {vr:<2} ", style="magenta")
+            line.append(name, style="bold")
+            line.append("  ")
+            line.append(value if vr == "SQ" or value.startswith("<") else f"[{value}]",
+                        style="dim" if value.startswith(("<", "(")) else "")
+            console.print(line)
+
+
+def _rich_fields(rows, render) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for depth, name, value in rows:
+        table.add_row("  " * depth + name, value)
+    _console(render).print(table)
+
+
+def _print_differences(t, render) -> None:
+    import sys
+
+    rows = t["differences"]
+    if not rows:
+        sys.stdout.write(f"all {t['files']} files share every element value\n")
+        return
+    cols = ["tag", "name", "distinct", "values"]
+    table = [[r["tag"], r["name"], f"{r['distinct']}", " | ".join(r["values"]) + (" ..." if r["distinct"] > len(r["values"]) else "")]
+             for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
+    sys.stdout.write(f"{t['files']} files; elements that differ:\n")
+    sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip() + "\n")
+    for row in table:
+        sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
