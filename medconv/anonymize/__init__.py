@@ -102,7 +102,8 @@ class Runner:
 
     def run(self, paths):
         files = walk_inputs(paths)
-        self.protect = {f for _, _, f in files}
+        # Resolved once: io.atomic_outputs would resolve every input again for every output.
+        self.protect = {os.path.realpath(f) for _, _, f in files}
         if self.pseudo.generated:
             log.warn("no --key or MEDCONV_ANON_KEY: a random key was made for this run, so pseudonyms "
                      "will not match those of other runs")
@@ -144,8 +145,11 @@ class Runner:
     def _write(self, dest: str, writer, extra=()):
         """Write one output (plus companions) atomically."""
         dests = [dest, *[d for d, _ in extra]]
-        protect = () if self.in_place else self.protect
-        with io.atomic_outputs(dests, force=self.force or self.in_place, protect=protect) as temps:
+        if not self.in_place:
+            for d in dests:
+                if os.path.realpath(d) in self.protect:
+                    raise OutputError("refusing to overwrite an input file", d)
+        with io.atomic_outputs(dests, force=self.force or self.in_place) as temps:
             writer(temps[0])
             for tmp, (_, src) in zip(temps[1:], extra):
                 import shutil

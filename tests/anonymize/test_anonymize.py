@@ -558,3 +558,21 @@ def test_dicomdir_skipped_with_warning(tree, tmp_path):
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 0 and "DICOMDIR skipped" in r.err and "skipped 2" in r.err
     assert not any(os.path.basename(f) == "DICOMDIR" for f in out_files(tmp_path / "o"))
+
+
+def test_input_never_overwritten(tree):
+    src, _ = tree
+    f = src / "series1" / "img1.dcm"
+    before = f.read_bytes()
+    r = run("anonymize", f, "-o", src / "series1", "--layout", "mirror", "--key", "k", "--force")
+    assert_clean_error(r, 2, "input directory")
+    assert f.read_bytes() == before
+    from medconv.anonymize import Runner
+    from medconv.anonymize.actions import Options
+    from medconv.errors import OutputError
+
+    runner = Runner(Options(), key="k", output=str(src / "series1"), layout="mirror", force=True)
+    runner.protect = {os.path.realpath(f)}
+    with pytest.raises(OutputError, match="input file"):
+        runner._write(str(f), lambda tmp: open(tmp, "wb").close())
+    assert f.read_bytes() == before
