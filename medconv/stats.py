@@ -81,17 +81,28 @@ def _slab_ranges(shape, slab_voxels):
 
 
 def _release(arr) -> None:
-    """Drop the pages of a memory map already visited, so resident memory stays bounded."""
+    """Ask the kernel to reclaim the pages of a memory-mapped slab already visited, so resident
+    memory stays bounded. MADV_PAGEOUT never loses data (unlike MADV_DONTNEED on a copy-on-write
+    map): clean pages are dropped, modified ones stay."""
     import mmap
+    import sys
 
+    # Python does not name MADV_PAGEOUT (Linux 5.4+, value 21); older kernels refuse it harmlessly
+    advice = getattr(mmap, "MADV_PAGEOUT", 21 if sys.platform.startswith("linux") else None)
     base = arr
     while base is not None and not isinstance(base, mmap.mmap):
         base = getattr(base, "_mmap", None) or getattr(base, "base", None)
-    if base is not None and hasattr(base, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        try:
-            base.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):
-            pass
+    if base is None or advice is None or not arr.size:
+        return
+    try:
+        start = np.frombuffer(base, dtype=np.uint8).ctypes.data
+        lo, hi = np.lib.array_utils.byte_bounds(arr)
+        page = mmap.PAGESIZE
+        first = (lo - start) // page * page
+        if 0 <= first < hi - start:
+            base.madvise(advice, first, hi - start - first)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
 
 
 def _real_slab(volume, slab: np.ndarray) -> np.ndarray:
@@ -344,7 +355,7 @@ def _int_range(volume, arr4, mask4, slab_voxels):
             a, b = int(slab.min()), int(slab.max())
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        _release(arr4)
+        _release(slab)
     if lo is None:
         return (0, 0)
     if hi - lo + 1 > MAX_BINS:
@@ -440,8 +451,9 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
                 acc = Accumulator(volume, qs, exact, rng, capacity=int(np.prod(chan.shape[:3])) * (n_t if pooled else 1))
             for k0, k1 in _slab_ranges(chan.shape, slab_voxels):
                 sel = _mask_slab(mask4, k0, k1)
-                acc.add(np.asarray(chan[:, :, k0:k1, t]), sel)
-                _release(chan)
+                slab = chan[:, :, k0:k1, t]
+                acc.add(np.asarray(slab), sel)
+                _release(slab)
             if not pooled or t == n_t - 1:
                 rec = {}
                 if n_t > 1 and not pooled:
@@ -506,7 +518,7 @@ def _label_range(labels, lab4, slab_voxels):
             a, b = int(slab.min()), int(slab.max())
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        _release(lab4)
+        _release(slab)
     if lo is None or hi - lo + 1 > MAX_LABEL_BINS:
         return None
     return lo, hi
@@ -559,7 +571,9 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                 voxels = np.bincount(idx, minlength=nk)
                 si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
                 if values:
-                    x = _real_slab(volume, np.asarray(chan[:, :, k0:k1, t])).ravel(order="F")
+                    slab = chan[:, :, k0:k1, t]
+                    x = _real_slab(volume, np.asarray(slab)).ravel(order="F")
+                    _release(slab)
                     if sel is not None:
                         x = x[sel.ravel(order="F")]
                     fin = np.isfinite(x) if x.dtype.kind == "f" else None
@@ -583,7 +597,7 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                     voxels = np.zeros_like(voxels)
                     si = sj = sk = np.zeros(nk)
                 acc.add(keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
-                _release(chan)
+                _release(lab4[:, :, k0:k1, 0])
             if not pooled or t == n_t - 1:
                 for key in sorted(acc.rows):
                     if key == 0 and not background:
