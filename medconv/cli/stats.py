@@ -114,6 +114,8 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     if label_volumes and labels_path:
         raise UsageError("--label-volumes cannot be combined with --labels")
     qs = stats.parse_percentiles(percentiles) if percentiles else stats.DEFAULT_PERCENTILES
+    if percentiles and (labels_path or label_volumes):
+        raise UsageError("--percentile does not apply to label rows (they give mean, std, min, max)")
     if no_percentiles and percentiles:
         raise UsageError("--no-percentiles cannot be combined with --percentile")
 

@@ -190,6 +190,7 @@ def test_bad_inputs_and_keep_going(files, tmp_path):
     (("--tsv", "--json"), "--tsv"),
     (("--label-names", "x.txt"), "--labels"),
     (("--get", "nosuch"), "unknown field"),
+    (("--labels", "seg.nii", "-p", "5"), "label rows"),
 ])
 def test_usage_errors_exit_2(files, argv, needle):
     paths, _ = files
