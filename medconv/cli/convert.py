@@ -48,9 +48,9 @@ class Task:
 @options.series
 @click.option("--sidecar", is_flag=True,
               help="Also write a JSON sidecar of acquisition metadata (BIDS keys) beside each output.")
-@click.option("--strict", is_flag=True, help="DICOM: refuse uneven slice spacing, gaps and tilt instead of warning.")
+@click.option("--strict", is_flag=True, help="DICOM: refuse a series with uneven slice spacing (a missing slice) instead of warning.")
 @click.option("--template", "template_path", type=click.Path(), metavar="REF.dcm",
-              help="DICOM output: copy patient/study attributes from this reference file.")
+              help="DICOM output: take patient and study attributes from this reference DICOM file.")
 @options.jobs
 @options.skip_existing
 @options.update

@@ -290,11 +290,13 @@ def _env():
 
 def test_no_progress_output_on_a_pipe(tmp_path):
     srcs = _files(tmp_path, 3)
-    proc = subprocess.run([sys.executable, "-m", "medconv", "convert", *srcs, "-o", str(tmp_path / "out"),
+    # like `find ... | medconv convert --from-list - ...`: stdin carries the list, stderr is a pipe
+    proc = subprocess.run([sys.executable, "-m", "medconv", "convert", "--from-list", "-", "-o", str(tmp_path / "out"),
                            "--to", "nifti1", "--name", "{parent}", "-j", "2"],
-                          capture_output=True, text=True, cwd=ROOT, env=_env())
+                          input="\n".join(srcs) + "\n", capture_output=True, text=True, cwd=ROOT, env=_env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == ""
+    assert _listing(tmp_path / "out") == ["d0.nii.gz", "d1.nii.gz", "d2.nii.gz"]
 
 
 def test_progress_bar_on_a_terminal(tmp_path):
