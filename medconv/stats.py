@@ -168,7 +168,7 @@ def _order_positions(n: int, qs):
     out = []
     for q in qs:
         virtual = (n - 1) * (float(q) / 100.0)
-        lo = int(math.floor(virtual))
+        lo = math.floor(virtual)
         lo = min(max(lo, 0), n - 1)
         hi = min(lo + 1, n - 1)
         out.append((lo, hi, virtual - math.floor(virtual)))

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import make_volume, oblique_affine
 
 import medconv
 from medconv import stats
 from medconv.errors import InputError, UsageError
 from medconv.volume import Volume
-
-from helpers import make_volume, oblique_affine
 
 QS = (2.0, 25.0, 50.0, 97.5, 98.0)
 

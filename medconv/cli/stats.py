@@ -87,7 +87,7 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     16-bit data); for floating-point data (or integers spanning more than 2**24
     values) the selected values are kept in memory once. --no-percentiles avoids that.
 
-    
+    \b
     --json prints an object for one input and a list for several inputs, for
     4D/colour rows and always for label rows.
 
