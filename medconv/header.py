@@ -206,6 +206,34 @@ def dict_lines(data, depth: int = 0) -> list:
     return out
 
 
+_NIFTI_DECODED = {"xyzt_units": ("xyzt_units_space", "xyzt_units_time"),
+                  "dim_info": ("freq_dim", "phase_dim", "slice_dim")}
+
+
+def text_fields(header: Header):
+    """The fields to print as text: NIfTI/Analyze codes shown beside their numbers, once."""
+    data = header.data
+    if header.fmt not in ("nifti1", "nifti2", "analyze") or not isinstance(data, dict):
+        return data
+    out = {}
+    folded = set()
+    for key, value in data.items():
+        parts = []
+        name = data.get(f"{key}_name")
+        if isinstance(name, str) and not isinstance(value, (dict, list, tuple)):
+            parts.append(name)
+            folded.add(f"{key}_name")
+        for sub in _NIFTI_DECODED.get(key, ()):
+            if sub in data:
+                parts.append(f"{sub.split('_')[-1] if key == 'xyzt_units' else sub}={data[sub]}")
+                folded.add(sub)
+        out[key] = (value, parts)
+    from .cli.render import format_get
+
+    return {k: (f"{format_get(v)} ({', '.join(parts)})" if parts else v) for k, (v, parts) in out.items()
+            if k not in folded}
+
+
 def _is_matrix(value) -> bool:
     return all(isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v) for v in value)
 

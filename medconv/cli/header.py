@@ -92,7 +92,7 @@ def _print_header(h, hdr, render) -> None:
                 shown = value if vr == "SQ" or value.startswith("<") and value.endswith(">") else f"[{value}]"
                 sys.stdout.write(f"{indent}{tag} {vr:<2} {name}  {shown}\n".rstrip() + "\n")
         return
-    rows = hdr.dict_lines(h.data)
+    rows = hdr.dict_lines(hdr.text_fields(h))
     if terminal:
         _rich_fields(rows, render)
         return
