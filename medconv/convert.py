@@ -81,7 +81,9 @@ def _raster_ready(volume, fmt: str, window_spec, dtype):
         return volume
     if volume.metadata.get("modality") is not None and volume.format == "dicom":
         return window(volume, "auto")
-    fits = volume.scaling is None and (volume.dtype == np.uint8 or (volume.dtype == np.uint16 and fmt in ("png", "tiff")))
+    from .formats._registry import BY_NAME
+
+    fits = volume.scaling is None and volume.dtype.name in BY_NAME[fmt].dtypes
     if fits:
         return volume
     log.note(f"{volume.dtype} values windowed to 8 bits for {fmt} (use --dtype uint16 or --window to choose)")
@@ -135,8 +137,38 @@ def _input_files(src: str) -> list:
     return files
 
 
+#: in-plane display axes of a 2D export, by the world axis the slices are stacked along:
+#: columns then rows, as a radiology viewer shows them (DICOM's usual image orientation)
+_DISPLAY = {0: ("P", "I"), 1: ("L", "I"), 2: ("L", "P")}
+_LETTER = {(0, 1): "R", (0, -1): "L", (1, 1): "A", (1, -1): "P", (2, 1): "S", (2, -1): "I"}
+
+
+def display_oriented(volume):
+    """The volume with its in-plane axes flipped/swapped into the viewing convention of 2D exports.
+
+    The slice axis (the third voxel axis) is kept, so `--slice N` still counts along it; only
+    columns and rows change, and no voxel moves in the world.
+    """
+    from .geometry import axcodes, axis_assignment
+
+    assign = axis_assignment(volume.affine)
+    if any(a is None for a in assign):
+        return volume
+    slice_world, slice_sign = assign[2]
+    cols, rows = _DISPLAY[slice_world]
+    code = cols + rows + _LETTER[(slice_world, slice_sign)]
+    if axcodes(volume.affine) == code:
+        return volume
+    try:
+        return volume.reoriented(code)
+    except UsageError:  # a 2D image whose plane is not a slice plane: leave it as it is
+        return volume
+
+
 def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_spec) -> list:
     from . import write
+
+    volume = display_oriented(volume)
 
     if volume.ndim > 3 or (volume.ndim == 3 and volume.spatial_shape[2] > 1 and slice_index is None):
         if volume.ndim > 3:

@@ -116,9 +116,9 @@ def atomic_outputs(paths, force: bool = False, protect=()):
     `force`; a destination that is one of `protect` (the inputs) is always refused.
     """
     paths = [os.path.abspath(p) for p in paths]
-    protected = {os.path.realpath(p) for p in protect}
     for p in paths:
-        if os.path.realpath(p) in protected:
+        # only an existing file can be an input: compare with the inputs just for those
+        if protect and os.path.lexists(p) and any(_same_file(p, q) for q in protect):
             raise OutputError("refusing to overwrite an input file", p)
         if os.path.lexists(p) and not force:
             raise OutputError("destination exists (use --force to replace it)", p)
@@ -155,6 +155,13 @@ def atomic_outputs(paths, force: bool = False, protect=()):
         for tmp in temps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _umask() -> int:

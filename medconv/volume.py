@@ -151,15 +151,21 @@ class Volume:
 
     def reoriented(self, code: str) -> "Volume":
         """The same voxels with axes reordered/flipped to `code`; no voxel moves in the world."""
-        if self.ndim < 3:
-            raise UsageError("--orient needs a 3D or 4D volume")
-        perm, flips, affine = geometry.reorient_plan(self.affine, code, self.spatial_shape)
+        flat = self.ndim == 2
+        shape3 = tuple(self.spatial_shape) + ((1,) if flat else ())
+        perm, flips, affine = geometry.reorient_plan(self.affine, code, shape3)
         arr = self.array
+        if flat:  # a 2D image: its implicit third axis must stay the third
+            if perm[2] != 2:
+                raise UsageError(f"a 2D image cannot be reoriented to {code.upper()}: its plane would change")
+            arr = arr[:, :, None]
         full = list(perm) + list(range(3, arr.ndim))
         arr = arr.transpose(full)
         for axis, flip in enumerate(flips):
             if flip:
                 arr = np.flip(arr, axis=axis)
+        if flat:
+            arr = arr[:, :, 0]
         return self.replace(data=arr, affine=affine)
 
     def unscaled(self) -> "Volume":

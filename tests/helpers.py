@@ -110,6 +110,12 @@ def pydicom_data(name: str) -> str:
 
     base = os.path.dirname(data_store.__file__)
     hits = glob.glob(os.path.join(base, "**", name), recursive=True)
-    if not hits:
+    if hits:
+        return hits[0]
+    # pydicom's own small test files (CT_small.dcm, MR_small.dcm, rtplan.dcm ...) ship with pydicom
+    from pydicom.data import get_testdata_file
+
+    found = get_testdata_file(name)
+    if not found:
         raise FileNotFoundError(name)
-    return hits[0]
+    return found

@@ -53,7 +53,15 @@ def test_detected_under_a_wrong_extension(written, tmp_path):
     shutil.copy(path, odd)
     assert medconv.detect(str(odd)) == fmt.name
     back = medconv.read(str(odd))
-    np.testing.assert_array_equal(np.squeeze(back.array), np.squeeze(vol.array))
+    _assert_values(fmt, back, vol)
+
+
+def _assert_values(fmt, got, want):
+    if fmt.name == "jpeg":  # lossy: close, not equal
+        diff = np.abs(np.squeeze(got.array).astype(int) - np.squeeze(want.array).astype(int))
+        assert diff.max() <= 8
+    else:
+        np.testing.assert_array_equal(np.squeeze(got.array), np.squeeze(want.array))
 
 
 def test_header_only_read_does_not_touch_voxels(written):
@@ -61,8 +69,8 @@ def test_header_only_read_does_not_touch_voxels(written):
     head = medconv.read(path, header_only=True)
     assert head.format in (fmt.name, "nifti1", "nifti2") or fmt.name in ("png", "jpeg", "tiff", "bmp")
     assert tuple(n for n in head.grid_shape if n != 1) == tuple(n for n in vol.grid_shape if n != 1)
-    full = medconv.read(path)
-    np.testing.assert_array_equal(np.squeeze(full.array), np.squeeze(vol.array))
+    assert not head.is_loaded or fmt.name in ("png", "jpeg", "tiff", "bmp")
+    _assert_values(fmt, medconv.read(path), vol)
 
 
 def test_native_header_is_a_dict(written):

@@ -89,7 +89,9 @@ def main(argv=None) -> None:
 
     debug = _debug_enabled()
     try:
-        cli.main(args=argv, prog_name="medconv", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="medconv", standalone_mode=False)
+        if isinstance(rv, int) and rv:  # ctx.exit(code) returns the code when not standalone
+            sys.exit(rv)
     except MedconvError as exc:
         if debug:
             raise

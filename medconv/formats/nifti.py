@@ -502,7 +502,7 @@ def _to_analyze_orientation(volume: Volume, path: str):
     if not geometry.is_axis_aligned(volume.affine, tol=1e-5):
         raise OutputError("Analyze 7.5 cannot hold a rotated (oblique) orientation; "
                           "write NIfTI (.nii, .nii.gz or a .hdr/.img pair) instead", path)
-    if volume.ndim >= 3 and geometry.axcodes(volume.affine) != "LAS":
+    if geometry.axcodes(volume.affine) != "LAS":
         volume = volume.reoriented("LAS")
     return volume
 
