@@ -1,7 +1,8 @@
 """Streaming statistics of real voxel values (slope/intercept applied), with masks, labels, 4D.
 
 The voxel array is visited in slabs along the third axis, so a memory-mapped volume
-(uncompressed NIfTI) never needs a float copy of itself:
+(uncompressed NIfTI) never needs a float copy of itself. Real values of scaled integers are
+computed in float64 (stored * slope + intercept); scaled floats use Volume.real.
 
 * count, nan, min, max, sum, mean, std (population, ddof=0), nonzero and the volumes are
   streamed: per-slab float64 sums combined with Chan's parallel algorithm.
@@ -105,11 +106,25 @@ def _release(arr) -> None:
         pass
 
 
-def _real_slab(volume, slab: np.ndarray) -> np.ndarray:
+def real_values(volume, slab: np.ndarray) -> np.ndarray:
+    """Real values of a slab of stored values: slope/intercept applied, complex -> magnitude.
+
+    Scaled integers are computed in float64 (stored * slope + intercept), so Hounsfield units
+    such as 570.68 are not rounded to float32 on the way; scaled floats keep Volume.real's dtype.
+    """
     if slab.dtype.kind == "c":
         slab = np.abs(slab)
-        return volume.real(slab) if volume.scaling else slab
-    return volume.real(slab) if volume.scaling else slab
+    if volume.scaling is None:
+        return slab
+    if slab.dtype.kind in "iu":
+        slope, inter = volume.scaling
+        out = slab.astype(np.float64)
+        if slope != 1.0:
+            out *= slope
+        if inter != 0.0:
+            out += inter
+        return out
+    return volume.real(slab)
 
 
 def _mask_slab(mask4, k0, k1):
@@ -236,7 +251,7 @@ class Accumulator:
         if self.counter is not None:  # integer data: the histogram says everything
             self.counter.add(stored if sel is None else stored[sel])
             return
-        vals = _real_slab(self.volume, stored)
+        vals = real_values(self.volume, stored)
         vals = vals.ravel(order="K") if sel is None else vals[sel]
         if vals.dtype.kind == "f":
             finite = np.isfinite(vals)
@@ -294,7 +309,7 @@ class Accumulator:
         c = counts[present]
         stored = (present + self.counter.offset).astype(self.volume.dtype)
         del present
-        real = _real_slab(self.volume, stored)
+        real = real_values(self.volume, stored)
         del stored
         # slope/intercept is monotonic: the bins stay sorted, reversed by a negative slope
         if self.volume.scaling is not None and self.volume.scaling[0] < 0:
@@ -572,7 +587,7 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                 si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
                 if values:
                     slab = chan[:, :, k0:k1, t]
-                    x = _real_slab(volume, np.asarray(slab)).ravel(order="F")
+                    x = real_values(volume, np.asarray(slab)).ravel(order="F")
                     _release(slab)
                     if sel is not None:
                         x = x[sel.ravel(order="F")]

@@ -267,3 +267,16 @@ def test_percentiles_before_the_path_and_no_heavy_imports(files):
     assert json.loads(out[-1]) == []
     doc = json.loads("\n".join(out[:-1]))
     assert doc["p98"] == np.percentile(vol.real(), 98)
+
+
+def test_dicom_ct_in_hounsfield_units():
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("CT_small.dcm")
+    ds = pydicom.dcmread(path)
+    hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    doc = json.loads(run("stats", path, "--json").out)
+    assert doc["min"] == hu.min() and doc["max"] == hu.max()
+    assert doc["p98"] == np.percentile(hu, 98)  # 570.68, not a float32 rounding of it
+    assert doc["mean"] == pytest.approx(hu.mean(), rel=1e-12)
