@@ -26,9 +26,10 @@ _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lp
 
 def sanitise(value) -> str:
     """A value as one safe file-name component: ASCII letters, digits and ._+- only; no path
-    separators, no '..', no control characters, no leading dot, bounded length, never empty."""
+    separators, no '..', no control characters, no leading dot or dash, bounded length, never empty."""
     text = _UNSAFE.sub("_", str(value))
-    text = _DOTS.sub(".", text).strip("._") or "x"
+    # no leading '-' either: such a name reads as an option to the next tool in the pipeline
+    text = _DOTS.sub(".", text).strip("._").lstrip("-._") or "x"
     text = text[:MAX_COMPONENT].rstrip("._") or "x"
     if text.split(".")[0].lower() in _RESERVED:  # names Windows shares refuse
         text = "_" + text

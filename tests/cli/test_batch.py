@@ -147,11 +147,11 @@ def test_unique_names_never_reuse_a_natural_name():
 
 
 @pytest.mark.parametrize("hostile", ["../../etc/passwd", "/abs/path", "a/b\\c", "evil\x00\x07\n\tname", "..",
-                                     ".hidden", "x" * 5000, "CON", "ünïcødé 名前", ""])
+                                     ".hidden", "x" * 5000, "CON", "ünïcødé 名前", "", "-rf", "--force", "._-x"])
 def test_sanitise_gives_one_safe_component(hostile):
     safe = naming.sanitise(hostile)
     assert safe and "/" not in safe and "\\" not in safe and ".." not in safe
-    assert not safe.startswith(".") and len(safe) <= naming.MAX_COMPONENT
+    assert not safe.startswith((".", "-")) and len(safe) <= naming.MAX_COMPONENT
     assert all(32 < ord(c) < 127 for c in safe)
     assert safe.lower() not in ("con", "nul")
     assert os.path.basename(os.path.join("/out", safe)) == safe
@@ -446,3 +446,21 @@ def test_keep_going_summary_names_the_series(tmp_path, monkeypatch):
     with pytest.raises(Exception) as info:
         batch.finish([(tasks[0], InputError("broken", "export"))], 2)
     assert "export [series 3]" in str(info.value) and info.value.exit_code == 5
+
+
+def test_hostile_input_names_become_safe_outputs(tmp_path):
+    names = ["evil\x07\x1b[2Jname.nii.gz", "..nii.gz", "sp ace;rm -rf ~.nii.gz", "L" * 240 + ".nii.gz"]
+    srcs = []
+    for i, name in enumerate(names):
+        p = tmp_path / "in" / name
+        medconv.write(make_volume((3, 3, 2), "int16", seed=i), p)
+        srcs.append(str(p))
+    out = tmp_path / "out"
+    r = run("convert", *srcs, "-o", out, "--to", "nifti1")
+    assert r.code == 0, r.err
+    written = os.listdir(out)
+    assert len(written) == 4
+    for name in written:
+        assert name.endswith(".nii.gz") and not name.startswith(".")
+        assert all(32 < ord(c) < 127 for c in name) and len(name) <= naming.MAX_COMPONENT + 7
+    assert sorted(_listing(tmp_path / "out")) == sorted(written)  # nothing outside DIR, no subfolders
