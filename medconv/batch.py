@@ -71,6 +71,7 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                    initargs=(log.is_quiet(),))
     outcomes = [None] * len(items)
+    messages = [""] * len(items)
     failures = []
     done_upto = 0
     try:
@@ -79,11 +80,13 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 i = pending.pop(fut)
-                outcomes[i] = fut.result()
+                outcomes[i], messages[i] = fut.result()
                 bar.advance()
             # report in input order, so the first failure raised is the earliest input's
             while done_upto < len(items) and outcomes[done_upto] is not None:
                 kind, value = outcomes[done_upto]
+                if messages[done_upto]:
+                    bar.write(messages[done_upto])
                 if kind == "error":
                     value = _rebuild_error(*value)
                 if kind == "error":
@@ -126,17 +129,24 @@ def _init_worker(quiet: bool) -> None:
 
 
 def _call(func, item):
-    """Run one item in a worker; errors travel back as data (MedconvError's path survives pickling)."""
+    """Run one item in a worker; errors travel back as data (MedconvError's path survives pickling),
+    and so do its stderr messages, which the main process prints in input order."""
+    import io
+
+    captured, saved = io.StringIO(), sys.stderr
+    sys.stderr = captured
     try:
-        return ("ok", func(item))
+        return ("ok", func(item)), captured.getvalue()
     except MedconvError as exc:
-        return ("error", (type(exc), exc.message, exc.path))
+        return ("error", (type(exc), exc.message, exc.path)), captured.getvalue()
     except Exception as exc:  # a bug: the main process reports it as an internal error
         import traceback
 
         if os.environ.get("MEDCONV_DEBUG", "") not in ("", "0"):
             traceback.print_exc()
-        return ("bug", f"{type(exc).__name__}: {exc}")
+        return ("bug", f"{type(exc).__name__}: {exc}"), captured.getvalue()
+    finally:
+        sys.stderr = saved
 
 
 def _rebuild_error(cls, message, path):
@@ -174,6 +184,14 @@ class _Progress:
                              TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
         self._bar.start()
         self._task = self._bar.add_task(label, total=total)
+
+    def write(self, text: str) -> None:
+        """Messages above the bar (or plainly on stderr without one)."""
+        if self._bar is not None:
+            self._bar.console.print(text.rstrip("\n"), markup=False, highlight=False)
+        else:
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
     def advance(self):
         if self._bar is not None:

@@ -464,3 +464,13 @@ def test_hostile_input_names_become_safe_outputs(tmp_path):
         assert name.endswith(".nii.gz") and not name.startswith(".")
         assert all(32 < ord(c) < 127 for c in name) and len(name) <= naming.MAX_COMPONENT + 7
     assert sorted(_listing(tmp_path / "out")) == sorted(written)  # nothing outside DIR, no subfolders
+
+
+def test_worker_warnings_reach_stderr_in_input_order(tmp_path):
+    pytest.importorskip("pydicom")
+    for name in ("g1", "g2"):
+        _gappy_series(tmp_path / name)
+    r = run("info", tmp_path / "g1", tmp_path / "g2", "-j", "2", "--get", "path")
+    assert r.code == 0, r.err
+    warned = [l for l in r.err.splitlines() if "uneven slice spacing" in l]
+    assert len(warned) == 2 and "g1" in warned[0] and "g2" in warned[1]
