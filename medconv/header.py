@@ -67,8 +67,8 @@ def _read_dicom_file(path: str):
 
 
 def _walk_all(ds) -> None:
-    for elem in ds:
-        if elem.VR == "SQ":
+    for elem, deferred in _elements(ds):
+        if not deferred and elem.VR == "SQ":
             for item in elem.value:
                 _walk_all(item)
 
@@ -93,13 +93,32 @@ def load(path, series=None) -> Header:
 
 # -- DICOM helpers ------------------------------------------------------------------------
 def _elements(ds):
-    """(element, raw) of a Dataset in tag order, without converting deferred pixel data."""
+    """(element, summarise) in tag order; pixel data and deferred binary values stay on disk."""
+    from pydicom.dataelem import RawDataElement
+
     for tag in sorted(ds.keys()):
-        raw = ds.get_item(tag)
-        if int(tag) in _PIXEL_TAGS:
+        raw = ds.get_item(tag, keep_deferred=True)
+        deferred = isinstance(raw, RawDataElement) and raw.value is None and raw.length
+        if int(tag) in _PIXEL_TAGS or (deferred and _raw_vr(raw, ds) in _BINARY_VRS):
             yield raw, True
         else:
             yield ds[tag], False
+
+
+def _raw_vr(raw, ds) -> str:
+    """VR of an element possibly still raw (implicit VR files store none)."""
+    if raw.VR:
+        return raw.VR
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        vr = dictionary_VR(raw.tag)
+    except KeyError:
+        return "UN"
+    if " or " in vr:
+        bits = ds.get("BitsAllocated", 16)
+        return "OB" if isinstance(bits, int) and bits <= 8 and "OB" in vr else "OW"
+    return vr
 
 
 def _tag(tag) -> str:
@@ -125,12 +144,14 @@ def _ts_name(ds) -> str:
     return f"{uid.name} ({uid})" if uid.name != str(uid) else str(uid)
 
 
-def _pixel_summary(raw, ds) -> str:
+def _pixel_summary(raw, ds, pixel=True) -> str:
     length = getattr(raw, "length", None)
     encapsulated = length == 0xFFFFFFFF or getattr(raw, "is_undefined_length", False)
-    if encapsulated or length is None:
+    if encapsulated or length is None or raw.value is not None:
         value = raw.value
         length = len(value) if value is not None else 0
+    if not pixel:
+        return f"<{length} bytes>"
     kind = "encapsulated, " if encapsulated else ""
     return f"<{length} bytes, {kind}{_ts_name(ds)}>"
 
@@ -166,11 +187,14 @@ def dicom_lines(ds, terminal: bool = False, depth: int = 0) -> list:
 
 def _dataset_lines(ds, root, terminal, depth) -> list:
     out = []
-    for elem, is_pixel in _elements(ds):
+    from pydicom.datadict import keyword_for_tag
+
+    for elem, summarise in _elements(ds):
         tag = _tag(elem.tag)
-        if is_pixel:
-            out.append((depth, tag, elem.VR or "OB", "PixelData" if elem.tag == 0x7FE00010 else "Pixel data",
-                        _pixel_summary(elem, root)))
+        if summarise:
+            pixel = int(elem.tag) in _PIXEL_TAGS
+            name = keyword_for_tag(elem.tag) or ("PrivateData" if elem.tag.is_private else "Unknown")
+            out.append((depth, tag, _raw_vr(elem, ds), name, _pixel_summary(elem, root, pixel)))
             continue
         if elem.VR == "SQ":
             n = len(elem.value)
@@ -263,8 +287,27 @@ def dicom_json(ds, bulk: bool = False) -> dict:
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
             out.update(meta.to_json_dict(**kwargs))
-        out.update(ds.to_json_dict(**kwargs))
+        out.update(_top_level_json(ds, bulk, kwargs))
     return _strip_omitted(out)
+
+
+def _top_level_json(ds, bulk, kwargs) -> dict:
+    """Without --bulk, deferred binary values (pixel data) are described, never read from disk."""
+    if bulk:
+        return ds.to_json_dict(**kwargs)
+    from pydicom.dataset import Dataset
+
+    kept = Dataset()
+    skipped = {}
+    for elem, summarise in _elements(ds):
+        if summarise and (getattr(elem, "length", None) or 0) > BULK_THRESHOLD and elem.value is None:
+            skipped[f"{int(elem.tag):08X}"] = {"vr": _raw_vr(elem, ds)}
+        else:
+            kept.add(ds[elem.tag])
+    kept.set_original_encoding(ds.is_implicit_VR, ds.is_little_endian, ds.original_character_set)
+    doc = kept.to_json_dict(**kwargs)
+    doc.update(skipped)
+    return dict(sorted(doc.items()))
 
 
 def to_json(header: Header, bulk: bool = False):
@@ -350,7 +393,7 @@ def _dicom_lookup(header, field_name, segments):
         if tag not in holder:
             raise _missing(field_name, header.path)
         if tag in _PIXEL_TAGS:
-            return _pixel_summary(holder.get_item(tag), ds)
+            return _pixel_summary(holder.get_item(tag, keep_deferred=True), ds)
         elem = holder[tag]
         node = elem.value
         if indexes:

@@ -209,6 +209,46 @@ def test_compressed_headers_never_decode_pixels(name, no_decoding):
     r = run("header", path, "--get", "Rows", "--get", "PixelData")
     assert r.code == 0, r.err
     assert "encapsulated" in r.out
+    with pytest.raises(AssertionError, match="decoded"):  # the trap is armed
+        pydicom.dcmread(path).pixel_array
+
+
+def test_uncompressed_pixel_bytes_stay_on_disk(monkeypatch):
+    import pydicom.filereader
+
+    def boom(*a, **k):
+        raise AssertionError("deferred pixel data was read")
+
+    monkeypatch.setattr(pydicom.filereader, "read_deferred_data_element", boom)
+    path = dicom_file("CT_small.dcm")
+    size = len(pydicom.dcmread(path).PixelData)
+    for argv in ([], ["--json"], ["--get", "PixelData"]):
+        r = run("header", path, *argv)
+        assert r.code == 0, (argv, r.err)
+        assert str(size) in r.out or argv == ["--json"]
+    assert json.loads(run("header", path, "--json").out)["7FE00010"] == {"vr": "OW"}
+    with pytest.raises(AssertionError, match="deferred"):  # the trap is armed
+        pydicom.dcmread(path, defer_size=4096).PixelData
+
+
+def test_terminal_rendering_abbreviates(monkeypatch, tmp_path):
+    from medconv.cli import render
+
+    monkeypatch.setattr(render, "stdout_is_terminal", lambda: True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    ds.ImageComments = "x" * 500
+    path = tmp_path / "long.dcm"
+    ds.save_as(path)
+    r = run("header", path)
+    assert r.code == 0, r.err
+    line = [l for l in r.out.splitlines() if "ImageComments" in l][0]
+    assert "..." in line and "x" * 100 not in line
+    assert "PixelData" in r.out and "<32768 bytes" in r.out
+    plain = run("header", path, "--get", "ImageComments")
+    assert plain.out.strip() == "x" * 500
+    r = run("header", nibabel_data("example4d.nii.gz"))
+    assert r.code == 0 and "FSL3.3" in r.out and "(int16)" in r.out
 
 
 # -- NIfTI against nibabel ----------------------------------------------------------------
