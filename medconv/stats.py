@@ -27,6 +27,7 @@ from .errors import InputError, UsageError
 DEFAULT_PERCENTILES = (2.0, 98.0)
 SLAB_VOXELS = 1 << 21  # ~2 M voxels per slab: a float64 temporary of 16 MiB at most
 MAX_BINS = 1 << 24  # largest value range counted with a histogram (int32/int64 data)
+RELEASE_BYTES = 1 << 28  # memory maps larger than this give visited pages back (see _release)
 MAX_LABEL_BINS = 1 << 16  # label ranges up to this use direct indexing, larger ones np.unique
 CHANNEL_NAMES = {"rgb": "rgb", "rgba": "rgba"}
 GRID_TOL_MM = 1e-3
@@ -84,7 +85,8 @@ def _slab_ranges(shape, slab_voxels):
 def _release(arr) -> None:
     """Ask the kernel to reclaim the pages of a memory-mapped slab already visited, so resident
     memory stays bounded. MADV_PAGEOUT never loses data (unlike MADV_DONTNEED on a copy-on-write
-    map): clean pages are dropped, modified ones stay."""
+    map): clean pages are dropped, modified ones stay. Maps under RELEASE_BYTES are left alone:
+    their pages are cheap, and dropping them from the page cache slows the next reader."""
     import mmap
     import sys
 
@@ -93,7 +95,7 @@ def _release(arr) -> None:
     base = arr
     while base is not None and not isinstance(base, mmap.mmap):
         base = getattr(base, "_mmap", None) or getattr(base, "base", None)
-    if base is None or advice is None or not arr.size:
+    if base is None or advice is None or not arr.size or len(base) < RELEASE_BYTES:
         return
     try:
         start = np.frombuffer(base, dtype=np.uint8).ctypes.data
