@@ -359,3 +359,19 @@ def test_releasing_pages_keeps_values_changed_in_a_copy_on_write_map(tmp_path, m
     assert back.array[1, 2, 3] == 32767 and rec["max"] == 32767
     (again,) = stats.compute(back, slab_voxels=64 * 64)
     assert again == rec
+
+
+def test_2d_image_with_mask_and_rgb_labels():
+    rng = np.random.default_rng(4)
+    img = Volume(data=rng.integers(0, 4096, size=(9, 7)).astype(np.uint16), affine=np.diag([0.5, 0.5, 1.0, 1.0]))
+    mdata = np.zeros((9, 7), np.uint8)
+    mdata[2:6, 1:4] = 1
+    (rec,) = stats.compute(img, mask=Volume(data=mdata, affine=img.affine), percentiles=QS)
+    assert_matches(rec, reference(img.array[mdata != 0]), 0.25)
+    rgb = Volume(data=rng.integers(0, 256, size=(9, 7, 1, 3)).astype(np.uint8), affine=np.eye(4), value_kind="rgb")
+    labels = Volume(data=(np.arange(63).reshape(9, 7, 1) % 2).astype(np.uint8), affine=np.eye(4))
+    recs = stats.compute_labels(rgb, labels)
+    assert [(r["channel"], r["label"]) for r in recs] == [("r", 1), ("g", 1), ("b", 1)]
+    for c, rec in enumerate(recs):
+        vals = rgb.array[..., c][labels.array == 1]
+        assert rec["mean"] == pytest.approx(vals.mean()) and rec["max"] == vals.max()
