@@ -9,6 +9,7 @@ import sys
 from . import log
 from .errors import BatchFailed, Interrupted, MedconvError
 
+
 def default_jobs(n_items: int) -> int:
     """CPUs for a batch, 1 for a single input."""
     if n_items <= 1:
@@ -139,7 +140,7 @@ def _call(func, item):
         return ("ok", func(item)), captured.getvalue()
     except MedconvError as exc:
         return ("error", (type(exc), exc.message, exc.path)), captured.getvalue()
-    except Exception as exc:  # a bug: the main process reports it as an internal error
+    except Exception as exc:  # noqa: BLE001 - a bug: the main process reports it as an internal error
         import traceback
 
         if os.environ.get("MEDCONV_DEBUG", "") not in ("", "0"):
@@ -167,10 +168,15 @@ class _Progress:
         if not label or total < 2 or log.is_quiet() or not _stderr_is_tty():
             return
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        from rich.progress import TaskProgressColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         class _Rate(TextColumn):
             def render(self, task):

@@ -118,13 +118,14 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     todo = [t for t in tasks if not t.skip]
     if dry_run:
         for t in tasks:
-            click.echo(f"{t} -> {t.dst}" + (f"  (skipped: {t.skip})" if t.skip else ""))
+            why = t.skip and f"skipped: {t.skip}" or (not os.path.lexists(t.src) and "input missing") or ""
+            click.echo(f"{t} -> {t.dst}" + (f"  ({why})" if why else ""))
         return
     skipped = len(tasks) - len(todo)
     if skipped:
         log.note(f"{skipped} of {len(tasks)} inputs skipped ({'up to date' if update else 'destination exists'})")
 
-    common = dict(to=to, dtype=dtype, orient=orient, slice_index=slice_index, window_spec=window_spec)
+    common = {"to": to, "dtype": dtype, "orient": orient, "slice_index": slice_index, "window_spec": window_spec}
     if nifti2:
         common["nifti2"] = True
     if template_path is not None:

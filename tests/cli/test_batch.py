@@ -11,12 +11,11 @@ import time
 
 import numpy as np
 import pytest
+from helpers import ROOT, assert_clean_error, make_volume, run
 
 import medconv
 from medconv import batch, naming
 from medconv.errors import InputError, OutputError
-
-from helpers import ROOT, assert_clean_error, make_volume, run
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "dicom"))
 
@@ -187,6 +186,8 @@ def test_dry_run_writes_nothing(tmp_path):
     r = run("convert", srcs[0], tmp_path / "single.mgz", "-n")
     assert r.code == 0 and r.out.strip() == f"{srcs[0]} -> {tmp_path / 'single.mgz'}"
     assert not (tmp_path / "single.mgz").exists()
+    r = run("convert", tmp_path / "gone.nii", tmp_path / "single.mgz", "-n")
+    assert r.code == 0 and r.out.strip().endswith("(input missing)")
 
 
 def test_skip_existing_and_update_follow_mtimes(tmp_path):
@@ -293,7 +294,8 @@ def test_no_progress_output_on_a_pipe(tmp_path):
     # like `find ... | medconv convert --from-list - ...`: stdin carries the list, stderr is a pipe
     proc = subprocess.run([sys.executable, "-m", "medconv", "convert", "--from-list", "-", "-o", str(tmp_path / "out"),
                            "--to", "nifti1", "--name", "{parent}", "-j", "2"],
-                          input="\n".join(srcs) + "\n", capture_output=True, text=True, cwd=ROOT, env=_env())
+                          input="\n".join(srcs) + "\n", capture_output=True, text=True, cwd=ROOT, env=_env(),
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == ""
     assert _listing(tmp_path / "out") == ["d0.nii.gz", "d1.nii.gz", "d2.nii.gz"]

@@ -21,13 +21,12 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from helpers import make_volume, run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import medconv  # noqa: E402
-from medconv.errors import MedconvError  # noqa: E402
-
-from helpers import make_volume, run  # noqa: E402
+import medconv
+from medconv.errors import MedconvError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "dicom"))
 
@@ -204,7 +203,10 @@ def test_mutated_files_fail_cleanly(seeds, name, fmt, maker):
     seed_dir = seeds / name
     seed_dir.mkdir()
     path, files = maker(str(seed_dir))
-    originals = {f: open(f, "rb").read() for f in files}
+    originals = {}
+    for f in files:
+        with open(f, "rb") as fh:
+            originals[f] = fh.read()
     # the seed itself must read
     assert medconv.read(path).shape
 
