@@ -53,10 +53,10 @@ def _read_dicom_file(path: str):
             # A gzip-inflated buffer cannot be re-opened by name, so it is read whole.
             defer = _DEFER if hasattr(fh, "name") else None
             ds = pydicom.dcmread(fh if defer is None else path, defer_size=defer, force=True)
-            if defer is None:
-                return ds
             # Parse every element now (sequences included) so malformed data fails here, cleanly.
             _walk_all(ds)
+            if defer is not None:
+                _warn_truncated(ds, path)
             return ds
     except MedconvError:
         raise
@@ -64,6 +64,21 @@ def _read_dicom_file(path: str):
         raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
     finally:
         fh.close()
+
+
+def _warn_truncated(ds, path) -> None:
+    """Deferred values are not read, so say when the file ends before one of them does."""
+    from pydicom.dataelem import RawDataElement
+
+    from . import log
+
+    size = os.path.getsize(path)
+    for tag in ds.keys():
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length and raw.length != 0xFFFFFFFF:
+            present = max(0, size - raw.value_tell)
+            if present < raw.length:
+                log.warn(f"{_tag(raw.tag)} is truncated: {present} of {raw.length} bytes present", path)
 
 
 def _walk_all(ds) -> None:

@@ -424,6 +424,40 @@ def test_bad_inputs(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["cut.dcm", "empty.nii", "junk.bin"]
 
 
+def test_truncated_pixel_data_is_reported(tmp_path):
+    src = open(dicom_file("CT_small.dcm"), "rb").read()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(src[:-1000])
+    r = run("header", cut, "--get", "PatientID")
+    assert r.code == 0 and r.out.strip() == pydicom.dcmread(dicom_file("CT_small.dcm")).PatientID
+    tell = pydicom.dcmread(dicom_file("CT_small.dcm"), defer_size=4096).get_item(0x7FE00010, keep_deferred=True).value_tell
+    assert f"(7FE0,0010) is truncated: {len(src) - 1000 - tell} of 32768 bytes present" in r.err
+
+
+def test_gzipped_dicom_and_several_inputs(tmp_path):
+    import gzip
+
+    path = dicom_file("CT_small.dcm")
+    gz = tmp_path / "ct.dcm.gz"
+    gz.write_bytes(gzip.compress(open(path, "rb").read()))
+    r = run("header", gz, dicom_file("MR_small.dcm"), "--get", "Modality", "--get", "0028,0010")
+    assert r.code == 0, r.err
+    mr = pydicom.dcmread(dicom_file("MR_small.dcm"))
+    ct = pydicom.dcmread(path)
+    assert r.out.splitlines() == [f"CT\t{ct.Rows}", f"MR\t{mr.Rows}"]
+    docs = json.loads(run("header", gz, nibabel_data("example4d.nii.gz"), "--json").out)
+    assert docs[0]["00080060"]["Value"] == ["CT"] and docs[1]["descrip"] == "FSL3.3"
+
+
+def test_series_selection(tmp_path, series_dir):
+    ds = pydicom.dcmread(dicom_file("MR_small.dcm"))
+    (series_dir / "mr.dcm").write_bytes(open(dicom_file("MR_small.dcm"), "rb").read())
+    r = run("header", series_dir)
+    assert_clean_error(r, 2, "--series")
+    r = run("header", series_dir, "--series", ds.SeriesInstanceUID, "--get", "Modality")
+    assert r.code == 0 and r.out.strip() == "MR"
+
+
 def test_header_does_not_import_pydicom_for_nifti():
     code = ("import sys; from medconv.cli import main\n"
             "try:\n    main(['header', sys.argv[1], '--get', 'descrip'])\nexcept SystemExit: pass\n"
