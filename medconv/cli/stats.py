@@ -57,14 +57,14 @@ class _StatsCommand(click.Command):
               help="Skip median and percentiles: streaming only, memory bounded for every data type.")
 @click.option("--per-volume/--pooled", "per_volume", default=True,
               help="4D: one row per volume (default) or one row pooling every volume.")
+@options.series
 @options.json_out
 @click.option("--tsv", "as_tsv", is_flag=True, help="Tab-separated: a header row, then one row per input/label/volume/channel.")
 @options.get
 @options.keep_going
 @options.quiet
 def command(paths, from_list, mask_path, labels_path, names_path, label_volumes, background, percentiles,
-            no_percentiles,
-            per_volume, as_json, as_tsv, get_fields, keep_going):
+            no_percentiles, per_volume, series, as_json, as_tsv, get_fields, keep_going):
     """Statistics of real voxel values (slope/intercept applied, e.g. Hounsfield units).
 
     Fields: count, nan, min, max, mean, std, median, pP for each percentile, nonzero,
@@ -100,7 +100,7 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
       medconv stats case_*/segmentation.nii.gz --label-volumes --tsv > volumes.tsv
       medconv stats sub-*_bold.nii.gz --pooled --tsv > table.tsv
     """
-    from .. import batch, log, read, stats
+    from .. import batch, detect, log, stats
     from ..errors import UsageError
     from . import render
 
@@ -118,6 +118,13 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
         raise UsageError("--percentile does not apply to label rows (they give mean, std, min, max)")
     if no_percentiles and percentiles:
         raise UsageError("--no-percentiles cannot be combined with --percentile")
+
+    def read(path):
+        from .. import read as read_volume
+
+        if series is not None and detect(path) == "dicom":
+            return read_volume(path, series=series)
+        return read_volume(path)
 
     mask = read(mask_path) if mask_path else None
     labels = read(labels_path) if labels_path else None

@@ -280,3 +280,14 @@ def test_dicom_ct_in_hounsfield_units():
     assert doc["min"] == hu.min() and doc["max"] == hu.max()
     assert doc["p98"] == np.percentile(hu, 98)  # 570.68, not a float32 rounding of it
     assert doc["mean"] == pytest.approx(hu.mean(), rel=1e-12)
+
+
+def test_series_selects_dicom_and_is_ignored_elsewhere(files):
+    from pydicom.data import get_testdata_file
+
+    paths, _ = files
+    path = get_testdata_file("CT_small.dcm")
+    assert run("stats", path, "--series", "1", "--get", "count").out.strip() == "16384"
+    r = run("stats", path, "--series", "99")
+    assert r.code in (2, 3) and r.err.startswith("medconv: error:") and "99" in r.err
+    assert run("stats", paths["img"], "--series", "99", "--get", "count").out.strip() == str(10 * 9 * 8)
