@@ -21,7 +21,8 @@ get = click.option("--get", "get_fields", multiple=True, metavar="FIELD",
 force = click.option("-f", "--force", is_flag=True, help="Replace existing output files.")
 inputs = click.argument("paths", nargs=-1, type=click.Path(), metavar="PATH...")
 from_list = click.option("--from-list", "from_list", type=click.Path(allow_dash=True), metavar="FILE",
-                         help="Read more input paths from FILE, one per line ('-' for stdin).")
+                         help="Read more input paths from FILE, one per line ('-' for stdin; blank lines and lines "
+                              "starting with # are skipped).")
 output_dir = click.option("-o", "--output", "output", type=click.Path(), metavar="DIR",
                           help="Write outputs into DIR (many inputs).")
 to = click.option("--to", "to", metavar="FORMAT",

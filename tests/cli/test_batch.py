@@ -476,3 +476,10 @@ def test_worker_warnings_reach_stderr_in_input_order(tmp_path):
     assert r.code == 0, r.err
     warned = [l for l in r.err.splitlines() if "uneven slice spacing" in l]
     assert len(warned) == 2 and "g1" in warned[0] and "g2" in warned[1]
+
+
+def test_quiet_keeps_only_the_error_line(tmp_path):
+    inputs = _with_bad(tmp_path)
+    r = run("convert", *inputs, "-o", tmp_path / "out", "--to", "nifti1", "--name", "{parent}_{stem}", "-k", "-q")
+    assert_clean_error(r, 5, "2 of 4")
+    assert r.err.count("\n") == 1
