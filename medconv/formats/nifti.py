@@ -315,7 +315,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
                         raise CorruptInput("compressed data ends inside the header", path)
                 got = 0
                 while got < nbytes:
-                    n = fh.readinto(view[got:])
+                    n = fh.readinto(view[got:got + (1 << 24)])  # chunks: one huge read doubles peak memory
                     if not n:
                         break
                     got += n
