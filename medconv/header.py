@@ -53,6 +53,11 @@ def _read_dicom_file(path: str):
             # A gzip-inflated buffer cannot be re-opened by name, so it is read whole.
             defer = _DEFER if hasattr(fh, "name") else None
             ds = pydicom.dcmread(fh if defer is None else path, defer_size=defer, force=True)
+            if defer is not None and _transfer_syntax(ds) == _DEFLATED:
+                # offsets of a deflated data set point into the inflated stream: nothing can be deferred
+                defer = None
+                fh.seek(0)
+                ds = pydicom.dcmread(fh, force=True)
             # Parse every element now (sequences included) so malformed data fails here, cleanly.
             _walk_all(ds)
             if defer is not None:
@@ -66,6 +71,14 @@ def _read_dicom_file(path: str):
         fh.close()
 
 
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def _transfer_syntax(ds) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
+
+
 def _warn_truncated(ds, path) -> None:
     """Deferred values are not read, so say when the file ends before one of them does."""
     from pydicom.dataelem import RawDataElement
@@ -73,7 +86,7 @@ def _warn_truncated(ds, path) -> None:
     from . import log
 
     size = os.path.getsize(path)
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset would read the deferred values
         raw = ds.get_item(tag, keep_deferred=True)
         if isinstance(raw, RawDataElement) and raw.value is None and raw.length and raw.length != 0xFFFFFFFF:
             present = max(0, size - raw.value_tell)
