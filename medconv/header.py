@@ -400,6 +400,8 @@ def lookup(header: Header, field_name: str):
 
 def _index(node, indexes, header, field_name):
     for i in indexes:
+        if isinstance(node, (str, bytes, dict)):
+            raise _missing(field_name, header.path)
         try:
             node = node[i]
         except (IndexError, KeyError, TypeError):
@@ -410,10 +412,10 @@ def _index(node, indexes, header, field_name):
 def _dicom_lookup(header, field_name, segments):
     ds = header.data
     node = ds
-    elem = None
     for n, (name, indexes) in enumerate(segments):
+        last = n == len(segments) - 1
         tag = _dicom_tag(name)
-        if tag is None or not hasattr(node, "get_item"):
+        if tag is None:
             raise _missing(field_name, header.path)
         holder = node
         if n == 0 and (tag >> 16) == 0x0002 and getattr(ds, "file_meta", None) is not None:
@@ -421,15 +423,29 @@ def _dicom_lookup(header, field_name, segments):
         if tag not in holder:
             raise _missing(field_name, header.path)
         if tag in _PIXEL_TAGS:
+            if indexes or not last:
+                raise _missing(field_name, header.path)
             return _pixel_summary(holder.get_item(tag, keep_deferred=True), ds)
         elem = holder[tag]
-        node = elem.value
+        if elem.VR == "SQ":
+            if not indexes:
+                if last:
+                    return _plain(elem)
+                raise _missing(field_name, header.path)
+            if len(indexes) > 1:
+                raise _missing(field_name, header.path)
+            node = _index(elem.value, indexes, header, field_name)
+            if last:
+                _missing_seq(field_name, header.path)
+            continue
+        # only a sequence has elements inside it
+        if not last or len(indexes) > 1:
+            raise _missing(field_name, header.path)
+        value = _plain(elem)
         if indexes:
-            node = _index(node, indexes, header, field_name)
-            elem = None
-    if elem is None:
-        return node if not hasattr(node, "get_item") else _missing_seq(field_name, header.path)
-    return _plain(elem)
+            return _index(value if isinstance(value, list) else [value], indexes, header, field_name)
+        return value
+    raise _missing(field_name, header.path)
 
 
 def _missing_seq(field_name, path):

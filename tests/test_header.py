@@ -171,17 +171,34 @@ def test_get_multivalue_private_and_pixel():
     assert pixel.startswith(f"<{len(ds.PixelData)} bytes")
 
 
+def test_get_indexes_values_and_items():
+    path = dicom_file("CT_small.dcm")
+    ds = pydicom.dcmread(path)
+    r = run("header", path, "--get", "ImagePositionPatient[2]", "--get", "PixelSpacing[-1]",
+            "--get", "PatientID[0]", "--get", "OtherPatientIDsSequence")
+    assert r.code == 0, r.err
+    z, dy, pid, seq = r.out.rstrip("\n").split("\t")
+    assert float(z) == pytest.approx(float(ds.ImagePositionPatient[2]))
+    assert float(dy) == pytest.approx(float(ds.PixelSpacing[1]))
+    assert pid == ds.PatientID
+    assert seq == f"({len(ds.OtherPatientIDsSequence)} items)"
+    nifti = run("header", nibabel_data("example4d.nii.gz"), "--get", "dim[1]", "--get", "extensions[0].name")
+    assert nifti.out.split() == ["128", "comment"]
+
+
 @pytest.mark.parametrize("field", ["NoSuchKeyword", "0011,9999", "BeamSequence[99].BeamName",
-                                   "PatientID[0].Foo", "PatientName.Foo", "a..b"])
+                                   "PatientID[0].Foo", "PatientName.Foo", "a..b", "PatientID[1]",
+                                   "BeamSequence[0]", "BeamSequence.BeamName", "PixelData[0]",
+                                   "BeamSequence[0][0].BeamName"])
 def test_get_missing_field_is_input_error(field):
     r = run("header", dicom_file("rtplan.dcm"), "--get", field)
     assert_clean_error(r, 3, field)
     assert r.out == ""
 
 
-def test_get_missing_nifti_field():
-    assert_clean_error(run("header", nibabel_data("example4d.nii.gz"), "--get", "ElementSpacing"), 3,
-                       "ElementSpacing")
+@pytest.mark.parametrize("field", ["ElementSpacing", "descrip[0]", "dim[9]", "extensions[5].code", "dim.x"])
+def test_get_missing_nifti_field(field):
+    assert_clean_error(run("header", nibabel_data("example4d.nii.gz"), "--get", field), 3, field)
 
 
 # -- compressed DICOM: pixels never decoded -----------------------------------------------
