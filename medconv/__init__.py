@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import (  # noqa: F401
-    CorruptInput, InputError, MedconvError, MissingDependency, OutputError, UnsupportedFormat, UsageError,
+    CorruptInput, InputError, MedconvError, MissingDependency, OutputError, UnsupportedFormat, UsageError, guard,
 )
 
 
@@ -35,20 +35,8 @@ def read(path, *, header_only: bool = False, fmt: str | None = None, **options):
     path = os.fspath(path)
     name = fmt or _detect(path)
     module = backend(name)
-    try:
+    with guard(path, f"{name} file"):
         return module.read(path, name, header_only=header_only, **options)
-    except MedconvError:
-        raise
-    except MemoryError:
-        raise InputError("not enough memory to read this file", path) from None
-    except (ValueError, EOFError, OSError, KeyError, IndexError, TypeError, struct_error()) as exc:
-        raise CorruptInput(f"cannot read {name} file ({type(exc).__name__}: {exc})", path) from None
-
-
-def struct_error():
-    import struct
-
-    return struct.error
 
 
 def write(volume, path, *, to: str | None = None, force: bool = False, protect=(), **options) -> list:

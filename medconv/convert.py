@@ -104,13 +104,41 @@ def slice_volume(volume, index: int):
 
 def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, dtype: str | None = None,
             orient: str | None = None, slice_index: int | None = None, window_spec: str | None = None,
-            series=None, **write_options) -> list:
-    """Convert one input; returns the files written."""
-    from . import read, write
+            series=None, strict: bool = False, sidecar_path: str | None = None, **write_options) -> list:
+    """Convert one input; returns the files written.
+
+    DICOM-only reading options: `series` (which series of a directory) and `strict` (refuse
+    uneven slice spacing). `sidecar_path`: also write the BIDS JSON sidecar of the source.
+    """
+    from . import detect, read, write
 
     fmt = format_for_output(dst, to)
-    read_options = {"series": series} if series is not None else {}
-    volume = read(src, **read_options)
+    src_fmt = detect(src)
+    read_options = {}
+    if src_fmt == "dicom":
+        read_options = {"strict": strict} if strict else {}
+        if series is not None:
+            read_options["series"] = series
+    elif series is not None:
+        raise UsageError(f"--series chooses a DICOM series; {os.path.basename(src)} is {src_fmt}")
+    if sidecar_path and os.path.lexists(sidecar_path) and not force:
+        raise OutputError("sidecar exists (use --force to replace it)", sidecar_path)
+    volume = read(src, fmt=src_fmt, **read_options)
+    written = _convert_volume(volume, src, dst, fmt, force=force, dtype=dtype, orient=orient,
+                              slice_index=slice_index, window_spec=window_spec, **write_options)
+    if sidecar_path:
+        if volume.metadata.get("sidecar"):
+            from .dicom.sidecar import write_sidecar
+
+            written += write_sidecar(volume, sidecar_path, force=force)
+        else:
+            log.warn("no acquisition metadata for a sidecar (only DICOM inputs have it)", src)
+    return written
+
+
+def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, window_spec, **write_options):
+    from . import write
+
     if orient:
         volume = volume.reoriented(orient)
     if fmt in RASTER:

@@ -64,3 +64,26 @@ class Interrupted(MedconvError):
     """Ctrl-C: exit 130."""
 
     exit_code = 130
+
+
+class guard:
+    """Context manager: any non-medconv exception raised while decoding `path` becomes CorruptInput.
+
+    Readers raise typed errors for what they recognise; this catches what slips past them (a
+    library's own exception type on a mutated file), so bad input never ends in a traceback.
+    MemoryError becomes an input error too: a header asked for more than this machine has.
+    """
+
+    def __init__(self, path, what: str = "file"):
+        self.path, self.what = path, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, MedconvError) or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, MemoryError):
+            raise InputError("not enough memory to read this file (does its header claim a huge size?)",
+                             self.path) from None
+        raise CorruptInput(f"cannot read this {self.what} ({type(exc).__name__}: {exc})", self.path) from None

@@ -54,9 +54,12 @@ def info(path: str, series=None) -> list:
     from . import read
     from .formats import backend, detect
 
+    from .errors import guard
+
     fmt = detect(path)
     module = backend(fmt)
     if hasattr(module, "info_records"):
-        return module.info_records(path, series=series)
+        with guard(path, f"{fmt} data"):
+            return module.info_records(path, series=series)
     volume = read(path, header_only=True, fmt=fmt)
     return [volume_record(volume, path)]

@@ -51,10 +51,17 @@ def gunzip_file(path: str, limit: int | None = None) -> bytes:
     try:
         with igzip.open(path, "rb") as fh:
             return fh.read() if limit is None else fh.read(limit)
-    except (OSError, EOFError, ValueError) as exc:
+    except _gzip_errors() as exc:
         if limit is not None:
             raise CorruptInput(f"not a valid gzip stream ({exc})", path) from None
         raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
+
+
+def _gzip_errors() -> tuple:
+    """Exceptions a corrupt gzip stream raises (ISA-L has its own type besides OSError)."""
+    from isal.igzip_lib import IsalError
+
+    return (OSError, EOFError, ValueError, IsalError)
 
 
 def gunzip_bytes(data: bytes, path: str | None = None) -> bytes:
@@ -62,7 +69,7 @@ def gunzip_bytes(data: bytes, path: str | None = None) -> bytes:
 
     try:
         return igzip.decompress(data)
-    except (OSError, EOFError, ValueError) as exc:
+    except _gzip_errors() as exc:
         raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
 
 

@@ -56,7 +56,10 @@ class Volume:
     def array(self) -> np.ndarray:
         """The stored values (loading them on first use)."""
         if self.data is None:
-            self.data = self.loader()
+            from .errors import guard
+
+            with guard(self.path, f"{self.format or 'image'} file"):
+                self.data = self.loader()
             self.loader = None
         return self.data
 

@@ -232,28 +232,8 @@ def sidecar_path(dst: str) -> str:
 
 
 def convert_task(common: dict, sidecar: bool, strict: bool, task: Task) -> list:
-    """Convert one task (runs in a worker with -j): header checks, conversion, then the sidecar."""
-    from .. import detect, log, read
+    """Convert one task (runs in a worker with -j): one library call, sidecar included."""
     from ..convert import convert
-    from ..errors import OutputError
 
-    series_opt = {"series": task.series} if task.series is not None else {}
-    json_path = sidecar_path(task.dst) if sidecar else None
-    if json_path and os.path.lexists(json_path) and not task.force:
-        raise OutputError("sidecar exists (use --force to replace it)", json_path)
-    header = None
-    if sidecar or strict:
-        is_dicom = detect(task.src) == "dicom"
-        if strict and is_dicom:
-            series_opt["strict"] = True
-        # a header-only read: --strict's geometry checks happen here, before anything is written
-        header = read(task.src, header_only=True, **series_opt) if (is_dicom or sidecar) else None
-    written = convert(task.src, task.dst, force=task.force, series=task.series, **common)
-    if json_path:
-        if header is not None and header.metadata.get("sidecar"):
-            from ..dicom.sidecar import write_sidecar
-
-            written += write_sidecar(header, json_path, force=task.force)
-        else:
-            log.warn("no acquisition metadata for a sidecar (only DICOM inputs have it)", task.src)
-    return written
+    return convert(task.src, task.dst, force=task.force, series=task.series, strict=strict,
+                   sidecar_path=sidecar_path(task.dst) if sidecar else None, **common)

@@ -54,7 +54,10 @@ def detect(path) -> str:
         raise InputError("permission denied", path)
     if os.path.getsize(path) == 0:
         raise CorruptInput("empty file", path)
-    head = read_head(companion_header(path))
+    from ..errors import guard
+
+    with guard(path):
+        head = read_head(companion_header(path))
     found = [f for f in FORMATS if f.sniff(head)]
     if found:
         by_ext = [f for f in found if _ext_matches(path, f)]

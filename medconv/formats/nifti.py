@@ -35,7 +35,7 @@ NIFTI1_FIELDS = (
     ("srow_x", "4f"), ("srow_y", "4f"), ("srow_z", "4f"), ("intent_name", "16s"), ("magic", "4s"),
 )
 NIFTI2_FIELDS = (
-    ("sizeof_hdr", "i"), ("magic", "8s"), ("datatype", "h"), ("bitpix", "h"), ("dim", "8q"),
+    ("sizeof_hdr", "i"), ("magic", "4s"), ("eol_check", "4B"), ("datatype", "h"), ("bitpix", "h"), ("dim", "8q"),
     ("intent_p1", "d"), ("intent_p2", "d"), ("intent_p3", "d"), ("pixdim", "8d"),
     ("vox_offset", "q"), ("scl_slope", "d"), ("scl_inter", "d"), ("cal_max", "d"), ("cal_min", "d"),
     ("slice_duration", "d"), ("toffset", "d"), ("slice_start", "q"), ("slice_end", "q"),
@@ -148,7 +148,7 @@ def _kind_of(raw: bytes) -> str:
     return "analyze"
 
 
-def _pair_paths(path: str):
+def _pair_paths(path: str, need_data: bool = True):
     """(header path, data path, compressed) for .nii/.nii.gz or a .hdr/.img pair."""
     low = path.lower()
     if low.endswith((".nii", ".nii.gz")) or not low.endswith((".hdr", ".img", ".img.gz", ".hdr.gz")):
@@ -160,6 +160,8 @@ def _pair_paths(path: str):
             break
     hdr = next((base + e for e in (".hdr", ".HDR", ".hdr.gz") if os.path.exists(base + e)), base + ".hdr")
     img = next((base + e for e in (".img", ".IMG", ".img.gz") if os.path.exists(base + e)), None)
+    if img is None and not need_data:
+        return hdr, None, False
     if img is None:
         raise CorruptInput(f"the image file of this pair is missing ({os.path.basename(base)}.img)", path)
     return hdr, img, img.lower().endswith(".gz")
@@ -319,7 +321,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
                     if not n:
                         break
                     got += n
-        except (OSError, EOFError, ValueError) as exc:
+        except io._gzip_errors() as exc:
             raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
         if got < nbytes:
             raise CorruptInput(f"truncated: {got} of {nbytes} bytes of voxel data present", path)
@@ -332,8 +334,8 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
     return arr.reshape(shape, order="F")
 
 
-def _read_raw_header(path: str):
-    hdr_path, data_path, compressed = _pair_paths(path)
+def _read_raw_header(path: str, need_data: bool = True):
+    hdr_path, data_path, compressed = _pair_paths(path, need_data)
     raw = _read_head(hdr_path, 544 + 16)
     kind = _kind_of(raw)
     return hdr_path, data_path, compressed, raw, kind
@@ -379,7 +381,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
 
 def read_extensions(path: str) -> list:
     """NIfTI extensions: [{code, name, size, content bytes}]."""
-    hdr_path, data_path, compressed, raw, kind = _read_raw_header(path)
+    hdr_path, data_path, compressed, raw, kind = _read_raw_header(path, need_data=False)
     if kind == "analyze":
         return []
     hdr = parse_header(raw, kind, path)
@@ -402,8 +404,8 @@ def read_extensions(path: str) -> list:
 
 
 def read_header(path: str, fmt: str | None = None) -> dict:
-    """Every field of the binary header, codes decoded beside their numbers."""
-    _, _, _, raw, kind = _read_raw_header(path)
+    """Every field of the binary header, codes decoded beside their numbers (no data file needed)."""
+    _, _, _, raw, kind = _read_raw_header(path, need_data=False)
     hdr = parse_header(raw, kind, path)
     out = {"format": kind, "endianness": "little" if hdr.pop("_endian") == "<" else "big"}
     out.update(hdr)
@@ -550,7 +552,9 @@ def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> byte
         fields["sizeof_hdr"] = HEADER_SIZE[kind]
         fields["scl_slope"], fields["scl_inter"] = (slope, inter) if volume.scaling is not None else (0.0, 0.0)
         fields["magic"] = (b"n+1\x00" if vox_offset else b"ni1\x00") if kind == "nifti1" else (
-            b"n+2\x00\r\n\x1a\n" if vox_offset else b"ni2\x00\r\n\x1a\n")
+            b"n+2\x00" if vox_offset else b"ni2\x00")
+        if kind == "nifti2":
+            fields["eol_check"] = (13, 10, 26, 10)  # detects text-mode transfer corruption
         fields["xyzt_units"] = 2 | 8
         if not volume.orientation_known:
             log.note(f"{os.path.basename(path)}: the source stored no orientation; writing the assumed one "
