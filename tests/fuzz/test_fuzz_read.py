@@ -83,40 +83,22 @@ def _seed_dicom(d):
     return path, [path]
 
 
-def _isal_error():
-    try:
-        from isal.igzip_lib import IsalError
-    except ImportError:  # pragma: no cover
-        return RuntimeError
-    return IsalError
-
-
-# Crashes found by this suite in code other engineers own, reported with tracebacks; each
-# expected failure names the one exception type, so any other crash still fails the test.
-GZIP_BUG = pytest.mark.xfail(raises=_isal_error(), strict=False,
-                             reason="medconv/io.py gunzip_file lets isal's IsalError escape (reported)")
-DICOM_BUG = pytest.mark.xfail(raises=AssertionError, strict=False,
-                              reason="`info` on DICOM: a MemoryError from pydicom reading a huge declared element "
-                                     "length escapes as internal error 70 (inspect.info/dicom._quiet; reported)")
-MINC_BUG = pytest.mark.xfail(raises=RuntimeError, strict=False,
-                             reason="medconv/formats/minc.py _load lets h5py's RuntimeError escape (reported)")
-
 #: (id, format that must be available, seed maker)
 SEEDS = [
     ("nifti1-nii", "nifti1", _seed_medconv(".nii", "nifti1")),
-    pytest.param("nifti1-nii.gz", "nifti1", _seed_medconv(".nii.gz", "nifti1"), marks=GZIP_BUG),
+    ("nifti1-nii.gz", "nifti1", _seed_medconv(".nii.gz", "nifti1")),
     # the same, mutating the decompressed stream (a valid gzip file with a broken image inside)
     ("nifti1-nii.gz-inner", "nifti1", _seed_medconv(".nii.gz", "nifti1")),
     ("nifti2-nii", "nifti2", _seed_medconv(".nii", "nifti2")),
     ("analyze-pair", "analyze", _seed_medconv(".hdr", "analyze", _vol3d_axes())),
     ("metaimage-mha", "metaimage", _seed_medconv(".mha", "metaimage")),
     ("nrrd", "nrrd", _seed_medconv(".nrrd", "nrrd")),
-    pytest.param("minc", "minc", _seed_medconv(".mnc", "minc", _vol3d_axes()), marks=MINC_BUG),
+    ("minc", "minc", _seed_medconv(".mnc", "minc", _vol3d_axes())),
     ("mgh", "mgh", _seed_medconv(".mgh", "mgh")),
-    pytest.param("mgz", "mgh", _seed_medconv(".mgz", "mgh"), marks=GZIP_BUG),
+    ("mgz", "mgh", _seed_medconv(".mgz", "mgh")),
     ("mgz-inner", "mgh", _seed_medconv(".mgz", "mgh")),
     ("png", "png", _seed_png),
-    pytest.param("dicom", "dicom", _seed_dicom, marks=DICOM_BUG),
+    ("dicom", "dicom", _seed_dicom),
 ]
 
 # one mutation: ("flip", position, xor mask) | ("set", position, byte) | ("truncate", length, _)
