@@ -113,6 +113,7 @@ def layout(series, strict=False, path=None):
         if len({k[:5] for k in keys}) < nt:
             log.warn(f"series {series.selector}: {nt} images share each slice position with nothing "
                      f"(time, trigger, b-value) telling them apart; stacked as {nt} volumes in file order", path)
+    _note_instance_order(series, by_t[0])
     positions = [np.array(stacks[k][0].ipp) for k in range(nz)]
     dists = np.array([dist[c[0]] for c in clusters])
     first = stacks[0][0]
@@ -153,6 +154,19 @@ def layout(series, strict=False, path=None):
             except (TypeError, ValueError):
                 step_t = None
     return by_t, nz, nt, affine, step_t
+
+
+def _note_instance_order(series, stack):
+    """Say so when InstanceNumber disagrees with the spatial order (we sort by position anyway)."""
+    numbers = [f.instance for f in stack]
+    if len(numbers) < 3 or any(n is None for n in numbers):
+        return
+    steps = np.diff(np.array(numbers, dtype=np.int64))
+    # ascending or descending numbering both follow the slices; anything else does not
+    if (steps > 0).all() or (steps < 0).all():
+        return
+    log.note(f"series {series.selector}: Instance Number order is not spatial; slices are ordered by "
+             f"their position along the slice normal")
 
 
 def _affine(f, slice_vec, nz):

@@ -1,0 +1,47 @@
+"""DICOM: the Instance Number order note, and parallel decode of compressed multi-frame files."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import dcmgen
+from helpers import run
+
+pytest.importorskip("pydicom")
+
+NOTE = "Instance Number order is not spatial"
+
+
+def _series(dirpath, instances):
+    data = np.random.default_rng(1).integers(-500, 500, size=(6, 5, len(instances))).astype(np.int16)
+    for k, inst in enumerate(instances):
+        dcmgen.write_slice(os.path.join(dirpath, f"f{k}.dcm"), data[:, :, k], ipp=(0.0, 0.0, 2.0 * k),
+                           instance=inst)
+    return data
+
+
+def test_instance_order_not_spatial_is_noted(tmp_path):
+    os.makedirs(tmp_path / "s")
+    data = _series(tmp_path / "s", [3, 1, 4, 2, 5])
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert r.code == 0, r.err
+    assert NOTE in r.err and "Traceback" not in r.err
+    import nibabel as nib
+
+    # the slices still come out in spatial order, whatever the numbering said
+    got = np.asarray(nib.load(tmp_path / "o.nii").dataobj)
+    assert np.array_equal(got, data.transpose(1, 0, 2))
+    r = run("--quiet", "info", tmp_path / "s")
+    assert r.code == 0 and NOTE not in r.err
+
+
+@pytest.mark.parametrize("instances", [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]])
+def test_monotone_instance_numbers_are_quiet(tmp_path, instances):
+    os.makedirs(tmp_path / "s")
+    _series(tmp_path / "s", instances)
+    r = run("info", tmp_path / "s")
+    assert r.code == 0, r.err
+    assert NOTE not in r.err
