@@ -112,6 +112,30 @@ def _decode_error(exc, frame):
                         frame.path)
 
 
+#: a compressed multi-frame file with at least this many frames is decoded in a thread pool
+PARALLEL_MIN_FRAMES = 4
+
+
+def _decode_one(ds, index):
+    from pydicom.pixels import pixel_array
+
+    return pixel_array(ds, index=index, raw=False)
+
+
+def _decode_frames(ds, indices, ts):
+    """{index: array} of the frames of one dataset; compressed frames decoded in parallel when many.
+
+    The JPEG/JPEG 2000/JPEG-LS/RLE plugins do their work in C and release the GIL, so threads scale.
+    """
+    workers = min(len(indices), os.cpu_count() or 1, 8)
+    if ts in NATIVE or len(indices) < PARALLEL_MIN_FRAMES or workers < 2:
+        return {i: _decode_one(ds, i) for i in indices}
+    _ = ds.PixelData  # convert the raw element once, before threads share the dataset
+    with ThreadPoolExecutor(workers) as pool:
+        arrays = list(pool.map(lambda i: _decode_one(ds, i), indices))
+    return dict(zip(indices, arrays))
+
+
 def _decode_file(path, frames_in_file):
     """Decode every needed frame of one file through pydicom: {frame index: array}."""
     import pydicom
@@ -132,8 +156,7 @@ def _decode_file(path, frames_in_file):
 
         result = {}
         if f0.n_frames > 1 or f0.index is not None:
-            for fr in frames_in_file:
-                result[fr.index] = _pa(ds, index=fr.index, raw=False)
+            result = _decode_frames(ds, [fr.index for fr in frames_in_file], f0.transfer_syntax)
         else:
             result[None] = _pa(ds)
         if f0.photometric == "PALETTE COLOR":

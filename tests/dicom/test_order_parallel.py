@@ -45,3 +45,38 @@ def test_monotone_instance_numbers_are_quiet(tmp_path, instances):
     r = run("info", tmp_path / "s")
     assert r.code == 0, r.err
     assert NOTE not in r.err
+
+
+@pytest.mark.parametrize("name", ["emri_small_RLE.dcm", "emri_small_jpeg_2k_lossless.dcm"])
+def test_parallel_frame_decode_equals_sequential(name, monkeypatch):
+    import threading
+
+    import pydicom
+
+    import medconv
+    from helpers import pydicom_data
+    from medconv.dicom import pixels
+
+    path = pydicom_data(name)
+    used = set()
+    one = pixels._decode_one
+
+    def spy(ds, index):
+        used.add(threading.get_ident())
+        return one(ds, index)
+
+    monkeypatch.setattr(pixels, "_decode_one", spy)
+    monkeypatch.setattr(pixels.os, "cpu_count", lambda: 4)  # pool even on a 1-CPU runner
+    monkeypatch.setattr(pixels, "PARALLEL_MIN_FRAMES", 2)
+    parallel = np.asarray(medconv.read(path).array)
+    assert threading.get_ident() not in used and len(used) >= 1  # decoded in worker threads
+
+    used.clear()
+    monkeypatch.setattr(pixels, "PARALLEL_MIN_FRAMES", 10**9)
+    sequential = np.asarray(medconv.read(path).array)
+    assert used == {threading.get_ident()}
+
+    assert parallel.dtype == sequential.dtype and np.array_equal(parallel, sequential)
+    ref = pydicom.dcmread(path).pixel_array  # [frame, row, col]
+    assert parallel.shape[2] == ref.shape[0] > 1
+    assert np.array_equal(sequential.transpose(2, 1, 0), ref)
