@@ -187,8 +187,14 @@ def load(by_t, nz, nt, dtype, real_float=False):
     out = np.empty(shape, dtype=out_dtype)
     slots = [(t, k, by_t[t][k]) for t in range(nt) for k in range(nz)]
     if all(_fast_ok(fr) for _, _, fr in slots) and not real_float:
-        for t, k, fr in slots:
-            _read_native(fr, out[t, k])
+        workers = min(len(slots) // 8, os.cpu_count() or 1, 4)
+        if workers > 1:
+            # readinto releases the GIL: page faults and page-cache copies overlap across threads
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda s: _read_native(s[2], out[s[0], s[1]]), slots))
+        else:
+            for t, k, fr in slots:
+                _read_native(fr, out[t, k])
     else:
         files = {}
         for t, k, fr in slots:
