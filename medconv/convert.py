@@ -104,11 +104,12 @@ def slice_volume(volume, index: int):
 
 def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, dtype: str | None = None,
             orient: str | None = None, slice_index: int | None = None, window_spec: str | None = None,
-            series=None, strict: bool = False, sidecar_path: str | None = None, **write_options) -> list:
+            series=None, strict: bool = False, fill_gaps: bool = False, sidecar_path: str | None = None,
+            **write_options) -> list:
     """Convert one input; returns the files written.
 
-    DICOM-only reading options: `series` (which series of a directory) and `strict` (refuse
-    uneven slice spacing). `sidecar_path`: also write the BIDS JSON sidecar of the source.
+    DICOM-only reading options: `series` (which series of a directory), `strict` (refuse
+    uneven slice spacing) and `fill_gaps` (insert empty slices where slices are missing). `sidecar_path`: also write the BIDS JSON sidecar of the source.
     """
     from . import detect, read, write
 
@@ -117,6 +118,8 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
     read_options = {}
     if src_fmt == "dicom":
         read_options = {"strict": strict} if strict else {}
+        if fill_gaps:
+            read_options["fill_gaps"] = True
         if series is not None:
             read_options["series"] = series
     elif series is not None:

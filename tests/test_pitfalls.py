@@ -63,17 +63,18 @@ def test_pitfall_02_missing_slice_warns_and_strict_refuses(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="medconv/dicom/assemble.py assemble: without --strict a gapped series is "
-                   "written on a regular grid (slices after the gap misplaced by one step) and convert exits 0; "
-                   "the exit code does not say so")
-def test_pitfall_02_gap_is_not_exit_0_with_misplaced_slices(tmp_path):
+def test_pitfall_02_gap_is_refused_or_filled_never_misplaced(tmp_path):
     d, data, pos = _series(tmp_path, skip=(3,))
     out = tmp_path / "o.nii"
     r = run("convert", d, out)
-    if r.code == 0:
-        img, vox = _nifti(out)
-        for k, ipp in enumerate(pos):
-            assert np.allclose(_world_of(img.affine, (0, 0, k)), FLIP[:3, :3] @ ipp, atol=1e-3)
+    assert r.code == 3 and "missing" in r.err and not out.exists()
+    r = run("convert", d, out, "--fill-gaps")
+    assert r.code == 0, r.err
+    img, vox = _nifti(out)
+    for ipp in pos:  # every real slice sits at its true world position
+        k = int(round(np.linalg.solve(img.affine[:3, :3], FLIP[:3, :3] @ ipp - img.affine[:3, 3])[2]))
+        assert np.allclose(_world_of(img.affine, (0, 0, k)), FLIP[:3, :3] @ ipp, atol=1e-3)
+        assert vox[:, :, k].any()
 
 
 # 3 gantry tilt

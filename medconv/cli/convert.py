@@ -48,7 +48,10 @@ class Task:
 @options.series
 @click.option("--sidecar", is_flag=True,
               help="Also write a JSON sidecar of acquisition metadata (BIDS keys) beside each output.")
-@click.option("--strict", is_flag=True, help="DICOM: refuse a series with uneven slice spacing (a missing slice) instead of warning.")
+@click.option("--strict", is_flag=True, help="DICOM: refuse any series with uneven slice spacing instead of warning.")
+@click.option("--fill-gaps", is_flag=True,
+              help="DICOM: where whole slices are missing, insert empty slices (value 0) so every real slice keeps "
+                   "its position (without it such a series is refused, exit 3).")
 @click.option("--template", "template_path", type=click.Path(), metavar="REF.dcm",
               help="DICOM output: take patient and study attributes from this reference DICOM file.")
 @options.jobs
@@ -58,7 +61,7 @@ class Task:
 @options.keep_going
 @options.quiet
 def command(paths, from_list, output, to, force, dtype, orient, slice_index, window_spec, nifti2,
-            compression_level, name_template, series, sidecar, strict, template_path, jobs, skip_existing, update,
+            compression_level, name_template, series, sidecar, strict, fill_gaps, template_path, jobs, skip_existing, update,
             dry_run, keep_going):
     """Convert images between formats; the output format follows DST's extension or --to.
 
@@ -128,6 +131,8 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     common = {"to": to, "dtype": dtype, "orient": orient, "slice_index": slice_index, "window_spec": window_spec}
     if nifti2:
         common["nifti2"] = True
+    if fill_gaps:
+        common["fill_gaps"] = True
     if template_path is not None:
         common["template"] = template_path
     if jobs is None:

@@ -93,7 +93,7 @@ def _guarded_load(path, func, *args, **kwargs):
             raise InputError(f"cannot read pixel data ({exc.strerror or exc})", path) from None
 
 
-def build_volume(s, path, header_only=False, strict=False):
+def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     """Assemble one Series into a Volume (pixels loaded lazily with header_only)."""
     from ..volume import Volume
     from . import pixels, sidecar
@@ -103,9 +103,9 @@ def build_volume(s, path, header_only=False, strict=False):
     pixels.check_decodable(f0)
     if "MOSAIC" in f0.image_type and f0.index is None:
         return _mosaic_volume(s, path, header_only)
-    by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path)
+    by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path, gaps=gaps)
     f0 = by_t[0][0]
-    frames = [f for row in by_t for f in row]
+    frames = [f for row in by_t for f in row if f is not None]
     dtype = pixels.stored_dtype(f0)
     colour = pixels.is_colour(f0)
     scales = {(f.slope, f.intercept) for f in frames}
@@ -126,7 +126,7 @@ def build_volume(s, path, header_only=False, strict=False):
     pad = _first_value(ds, "PixelPaddingValue")
     if pad is not None:
         meta["pixel_padding_value"] = pad
-    meta["sidecar"] = sidecar.build(ds, by_t[0] if nz > 1 else None)
+    meta["sidecar"] = sidecar.build(ds, [f for f in by_t[0] if f is not None] if nz > 1 else None)
 
     def loader():
         return _guarded_load(path, pixels.load, by_t, nz, nt, dtype, real_float=real_float)
@@ -201,10 +201,14 @@ def _mosaic_volume(s, path, header_only):
 
 
 @_quiet
-def read(path, fmt="dicom", header_only=False, series=None, strict=False, **options):
-    """A DICOM file, or one series of a directory tree, as a Volume."""
+def read(path, fmt="dicom", header_only=False, series=None, strict=False, fill_gaps=False, **options):
+    """A DICOM file, or one series of a directory tree, as a Volume.
+
+    A series with a missing slice is refused unless `fill_gaps` (empty slices inserted).
+    """
     path = os.fspath(path)
-    return build_volume(select(path, series), path, header_only=header_only, strict=strict)
+    return build_volume(select(path, series), path, header_only=header_only, strict=strict,
+                        gaps="fill" if fill_gaps else "refuse")
 
 
 @_quiet
@@ -220,7 +224,7 @@ def info_records(path, series=None) -> list:
         all_series = [_choose(all_series, path, series)]
     records = []
     for s in all_series:
-        vol = build_volume(s, path, header_only=True)
+        vol = build_volume(s, path, header_only=True, gaps="warn")
         rec = volume_record(vol, path, size_bytes=s.size_bytes)
         if len(all_series) > 1 or series is not None:
             rec["selector"] = s.selector

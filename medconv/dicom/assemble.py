@@ -77,8 +77,28 @@ def _order_key(f):
             f.instance if f.instance is not None else -1, f.path, f.index or 0)
 
 
-def layout(series, strict=False, path=None):
-    """(frames ordered [t][k], n_slices, n_volumes, LPS affine, time step, warnings issued)."""
+#: what to do with a missing slice: refuse (the default for reading pixels), fill it with an
+#: empty slice so every real slice keeps its position, or only warn (info: shapes, no pixels)
+GAP_MODES = ("refuse", "fill", "warn")
+
+
+def _missing_slices(gaps, typical):
+    """Indices of gaps that are a whole number (>= 2) of typical steps, with how many slices each lacks."""
+    out = []
+    for i, g in enumerate(gaps):
+        ratio = g / typical if typical > 0 else 0.0
+        m = int(round(ratio))
+        if m >= 2 and abs(ratio - m) <= 0.1:
+            out.append((i, m - 1))
+    return out
+
+
+def layout(series, strict=False, path=None, gaps="refuse"):
+    """(frames ordered [t][k], n_slices, n_volumes, RAS affine, time step).
+
+    A missing slice (a gap of a whole number of steps) is refused with `gaps="refuse"`, filled
+    with None frames (empty slices) with `gaps="fill"`, and only reported with `gaps="warn"`.
+    """
     frames = series.frames
     geo = all(f.distance is not None for f in frames)
     if not geo:
@@ -118,18 +138,35 @@ def layout(series, strict=False, path=None):
     dists = np.array([dist[c[0]] for c in clusters])
     first = stacks[0][0]
     if nz > 1:
-        gaps = np.diff(dists)
-        typical = float(np.median(gaps))
-        uneven = np.abs(gaps - typical) > max(GAP_TOL * typical, POSITION_TOL)
+        steps = np.diff(dists)
+        typical = float(np.median(steps))
+        uneven = np.abs(steps - typical) > max(GAP_TOL * typical, POSITION_TOL)
         if uneven.any():
             pairs = [f"{_fmt(dists[i])} -> {_fmt(dists[i + 1])} mm" for i in np.nonzero(uneven)[0][:6]]
+            missing = _missing_slices(steps, typical)
+            lacking = sum(m for _, m in missing)
+            what = (f"{lacking} slice{'s' if lacking > 1 else ''} missing" if missing
+                    else "a slice may be missing")
             msg = (f"series {series.selector}: uneven slice spacing (typical {_fmt(typical)} mm; gaps "
-                   f"{'; '.join(pairs)}): a slice may be missing")
+                   f"{'; '.join(pairs)}): {what}")
             if strict:
                 raise CorruptInput(msg, path)
-            log.warn(msg + "; voxel positions after the gap are not exact", path)
-            step = positions[1] - positions[0]
+            step = positions[1] - positions[0] if not missing or missing[0][0] != 0 else positions[-1] - positions[-2]
             slice_vec = step / np.linalg.norm(step) * typical if np.linalg.norm(step) > 0 else None
+            if missing and len(missing) == int(uneven.sum()) and gaps == "fill":
+                for t in range(nt):
+                    row = list(by_t[t])
+                    for i, m in sorted(missing, reverse=True):
+                        row[i + 1:i + 1] = [None] * m
+                    by_t[t] = row
+                nz += lacking
+                log.warn(msg + f"; {lacking} empty slice{'s' if lacking > 1 else ''} (stored value 0) inserted "
+                         "so every real slice keeps its position", path)
+            elif missing and gaps == "refuse":
+                raise CorruptInput(msg + "; a regular grid would misplace every slice after the gap "
+                                   "(convert --fill-gaps inserts empty slices instead)", path)
+            else:
+                log.warn(msg + "; voxel positions after the gap are not exact", path)
         else:
             slice_vec = (positions[-1] - positions[0]) / (nz - 1)
     else:

@@ -186,6 +186,10 @@ def load(by_t, nz, nt, dtype, real_float=False):
     out_dtype = np.dtype(np.float32) if real_float else dtype
     out = np.empty(shape, dtype=out_dtype)
     slots = [(t, k, by_t[t][k]) for t in range(nt) for k in range(nz)]
+    empty = [(t, k) for t, k, fr in slots if fr is None]  # missing slices the caller chose to fill
+    for t, k in empty:
+        out[t, k] = 0
+    slots = [s for s in slots if s[2] is not None]
     if all(_fast_ok(fr) for _, _, fr in slots) and not real_float:
         workers = min(len(slots) // 8, os.cpu_count() or 1, 4)
         if workers > 1:

@@ -424,9 +424,12 @@ def _gappy_series(d):
 def test_strict_refuses_a_series_with_a_gap(tmp_path):
     pytest.importorskip("pydicom")
     _gappy_series(tmp_path / "gap")
-    lenient = run("convert", tmp_path / "gap", tmp_path / "ok.nii.gz")
-    assert lenient.code == 0 and "uneven slice spacing" in lenient.err
-    r = run("convert", tmp_path / "gap", tmp_path / "strict.nii.gz", "--strict")
+    refused = run("convert", tmp_path / "gap", tmp_path / "no.nii.gz")
+    assert_clean_error(refused, 3, "uneven slice spacing", "1 slice missing")
+    assert not (tmp_path / "no.nii.gz").exists()
+    filled = run("convert", tmp_path / "gap", tmp_path / "ok.nii.gz", "--fill-gaps")
+    assert filled.code == 0 and "empty slice" in filled.err
+    r = run("convert", tmp_path / "gap", tmp_path / "strict.nii.gz", "--strict", "--fill-gaps")
     assert_clean_error(r, 3, "uneven slice spacing")
     assert not (tmp_path / "strict.nii.gz").exists()
     # --strict on a non-DICOM input is harmless

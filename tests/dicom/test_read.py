@@ -133,18 +133,34 @@ def test_cine_4d(tmp_path):
     assert vol.time_step == pytest.approx(0.04)
 
 
-def test_missing_slice_warns_or_fails_strict(tmp_path):
-    dcmgen.make_series(tmp_path / "s", shape=(8, 8, 6), skip=(3,), origin=(0, 0, 0))
+def test_missing_slice_is_refused_or_filled(tmp_path):
+    _, data, _ = dcmgen.make_series(tmp_path / "s", shape=(8, 8, 6), skip=(3,), origin=(0, 0, 0))
     r = run("convert", tmp_path / "s", tmp_path / "o.nii")
-    assert r.code == 0
-    assert "uneven slice spacing" in r.err and "5 -> 10 mm" in r.err
+    assert_clean_error(r, 3, "uneven slice spacing", "5 -> 10 mm", "1 slice missing", "--fill-gaps")
+    assert not (tmp_path / "o.nii").exists()
     from medconv.errors import CorruptInput
 
     with pytest.raises(CorruptInput, match="5 -> 10 mm"):
         read(tmp_path / "s", strict=True)
-    r = run("convert", tmp_path / "s", tmp_path / "strict.nii", "--strict")
+    r = run("convert", tmp_path / "s", tmp_path / "strict.nii", "--strict", "--fill-gaps")
     assert_clean_error(r, 3, "uneven slice spacing", "5 -> 10 mm")
     assert not (tmp_path / "strict.nii").exists()
+    # info still describes the series, with the warning
+    r = run("info", tmp_path / "s")
+    assert r.code == 0 and "1 slice missing" in r.err
+    # --fill-gaps: an empty slice where the missing one was, every real slice at its true position
+    r = run("convert", tmp_path / "s", tmp_path / "f.nii", "--fill-gaps")
+    assert r.code == 0, r.err
+    assert "empty slice" in r.err
+    import nibabel as nib
+
+    img = nib.load(tmp_path / "f.nii")
+    arr = np.asarray(img.dataobj)
+    assert arr.shape[2] == 6
+    assert not arr[:, :, 3].any()
+    for k in (0, 1, 2, 4, 5):
+        assert np.array_equal(arr[:, :, k], data[:, :, k].T)
+        assert (img.affine @ [0, 0, k, 1])[2] == pytest.approx(2.5 * k, abs=1e-4)
 
 
 def test_gantry_tilt_keeps_world_positions(tmp_path, capsys):
