@@ -500,9 +500,6 @@ def test_pitfall_23_burned_in_suspects_warned(tmp_path):
     assert x.get("BurnedInAnnotation") is None  # not invented
 
 
-@pytest.mark.xfail(strict=True, reason="medconv/anonymize (profile/actions): PatientIdentityRemoved=YES is set on a "
-                   "US/SAVE image whose BurnedInAnnotation is absent and whose pixels were never checked; "
-                   "that overstates the de-identification (PITFALLS 23)")
 def test_pitfall_23_identity_removed_not_overstated(tmp_path):
     d = _us_suspect(tmp_path)
     assert run("anonymize", d, "-o", tmp_path / "a", "--key", "k").code == 0

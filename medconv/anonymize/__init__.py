@@ -227,7 +227,8 @@ class Runner:
             log.warn("BurnedInAnnotation is YES: pixels may show identifying text (PatientIdentityRemoved set to "
                      "NO; use --exclude-burned-in to skip such images)", full)
         elif suspect:
-            log.warn(f"possible burned-in text: {suspect}; check the pixels", full)
+            log.warn(f"possible burned-in text: {suspect}; check the pixels (PatientIdentityRemoved set to NO "
+                     "unless BurnedInAnnotation is NO)", full)
         try:
             pid = self.anon.anonymize(ds)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:

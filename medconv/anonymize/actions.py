@@ -233,8 +233,10 @@ class Anonymizer:
                        "ReceivingApplicationEntityTitle", "PrivateInformation", "PrivateInformationCreatorUID"):
                 if kw in meta:
                     delattr(meta, kw)
-        burned = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
-        ds.PatientIdentityRemoved = "NO" if burned else "YES"
+        # YES only when the pixels cannot carry identity as far as the header tells: an image flagged
+        # YES, or a suspect (US, secondary capture, screen save) without BurnedInAnnotation NO, stays NO
+        flagged, suspect = burned_in_status(ds)
+        ds.PatientIdentityRemoved = "NO" if flagged or suspect else "YES"
         names = self.opts.codes()
         ds.DeidentificationMethod = ["medconv PS3.15 E.1-1 basic profile"] + [CODES[n][1][:64] for n in names[1:]]
         seq = Sequence()
@@ -267,8 +269,9 @@ def burned_in_status(ds) -> tuple:
     sop = str(ds.get("SOPClassUID", ""))
     if modality in BURN_SUSPECT_MODALITIES:
         return False, f"modality {modality} often carries burned-in text"
-    if any(t in ("SECONDARY", "SAVE", "SCREEN SAVE") or "SAVE" in t for t in image_type):
-        return False, "secondary/screen-save image may carry burned-in text"
+    # DERIVED\SECONDARY alone is every MR/CT reconstruction (MPR, ADC map): not a suspect; a screen save is
+    if any("SAVE" in t for t in image_type):
+        return False, "screen-save image may carry burned-in text"
     if sop.startswith("1.2.840.10008.5.1.4.1.1.7") or sop == "1.2.840.10008.5.1.4.1.1.67":
         return False, "secondary capture or dose report may carry burned-in text"
     return False, None

@@ -234,12 +234,16 @@ def test_burned_in(tmp_path):
     src.mkdir()
     make_dicom(src / "b.dcm", generate_uid(), generate_uid(), generate_uid(), burned="YES")
     make_dicom(src / "us.dcm", generate_uid(), generate_uid(), generate_uid(), modality="US")
+    make_dicom(src / "us_clean.dcm", generate_uid(), generate_uid(), generate_uid(), modality="US", burned="NO")
+    make_dicom(src / "ct.dcm", generate_uid(), generate_uid(), generate_uid())
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 0 and "BurnedInAnnotation" in r.err and "possible burned-in" in r.err
-    flags = sorted(pydicom.dcmread(f).PatientIdentityRemoved for f in out_files(tmp_path / "o"))
-    assert flags == ["NO", "YES"]
+    flags = {str(pydicom.dcmread(f).get("BurnedInAnnotation")) + "/" + str(pydicom.dcmread(f).Modality):
+             pydicom.dcmread(f).PatientIdentityRemoved for f in out_files(tmp_path / "o")}
+    # flagged YES and unflagged suspects (US without BurnedInAnnotation NO) do not claim identity removed
+    assert flags == {"YES/CT": "NO", "None/US": "NO", "NO/US": "YES", "None/CT": "YES"}
     r = run("anonymize", src, "-o", tmp_path / "x", "--key", "k", "--exclude-burned-in")
-    assert r.code == 0 and len(out_files(tmp_path / "x")) == 1 and "skipped 1" in r.err
+    assert r.code == 0 and len(out_files(tmp_path / "x")) == 3 and "skipped 1" in r.err
 
 
 @pytest.mark.parametrize("name", REAL)
