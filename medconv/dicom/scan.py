@@ -235,10 +235,35 @@ def scan(path: str) -> list:
         if not frames:
             raise InputError("no DICOM image in this file", path)
         return frames
+    files = walk(path)
+    key = _tree_key(path, files)
+    cached = _SCANS.get(key) if key is not None else None
+    if cached is not None:
+        return list(cached)
     frames = []
-    for f in walk(path):
+    for f in files:
         if looks_like_dicom(f):
             frames.extend(read_file(f))
     if not frames:
         raise InputError("no DICOM images found in this directory", path)
+    if len(_SCANS) >= 4:
+        _SCANS.pop(next(iter(_SCANS)))
+    if key is not None:
+        _SCANS[key] = tuple(frames)
     return frames
+
+
+#: directory scans of this process, keyed by every file's name, size and mtime: converting the
+#: series of one directory one by one parses each header once, and any change to the tree misses
+_SCANS: dict = {}
+
+
+def _tree_key(path, files):
+    stamps = []
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            return None
+        stamps.append((f, st.st_size, st.st_mtime_ns))
+    return (os.path.abspath(path), tuple(stamps))

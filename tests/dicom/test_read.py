@@ -443,3 +443,24 @@ def test_native_series_needs_no_pydicom_and_header_acts_as_dataset(tmp_path):
             "print('pydicom' in sys.modules, v.header.PatientID, v.header.get('StudyInstanceUID'))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "ID-SECRET-42", "1.2.3.4"]
+
+
+def test_series_of_one_directory_parse_each_header_once(tmp_path, monkeypatch):
+    """-o DIR over a multi-series directory reads every header once, and a changed tree is rescanned."""
+    from medconv.dicom import scan
+
+    dcmgen.make_series(tmp_path / "d", shape=(6, 6, 3), series_uid="1.2.3.1", series_number=2, description="a")
+    dcmgen.make_series(tmp_path / "d", shape=(6, 6, 4), series_uid="1.2.3.2", series_number=5, description="b",
+                       names=[f"b{k}.dcm" for k in range(4)], seed=1)
+    calls = []
+    real = scan.read_file
+    monkeypatch.setattr(scan, "read_file", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    scan._SCANS.clear()
+    r = run("convert", tmp_path / "d", "-o", tmp_path / "out", "--to", "nifti1", "-j", "1")
+    assert r.code == 0, r.err
+    assert len(os.listdir(tmp_path / "out")) == 2
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == 7
+    os.remove(tmp_path / "d" / "b3.dcm")
+    calls.clear()
+    assert read(tmp_path / "d", series="5").shape == (6, 6, 3)
+    assert len(calls) == 6
