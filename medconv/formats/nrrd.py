@@ -1,0 +1,473 @@
+"""NRRD: .nrrd (attached data) and .nhdr + detached data files (one file, LIST or a numbered pattern).
+
+Read and written with numpy alone (raw data memory-mapped, gzip through ISA-L).
+Encodings read: raw, gzip, bzip2, ascii/text, hex; written: gzip (default for .nrrd)
+or raw (`.nhdr` writes `.raw` beside it; the option `encoding="raw"` or "gzip" chooses).
+
+Axes: the axes with a space direction (or, without a space, the domain/space axes)
+are the spatial i, j, k of the Volume in file order; an RGB-color / RGBA-color axis
+(or a 3-/4-color axis of 8-bit samples) becomes the colour channels; any other
+axis (time, list, vector, ...) becomes the 4th axis. Spaces: left-posterior-superior
+and right-anterior-superior (and their -time forms), left-anterior-superior; a
+scanner-xyz / 3D-handed space or no space at all is read as LPS, as ITK does, and
+the orientation is reported as unknown. Cell-centred axis mins are shifted by half
+a spacing to the first sample's centre.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from .. import geometry, io
+from ..errors import CorruptInput, OutputError, UnsupportedFormat
+from ..volume import Volume
+from .metaimage import Chunk, check_chunks, data_dtype, file_order_bytes, load_elements, number, write_array
+
+_TYPES = {
+    "i1": ("signed char", "int8", "int8_t"),
+    "u1": ("uchar", "unsigned char", "uint8", "uint8_t"),
+    "i2": ("short", "short int", "signed short", "signed short int", "int16", "int16_t"),
+    "u2": ("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"),
+    "i4": ("int", "signed int", "int32", "int32_t"),
+    "u4": ("uint", "unsigned int", "uint32", "uint32_t"),
+    "i8": ("longlong", "long long", "long long int", "signed long long", "signed long long int", "int64", "int64_t"),
+    "u8": ("ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t"),
+    "f4": ("float",), "f8": ("double",),
+}
+TYPES = {name: code for code, names in _TYPES.items() for name in names}
+_WRITE_TYPE = {"i1": "int8", "u1": "uint8", "i2": "short", "u2": "unsigned short", "i4": "int",
+               "u4": "unsigned int", "i8": "int64", "u8": "uint64", "f4": "float", "f8": "double"}
+ENCODINGS = {"raw": "raw", "gz": "zlib", "gzip": "zlib", "bz2": "bzip2", "bzip2": "bzip2", "txt": "ascii",
+             "text": "ascii", "ascii": "ascii", "hex": "hex"}
+#: space name -> (signs turning its axes into LPS, anatomical?)
+SPACES = {
+    "left-posterior-superior": ((1, 1, 1), True), "lps": ((1, 1, 1), True),
+    "right-anterior-superior": ((-1, -1, 1), True), "ras": ((-1, -1, 1), True),
+    "left-anterior-superior": ((1, -1, 1), True), "las": ((1, -1, 1), True),
+    "left-posterior-superior-time": ((1, 1, 1), True), "lpst": ((1, 1, 1), True),
+    "right-anterior-superior-time": ((-1, -1, 1), True), "rast": ((-1, -1, 1), True),
+    "left-anterior-superior-time": ((1, -1, 1), True), "last": ((1, -1, 1), True),
+    "scanner-xyz": ((1, 1, 1), False), "scanner-xyz-time": ((1, 1, 1), False),
+    "3d-right-handed": ((1, 1, 1), False), "3d-left-handed": ((1, 1, 1), False),
+    "3d-right-handed-time": ((1, 1, 1), False), "3d-left-handed-time": ((1, 1, 1), False),
+}
+_UNITS_MM = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "m": 1000.0, "meter": 1000.0, "cm": 10.0,
+             "um": 1e-3, "micron": 1e-3, "microns": 1e-3}
+_COLOUR_KINDS = {"rgb-color": "rgb", "rgba-color": "rgba"}
+_DOMAIN_KINDS = {"domain", "space", "time"}
+_PER_AXIS_FLOAT = ("spacings", "thicknesses", "axis mins", "axismins", "axis maxs", "axismaxs")
+_MAX_HEADER = 16 << 20
+
+
+# -- header ----------------------------------------------------------------------------
+def _read_head(path: str) -> tuple:
+    """(header lines, offset of the attached data or None when the header ends at EOF, head bytes)."""
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read(1 << 16)
+            while True:
+                match = re.search(rb"\r?\n\r?\n", blob)
+                if match:
+                    break
+                more = fh.read(1 << 20) if len(blob) < _MAX_HEADER else b""
+                if not more:
+                    break
+                blob += more
+    except FileNotFoundError:
+        raise CorruptInput("no such file", path) from None
+    except IsADirectoryError:
+        raise CorruptInput("is a directory", path) from None
+    except PermissionError:
+        raise CorruptInput("permission denied", path) from None
+    if not blob.startswith(b"NRRD000"):
+        raise CorruptInput("not a NRRD file (no NRRD000x magic line)", path)
+    end = match.end() if match else None
+    text = (blob[:match.start()] if match else blob).decode("latin-1")
+    return text.splitlines(), end, blob
+
+
+def _parse_vector(word: str, path: str):
+    word = word.strip()
+    if word.lower() == "none":
+        return None
+    if not (word.startswith("(") and word.endswith(")")):
+        raise CorruptInput(f"bad NRRD vector {word[:40]!r}", path)
+    try:
+        return [float(v) for v in word[1:-1].split(",")]
+    except ValueError:
+        raise CorruptInput(f"bad NRRD vector {word[:40]!r}", path) from None
+
+
+def _vectors(value: str, path: str) -> list:
+    words = re.findall(r"\([^)]*\)|\S+", value)
+    return [_parse_vector(w, path) for w in words]
+
+
+def _typed(field: str, value: str, path: str):
+    try:
+        if field in ("dimension", "space dimension", "line skip", "lineskip", "byte skip", "byteskip"):
+            return int(value)
+        if field == "sizes":
+            return [int(v) for v in value.split()]
+        if field in _PER_AXIS_FLOAT:
+            return [float(v) for v in value.split()]
+        if field in ("min", "max", "old min", "oldmin", "old max", "oldmax"):
+            return float(value)
+    except ValueError:
+        raise CorruptInput(f"NRRD field {field!r} is not numeric: {value[:60]!r}", path) from None
+    if field == "space directions":
+        return _vectors(value, path)
+    if field == "space origin":
+        return _parse_vector(value, path)
+    if field == "measurement frame":
+        return _vectors(value, path)
+    if field in ("kinds", "centers", "centerings", "space units", "units", "labels"):
+        return re.findall(r'"[^"]*"|\S+', value)
+    return value
+
+
+def parse(path: str) -> tuple:
+    """(header dict: magic, fields in file order, key:=value pairs, comments; data offset; head bytes)."""
+    lines, end, blob = _read_head(path)
+    hdr = {"magic": lines[0].strip()}
+    comments, n_fields = [], 0
+    for n, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            comments.append(line[1:].strip())
+            continue
+        if ":=" in line:
+            key, _, value = line.partition(":=")
+            hdr[key.strip()] = value.strip()
+            continue
+        field, sep, value = line.partition(": ")
+        if not sep:
+            field, sep, value = line.partition(":")
+        if not sep:
+            raise CorruptInput(f"NRRD header line {n} is not 'field: value': {line.strip()[:60]!r}", path)
+        field = field.strip().lower()
+        hdr[field] = _typed(field, value.strip(), path)
+        n_fields += 1
+        if field in ("data file", "datafile") and str(value).strip().upper().startswith("LIST"):
+            # the rest of the header names the data files, one per line
+            rest = [l.strip() for l in lines[n:] if l.strip()]
+            if end is not None:
+                rest += [l.strip() for l in blob[end:end + _MAX_HEADER].decode("latin-1").splitlines() if l.strip()]
+            hdr["data files"] = rest
+            end = None
+            break
+    hdr["comments"] = comments
+    return hdr, end, blob
+
+
+def _get(hdr, *names, default=None):
+    for n in names:
+        if n in hdr:
+            return hdr[n]
+    return default
+
+
+def _layout(hdr: dict, path: str):
+    dim = hdr.get("dimension")
+    if not isinstance(dim, int) or dim < 1:
+        raise CorruptInput("NRRD header has no valid dimension", path)
+    if dim > 5:
+        raise UnsupportedFormat(f"NRRD with {dim} axes is not supported", path)
+    sizes = hdr.get("sizes")
+    if not isinstance(sizes, list) or len(sizes) != dim or any(s <= 0 for s in sizes):
+        raise CorruptInput(f"sizes {sizes} do not give {dim} positive numbers", path)
+    tname = str(hdr.get("type", "")).strip().lower()
+    if tname == "block":
+        raise UnsupportedFormat("NRRD 'block' type data is not supported", path)
+    if tname not in TYPES:
+        raise UnsupportedFormat(f"unknown NRRD type {hdr.get('type')!r}", path)
+    encoding = ENCODINGS.get(str(hdr.get("encoding", "")).strip().lower())
+    if encoding is None:
+        raise UnsupportedFormat(f"unsupported NRRD encoding {hdr.get('encoding')!r}", path)
+    dtype = np.dtype(TYPES[tname])
+    endian = str(hdr.get("endian", "little")).strip().lower()
+    if dtype.itemsize > 1 and encoding not in ("ascii",):
+        if endian not in ("little", "big"):
+            raise CorruptInput(f"bad endian {endian!r}", path)
+        dtype = dtype.newbyteorder("<" if endian == "little" else ">")
+    return dim, sizes, dtype, encoding
+
+
+def _per_axis(hdr, names, dim, default):
+    v = _get(hdr, *names)
+    return v if isinstance(v, list) and len(v) == dim else [default] * dim
+
+
+def _axes(hdr: dict, dim: int, sizes: list, dtype: np.dtype, path: str):
+    """(spatial axes, colour axis or None, value kind, other axes) in file order."""
+    kinds = [k.strip('"').lower() for k in _per_axis(hdr, ("kinds",), dim, "")]
+    dirs = hdr.get("space directions")
+    if dirs is not None and (not isinstance(dirs, list) or len(dirs) != dim):
+        raise CorruptInput(f"space directions give {len(dirs) if isinstance(dirs, list) else 0} entries "
+                           f"for {dim} axes", path)
+    colour, kind = None, "scalar"
+    for ax, k in enumerate(kinds):
+        if k in _COLOUR_KINDS or (k in ("3-color", "4-color") and dtype == np.uint8):
+            colour, kind = ax, _COLOUR_KINDS.get(k, "rgb" if k == "3-color" else "rgba")
+            if sizes[ax] != (3 if kind == "rgb" else 4):
+                raise CorruptInput(f"a {k} axis must have {3 if kind == 'rgb' else 4} samples, not {sizes[ax]}",
+                                   path)
+            break
+    spatial, others = [], []
+    for ax in range(dim):
+        if ax == colour:
+            continue
+        if dirs is not None:
+            is_space = dirs[ax] is not None
+        elif kinds[ax]:
+            is_space = kinds[ax] in ("domain", "space")
+        else:
+            is_space = True
+        (spatial if is_space and len(spatial) < 3 else others).append(ax)
+    if len(others) > 1:
+        raise UnsupportedFormat(f"NRRD with {len(others)} non-spatial axes is not supported", path)
+    if not spatial:
+        raise UnsupportedFormat("NRRD without a spatial axis is not supported", path)
+    return spatial, colour, kind, others
+
+
+def _geometry(hdr: dict, dim: int, spatial: list, others: list, path: str):
+    """(RAS affine, orientation known, time step)."""
+    space = hdr.get("space")
+    sdim = hdr.get("space dimension")
+    dirs = hdr.get("space directions")
+    n = len(spatial)
+    lin = np.eye(3)
+    origin = np.zeros(3)
+    known = False
+    time_step = None
+    if space is not None or isinstance(sdim, int):
+        signs, known = (1, 1, 1), False
+        if space is not None:
+            key = str(space).strip().lower()
+            if key not in SPACES:
+                raise UnsupportedFormat(f"unknown NRRD space {space!r}", path)
+            signs, known = SPACES[key]
+        if dirs is None:
+            raise CorruptInput("NRRD has a space but no space directions", path)
+        width = len(next(d for d in dirs if d is not None))
+        if any(d is not None and len(d) != width for d in dirs) or width < 2:
+            raise CorruptInput("space directions differ in length", path)
+        for col, ax in enumerate(spatial):
+            v = np.array(dirs[ax][:3], dtype=float)
+            lin[:len(v), col] = v
+            if len(v) < 3:
+                lin[2, col] = 0.0
+        if n == 2:  # a plane in space: its normal stands in for the missing third axis
+            normal = np.cross(lin[:, 0], lin[:, 1])
+            lin[:, 2] = normal / (np.linalg.norm(normal) or 1.0)
+        raw_origin = hdr.get("space origin")
+        if raw_origin is not None:
+            o = np.array(raw_origin[:3], dtype=float)
+            origin[:len(o)] = o
+        for ax in others:
+            if dirs[ax] is not None and len(dirs[ax]) > 3:
+                time_step = float(np.linalg.norm(dirs[ax]))
+        units = [u.strip('"').lower() for u in (hdr.get("space units") or [])]
+        scale = np.array([_UNITS_MM.get(units[i], 1.0) if i < len(units) else 1.0 for i in range(3)])
+        lin, origin = lin * scale[:, None], origin * scale
+        sign = np.array(signs, dtype=float)
+        lin, origin = lin * sign[:, None], origin * sign
+    else:
+        spacings = _per_axis(hdr, ("spacings",), dim, float("nan"))
+        mins = _per_axis(hdr, ("axis mins", "axismins"), dim, float("nan"))
+        centers = [c.strip('"').lower() for c in _per_axis(hdr, ("centers", "centerings"), dim, "")]
+        for col, ax in enumerate(spatial):
+            s = spacings[ax] if np.isfinite(spacings[ax]) else 1.0
+            lin[col, col] = s
+            if np.isfinite(mins[ax]):
+                origin[col] = mins[ax] + (s / 2 if centers[ax] == "cell" else 0.0)
+    for ax in others:
+        sp = _per_axis(hdr, ("spacings",), dim, float("nan"))[ax]
+        if np.isfinite(sp):
+            time_step = float(sp)
+    if not (np.isfinite(lin).all() and np.isfinite(origin).all()):
+        raise CorruptInput("the geometry holds NaN or infinite values", path)
+    if abs(np.linalg.det(lin)) < 1e-12:
+        raise CorruptInput("the space directions are degenerate (zero or parallel)", path)
+    aff = np.eye(4)
+    aff[:3, :3], aff[:3, 3] = lin, origin
+    return geometry.lps_to_ras(aff), known, time_step
+
+
+def _data_chunks(hdr: dict, end, path: str, sizes: list, itemsize: int, encoding: str) -> list:
+    total = int(np.prod(sizes, dtype=object)) * itemsize
+    lineskip = max(int(_get(hdr, "line skip", "lineskip", default=0) or 0), 0)
+    byteskip = int(_get(hdr, "byte skip", "byteskip", default=0) or 0)
+    if byteskip < -1:
+        raise CorruptInput(f"bad byte skip {byteskip}", path)
+    if byteskip == -1 and encoding != "raw":
+        raise CorruptInput("byte skip -1 is only allowed with raw encoding", path)
+
+    def chunk(file, nbytes, base_offset=0):
+        if encoding == "raw":
+            return Chunk(file, -1 if byteskip == -1 else base_offset + byteskip, nbytes, encoding, 0, lineskip)
+        return Chunk(file, base_offset, nbytes, encoding, byteskip, lineskip)
+
+    spec = _get(hdr, "data file", "datafile")
+    if spec is None:
+        if end is None:
+            raise CorruptInput("NRRD header has no data (no blank line, no data file)", path)
+        return [chunk(path, total, end)]
+    base = os.path.dirname(path)
+    words = str(spec).split()
+    if words and words[0].upper() == "LIST":
+        names = hdr.get("data files") or []
+        sub = int(words[1]) if len(words) > 1 and words[1].isdigit() else len(sizes) - 1
+        return _split(hdr, [os.path.join(base, n) for n in names], sub, sizes, itemsize, chunk, path)
+    if len(words) >= 4 and "%" in words[0]:
+        try:
+            lo, hi, step = int(words[1]), int(words[2]), int(words[3])
+            sub = int(words[4]) if len(words) > 4 else len(sizes) - 1
+        except ValueError:
+            raise CorruptInput(f"bad data file pattern {spec!r}", path) from None
+        if step == 0 or (hi - lo) * step < 0 or (hi - lo) // step + 1 > 1 << 20:
+            raise CorruptInput(f"bad data file pattern {spec!r}", path)
+        try:
+            names = [words[0] % i for i in range(lo, hi + (1 if step > 0 else -1), step)]
+        except (TypeError, ValueError):
+            raise CorruptInput(f"bad data file pattern {spec!r}", path) from None
+        return _split(hdr, [os.path.join(base, n) for n in names], sub, sizes, itemsize, chunk, path)
+    return [chunk(os.path.join(base, str(spec).strip()), total)]
+
+
+def _split(hdr, files, sub, sizes, itemsize, chunk, path):
+    if not 1 <= sub <= len(sizes):
+        raise CorruptInput(f"bad data file sub-dimension {sub}", path)
+    per = int(np.prod(sizes[:sub], dtype=object)) * itemsize
+    expected = int(np.prod(sizes[sub:], dtype=object))
+    if len(files) != expected:
+        raise CorruptInput(f"the header names {len(files)} data files but the sizes need {expected}", path)
+    return [chunk(f, per) for f in files]
+
+
+def read(path: str, fmt: str | None = None, header_only: bool = False, **options) -> Volume:
+    hdr, end, _ = parse(path)
+    dim, sizes, dtype, encoding = _layout(hdr, path)
+    spatial, colour, kind, others = _axes(hdr, dim, sizes, dtype, path)
+    affine, known, time_step = _geometry(hdr, dim, spatial, others, path)
+    chunks = check_chunks(_data_chunks(hdr, end, path, sizes, dtype.itemsize, encoding), path)
+    count = int(np.prod(sizes, dtype=object))
+    order = spatial + others + ([colour] if colour is not None else [])
+    shape = tuple(sizes[a] for a in order)
+    if len(spatial) == 1:  # one spatial axis: a 2D image of one row
+        order_shape = (shape[0], 1) + shape[1:]
+    else:
+        order_shape = shape
+
+    def loader():
+        arr = load_elements(chunks, dtype, count, path).reshape(sizes, order="F")
+        arr = arr.transpose(order) if order != list(range(dim)) else arr
+        return arr.reshape(order_shape) if order_shape != shape else arr
+
+    metadata = {}
+    vol = Volume(affine=affine, value_kind=kind, time_step=time_step if others else None, metadata=metadata,
+                 header=hdr, format="nrrd", path=path, orientation_known=known, loader=loader,
+                 stored_shape=order_shape, stored_dtype=dtype.newbyteorder("="))
+    if not header_only:
+        vol.array  # noqa: B018 - decode now so a corrupt stream fails inside read()
+    return vol
+
+
+def read_header(path: str, fmt: str | None = None) -> dict:
+    """The magic line, every field in file order (typed), key:=value pairs, then the comments."""
+    hdr, _, _ = parse(path)
+    return hdr
+
+
+# -- writing ---------------------------------------------------------------------------
+def output_paths(path: str, encoding: str) -> list:
+    if path.lower().endswith(".nhdr"):
+        return [path, path[:-5] + (".raw.gz" if encoding == "gzip" else ".raw")]
+    return [path]
+
+
+def _vec(values) -> str:
+    return "(" + ",".join(number(v) for v in values) + ")"
+
+
+def _header_text(volume: Volume, dtype: np.dtype, encoding: str, data_name) -> str:
+    lps = geometry.ras_to_lps(volume.affine)
+    grid = list(volume.grid_shape)
+    nd = volume.ndim
+    n = min(nd, 3)
+    sizes, dirs, kinds = [], [], []
+    if volume.value_kind in ("rgb", "rgba"):
+        sizes.append(volume.channels)
+        dirs.append("none")
+        kinds.append("RGB-color" if volume.value_kind == "rgb" else "RGBA-color")
+    for ax in range(n):
+        sizes.append(grid[ax])
+        dirs.append(_vec(lps[:3, ax]))
+        kinds.append("domain")
+    spacings = None
+    if nd == 4:
+        sizes.append(grid[3])
+        dirs.append("none")
+        kinds.append("time" if volume.time_step else "list")
+        if volume.time_step:
+            spacings = ["nan"] * (len(sizes) - 1) + [number(volume.time_step)]
+    lines = ["NRRD0004", "# Complete NRRD file format specification at:",
+             "# http://teem.sourceforge.net/nrrd/format.html",
+             f"type: {_WRITE_TYPE[dtype.str.lstrip('<>=|')]}", f"dimension: {len(sizes)}",
+             "space: left-posterior-superior", f"sizes: {' '.join(str(int(s)) for s in sizes)}",
+             f"space directions: {' '.join(dirs)}", f"kinds: {' '.join(kinds)}"]
+    if spacings:
+        lines.append(f"spacings: {' '.join(spacings)}")
+    if dtype.itemsize > 1:
+        lines.append(f"endian: {'little' if np.little_endian else 'big'}")
+    lines += [f"encoding: {encoding}", f"space origin: {_vec(lps[:3, 3])}"]
+    if data_name:
+        lines.append(f"data file: {data_name}")
+    return "\n".join(lines) + "\n" + ("" if data_name else "\n")
+
+
+def write(volume: Volume, path: str, fmt: str = "nrrd", *, force: bool = False, protect=(),
+          encoding: str | None = None, **options) -> list:
+    """Write .nrrd (attached, gzip by default) or .nhdr + .raw (raw by default)."""
+    volume = volume.unscaled()  # real values are stored: NRRD has no slope/intercept readers honour
+    dtype = data_dtype(volume, "NRRD", path)
+    if volume.ndim > 4:
+        raise OutputError(f"medconv writes NRRD of at most 4 dimensions, this volume has {volume.ndim}", path)
+    if not np.isfinite(volume.affine).all():
+        raise OutputError("the volume's affine holds NaN or infinite values", path)
+    detached = path.lower().endswith(".nhdr")
+    encoding = (encoding or ("raw" if detached else "gzip")).lower()
+    if encoding not in ("raw", "gzip"):
+        raise OutputError(f"medconv writes NRRD data raw or gzip, not {encoding!r}", path)
+    paths = output_paths(path, encoding)
+    arr = file_order_bytes(volume)
+    if arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    header = _header_text(volume, dtype, encoding, os.path.basename(paths[1]) if detached else None)
+    with io.atomic_outputs(paths, force=force, protect=protect) as temps:
+        with open(temps[0], "wb") as fh:
+            fh.write(header.encode("latin-1"))
+            if not detached:
+                _write_payload(fh, arr, encoding)
+        if detached:
+            with open(temps[1], "wb") as fh:
+                _write_payload(fh, arr, encoding)
+    return paths
+
+
+def _write_payload(fh, arr: np.ndarray, encoding: str) -> None:
+    if encoding == "raw":
+        write_array(fh, arr)
+        return
+    from isal import igzip_threaded
+
+    level = min(3, max(0, io._state["level"]))
+    gz = igzip_threaded.open(fh, "wb", compresslevel=level, threads=io._threads())
+    try:
+        write_array(gz, arr)
+    finally:
+        gz.close()
