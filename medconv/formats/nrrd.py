@@ -8,10 +8,11 @@ Axes: the axes with a space direction (or, without a space, the domain/space axe
 are the spatial i, j, k of the Volume in file order; an RGB-color / RGBA-color axis
 (or a 3-/4-color axis of 8-bit samples) becomes the colour channels; any other
 axis (time, list, vector, ...) becomes the 4th axis. Spaces: left-posterior-superior
-and right-anterior-superior (and their -time forms), left-anterior-superior; a
-scanner-xyz / 3D-handed space or no space at all is read as LPS, as ITK does, and
-the orientation is reported as unknown. Cell-centred axis mins are shifted by half
-a spacing to the first sample's centre.
+and right-anterior-superior (and their -time forms), left-anterior-superior; an
+unnamed space ("space dimension: N", as ITK writes 2D and 4D images) is ITK's LPS;
+scanner-xyz / 3D-handed spaces and files with no space at all (spacings, axis mins)
+are read as LPS too, as ITK does, with the orientation reported as unknown.
+Cell-centred axis mins are shifted by half a spacing to the first sample's centre.
 """
 from __future__ import annotations
 
@@ -245,7 +246,7 @@ def _geometry(hdr: dict, dim: int, spatial: list, others: list, path: str):
     known = False
     time_step = None
     if space is not None or isinstance(sdim, int):
-        signs, known = (1, 1, 1), False
+        signs, known = (1, 1, 1), True  # an unnamed space is ITK's (LPS), as ITK writes 2D and 4D
         if space is not None:
             key = str(space).strip().lower()
             if key not in SPACES:
@@ -395,36 +396,42 @@ def _vec(values) -> str:
 
 
 def _header_text(volume: Volume, dtype: np.dtype, encoding: str, data_name) -> str:
+    """Header lines in the order ITK writes them; the space is LPS (plus time for 4D).
+
+    ITK reads only images whose space has as many components as there are domain axes,
+    so a 2D image in the z = 0 plane gets a 2-component space (as ITK writes it), an
+    oblique 2D image becomes one slice of a 3D image, and 4D uses left-posterior-superior-time.
+    """
     lps = geometry.ras_to_lps(volume.affine)
     grid = list(volume.grid_shape)
     nd = volume.ndim
-    n = min(nd, 3)
+    if nd == 2 and (np.abs(lps[2, :2]).max() > 1e-9 or abs(lps[2, 3]) > 1e-9):
+        nd, grid = 3, grid + [1]  # keeps the plane's place in space
+    width = {2: 2, 3: 3, 4: 4}[nd]
     sizes, dirs, kinds = [], [], []
     if volume.value_kind in ("rgb", "rgba"):
         sizes.append(volume.channels)
         dirs.append("none")
         kinds.append("RGB-color" if volume.value_kind == "rgb" else "RGBA-color")
-    for ax in range(n):
+    for ax in range(min(nd, 3)):
         sizes.append(grid[ax])
-        dirs.append(_vec(lps[:3, ax]))
+        dirs.append(_vec(list(lps[:min(width, 3), ax]) + [0.0] * (width - 3)))
         kinds.append("domain")
-    spacings = None
+    origin = list(lps[:min(width, 3), 3]) + [0.0] * (width - 3)
     if nd == 4:
         sizes.append(grid[3])
-        dirs.append("none")
-        kinds.append("time" if volume.time_step else "list")
-        if volume.time_step:
-            spacings = ["nan"] * (len(sizes) - 1) + [number(volume.time_step)]
+        dirs.append(_vec([0.0, 0.0, 0.0, float(volume.time_step or 1.0)]))
+        kinds.append("time")
+    space = {2: "space dimension: 2", 3: "space: left-posterior-superior",
+             4: "space: left-posterior-superior-time"}[nd]
     lines = ["NRRD0004", "# Complete NRRD file format specification at:",
              "# http://teem.sourceforge.net/nrrd/format.html",
              f"type: {_WRITE_TYPE[dtype.str.lstrip('<>=|')]}", f"dimension: {len(sizes)}",
-             "space: left-posterior-superior", f"sizes: {' '.join(str(int(s)) for s in sizes)}",
+             space, f"sizes: {' '.join(str(int(s)) for s in sizes)}",
              f"space directions: {' '.join(dirs)}", f"kinds: {' '.join(kinds)}"]
-    if spacings:
-        lines.append(f"spacings: {' '.join(spacings)}")
     if dtype.itemsize > 1:
         lines.append(f"endian: {'little' if np.little_endian else 'big'}")
-    lines += [f"encoding: {encoding}", f"space origin: {_vec(lps[:3, 3])}"]
+    lines += [f"encoding: {encoding}", f"space origin: {_vec(origin)}"]
     if data_name:
         lines.append(f"data file: {data_name}")
     return "\n".join(lines) + "\n" + ("" if data_name else "\n")
