@@ -1,0 +1,242 @@
+"""MetaImage backend: round trips, SimpleITK cross-checks both ways, the file forms ITK writes, bad inputs."""
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+import medconv
+from helpers import assert_clean_error, make_volume, oblique_affine, run
+from medconv import geometry
+from medconv.volume import Volume
+
+sitk = pytest.importorskip("SimpleITK")
+
+DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
+
+
+def _sitk_affine(im):
+    n = im.GetDimension()
+    d = np.array(im.GetDirection()).reshape(n, n)[:3, :3]
+    return geometry.lps_to_ras(geometry.compose(d, im.GetSpacing()[:3], im.GetOrigin()[:3]))
+
+
+def _sitk_array(im):
+    """SimpleITK's array in medconv's [i, j, k, (t), (channel)] order."""
+    a = sitk.GetArrayFromImage(im)
+    n = im.GetDimension()
+    axes = list(range(n))[::-1] + ([n] if im.GetNumberOfComponentsPerPixel() > 1 else [])
+    return a.transpose(axes)
+
+
+def _files(d):
+    return sorted(p.name for p in d.iterdir())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ext", [".mha", ".mhd"])
+def test_round_trip_every_dtype(tmp_path, dtype, ext):
+    v = make_volume(shape=(5, 4, 3), dtype=dtype)
+    files = medconv.write(v, str(tmp_path / ("v" + ext)))
+    assert len(files) == (2 if ext == ".mhd" else 1)
+    back = medconv.read(str(tmp_path / ("v" + ext)))
+    assert back.format == "metaimage" and back.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back.array, v.array)
+    assert np.allclose(back.affine, v.affine, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape,kind", [((6, 5), "scalar"), ((6, 5, 4, 3), "scalar"), ((6, 5, 4, 3), "rgb"),
+                                        ((6, 5, 4, 4), "rgba"), ((6, 5, 3), "rgb")])
+def test_round_trip_2d_4d_colour(tmp_path, shape, kind):
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 255, size=shape, dtype=np.uint8)
+    flat = len(shape) - (kind != "scalar") == 2
+    aff = np.diag([-0.5, -0.75, 1.0, 1.0]) if flat else oblique_affine()
+    v = Volume(data=data, affine=aff, value_kind=kind, time_step=2.5 if kind == "scalar" and len(shape) == 4 else None)
+    medconv.write(v, str(tmp_path / "v.mha"))
+    back = medconv.read(str(tmp_path / "v.mha"))
+    assert back.value_kind == kind and back.shape == v.shape
+    np.testing.assert_array_equal(back.array, data)
+    cols = [0, 1, 3] if flat else [0, 1, 2, 3]  # a 2D image has no third axis to compare
+    assert np.allclose(back.affine[:, cols], aff[:, cols], atol=1e-9)
+    if v.time_step:
+        assert back.time_step == 2.5
+
+
+def test_oblique_2d_keeps_its_plane(tmp_path):
+    """A 2D image off the z = 0 plane is written as one slice of a 3D image, so no voxel moves."""
+    v = make_volume(shape=(6, 5), dtype="int16")
+    medconv.write(v, str(tmp_path / "p.mha"))
+    assert "NDims = 3" in (tmp_path / "p.mha").read_bytes()[:400].decode("latin-1")
+    back = medconv.read(str(tmp_path / "p.mha"))
+    assert back.shape == (6, 5, 1)
+    assert geometry.world_equal(back.affine, v.affine, (6, 5, 1))
+
+
+def test_scaled_volume_written_as_real_values(tmp_path):
+    v = make_volume(shape=(4, 3, 2), dtype="int16", scaling=(0.5, -10.0))
+    medconv.write(v, str(tmp_path / "s.mha"))
+    back = medconv.read(str(tmp_path / "s.mha"))
+    assert back.scaling is None
+    np.testing.assert_allclose(back.array, v.real(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("ext,compress", [(".mha", False), (".mhd", False), (".mhd", True), (".mha", True)])
+def test_simpleitk_reads_what_medconv_writes(tmp_path, ext, compress):
+    v = make_volume(shape=(7, 6, 5), dtype="int16")
+    path = str(tmp_path / ("o" + ext))
+    files = medconv.write(v, path, compress=compress)
+    if ext == ".mhd":
+        assert files[1].endswith(".zraw" if compress else ".raw")
+    im = sitk.ReadImage(path)
+    np.testing.assert_array_equal(_sitk_array(im), v.array)
+    assert np.allclose(_sitk_affine(im), v.affine, atol=1e-6)
+
+
+def test_simpleitk_reads_4d_and_rgb(tmp_path):
+    v = make_volume(shape=(5, 4, 3, 2), dtype="float32", time_step=1.5)
+    medconv.write(v, str(tmp_path / "f.mha"))
+    im = sitk.ReadImage(str(tmp_path / "f.mha"))
+    assert im.GetSize() == (5, 4, 3, 2) and im.GetSpacing()[3] == 1.5
+    np.testing.assert_array_equal(_sitk_array(im), v.array)
+    assert np.allclose(_sitk_affine(im), v.affine, atol=1e-6)
+    rgb = Volume(data=np.arange(5 * 4 * 3 * 3, dtype=np.uint8).reshape(5, 4, 3, 3), affine=oblique_affine(),
+                 value_kind="rgb")
+    medconv.write(rgb, str(tmp_path / "c.mha"))
+    im = sitk.ReadImage(str(tmp_path / "c.mha"))
+    assert im.GetNumberOfComponentsPerPixel() == 3
+    np.testing.assert_array_equal(_sitk_array(im), rgb.array)
+
+
+@pytest.mark.parametrize("ext,compress", [(".mha", False), (".mhd", True)])
+def test_medconv_reads_what_simpleitk_writes(tmp_path, ext, compress):
+    arr = np.random.default_rng(3).integers(-1000, 3000, size=(4, 5, 6)).astype(np.int16)  # [z, y, x]
+    im = sitk.GetImageFromArray(arr)
+    im.SetSpacing((0.7, 0.8, 2.5))
+    im.SetOrigin((-12.5, 30.25, 7.0))
+    rot = geometry.orthonormalize(np.array([[0.9, -0.3, 0.1], [0.35, 0.92, -0.2], [-0.05, 0.2, 0.97]]))
+    im.SetDirection(rot.reshape(-1).tolist())
+    path = str(tmp_path / ("s" + ext))
+    sitk.WriteImage(im, path, compress)
+    v = medconv.read(path)
+    np.testing.assert_array_equal(v.array, arr.transpose(2, 1, 0))
+    assert np.allclose(v.affine, _sitk_affine(im), atol=1e-6)
+
+
+def test_header_keys_in_itk_order_and_offset_is_lps(tmp_path):
+    v = make_volume(shape=(4, 3, 2), dtype="int16")
+    medconv.write(v, str(tmp_path / "h.mhd"))
+    text = (tmp_path / "h.mhd").read_text()
+    keys = [line.split(" = ")[0] for line in text.splitlines()]
+    assert keys == ["ObjectType", "NDims", "BinaryData", "BinaryDataByteOrderMSB", "CompressedData",
+                    "TransformMatrix", "Offset", "CenterOfRotation", "AnatomicalOrientation", "ElementSpacing",
+                    "DimSize", "ElementType", "ElementDataFile"]
+    offset = [float(x) for x in text.split("Offset = ")[1].splitlines()[0].split()]
+    assert np.allclose(offset, geometry.ras_to_lps(v.affine)[:3, 3])
+    assert "ElementDataFile = h.raw" in text
+
+
+def _write_mhd(d, name, lines, data_files=()):
+    for fname, blob in data_files:
+        (d / fname).write_bytes(blob)
+    (d / name).write_text("".join(line + "\n" for line in lines))
+    return str(d / name)
+
+
+BASE = ["ObjectType = Image", "NDims = 3", "DimSize = 3 4 2", "ElementSpacing = 1 1 2"]
+
+
+def test_list_pattern_zraw_and_big_endian(tmp_path):
+    data = np.arange(24, dtype=np.int16).reshape(2, 4, 3)  # [z, y, x] on disk
+    want = data.transpose(2, 1, 0)
+    # LIST, big-endian, an unknown key kept in the header
+    p = _write_mhd(tmp_path, "l.mhd", BASE + ["ElementType = MET_SHORT", "ElementByteOrderMSB = True",
+                                              "Modality = MET_MOD_CT", "ElementDataFile = LIST", "a.raw", "b.raw"],
+                   [("a.raw", data[0].astype(">i2").tobytes()), ("b.raw", data[1].astype(">i2").tobytes())])
+    np.testing.assert_array_equal(medconv.read(p).array, want)
+    hdr = medconv.formats.backend("metaimage").read_header(p, "metaimage")
+    assert hdr["Modality"] == "MET_MOD_CT" and hdr["ElementDataFiles"] == ["a.raw", "b.raw"]
+    assert hdr["DimSize"] == [3, 4, 2] and hdr["ElementByteOrderMSB"] is True
+    # the printf pattern form
+    p = _write_mhd(tmp_path, "p.mhd", BASE + ["ElementType = MET_SHORT", "ElementDataFile = s%03d.raw 1 2 1"],
+                   [("s001.raw", data[0].tobytes()), ("s002.raw", data[1].tobytes())])
+    np.testing.assert_array_equal(medconv.read(p).array, want)
+    # zlib-compressed .zraw
+    blob = zlib.compress(data.tobytes())
+    p = _write_mhd(tmp_path, "z.mhd", BASE + ["ElementType = MET_SHORT", "CompressedData = True",
+                                              f"CompressedDataSize = {len(blob)}", "ElementDataFile = z.zraw"],
+                   [("z.zraw", blob)])
+    np.testing.assert_array_equal(medconv.read(p).array, want)
+    # HeaderSize = -1: the data ends the file
+    p = _write_mhd(tmp_path, "e.mhd", BASE + ["ElementType = MET_SHORT", "HeaderSize = -1",
+                                              "ElementDataFile = e.raw"], [("e.raw", b"junk" + data.tobytes())])
+    np.testing.assert_array_equal(medconv.read(p).array, want)
+
+
+def test_vector_channels_become_an_axis(tmp_path):
+    """A 3-channel float image (a displacement field) is not RGB: its channels become a 4th axis."""
+    data = np.arange(3 * 4 * 2 * 3, dtype=np.float32)
+    p = _write_mhd(tmp_path, "d.mhd", BASE + ["ElementNumberOfChannels = 3", "ElementType = MET_FLOAT",
+                                              "ElementDataFile = d.raw"], [("d.raw", data.tobytes())])
+    v = medconv.read(p)
+    assert v.value_kind == "scalar" and v.shape == (3, 4, 2, 3)
+    np.testing.assert_array_equal(v.array[1, 0, 0], data[3:6])
+
+
+def test_header_only_is_lazy(tmp_path):
+    v = make_volume(shape=(5, 4, 3), dtype="uint16")
+    medconv.write(v, str(tmp_path / "l.mha"))
+    lazy = medconv.read(str(tmp_path / "l.mha"), header_only=True)
+    assert not lazy.is_loaded and lazy.shape == (5, 4, 3) and lazy.dtype == np.uint16
+    res = run("info", tmp_path / "l.mha", "--get", "format", "--get", "orientation")
+    assert res.code == 0 and res.out.split() == ["metaimage", v.orientation]
+
+
+def test_write_refuses_complex_and_leaves_nothing(tmp_path):
+    v = Volume(data=np.ones((3, 3, 3), np.complex64), affine=np.eye(4), value_kind="complex")
+    out = tmp_path / "o"
+    with pytest.raises(medconv.OutputError):
+        medconv.write(v, str(out / "c.mhd"))
+    assert not out.exists() or _files(out) == []
+
+
+BAD = {
+    "missing data file": (BASE + ["ElementType = MET_SHORT", "ElementDataFile = gone.raw"], [], "gone.raw"),
+    "truncated": (BASE + ["ElementType = MET_SHORT", "ElementDataFile = t.raw"], [("t.raw", b"\0" * 10)],
+                  "truncated"),
+    "bad NDims": (["ObjectType = Image", "NDims = x", "DimSize = 3 4 2", "ElementType = MET_SHORT",
+                   "ElementDataFile = t.raw"], [("t.raw", b"\0" * 48)], "NDims"),
+    "unknown ElementType": (BASE + ["ElementType = MET_QUATERNION", "ElementDataFile = t.raw"],
+                            [("t.raw", b"\0" * 48)], "ElementType"),
+    "huge claim": (["ObjectType = Image", "NDims = 3", "DimSize = 10000 10000 10000", "ElementType = MET_UCHAR",
+                    "ElementDataFile = t.raw"], [("t.raw", b"\0" * 48)], "10000"),
+    "huge compressed claim": (["ObjectType = Image", "NDims = 3", "DimSize = 10000 10000 10000",
+                               "ElementType = MET_UCHAR", "CompressedData = True", "ElementDataFile = t.zraw"],
+                              [("t.zraw", zlib.compress(b"\0" * 48))], "10000"),
+    "LIST too short": (BASE + ["ElementType = MET_SHORT", "ElementDataFile = LIST", "a.raw"],
+                       [("a.raw", b"\0" * 24)], "files"),
+    "corrupt zlib": (BASE + ["ElementType = MET_SHORT", "CompressedData = True", "ElementDataFile = t.zraw"],
+                     [("t.zraw", b"x\x9cnot really zlib data at all")], "corrupt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.parametrize("command", ["info", "convert"])
+def test_bad_inputs_are_clean_errors(tmp_path, case, command):
+    lines, data_files, needle = BAD[case]
+    src = tmp_path / "in"
+    src.mkdir()
+    p = _write_mhd(src, "bad.mhd", lines, data_files)
+    out = tmp_path / "out"
+    if command == "info" and case == "corrupt zlib":
+        command = "stats"  # info reads headers only; a broken stream shows once voxels are read
+    argv = [command, p] if command != "convert" else ["convert", p, out / "o.nii.gz"]
+    res = run(*argv)
+    assert_clean_error(res, 3, needle)
+    assert not out.exists() or _files(out) == []
+
+
+def test_bad_header_line_in_mha(tmp_path):
+    p = tmp_path / "b.mha"
+    p.write_bytes(b"ObjectType = Image\nNDims = 3\n\x00\x01garbage line\nElementDataFile = LOCAL\n")
+    assert_clean_error(run("info", p), 3)
