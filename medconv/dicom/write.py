@@ -73,7 +73,7 @@ def write_series(volume, path, *, force=False, protect=(), template=None, modali
     ref = _read_template(template) if template is not None else None
 
     base = _base_dataset(volume, sop_class, modality, geo, pix, ref)
-    nx, ny, nz, nt = geo["grid"]
+    nz, nt = geo["grid"][2:]
     n_files = nz * nt
     width = max(4, len(str(n_files)))
     names = [f"{n:0{width}d}.dcm" for n in range(1, n_files + 1)]
@@ -238,7 +238,7 @@ def _quantise(volume, path) -> dict:
     slope, inter = float(slope_s), float(inter_s)
     stored = np.clip(np.rint((real - inter) / slope), 0, 65535).astype(np.uint16)
     # readers evaluate stored * slope + intercept in float32 or float64: bound both
-    bound = slope / 2.0 + 8 * float(np.finfo(np.float32).eps) * max(abs(lo), abs(hi), abs(inter) + 65535 * slope)
+    bound = slope / 2.0 + 4 * float(np.finfo(np.float32).eps) * (max(abs(lo), abs(hi)) + slope)
     back = stored.astype(np.float64) * slope + inter
     err = float(np.abs(back - real).max()) if real.size else 0.0
     log.note(f"{volume.real_dtype()} values {lo:.6g}..{hi:.6g} quantised to uint16 (RescaleSlope {slope_s}, "
