@@ -357,8 +357,12 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
     ds.SeriesDate, ds.SeriesTime = _da(now), _tm(now)
     if description:
         ds.SeriesDescription = str(description)[:64]
+    ds.Laterality = ""  # Type 2C: medconv cannot know whether a paired body part is shown
     if sop_class != SC_STORAGE:
         ds.PatientPosition = ""
+    if meta_in.get("protocol"):
+        ds.ProtocolName = str(meta_in["protocol"])[:64]
+        text.append(ds.ProtocolName)
     # Frame of Reference
     ds.FrameOfReferenceUID = generate_uid()
     ds.PositionReferenceIndicator = ""
@@ -370,7 +374,9 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
         ds.SecondaryCaptureDeviceManufacturer = "medconv"
         ds.SecondaryCaptureDeviceSoftwareVersions = __version__
     # General Image
-    ds.ImageType = ["DERIVED", "SECONDARY"] + (["AXIAL"] if sop_class == CT_STORAGE else [])
+    # CT and MR want a third value: AXIAL (any cross-section) for CT, OTHER for MR
+    third = {CT_STORAGE: ["AXIAL"], MR_STORAGE: ["OTHER"]}.get(sop_class, [])
+    ds.ImageType = ["DERIVED", "SECONDARY"] + third
     ds.ContentDate, ds.ContentTime = _da(now), _tm(now)
     ds.InstanceNumber = 1
     if sop_class == SC_STORAGE:
