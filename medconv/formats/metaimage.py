@@ -159,43 +159,53 @@ def _decode_into(ch: Chunk, out: memoryview, dtype: np.dtype, path: str) -> None
 
 
 def _inflate_into(fh, out: memoryview, skip: int, encoding: str, name: str, path: str) -> int:
-    """Stream-decompress into `out` (never more than asked for at a time: no zip bombs)."""
+    """Stream-decompress into `out`, never inflating more than asked for (no zip bombs).
+
+    A stream of several members (bgzip, concatenated gzip files) is followed to its end.
+    """
     if encoding == "bzip2":
         import bz2
 
-        dec = bz2.BZ2Decompressor()
+        new = bz2.BZ2Decompressor
         errors = (OSError, ValueError, EOFError)
     else:
         from isal import isal_zlib
 
-        dec = isal_zlib.decompressobj(wbits=47)  # 32 + 15: zlib or gzip header, detected
+        def new():
+            return isal_zlib.decompressobj(wbits=47)  # 32 + 15: zlib or gzip header, detected
+
         errors = (Exception,)
-    want, got = len(out), 0
+    dec = new()
+    want, got, pending = len(out), 0, b""
     try:
         while got < want:
-            data = fh.read(_CHUNK)
-            if not data:
+            if not pending:
+                pending = fh.read(_CHUNK)
+            if not pending and (encoding != "bzip2" or dec.needs_input):
+                if encoding != "bzip2" and not dec.eof:
+                    piece = dec.flush()  # output zlib held back under the length limit
+                    n = min(max(len(piece) - skip, 0), want - got)
+                    out[got:got + n] = piece[skip:skip + n]
+                    got += n
                 break
-            while data or (encoding == "bzip2" and not dec.needs_input and not dec.eof):
-                limit = min(_CHUNK, want - got + skip)
-                if encoding == "bzip2":
-                    piece = dec.decompress(data, max_length=limit)
-                    data = b""
-                else:
-                    piece = dec.decompress(data, limit)
-                    data = dec.unconsumed_tail
-                if skip:
-                    cut = min(skip, len(piece))
-                    piece, skip = piece[cut:], skip - cut
-                n = min(len(piece), want - got)
-                out[got:got + n] = piece[:n]
-                got += n
-                if got >= want or dec.eof:
+            limit = min(_CHUNK, want - got + skip)
+            if encoding == "bzip2":
+                piece = dec.decompress(pending, max_length=limit)
+                pending = b""
+            else:
+                piece = dec.decompress(pending, limit)
+                pending = dec.unconsumed_tail
+            if skip:
+                cut = min(skip, len(piece))
+                piece, skip = piece[cut:], skip - cut
+            n = min(len(piece), want - got)
+            out[got:got + n] = piece[:n]
+            got += n
+            if dec.eof and got < want:
+                pending = dec.unused_data + pending or fh.read(_CHUNK)
+                if not pending:
                     break
-                if not piece and encoding != "bzip2" and not data:
-                    break
-            if dec.eof:
-                break
+                dec = new()
     except errors as exc:
         raise CorruptInput(f"compressed data in {name} is corrupt ({exc})", path) from None
     return got

@@ -254,7 +254,10 @@ def _geometry(hdr: dict, dim: int, spatial: list, others: list, path: str):
             signs, known = SPACES[key]
         if dirs is None:
             raise CorruptInput("NRRD has a space but no space directions", path)
-        width = len(next(d for d in dirs if d is not None))
+        given = [d for d in dirs if d is not None]
+        if not given:
+            raise CorruptInput("space directions are all 'none'", path)
+        width = len(given[0])
         if any(d is not None and len(d) != width for d in dirs) or width < 2:
             raise CorruptInput("space directions differ in length", path)
         for col, ax in enumerate(spatial):

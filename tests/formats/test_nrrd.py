@@ -271,3 +271,15 @@ def test_truncated_attached_gzip_is_a_clean_error(tmp_path):
     out = tmp_path / "out"
     assert_clean_error(run("convert", tmp_path / "t.nrrd", out / "o.nii"), 3)
     assert not out.exists() or _files(out) == []
+
+
+@pytest.mark.parametrize("encoding,blob,skip", [
+    ("gzip", gzip.compress(DATA.tobytes()[:20]) + gzip.compress(DATA.tobytes()[20:]), 0),  # two members (bgzip)
+    ("bzip2", bz2.compress(DATA.tobytes()[:10]) + bz2.compress(DATA.tobytes()[10:]), 0),
+    ("gzip", gzip.compress(b"SKIPME" + DATA.tobytes()), 6),  # byte skip counts decoded bytes
+])
+def test_attached_multi_member_and_decoded_byte_skip(tmp_path, encoding, blob, skip):
+    lines = BASE + ["endian: little", f"encoding: {encoding}", f"byte skip: {skip}"]
+    p = tmp_path / "a.nrrd"
+    p.write_bytes(("NRRD0004\n" + "\n".join(lines) + "\n\n").encode() + blob)
+    np.testing.assert_array_equal(medconv.read(str(p)).array, WANT)
