@@ -14,8 +14,8 @@ import uuid
 
 import numpy as np
 
-from .. import geometry, log
-from ..errors import InputError, OutputError
+from .. import geometry, io, log
+from ..errors import InputError, OutputError, UsageError
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -58,48 +58,68 @@ MIN_NORMAL_STEP = 0.05
 def write_series(volume, path, *, force=False, protect=(), template=None, modality=None, **options) -> list:
     """Write `volume` as a series of single-frame files 0001.dcm ... in directory `path`.
 
+    A `path` named like a file (x.dcm, no trailing slash) takes a single image as one file.
     `template`: a reference DICOM file whose patient and study attributes are copied.
     `modality`: overrides volume.metadata["modality"] (CT and MR get their own storage classes).
     Returns the files written.
     """
     path = os.fspath(path)
     dest = os.path.abspath(path)
-    _check_destination(volume, dest, force, protect)
+    single = _names_a_file(path)
+    if not single:
+        _check_destination(volume, dest, force, protect)
     modality = (modality or volume.metadata.get("modality") or "OT").strip().upper() or "OT"
     colour = volume.value_kind == "rgb"
     sop_class = SC_STORAGE if colour else SOP_CLASS.get(modality, SC_STORAGE)
     geo = _geometry(volume, path)
-    pix = _pixels(volume, path, wide=sop_class != SC_STORAGE)
-    ref = _read_template(template) if template is not None else None
-
-    base = _base_dataset(volume, sop_class, modality, geo, pix, ref)
     nz, nt = geo["grid"][2:]
     n_files = nz * nt
+    if single and n_files > 1:
+        raise UsageError(f"{n_files} images make a DICOM series, which is written as a directory: give a "
+                         f"destination ending in / (or --to dicom with a directory name)", path)
+    pix = _pixels(volume, path, wide=sop_class != SC_STORAGE)
+    ref = _read_template(template) if template is not None else None
+    base = _base_dataset(volume, sop_class, modality, geo, pix, ref)
+
+    def save(t, k, target):
+        from pydicom.uid import generate_uid
+
+        n = t * nz + k
+        uid = generate_uid()
+        base.SOPInstanceUID = uid
+        base.file_meta.MediaStorageSOPInstanceUID = uid
+        base.InstanceNumber = n + 1
+        ipp = geo["origin"] + k * geo["slice"]
+        base.ImagePositionPatient = [_ds(v) for v in ipp]
+        base.SliceLocation = _ds(float(np.dot(geo["normal"], ipp)))
+        if nt > 1:
+            base.TemporalPositionIdentifier = t + 1
+            if volume.time_step:
+                base.AcquisitionTime = _acq_time(geo["start"], t * float(volume.time_step))
+        base.PixelData = _slice_bytes(pix["array"], k, t, colour, geo["ndim"])
+        base.save_as(target, enforce_file_format=True)
+
+    if single:
+        with io.atomic_outputs([path], force=force, protect=protect) as temps:
+            save(0, 0, temps[0])
+        return [path]
     width = max(4, len(str(n_files)))
     names = [f"{n:0{width}d}.dcm" for n in range(1, n_files + 1)]
 
     def fill(tmpdir):
-        from pydicom.uid import generate_uid
-
         for t in range(nt):
             for k in range(nz):
-                n = t * nz + k
-                uid = generate_uid()
-                base.SOPInstanceUID = uid
-                base.file_meta.MediaStorageSOPInstanceUID = uid
-                base.InstanceNumber = n + 1
-                ipp = geo["origin"] + k * geo["slice"]
-                base.ImagePositionPatient = [_ds(v) for v in ipp]
-                base.SliceLocation = _ds(float(np.dot(geo["normal"], ipp)))
-                if nt > 1:
-                    base.TemporalPositionIdentifier = t + 1
-                    if volume.time_step:
-                        base.AcquisitionTime = _acq_time(geo["start"], t * float(volume.time_step))
-                base.PixelData = _slice_bytes(pix["array"], k, t, colour, geo["ndim"])
-                base.save_as(os.path.join(tmpdir, names[n]), enforce_file_format=True)
+                save(t, k, os.path.join(tmpdir, names[t * nz + k]))
 
     _write_directory(dest, path, force, fill)
     return [os.path.join(path, name) for name in names]
+
+
+def _names_a_file(path: str) -> bool:
+    """x.dcm (not x.dcm/, not an existing directory): the user asked for one file, not a series."""
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        return False
+    return path.lower().endswith((".dcm", ".dicom", ".ima"))
 
 
 # -- checks -------------------------------------------------------------------------------

@@ -568,3 +568,26 @@ def test_written_files_pass_dciodvfy(tmp_path, case):
         report = proc.stdout + proc.stderr
         errors = [line for line in report.splitlines() if line.startswith("Error")]
         assert not errors, report
+
+
+# -- a destination named like a file ----------------------------------------------------------------
+def test_single_image_to_a_dcm_file(tmp_path):
+    vol = make_volume(shape=(6, 5, 1), dtype="int16", affine=oblique_affine())
+    vol.metadata["modality"] = "CT"
+    src = tmp_path / "one.nii.gz"
+    medconv.write(vol, str(src))
+    res = run("convert", src, tmp_path / "one.dcm")
+    assert res.code == 0, res.err
+    assert (tmp_path / "one.dcm").is_file()
+    _same_world_and_values(vol, medconv.read(str(tmp_path / "one.dcm")))
+    again = run("convert", src, tmp_path / "one.dcm")
+    assert_clean_error(again, 4, "exists")
+    assert run("convert", src, tmp_path / "one.dcm", "--force").code == 0
+
+
+def test_many_images_to_a_dcm_file_name_is_a_usage_error(tmp_path):
+    src = tmp_path / "v.nii.gz"
+    medconv.write(_vol(), str(src))
+    res = run("convert", src, tmp_path / "v.dcm")
+    assert_clean_error(res, 2, "directory")
+    assert sorted(os.listdir(tmp_path)) == ["v.nii.gz"]
