@@ -316,7 +316,7 @@ def _typed(key: str, value: str, path: str):
             return nums if (len(nums) != 1 or key == "DimSize") else nums[0]
         if key in _FLOAT_KEYS:
             return [float(v) for v in value.split()]
-    except ValueError:
+    except (ValueError, OverflowError):
         raise CorruptInput(f"MetaImage {key} is not numeric: {value[:60]!r}", path) from None
     if key in _BOOL_KEYS:
         return value.lower() in ("true", "1", "yes")
