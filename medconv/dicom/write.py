@@ -240,27 +240,51 @@ def _pixels(volume, path, wide: bool) -> dict:
     return plan
 
 
+def _slabs(arr):
+    """Views of `arr` one slice (3rd axis) at a time: float64 work stays one slice big."""
+    if arr.ndim < 3:
+        yield (Ellipsis,), arr
+        return
+    for k in range(arr.shape[2]):
+        yield (slice(None), slice(None), k), arr[:, :, k]
+
+
 def _quantise(volume, path) -> dict:
     """Real (non-integer) values as uint16 with the slope/intercept that spans their range."""
-    real = np.asarray(volume.real(), dtype=np.float64)
-    if not np.isfinite(real).all():
-        raise OutputError("NaN or infinite values cannot be stored in a DICOM image", path)
-    lo, hi = float(real.min()), float(real.max())
-    if np.array_equal(real, np.rint(real)):
+    real = volume.real()
+    lo, hi, whole = np.inf, -np.inf, True
+    for _, slab in _slabs(real):
+        slab = slab.astype(np.float64)
+        if not np.isfinite(slab).all():
+            raise OutputError("NaN or infinite values cannot be stored in a DICOM image", path)
+        if slab.size:
+            lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
+            whole = whole and bool(np.array_equal(slab, np.rint(slab)))
+    if not real.size:
+        lo = hi = 0.0
+    if whole:
         for cand in (np.int16, np.uint16):
             if _fits(lo, hi, cand):
                 return {"array": real.astype(cand), "slope": None, "intercept": None}
         if hi - lo <= 65535 and max(abs(lo), abs(hi)) < 2**24:
-            return {"array": (real - lo).astype(np.uint16), "slope": "1", "intercept": _ds(lo)}
+            stored = np.empty(real.shape, np.uint16)
+            for idx, slab in _slabs(real):
+                stored[idx] = slab.astype(np.float64) - lo
+            return {"array": stored, "slope": "1", "intercept": _ds(lo)}
     # 65534 steps, not 65535: the slope is rounded to a decimal string and must still reach `hi`
     slope_s = _ds((hi - lo) / 65534.0) if hi > lo else "1"
     inter_s = _ds(lo)
     slope, inter = float(slope_s), float(inter_s)
-    stored = np.clip(np.rint((real - inter) / slope), 0, 65535).astype(np.uint16)
+    stored = np.empty(real.shape, np.uint16)
+    err = 0.0
+    for idx, slab in _slabs(real):
+        slab = slab.astype(np.float64)
+        q = np.clip(np.rint((slab - inter) / slope), 0, 65535)
+        stored[idx] = q
+        if slab.size:
+            err = max(err, float(np.abs(q * slope + inter - slab).max()))
     # readers evaluate stored * slope + intercept in float32 or float64: bound both
     bound = slope / 2.0 + 4 * float(np.finfo(np.float32).eps) * (max(abs(lo), abs(hi)) + slope)
-    back = stored.astype(np.float64) * slope + inter
-    err = float(np.abs(back - real).max()) if real.size else 0.0
     log.note(f"{volume.real_dtype()} values {lo:.6g}..{hi:.6g} quantised to uint16 (RescaleSlope {slope_s}, "
              f"RescaleIntercept {inter_s}): max error {err:.3g}, bound {bound:.3g}")
     return {"array": stored, "slope": slope_s, "intercept": inter_s, "bound": bound}
