@@ -591,3 +591,21 @@ def test_many_images_to_a_dcm_file_name_is_a_usage_error(tmp_path):
     res = run("convert", src, tmp_path / "v.dcm")
     assert_clean_error(res, 2, "directory")
     assert sorted(os.listdir(tmp_path)) == ["v.nii.gz"]
+
+
+# -- real files ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["anatomical.nii", "functional.nii", "standard.nii.gz"])
+def test_real_nifti_files_round_trip_through_dicom(tmp_path, name):
+    from helpers import nibabel_data
+
+    src = nibabel_data(name)
+    vol = medconv.read(src)
+    res = run("convert", src, str(tmp_path / "out") + "/", "--to", "dicom")
+    assert res.code == 0, res.err
+    back = medconv.read(str(tmp_path / "out"))
+    assert back.grid_shape == vol.grid_shape
+    assert back.scaling == pytest.approx(vol.scaling) if vol.scaling else back.scaling is None
+    assert back.dtype == vol.dtype
+    _same_world_and_values(vol, back)  # stored values kept, scaling as RescaleSlope/Intercept
+    n = int(np.prod(vol.grid_shape[2:]))
+    assert len(_files(tmp_path / "out")) == n
