@@ -120,7 +120,7 @@ def load_elements(chunks, dtype: np.dtype, count: int, path: str) -> np.ndarray:
             raise CorruptInput(f"data files hold {pos} of {nbytes} bytes of voxel data", path)
     if not dtype.isnative and dtype.itemsize > 1:
         arr = arr.byteswap(inplace=True).view(dtype.newbyteorder("="))  # in place: no second copy
-    return np.asarray(arr) if not isinstance(arr, np.memmap) else arr
+    return arr
 
 
 def _decode_into(ch: Chunk, out: memoryview, dtype: np.dtype, path: str) -> None:
@@ -280,7 +280,7 @@ def _read_text_header(path: str):
         with open(path, "rb") as fh:
             blob = fh.read(1 << 16)
             while True:
-                match = re.search(rb"^[ \t]*ElementDataFile[ \t]*=[^\r\n]*(\r\n|\n|\r|$)", blob, re.M)
+                match = re.search(rb"^[ \t]*ElementDataFile[ \t]*=[^\r\n]*(\r\n|\n|\r|$)", blob, re.MULTILINE)
                 if match and match.group(1):
                     break
                 more = fh.read(1 << 20) if len(blob) < _MAX_HEADER else b""

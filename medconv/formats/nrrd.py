@@ -24,7 +24,15 @@ import numpy as np
 from .. import geometry, io
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
-from .metaimage import Chunk, check_chunks, data_dtype, file_order_bytes, load_elements, number, write_array
+from .metaimage import (
+    Chunk,
+    check_chunks,
+    data_dtype,
+    file_order_bytes,
+    load_elements,
+    number,
+    write_array,
+)
 
 _TYPES = {
     "i1": ("signed char", "int8", "int8_t"),

@@ -1,12 +1,11 @@
 """MetaImage backend: round trips, SimpleITK cross-checks both ways, the file forms ITK writes, bad inputs."""
-import os
 import zlib
 
 import numpy as np
 import pytest
+from helpers import assert_clean_error, make_volume, oblique_affine, run
 
 import medconv
-from helpers import assert_clean_error, make_volume, oblique_affine, run
 from medconv import geometry
 from medconv.volume import Volume
 

@@ -4,9 +4,9 @@ import gzip
 
 import numpy as np
 import pytest
+from helpers import assert_clean_error, make_volume, oblique_affine, run
 
 import medconv
-from helpers import assert_clean_error, make_volume, oblique_affine, run
 from medconv import geometry
 from medconv.formats import backend
 from medconv.volume import Volume
