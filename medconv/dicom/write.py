@@ -67,7 +67,7 @@ def write_series(volume, path, *, force=False, protect=(), template=None, modali
     dest = os.path.abspath(path)
     single = _names_a_file(path)
     if not single:
-        _check_destination(volume, dest, force, protect)
+        _check_destination(volume, dest, path, force, protect)
     modality = (modality or volume.metadata.get("modality") or "OT").strip().upper() or "OT"
     colour = volume.value_kind == "rgb"
     sop_class = SC_STORAGE if colour else SOP_CLASS.get(modality, SC_STORAGE)
@@ -128,7 +128,7 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
-def _check_destination(volume, dest, force, protect):
+def _check_destination(volume, dest, shown, force, protect):
     """Refuse before any work: a non-empty destination without force, or one holding an input."""
     inputs = [os.fspath(p) for p in protect or ()]
     if volume.path:
@@ -136,17 +136,17 @@ def _check_destination(volume, dest, force, protect):
     if os.path.lexists(dest):
         for p in inputs:
             if os.path.lexists(p) and (_inside(p, dest) or _inside(dest, p) and os.path.isdir(p)):
-                raise OutputError("refusing to replace a directory that holds the input", dest)
+                raise OutputError("refusing to replace a directory that holds the input", shown)
         if os.path.isdir(dest) and not os.path.islink(dest):
             try:
                 empty = not os.listdir(dest)
             except OSError as exc:
-                raise OutputError(f"cannot read the destination directory ({exc.strerror})", dest) from None
+                raise OutputError(f"cannot read the destination directory ({exc.strerror})", shown) from None
             if not empty and not force:
                 raise OutputError("destination directory exists and is not empty (use --force to replace it)",
-                                  dest)
+                                  shown)
         elif not force:
-            raise OutputError("destination exists (use --force to replace it)", dest)
+            raise OutputError("destination exists (use --force to replace it)", shown)
 
 
 def _geometry(volume, path) -> dict:
