@@ -239,3 +239,24 @@ def test_bad_header_line_in_mha(tmp_path):
     p = tmp_path / "b.mha"
     p.write_bytes(b"ObjectType = Image\nNDims = 3\n\x00\x01garbage line\nElementDataFile = LOCAL\n")
     assert_clean_error(run("info", p), 3)
+
+
+def test_pair_refused_when_its_data_file_exists(tmp_path):
+    """Writing x.mhd also writes x.raw: an existing x.raw is refused without --force and kept."""
+    (tmp_path / "x.raw").write_bytes(b"keep me")
+    src = tmp_path / "s.mha"
+    medconv.write(make_volume(shape=(4, 3, 2)), str(src))
+    res = run("convert", src, tmp_path / "x.mhd")
+    assert_clean_error(res, 4, "x.raw")
+    assert (tmp_path / "x.raw").read_bytes() == b"keep me" and not (tmp_path / "x.mhd").exists()
+    assert run("convert", src, tmp_path / "x.mhd", "--force").code == 0
+    np.testing.assert_array_equal(medconv.read(str(tmp_path / "x.mhd")).array, medconv.read(str(src)).array)
+
+
+def test_big_endian_source_written_native(tmp_path):
+    data = np.arange(24, dtype=">i4").reshape(4, 3, 2)
+    medconv.write(Volume(data=data, affine=np.eye(4)), str(tmp_path / "b.mha"))
+    assert b"BinaryDataByteOrderMSB = False" in (tmp_path / "b.mha").read_bytes()[:300]
+    back = medconv.read(str(tmp_path / "b.mha"))
+    assert back.dtype == np.int32 and back.dtype.isnative
+    np.testing.assert_array_equal(back.array, data)
