@@ -309,7 +309,11 @@ def _read_text_header(path: str):
     return items, match.end(), blob
 
 
+_CANONICAL = {k.lower(): k for k in _INT_KEYS | _FLOAT_KEYS | _BOOL_KEYS}
+
+
 def _typed(key: str, value: str, path: str):
+    key = _CANONICAL.get(key.lower(), key)  # MetaIO writers agree on names, not always on case
     try:
         if key in _INT_KEYS:
             nums = [int(float(v)) for v in value.split()]

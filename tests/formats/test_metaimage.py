@@ -260,3 +260,16 @@ def test_big_endian_source_written_native(tmp_path):
     back = medconv.read(str(tmp_path / "b.mha"))
     assert back.dtype == np.int32 and back.dtype.isnative
     np.testing.assert_array_equal(back.array, data)
+
+
+def test_key_case_and_synonyms(tmp_path):
+    """Keys in another case, ElementSize for spacing, Position for Offset, Orientation for the matrix."""
+    data = np.arange(24, dtype=np.uint8)
+    p = _write_mhd(tmp_path, "c.mhd", ["objecttype = Image", "ndims = 3", "dimsize = 3 4 2", "ElementSize = 2 3 4",
+                                       "Position = 5 6 7", "Orientation = 0 1 0 -1 0 0 0 0 1",
+                                       "ElementType = MET_UCHAR", "ElementDataFile = c.raw"],
+                   [("c.raw", data.tobytes())])
+    v = medconv.read(p)
+    want = geometry.lps_to_ras(geometry.compose(np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]]), (2, 3, 4), (5, 6, 7)))
+    assert np.allclose(v.affine, want)
+    np.testing.assert_array_equal(v.array, data.reshape(3, 4, 2, order="F"))
