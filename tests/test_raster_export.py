@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, run
+from helpers import assert_clean_error, pydicom_data, run
 
 from medconv.convert import window
 from medconv.volume import Volume
@@ -292,3 +292,33 @@ def test_window_refuses_complex():
     vol = Volume(data=np.ones((2, 2), np.complex64), value_kind="complex")
     with pytest.raises(UsageError):
         window(vol, "auto")
+
+
+# -- real files (pydicom-data) ----------------------------------------------------------------------
+def test_real_ct_without_window_uses_percentiles_of_hounsfield_units(tmp_path):
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    src = pydicom_data("CT_small.dcm")
+    ds = pydicom.dcmread(src)
+    hu = apply_modality_lut(ds.pixel_array, ds).astype(np.float64)
+    res = run("convert", src, tmp_path / "ct.png")
+    assert res.code == 0, res.err
+    png = _png(tmp_path / "ct.png").astype(float)
+    assert png.shape == hu.shape
+    lo, hi = np.percentile(hu, [0.5, 99.5])
+    assert np.abs(png - np.clip((hu - lo) / (hi - lo) * 255.0, 0, 255)).max() <= 1.0
+
+
+def test_real_monochrome1_radiograph_is_windowed_then_inverted(tmp_path):
+    import pydicom
+
+    src = pydicom_data("RG3_UNCR.dcm")  # CR, MONOCHROME1, VOI 550/1024
+    ds = pydicom.dcmread(src)
+    assert ds.PhotometricInterpretation == "MONOCHROME1"
+    res = run("convert", src, tmp_path / "cr.png")
+    assert res.code == 0, res.err
+    png = _png(tmp_path / "cr.png").astype(float)
+    expected = 255.0 - _dicom_window(ds.pixel_array, float(ds.WindowCenter), float(ds.WindowWidth))
+    assert png.shape == expected.shape
+    assert np.abs(png - expected).max() <= 1.0
