@@ -45,6 +45,7 @@ def window(volume, spec: str | None):
     real = volume.real()
     if real.dtype.kind == "c":
         raise UsageError("cannot window complex data")
+    lo = hi = None
     if spec in (None, "auto"):
         centre, width = volume.metadata.get("window_center"), volume.metadata.get("window_width")
         if centre is None or width is None or not width or width <= 0:
@@ -55,7 +56,6 @@ def window(volume, spec: str | None):
                 lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
             if hi <= lo:
                 hi = lo + 1.0
-            centre, width = (lo + hi) / 2.0, hi - lo
     else:
         try:
             centre, width = (float(v) for v in spec.split(","))
@@ -63,8 +63,13 @@ def window(volume, spec: str | None):
             raise UsageError(f"--window takes 'auto' or CENTER,WIDTH, not {spec!r}") from None
         if width <= 0:
             raise UsageError("--window width must be positive")
-    lo = centre - width / 2.0
-    out = np.clip((real.astype(np.float64) - lo) / width * 255.0, 0, 255)
+    x = real.astype(np.float64)
+    if lo is not None:  # robust range: a plain linear map of [lo, hi]
+        out = np.clip((x - lo) / (hi - lo) * 255.0, 0, 255)
+    elif width <= 1:  # DICOM PS3.3 C.11.2.1.2: a width of 1 is a threshold at centre - 0.5
+        out = np.where(x <= centre - 0.5, 0.0, 255.0)
+    else:  # DICOM's linear VOI rule: ((x - (c - 0.5)) / (w - 1) + 0.5) over the output range
+        out = np.clip(((x - (centre - 0.5)) / (width - 1) + 0.5) * 255.0, 0, 255)
     out = np.nan_to_num(out, nan=0.0)
     if volume.metadata.get("photometric") == "MONOCHROME1":
         out = 255.0 - out  # invert after the window (display white = low values)
@@ -79,8 +84,9 @@ def _raster_ready(volume, fmt: str, window_spec, dtype):
         return window(volume, window_spec)
     if dtype is not None:
         return volume
-    if volume.metadata.get("modality") is not None and volume.format == "dicom":
-        return window(volume, "auto")
+    meta = volume.metadata
+    if volume.format == "dicom" and (meta.get("window_width") or meta.get("photometric") == "MONOCHROME1"):
+        return window(volume, "auto")  # the file's own VOI window (or MONOCHROME1 needs inverting)
     from .formats._registry import BY_NAME
 
     fits = volume.scaling is None and volume.dtype.name in BY_NAME[fmt].dtypes

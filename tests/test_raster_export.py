@@ -97,9 +97,6 @@ def test_first_of_several_file_windows_is_used(tmp_path):
     assert np.abs(png - _dicom_window(stored, 300, 1500)).max() <= 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="convert.window maps [c-w/2, c+w/2] onto 0..255; DICOM's linear rule maps "
-                                       "[c-w/2, c+w/2-1] (width-1 in the divisor): narrow windows differ by "
-                                       "up to 255/(w-1) grey levels (fix reported)")
 def test_narrow_window_follows_dicoms_linear_rule_exactly(tmp_path):
     stored = np.arange(48, dtype=np.int16).reshape(6, 8)
     src = _dicom(tmp_path / "n.dcm", stored, center="20", width="10")

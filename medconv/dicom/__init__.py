@@ -241,6 +241,6 @@ def read_header(path, fmt="dicom", series=None):
 
 
 def write(volume, path, fmt, *, force=False, protect=(), **options):
-    from .write import write_series
+    from .writer import write_series  # not `.write`: a submodule of that name would shadow this function
 
     return write_series(volume, path, force=force, protect=protect, **options)

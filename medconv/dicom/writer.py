@@ -527,15 +527,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-
-class _CallableModule(__import__("types").ModuleType):
-    """Importing this module binds it as `medconv.dicom.write`, shadowing the package's write()
-    function; calling the module does what that function did, so the backend surface holds."""
-
-    def __call__(self, volume, path, fmt="dicom", *, force=False, protect=(), **options):
-        return write_series(volume, path, force=force, protect=protect, **options)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule
