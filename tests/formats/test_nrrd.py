@@ -274,10 +274,10 @@ def test_truncated_attached_gzip_is_a_clean_error(tmp_path):
 
 
 @pytest.mark.parametrize("encoding,blob,skip", [
-    ("gzip", gzip.compress(DATA.tobytes()[:20]) + gzip.compress(DATA.tobytes()[20:]), 0),  # two members (bgzip)
+    ("gzip", gzip.compress(DATA.tobytes()[:20], mtime=0) + gzip.compress(DATA.tobytes()[20:], mtime=0), 0),  # bgzip-like
     ("bzip2", bz2.compress(DATA.tobytes()[:10]) + bz2.compress(DATA.tobytes()[10:]), 0),
-    ("gzip", gzip.compress(b"SKIPME" + DATA.tobytes()), 6),  # byte skip counts decoded bytes
-])
+    ("gzip", gzip.compress(b"SKIPME" + DATA.tobytes(), mtime=0), 6),  # byte skip counts decoded bytes
+], ids=["gzip-two-members", "bzip2-two-streams", "gzip-byte-skip"])
 def test_attached_multi_member_and_decoded_byte_skip(tmp_path, encoding, blob, skip):
     lines = BASE + ["endian: little", f"encoding: {encoding}", f"byte skip: {skip}"]
     p = tmp_path / "a.nrrd"
