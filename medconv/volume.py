@@ -184,11 +184,14 @@ class Volume:
         if arr.dtype.kind in "iu" and float(slope).is_integer() and float(inter).is_integer() and arr.size:
             lo, hi = int(arr.min()), int(arr.max())
             ends = sorted((lo * int(slope) + int(inter), hi * int(slope) + int(inter)))
-            for cand in (arr.dtype, np.int16, np.int32, np.int64):
+            for cand in (arr.dtype.type, np.int16, np.int32, np.int64):
                 info = np.iinfo(cand)
                 if info.min <= ends[0] and ends[1] <= info.max:
-                    out = arr.astype(cand) * cand(int(slope)) + cand(int(inter)) if slope != 1 else arr.astype(cand) + cand(int(inter))
-                    return self.replace(data=out.astype(cand, copy=False), scaling=None)
+                    out = arr.astype(cand)  # a copy: the arithmetic below is in place
+                    if slope != 1:
+                        out *= cand(int(slope))
+                    out += cand(int(inter))
+                    return self.replace(data=out, scaling=None)
         return self.replace(data=self.real(arr), scaling=None)
 
     def summary(self) -> dict:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import make_volume, oblique_affine
+import medconv
 from medconv import geometry
 from medconv.errors import UsageError
 from medconv.volume import Volume
@@ -80,6 +81,32 @@ def test_unscaled_keeps_integers_when_they_fit():
     out = vol.unscaled()
     assert out.scaling is None and out.dtype.kind == "i"
     np.testing.assert_array_equal(out.array, [[[-1024, -924, 3071]]])
+
+
+@pytest.mark.parametrize("dtype,slope", [(np.int16, 1), (np.int16, 2), (np.uint8, 1), (np.int32, 3)])
+def test_unscaled_keeps_the_stored_type_when_it_fits(dtype, slope):
+    """The common CT case: int16 with intercept -1024 stays int16 (once crashed: dtype not callable)."""
+    vol = Volume(data=np.array([[[0, 10, 100]]], dtype=dtype), affine=np.eye(4), scaling=(slope, -20))
+    out = vol.unscaled()
+    assert out.scaling is None and out.dtype == (dtype if dtype != np.uint8 else np.int16)
+    np.testing.assert_array_equal(out.array, np.array([[[0, 10, 100]]]) * slope - 20)
+    assert vol.array[0, 0, 1] == 10  # the source is not modified
+
+
+def test_scaled_ct_nifti_to_formats_without_scaling(tmp_path):
+    import nibabel as nib
+
+    from helpers import run
+
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4) * 50
+    img = nib.Nifti1Image(data, np.diag([0.7, 0.7, 2.5, 1]))
+    img.header.set_slope_inter(1, -1024)
+    nib.save(img, tmp_path / "ct.nii.gz")
+    for name in ("ct.mhd", "ct.nrrd", "ct.mgz"):
+        r = run("convert", tmp_path / "ct.nii.gz", tmp_path / name)
+        assert r.code == 0, r.err
+        back = medconv.read(str(tmp_path / name))
+        np.testing.assert_array_equal(back.real(), data.astype(np.int32) - 1024)
 
 
 def test_unscaled_floats_for_fractional_slope():
