@@ -160,7 +160,13 @@ class Runner:
         from . import headers
 
         if kind == "dicom":
-            return self.dicom(rel, full)
+            import warnings
+
+            with warnings.catch_warnings():
+                # pydicom warns (multi-line, on stderr) about values that break VR rules; the file is
+                # anonymised all the same and stderr keeps medconv's one-line messages
+                warnings.simplefilter("ignore")
+                return self.dicom(rel, full)
         if kind in ("minc", "mgh", "mgh.gz"):
             headers.refuse(kind.split(".")[0], full)
         data = io.read_bytes(full)
