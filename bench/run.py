@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -126,6 +127,48 @@ def fixture_many_small(n=1000):
     return out
 
 
+def fixture_anon_tree(n=2000, per_series=100):
+    """`n` small CT files (64x64) in series of `per_series`, with patient and study values to remove."""
+    out = os.path.join(CACHE, f"anon_tree_{n}")
+    if os.path.isdir(out):
+        return out
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    rng = np.random.default_rng(3)
+    study, frame = generate_uid(), generate_uid()
+    for s_idx in range(n // per_series):
+        series = generate_uid()
+        sdir = os.path.join(tmp, f"series{s_idx:03d}")
+        os.makedirs(sdir)
+        for k in range(per_series):
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+            meta.MediaStorageSOPInstanceUID = generate_uid()
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+            ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+            ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Bench^Patient", "BENCH-0001", "19600101"
+            ds.InstitutionName, ds.ReferringPhysicianName = "Bench Hospital", "Doctor^Bench"
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+            ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = "20240102", "101500", "ACC1", "S1"
+            ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", s_idx + 1, k + 1
+            ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 2.5 * k], [1, 0, 0, 0, 1, 0]
+            ds.PixelSpacing, ds.SliceThickness = [0.7, 0.7], 2.5
+            ds.Rows = ds.Columns = 64
+            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+            ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+            ds.PixelData = rng.integers(0, 2000, (64, 64), dtype=np.int16).tobytes()
+            pydicom.dcmwrite(os.path.join(sdir, f"IM{k:04d}"), ds, enforce_file_format=True)
+    os.replace(tmp, out)
+    return out
+
+
 # -- running --------------------------------------------------------------------------------
 def measure(argv, repeats, setup=None, shell=False):
     """(times, peak RSS in bytes, error text) for running argv `repeats` times."""
@@ -134,11 +177,12 @@ def measure(argv, repeats, setup=None, shell=False):
         if setup:
             setup()
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, shell=shell)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        err = proc.stderr.read().decode(errors="replace")
-        proc.stderr.close()
+        with tempfile.TemporaryFile() as errfile:  # a file, not a pipe: a chatty tool cannot block on it
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errfile, shell=shell)
+            _, status, usage = os.wait4(proc.pid, 0)
+            elapsed = time.perf_counter() - start
+            errfile.seek(0)
+            err = errfile.read().decode(errors="replace")
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             return times, peak, (err.strip().splitlines() or ["exit %d" % proc.returncode])[-1][:150]
@@ -150,6 +194,10 @@ def measure(argv, repeats, setup=None, shell=False):
 def which(name):
     path = os.path.join(BIN, name)
     return path if os.path.exists(path) else shutil.which(name)
+
+
+#: files the one-process-per-file loops really run (their time is scaled to the task's count)
+LOOP_SAMPLE = 50
 
 
 def python_snippet(code):
@@ -194,10 +242,6 @@ def tasks(repeats):
                     shutil.rmtree(p)
                 elif os.path.exists(p):
                     os.unlink(p)
-                for f in os.listdir(out_dir):
-                    if f.startswith(n.split(".")[0] + "_d2n") or f.startswith("d2x"):
-                        path = os.path.join(out_dir, f)
-                        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
         return setup
 
     rows = []
@@ -265,6 +309,41 @@ def tasks(repeats):
          clean("sitk_copy.nii.gz")),
         ("nibabel", python_snippet(NIB_CONVERT) + [nii, os.path.join(out_dir, "nib_copy.nii.gz")], "", None),
     ]))
+    # many small files: one call with -j 2 against one process per file
+    batch = small[:500]
+    list500 = os.path.join(CACHE, "small_list_500.txt")
+    with open(list500, "w") as fh:
+        fh.write("\n".join(batch) + "\n")
+    # the per-file loops run on the first LOOP_SAMPLE files and are scaled to 500 (one process per
+    # file costs the same for each file), which keeps the whole bench inside 10 minutes
+    list_loop = os.path.join(CACHE, "small_list_loop.txt")
+    with open(list_loop, "w") as fh:
+        fh.write("\n".join(batch[:LOOP_SAMPLE]) + "\n")
+    mha_dir = os.path.join(out_dir, "mha500")
+    med_loop = (f"mkdir -p {mha_dir}_loop; while read f; do b=$(basename \"$f\" .nii.gz); "
+                f"{' '.join(MEDCONV)} convert \"$f\" {mha_dir}_loop/$b.mha --force; done < {list_loop}")
+    sitk_loop = (f"mkdir -p {mha_dir}_sitk; while read f; do b=$(basename \"$f\" .nii.gz); {PY} -c "
+                 f"\"import sys, SimpleITK as s; s.WriteImage(s.ReadImage(sys.argv[1]), sys.argv[2])\" "
+                 f"\"$f\" {mha_dir}_sitk/$b.mha; done < {list_loop}")
+    rows.append(("500 small .nii.gz -> .mha", [
+        ("medconv", MEDCONV + ["convert", "--from-list", list500, "-o", mha_dir, "--to", "metaimage", "-j", "2",
+                               "-q"], "one call, -j 2", clean("mha500")),
+        ("medconv loop", ["bash", "-c", med_loop], f"one call per file; {LOOP_SAMPLE} files x {500 // LOOP_SAMPLE}",
+         clean("mha500_loop")),
+        ("SimpleITK loop", ["bash", "-c", sitk_loop], f"one python -c per file; {LOOP_SAMPLE} files x "
+         f"{500 // LOOP_SAMPLE}", clean("mha500_sitk")),
+    ]))
+    tree = fixture_anon_tree()
+    gdcmanon = which("gdcmanon")
+    rows.append(("anonymize 2000 DICOM files", [
+        ("medconv", MEDCONV + ["anonymize", tree, "-o", os.path.join(out_dir, "anon"), "--key", "bench", "-q"],
+         "", clean("anon")),
+        ("dicognito", [PY, "-m", "dicognito", "--quiet", "-o", os.path.join(out_dir, "anon_dcg"), tree],
+         "", clean("anon_dcg")),
+        ("gdcmanon", [gdcmanon, "--dumb", "--empty", "10,10", "-r", "-i", tree, "-o",
+                      os.path.join(out_dir, "anon_gdcm")] if gdcmanon else None,
+         "not installed (Debian libgdcm-tools)", clean("anon_gdcm")),
+    ]))
     return rows
 
 
@@ -276,7 +355,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     if args.fixtures_only:
-        fixture_dicom_series(), fixture_nifti(), fixture_many_small()
+        fixture_dicom_series(), fixture_nifti(), fixture_many_small(), fixture_anon_tree()
         return
     # fixtures are made in a child process: a forked child starts with its parent's peak RSS,
     # so the measuring process itself must stay small
@@ -293,6 +372,8 @@ def main():
                 results.append((task, tool, None, None, None, None, None, note or "not installed"))
                 continue
             times, peak, err = measure(argv, args.repeats if tool == "medconv" or "loop" not in tool else 1, setup)
+            if "files x " in (note or ""):
+                times = [t * int(note.rsplit("x ", 1)[1]) for t in times]
             if err:
                 results.append((task, tool, None, None, None, None, None, f"failed: {err}"))
                 continue
