@@ -1,5 +1,5 @@
 """python -m medconv: the same as the medconv command."""
-from .cli import main
+from .entry import main
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,28 @@ def test_command_help_has_examples(cmd):
 
 def test_python_dash_m_works_like_the_script():
     res = run_subprocess("--version")
-    assert res.code == 0 and res.out.startswith("medconv ")
+    assert res.code == 0 and res.out.strip() == f"medconv {medconv.__version__}"
+    res = run_subprocess("-V")
+    assert res.code == 0 and res.out.strip() == f"medconv {medconv.__version__}"
+    # anything beside the flag goes through the full command line
+    res = run_subprocess("--version", "--help")
+    assert res.code == 0 and res.out.strip() == f"medconv {medconv.__version__}"
+    assert run_subprocess("--version", "--no-such").code == 2
+
+
+def test_version_is_answered_before_the_cli_framework_loads():
+    """The console script's entry answers --version without importing click (~45 ms)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom medconv.entry import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('MODULES', code, ' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == f"medconv {medconv.__version__}"
+    fields = proc.stderr.split("MODULES", 1)[1].split()
+    assert fields[0] == "0"
+    assert "click" not in fields[1:] and "rich" not in fields[1:]
 
 
 def test_usage_errors_exit_2():
