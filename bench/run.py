@@ -260,7 +260,7 @@ def tasks(repeats):
     for ext, zflag in ((".nii.gz", "y"), (".nii", "n")):
         target = os.path.join(out_dir, "ct" + ext)
         rows.append((f"DICOM 512x512x200 -> {ext}", [
-            ("medconv", MEDCONV + ["convert", series, target, "--force"], "", None),
+            ("medconv", MEDCONV + ["convert", series, target, "--force"], "", clean("ct" + ext)),
             ("dcm2niix", [d2x, "-z", zflag, "-b", "n", "-f", "ct", "-o", d2x_dir, series] if d2x else None,
              "" if d2x else "not installed", d2x_setup),
             ("dicom2nifti", python_snippet(DICOM2NIFTI) + [series, os.path.join(out_dir, "d2n" + ext)],
@@ -294,20 +294,23 @@ def tasks(repeats):
     mhd = os.path.join(out_dir, "ct.mhd")
     back = os.path.join(out_dir, "back.nii.gz")
     rows.append((".nii.gz -> .mhd, 512x512x300", [
-        ("medconv", MEDCONV + ["convert", nii, mhd, "--force"], "", None),
-        ("SimpleITK", python_snippet(SITK_CONVERT) + [nii, os.path.join(out_dir, "sitk.mhd")], "", None),
+        ("medconv", MEDCONV + ["convert", nii, mhd, "--force"], "", clean("ct.mhd", "ct.raw")),
+        ("SimpleITK", python_snippet(SITK_CONVERT) + [nii, os.path.join(out_dir, "sitk.mhd")], "",
+         clean("sitk.mhd", "sitk.raw")),
         ("nibabel", None, "cannot write MetaImage", None),
     ]))
     rows.append((".mhd -> .nii.gz, 512x512x300", [
-        ("medconv", MEDCONV + ["convert", mhd, back, "--force"], "", None),
+        ("medconv", MEDCONV + ["convert", mhd, back, "--force"], "", clean("back.nii.gz")),
         ("SimpleITK", python_snippet(SITK_CONVERT) + [mhd, os.path.join(out_dir, "sitk_back.nii.gz")], "",
          clean("sitk_back.nii.gz")),
     ]))
     rows.append((".nii.gz -> .nii.gz copy, 512x512x300", [
-        ("medconv", MEDCONV + ["convert", nii, os.path.join(out_dir, "copy.nii.gz"), "--force"], "", None),
+        ("medconv", MEDCONV + ["convert", nii, os.path.join(out_dir, "copy.nii.gz"), "--force"], "",
+         clean("copy.nii.gz")),
         ("SimpleITK", python_snippet(SITK_CONVERT) + [nii, os.path.join(out_dir, "sitk_copy.nii.gz")], "",
          clean("sitk_copy.nii.gz")),
-        ("nibabel", python_snippet(NIB_CONVERT) + [nii, os.path.join(out_dir, "nib_copy.nii.gz")], "", None),
+        ("nibabel", python_snippet(NIB_CONVERT) + [nii, os.path.join(out_dir, "nib_copy.nii.gz")], "",
+         clean("nib_copy.nii.gz")),
     ]))
     # many small files: one call with -j 2 against one process per file
     batch = small[:500]

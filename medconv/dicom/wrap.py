@@ -6,6 +6,8 @@ assemble.py never touch pydicom and never raise on a missing attribute.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data
@@ -32,7 +34,7 @@ def _floats(value, n=None):
         return None
     if n is not None and len(out) != n:
         return None
-    if not all(np.isfinite(out)):
+    if not all(math.isfinite(v) for v in out):
         return None
     return out
 
@@ -46,7 +48,7 @@ def _float(value):
         v = float(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return v if np.isfinite(v) else None
+    return v if math.isfinite(v) else None
 
 
 def _int(value):
@@ -83,6 +85,7 @@ class Frame:
         "ipp",
         "modality",
         "n_frames",
+        "_normal",
         "path",
         "photometric",
         "pixel_offset",
@@ -104,6 +107,7 @@ class Frame:
     )
 
     def __init__(self, ds, path, index=None, n_frames=1, size=0, pixel_offset=None, float_pixels=0):
+        self._normal = False  # not computed yet
         self.path = path
         self.index = index  # frame number in a multi-frame file (None for single-frame)
         self.n_frames = n_frames
@@ -160,6 +164,7 @@ class Frame:
         self.iop = _floats(pick("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
         self.ipp = _floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3)
         self.pixel_spacing = _floats(pick("PixelMeasuresSequence", "PixelSpacing"), 2)
+        self._normal = False  # orientation known now: computed on first use
         if index is not None and self.ipp is not None and self.normal is not None and (
                 per is None or _item(per, "PlanePositionSequence") is None):
             # legacy multi-frame (RT dose, NM): one position for the file, frames spread along the normal
@@ -205,12 +210,16 @@ class Frame:
     @property
     def normal(self):
         """Unit slice normal (row x column direction), LPS; None without orientation."""
-        if self.iop is None:
-            return None
-        row, col = np.array(self.iop[:3]), np.array(self.iop[3:])
-        n = np.cross(row, col)
-        norm = np.linalg.norm(n)
-        return None if norm < 1e-6 else n / norm
+        if self._normal is False:
+            self._normal = None
+            if self.iop is not None:
+                # plain floats: this runs once per file of a scan, where numpy's small-array overhead shows
+                rx, ry, rz, cx, cy, cz = self.iop
+                n = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+                norm = math.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+                if norm >= 1e-6:
+                    self._normal = np.array([n[0] / norm, n[1] / norm, n[2] / norm])
+        return self._normal
 
     @property
     def distance(self):
@@ -218,7 +227,8 @@ class Frame:
         n = self.normal
         if n is None or self.ipp is None:
             return None
-        return float(np.dot(n, self.ipp))
+        x, y, z = self.ipp
+        return float(n[0]) * x + float(n[1]) * y + float(n[2]) * z
 
     @property
     def is_phase(self):
