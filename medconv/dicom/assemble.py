@@ -187,10 +187,30 @@ def layout(series, strict=False, path=None, gaps="refuse"):
         else:
             tr = first.ds.get("RepetitionTime") if first.ds is not None else None
             try:
-                step_t = float(tr) / 1000.0 if tr not in (None, "") else None
+                tr = float(tr) / 1000.0 if tr not in (None, "") else None
             except (TypeError, ValueError):
-                step_t = None
+                tr = None
+            # MR: the repetition time is the volume step (fMRI); CT perfusion, NM and secondary captures
+            # carry no TR, and their volumes are told apart by acquisition time.
+            acq = _acquisition_step([by_t[t][0].acq_time for t in range(nt)])
+            step_t = tr if tr and (first.modality == "MR" or acq is None) else acq
     return by_t, nz, nt, affine, step_t
+
+
+def _acquisition_step(times):
+    """Median step in seconds between volumes from their AcquisitionTime (HHMMSS.F, or a DT whose last
+    six integer digits are the time of day); None unless every volume has one and they increase."""
+    if len(times) < 2 or any(t is None for t in times):
+        return None
+    secs = []
+    for v in times:
+        v = v % 1000000.0
+        secs.append((v // 10000) * 3600 + (v // 100 % 100) * 60 + v % 100)
+    steps = np.diff(secs)
+    steps = np.where(steps < 0, steps + 86400.0, steps)  # a series that runs past midnight
+    if not np.all(steps > 0):
+        return None
+    return float(np.median(steps))
 
 
 def _note_instance_order(series, stack):

@@ -8,8 +8,9 @@ Decisions:
 - TransformMatrix lists the direction matrix column by column (one voxel axis after
   the other), as ITK reads and writes it; Rotation and Orientation are its synonyms,
   Position and Origin synonyms of Offset; CenterOfRotation is kept but ignored.
-- ElementNumberOfChannels 3 or 4 with MET_UCHAR elements is an RGB/RGBA image. Any
-  other channel count or element type (displacement fields, tensors) becomes an
+- ElementNumberOfChannels 3 or 4 with integer elements is an RGB/RGBA image (ITK writes
+  RGBPixel<unsigned short> that way). Any other channel count, and float elements
+  (displacement fields, tensors), becomes an
   extra grid axis after the spatial ones (the 4th axis of the Volume); a 4D image
   with channels is refused.
 - A 4D image's 4th spacing is its time step; its 4th offset is not kept.
@@ -466,7 +467,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     value_kind = "scalar"
     grid = list(dims) if ndims > 1 else [dims[0], 1]
     if channels > 1:
-        if channels in (3, 4) and dtype == np.uint8:
+        if channels in (3, 4) and dtype.kind in "ui":
             value_kind = "rgb" if channels == 3 else "rgba"
             shape = tuple(grid) + (channels,)
         elif ndims == 4:

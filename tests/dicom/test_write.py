@@ -302,6 +302,33 @@ def test_integers_beyond_16_bits_are_refused(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
 
+@pytest.mark.parametrize("modality", ["CT", None])
+def test_4d_without_repetition_time_keeps_its_step_through_acquisition_time(tmp_path, modality):
+    """CT perfusion and secondary captures carry no TR: the step comes back from AcquisitionTime."""
+    vol = make_volume(shape=(5, 4, 3, 3), dtype="int16", affine=oblique_affine(), time_step=2.5)
+    if modality:
+        vol.metadata["modality"] = modality
+    out = tmp_path / "s"
+    medconv.write(vol, str(out), to="dicom")
+    dss = _datasets(out)
+    assert all(ds.get("RepetitionTime") in (None, "") for ds in dss)
+    assert len({ds.AcquisitionTime for ds in dss}) == 3
+    back = medconv.read(str(out))
+    assert back.grid_shape == (5, 4, 3, 3)
+    assert back.time_step == pytest.approx(2.5, abs=1e-3)
+    _same_world_and_values(vol, back)
+
+
+def test_acquisition_step_handles_midnight_and_refuses_disorder():
+    from medconv.dicom.assemble import _acquisition_step
+
+    assert _acquisition_step([235959.0, 1.0, 3.0]) == pytest.approx(2.0)
+    assert _acquisition_step([20261125101500.5, 20261125101503.0]) == pytest.approx(2.5)
+    assert _acquisition_step([101500.0, 101500.0]) is None
+    assert _acquisition_step([101500.0, None]) is None
+    assert _acquisition_step([101500.0]) is None
+
+
 def test_4d_one_file_per_slice_per_volume(tmp_path):
     vol = make_volume(shape=(5, 4, 3, 2), dtype="int16", affine=oblique_affine(), time_step=2.0)
     vol.metadata["modality"] = "MR"

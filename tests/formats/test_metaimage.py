@@ -182,6 +182,21 @@ def test_vector_channels_become_an_axis(tmp_path):
     np.testing.assert_array_equal(v.array[1, 0, 0], data[3:6])
 
 
+@pytest.mark.parametrize("dtype,kind", [("uint16", "rgb"), ("int32", "rgba")])
+def test_integer_colour_beyond_8_bits_round_trips(tmp_path, dtype, kind):
+    """RGB of 16-bit samples (ITK's RGBPixel<unsigned short>) stays colour, not a channel axis."""
+    n = 3 if kind == "rgb" else 4
+    data = (np.arange(5 * 4 * 3 * n).reshape(5, 4, 3, n) * 997 % 60000).astype(dtype)
+    vol = Volume(data=data, affine=oblique_affine(), value_kind=kind)
+    medconv.write(vol, str(tmp_path / "c.mha"))
+    back = medconv.read(str(tmp_path / "c.mha"))
+    assert back.value_kind == kind and back.dtype == np.dtype(dtype) and back.shape == data.shape
+    np.testing.assert_array_equal(back.array, data)
+    im = sitk.ReadImage(str(tmp_path / "c.mha"))
+    assert im.GetNumberOfComponentsPerPixel() == n
+    np.testing.assert_array_equal(_sitk_array(im), data)
+
+
 def test_header_only_is_lazy(tmp_path):
     v = make_volume(shape=(5, 4, 3), dtype="uint16")
     medconv.write(v, str(tmp_path / "l.mha"))
