@@ -45,16 +45,30 @@ def walk_inputs(paths):
     return out
 
 
-def classify(path: str) -> str | None:
-    """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, json or None."""
+#: files up to this size are read whole while being classified, so an image is opened once
+_READ_WHOLE = 4 << 20
+
+
+def classify(path: str, keep: list | None = None) -> str | None:
+    """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, json or None.
+
+    With `keep` (a list), a small file's bytes are appended to it, for the caller to reuse.
+    """
     from ..formats import _sniff
 
     name = os.path.basename(path)
     if name.upper() in SKIP_NAMES:
         return None
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(1024)
+        with open(path, "rb", buffering=0) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if keep is not None and size < _READ_WHOLE:
+                head = fh.read(size + 1)  # the whole file, read to its exact size (+1: one that grew)
+                if len(head) <= size:
+                    keep.append(head)
+            else:
+                head = fh.read(1024)
+            head = head[:1024]
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path) from None
     if head[:2] == b"\x1f\x8b":
@@ -91,6 +105,10 @@ class Runner:
         self.opts = opts
         self.pseudo = Pseudonymizer(key)
         self.anon = Anonymizer(opts, self.pseudo)
+        from .fast import FastAnonymizer
+
+        # MEDCONV_ANON_ENGINE=pydicom turns the byte-level path off (to compare the two, or to rule it out)
+        self.fast = None if os.environ.get("MEDCONV_ANON_ENGINE") == "pydicom" else FastAnonymizer(self.anon)
         self.output = output
         self.in_place = in_place
         self.layout = layout
@@ -99,8 +117,10 @@ class Runner:
         self.summary = Summary()
         self.counters: dict = {}
         self.protect: set = set()
+        self._real_dirs: dict = {}
+        self._made_dirs: set = set()
 
-    def run(self, paths):
+    def run(self, paths, jobs: int | None = 1):
         files = walk_inputs(paths)
         # Resolved once: io.atomic_outputs would resolve every input again for every output.
         self.protect = {os.path.realpath(f) for _, _, f in files}
@@ -116,47 +136,101 @@ class Runner:
             for root, _, _ in files:
                 if out == root:
                     raise UsageError("the output directory is an input directory (use another -o or --in-place)")
-        for root, rel, full in files:
-            try:
-                kind = classify(full)
-                if kind is None:
-                    if os.path.basename(full).upper() in SKIP_NAMES:
-                        log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it afterwards", full)
-                    self.summary.skipped += 1
-                    continue
-                self.one(kind, root, rel, full)
-            except OutputError:
-                raise
-            except MedconvError as exc:
-                self.summary.failed += 1
-                self.summary.failures.append(full)
-                log.warn(f"not anonymised: {exc.message}", exc.path or full)
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
-                # A malformed element deep in one file must not stop the batch; nothing was written for it.
-                self.summary.failed += 1
-                self.summary.failures.append(full)
-                # The exception text may quote an identifying value: name only its type.
-                log.warn(f"not anonymised: unexpected content ({type(exc).__name__})", full)
+        if jobs is None:
+            from ..batch import default_jobs
+
+            jobs = default_jobs(len(files) // _CHUNK)
+        parallel = self.fast is not None and jobs > 1 and len(files) >= 2 * _CHUNK
+        ready = self._parallel(files, jobs) if parallel else None
+        try:
+            for root, rel, full in files:
+                result = next(ready) if ready is not None else None
+                try:
+                    if result is not None:
+                        self.dicom(rel, full, result=result)
+                        continue
+                    whole = []
+                    kind = classify(full, keep=whole)
+                    if kind is None:
+                        if os.path.basename(full).upper() in SKIP_NAMES:
+                            log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it "
+                                     "afterwards", full)
+                        self.summary.skipped += 1
+                        continue
+                    self.one(kind, root, rel, full, whole[0] if whole else None)
+                except OutputError:
+                    raise
+                except MedconvError as exc:
+                    self.summary.failed += 1
+                    self.summary.failures.append(full)
+                    log.warn(f"not anonymised: {exc.message}", exc.path or full)
+                except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+                    # A malformed element deep in one file must not stop the batch; nothing was written for it.
+                    self.summary.failed += 1
+                    self.summary.failures.append(full)
+                    # The exception text may quote an identifying value: name only its type.
+                    log.warn(f"not anonymised: unexpected content ({type(exc).__name__})", full)
+        finally:
+            if ready is not None:
+                ready.close()  # stops the workers when a write error ends the run early
         return self.summary
+
+    def _parallel(self, files, jobs: int):
+        """The fast path's result (or None: do it here) for every file, in input order, from worker
+        processes; a few chunks in flight, so memory stays bounded whatever the tree's size."""
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        from ..batch import _init_worker
+
+        setup = (self.opts, self.pseudo._key, self.exclude_burned_in)
+        chunks = iter([f for _, _, f in files[i:i + _CHUNK]] for i in range(0, len(files), _CHUNK))
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(log.is_quiet(),)) as pool:
+            window = deque(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
+            while window:
+                results, mapping = window.popleft().result()
+                for c in _take(chunks, 1):
+                    window.append(pool.submit(_work_chunk, setup, c))
+                for kind, values in mapping.items():
+                    self.pseudo.mapping.setdefault(kind, {}).update(values)
+                yield from results
+
+    def _real(self, path: str) -> str:
+        """os.path.realpath, with each directory resolved once per run (thousands of files share a few)."""
+        folder, name = os.path.split(os.path.abspath(path))
+        real_dir = self._real_dirs.get(folder)
+        if real_dir is None:
+            real_dir = self._real_dirs[folder] = os.path.realpath(folder)
+        real = os.path.join(real_dir, name)
+        return os.path.realpath(real) if os.path.islink(real) else real
 
     def _dest(self, rel: str, full: str) -> str:
         return full if self.in_place else os.path.join(self.output, rel)
 
-    def _write(self, dest: str, writer, extra=()):
+    def _write(self, dest: str, data: bytes, extra=()):
         """Write one output (plus companions) atomically."""
         dests = [dest, *[d for d, _ in extra]]
         if not self.in_place:
             for d in dests:
-                if os.path.realpath(d) in self.protect:
+                if self._real(d) in self.protect:
                     raise OutputError("refusing to overwrite an input file", d)
-        with io.atomic_outputs(dests, force=self.force or self.in_place) as temps:
-            writer(temps[0])
+        force = self.force or self.in_place
+        if not extra:
+            io.write_bytes_atomic(os.path.abspath(dest), data, force=force, made_dirs=self._made_dirs)
+            return
+        with io.atomic_outputs(dests, force=force) as temps:
+            with open(temps[0], "wb") as fh:
+                fh.write(data)
             for tmp, (_, src) in zip(temps[1:], extra):
                 import shutil
 
                 shutil.copyfile(src, tmp)
 
-    def one(self, kind: str, root: str, rel: str, full: str) -> None:
+    def one(self, kind: str, root: str, rel: str, full: str, data: bytes | None = None) -> None:
         from . import headers
 
         if kind == "dicom":
@@ -166,10 +240,11 @@ class Runner:
                 # pydicom warns (multi-line, on stderr) about values that break VR rules; the file is
                 # anonymised all the same and stderr keeps medconv's one-line messages
                 warnings.simplefilter("ignore")
-                return self.dicom(rel, full)
+                return self.dicom(rel, full, data)
         if kind in ("minc", "mgh", "mgh.gz"):
             headers.refuse(kind.split(".")[0], full)
-        data = io.read_bytes(full)
+        if data is None or kind.endswith(".gz"):
+            data = io.read_bytes(full)  # gzip inflated
         companions = []
         if kind.endswith(".gz"):
             new, _ = headers.scrub_nifti_like(data, kind[:-3], full)
@@ -200,15 +275,45 @@ class Runner:
             for c in companions:
                 extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), c))
 
-        def writer(tmp):
-            with open(tmp, "wb") as fh:
-                fh.write(new_bytes)
-
-        self._write(dest, writer, extra)
+        self._write(dest, new_bytes, extra)
         self.summary.done += 1
 
-    def dicom(self, rel: str, full: str) -> None:
+    def dicom(self, rel: str, full: str, data: bytes | None = None, result: dict | None = None) -> None:
+        if result is None and self.fast is not None:
+            if data is None:
+                data = io.read_bytes(full)
+            result = self.fast.anonymize(data, skip_flagged=self.exclude_burned_in)
+        if result is None:
+            result = self._dicom_with_pydicom(full)
+            if result is None:
+                return
+        flagged, suspect = result["flagged"], result["suspect"]
+        if flagged:
+            if self.exclude_burned_in:
+                log.warn("skipped: BurnedInAnnotation is YES (--exclude-burned-in)", full)
+                self.summary.skipped += 1
+                return
+            log.warn("BurnedInAnnotation is YES: pixels may show identifying text (PatientIdentityRemoved set to "
+                     "NO; use --exclude-burned-in to skip such images)", full)
+        elif suspect:
+            log.warn(f"possible burned-in text: {suspect}; check the pixels (PatientIdentityRemoved set to NO "
+                     "unless BurnedInAnnotation is NO)", full)
+        if self.in_place or self.layout == "mirror":
+            dest = self._dest(rel, full)
+        else:
+            study = self.pseudo.short("study", result["study"])
+            series = self.pseudo.short("series", result["series"])
+            folder = os.path.join(self.output, _safe(result["pid"]), study, series)
+            n = self.counters.get(folder, 0) + 1
+            self.counters[folder] = n
+            dest = os.path.join(folder, f"{n}.dcm")
+        self._write(dest, result["bytes"])
+        self.summary.done += 1
+
+    def _dicom_with_pydicom(self, full: str) -> dict | None:
+        """The reference path, for every file fast.py steps aside from; None when there is nothing to write."""
         import warnings
+        from io import BytesIO
 
         import pydicom
         from pydicom.errors import InvalidDicomError
@@ -222,44 +327,63 @@ class Runner:
             raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None
         if len(ds) == 0 or ("SOPClassUID" not in ds and "PixelData" not in ds):
             self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
-            return
+            return None
         _check_complete(ds, full)
         flagged, suspect = burned_in_status(ds)
-        if flagged:
-            if self.exclude_burned_in:
-                log.warn("skipped: BurnedInAnnotation is YES (--exclude-burned-in)", full)
-                self.summary.skipped += 1
-                return
-            log.warn("BurnedInAnnotation is YES: pixels may show identifying text (PatientIdentityRemoved set to "
-                     "NO; use --exclude-burned-in to skip such images)", full)
-        elif suspect:
-            log.warn(f"possible burned-in text: {suspect}; check the pixels (PatientIdentityRemoved set to NO "
-                     "unless BurnedInAnnotation is NO)", full)
+        if flagged and self.exclude_burned_in:
+            return {"flagged": True, "suspect": None, "bytes": None}
         try:
             pid = self.anon.anonymize(ds)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__})", full) from None
         _ensure_meta(ds)
-        if self.in_place or self.layout == "mirror":
-            dest = self._dest(rel, full)
-        else:
-            study = self.pseudo.short("study", ds.get("StudyInstanceUID", ""))
-            series = self.pseudo.short("series", ds.get("SeriesInstanceUID", ""))
-            folder = os.path.join(self.output, _safe(pid), study, series)
-            n = self.counters.get(folder, 0) + 1
-            self.counters[folder] = n
-            dest = os.path.join(folder, f"{n}.dcm")
+        ds.preamble = b"\0" * 128  # a preamble can hold anything (TIFF headers, text): never copied
+        buf = BytesIO()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InputError(f"cannot write the anonymised data set ({type(exc).__name__})", full) from None
+        return {"bytes": buf.getvalue(), "pid": pid, "flagged": flagged, "suspect": suspect,
+                "study": str(ds.get("StudyInstanceUID", "") or ""), "series": str(ds.get("SeriesInstanceUID", "") or "")}
 
-        def writer(tmp):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise InputError(f"cannot write the anonymised data set ({type(exc).__name__})", full) from None
 
-        self._write(dest, writer)
-        self.summary.done += 1
+#: files per task of a worker process
+_CHUNK = 64
+
+
+def _take(iterator, n):
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
+
+
+def _work_chunk(setup, paths):
+    """In a worker: the fast path over some files -> ([result or None], pseudonym mapping made).
+
+    None means "the main process does this file" (not DICOM, large, unusual, or any error), so
+    every message and failure is reported there, exactly as without workers.
+    """
+    from .fast import FastAnonymizer
+
+    opts, key, skip_flagged = setup
+    pseudo = Pseudonymizer(raw_key=key)
+    fast = FastAnonymizer(Anonymizer(opts, pseudo))
+    out = []
+    for full in paths:
+        try:
+            whole = []
+            if classify(full, keep=whole) != "dicom" or not whole:
+                out.append(None)
+                continue
+            out.append(fast.anonymize(whole[0], skip_flagged=skip_flagged))
+        except Exception:  # noqa: BLE001 - redone in the main process, which reports it properly
+            out.append(None)
+    return out, pseudo.mapping
 
 
 def _check_complete(ds, path: str) -> None:

@@ -62,11 +62,12 @@ class Options:
 
 
 def is_registry_uid(value: str) -> bool:
-    """Well-known UIDs (SOP classes, transfer syntaxes, coding schemes) are not identifying."""
-    from pydicom.uid import UID_dictionary
+    """Well-known UIDs (SOP classes, transfer syntaxes, coding schemes) are not identifying.
 
-    value = str(value)
-    return value.startswith(REGISTRY_ROOT) or value in UID_dictionary
+    Every UID of the standard's registry (PS3.6 Annex A) is under 1.2.840.10008 (a test checks
+    pydicom's copy of the registry), so the root alone decides, without importing pydicom.
+    """
+    return str(value).startswith(REGISTRY_ROOT)
 
 
 def lookup(tag: int):
@@ -100,7 +101,11 @@ def _dummy(elem, pseudo, opts):
     if vr == "DT":
         return "19000101000000"
     if vr == "UI":
-        return pseudo.uid(str(elem.value)) if elem.value else ""
+        if not elem.value:
+            return ""
+        if elem.VM > 1:
+            return [pseudo.uid(str(v)) for v in elem.value]
+        return pseudo.uid(str(elem.value))
     if vr in ("IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"):
         return 0
     if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
@@ -124,7 +129,8 @@ class Anonymizer:
                 if not self.opts.keep_private:
                     del ds[elem.tag]
                 continue
-            if lookup(tag) == "X":
+            if lookup(tag) == "X" or tag & 0xFFFF == 0 and tag >> 16 != 0x0002:
+                # group lengths go too: they stop being true as soon as the group changes
                 del ds[elem.tag]
                 continue
             action = profile.effective_action(tag, self.letters)

@@ -14,15 +14,18 @@ _LETTERS = str.maketrans("0123456789abcdef", "bcdfghjkmnpqrstv")
 class Pseudonymizer:
     """HMAC-SHA256 pseudonyms for UIDs and patient identifiers; records a mapping."""
 
-    def __init__(self, key: str | None = None):
+    def __init__(self, key: str | None = None, raw_key: bytes | None = None):
         self.generated = False
+        self.mapping: dict = {}
+        if raw_key is not None:  # a worker process sharing its parent's key
+            self._key = raw_key
+            return
         if not key:
             key = os.environ.get(ENV_KEY) or None
         if not key:
             key = secrets.token_hex(32)
             self.generated = True
         self._key = key.encode("utf-8")
-        self.mapping: dict = {}
 
     def _digest(self, kind: str, value: str) -> bytes:
         return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()

@@ -27,12 +27,13 @@ from . import options
 @click.option("--exclude-burned-in", is_flag=True, help="Skip images with BurnedInAnnotation YES.")
 @click.option("--mapping", type=click.Path(), metavar="FILE", help="Write the original-to-pseudonym table (mode 0600).")
 @click.option("--check", is_flag=True, help="Only report identifying data left in PATH...; exit 1 if any.")
+@options.jobs
 @options.json_out
 @options.force
 @options.quiet
 def command(paths, from_list, output, in_place, layout, key, patient_id, keep_dates, shift_dates, keep_uids,
             keep_descriptors, keep_private, keep_device, keep_patient_characteristics, exclude_burned_in, mapping,
-            check, as_json, force):
+            check, jobs, as_json, force):
     """De-identify DICOM files and trees; scrub NIfTI/Analyze/MetaImage/NRRD headers.
 
     DICOM: PS3.15 Annex E basic profile at every sequence depth, private and overlay
@@ -66,7 +67,7 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
                    keep_patient_characteristics=keep_patient_characteristics, patient_id=patient_id)
     runner = Runner(opts, key=key, output=output, in_place=in_place, layout=layout, force=force,
                     exclude_burned_in=exclude_burned_in)
-    runner.run(paths)
+    runner.run(paths, jobs=jobs)
     code = finish(runner, mapping)
     if code:
         sys.exit(code)

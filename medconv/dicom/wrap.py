@@ -68,6 +68,7 @@ class Frame:
     """Geometry and value properties of one 2D frame of a DICOM file."""
 
     __slots__ = (
+        "_normal",
         "acq_time",
         "bits_allocated",
         "bits_stored",
@@ -85,7 +86,6 @@ class Frame:
         "ipp",
         "modality",
         "n_frames",
-        "_normal",
         "path",
         "photometric",
         "pixel_offset",

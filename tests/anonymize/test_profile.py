@@ -62,3 +62,14 @@ def test_options_change_the_action():
 ])
 def test_shift_date(value, days, vr, expected):
     assert shift_date(value, days, vr) == expected
+
+
+def test_registry_uids_are_all_under_the_dicom_root():
+    """is_registry_uid decides by the 1.2.840.10008 root alone; pydicom's copy of the registry agrees."""
+    from pydicom.uid import UID_dictionary
+
+    from medconv.anonymize.actions import is_registry_uid
+
+    assert len(UID_dictionary) > 300
+    assert all(is_registry_uid(uid) for uid in UID_dictionary)
+    assert not is_registry_uid("1.2.826.0.1.3680043.8.498.1") and not is_registry_uid("2.25.1234")
