@@ -7,6 +7,7 @@ what identifying data remains.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -119,11 +120,12 @@ class Runner:
         self.protect: set = set()
         self._real_dirs: dict = {}
         self._made_dirs: set = set()
+        self._folders: dict = {}
 
     def run(self, paths, jobs: int | None = 1):
         files = walk_inputs(paths)
         # Resolved once: io.atomic_outputs would resolve every input again for every output.
-        self.protect = {os.path.realpath(f) for _, _, f in files}
+        self.protect = {self._real(f) for _, _, f in files}
         if self.pseudo.generated:
             log.warn("no --key or MEDCONV_ANON_KEY: a random key was made for this run, so pseudonyms "
                      "will not match those of other runs")
@@ -216,7 +218,8 @@ class Runner:
         dests = [dest, *[d for d, _ in extra]]
         if not self.in_place:
             for d in dests:
-                if self._real(d) in self.protect:
+                # a path that does not exist yet cannot be an input (the common case: one lstat)
+                if os.path.lexists(d) and self._real(d) in self.protect:
                     raise OutputError("refusing to overwrite an input file", d)
         force = self.force or self.in_place
         if not extra:
@@ -301,9 +304,12 @@ class Runner:
         if self.in_place or self.layout == "mirror":
             dest = self._dest(rel, full)
         else:
-            study = self.pseudo.short("study", result["study"])
-            series = self.pseudo.short("series", result["series"])
-            folder = os.path.join(self.output, _safe(result["pid"]), study, series)
+            key = (result["pid"], result["study"], result["series"])
+            folder = self._folders.get(key)
+            if folder is None:
+                study = self.pseudo.short("study", result["study"])
+                series = self.pseudo.short("series", result["series"])
+                folder = self._folders[key] = os.path.join(self.output, _safe(result["pid"]), study, series)
             n = self.counters.get(folder, 0) + 1
             self.counters[folder] = n
             dest = os.path.join(folder, f"{n}.dcm")
@@ -410,6 +416,7 @@ def _check_complete(ds, path: str) -> None:
                                "(truncated file?)", path)
 
 
+@functools.lru_cache(maxsize=4096)
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "ANON"
 
