@@ -265,13 +265,14 @@ def tasks(repeats):
     small = sorted(os.path.join(small_dir, f) for f in os.listdir(small_dir))
     one = small[0]
     d2x = which("dcm2niix")
-    d2x_dir = os.path.join(out_dir, "d2x")
-
-    def d2x_setup():
-        shutil.rmtree(d2x_dir, ignore_errors=True)
-        os.makedirs(d2x_dir)
-
     for ext, zflag in ((".nii.gz", "y"), (".nii", "n")):
+        # one folder per output kind, so the .nii.gz stays for the size comparison at the end
+        d2x_dir = os.path.join(out_dir, "d2x" if zflag == "y" else "d2x_nii")
+
+        def d2x_setup(d2x_dir=d2x_dir):
+            shutil.rmtree(d2x_dir, ignore_errors=True)
+            os.makedirs(d2x_dir)
+
         target = os.path.join(out_dir, "ct" + ext)
         rows.append((f"DICOM 512x512x200 -> {ext}", [
             ("medconv", MEDCONV + ["convert", series, target, "--force"], "", clean("ct" + ext)),

@@ -110,16 +110,31 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
 def _stop(executor) -> None:
     """Cancel queued items and let running ones finish (their writes are atomic and short);
     a second Ctrl-C while waiting ends the workers at once."""
+    import time
+
     procs = list((getattr(executor, "_processes", None) or {}).values())
     try:
-        executor.shutdown(wait=True, cancel_futures=True)
-    except KeyboardInterrupt:
+        executor.shutdown(wait=False, cancel_futures=True)
+        # running items end in well under a second; a worker still alive after this is stuck
+        deadline = time.monotonic() + _STOP_GRACE
         for proc in procs:
-            try:
-                proc.terminate()
-            except (OSError, ValueError, AttributeError):
-                pass
+            proc.join(max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:
+        _terminate(procs)
         raise
+    _terminate([p for p in procs if p.is_alive()])
+
+
+#: seconds the workers get to finish their current item after Ctrl-C
+_STOP_GRACE = 30.0
+
+
+def _terminate(procs) -> None:
+    for proc in procs:
+        try:
+            proc.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _init_worker(quiet: bool) -> None:

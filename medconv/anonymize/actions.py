@@ -265,19 +265,26 @@ BURN_SUSPECT_MODALITIES = ("US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC")
 
 def burned_in_status(ds) -> tuple:
     """(flagged YES, suspect reason or None) for burned-in text (pitfall 23)."""
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-        return True, None
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "NO":
-        return False, None
-    modality = str(ds.get("Modality", ""))
     image_type = ds.get("ImageType") or []
-    image_type = [str(v).upper() for v in ([image_type] if isinstance(image_type, str) else image_type)]
-    sop = str(ds.get("SOPClassUID", ""))
+    image_type = [str(v) for v in ([image_type] if isinstance(image_type, str) else image_type)]
+    return burned_in_verdict(str(ds.get("BurnedInAnnotation", "")), str(ds.get("Modality", "")), image_type,
+                             str(ds.get("SOPClassUID", "")))
+
+
+def burned_in_verdict(burned: str, modality: str, image_type: list, sop_class: str) -> tuple:
+    """burned_in_status from the four values it reads (the byte-level path has them as text)."""
+    burned = burned.strip().upper()
+    if burned == "YES":
+        return True, None
+    if burned == "NO":
+        return False, None
+    modality = modality.strip()
     if modality in BURN_SUSPECT_MODALITIES:
         return False, f"modality {modality} often carries burned-in text"
     # DERIVED\SECONDARY alone is every MR/CT reconstruction (MPR, ADC map): not a suspect; a screen save is
-    if any("SAVE" in t for t in image_type):
+    if any("SAVE" in t.strip().upper() for t in image_type):
         return False, "screen-save image may carry burned-in text"
-    if sop.startswith("1.2.840.10008.5.1.4.1.1.7") or sop == "1.2.840.10008.5.1.4.1.1.67":
+    sop_class = sop_class.strip()
+    if sop_class.startswith("1.2.840.10008.5.1.4.1.1.7") or sop_class == "1.2.840.10008.5.1.4.1.1.67":
         return False, "secondary capture or dose report may carry burned-in text"
     return False, None

@@ -469,20 +469,9 @@ def _check_pixels(top, ts) -> None:
 
 def _burned_in(top) -> tuple:
     """actions.burned_in_status on the original elements."""
-    from .actions import BURN_SUSPECT_MODALITIES
+    from .actions import burned_in_verdict
 
-    burned = _text(top[0x00280301]).strip().upper() if 0x00280301 in top else ""
-    if burned == "YES":
-        return True, None
-    if burned == "NO":
-        return False, None
-    modality = _text(top[0x00080060]).strip() if 0x00080060 in top else ""
-    image_type = [v.strip().upper() for v in _text(top[0x00080008]).split("\\")] if 0x00080008 in top else []
-    sop = _text(top[0x00080016]).strip()
-    if modality in BURN_SUSPECT_MODALITIES:
-        return False, f"modality {modality} often carries burned-in text"
-    if any("SAVE" in t for t in image_type):
-        return False, "screen-save image may carry burned-in text"
-    if sop.startswith("1.2.840.10008.5.1.4.1.1.7") or sop == "1.2.840.10008.5.1.4.1.1.67":
-        return False, "secondary capture or dose report may carry burned-in text"
-    return False, None
+    def text(tag):
+        return _text(top[tag]) if tag in top else ""
+
+    return burned_in_verdict(text(0x00280301), text(0x00080060), text(0x00080008).split("\\"), text(0x00080016))
