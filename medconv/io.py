@@ -98,6 +98,34 @@ def open_write(path: str, compress: bool):
     return igzip_threaded.open(path, "wb", compresslevel=level, threads=_threads())
 
 
+def read_until(path: str, pattern: bytes, limit: int, complete=None) -> tuple:
+    """(bytes read, match or None): the start of a file with a text header, read in growing
+    blocks until the regex `pattern` matches (and `complete(match)` holds) or `limit` bytes.
+
+    A missing or unreadable file is a CorruptInput naming the reason.
+    """
+    import re
+
+    regex = re.compile(pattern, re.MULTILINE)
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read(1 << 16)
+            while True:
+                match = regex.search(blob)
+                if match and (complete is None or complete(match)):
+                    return blob, match
+                more = fh.read(1 << 20) if len(blob) < limit else b""
+                if not more:
+                    return blob, match
+                blob += more
+    except FileNotFoundError:
+        raise CorruptInput("no such file", path) from None
+    except IsADirectoryError:
+        raise CorruptInput("is a directory", path) from None
+    except PermissionError:
+        raise CorruptInput("permission denied", path) from None
+
+
 def file_size(path: str) -> int:
     try:
         return os.path.getsize(path)

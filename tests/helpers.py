@@ -119,3 +119,27 @@ def pydicom_data(name: str) -> str:
     if not found:
         raise FileNotFoundError(name)
     return found
+
+
+def sitk_affine(im):
+    """A SimpleITK image's voxel-to-world affine in RAS (medconv's convention)."""
+    from medconv import geometry
+
+    n = im.GetDimension()
+    d = np.array(im.GetDirection()).reshape(n, n)[:3, :3]
+    return geometry.lps_to_ras(geometry.compose(d, im.GetSpacing()[:3], im.GetOrigin()[:3]))
+
+
+def sitk_array(im):
+    """SimpleITK's array in medconv's [i, j, k, (t), (channel)] order."""
+    import SimpleITK as sitk
+
+    a = sitk.GetArrayFromImage(im)
+    n = im.GetDimension()
+    axes = list(range(n))[::-1] + ([n] if im.GetNumberOfComponentsPerPixel() > 1 else [])
+    return a.transpose(axes)
+
+
+def file_names(d):
+    """Sorted names of the files in a pathlib folder."""
+    return sorted(p.name for p in d.iterdir())

@@ -277,23 +277,9 @@ def data_dtype(volume: Volume, fmt_name: str, path: str) -> np.dtype:
 # -- header ----------------------------------------------------------------------------
 def _read_text_header(path: str):
     """(list of (key, raw value) in order, data offset for LOCAL, names listed after LIST)."""
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read(1 << 16)
-            while True:
-                match = re.search(rb"^[ \t]*ElementDataFile[ \t]*=[^\r\n]*(\r\n|\n|\r|$)", blob, re.MULTILINE)
-                if match and match.group(1):
-                    break
-                more = fh.read(1 << 20) if len(blob) < _MAX_HEADER else b""
-                if not more:
-                    break
-                blob += more
-    except FileNotFoundError:
-        raise CorruptInput("no such file", path) from None
-    except IsADirectoryError:
-        raise CorruptInput("is a directory", path) from None
-    except PermissionError:
-        raise CorruptInput("permission denied", path) from None
+    # the ElementDataFile line ends the header; it must be complete (a line end, or the end of the file)
+    blob, match = io.read_until(path, rb"^[ \t]*ElementDataFile[ \t]*=[^\r\n]*(\r\n|\n|\r|$)", _MAX_HEADER,
+                                complete=lambda m: bool(m.group(1)))
     if not match:
         raise CorruptInput("MetaImage header has no ElementDataFile line", path)
     head = blob[:match.start()].decode("latin-1")

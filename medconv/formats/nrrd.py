@@ -73,23 +73,7 @@ _MAX_HEADER = 16 << 20
 # -- header ----------------------------------------------------------------------------
 def _read_head(path: str) -> tuple:
     """(header lines, offset of the attached data or None when the header ends at EOF, head bytes)."""
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read(1 << 16)
-            while True:
-                match = re.search(rb"\r?\n\r?\n", blob)
-                if match:
-                    break
-                more = fh.read(1 << 20) if len(blob) < _MAX_HEADER else b""
-                if not more:
-                    break
-                blob += more
-    except FileNotFoundError:
-        raise CorruptInput("no such file", path) from None
-    except IsADirectoryError:
-        raise CorruptInput("is a directory", path) from None
-    except PermissionError:
-        raise CorruptInput("permission denied", path) from None
+    blob, match = io.read_until(path, rb"\r?\n\r?\n", _MAX_HEADER)
     if not blob.startswith(b"NRRD000"):
         raise CorruptInput("not a NRRD file (no NRRD000x magic line)", path)
     end = match.end() if match else None

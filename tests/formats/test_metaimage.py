@@ -3,7 +3,15 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, make_volume, oblique_affine, run
+from helpers import (
+    assert_clean_error,
+    file_names,
+    make_volume,
+    oblique_affine,
+    run,
+    sitk_affine,
+    sitk_array,
+)
 
 import medconv
 from medconv import geometry
@@ -12,24 +20,6 @@ from medconv.volume import Volume
 sitk = pytest.importorskip("SimpleITK")
 
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
-
-
-def _sitk_affine(im):
-    n = im.GetDimension()
-    d = np.array(im.GetDirection()).reshape(n, n)[:3, :3]
-    return geometry.lps_to_ras(geometry.compose(d, im.GetSpacing()[:3], im.GetOrigin()[:3]))
-
-
-def _sitk_array(im):
-    """SimpleITK's array in medconv's [i, j, k, (t), (channel)] order."""
-    a = sitk.GetArrayFromImage(im)
-    n = im.GetDimension()
-    axes = list(range(n))[::-1] + ([n] if im.GetNumberOfComponentsPerPixel() > 1 else [])
-    return a.transpose(axes)
-
-
-def _files(d):
-    return sorted(p.name for p in d.iterdir())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -88,8 +78,8 @@ def test_simpleitk_reads_what_medconv_writes(tmp_path, ext, compress):
     if ext == ".mhd":
         assert files[1].endswith(".zraw" if compress else ".raw")
     im = sitk.ReadImage(path)
-    np.testing.assert_array_equal(_sitk_array(im), v.array)
-    assert np.allclose(_sitk_affine(im), v.affine, atol=1e-6)
+    np.testing.assert_array_equal(sitk_array(im), v.array)
+    assert np.allclose(sitk_affine(im), v.affine, atol=1e-6)
 
 
 def test_simpleitk_reads_4d_and_rgb(tmp_path):
@@ -97,14 +87,14 @@ def test_simpleitk_reads_4d_and_rgb(tmp_path):
     medconv.write(v, str(tmp_path / "f.mha"))
     im = sitk.ReadImage(str(tmp_path / "f.mha"))
     assert im.GetSize() == (5, 4, 3, 2) and im.GetSpacing()[3] == 1.5
-    np.testing.assert_array_equal(_sitk_array(im), v.array)
-    assert np.allclose(_sitk_affine(im), v.affine, atol=1e-6)
+    np.testing.assert_array_equal(sitk_array(im), v.array)
+    assert np.allclose(sitk_affine(im), v.affine, atol=1e-6)
     rgb = Volume(data=np.arange(5 * 4 * 3 * 3, dtype=np.uint8).reshape(5, 4, 3, 3), affine=oblique_affine(),
                  value_kind="rgb")
     medconv.write(rgb, str(tmp_path / "c.mha"))
     im = sitk.ReadImage(str(tmp_path / "c.mha"))
     assert im.GetNumberOfComponentsPerPixel() == 3
-    np.testing.assert_array_equal(_sitk_array(im), rgb.array)
+    np.testing.assert_array_equal(sitk_array(im), rgb.array)
 
 
 @pytest.mark.parametrize("ext,compress", [(".mha", False), (".mhd", True)])
@@ -119,7 +109,7 @@ def test_medconv_reads_what_simpleitk_writes(tmp_path, ext, compress):
     sitk.WriteImage(im, path, compress)
     v = medconv.read(path)
     np.testing.assert_array_equal(v.array, arr.transpose(2, 1, 0))
-    assert np.allclose(v.affine, _sitk_affine(im), atol=1e-6)
+    assert np.allclose(v.affine, sitk_affine(im), atol=1e-6)
 
 
 def test_header_keys_in_itk_order_and_offset_is_lps(tmp_path):
@@ -194,7 +184,7 @@ def test_integer_colour_beyond_8_bits_round_trips(tmp_path, dtype, kind):
     np.testing.assert_array_equal(back.array, data)
     im = sitk.ReadImage(str(tmp_path / "c.mha"))
     assert im.GetNumberOfComponentsPerPixel() == n
-    np.testing.assert_array_equal(_sitk_array(im), data)
+    np.testing.assert_array_equal(sitk_array(im), data)
 
 
 def test_header_only_is_lazy(tmp_path):
@@ -211,7 +201,7 @@ def test_write_refuses_complex_and_leaves_nothing(tmp_path):
     out = tmp_path / "o"
     with pytest.raises(medconv.OutputError):
         medconv.write(v, str(out / "c.mhd"))
-    assert not out.exists() or _files(out) == []
+    assert not out.exists() or file_names(out) == []
 
 
 BAD = {
@@ -247,7 +237,7 @@ def test_bad_inputs_are_clean_errors(tmp_path, case, command):
     argv = [command, p] if command != "convert" else ["convert", p, out / "o.nii.gz"]
     res = run(*argv)
     assert_clean_error(res, 3, needle)
-    assert not out.exists() or _files(out) == []
+    assert not out.exists() or file_names(out) == []
 
 
 def test_bad_header_line_in_mha(tmp_path):

@@ -4,7 +4,15 @@ import gzip
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, make_volume, oblique_affine, run
+from helpers import (
+    assert_clean_error,
+    file_names,
+    make_volume,
+    oblique_affine,
+    run,
+    sitk_affine,
+    sitk_array,
+)
 
 import medconv
 from medconv import geometry
@@ -14,23 +22,6 @@ from medconv.volume import Volume
 sitk = pytest.importorskip("SimpleITK")
 
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
-
-
-def _sitk_affine(im):
-    n = im.GetDimension()
-    d = np.array(im.GetDirection()).reshape(n, n)[:3, :3]
-    return geometry.lps_to_ras(geometry.compose(d, im.GetSpacing()[:3], im.GetOrigin()[:3]))
-
-
-def _sitk_array(im):
-    a = sitk.GetArrayFromImage(im)
-    n = im.GetDimension()
-    axes = list(range(n))[::-1] + ([n] if im.GetNumberOfComponentsPerPixel() > 1 else [])
-    return a.transpose(axes)
-
-
-def _files(d):
-    return sorted(p.name for p in d.iterdir())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -88,9 +79,9 @@ def test_simpleitk_reads_what_medconv_writes(tmp_path, shape, ext):
     path = str(tmp_path / ("o" + ext))
     medconv.write(v, path)
     im = sitk.ReadImage(path)
-    np.testing.assert_array_equal(_sitk_array(im), v.array)
+    np.testing.assert_array_equal(sitk_array(im), v.array)
     if len(shape) > 2:
-        assert np.allclose(_sitk_affine(im), v.affine, atol=1e-6)
+        assert np.allclose(sitk_affine(im), v.affine, atol=1e-6)
     else:
         assert np.allclose(im.GetSpacing(), (0.5, 0.75)) and np.allclose(im.GetOrigin(), (0, 0))
     if len(shape) == 4:
@@ -103,8 +94,8 @@ def test_simpleitk_reads_rgb(tmp_path):
     medconv.write(rgb, str(tmp_path / "c.nrrd"))
     im = sitk.ReadImage(str(tmp_path / "c.nrrd"))
     assert im.GetNumberOfComponentsPerPixel() == 3
-    np.testing.assert_array_equal(_sitk_array(im), rgb.array)
-    assert np.allclose(_sitk_affine(im), rgb.affine, atol=1e-6)
+    np.testing.assert_array_equal(sitk_array(im), rgb.array)
+    assert np.allclose(sitk_affine(im), rgb.affine, atol=1e-6)
 
 
 @pytest.mark.parametrize("ext,compress", [(".nrrd", True), (".nhdr", False)])
@@ -119,7 +110,7 @@ def test_medconv_reads_what_simpleitk_writes(tmp_path, ext, compress):
     sitk.WriteImage(im, path, compress)
     v = medconv.read(path)
     np.testing.assert_array_equal(v.array, arr.transpose(2, 1, 0))
-    assert np.allclose(v.affine, _sitk_affine(im), atol=1e-6)
+    assert np.allclose(v.affine, sitk_affine(im), atol=1e-6)
 
 
 def test_simpleitk_4d_with_unnamed_space(tmp_path):
@@ -227,7 +218,7 @@ def test_write_refuses_complex_and_leaves_nothing(tmp_path):
     out = tmp_path / "o"
     with pytest.raises(medconv.OutputError):
         medconv.write(v, str(out / "c.nhdr"))
-    assert not out.exists() or _files(out) == []
+    assert not out.exists() or file_names(out) == []
 
 
 RAW = ["endian: little", "encoding: raw"]
@@ -260,7 +251,7 @@ def test_bad_inputs_are_clean_errors(tmp_path, case, command):
     out = tmp_path / "out"
     argv = ["info", p] if command == "info" else ["convert", p, out / "o.nii.gz"]
     assert_clean_error(run(*argv), 3, needle)
-    assert not out.exists() or _files(out) == []
+    assert not out.exists() or file_names(out) == []
 
 
 def test_truncated_attached_gzip_is_a_clean_error(tmp_path):
@@ -270,7 +261,7 @@ def test_truncated_attached_gzip_is_a_clean_error(tmp_path):
     (tmp_path / "t.nrrd").write_bytes(blob[: len(blob) - 2000])
     out = tmp_path / "out"
     assert_clean_error(run("convert", tmp_path / "t.nrrd", out / "o.nii"), 3)
-    assert not out.exists() or _files(out) == []
+    assert not out.exists() or file_names(out) == []
 
 
 @pytest.mark.parametrize("encoding,blob,skip", [
