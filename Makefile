@@ -60,8 +60,11 @@ bench: $(VENV)/.installed-bench  ## time medconv beside its peers on the same fi
 completions: $(VENV)/.installed  ## regenerate bash/zsh/fish completions from the CLI
 	$(PY) -m medconv.completions completions
 
-lint: $(VENV)/.installed-test  ## ruff over the package and tests
-	$(PY) -m pip install --quiet ruff
+$(VENV)/.installed-lint: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[lint]'
+	@touch $@
+
+lint: $(VENV)/.installed-lint  ## ruff over the package, tests and bench (rules in pyproject.toml)
 	$(VENV)/bin/ruff check medconv tests bench
 
 fuzz: $(VENV)/.installed-test  ## longer fuzzing run of every reader

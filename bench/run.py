@@ -199,7 +199,7 @@ def measure(argv, repeats, setup=None, shell=False):
             err = errfile.read().decode(errors="replace")
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
-            return times, peak, (err.strip().splitlines() or ["exit %d" % proc.returncode])[-1][:150]
+            return times, peak, (err.strip().splitlines() or [f"exit {proc.returncode}"])[-1][:150]
         times.append(elapsed)
         peak = max(peak, usage.ru_maxrss * 1024)
     return times, peak, None
@@ -374,7 +374,7 @@ def tasks(repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)))
+    parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "3")))
     parser.add_argument("--only", help="run only tasks whose name contains this text")
     parser.add_argument("--fixtures-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -423,7 +423,8 @@ def main():
     header = ("task", "tool", "median s", "min s", "max s", "peer/medconv", "peak RSS MB", "note")
     lines = [header]
     for task, tool, med, lo, hi, ratio, peak, note in results:
-        f = (lambda v: f"{v:.3f}" if v is not None else "-")
+        def f(v):
+            return (f"{v:.3f}" if v is not None else "-")
         lines.append((task, tool, f(med), f(lo), f(hi), f"{ratio:.2f}" if ratio else "-",
                       f"{peak / 1e6:.0f}" if peak else "-", note or ""))
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]

@@ -12,7 +12,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import (  # noqa: F401
-    CorruptInput, InputError, MedconvError, MissingDependency, OutputError, UnsupportedFormat, UsageError, guard,
+    CorruptInput,
+    InputError,
+    MedconvError,
+    MissingDependency,
+    OutputError,
+    UnsupportedFormat,
+    UsageError,
+    guard,
 )
 
 
@@ -30,7 +37,8 @@ def read(path, *, header_only: bool = False, fmt: str | None = None, **options):
     """
     import os
 
-    from .formats import backend, detect as _detect
+    from .formats import backend
+    from .formats import detect as _detect
 
     path = os.fspath(path)
     name = fmt or _detect(path)
@@ -53,7 +61,7 @@ def write(volume, path, *, to: str | None = None, force: bool = False, protect=(
     return backend(name).write(volume, path, name, force=force, protect=protect, **options)
 
 
-def Volume(*args, **kwargs):  # noqa: N802 - a lazy alias keeps `import medconv` light
+def Volume(*args, **kwargs):
     from .volume import Volume as _Volume
 
     return _Volume(*args, **kwargs)

@@ -155,7 +155,7 @@ def _call(func, item):
         return ("ok", func(item)), captured.getvalue()
     except MedconvError as exc:
         return ("error", (type(exc), exc.message, exc.path)), captured.getvalue()
-    except Exception as exc:  # noqa: BLE001 - a bug: the main process reports it as an internal error
+    except Exception as exc:
         import traceback
 
         if os.environ.get("MEDCONV_DEBUG", "") not in ("", "0"):

@@ -117,7 +117,7 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
     DICOM-only reading options: `series` (which series of a directory), `strict` (refuse
     uneven slice spacing) and `fill_gaps` (insert empty slices where slices are missing). `sidecar_path`: also write the BIDS JSON sidecar of the source.
     """
-    from . import detect, read, write
+    from . import detect, read
 
     fmt = format_for_output(dst, to)
     src_fmt = detect(src)

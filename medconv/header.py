@@ -65,7 +65,7 @@ def _read_dicom_file(path: str):
             return ds
     except MedconvError:
         raise
-    except Exception as exc:  # noqa: BLE001 - malformed files raise anything; still one clean error
+    except Exception as exc:
         raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
     finally:
         fh.close()
@@ -488,7 +488,7 @@ def differences(header: Header, limit: int = 3) -> list:
 
                 with open_dicom(path) as fh:
                     ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-            except Exception as exc:  # noqa: BLE001 - one bad file: clean error naming it
+            except Exception as exc:
                 raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
         values = {}
         meta = getattr(ds, "file_meta", None)

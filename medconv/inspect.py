@@ -43,18 +43,17 @@ def volume_files(path: str) -> list:
         key, _, value = line.partition("=") if "=" in line else line.partition(":")
         key = key.strip().lower()
         value = value.strip()
-        if key in ("elementdatafile", "data file", "datafile") and value and value.upper() not in ("LOCAL", "LIST"):
-            if "%" not in value:
-                files.append(os.path.join(os.path.dirname(path), value))
+        if key in ("elementdatafile", "data file", "datafile") and value and value.upper() not in ("LOCAL", "LIST") \
+                and "%" not in value:
+            files.append(os.path.join(os.path.dirname(path), value))
     return files
 
 
 def info(path: str, series=None) -> list:
     """Summary records of one path (a directory of DICOM gives one record per series)."""
     from . import read
-    from .formats import backend, detect
-
     from .errors import guard
+    from .formats import backend, detect
 
     fmt = detect(path)
     module = backend(fmt)

@@ -417,7 +417,7 @@ def read_label_names(path) -> dict:
     import shlex
 
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             lines = fh.read().splitlines()
     except OSError as exc:
         raise InputError(f"cannot read label names ({exc.strerror})", path) from None
@@ -640,7 +640,7 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                         int_vals = volume.scaling is None and volume.dtype.kind in "iu"
                         rec["mean"] = float(row[3]) if n else None
                         rec["std"] = math.sqrt(max(float(row[4]), 0.0) / n) if n else None
-                        conv = (lambda v: int(v)) if int_vals else float
+                        conv = (int) if int_vals else float
                         rec["min"] = conv(row[5]) if n else None
                         rec["max"] = conv(row[6]) if n else None
                     ijk = np.array([row[7], row[8], row[9], voxels], dtype=float) / voxels

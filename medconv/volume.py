@@ -11,8 +11,9 @@ header alone pass a loader, so `info` never touches the voxel data.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -27,19 +28,19 @@ _CHANNELS = {"rgb": 3, "rgba": 4}
 class Volume:
     """Voxels + geometry + value semantics. See the module docstring for the layout."""
 
-    data: Optional[np.ndarray] = None
+    data: np.ndarray | None = None
     affine: np.ndarray = field(default_factory=lambda: np.eye(4))
-    scaling: Optional[tuple] = None  # (slope, intercept) or None when values are real as stored
+    scaling: tuple | None = None  # (slope, intercept) or None when values are real as stored
     value_kind: str = "scalar"
-    time_step: Optional[float] = None  # step of the 4th axis, in seconds, when known
+    time_step: float | None = None  # step of the 4th axis, in seconds, when known
     metadata: dict = field(default_factory=dict)  # neutral keys: modality, series_uid, ...
     header: Any = None  # the native header, opaque to everything but its backend
-    format: Optional[str] = None
-    path: Optional[str] = None
+    format: str | None = None
+    path: str | None = None
     orientation_known: bool = True
-    loader: Optional[Callable[[], np.ndarray]] = None
-    stored_shape: Optional[tuple] = None
-    stored_dtype: Optional[np.dtype] = None
+    loader: Callable[[], np.ndarray] | None = None
+    stored_shape: tuple | None = None
+    stored_dtype: np.dtype | None = None
 
     def __post_init__(self):
         self.affine = np.asarray(self.affine, dtype=float)
@@ -126,7 +127,7 @@ class Volume:
             return np.dtype(np.float64)
         return np.dtype(np.float32)
 
-    def real(self, arr: Optional[np.ndarray] = None) -> np.ndarray:
+    def real(self, arr: np.ndarray | None = None) -> np.ndarray:
         """Real values (slope/intercept applied) of the whole array or of a slab of it."""
         arr = self.array if arr is None else arr
         if self.scaling is None:
@@ -139,7 +140,7 @@ class Volume:
             out += inter
         return out
 
-    def replace(self, **changes) -> "Volume":
+    def replace(self, **changes) -> Volume:
         """A copy with some fields replaced (the array itself is shared, not copied)."""
         fields = dict(
             data=self.data, affine=self.affine, scaling=self.scaling, value_kind=self.value_kind,
@@ -152,7 +153,7 @@ class Volume:
             fields["loader"] = None
         return Volume(**fields)
 
-    def reoriented(self, code: str) -> "Volume":
+    def reoriented(self, code: str) -> Volume:
         """The same voxels with axes reordered/flipped to `code`; no voxel moves in the world."""
         flat = self.ndim == 2
         shape3 = tuple(self.spatial_shape) + ((1,) if flat else ())
@@ -171,7 +172,7 @@ class Volume:
             arr = arr[:, :, 0]
         return self.replace(data=arr, affine=affine)
 
-    def unscaled(self) -> "Volume":
+    def unscaled(self) -> Volume:
         """A Volume whose stored values are the real values (for formats without scaling).
 
         Integer slope and intercept keep an integer type when the range fits;

@@ -4,8 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from helpers import make_volume, oblique_affine
 import medconv
+from helpers import make_volume, oblique_affine
 from medconv import geometry
 from medconv.errors import UsageError
 from medconv.volume import Volume

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers import ROOT, assert_clean_error, nibabel_data, pydicom_data, run
 
 pydicom = pytest.importorskip("pydicom")

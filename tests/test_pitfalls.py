@@ -72,7 +72,7 @@ def test_pitfall_02_gap_is_refused_or_filled_never_misplaced(tmp_path):
     assert r.code == 0, r.err
     img, vox = _nifti(out)
     for ipp in pos:  # every real slice sits at its true world position
-        k = int(round(np.linalg.solve(img.affine[:3, :3], FLIP[:3, :3] @ ipp - img.affine[:3, 3])[2]))
+        k = int(round(np.linalg.solve(img.affine[:3, :3], FLIP[:3, :3] @ ipp - img.affine[:3, 3])[2]))  # noqa: RUF046
         assert np.allclose(_world_of(img.affine, (0, 0, k)), FLIP[:3, :3] @ ipp, atol=1e-3)
         assert vox[:, :, k].any()
 
@@ -467,7 +467,7 @@ def test_pitfall_21_private_tags_removed_in_sequences(tmp_path):
     assert run("anonymize", d, "-o", tmp_path / "a", "--key", "k").code == 0
     for x in _load_all(tmp_path / "a"):
         found = []
-        x.walk(lambda ds, el: found.append(el.tag) if el.tag.is_private else None)
+        x.walk(lambda ds, el, found=found: found.append(el.tag) if el.tag.is_private else None)
         assert found == []
         assert b"Secret" not in open(x.filename, "rb").read()
     assert run("anonymize", "--check", tmp_path / "a").code == 0

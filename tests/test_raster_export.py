@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, pydicom_data, run
 
+from helpers import assert_clean_error, pydicom_data, run
 from medconv.convert import window
 from medconv.volume import Volume
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import make_volume, oblique_affine
 
 import medconv
+from helpers import make_volume, oblique_affine
 from medconv import stats
 from medconv.errors import InputError, UsageError
 from medconv.volume import Volume

@@ -95,7 +95,7 @@ def _first(head, sniff, kinds):
         try:
             if getattr(sniff, kind)(head):
                 return kind
-        except Exception:  # noqa: BLE001, S112 - a sniffer must never decide the run: no match
+        except Exception:
             continue
     return None
 
@@ -387,7 +387,7 @@ def _work_chunk(setup, paths):
                 out.append(None)
                 continue
             out.append(fast.anonymize(whole[0], skip_flagged=skip_flagged))
-        except Exception:  # noqa: BLE001 - redone in the main process, which reports it properly
+        except Exception:
             out.append(None)
     return out, pseudo.mapping
 

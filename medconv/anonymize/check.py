@@ -40,7 +40,7 @@ def check_dicom(path: str, findings: list) -> None:
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, force=True)
             list(ds.keys())
-    except Exception as exc:  # noqa: BLE001 - an unreadable file is itself a finding, not a crash
+    except Exception as exc:
         findings.append({"path": path, "where": "file", "what": f"unreadable DICOM ({type(exc).__name__})"})
         return
     letters = set()
@@ -54,7 +54,7 @@ def check_dicom(path: str, findings: list) -> None:
         findings.append({"path": path, "where": "PatientIdentityRemoved", "what": "missing or not YES"})
     try:
         _walk(ds, "", path, findings, letters, deid, top=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         findings.append({"path": path, "where": "data set", "what": f"cannot be parsed ({type(exc).__name__})"})
     name = str(ds.get("PatientName", "") or "")
     if not deid:

@@ -22,7 +22,7 @@ def _quiet(func):
                 return func(*args, **kwargs)
             except (MedconvError, KeyboardInterrupt, MemoryError):
                 raise
-            except Exception as exc:  # noqa: BLE001 - a malformed element deep in a header: still one clean input error
+            except Exception as exc:
                 path = os.fspath(args[0]) if args else None
                 raise CorruptInput(f"malformed DICOM ({type(exc).__name__}: {exc})", path) from None
     return wrapper
@@ -75,7 +75,7 @@ def _first_value(ds, keyword):
         if hasattr(v, "__len__") and not isinstance(v, str):
             v = v[0]
         return float(v)
-    except Exception:  # noqa: BLE001 - malformed element: treat as absent
+    except Exception:
         return None
 
 
@@ -162,7 +162,7 @@ def _mosaic_volume(s, path, header_only):
             origin = np.asarray(w.image_position, dtype=float)
             normal = np.asarray(w.slice_normal, dtype=float)
             step = float(w.voxel_sizes[2])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CorruptInput(f"Siemens mosaic without a usable CSA header ({exc})", f0.path) from None
     per_side = math.ceil(math.sqrt(n_tiles))
     tr, tc = f0.rows // per_side, f0.columns // per_side
@@ -241,6 +241,8 @@ def read_header(path, fmt="dicom", series=None):
 
 
 def write(volume, path, fmt, *, force=False, protect=(), **options):
-    from .writer import write_series  # not `.write`: a submodule of that name would shadow this function
+    from .writer import (
+        write_series,  # not `.write`: a submodule of that name would shadow this function
+    )
 
     return write_series(volume, path, force=force, protect=protect, **options)

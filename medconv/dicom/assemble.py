@@ -87,7 +87,7 @@ def _missing_slices(gaps, typical):
     out = []
     for i, g in enumerate(gaps):
         ratio = g / typical if typical > 0 else 0.0
-        m = int(round(ratio))
+        m = int(round(ratio))  # noqa: RUF046 (numpy floats round to floats on numpy 1.x)
         if m >= 2 and abs(ratio - m) <= 0.1:
             out.append((i, m - 1))
     return out

@@ -32,7 +32,7 @@ def _palette_bits(frame):
     try:
         desc = frame.ds.get("RedPaletteColorLookupTableDescriptor")
         return int(desc[2]) if desc is not None else 8
-    except Exception:  # noqa: BLE001
+    except Exception:
         return 8
 
 
@@ -170,7 +170,7 @@ def _decode_file(path, frames_in_file):
         raise InputError("not enough memory to decode this file", path) from None
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - plugins raise anything, even Rust panics (BaseException)
+    except BaseException as exc:
         raise _decode_error(exc, frames_in_file[0]) from None
 
 

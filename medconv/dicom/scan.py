@@ -32,7 +32,7 @@ def looks_like_dicom(path: str) -> bool:
 
 def open_dicom(path: str):
     """A binary file object of the DICOM bytes (gzip-compressed files are inflated in memory)."""
-    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    fh = open(path, "rb")
     if fh.read(2) == b"\x1f\x8b":
         fh.close()
         return pyio.BytesIO(io.read_bytes(path))
@@ -94,7 +94,7 @@ def _num(ds, keyword, default):
         if isinstance(v, (list, tuple)):
             v = v[0]
         return int(float(v)) if v not in (None, "") else default
-    except Exception:  # noqa: BLE001
+    except Exception:
         return default
 
 
@@ -184,7 +184,7 @@ def read_file(path: str, strict_single: bool = False) -> list:
         return _frames_of(ds, path, size, tag, where, strict_single)
     except (CorruptInput, InputError):
         raise
-    except Exception as exc:  # noqa: BLE001 - lazily decoded elements can fail late; one bad file must not sink a tree
+    except Exception as exc:
         if strict_single:
             raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
         log.warn(f"skipped: malformed DICOM header ({exc})", path)

@@ -66,7 +66,7 @@ def build(ds, frames=None) -> dict:
             if value is None or value == "":
                 continue
             out[key] = _convert(value, how)
-        except Exception:  # noqa: BLE001, S112 - a malformed element is left out, never fatal
+        except Exception:
             continue
     timing = _slice_timing(frames) if frames else None
     if timing:
@@ -90,7 +90,7 @@ def _slice_timing(frames):
     for f in frames:
         try:
             tm = f.ds.get("AcquisitionTime") if f.ds is not None and f.index is None else None
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         s = _seconds(tm) if tm else None
         if s is None:

@@ -17,7 +17,7 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 def _get(ds, keyword):
     try:
         value = ds.get_known(keyword) if getattr(ds, "is_light", False) else ds.get(keyword)
-    except Exception:  # noqa: BLE001 - a malformed element should read as absent, not crash the scan
+    except Exception:
         return None
     if value is None or value == "":
         return None
@@ -60,7 +60,7 @@ def _item(ds, seq_name):
     seq = _get(ds, seq_name)
     try:
         return seq[0] if seq else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -149,7 +149,7 @@ class Frame:
             pf = _get(ds, "PerFrameFunctionalGroupsSequence")
             try:
                 per = pf[index] if pf is not None and index < len(pf) else None
-            except Exception:  # noqa: BLE001
+            except Exception:
                 per = None
             shared = _item(ds, "SharedFunctionalGroupsSequence")
 

@@ -343,7 +343,7 @@ def _read_template(template):
         _ = [ref.get(k) for k in TEMPLATE_KEYWORDS]  # decode now: a malformed element is an input error
     except InvalidDicomError:
         raise InputError("the --template file is not DICOM", template) from None
-    except Exception as exc:  # noqa: BLE001 - any parse failure of the reference file
+    except Exception as exc:
         raise InputError(f"cannot read the --template file ({type(exc).__name__}: {exc})", template) from None
     if "PatientID" not in ref and "StudyInstanceUID" not in ref:
         raise InputError("the --template file has neither a patient nor a study (is it an image file?)", template)

@@ -108,4 +108,4 @@ def format_for_output(path: str, to: str | None = None) -> str:
     raise UsageError(f"cannot tell the output format from {os.path.basename(path)!r}; use --to FORMAT")
 
 
-__all__ = ["detect", "backend", "format_for_output", "list_formats", "resolve_format_name", "RASTER"]
+__all__ = ["RASTER", "backend", "detect", "format_for_output", "list_formats", "resolve_format_name"]

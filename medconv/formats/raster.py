@@ -107,7 +107,7 @@ def read_header(path: str, fmt: str | None = None) -> dict:
         exif = img.getexif()
     except Exception:  # Pillow raises assorted errors on malformed EXIF; the header view stays usable
         exif = {}
-    out["exif_tags"] = sorted(ExifTags.TAGS.get(k, str(k)) for k in exif.keys())
+    out["exif_tags"] = sorted(ExifTags.TAGS.get(k, str(k)) for k in exif)
     out["icc_profile"] = bool(img.info.get("icc_profile"))
     if img.format == "TIFF":
         out["compression"] = img.info.get("compression")

@@ -7,6 +7,7 @@ import stat
 
 import numpy as np
 import pytest
+
 from helpers import assert_clean_error, nibabel_data, run
 
 pydicom = pytest.importorskip("pydicom")

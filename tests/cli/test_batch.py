@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
-from helpers import ROOT, assert_clean_error, make_volume, run
 
 import medconv
+from helpers import ROOT, assert_clean_error, make_volume, run
 from medconv import batch, naming
 from medconv.errors import InputError, OutputError
 

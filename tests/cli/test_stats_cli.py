@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, make_volume, nibabel_data, run
 
 import medconv
+from helpers import assert_clean_error, make_volume, nibabel_data, run
 from medconv.volume import Volume
 
 

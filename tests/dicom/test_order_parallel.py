@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import dcmgen
+
 from helpers import run
 
 pytest.importorskip("pydicom")

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from helpers import pydicom_data, run
 
 nib = pytest.importorskip("nibabel")

@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import dcmgen
+
 from helpers import assert_clean_error, pydicom_data, run
 
 

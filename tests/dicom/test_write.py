@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, make_volume, oblique_affine, pydicom_data, run
 
 import medconv
+from helpers import assert_clean_error, make_volume, oblique_affine, pydicom_data, run
 from medconv.geometry import FLIP_XY, world_distance
 from medconv.volume import Volume
 

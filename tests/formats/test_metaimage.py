@@ -3,6 +3,8 @@ import zlib
 
 import numpy as np
 import pytest
+
+import medconv
 from helpers import (
     assert_clean_error,
     file_names,
@@ -12,8 +14,6 @@ from helpers import (
     sitk_affine,
     sitk_array,
 )
-
-import medconv
 from medconv import geometry
 from medconv.volume import Volume
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import medconv
-from helpers import assert_clean_error, make_volume, nibabel_data, oblique_affine, run, world_max_error
+from helpers import (
+    assert_clean_error,
+    make_volume,
+    nibabel_data,
+    run,
+    world_max_error,
+)
 from medconv.errors import OutputError
 from medconv.formats import mgh
 

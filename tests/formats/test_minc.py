@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 import medconv
-from helpers import assert_clean_error, make_volume, nibabel_data, oblique_affine, run, world_max_error
+from helpers import (
+    assert_clean_error,
+    make_volume,
+    nibabel_data,
+    oblique_affine,
+    run,
+    world_max_error,
+)
 from medconv.errors import CorruptInput, OutputError
 from medconv.formats import minc
 

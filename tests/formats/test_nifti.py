@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 import medconv
-from helpers import assert_clean_error, make_volume, nibabel_data, oblique_affine, run, world_max_error
+from helpers import (
+    assert_clean_error,
+    make_volume,
+    nibabel_data,
+    oblique_affine,
+    run,
+    world_max_error,
+)
 
 REAL = ["anatomical.nii", "example4d.nii.gz", "example_nifti2.nii.gz", "standard.nii.gz", "functional.nii",
         "reoriented_anat_moved.nii"]

@@ -4,6 +4,8 @@ import gzip
 
 import numpy as np
 import pytest
+
+import medconv
 from helpers import (
     assert_clean_error,
     file_names,
@@ -13,8 +15,6 @@ from helpers import (
     sitk_affine,
     sitk_array,
 )
-
-import medconv
 from medconv import geometry
 from medconv.formats import backend
 from medconv.volume import Volume

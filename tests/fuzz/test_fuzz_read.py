@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from helpers import make_volume, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import medconv
+from helpers import make_volume, run
 from medconv.errors import MedconvError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "dicom"))
