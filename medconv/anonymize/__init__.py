@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 from .. import io, log
-from ..errors import InputError, MedconvError, OutputError, UsageError
+from ..errors import CorruptInput, InputError, MedconvError, OutputError, UsageError
 from .actions import Anonymizer, Options, burned_in_status
 from .pseudonym import Pseudonymizer, write_mapping
 
@@ -51,7 +51,8 @@ _READ_WHOLE = 4 << 20
 
 
 def classify(path: str, keep: list | None = None) -> str | None:
-    """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, json or None.
+    """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, png, jpeg,
+    tiff, bmp, json (with ".gz" for gzipped NIfTI/MGH) or None.
 
     With `keep` (a list), a small file's bytes are appended to it, for the caller to reuse.
     """
@@ -87,7 +88,9 @@ def classify(path: str, keep: list | None = None) -> str | None:
         return "json"
     if name.lower().endswith(".img"):
         return None  # the data half of a .hdr/.img pair: copied with its header
-    return _first(head, _sniff, ("dicom", "nifti1", "nifti2", "analyze", "nrrd", "minc", "mgh", "metaimage"))
+    # dicom first: a DICOM file's preamble may hold a TIFF header (dual-personality files)
+    return _first(head, _sniff, ("dicom", "nifti1", "nifti2", "analyze", "nrrd", "minc", "mgh", "png", "jpeg",
+                                 "tiff", "bmp", "metaimage"))
 
 
 def _first(head, sniff, kinds):
@@ -102,7 +105,7 @@ def _first(head, sniff, kinds):
 
 class Runner:
     def __init__(self, opts: Options, key=None, output=None, in_place=False, layout="structured", force=False,
-                 exclude_burned_in=False):
+                 exclude_burned_in=False, keep_going=False):
         self.opts = opts
         self.pseudo = Pseudonymizer(key)
         self.anon = Anonymizer(opts, self.pseudo)
@@ -115,6 +118,8 @@ class Runner:
         self.layout = layout
         self.force = force
         self.exclude_burned_in = exclude_burned_in
+        self.keep_going = keep_going
+        self._named_warned = False
         self.summary = Summary()
         self.counters: dict = {}
         self.protect: set = set()
@@ -163,19 +168,24 @@ class Runner:
                 except OutputError:
                     raise
                 except MedconvError as exc:
-                    self.summary.failed += 1
-                    self.summary.failures.append(full)
-                    log.warn(f"not anonymised: {exc.message}", exc.path or full)
-                except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
-                    # A malformed element deep in one file must not stop the batch; nothing was written for it.
-                    self.summary.failed += 1
-                    self.summary.failures.append(full)
-                    # The exception text may quote an identifying value: name only its type.
-                    log.warn(f"not anonymised: unexpected content ({type(exc).__name__})", full)
+                    self._failed(full, exc)
+                except Exception as exc:
+                    # A malformed element deep in one file (pydicom parses sequences lazily) is that
+                    # file's failure; nothing was written for it. The exception text may quote an
+                    # identifying value: only its type is named.
+                    self._failed(full, CorruptInput(f"unexpected content ({type(exc).__name__})", full))
         finally:
             if ready is not None:
                 ready.close()  # stops the workers when a write error ends the run early
         return self.summary
+
+    def _failed(self, full: str, exc: MedconvError) -> None:
+        """One input failed: the end without --keep-going, else counted for the summary (exit 5)."""
+        if not self.keep_going:
+            raise exc
+        self.summary.failed += 1
+        self.summary.failures.append(full)
+        log.warn(f"not anonymised: {exc.message}", exc.path or full)
 
     def _parallel(self, files, jobs: int):
         """The fast path's result (or None: do it here) for every file, in input order, from worker
@@ -244,13 +254,14 @@ class Runner:
                 # anonymised all the same and stderr keeps medconv's one-line messages
                 warnings.simplefilter("ignore")
                 return self.dicom(rel, full, data)
-        if kind in ("minc", "mgh", "mgh.gz"):
-            headers.refuse(kind.split(".")[0], full)
         if data is None or kind.endswith(".gz"):
             data = io.read_bytes(full)  # gzip inflated
         companions = []
         if kind.endswith(".gz"):
-            new, _ = headers.scrub_nifti_like(data, kind[:-3], full)
+            if kind == "mgh.gz":
+                new, _ = headers.scrub_mgh(data, full)
+            else:
+                new, _ = headers.scrub_nifti_like(data, kind[:-3], full)
             import gzip
 
             new_bytes = gzip.compress(new, compresslevel=6, mtime=0)
@@ -269,11 +280,21 @@ class Runner:
             companions += _detached(new_bytes, full, b"data file", b":")
         elif kind == "json":
             new_bytes, _ = headers.scrub_json(data, full)
+        elif kind == "mgh":
+            new_bytes, _ = headers.scrub_mgh(data, full)
+        elif kind == "minc":
+            new_bytes, _ = headers.scrub_minc(data, full)  # read back and compared with the input
+        elif kind in ("png", "jpeg", "tiff", "bmp"):
+            new_bytes, _ = headers.scrub_raster(kind, data, full)  # pixels decoded and compared
         else:
             self.summary.skipped += 1
             return
         dest = self._dest(rel, full)
         extra = []
+        if not self.in_place and self.layout != "mirror" and not self._named_warned:
+            self._named_warned = True  # once per run; --layout mirror already warned about every name
+            log.warn("files other than DICOM keep their relative paths under the output; rename any "
+                     "folder or file whose name identifies someone", full)
         if not self.in_place:
             for c in companions:
                 extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), c))
@@ -334,6 +355,7 @@ class Runner:
         if len(ds) == 0 or ("SOPClassUID" not in ds and "PixelData" not in ds):
             self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
             return None
+        _check_truncated(ds, full)
         _check_complete(ds, full)
         flagged, suspect = burned_in_status(ds)
         if flagged and self.exclude_burned_in:
@@ -390,6 +412,32 @@ def _work_chunk(setup, paths):
         except Exception:
             out.append(None)
     return out, pseudo.mapping
+
+
+def _check_truncated(ds, path: str) -> None:
+    """pydicom keeps a short last value and drops a cut element header without a word; a file cut
+    anywhere in its top-level data set is refused rather than anonymised into a plausible stub."""
+    from pydicom.dataelem import RawDataElement
+
+    end = 0
+    for raw in list(ds._dict.values()):
+        if not isinstance(raw, RawDataElement) or raw.length == 0xFFFFFFFF:
+            end = None if isinstance(raw, RawDataElement) else end
+            continue
+        if raw.value is not None and len(raw.value) < raw.length:
+            raise CorruptInput(f"element ({raw.tag.group:04X},{raw.tag.element:04X}) is cut short "
+                               "(truncated file?)", path)
+        if end is not None:
+            end = max(end, raw.value_tell + raw.length)
+    if end:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(end)
+                tail = fh.read(8)
+        except OSError:
+            return
+        if 0 < len(tail) < 8 and tail.strip(b"\0"):
+            raise CorruptInput("the file ends inside an element header (truncated file?)", path)
 
 
 def _check_complete(ds, path: str) -> None:
@@ -459,6 +507,26 @@ def _ensure_meta(ds) -> None:
         meta.MediaStorageSOPClassUID = ds.SOPClassUID
     if "SOPInstanceUID" in ds:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+
+
+def check_mapping_path(mapping: str, paths, output: str | None, in_place: bool, force: bool) -> None:
+    """Before anything is written: the mapping (original identifiers) must not replace an input,
+    must not land in the anonymised tree, and must not exist unless --force."""
+    target = os.path.realpath(mapping)
+    trees = [os.path.realpath(output)] if output and not in_place else []
+    if in_place:
+        trees += [os.path.realpath(p) for p in paths if os.path.isdir(p)]
+    for tree in trees:
+        if target == tree or target.startswith(tree.rstrip(os.sep) + os.sep):
+            raise UsageError(f"--mapping {mapping} is inside the anonymised tree {tree}: it holds the original "
+                             "identifiers; write it elsewhere")
+    for p in paths:
+        real = os.path.realpath(p)
+        if os.path.isfile(real) and real == target or os.path.isdir(real) and \
+                target.startswith(real.rstrip(os.sep) + os.sep) and os.path.exists(target):
+            raise OutputError("refusing to overwrite an input file with the mapping", mapping)
+    if os.path.lexists(mapping) and not force:
+        raise OutputError("destination exists (use --force to replace it)", mapping)
 
 
 def finish(runner: Runner, mapping_path: str | None) -> int:

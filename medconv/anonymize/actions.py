@@ -19,6 +19,8 @@ CODES = {
     "private": ("113111", "Retain Safe Private Option"),
 }
 DATE_VRS = ("DA", "DT", "TM")
+#: file meta elements kept (the group length is recomputed on writing)
+META_KEPT = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 REGISTRY_ROOT = "1.2.840.10008."
 
 
@@ -128,6 +130,13 @@ class Anonymizer:
             if elem.tag.is_private:
                 if not self.opts.keep_private:
                     del ds[elem.tag]
+                elif elem.VR == "SQ":
+                    # a kept private sequence is not a hiding place: its public elements follow the
+                    # profile, and UIDs everywhere keep pointing at the renamed objects
+                    for item in elem.value:
+                        self.clean(item)
+                elif elem.VR == "UI" and not self.opts.keep_uids:
+                    self._replace_uids(elem)
                 continue
             if lookup(tag) == "X" or tag & 0xFFFF == 0 and tag >> 16 != 0x0002:
                 # group lengths go too: they stop being true as soon as the group changes
@@ -235,10 +244,11 @@ class Anonymizer:
         if meta is not None:
             if "SOPInstanceUID" in ds:
                 meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            for kw in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                       "ReceivingApplicationEntityTitle", "PrivateInformation", "PrivateInformationCreatorUID"):
-                if kw in meta:
-                    delattr(meta, kw)
+            elif "MediaStorageSOPInstanceUID" in meta and not self.opts.keep_uids:
+                self._replace_uids(meta["MediaStorageSOPInstanceUID"])
+            # AE titles, presentation addresses, private information: only the meta a file needs stays
+            for tag in [e.tag for e in meta if int(e.tag) not in META_KEPT]:
+                del meta[tag]
         # YES only when the pixels cannot carry identity as far as the header tells: an image flagged
         # YES, or a suspect (US, secondary capture, screen save) without BurnedInAnnotation NO, stays NO
         flagged, suspect = burned_in_status(ds)

@@ -7,6 +7,12 @@ from . import profile
 from .actions import CODES, is_registry_uid, lookup
 
 DATE_IN_NAME = re.compile(r"(?<!\d)(19|20)\d\d[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
+#: what a patient pseudonym looks like (pseudonym.Pseudonymizer.patient)
+PSEUDONYM = re.compile(r"ANON-[BCDFGHJKMNPQRSTV]{16}")
+#: the dummy values the profile's D action writes (actions._dummy), per VR
+DUMMIES = {"PN": {"ANONYMIZED"}, "DA": {"19000101"}, "TM": {"000000"}, "DT": {"19000101000000"}}
+#: file meta elements an anonymised file may hold (everything else can name a host or application)
+META_KEPT = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 CODE_LETTERS = {"113105": "STG", "113106": "L", "113107": "M", "113108": "A", "113109": "D", "113110": "U"}
 
 
@@ -30,7 +36,32 @@ def _empty(elem) -> bool:
         return False
 
 
-def check_dicom(path: str, findings: list) -> None:
+def _is_dummy(elem) -> bool:
+    """True when a value is what the D action writes (so a real value planted later is found)."""
+    vr = elem.VR
+    values = list(elem.value) if elem.VM > 1 and not isinstance(elem.value, (str, bytes)) else [elem.value]
+    for v in values:
+        if vr in DUMMIES:
+            if str(v).strip() not in DUMMIES[vr]:
+                return False
+        elif vr == "UI":
+            if not (is_registry_uid(v) or str(v).startswith("2.25.")):
+                return False
+        elif vr in ("IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"):
+            try:
+                if float(v) != 0:
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif isinstance(v, bytes):
+            if v.strip(b"\x00 "):
+                return False
+        elif str(v).strip() != "ANONYMIZED":
+            return False
+    return True
+
+
+def check_dicom(path: str, findings: list, patient_ids=()) -> None:
     import warnings
 
     import pydicom
@@ -52,6 +83,23 @@ def check_dicom(path: str, findings: list) -> None:
     deid = str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
     if not deid:
         findings.append({"path": path, "where": "PatientIdentityRemoved", "what": "missing or not YES"})
+    meta = getattr(ds, "file_meta", None)
+    for elem in meta or []:
+        tag = int(elem.tag)
+        where = "file meta " + (elem.keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
+        if tag not in META_KEPT:
+            if not _empty(elem):
+                findings.append({"path": path, "where": where, "what": "may name a host, application or person"})
+        elif tag == 0x00020003 and "U" not in letters and elem.value and not (
+                is_registry_uid(elem.value) or str(elem.value).startswith("2.25.")):
+            findings.append({"path": path, "where": where, "what": f"original UID: {mask(elem.value)}"})
+    accepted = {str(v) for v in patient_ids}
+    for tag, keyword in ((0x00100010, "PatientName"), (0x00100020, "PatientID")):
+        if tag in ds and not _empty(ds[tag]):
+            value = str(ds[tag].value).strip()
+            if value not in accepted and not PSEUDONYM.fullmatch(value):
+                findings.append({"path": path, "where": keyword,
+                                 "what": f"not a pseudonym (give --patient-id if you chose it): {mask(value)}"})
     try:
         _walk(ds, "", path, findings, letters, deid, top=True)
     except Exception as exc:
@@ -74,8 +122,8 @@ def _walk(ds, prefix, path, findings, letters, deid, top=False):
         if lookup(tag) == "X":
             findings.append({"path": path, "where": where, "what": "overlay/curve group present"})
             continue
-        if top and tag in (0x00100010, 0x00100020) and deid:
-            continue  # the pseudonym
+        if top and tag in (0x00100010, 0x00100020):
+            continue  # checked against the pseudonym form above
         action = profile.effective_action(tag, letters)
         vr = elem.VR
         if vr == "SQ":
@@ -98,7 +146,7 @@ def _walk(ds, prefix, path, findings, letters, deid, top=False):
                 bad = "date"
         elif action in ("X", "Z", "X/Z", "X/Z/D"):
             bad = f"the profile says {action}"
-        elif action in ("D", "Z/D", "X/D", "X/Z/D") and not deid:
+        elif action in ("D", "Z/D", "X/D") and vr != "SQ" and not _is_dummy(elem):
             bad = "not replaced by a dummy value"
         elif action in ("U", "X/Z/U*") and vr == "UI":
             values = elem.value if elem.VM > 1 else [elem.value]
@@ -116,12 +164,15 @@ def check_other(path: str, kind: str, findings: list) -> None:
         for name in changed:
             findings.append({"path": path, "where": f"{label} {name}", "what": "identifying or free-text field"})
 
-    if kind in ("minc", "mgh", "mgh.gz"):
-        findings.append({"path": path, "where": "header", "what": f"{kind.split('.')[0].upper()} header not verifiable"})
-        return
     data = io.read_bytes(path)
     kind = kind.removesuffix(".gz")
-    if kind in ("nifti1", "nifti2", "analyze"):
+    if kind == "mgh":
+        report(headers.scrub_mgh(data, path)[1], "MGH")
+    elif kind == "minc":
+        report(headers.scrub_minc(data, path, verify=False)[1], "MINC attribute")
+    elif kind in ("png", "jpeg", "tiff", "bmp"):
+        report(headers.scrub_raster(kind, data, path, verify=False)[1], f"{kind.upper()}")
+    elif kind in ("nifti1", "nifti2", "analyze"):
         report(headers.scrub_nifti_like(data, kind, path)[1], kind)
     elif kind == "metaimage":
         report(headers.scrub_metaimage(data, path)[1], "MetaImage key")
@@ -131,7 +182,7 @@ def check_other(path: str, kind: str, findings: list) -> None:
         report(headers.scrub_json(data, path)[1], "JSON key")
 
 
-def check(paths) -> list:
+def check(paths, patient_ids=()) -> list:
     """Findings [{path, where, what}] for every file under `paths`."""
     from ..errors import MedconvError
     from . import classify, walk_inputs
@@ -150,7 +201,7 @@ def check(paths) -> list:
             findings.append({"path": shown, "where": "file name", "what": "contains a date"})
         try:
             if kind == "dicom":
-                check_dicom(full, findings)
+                check_dicom(full, findings, patient_ids)
             else:
                 check_other(full, kind, findings)
         except MedconvError as exc:

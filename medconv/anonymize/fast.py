@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 from . import profile
-from .actions import CODES, DATE_VRS, lookup, shift_date
+from .actions import CODES, DATE_VRS, is_registry_uid, lookup, shift_date
 
 #: Transfer syntaxes whose data set is explicit VR little endian (native and encapsulated)
 _EXPLICIT_LE = {
@@ -35,7 +35,9 @@ _COMBINED = {"X/Z": "Z", "X/Z/D": "Z", "X/D": "D", "Z/D": "D", "X/Z/U*": "U"}
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-_META_DROP = {0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102}
+#: file meta kept (re-encoded): anything else (AE titles, presentation addresses, private
+#: information) can name a host, an application or a person
+_META_KEPT = {0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 _PATIENT_NAME, _PATIENT_ID = 0x00100010, 0x00100020
 #: what the output says about its de-identification (replaced, never kept from the input)
 _RECORDED = {0x00120062, 0x00120063, 0x00120064, 0x00280303}
@@ -211,7 +213,9 @@ class FastAnonymizer:
             tag = el.tag
             if tag >> 16 & 1:
                 if keep_private:
-                    out.append((tag, self._raw(el)))
+                    # kept private elements still get their nested public elements and UIDs
+                    # cleaned: the pydicom path does that (it knows private VRs from its dictionary)
+                    raise Fallback
                 continue
             if tag & 0xFFFF == 0 and tag >> 16 != 0x0002:
                 continue  # a group length, no longer true once the group changes
@@ -256,7 +260,6 @@ class FastAnonymizer:
         values = _values(el)
         if not values:
             return self._raw(el)
-        from .actions import is_registry_uid
 
         new = [v if not v or is_registry_uid(v) else self.pseudo.uid(v) for v in values]
         return _str(el.tag, "UI", new)
@@ -376,12 +379,17 @@ class FastAnonymizer:
 
         new_meta = []
         for e in meta:
-            if e.tag in _META_DROP or e.tag == 0x00020000:
+            if e.tag not in _META_KEPT:
                 continue
             if e.tag == 0x00020002:
                 new_meta.append((e.tag, _encode(e.tag, "UI", _text(top[0x00080016]).encode())))
             elif e.tag == 0x00020003 and sop is not None:
                 new_meta.append((e.tag, _encode(e.tag, "UI", sop.encode())))
+            elif e.tag == 0x00020003 and not self.opts.keep_uids:
+                # no SOPInstanceUID to follow: the file's own UID is replaced like any other
+                old = _text(e).strip().rstrip("\0")
+                new = old if not old or is_registry_uid(old) else self.pseudo.uid(old)
+                new_meta.append((e.tag, _encode(e.tag, "UI", new.encode())))
             else:
                 new_meta.append((e.tag, bytes(e.raw)))
         meta_bytes = b"".join(b for _, b in sorted(new_meta, key=lambda t: t[0]))

@@ -30,20 +30,50 @@ class Pseudonymizer:
     def _digest(self, kind: str, value: str) -> bytes:
         return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
 
+    # Every pseudonym carries a keyed tag of its own digits, so a value this key made is
+    # recognised and kept: anonymising an anonymised file again with the same key changes no
+    # UID and no patient pseudonym (idempotence). Another key's values are replaced as usual.
+
+    def _tag(self, kind: str, body: bytes, n: int) -> bytes:
+        return hmac.new(self._key, kind.encode() + b"\x00" + body, hashlib.sha256).digest()[:n]
+
+    def _is_own_uid(self, value: str) -> bool:
+        digits = value[5:]
+        if not value.startswith("2.25.") or not digits.isdigit() or len(digits) > 39:
+            return False
+        n = int(digits)
+        if n >= 1 << 128:
+            return False
+        raw = n.to_bytes(16, "big")
+        return hmac.compare_digest(raw[12:], self._tag("uid-tag", raw[:12], 4))
+
     def uid(self, value: str) -> str:
-        """A 2.25 UID (a 128-bit integer, at most 44 characters) derived from the original UID."""
+        """A 2.25 UID (a 128-bit integer, at most 44 characters) derived from the original UID:
+        96 bits of keyed digest and a 32-bit keyed tag of those bits."""
         value = str(value).strip().rstrip("\x00")
-        if not value:
+        if not value or self._is_own_uid(value):
             return value
-        new = "2.25." + str(int.from_bytes(self._digest("uid", value)[:16], "big"))
+        body = self._digest("uid", value)[:12]
+        new = "2.25." + str(int.from_bytes(body + self._tag("uid-tag", body, 4), "big"))
         self.mapping.setdefault("uid", {})[value] = new
         return new
 
     def patient(self, patient_id: str) -> str:
-        """A patient pseudonym such as ANON-QKTBMDCHSVGF (the same for the same PatientID)."""
-        new = "ANON-" + self._digest("patient", str(patient_id).strip()).hex()[:12].translate(_LETTERS).upper()
+        """A patient pseudonym such as ANON-QKTBMDCHSVGFBCDF (the same for the same PatientID):
+        12 letters of keyed digest and 4 of keyed tag."""
+        value = str(patient_id).strip()
+        if len(value) == 21 and value.startswith("ANON-"):
+            body = value[5:17].encode()
+            if hmac.compare_digest(value[17:].encode(), self._letters(self._tag("patient-tag", body, 2))):
+                return value
+        body = self._letters(self._digest("patient", value)[:6])
+        new = "ANON-" + (body + self._letters(self._tag("patient-tag", body, 2))).decode()
         self.mapping.setdefault("patient", {})[str(patient_id)] = new
         return new
+
+    @staticmethod
+    def _letters(raw: bytes) -> bytes:
+        return raw.hex().translate(_LETTERS).upper().encode()
 
     def short(self, kind: str, value: str, n: int = 12) -> str:
         """A short opaque name for a folder (study or series)."""

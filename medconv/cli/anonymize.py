@@ -26,14 +26,18 @@ from . import options
 @click.option("--keep-patient-characteristics", is_flag=True, help="Retain age, sex, size and weight.")
 @click.option("--exclude-burned-in", is_flag=True, help="Skip images with BurnedInAnnotation YES.")
 @click.option("--mapping", type=click.Path(), metavar="FILE", help="Write the original-to-pseudonym table (mode 0600).")
-@click.option("--check", is_flag=True, help="Only report identifying data left in PATH...; exit 1 if any.")
+@click.option("--check", is_flag=True, help="Only report identifying data left in PATH...; exit 1 if any "
+              "(with --patient-id, that value is accepted as PatientName/PatientID).")
+@options.keep_going
+@click.option("-n", "--dry-run", is_flag=True,
+              help="List what the profile does to each element of the first DICOM file; write nothing.")
 @options.jobs
 @options.json_out
 @options.force
 @options.quiet
 def command(paths, from_list, output, in_place, layout, key, patient_id, keep_dates, shift_dates, keep_uids,
             keep_descriptors, keep_private, keep_device, keep_patient_characteristics, exclude_burned_in, mapping,
-            check, jobs, as_json, force):
+            check, keep_going, dry_run, jobs, as_json, force):
     """De-identify DICOM files and trees; scrub NIfTI/Analyze/MetaImage/NRRD headers.
 
     DICOM: PS3.15 Annex E basic profile at every sequence depth, private and overlay
@@ -52,33 +56,57 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
     if not paths:
         raise UsageError("no input given (medconv anonymize PATH... -o DIR)")
     if check:
-        return _check(paths, as_json)
-    if in_place == bool(output):
+        return _check(paths, as_json, [patient_id] if patient_id else [])
+    if in_place == bool(output) and not dry_run:
         raise UsageError("give exactly one of -o DIR and --in-place")
     if keep_dates and shift_dates is not None:
         raise UsageError("--keep-dates and --shift-dates exclude each other")
     if patient_id is not None and not patient_id.strip():
         raise UsageError("--patient-id must not be empty")
-    from ..anonymize import Runner, finish
+    from ..anonymize import Runner, check_mapping_path, finish
     from ..anonymize.actions import Options
 
     opts = Options(keep_dates=keep_dates, shift_days=shift_dates, keep_uids=keep_uids,
                    keep_descriptors=keep_descriptors, keep_private=keep_private, keep_device=keep_device,
                    keep_patient_characteristics=keep_patient_characteristics, patient_id=patient_id)
     runner = Runner(opts, key=key, output=output, in_place=in_place, layout=layout, force=force,
-                    exclude_burned_in=exclude_burned_in)
+                    exclude_burned_in=exclude_burned_in, keep_going=keep_going)
+    if dry_run:
+        return _dry_run(runner, paths, as_json)
+    if mapping:
+        check_mapping_path(mapping, paths, output, in_place, force)
     runner.run(paths, jobs=jobs)
     code = finish(runner, mapping)
     if code:
         sys.exit(code)
 
 
-def _check(paths, as_json):
+def _dry_run(runner, paths, as_json):
+    import json
+
+    from ..anonymize import classify, walk_inputs
+    from ..anonymize.plan import plan_file, render
+    from ..errors import InputError
+
+    files = [f for _, _, f in walk_inputs(paths)]
+    first = next((f for f in files if classify(f) == "dicom"), None)
+    if first is None:
+        raise InputError("no DICOM file among the inputs (--dry-run shows the plan for one DICOM file)",
+                         paths[0])
+    rows = plan_file(first, runner)
+    if as_json:
+        click.echo(json.dumps({"path": first, "elements": rows}, indent=2))
+    else:
+        click.echo(f"# {first}: nothing written")
+        click.echo(render(rows))
+
+
+def _check(paths, as_json, patient_ids=()):
     import json
 
     from ..anonymize.check import check
 
-    findings = check(paths)
+    findings = check(paths, patient_ids)
     if as_json:
         click.echo(json.dumps(findings, indent=2))
     else:

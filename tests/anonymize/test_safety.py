@@ -1,0 +1,209 @@
+"""anonymize: --check sees through a forged YES, file meta, kept private sequences, idempotence,
+--dry-run, and a --mapping that could leak or destroy."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from helpers import run
+
+pydicom = pytest.importorskip("pydicom")
+from pydicom.uid import generate_uid
+from test_anonymize import make_dicom, out_files
+
+ENGINES = ["bytes", "pydicom"]
+
+
+@pytest.fixture
+def engine(request, monkeypatch):
+    if request.param == "pydicom":
+        monkeypatch.setenv("MEDCONV_ANON_ENGINE", "pydicom")
+    return request.param
+
+
+def _one(tmp_path, name="in"):
+    src = tmp_path / name
+    src.mkdir()
+    make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid(), ref_uid=generate_uid())
+    return src
+
+
+def _anonymized(tmp_path, *extra):
+    src = _one(tmp_path)
+    out = tmp_path / "o"
+    r = run("anonymize", src, "-o", out, "--key", "k", *extra)
+    assert r.code == 0, r.err
+    (f,) = out_files(out)
+    return f
+
+
+@pytest.mark.parametrize("plant", ["name", "dummy", "meta_ae", "meta_uid"])
+def test_check_not_fooled_by_patient_identity_removed(tmp_path, plant):
+    """A file that says PatientIdentityRemoved YES is still read element by element: a real name as
+    PatientName, a D-action attribute holding a real value, or file meta naming a host, is found."""
+    f = _anonymized(tmp_path)
+    assert run("anonymize", "--check", f).code == 0
+    ds = pydicom.dcmread(f)
+    assert ds.PatientIdentityRemoved == "YES"
+    if plant == "name":
+        ds.PatientName = "Doe^John"
+    elif plant == "dummy":
+        ds.ClinicalTrialSponsorName = "Acme Trials Ltd"  # profile action D
+    elif plant == "meta_ae":
+        ds.file_meta.SourceApplicationEntityTitle = "ER_SCANNER_JOHN"
+    ds.save_as(f, enforce_file_format=True)
+    if plant == "meta_uid":  # in the bytes: pydicom would make it follow SOPInstanceUID again
+        raw = open(f, "rb").read()
+        new = str(ds.file_meta.MediaStorageSOPInstanceUID).encode()
+        old = b"1.2.840.113619.2.55.3." + b"7" * (len(new) - 22)
+        assert raw.count(new) == 2  # meta and data set
+        open(f, "wb").write(raw.replace(new, old, 1))
+    r = run("anonymize", "--check", f)
+    assert r.code == 1, r.out
+    assert "Doe^John" not in r.out and "Acme Trials" not in r.out  # reported masked
+
+
+def test_check_accepts_the_patient_id_the_user_chose(tmp_path):
+    f = _anonymized(tmp_path, "--patient-id", "SUBJ01")
+    assert run("anonymize", "--check", f).code == 1  # not a pseudonym: could be a real ID
+    assert run("anonymize", "--check", f, "--patient-id", "SUBJ01").code == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_file_meta_holds_only_what_a_file_needs(tmp_path, engine):
+    """Presentation addresses and AE titles go; MediaStorageSOPInstanceUID is replaced even when the
+    data set has no SOPInstanceUID to follow."""
+    src = tmp_path / "in"
+    src.mkdir()
+    ds = make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
+    original = ds.SOPInstanceUID
+    del ds.SOPInstanceUID
+    ds.file_meta.SourcePresentationAddress = "http://pacs.saint-elsewhere.example/"
+    ds.file_meta.SendingApplicationEntityTitle = "HOSP_SEND"
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0, r.err
+    (f,) = out_files(tmp_path / "o")
+    raw = open(f, "rb").read()
+    for secret in (original.encode(), b"saint-elsewhere", b"HOSP_SEND", b"HOSPITAL_PACS"):
+        assert secret not in raw
+    meta = pydicom.dcmread(f).file_meta
+    assert str(meta.MediaStorageSOPInstanceUID).startswith("2.25.")
+    assert {int(e.tag) for e in meta} <= {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010,
+                                              0x00020012, 0x00020013}
+    assert run("anonymize", "--check", f).code == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_kept_private_sequence_is_cleaned_inside(tmp_path, engine):
+    """--keep-private keeps private elements, but a public name inside a private sequence is still
+    handled by the profile and a UID in it follows its object's new UID."""
+    src = tmp_path / "in"
+    src.mkdir()
+    a, b = generate_uid(), generate_uid()
+    study, series = generate_uid(), generate_uid()
+    make_dicom(src / "a.dcm", a, study, series)
+    ds = make_dicom(src / "b.dcm", b, study, series)
+    item = pydicom.Dataset()
+    item.PatientName = "Hidden^Person"
+    item.ReferencedSOPInstanceUID = a
+    block = ds.private_block(0x0011, "ACME SEQ", create=True)
+    block.add_new(0x01, "SQ", pydicom.Sequence([item]))
+    block.add_new(0x02, "UI", a)
+    ds.save_as(src / "b.dcm", enforce_file_format=True)
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--keep-private")
+    assert r.code == 0, r.err
+    new_uids = {str(pydicom.dcmread(f).SOPInstanceUID) for f in out_files(tmp_path / "o")}
+    for f in out_files(tmp_path / "o"):
+        raw = open(f, "rb").read()
+        assert b"Hidden^Person" not in raw and a.encode() not in raw
+        out = pydicom.dcmread(f)
+        if (0x0011, 0x1001) in out:
+            assert str(out[0x0011, 0x1001].value[0].ReferencedSOPInstanceUID) in new_uids
+            assert str(out[0x0011, 0x1002].value) in new_uids
+    assert "Secret private note" in "".join(open(f, "rb").read().decode("latin-1") for f in out_files(tmp_path / "o"))
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_anonymising_twice_with_the_same_key_changes_nothing(tmp_path, engine):
+    """Idempotence: the second run with the same key keeps every UID and the pseudonym; another key
+    replaces them."""
+    src = tmp_path / "in"
+    src.mkdir()
+    study, series = generate_uid(), generate_uid()
+    a = generate_uid()
+    make_dicom(src / "a.dcm", a, study, series)
+    make_dicom(src / "b.dcm", generate_uid(), study, series, ref_uid=a, n=2)
+    assert run("anonymize", src, "-o", tmp_path / "o1", "--key", "k").code == 0
+    assert run("anonymize", tmp_path / "o1", "-o", tmp_path / "o2", "--key", "k").code == 0
+    assert run("anonymize", tmp_path / "o1", "-o", tmp_path / "o3", "--key", "other").code == 0
+    first = {os.path.relpath(f, tmp_path / "o1"): open(f, "rb").read() for f in out_files(tmp_path / "o1")}
+    second = {os.path.relpath(f, tmp_path / "o2"): open(f, "rb").read() for f in out_files(tmp_path / "o2")}
+    assert first == second  # same folders (from the same UIDs and pseudonym) and the same bytes
+    d1 = pydicom.dcmread(out_files(tmp_path / "o1")[0])
+    d3 = pydicom.dcmread(out_files(tmp_path / "o3")[0])
+    assert d3.StudyInstanceUID != d1.StudyInstanceUID and d3.PatientID != d1.PatientID
+
+
+def test_dry_run_lists_actions_and_writes_nothing(tmp_path):
+    src = _one(tmp_path)
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--dry-run", "--json")
+    assert r.code == 0, r.err
+    assert not (tmp_path / "o").exists()
+    plan = json.loads(r.out)
+    rows = {row["tag"]: row for row in plan["elements"]}
+    assert rows["(0010,0010)"]["result"] == "replaced" and rows["(0010,0010)"]["new"].startswith("ANON-")
+    assert rows["(0008,0080)"]["action"] != "-" and rows["(0008,0080)"]["result"] in ("removed", "emptied")
+    assert rows["(0008,0018)"]["new"].startswith("2.25.")
+    assert rows["(0009,1010)"]["action"] == "private" and rows["(0009,1010)"]["result"] == "removed"
+    assert rows["(0012,0062)"]["result"] == "added"
+    deep = {rows[t]["name"]: rows[t]["result"] for t in rows if t.startswith("(0008,2112)[0].(0040,A170)[0].")}
+    assert deep["OperatorsName"] in ("removed", "emptied") and deep["CodeValue"] == "kept"  # item by item
+    assert rows["(6000,3000)"]["action"] == "X" and rows["(6000,3000)"]["result"] == "removed"
+    assert "Doe^Johnathan" not in r.out and "PID12345" not in r.out  # originals never printed
+    text = run("anonymize", src, "--dry-run", "--key", "k")
+    assert text.code == 0 and "PatientName" in text.out and "replaced" in text.out
+
+
+def test_dry_run_needs_a_dicom_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    r = run("anonymize", tmp_path / "notes.txt", "--dry-run")
+    assert r.code == 3 and "no DICOM file" in r.err
+
+
+def test_mapping_never_replaces_an_input_nor_lands_in_the_output(tmp_path):
+    src = _one(tmp_path)
+    victim = src / "a.dcm"
+    before = victim.read_bytes()
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--mapping", victim, "--force")
+    assert r.code == 4 and "input" in r.err and victim.read_bytes() == before
+    assert not (tmp_path / "o").exists()
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--mapping", tmp_path / "o" / "map.json")
+    assert r.code == 2 and "inside the anonymised tree" in r.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_mapping_is_refused_before_anything_is_written(tmp_path):
+    src = _one(tmp_path)
+    (tmp_path / "map.json").write_text("{}")
+    r = run("anonymize", src, "-o", tmp_path / "o", "--mapping", tmp_path / "map.json")
+    assert r.code == 4 and "exists" in r.err
+    assert not (tmp_path / "o").exists()  # a random key's mapping would otherwise be lost for good
+
+
+def test_non_dicom_paths_kept_with_one_warning(tmp_path):
+    """Other formats keep their relative paths (the issue's layout); a name can identify, so the run
+    says so, once."""
+    import nibabel as nib
+    import numpy as np
+
+    src = tmp_path / "in" / "Doe_John"
+    src.mkdir(parents=True)
+    for name in ("a.nii", "b.nii"):
+        nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), src / name)
+    r = run("anonymize", tmp_path / "in", "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0, r.err
+    assert (tmp_path / "o" / "Doe_John" / "a.nii").exists()
+    assert r.err.count("keep their relative paths") == 1
