@@ -1,7 +1,7 @@
 """medconv anonymize: de-identify DICOM trees and scrub other image headers.
 
 `run()` walks the inputs, anonymises each DICOM file with the PS3.15 profile
-(actions.py), scrubs NIfTI/Analyze/MetaImage/NRRD headers and JSON sidecars
+(actions.py), scrubs the headers of every other image format and JSON sidecars
 (headers.py), skips everything else, and writes atomically. `check.py` reports
 what identifying data remains.
 """

@@ -38,7 +38,7 @@ from . import options
 def command(paths, from_list, output, in_place, layout, key, patient_id, keep_dates, shift_dates, keep_uids,
             keep_descriptors, keep_private, keep_device, keep_patient_characteristics, exclude_burned_in, mapping,
             check, keep_going, dry_run, jobs, as_json, force):
-    """De-identify DICOM files and trees; scrub NIfTI/Analyze/MetaImage/NRRD headers.
+    """De-identify DICOM files and trees; scrub the headers of every other format.
 
     DICOM: PS3.15 Annex E basic profile at every sequence depth, private and overlay
     elements removed, UIDs replaced by keyed 2.25 UIDs (the same --key gives the same
@@ -49,6 +49,10 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
       medconv anonymize export/ -o anon/ --key "$SECRET" --mapping map.json
       medconv anonymize export/ -o anon/ --shift-dates -365
       medconv anonymize --check anon/
+      medconv anonymize scan.dcm --dry-run      # what happens to each element
+
+    NIfTI/Analyze/MetaImage/NRRD/MINC/MGH headers, PNG/JPEG/TIFF metadata and JSON
+    sidecars are scrubbed with voxels and geometry untouched.
     """
     from ..errors import UsageError
 
