@@ -149,8 +149,12 @@ class Runner:
             jobs = default_jobs(len(files) // _CHUNK)
         parallel = self.fast is not None and jobs > 1 and len(files) >= 2 * _CHUNK
         ready = self._parallel(files, jobs) if parallel else None
+        from ..batch import _Progress
+
+        bar = _Progress("anonymize", len(files))  # only on a terminal
         try:
             for root, rel, full in files:
+                bar.advance()
                 result = next(ready) if ready is not None else None
                 try:
                     if result is not None:
@@ -175,6 +179,7 @@ class Runner:
                     # identifying value: only its type is named.
                     self._failed(full, CorruptInput(f"unexpected content ({type(exc).__name__})", full))
         finally:
+            bar.close()
             if ready is not None:
                 ready.close()  # stops the workers when a write error ends the run early
         return self.summary

@@ -207,3 +207,33 @@ def test_non_dicom_paths_kept_with_one_warning(tmp_path):
     assert r.code == 0, r.err
     assert (tmp_path / "o" / "Doe_John" / "a.nii").exists()
     assert r.err.count("keep their relative paths") == 1
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path):
+    import pty
+    import subprocess
+    import sys
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        make_dicom(src / f"{i}.dcm", generate_uid(), generate_uid(), generate_uid())
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-m", "medconv", "anonymize", str(src), "-o", str(tmp_path / "o"), "--key", "k"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave)
+    proc.communicate(timeout=60)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.returncode == 0
+    assert "3/3" in b"".join(chunks).decode("utf-8", "replace")
+    piped = run("anonymize", src, "-o", tmp_path / "o2", "--key", "k")
+    assert "3/3" not in piped.err and "anonymised 3 file(s)" in piped.err
