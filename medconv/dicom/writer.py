@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import errno
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -128,6 +129,18 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
+_SERIES_FILE = re.compile(r"\d+\.dcm")
+
+
+def _only_a_series(folder: str) -> bool:
+    """True when a directory holds nothing but numbered .dcm files (a series this writer made)."""
+    try:
+        with os.scandir(folder) as entries:
+            return all(e.is_file(follow_symlinks=False) and _SERIES_FILE.fullmatch(e.name) for e in entries)
+    except OSError:
+        return False
+
+
 def _check_destination(volume, dest, shown, force, protect):
     """Refuse before any work: a non-empty destination without force, or one holding an input."""
     inputs = [os.fspath(p) for p in protect or ()]
@@ -145,6 +158,10 @@ def _check_destination(volume, dest, shown, force, protect):
             if not empty and not force:
                 raise OutputError("destination directory exists and is not empty (use --force to replace it)",
                                   shown)
+            if not empty and not _only_a_series(dest):
+                # --force replaces a series medconv wrote, never a folder of someone's other files
+                raise OutputError("destination directory holds files other than a DICOM series "
+                                  "(numbered .dcm files); choose an empty or new directory", shown)
         elif not force:
             raise OutputError("destination exists (use --force to replace it)", shown)
 
@@ -164,8 +181,12 @@ def _geometry(volume, path) -> dict:
     lps = geometry.ras_to_lps(volume.affine)
     col_step, row_step, slice_step = lps[:3, 0], lps[:3, 1], lps[:3, 2]
     dx, dy = float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))
-    if dx == 0 or dy == 0 or not np.isfinite(lps).all():
+    if dx == 0 or dy == 0 or not np.isfinite(lps).all() or not np.isfinite([dx, dy]).all():
         raise OutputError("the affine has a zero or non-finite in-plane voxel size", path)
+    far = lps[:3, 3] + lps[:3, :3] @ (np.array([nx, ny, nz], float) - 1)
+    if not np.isfinite(far).all() or not np.isfinite(np.linalg.norm(slice_step)):
+        raise OutputError("DICOM cannot hold this geometry value: voxel positions overflow (absurd spacing "
+                          "or origin)", path)
     row_cos, col_cos = col_step / dx, row_step / dy
     cos = float(np.dot(row_cos, col_cos))
     if abs(cos) > ORTHOGONAL_TOL:
@@ -500,6 +521,9 @@ def _write_directory(dest, shown, force, fill):
                 if not empty_dir:
                     if not force:  # appeared while we were writing
                         raise OutputError("destination exists (use --force to replace it)", shown)
+                    if os.path.isdir(dest) and not os.path.islink(dest) and not _only_a_series(dest):
+                        raise OutputError("destination directory holds files other than a DICOM series "
+                                          "(numbered .dcm files); choose an empty or new directory", shown)
                     old = os.path.join(parent, f".{base}.medconv-old-{uuid.uuid4().hex[:12]}")
                     os.rename(dest, old)
             try:

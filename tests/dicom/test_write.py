@@ -433,13 +433,27 @@ def test_existing_non_empty_destination_refused_without_force(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out", "src.nii.gz"]
 
 
-def test_force_replaces_the_whole_directory(tmp_path):
+def test_force_replaces_a_previous_series(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "stale.dcm").write_text("old")
+    for n in range(1, 9):  # a longer series written before
+        (out / f"{n:04d}.dcm").write_text("old")
     res = _write_cli(tmp_path, _vol(), "--force")
     assert res.code == 0, res.err
     assert sorted(os.listdir(out)) == [f"{n:04d}.dcm" for n in range(1, 6)]
+    assert sorted(os.listdir(tmp_path)) == ["out", "src.nii.gz"]
+
+
+@pytest.mark.parametrize("other", ["notes.txt", "sub/code.py", "stale.dcm"])
+def test_force_never_replaces_a_folder_of_other_files(tmp_path, other):
+    """--force into a folder (even the current one) that holds anything but a series medconv wrote
+    is refused: nothing in it is touched."""
+    out = tmp_path / "out"
+    (out / other).parent.mkdir(parents=True, exist_ok=True)
+    (out / other).write_text("precious")
+    res = _write_cli(tmp_path, _vol(), "--force")
+    assert_clean_error(res, 4, "other than a DICOM series")
+    assert (out / other).read_text() == "precious"
     assert sorted(os.listdir(tmp_path)) == ["out", "src.nii.gz"]
 
 
@@ -488,7 +502,7 @@ def test_failure_midway_leaves_nothing_and_keeps_the_old_directory(tmp_path, mon
 
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.dcm").write_text("previous result")
+    (out / "0001.dcm").write_text("previous result")
     calls = {"n": 0}
     real_save = Dataset.save_as
 
@@ -501,7 +515,7 @@ def test_failure_midway_leaves_nothing_and_keeps_the_old_directory(tmp_path, mon
     monkeypatch.setattr(Dataset, "save_as", failing)
     res = _write_cli(tmp_path, _vol(), "--force")
     assert_clean_error(res, 4, "disk full")
-    assert os.listdir(out) == ["old.dcm"]
+    assert os.listdir(out) == ["0001.dcm"] and (out / "0001.dcm").read_text() == "previous result"
     assert sorted(os.listdir(tmp_path)) == ["out", "src.nii.gz"]
 
 
