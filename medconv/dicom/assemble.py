@@ -47,10 +47,26 @@ class Series:
 
 
 def group(frames) -> list:
-    """Split frames by signature (UID, orientation, size, echo, image kind); stable order."""
+    """Split frames by signature (UID, orientation, size, echo, image kind); stable order.
+
+    The same image twice (same SOPInstanceUID and frame: a tree exported twice, a copied folder)
+    counts once, as dcm2niix does, instead of becoming a fake second volume.
+    """
     groups = OrderedDict()
+    seen, copies = {}, []
     for f in frames:
+        if f.sop:
+            key = (f.sop, f.index)
+            if key in seen:
+                copies.append((f.path, seen[key]))
+                continue
+            seen[key] = f.path
         groups.setdefault(f.signature(), []).append(f)
+    if copies:
+        path, first = copies[0]
+        more = f" (and {len(copies) - 1} more)" if len(copies) > 1 else ""
+        log.warn(f"{len(copies)} duplicate image(s) skipped: the same SOPInstanceUID as an image already read "
+                 f"({path} repeats {first}{more})")
     series = [Series(g) for g in groups.values()]
     series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.series_uid))
     numbers = {}
@@ -137,9 +153,10 @@ def layout(series, strict=False, path=None, gaps="refuse"):
     positions = [np.array(stacks[k][0].ipp) for k in range(nz)]
     dists = np.array([dist[c[0]] for c in clusters])
     first = stacks[0][0]
+    _check_in_plane(series, stacks, dists, first, path, refuse=gaps != "warn")
     if nz > 1:
         steps = np.diff(dists)
-        typical = float(np.median(steps))
+        typical = _typical_step(steps)
         uneven = np.abs(steps - typical) > max(GAP_TOL * typical, POSITION_TOL)
         if uneven.any():
             pairs = [f"{_fmt(dists[i])} -> {_fmt(dists[i + 1])} mm" for i in np.nonzero(uneven)[0][:6]]
@@ -195,6 +212,47 @@ def layout(series, strict=False, path=None, gaps="refuse"):
             acq = _acquisition_step([by_t[t][0].acq_time for t in range(nt)])
             step_t = tr if tr and (first.modality == "MR" or acq is None) else acq
     return by_t, nz, nt, affine, step_t
+
+
+def _typical_step(steps) -> float:
+    """The slice step: the median gap, unless every gap is a whole multiple of the smallest one (slices
+    missing in half the gaps or more: the median would be a multiple and the grid wrong)."""
+    typical = float(np.median(steps))
+    base = float(steps.min())
+    if POSITION_TOL < base < typical * (1 - GAP_TOL):
+        ratios = steps / base
+        if np.all(np.abs(ratios - np.round(ratios)) <= 0.1):
+            return base
+    return typical
+
+
+def _check_in_plane(series, stacks, dists, first, path, refuse=True):
+    """Every image must sit on the line through the slices (one stack): a slice shifted in its own
+    plane, or two stacks side by side sharing positions along the normal, cannot be one volume."""
+    ps = first.pixel_spacing if first.pixel_spacing is not None else [1.0, 1.0]
+    tol = max(0.05, 0.1 * min(float(v) for v in ps))
+    worst, where = 0.0, None
+    for k, stack in enumerate(stacks):  # images sharing a slice position (4D) share the position itself
+        p0 = np.array(stack[0].ipp, float)
+        for f in stack[1:]:
+            off = float(np.linalg.norm(np.array(f.ipp, float) - p0))
+            if off > worst:
+                worst, where = off, f"two images at {_fmt(dists[k])} mm are {_fmt(off)} mm apart"
+    if len(stacks) > 2 and dists[-1] > dists[0]:
+        a, b = np.array(stacks[0][0].ipp, float), np.array(stacks[-1][0].ipp, float)
+        for k in range(1, len(stacks) - 1):
+            expected = a + (b - a) * (dists[k] - dists[0]) / (dists[-1] - dists[0])
+            off = float(np.linalg.norm(np.array(stacks[k][0].ipp, float) - expected))
+            if off > worst:
+                worst, where = off, f"the slice at {_fmt(dists[k])} mm is {_fmt(off)} mm off the line through " \
+                                    "the others"
+    if worst <= tol:
+        return
+    msg = (f"series {series.selector}: images are not on one stack ({where}, in their own plane); "
+           "they cannot be one volume")
+    if refuse:
+        raise CorruptInput(msg, path)
+    log.warn(msg, path)
 
 
 def _acquisition_step(times):

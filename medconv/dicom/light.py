@@ -14,7 +14,8 @@ _BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
 #: keyword -> (tag, VR used when the file is implicit VR)
 TAGS = {
-    "SOPClassUID": (0x00080016, "UI"), "ImageType": (0x00080008, "CS"), "Modality": (0x00080060, "CS"),
+    "SOPClassUID": (0x00080016, "UI"), "SOPInstanceUID": (0x00080018, "UI"), "ImageType": (0x00080008, "CS"),
+    "Modality": (0x00080060, "CS"),
     "Manufacturer": (0x00080070, "LO"), "SeriesDescription": (0x0008103E, "LO"),
     "ManufacturerModelName": (0x00081090, "LO"), "AcquisitionTime": (0x00080032, "TM"),
     "ScanningSequence": (0x00180020, "CS"), "SequenceVariant": (0x00180021, "CS"),

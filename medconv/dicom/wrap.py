@@ -101,6 +101,7 @@ class Frame:
         "size",
         "slice_thickness",
         "slope",
+        "sop",
         "temporal",
         "transfer_syntax",
         "trigger",
@@ -119,6 +120,7 @@ class Frame:
         ts = _get(meta, "TransferSyntaxUID") if meta is not None else None
         self.transfer_syntax = str(ts) if ts else "1.2.840.10008.1.2"
         self.series_uid = str(_get(ds, "SeriesInstanceUID") or "")
+        self.sop = str(_get(ds, "SOPInstanceUID") or "")
         self.series_number = _int(_get(ds, "SeriesNumber"))
         self.series_description = str(_get(ds, "SeriesDescription") or "") or None
         self.modality = str(_get(ds, "Modality") or "") or None
@@ -241,5 +243,7 @@ class Frame:
                                                            "IMAGINARY", "LOCALIZER"))
         echo = self.echo_number if self.echo_number is not None else (
             round(self.echo_time, 3) if self.echo_time is not None else None)
+        # pixel spacing too: stacked slices of different spacings would all get the first one's
+        spacing = tuple(round(float(v), 4) for v in self.pixel_spacing) if self.pixel_spacing is not None else None
         return (self.series_uid, iop, self.rows, self.columns, self.samples, self.bits_allocated,
-                self.photometric, echo, kind)
+                self.photometric, echo, kind, spacing)

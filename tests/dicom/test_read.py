@@ -489,3 +489,66 @@ def test_filled_gap_agrees_with_dcm2niix_equalised_output(tmp_path):
     for k in (0, 1, 2, 4, 5):  # dcm2niix fills slice 3 with its own guess; medconv leaves it empty
         assert np.array_equal(va[:, :, k], vb[:, :, k])
     assert not va[:, :, 3].any()
+
+
+# -- what cannot be one volume, and what is the same image twice ----------------------------------
+def test_gaps_in_half_the_steps_are_still_missing_slices(tmp_path):
+    """Slices 2 and 4 of 6 missing: the median step is a multiple of the real one, so the grid is
+    taken from the smallest step and the gaps are found (refused, or filled at the true positions)."""
+    import nibabel as nib
+
+    _, data, pos = dcmgen.make_series(tmp_path / "s", shape=(6, 5, 6), skip=(2, 4), origin=(0, 0, 30))
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert_clean_error(r, 3, "typical 2.5 mm", "2 slices missing")
+    r = run("convert", tmp_path / "s", tmp_path / "f.nii", "--fill-gaps")
+    assert r.code == 0, r.err
+    img = nib.load(tmp_path / "f.nii")
+    assert img.shape[2] == 6
+    flip = np.diag([-1, -1, 1])
+    for k, ipp in zip((0, 1, 3, 5), pos):
+        assert np.allclose(img.affine[:3, :3] @ [0, 0, k] + img.affine[:3, 3], flip @ ipp, atol=1e-4)
+        assert np.array_equal(np.asarray(img.dataobj)[:, :, k], data[:, :, k].T)
+
+
+@pytest.mark.parametrize("shift", [(30.0, -12.0, 0.0), (0.2, 0.0, 0.0)])
+def test_slice_off_the_stack_in_its_own_plane_is_refused(tmp_path, shift):
+    """A slice moved within its plane sits on no regular grid (pitfall 4): refused, never stacked."""
+    paths, _, pos = dcmgen.make_series(tmp_path / "s", shape=(6, 5, 5), origin=(0, 0, 30))
+    dcmgen.write_slice(paths[2], np.zeros((6, 5), np.int16), ipp=np.asarray(pos[2]) + shift, instance=3)
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert_clean_error(r, 3, "not on one stack", "off the line")
+    assert not (tmp_path / "o.nii").exists()
+    r = run("info", tmp_path / "s")
+    assert r.code == 0 and "not on one stack" in r.err
+
+
+def test_two_stacks_side_by_side_are_not_a_4th_dimension(tmp_path):
+    for side, x in (("a", 0.0), ("b", 100.0)):
+        dcmgen.make_series(tmp_path / "s", shape=(6, 5, 3), origin=(x, 0, 30), names=[f"{side}{k}.dcm" for k in range(3)])
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert_clean_error(r, 3, "not on one stack", "100 mm apart")
+
+
+def test_slices_of_different_pixel_spacing_are_separate_series(tmp_path):
+    dcmgen.make_series(tmp_path / "s", shape=(6, 5, 2), origin=(0, 0, 30), names=["a0.dcm", "a1.dcm"])
+    dcmgen.make_series(tmp_path / "s", shape=(6, 5, 2), origin=(0, 0, 35), spacing=(1.4, 1.8),
+                       names=["b0.dcm", "b1.dcm"])
+    from medconv.dicom import info_records
+
+    recs = info_records(tmp_path / "s")
+    assert len(recs) == 2 and {r["n_files"] for r in recs} == {2}
+    assert sorted(tuple(round(v, 3) for v in r["spacing"][:2]) for r in recs) == [(0.8, 0.75), (1.8, 1.4)]
+
+
+def test_the_same_images_twice_count_once(tmp_path):
+    """A folder copied twice into a tree: same SOPInstanceUIDs, not a second volume (as dcm2niix)."""
+    import shutil
+
+    _, data, _ = dcmgen.make_series(tmp_path / "t" / "a", shape=(6, 5, 4))
+    shutil.copytree(tmp_path / "t" / "a", tmp_path / "t" / "b")
+    r = run("convert", tmp_path / "t", tmp_path / "o.nii")
+    assert r.code == 0, r.err
+    assert "4 duplicate image(s) skipped" in r.err
+    import nibabel as nib
+
+    assert nib.load(tmp_path / "o.nii").shape == (5, 6, 4)
