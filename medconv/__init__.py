@@ -58,7 +58,12 @@ def write(volume, path, *, to: str | None = None, force: bool = False, protect=(
     name = format_for_output(path, to)
     if not BY_NAME[name].can_write:
         raise OutputError(f"medconv cannot write {name} files", path)
-    return backend(name).write(volume, path, name, force=force, protect=protect, **options)
+    import numpy as np
+
+    # absurd geometry (a huge spacing from a corrupt header) overflows while a writer derives
+    # its fields; each writer refuses what its format cannot hold, so numpy need not warn too
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return backend(name).write(volume, path, name, force=force, protect=protect, **options)
 
 
 def Volume(*args, **kwargs):

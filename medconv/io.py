@@ -28,13 +28,24 @@ def _threads() -> int:
 
 
 def read_bytes(path: str, limit: int | None = None) -> bytes:
-    """Read a file (or its first `limit` bytes), decompressing gzip transparently."""
+    """Read a file (or its first `limit` bytes), decompressing gzip transparently.
+
+    `limit` often comes from a header: a negative one is a corrupt input, and a huge one never
+    allocates more than the bytes really there."""
+    if limit is not None and limit < 0:
+        raise CorruptInput(f"header declares a negative size ({limit})", path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(2)
             fh.seek(0)
             if head == GZIP_MAGIC:
                 return gunzip_file(path, limit)
+            if limit is not None:
+                import stat
+
+                st = os.fstat(fh.fileno())
+                if stat.S_ISREG(st.st_mode):  # not for pipes, whose size says nothing
+                    limit = min(limit, st.st_size)
             return fh.read() if limit is None else fh.read(limit)
     except FileNotFoundError:
         raise InputError("no such file", path) from None
@@ -50,7 +61,16 @@ def gunzip_file(path: str, limit: int | None = None) -> bytes:
 
     try:
         with igzip.open(path, "rb") as fh:
-            return fh.read() if limit is None else fh.read(limit)
+            if limit is None:
+                return fh.read()
+            chunks, left = [], limit
+            while left > 0:  # in pieces: a header's huge claim must not allocate before reading
+                piece = fh.read(min(left, 1 << 24))
+                if not piece:
+                    break
+                chunks.append(piece)
+                left -= len(piece)
+            return b"".join(chunks)
     except _gzip_errors() as exc:
         if limit is not None:
             raise CorruptInput(f"not a valid gzip stream ({exc})", path) from None
@@ -177,14 +197,15 @@ def atomic_outputs(paths, force: bool = False, protect=()):
         try:
             yield temps
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise OutputError("disk full", paths[0]) from None
-            if isinstance(exc, PermissionError):
-                raise OutputError("permission denied", paths[0]) from None
-            raise
+            # any failure of the file system while writing (disk full, file-size limit, I/O
+            # error, ...) is an output error naming the destination, never a crash
+            raise write_error(exc, _destination_of(exc, temps, paths)) from None
         for tmp, p in zip(temps, paths):
-            os.chmod(tmp, 0o644 & ~_umask())
-            os.replace(tmp, p)
+            try:
+                os.chmod(tmp, 0o644 & ~_umask())
+                os.replace(tmp, p)
+            except OSError as exc:
+                raise write_error(exc, p) from None
         temps = []
     finally:
         for tmp in temps:
@@ -227,11 +248,40 @@ def write_bytes_atomic(path: str, data, force: bool = False, made_dirs: set | No
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        raise write_error(exc, path) from None
+
+
+def write_error(exc: BaseException, path: str) -> OutputError:
+    """The OutputError for an OSError (or a library's error wrapping one) raised while writing `path`."""
+    if not isinstance(exc, OSError):
+        import re
+
+        # HDF5 (h5py) says "... errno = 27, error message = 'File too large'" in a RuntimeError
+        found = re.search(r"errno = (\d+)", str(exc))
+        if found:
+            code = int(found.group(1))
+            exc = OSError(code, os.strerror(code))
+    if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
-            raise OutputError("disk full", path) from None
+            return OutputError("disk full", path)
+        if exc.errno == errno.EFBIG:
+            return OutputError("cannot write (File too large: the file-size limit was reached)", path)
         if isinstance(exc, PermissionError):
-            raise OutputError("permission denied", path) from None
-        raise OutputError(f"cannot write ({exc.strerror})", path) from None
+            return OutputError("permission denied", path)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+    else:
+        reason = str(exc) or type(exc).__name__
+    return OutputError(f"cannot write ({reason})", path)
+
+
+def _destination_of(exc: OSError, temps, paths) -> str:
+    """The destination whose temporary file `exc` concerns (the first one when it does not say)."""
+    name = getattr(exc, "filename", None)
+    if name:
+        for tmp, p in zip(temps, paths):
+            if os.path.abspath(os.fspath(name)) == os.path.abspath(tmp):
+                return p
+    return paths[0]
 
 
 def _same_file(a: str, b: str) -> bool:

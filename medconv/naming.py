@@ -79,16 +79,27 @@ def template_fields(template: str) -> set:
 def render_name(template: str, fields: dict) -> str:
     """Fill the template; every field is sanitised first and the whole name once more."""
     template_fields(template)
-    safe = {}
-    for key, value in fields.items():
+    # a width like {series_number:03d} applies to numbers (or digit strings); a field that is
+    # missing (an input that is not DICOM, an empty SeriesNumber) or not a number renders as its
+    # sanitised text without it, so one such input never breaks the batch
+    pieces = []
+    for literal, key, spec, _ in string.Formatter().parse(template):
+        pieces.append(literal)
+        if key is None:
+            continue
+        if key not in fields:
+            raise UsageError(f"bad --name template {template!r} (no field {key!r})")
+        value = fields[key]
+        number = None
         if isinstance(value, int) and not isinstance(value, bool):
-            safe[key] = value
+            number = value
+        elif spec and isinstance(value, str) and value.strip().isdigit():
+            number = int(value.strip())
+        if number is not None:
+            pieces.append(format(number, spec or ""))
         else:
-            safe[key] = sanitise(value) if value != "" else ""
-    try:
-        name = template.format(**safe)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UsageError(f"bad --name template {template!r} ({exc})") from None
+            pieces.append(sanitise(value) if value not in ("", None) else "")
+    name = "".join(pieces)
     return sanitise(name)
 
 

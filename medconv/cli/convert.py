@@ -118,6 +118,8 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
                 task.skip = "destination is up to date"
             else:
                 task.force = True
+        elif (skip_existing or update) and _partly_exists(task.dst):
+            task.force = True  # an incomplete multi-file output (a .hdr without its .img) is redone
     todo = [t for t in tasks if not t.skip]
     if dry_run:
         for t in tasks:
@@ -201,18 +203,46 @@ def _metadata_of(src, series):
 
 
 def _exists(dst: str) -> bool:
+    """The output is there: a non-empty directory, or every file of a multi-file output (a
+    .hdr with its .img, a .mhd/.nhdr with its data file); half a pair is not done."""
     if dst.endswith(("/", os.sep)):
         return os.path.isdir(dst) and bool(os.listdir(dst))
-    return os.path.lexists(dst)
+    return all(os.path.lexists(f) for f in _files_of(dst))
+
+
+def _partly_exists(dst: str) -> bool:
+    return not dst.endswith(("/", os.sep)) and any(os.path.lexists(f) for f in _files_of(dst))
+
+
+def _files_of(path: str) -> list:
+    """The files that make up one image on disk: the path, plus its .img/.hdr partner or the data
+    file a MetaImage/NRRD header names (the default name when the header is not there yet)."""
+    low = path.lower()
+    if low.endswith((".hdr", ".img", ".hdr.gz", ".img.gz")):
+        from ..formats.nifti import output_paths
+
+        return list(dict.fromkeys([path] + output_paths(path, "nifti1")))
+    if low.endswith((".mhd", ".nhdr")):
+        if os.path.isfile(path):
+            from ..inspect import volume_files
+
+            return volume_files(path)
+        return [path, os.path.splitext(path)[0] + ".raw"]
+    return [path]
 
 
 def _mtime(path: str, newest: bool) -> float:
-    """A file's mtime; for a directory the newest (source) or oldest (destination) file in it."""
+    """A file's mtime; for a multi-file image or a directory the newest (source) or oldest
+    (destination) of its files."""
     if not os.path.isdir(path):
-        try:
-            return os.stat(path).st_mtime
-        except OSError:
-            return float("inf") if newest else 0.0
+        times = []
+        for f in _files_of(path):
+            try:
+                times.append(os.stat(f).st_mtime)
+            except OSError:
+                if f == path or not newest:  # a missing destination file: redo it
+                    return float("inf") if newest else 0.0
+        return max(times) if newest else min(times)
     times = []
     for root, _, files in os.walk(path):
         for name in files:

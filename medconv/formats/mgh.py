@@ -225,12 +225,15 @@ def write(volume: Volume, path: str, fmt: str = "mgh", *, force: bool = False, p
         raise OutputError("the affine has a zero-length voxel axis", path)
     mdc = (rot / delta).T  # rows: direction of i, j, k
     c_ras = volume.affine[:3, :3].dot(np.array(dims[:3], float) / 2.0) + volume.affine[:3, 3]
+    _check_float32({"voxel size": delta, "direction cosines": mdc, "centre (c_ras)": c_ras}, path)
     head = struct.pack(_HEAD, 1, dims[0], dims[1], dims[2], dims[3], _WRITE_CODES[arr.dtype],
                        0, 1, *delta, *mdc.reshape(-1), *c_ras)
     tr = (volume.time_step or 0.0) * 1000.0 if volume.ndim > 3 else float(volume.metadata.get("tr") or 0.0)
     md = volume.metadata
-    tail = struct.pack(">5f", tr, float(md.get("flip_angle") or 0.0), float(md.get("te") or 0.0),
-                       float(md.get("ti") or 0.0), 0.0)
+    scan = [tr, float(md.get("flip_angle") or 0.0), float(md.get("te") or 0.0), float(md.get("ti") or 0.0)]
+    # optional acquisition parameters: one MGH cannot hold is left out (0), not a failure
+    scan = [v if np.isfinite(v) and abs(v) <= _FLOAT32_MAX else 0.0 for v in scan]
+    tail = struct.pack(">5f", *scan, 0.0)
     data = np.asarray(arr, dtype=arr.dtype.newbyteorder(">"))
     compress = path.lower().endswith(".mgz") or path.lower().endswith(".mgh.gz")
     with io.atomic_outputs([path], force=force, protect=protect) as temps:
@@ -243,3 +246,18 @@ def write(volume: Volume, path: str, fmt: str = "mgh", *, force: bool = False, p
                 fh.write(memoryview(raw[start:start + step]))
             fh.write(tail)
     return [os.path.abspath(path)]
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(values: dict, path: str) -> None:
+    """OutputError when a geometry value is not finite or beyond float32, which MGH stores."""
+    for what, v in values.items():
+        arr = np.asarray(v, dtype=float)
+        if not np.isfinite(arr).all():
+            raise OutputError(f"MGH cannot hold this geometry value: the {what} holds NaN or infinite values", path)
+        worst = float(np.abs(arr).max()) if arr.size else 0.0
+        if worst > _FLOAT32_MAX:
+            raise OutputError(f"MGH cannot hold this geometry value: the {what} ({worst:.6g}) is beyond the "
+                              "float32 range MGH stores", path)

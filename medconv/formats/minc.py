@@ -133,11 +133,16 @@ def _plain(value):
 
 def read_header(path: str, fmt: str | None = None) -> dict:
     """Dimensions, variables and their attributes (MINC1 NetCDF or MINC2 HDF5), global attributes."""
+    from ..errors import guard
+
     head = io.read_bytes(path, 8)
     if head[:4] in (b"CDF\x01", b"CDF\x02"):
-        return _header_minc1(path)
+        with guard(path, "MINC1 (NetCDF) file"):
+            return _header_minc1(path)
     if head[:8] == b"\x89HDF\r\n\x1a\n":
-        return _header_minc2(path)
+        # a corrupt HDF5 file fails in h5py anywhere (RuntimeError, KeyError, OSError...)
+        with guard(path, "MINC2 (HDF5) file"):
+            return _header_minc2(path)
     raise CorruptInput("not a MINC file (neither NetCDF nor HDF5)", path)
 
 
@@ -212,8 +217,12 @@ def write(volume: Volume, path: str, fmt: str = "minc", *, force: bool = False, 
     grid = volume.grid_shape
     if volume.ndim == 2:
         arr = arr.reshape(grid + (1,))
+    if not np.isfinite(volume.affine).all():
+        raise OutputError("MINC cannot hold this geometry value: the affine holds NaN or infinite values", path)
     rot = volume.affine[:3, :3]
     steps = np.sqrt((rot ** 2).sum(axis=0))
+    if not np.isfinite(steps).all():
+        raise OutputError("MINC cannot hold this geometry value: a voxel size overflows", path)
     if np.any(steps == 0):
         raise OutputError("the affine has a zero-length voxel axis", path)
     cosines = rot / steps
@@ -236,43 +245,47 @@ def write(volume: Volume, path: str, fmt: str = "minc", *, force: bool = False, 
         valid = np.array([lo, hi], dtype=np.float64)
     signed = b"signed__" if data.dtype.kind in "if" else b"unsigned"
     with io.atomic_outputs([path], force=force, protect=protect) as temps:
-        with h5py.File(temps[0], "w") as fh:
-            root = fh.create_group("minc-2.0")
-            root.attrs["minc_version"] = np.bytes_(b"2.1.10")
-            root.attrs["ident"] = np.bytes_(b"medconv")
-            dims = root.create_group("dimensions")
-            for ax, name in enumerate(_SPATIAL):
-                ds = dims.create_dataset(name, data=np.int32(0))
-                ds.attrs["length"] = np.uint32(arr.shape[ax])
-                ds.attrs["start"] = np.float64(starts[ax])
-                ds.attrs["step"] = np.float64(steps[ax])
-                ds.attrs["direction_cosines"] = cosines[:, ax].astype(np.float64)
-                ds.attrs["spacing"] = np.bytes_(b"regular__")
-                ds.attrs["alignment"] = np.bytes_(b"centre")
-                ds.attrs["units"] = np.bytes_(b"mm")
-                ds.attrs["varid"] = np.bytes_(b"MINC standard variable")
-                ds.attrs["vartype"] = np.bytes_(b"dimension____")
-            if arr.ndim == 4:
-                ds = dims.create_dataset("time", data=np.int32(0))
-                ds.attrs["length"] = np.uint32(arr.shape[3])
-                ds.attrs["start"] = np.float64(0.0)
-                ds.attrs["step"] = np.float64(volume.time_step or 1.0)
-                ds.attrs["spacing"] = np.bytes_(b"regular__")
-                ds.attrs["units"] = np.bytes_(b"s")
-                ds.attrs["vartype"] = np.bytes_(b"dimension____")
-            group = root.create_group("image").create_group("0")
-            image = group.create_dataset("image", data=np.ascontiguousarray(data),
-                                         compression="gzip" if options.get("compress") else None)
-            image.attrs["dimorder"] = np.bytes_(",".join(names).encode())
-            image.attrs["complete"] = np.bytes_(b"true_")
-            image.attrs["signtype"] = np.bytes_(signed)
-            image.attrs["varid"] = np.bytes_(b"MINC standard variable")
-            image.attrs["vartype"] = np.bytes_(b"group________")
-            if valid is not None:
-                image.attrs["valid_range"] = valid
-            for var, value in (("image-min", lo), ("image-max", hi)):
-                ds = group.create_dataset(var, data=np.float64(value))
-                ds.attrs["varid"] = np.bytes_(b"MINC standard variable")
-                ds.attrs["vartype"] = np.bytes_(b"var_attribute")
-            root.create_group("info")
+        try:
+            with h5py.File(temps[0], "w") as fh:
+                root = fh.create_group("minc-2.0")
+                root.attrs["minc_version"] = np.bytes_(b"2.1.10")
+                root.attrs["ident"] = np.bytes_(b"medconv")
+                dims = root.create_group("dimensions")
+                for ax, name in enumerate(_SPATIAL):
+                    ds = dims.create_dataset(name, data=np.int32(0))
+                    ds.attrs["length"] = np.uint32(arr.shape[ax])
+                    ds.attrs["start"] = np.float64(starts[ax])
+                    ds.attrs["step"] = np.float64(steps[ax])
+                    ds.attrs["direction_cosines"] = cosines[:, ax].astype(np.float64)
+                    ds.attrs["spacing"] = np.bytes_(b"regular__")
+                    ds.attrs["alignment"] = np.bytes_(b"centre")
+                    ds.attrs["units"] = np.bytes_(b"mm")
+                    ds.attrs["varid"] = np.bytes_(b"MINC standard variable")
+                    ds.attrs["vartype"] = np.bytes_(b"dimension____")
+                if arr.ndim == 4:
+                    ds = dims.create_dataset("time", data=np.int32(0))
+                    ds.attrs["length"] = np.uint32(arr.shape[3])
+                    ds.attrs["start"] = np.float64(0.0)
+                    ds.attrs["step"] = np.float64(volume.time_step or 1.0)
+                    ds.attrs["spacing"] = np.bytes_(b"regular__")
+                    ds.attrs["units"] = np.bytes_(b"s")
+                    ds.attrs["vartype"] = np.bytes_(b"dimension____")
+                group = root.create_group("image").create_group("0")
+                image = group.create_dataset("image", data=np.ascontiguousarray(data),
+                                             compression="gzip" if options.get("compress") else None)
+                image.attrs["dimorder"] = np.bytes_(",".join(names).encode())
+                image.attrs["complete"] = np.bytes_(b"true_")
+                image.attrs["signtype"] = np.bytes_(signed)
+                image.attrs["varid"] = np.bytes_(b"MINC standard variable")
+                image.attrs["vartype"] = np.bytes_(b"group________")
+                if valid is not None:
+                    image.attrs["valid_range"] = valid
+                for var, value in (("image-min", lo), ("image-max", hi)):
+                    ds = group.create_dataset(var, data=np.float64(value))
+                    ds.attrs["varid"] = np.bytes_(b"MINC standard variable")
+                    ds.attrs["vartype"] = np.bytes_(b"var_attribute")
+                root.create_group("info")
+        except RuntimeError as exc:
+            # h5py reports a failed write (file-size limit, disk full, I/O error) as RuntimeError
+            raise io.write_error(exc, path) from None
     return [os.path.abspath(path)]

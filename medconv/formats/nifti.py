@@ -352,9 +352,10 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
         raise CorruptInput(exc.message, path) from None
     if note:
         log.warn(note, path)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     offset = int(hdr["vox_offset"]) if hdr_path == data_path else int(hdr["vox_offset"] or 0)
     if hdr_path == data_path and offset < HEADER_SIZE[kind]:
-        offset = HEADER_SIZE[kind] if kind != "analyze" else int(hdr["vox_offset"])
+        offset = _single_file_offset(hdr, kind, path, data_path, compressed, nbytes)
     if kind != "analyze" and hdr.get("intent_code") == 1002:
         value_kind = "label"
     time_step = None
@@ -365,7 +366,6 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
     metadata = {}
     if kind != "analyze":
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not compressed:
         io.check_size(path, offset + nbytes, io.file_size(data_path))
 
@@ -377,6 +377,28 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
         metadata=metadata, header=hdr, format=kind, path=path, orientation_known=known,
         loader=loader, stored_shape=shape, stored_dtype=dtype.newbyteorder("="),
     )
+
+
+#: where the data of a single-file NIfTI starts at the earliest: the header and the 4-byte extension flag
+MIN_SINGLE_OFFSET = {"nifti1": 352, "nifti2": 544}
+
+
+def _single_file_offset(hdr, kind, path, data_path, compressed, nbytes) -> int:
+    """The data offset of a single-file NIfTI whose vox_offset is 0 (unset) or inside the header.
+
+    The standard puts the data after the header and its 4-byte extension flag (352 / 544, what
+    nibabel writes when vox_offset is unset); only a file exactly the header plus the data long
+    says the writer left those 4 bytes out. Either way the file is not what it claims: warn.
+    """
+    declared = float(hdr["vox_offset"])
+    if kind == "analyze":
+        return int(declared)
+    offset = MIN_SINGLE_OFFSET[kind]
+    if not compressed and io.file_size(data_path) == HEADER_SIZE[kind] + nbytes:
+        offset = HEADER_SIZE[kind]
+    log.warn(f"vox_offset {declared:g} is inside the header of a single-file {_LABEL[kind]} image; "
+             f"reading the data from byte {offset}", path)
+    return offset
 
 
 def read_extensions(path: str) -> list:
@@ -511,6 +533,9 @@ def _to_analyze_orientation(volume: Volume, path: str):
 
 def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> bytes:
     grid = list(volume.grid_shape)
+    if not np.isfinite(volume.affine).all():
+        raise OutputError(f"{_LABEL[kind]} cannot hold this geometry: the affine holds NaN or infinite values",
+                          path)
     code, bitpix = _dtype_code(volume, kind, path)
     fields = {name: b"" if c.endswith("s") else (tuple([0] * int(c[:-1])) if c[:-1].isdigit() else 0)
               for name, c in _FIELDS[kind]}
@@ -576,11 +601,38 @@ def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> byte
     values = []
     for (name, c) in _FIELDS[kind]:
         v = fields[name]
+        _check_field(kind, name, c[-1], v if isinstance(v, tuple) else (v,), path)
         if isinstance(v, tuple):
             values.extend(v)
         else:
             values.append(v)
     return struct.pack("<" + fmt, *values)
+
+
+_LABEL = {"nifti1": "NIfTI-1", "nifti2": "NIfTI-2", "analyze": "Analyze 7.5"}
+_INT_RANGE = {"h": (-(1 << 15), (1 << 15) - 1), "i": (-(1 << 31), (1 << 31) - 1),
+              "q": (-(1 << 63), (1 << 63) - 1), "B": (0, 255)}
+
+
+def _check_field(kind: str, name: str, code: str, values, path: str) -> None:
+    """OutputError when a header field cannot hold a value (a float32 overflow, NaN, an int range)."""
+    what = f"{_LABEL[kind]} cannot hold this geometry value: {name}"
+    if code in "fd":
+        for v in values:
+            v = float(v)
+            if not np.isfinite(v):
+                raise OutputError(f"{what} would be {v} (not a finite number)", path)
+            if code == "f" and abs(v) > _FLOAT32_MAX:
+                hint = " (NIfTI-2 stores double precision: --nifti2)" if kind == "nifti1" else ""
+                raise OutputError(f"{what} = {v:.6g} is beyond the float32 range{hint}", path)
+    elif code in _INT_RANGE:
+        lo, hi = _INT_RANGE[code]
+        for v in values:
+            if not lo <= int(v) <= hi:
+                raise OutputError(f"{what} = {v} does not fit in its {code!r} field", path)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _needs_nifti2(volume: Volume) -> bool:

@@ -173,6 +173,35 @@ def test_bad_templates_are_usage_errors(tmp_path, template):
     assert not (tmp_path / "out").exists()
 
 
+def test_number_width_with_a_missing_field_renders_it_empty():
+    fields = naming.fields_for("/d/img.nii.gz", 4, None)  # not DICOM: no series number
+    assert naming.render_name("{series_number:03d}_{stem}", fields) == "img"
+    assert naming.render_name("{series_number:03d}_{stem}_{index:03d}", fields) == "img_004"
+    fields = naming.fields_for("/d/img.nii.gz", 0, {"series_number": 7})
+    assert naming.render_name("{series_number:03d}_{stem}", fields) == "007_img"
+    fields = naming.fields_for("/d/img.nii.gz", 0, {"series_number": "12"})  # a number read as text
+    assert naming.render_name("{series_number:03d}_{stem}", fields) == "012_img"
+    assert naming.render_name("{stem}", naming.fields_for("/d/007.nii", 0)) == "007"  # text stays text
+    fields = naming.fields_for("/d/img.nii.gz", 0, {"series_number": "4a/../b"})
+    assert naming.render_name("{series_number:03d}_{stem}", fields) == "4a_._b_img"
+
+
+def test_number_width_template_survives_inputs_without_the_field(tmp_path):
+    pytest.importorskip("pydicom")
+    import dcmgen
+
+    srcs = _files(tmp_path, 1)
+    dcm = tmp_path / "s.dcm"
+    dcmgen.write_slice(str(dcm), np.full((6, 5), 3, np.int16), ipp=(0, 0, 0), series_number=5)
+    blank = tmp_path / "blank.dcm"
+    dcmgen.write_slice(str(blank), np.full((6, 5), 3, np.int16), ipp=(0, 0, 0), series_number="",
+                       series_uid="1.2.3.9")
+    out = tmp_path / "out"
+    r = run("convert", srcs[0], dcm, blank, "-o", out, "--to", "nifti1", "--name", "{series_number:03d}_{stem}")
+    assert r.code == 0, r.err
+    assert _listing(out) == ["005_s.nii.gz", "blank.nii.gz", "img.nii.gz"]
+
+
 # ---- dry run, skip-existing, update -----------------------------------------------------------
 
 def test_dry_run_writes_nothing(tmp_path):
@@ -219,6 +248,40 @@ def test_skip_existing_and_update_follow_mtimes(tmp_path):
     assert_clean_error(run(*args, "--skip-existing", "--update"), 2)
 
 
+def test_skip_existing_and_update_see_every_file_of_a_pair(tmp_path):
+    srcs = []
+    for i in range(2):  # axis-aligned, so Analyze can hold them
+        srcs.append(str(tmp_path / f"d{i}" / "img.nii.gz"))
+        medconv.write(make_volume((4, 3, 2), "int16", seed=i, affine=np.diag([1.0, 2.0, 3.0, 1.0])), srcs[-1])
+    out = tmp_path / "out"
+    args = ("convert", *srcs, "-o", out, "--to", "analyze", "--name", "{parent}")
+    assert run(*args).code == 0
+    assert _listing(out) == ["d0.hdr", "d0.img", "d1.hdr", "d1.img"]
+    # a half-written pair (the .img never arrived) is not done: --skip-existing redoes it
+    os.unlink(out / "d0.img")
+    plan = run(*args, "--skip-existing", "--dry-run").out.splitlines()
+    assert "skipped" not in plan[0] and "skipped: destination exists" in plan[1]
+    r = run(*args, "--skip-existing")
+    assert r.code == 0, r.err
+    assert _listing(out) == ["d0.hdr", "d0.img", "d1.hdr", "d1.img"]
+    assert np.array_equal(medconv.read(out / "d0.hdr").reoriented("RAS").array, medconv.read(srcs[0]).array)
+    # --update compares the source with the oldest file of the output
+    old, new = time.time() - 1000, time.time()
+    for f in ("d0.hdr", "d1.hdr", "d1.img"):
+        os.utime(out / f, (new + 10, new + 10))
+    os.utime(out / "d0.img", (old, old))
+    for s in srcs:
+        os.utime(s, (new, new))
+    plan = run(*args, "--update", "--dry-run").out.splitlines()
+    assert "skipped" not in plan[0] and "skipped: destination is up to date" in plan[1]
+    # a single-file output and a MetaImage header with its data file
+    mhd = tmp_path / "one.mhd"
+    assert run("convert", srcs[0], mhd).code == 0
+    os.unlink(tmp_path / "one.raw")
+    r = run("convert", srcs[0], mhd, "--skip-existing")
+    assert r.code == 0 and "skipped" not in r.err and (tmp_path / "one.raw").exists()
+
+
 # ---- keep going ------------------------------------------------------------------------------
 
 def _with_bad(tmp_path):
@@ -239,6 +302,33 @@ def test_keep_going_tries_everything_and_exits_5_with_a_summary(tmp_path, jobs):
     summary = r.err[r.err.index("inputs failed:"):]
     assert "bad.nii" in summary and "missing.nii.gz" in summary and "(exit 3)" in summary
     assert not [f for f in _listing(tmp_path) if f.endswith(".part")]
+
+
+def test_keep_going_batch_of_200_with_one_corrupt_file(tmp_path):
+    import nibabel as nib
+
+    src = tmp_path / "src"
+    src.mkdir()
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    inputs = []
+    for i in range(200):
+        p = src / f"s{i:03d}.nii"
+        if i == 137:
+            p.write_bytes(b"\x5c\x01\x00\x00" + b"\xff" * 200)  # NIfTI-sized start, garbage after
+        else:
+            nib.save(nib.Nifti1Image(np.full((2, 2, 2), i, np.int16), affine), str(p))
+        inputs.append(str(p))
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(inputs) + "\n")
+    out = tmp_path / "out"
+    r = run("convert", "--from-list", listing, "-o", out, "--to", "nifti1", "-k", "-j", "2")
+    assert_clean_error(r, 5, "1 of 200")
+    written = _listing(out)
+    assert len(written) == 199 and "s137.nii.gz" not in written
+    summary = r.err[r.err.index("inputs failed:"):r.err.index("medconv: error:")].strip().splitlines()
+    assert len(summary) == 2 and "s137.nii" in summary[1] and "(exit 3)" in summary[1], r.err
+    assert medconv.read(out / "s199.nii.gz").array.max() == 199
+    assert not [f for f in _listing(tmp_path) if ".part" in f]
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -486,3 +576,43 @@ def test_quiet_keeps_only_the_error_line(tmp_path):
     r = run("convert", *inputs, "-o", tmp_path / "out", "--to", "nifti1", "--name", "{parent}_{stem}", "-k", "-q")
     assert_clean_error(r, 5, "2 of 4")
     assert r.err.count("\n") == 1
+
+
+# ---- README: scaling-out recipes ---------------------------------------------------------------
+
+def _scaling_recipes():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text[text.index("### Scaling out"):text.index("## Commands")]
+    return [l for l in section.splitlines() if "medconv convert" in l and not l.startswith(("#", "out/"))]
+
+
+def test_readme_chunked_recipes_never_lose_inputs_whose_names_clash(tmp_path):
+    """Run the README's xargs recipe with one file per chunk: two scan.mhd in different folders
+    both arrive (each chunk alone cannot see the clash)."""
+    import shutil
+
+    if not shutil.which("xargs"):
+        pytest.skip("no xargs")
+    line = next(l for l in _scaling_recipes() if "xargs" in l)
+    assert "--name" in line and "{parent}" in line
+    for d in ("a", "b", "c"):
+        medconv.write(make_volume((3, 3, 2), "int16", seed=ord(d)), tmp_path / "data" / d / "scan.mhd")
+    cmd = line.replace("-n 50", "-n 1").replace("-P 8", "-P 2")
+    env = _env()
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(["bash", "-c", "set -o pipefail; " + cmd], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert _listing(tmp_path / "out") == ["a_scan.nii.gz", "b_scan.nii.gz", "c_scan.nii.gz"]
+
+
+def test_readme_slurm_recipes_ask_for_the_cores_they_use():
+    slurm = [l for l in _scaling_recipes() if "SLURM" in l]
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert slurm and "#SBATCH --cpus-per-task=" in text
+    for line in slurm:
+        assert '"${SLURM_CPUS_PER_TASK:-1}"' in line
+        assert "--cpus-per-task" in line or line.startswith(("sed", " ")), line
+    for line in _scaling_recipes():
+        if "--skip-existing" in line:
+            assert "--name" in line, line

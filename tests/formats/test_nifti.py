@@ -337,3 +337,53 @@ def test_freesurfer_large_vector_convention(tmp_path):
     vol = medconv.read(str(p))
     assert vol.shape == (n, 1, 1, 1, 1)
     np.testing.assert_array_equal(vol.array.ravel(), data)
+
+
+# ---- vox_offset 0 in a single-file NIfTI -----------------------------------------------------
+
+def test_vox_offset_zero_reads_from_352_with_a_warning(tmp_path, capsys):
+    """anatomical.nii (big-endian, n+1) with vox_offset patched to 0: the data still start at
+    352, where nibabel reads the unpatched file, and the user is told."""
+    import struct
+
+    import nibabel as nib
+
+    src = nibabel_data("anatomical.nii")
+    raw = bytearray(open(src, "rb").read())
+    assert struct.unpack_from(">f", raw, 108)[0] == 352.0
+    struct.pack_into(">f", raw, 108, 0.0)
+    path = tmp_path / "voxoff0.nii"
+    path.write_bytes(bytes(raw))
+    expected = np.asarray(nib.load(src).dataobj)
+    vol = medconv.read(path)
+    assert np.array_equal(vol.array, expected)
+    err = capsys.readouterr().err
+    assert "warning" in err and "vox_offset" in err and "352" in err
+
+
+def test_vox_offset_zero_nifti2_reads_from_544(tmp_path, capsys):
+    import nibabel as nib
+
+    data = np.arange(4 * 3 * 2, dtype=np.int16).reshape(4, 3, 2)
+    path = tmp_path / "n2.nii"
+    nib.save(nib.Nifti2Image(data, np.eye(4)), str(path))
+    raw = bytearray(path.read_bytes())
+    assert raw[4:8] == b"n+2\x00"
+    raw[168:176] = b"\x00" * 8  # vox_offset (int64) of NIfTI-2
+    path.write_bytes(bytes(raw))
+    assert np.array_equal(medconv.read(path).array, data)
+    assert "544" in capsys.readouterr().err
+
+
+def test_vox_offset_zero_without_the_extension_flag_reads_from_348(tmp_path, capsys):
+    import struct
+
+    data = np.arange(5 * 4 * 3, dtype=np.int16).reshape(5, 4, 3)
+    path = tmp_path / "w.nii"
+    medconv.write(make_volume((5, 4, 3), "int16").replace(data=data, scaling=None), path)
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<f", raw, 108, 0.0)
+    del raw[348:352]  # a writer that left the 4 extension-flag bytes out
+    path.write_bytes(bytes(raw))
+    assert np.array_equal(medconv.read(path).array, data)
+    assert "348" in capsys.readouterr().err

@@ -222,3 +222,154 @@ def test_tiny_and_magic_only_files(tmp_path, content, ext):
     path = tmp_path / ("x" + ext)
     path.write_bytes(content)
     check_contract(str(path))
+
+
+# ---- real files nobody here wrote, through the CLI: info, stats, convert ---------------------
+#
+# Seeds come from nibabel's and pydicom's installed test data (the Analyze .img is made to the
+# size the real header declares). Each is cut at its header boundaries and has header bytes
+# flipped or set to absurd values; `info`, `stats` and `convert` (to .nii) must then exit 0 or
+# 3 (4 for what the output cannot hold), with no traceback and no internal error.
+
+def _nib_file(name):
+    import nibabel
+
+    return os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", name)
+
+
+def _pydicom_file(name):
+    pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    if path is None:
+        pytest.skip(f"pydicom test file {name} is not installed")
+    return path
+
+
+def _real_seed(name, nib_name=None, dicom_name=None):
+    """(main file name, {file name: bytes}) of a real seed."""
+    if name == "analyze-pair":
+        header = open(_nib_file("analyze.hdr"), "rb").read()
+        rng = np.random.default_rng(3)
+        return "a.hdr", {"a.hdr": header, "a.img": rng.integers(0, 255, 91 * 109 * 91, dtype=np.uint8).tobytes()}
+    path = _nib_file(nib_name) if nib_name else _pydicom_file(dicom_name)
+    base = os.path.basename(path)
+    return base, {base: open(path, "rb").read()}
+
+
+#: (id, nibabel file, pydicom file, byte offsets where the header's parts end)
+NIFTI1_CUTS = [0, 4, 40, 56, 70, 76, 108, 112, 148, 252, 344, 348, 351, 352, 353]
+REAL_SEEDS = [
+    ("nifti1-anatomical.nii", "anatomical.nii", None, NIFTI1_CUTS),
+    ("nifti1-standard.nii.gz", "standard.nii.gz", None, NIFTI1_CUTS),
+    ("nifti2-example.nii.gz", "example_nifti2.nii.gz", None, [0, 4, 8, 16, 80, 168, 176, 400, 536, 540, 544, 545]),
+    ("mgz-test.mgz", "test.mgz", None, [0, 4, 8, 20, 24, 28, 30, 42, 78, 90, 284, 285]),
+    ("minc1-scale.mnc", "minc1_1_scale.mnc", None, [0, 4, 8, 32, 64, 256, 512, 1024, 2048]),
+    ("minc2-scale.mnc", "minc2_1_scale.mnc", None, [0, 8, 64, 256, 512, 1024, 2048, 4096, 8192]),
+    ("minc2-4d.mnc", "minc2_4d.mnc", None, [0, 8, 64, 512, 2048, 8192]),
+    ("minc1-4d.mnc", "minc1_4d.mnc", None, [0, 4, 8, 64, 512, 2048]),
+    ("analyze-pair", None, None, NIFTI1_CUTS),
+    ("dicom-CT_small", None, "CT_small.dcm", [0, 128, 132, 136, 144, 200, 400, 800]),
+    ("dicom-MR_small_bigendian", None, "MR_small_bigendian.dcm", [0, 128, 132, 144, 300, 600]),
+    ("dicom-MR_small_RLE", None, "MR_small_RLE.dcm", [0, 132, 144, 300, 600]),
+    ("dicom-rtdose", None, "rtdose.dcm", [0, 132, 144, 400, 1000]),
+    ("dicom-SC_rgb_rle_2frame", None, "SC_rgb_rle_2frame.dcm", [0, 132, 144, 400]),
+    ("dicom-MR_small_implicit", None, "MR_small_implicit.dcm", [0, 128, 132, 144, 300, 600]),
+    ("dicom-JPEG2000", None, "JPEG2000.dcm", [0, 132, 144, 400, 1000]),
+]
+#: values that make header fields absurd: a huge int, a negative one, NaN/huge floats, zero
+ABSURD = [b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80", b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\x7f\xff\xff"]
+
+
+def _real_cases(data: bytes, cuts, seed: int) -> list:
+    """Mutated copies of `data`: truncated at each cut (and inside the data), bytes flipped in
+    the header region, absurd 4-byte values written over header fields."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(data)
+    cases = [data[:c] for c in cuts if c < n]
+    pixel_start = data.rfind(b"\xe0\x7f\x10\x00")  # DICOM (7FE0,0010): cut at the pixel data too
+    if pixel_start > 0:
+        cases += [data[:pixel_start], data[:pixel_start + 8], data[:pixel_start + 12]]
+    cases += [data[: n // 2], data[: n - 1]]
+    head = max(8, min(n, 700))
+    for _ in range(16):
+        buf = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            buf[rng.randrange(head)] ^= 1 << rng.randrange(8)
+        cases.append(bytes(buf))
+    for _ in range(10):
+        buf = bytearray(data)
+        i = rng.randrange(max(1, head - 4))
+        buf[i:i + 4] = rng.choice(ABSURD)
+        cases.append(bytes(buf))
+    return cases
+
+
+def _check_cli(path: str, outdir: str):
+    with memory_cap():
+        results = [("info", run("info", path)), ("stats", run("stats", path)),
+                   ("convert", run("convert", path, os.path.join(outdir, "o.nii"), "--force"))]
+    for cmd, r in results:
+        allowed = (0, 3, 4) if cmd == "convert" else (0, 3)
+        assert r.code in allowed, (cmd, r.code, r.err)
+        assert "Traceback" not in r.err and "internal error" not in r.err, (cmd, r.err)
+        if r.code:
+            assert len([l for l in r.err.splitlines() if l.startswith("medconv: error:")]) == 1, (cmd, r.err)
+
+
+@pytest.mark.parametrize("name,nib_name,dicom_name,cuts", REAL_SEEDS, ids=[s[0] for s in REAL_SEEDS])
+def test_real_files_mutated_through_the_cli(tmp_path, name, nib_name, dicom_name, cuts):
+    fmt = "dicom" if dicom_name else ("minc" if name.startswith("minc") else "nifti1")
+    if not _backend_available(fmt):
+        pytest.skip(f"no {fmt} backend")
+    main, files = _real_seed(name, nib_name, dicom_name)
+    target = main  # for a .hdr/.img pair the header is what gets mutated
+    original = files[target]
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    for f, data in files.items():
+        (seed_dir / f).write_bytes(data)
+    _check_cli(str(seed_dir / main), str(tmp_path))  # the seed itself
+    gz = original[:2] == b"\x1f\x8b"
+    inner = gzip.decompress(original) if gz else original
+    cases = _real_cases(inner, cuts, seed=sum(name.encode()))
+    if gz:  # the header lives inside the stream: mutate it there, and cut the gzip file itself too
+        cases = [gzip.compress(c, mtime=0) for c in cases] + [original[: len(original) // 2], original[:10]]
+    if name == "analyze-pair":  # and a short .img beside an intact header
+        cases.append(("a.img", files["a.img"][: len(files["a.img"]) // 3]))
+    failures = []
+    for k, case in enumerate(cases):
+        which, blob = case if isinstance(case, tuple) else (target, case)
+        d = tmp_path / f"c{k}"
+        d.mkdir()
+        for f, data in files.items():
+            (d / f).write_bytes(blob if f == which else data)
+        try:
+            _check_cli(str(d / main), str(d))
+        except AssertionError as exc:
+            failures.append(f"case {k} ({d / which}): {exc}")
+        else:
+            import shutil
+
+            shutil.rmtree(d)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("limit", [-352, 1 << 62])
+def test_read_bytes_with_an_absurd_header_limit(tmp_path, limit):
+    """Header-derived read lengths: negative is a corrupt input, huge reads what is there."""
+    from medconv import io
+
+    plain, packed = tmp_path / "a.bin", tmp_path / "a.gz"
+    plain.write_bytes(b"x" * 1000)
+    packed.write_bytes(gzip.compress(b"y" * 1000))
+    for path, byte in ((plain, b"x"), (packed, b"y")):
+        if limit < 0:
+            with pytest.raises(MedconvError):
+                io.read_bytes(str(path), limit)
+        else:
+            with memory_cap():
+                assert io.read_bytes(str(path), limit) == byte * 1000
