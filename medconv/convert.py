@@ -89,11 +89,28 @@ def _raster_ready(volume, fmt: str, window_spec, dtype):
         return window(volume, "auto")  # the file's own VOI window (or MONOCHROME1 needs inverting)
     from .formats._registry import BY_NAME
 
-    fits = volume.scaling is None and volume.dtype.name in BY_NAME[fmt].dtypes
-    if fits:
+    allowed = BY_NAME[fmt].dtypes
+    if volume.scaling is None and volume.dtype.name in allowed:
         return volume
+    exact = _as_raster_integers(volume, allowed)
+    if exact is not None:  # a label map or a small-range int16 image: its values, not a stretch
+        return exact
     log.note(f"{volume.dtype} values windowed to 8 bits for {fmt} (use --dtype uint16 or --window to choose)")
     return window(volume, "auto")
+
+
+def _as_raster_integers(volume, allowed):
+    """The real values as uint8 (or uint16) when they are whole numbers that fit; else None."""
+    real = volume.real()
+    if real.dtype.kind not in "iuf" or real.size == 0:
+        return None
+    if real.dtype.kind == "f" and not (np.isfinite(real).all() and np.array_equal(real, np.rint(real))):
+        return None
+    lo, hi = float(real.min()), float(real.max())
+    for name in ("uint8", "uint16"):
+        if name in allowed and lo >= 0 and hi <= np.iinfo(name).max:
+            return volume.replace(data=real.astype(name), scaling=None)
+    return None
 
 
 def slice_volume(volume, index: int):
@@ -213,7 +230,7 @@ def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_sp
         if not (dst.endswith(("/", os.sep)) or os.path.isdir(dst)):
             raise UsageError(f"{os.path.basename(src)} has {volume.spatial_shape[2]} slices: use --slice N for "
                              f"one {fmt} image, or give a directory (DST/ --to {fmt}) for one file per slice")
-        volume = _raster_values(volume, fmt, window_spec, dtype)
+        volume = _raster_values(volume, fmt, window_spec, dtype, dst)
         stem = _stem(src)
         ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp"}[fmt]
         nz = volume.spatial_shape[2]
@@ -224,14 +241,29 @@ def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_sp
         return written
     if volume.ndim == 3:
         volume = slice_volume(volume, slice_index or 0)
-    volume = _raster_values(volume, fmt, window_spec, dtype)
+    volume = _raster_values(volume, fmt, window_spec, dtype, dst)
     return write(volume, dst, to=fmt, force=force, protect=_input_files(src))
 
 
-def _raster_values(volume, fmt, window_spec, dtype):
-    if dtype:
-        volume = cast(volume, dtype)
+def _raster_values(volume, fmt, window_spec, dtype, dst=None):
+    if dtype and window_spec is None:
+        try:
+            volume = cast(volume, dtype)
+        except OutputError as exc:
+            if volume.scaling is None:
+                raise OutputError(f"{exc.message.split('; ')[0]}; use --window for a display image", dst) from None
+            # raw values: the stored ones (a CT's 0..4095), when the real ones (HU) do not fit
+            slope, inter = volume.scaling
+            stored = volume.replace(scaling=None)
+            try:
+                volume = cast(stored, dtype)
+            except OutputError:
+                raise OutputError(f"{exc.message.split('; ')[0]}, nor do the stored values; use --window "
+                                  "for a display image", dst) from None
+            log.note(f"real values do not fit in {dtype}: the stored values are written (real = stored x "
+                     f"{_num(slope)} + {_num(inter)})")
     return _raster_ready(volume, fmt, window_spec, dtype)
+
 
 
 def _stem(path: str) -> str:

@@ -162,11 +162,37 @@ def test_dtype_uint16_stores_real_values(tmp_path):
     np.testing.assert_array_equal(_png(tmp_path / "r.png"), stored.astype(np.int64) * 2 + 100)
 
 
-def test_dtype_uint16_refuses_negative_real_values(tmp_path):
-    src = _dicom(tmp_path / "neg.dcm", _ramp(lo=0, hi=2000, dtype=np.uint16), intercept=-1024)
+def test_dtype_uint16_writes_stored_values_when_real_ones_do_not_fit(tmp_path):
+    """A CT in Hounsfield units goes below 0: --dtype uint16 keeps the raw (stored) values and says so."""
+    stored = _ramp(lo=0, hi=2000, dtype=np.uint16)
+    src = _dicom(tmp_path / "neg.dcm", stored, intercept=-1024)
     res = run("convert", src, tmp_path / "neg.png", "--dtype", "uint16")
-    assert_clean_error(res, 4, "uint16")
+    assert res.code == 0, res.err
+    assert "stored values are written" in res.err and "-1024" in res.err
+    np.testing.assert_array_equal(_png(tmp_path / "neg.png"), stored)
+
+
+def test_dtype_uint16_refuses_values_no_form_of_which_fits(tmp_path):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.full((4, 4, 1), -5, np.int16), np.eye(4)), tmp_path / "neg.nii")
+    res = run("convert", tmp_path / "neg.nii", tmp_path / "neg.png", "--dtype", "uint16")
+    assert_clean_error(res, 4, "uint16", "--window")
+    assert str(tmp_path / "neg.png") in res.err  # the output is what cannot hold them
     assert not (tmp_path / "neg.png").exists()
+
+
+def test_small_integer_values_are_kept_not_stretched(tmp_path):
+    """An int16 label map or small-range image whose values fit 8 bits is written as those values."""
+    import nibabel as nib
+
+    labels = np.zeros((6, 5, 1), np.int16)
+    labels[1:3, 1:4, 0] = 7
+    labels[4, :, 0] = 98
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "lab.nii")
+    res = run("convert", tmp_path / "lab.nii", tmp_path / "lab.png")
+    assert res.code == 0 and "windowed" not in res.err
+    assert sorted(np.unique(_png(tmp_path / "lab.png"))) == [0, 7, 98]
 
 
 @pytest.mark.parametrize("ext", [".png", ".bmp", ".tif"])

@@ -151,7 +151,9 @@ def _kind_of(raw: bytes) -> str:
 def _pair_paths(path: str, need_data: bool = True):
     """(header path, data path, compressed) for .nii/.nii.gz or a .hdr/.img pair."""
     low = path.lower()
-    if low.endswith((".nii", ".nii.gz")) or not low.endswith((".hdr", ".img", ".img.gz", ".hdr.gz")):
+    if low.endswith((".nii", ".nii.gz")) or not low.endswith((".hdr", ".img", ".img.gz", ".hdr.gz")) \
+            or low.endswith((".hdr", ".hdr.gz")) and _single_file_magic(path):
+        # content wins over the name: an n+1/n+2 header holds its own data whatever it is called
         return path, path, path.lower().endswith(".gz") or _is_gzip(path)
     base = path
     for ext in (".img.gz", ".hdr.gz", ".img", ".hdr"):
@@ -165,6 +167,15 @@ def _pair_paths(path: str, need_data: bool = True):
     if img is None:
         raise CorruptInput(f"the image file of this pair is missing ({os.path.basename(base)}.img)", path)
     return hdr, img, img.lower().endswith(".gz")
+
+
+def _single_file_magic(path: str) -> bool:
+    """True when the header at `path` says its data follows it in the same file (magic n+1 / n+2)."""
+    try:
+        head = io.read_bytes(path, 548)
+    except Exception:
+        return False
+    return head[344:348] == b"n+1\0" or head[4:8] == b"n+2\0"
 
 
 def _is_gzip(path: str) -> bool:
@@ -368,6 +379,10 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
     if not compressed:
         io.check_size(path, offset + nbytes, io.file_size(data_path))
+    elif offset + nbytes > io.file_size(data_path) * 1032 + 1024:
+        # deflate expands at most ~1032:1: a tiny .nii.gz cannot hold billions of voxels
+        raise CorruptInput(f"header declares {offset + nbytes} bytes of voxel data, more than a "
+                           f"{io.file_size(data_path)}-byte compressed file can hold", path)
 
     def loader():
         return _load_array(data_path, offset, shape, dtype, value_kind, compressed, path)

@@ -387,3 +387,34 @@ def test_vox_offset_zero_without_the_extension_flag_reads_from_348(tmp_path, cap
     path.write_bytes(bytes(raw))
     assert np.array_equal(medconv.read(path).array, data)
     assert "348" in capsys.readouterr().err
+
+
+def test_tiny_nii_gz_claiming_billions_of_voxels_is_refused(tmp_path):
+    """deflate expands at most ~1032:1, so a 30000^3 int16 header in a few bytes is corrupt (exit 3),
+    for info as for every other command, without reading or allocating anything."""
+    import gzip
+
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape((30000, 30000, 30000))
+    hdr.set_data_dtype(np.int16)
+    hdr["vox_offset"] = 352
+    (tmp_path / "huge.nii.gz").write_bytes(gzip.compress(hdr.binaryblock + b"\0" * 4))
+    for cmd in ("info", "stats", "header"):
+        r = run(cmd, tmp_path / "huge.nii.gz")
+        if cmd == "header":  # header shows the header, which is all there is to show
+            assert r.code == 0, r.err
+            continue
+        assert_clean_error(r, 3, "compressed file can hold")
+
+
+@pytest.mark.parametrize("cls", [nib.Nifti1Image, nib.Nifti2Image])
+def test_single_file_nifti_named_hdr_is_read_from_its_content(tmp_path, cls):
+    """n+1 / n+2 says the data follows the header in the same file: no .img is looked for."""
+    data = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
+    img = cls(data, oblique_affine())
+    nib.save(img, tmp_path / "x.nii")
+    os.rename(tmp_path / "x.nii", tmp_path / "x.hdr")
+    vol = medconv.read(str(tmp_path / "x.hdr"))
+    assert np.array_equal(vol.array, data)
+    assert np.allclose(vol.affine, img.affine, atol=1e-5)
+    assert run("info", tmp_path / "x.hdr").code == 0
