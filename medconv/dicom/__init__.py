@@ -140,6 +140,19 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     return Volume(data=loader(), **common)
 
 
+def _mosaic_slice_timing(wrapper, n_tiles):
+    """Slice times (s) of a mosaic from the CSA image header's MosaicRefAcqTimes (ms), as dcm2niix."""
+    try:
+        from nibabel.nicom import csareader
+
+        times = csareader.get_vector(wrapper.csa_header, "MosaicRefAcqTimes", n_tiles)
+        if times is None:
+            return None
+        return [round(float(t) / 1000.0, 6) for t in times]
+    except Exception:  # no or odd CSA header: the sidecar simply has no SliceTiming
+        return None
+
+
 def _mosaic_volume(s, path, header_only):
     """Siemens mosaic files (one volume per file, tiles in one image) -> 3D/4D volume."""
     import math
@@ -164,6 +177,7 @@ def _mosaic_volume(s, path, header_only):
             step = float(w.voxel_sizes[2])
         except Exception as exc:
             raise CorruptInput(f"Siemens mosaic without a usable CSA header ({exc})", f0.path) from None
+        timing = _mosaic_slice_timing(w, n_tiles)
     per_side = math.ceil(math.sqrt(n_tiles))
     tr, tc = f0.rows // per_side, f0.columns // per_side
     if tr < 1 or tc < 1:
@@ -193,6 +207,8 @@ def _mosaic_volume(s, path, header_only):
         "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
         "size_bytes": s.size_bytes, "sidecar": sidecar.build(f0.ds),
     }
+    if timing:
+        meta["sidecar"]["SliceTiming"] = timing
     common = {"affine": affine, "scaling": (f0.slope, f0.intercept), "metadata": meta, "header": f0.ds,
               "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom", "path": path}
     if header_only:

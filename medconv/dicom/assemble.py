@@ -274,8 +274,8 @@ def _acquisition_step(times):
 def _note_instance_order(series, stack):
     """Say so when InstanceNumber disagrees with the spatial order (we sort by position anyway)."""
     numbers = [f.instance for f in stack]
-    if len(numbers) < 3 or any(n is None for n in numbers):
-        return
+    if len(numbers) < 3 or any(n is None for n in numbers) or len(set(numbers)) < len(numbers):
+        return  # frames of one multi-frame file share their InstanceNumber: it orders nothing
     steps = np.diff(np.array(numbers, dtype=np.int64))
     # ascending or descending numbering both follow the slices; anything else does not
     if (steps > 0).all() or (steps < 0).all():

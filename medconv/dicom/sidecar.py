@@ -55,6 +55,18 @@ def _convert(value, how):
     return str(value)
 
 
+#: vendor names as dcm2niix writes them (BIDS examples use the same)
+VENDORS = (("SIEMENS", "Siemens"), ("PHILIPS", "Philips"), ("GE MEDICAL", "GE"), ("GE HEALTHCARE", "GE"))
+
+
+def _vendor(name: str) -> str:
+    upper = name.strip().upper()
+    for key, short in VENDORS:
+        if upper.startswith(key):
+            return short
+    return name.strip()
+
+
 def build(ds, frames=None) -> dict:
     """The sidecar dict of a series from its first data set (and its frames for SliceTiming)."""
     from .. import __version__
@@ -68,6 +80,8 @@ def build(ds, frames=None) -> dict:
             out[key] = _convert(value, how)
         except Exception:
             continue
+    if "Manufacturer" in out:
+        out["Manufacturer"] = _vendor(out["Manufacturer"])
     timing = _slice_timing(frames) if frames else None
     if timing:
         out["SliceTiming"] = timing

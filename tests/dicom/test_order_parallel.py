@@ -81,3 +81,12 @@ def test_parallel_frame_decode_equals_sequential(name, monkeypatch):
     ref = pydicom.dcmread(path).pixel_array  # [frame, row, col]
     assert parallel.shape[2] == ref.shape[0] > 1
     assert np.array_equal(sequential.transpose(2, 1, 0), ref)
+
+
+def test_shared_instance_number_is_no_order_to_note(tmp_path):
+    """Frames of one multi-frame file (or files) sharing an InstanceNumber: nothing to compare."""
+    os.makedirs(tmp_path / "s")
+    _series(tmp_path / "s", [1, 1, 1, 1])
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert r.code == 0, r.err
+    assert NOTE not in r.err
