@@ -87,9 +87,17 @@ def main(argv=None) -> None:
     """Entry point of the console script and of `python -m medconv`."""
     from ..errors import MedconvError
 
+    import warnings
+
     debug = _debug_enabled()
     try:
-        rv = cli.main(args=argv, prog_name="medconv", standalone_mode=False)
+        with warnings.catch_warnings():
+            if not debug and not sys.warnoptions:
+                # Library warnings (numpy on a corrupt header's matrix, Pillow on bad EXIF, pydicom on
+                # odd values) are not medconv's messages: stderr keeps one line per problem (--debug
+                # shows them).
+                warnings.simplefilter("ignore")
+            rv = cli.main(args=argv, prog_name="medconv", standalone_mode=False)
         if isinstance(rv, int) and rv:  # ctx.exit(code) returns the code when not standalone
             sys.exit(rv)
     except MedconvError as exc:

@@ -152,3 +152,31 @@ def test_output_to_a_file_in_place_of_a_directory(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert_clean_error(run("convert", src, blocker / "o.nii"), 4)
+
+
+def test_library_warnings_stay_off_stderr_unless_debugging(tmp_path):
+    """A library's warning (numpy on a corrupt matrix, Pillow on bad EXIF) is not a medconv message."""
+    import subprocess
+    import sys
+
+    import nibabel as nib
+    import numpy as np
+
+    path = tmp_path / "x.nii"
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), path)
+    code = ("import sys, warnings\n"
+            "import medconv.formats.nifti as n\n"
+            "orig = n.read\n"
+            "def noisy(*a, **k):\n"
+            "    warnings.warn('LIBRARY-NOISE', RuntimeWarning)\n"
+            "    return orig(*a, **k)\n"
+            "n.read = noisy\n"
+            "from medconv.cli import main\n"
+            "main(['info', sys.argv[1]])\n")
+    quiet = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "LIBRARY-NOISE" not in quiet.stderr
+    env = dict(os.environ, MEDCONV_DEBUG="1")
+    loud = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False,
+                          env=env)
+    assert "LIBRARY-NOISE" in loud.stderr
