@@ -305,6 +305,8 @@ def tasks(repeats):
         ("mrstats", [which("mrstats"), nii] if which("mrstats") else None, "not installed", None),
         ("fslstats", [which("fslstats"), nii, "-M", "-S", "-P", "50"] if which("fslstats") else None,
          "not installed", None),
+        ("plastimatch stats", [which("plastimatch"), "stats", nii] if which("plastimatch") else None,
+         "not installed", None),
     ]))
     mhd = os.path.join(out_dir, "ct.mhd")
     back = os.path.join(out_dir, "back.nii.gz")
