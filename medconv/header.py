@@ -14,12 +14,24 @@ from dataclasses import dataclass, field
 
 from .errors import CorruptInput, InputError, MedconvError
 
-# Values larger than this many bytes are binary bulk data in JSON (omitted unless --bulk).
+# Binary values longer than this once base64-encoded (768 bytes) are bulk data in JSON (omitted unless --bulk):
+# pydicom's bulk_data_threshold, applied the same way to values left on disk.
 BULK_THRESHOLD = 1024
+_BULK_BYTES = BULK_THRESHOLD // 4 * 3
 # Deferred reading keeps large values (pixel data above all) on disk until asked for.
 _DEFER = 4096
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "OB or OW", "US or OW", "US or SS or OW"}
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+# Bulk data by nature (PS3.18 F.2.7): omitted from --json without --bulk whatever their size, at any depth.
+# Pixel data (also encapsulated), waveform, spectroscopy, overlay, curve and audio data, encapsulated documents.
+_BULK_TAGS = _PIXEL_TAGS | {0x54001010, 0x56000020, 0x00420011}
+_BULK_REPEATING = {(0x6000, 0x3000), (0x5000, 0x3000), (0x5000, 0x200C)}  # (60xx,3000), (50xx,3000), (50xx,200C)
+
+
+def _is_bulk_tag(tag) -> bool:
+    tag = int(tag)
+    group, elem = tag >> 16, tag & 0xFFFF
+    return tag in _BULK_TAGS or (group & 0xFF01, elem) in _BULK_REPEATING
 
 
 @dataclass
@@ -41,6 +53,7 @@ def _read_dicom_file(path: str):
     """Full Dataset with file meta; large values deferred so pixels are neither decoded nor loaded."""
     import pydicom
 
+    from . import log
     from .dicom.scan import open_dicom
 
     try:
@@ -58,8 +71,10 @@ def _read_dicom_file(path: str):
                 defer = None
                 fh.seek(0)
                 ds = pydicom.dcmread(fh, force=True)
-            # Parse every element now (sequences included) so malformed data fails here, cleanly.
-            _walk_all(ds)
+            # Parse every element now (sequences included): an element that cannot be parsed is kept as
+            # its raw bytes, shown as <unreadable: ...> and reported, while everything else is shown.
+            for where, problem in _walk_all(ds):
+                log.warn(f"{where} is unreadable ({problem}); shown as <unreadable>", path)
             if defer is not None:
                 _warn_truncated(ds, path)
             return ds
@@ -94,11 +109,92 @@ def _warn_truncated(ds, path) -> None:
                 log.warn(f"{_tag(raw.tag)} is truncated: {present} of {raw.length} bytes present", path)
 
 
-def _walk_all(ds) -> None:
-    for elem, deferred in _elements(ds):
-        if not deferred and elem.VR == "SQ":
-            for item in elem.value:
-                _walk_all(item)
+def _walk_all(ds, where: str = "") -> list:
+    """Parse every element (file meta, nested sequences); return [(where, problem)] for those that fail.
+
+    A failing element is replaced by an Unreadable one (its raw bytes, VR UN) so every later
+    rendering shows the rest of the data set and names the fault instead of stopping at it."""
+    from pydicom.dataelem import RawDataElement
+
+    problems = []
+    meta = getattr(ds, "file_meta", None) if not where else None
+    for holder in ([meta] if meta is not None else []) + [ds]:
+        for tag in sorted(holder.keys()):
+            raw = holder.get_item(tag, keep_deferred=True)
+            if isinstance(raw, RawDataElement):
+                deferred = raw.value is None and raw.length
+                if int(tag) in _PIXEL_TAGS or (deferred and _raw_vr(raw, holder) in _BINARY_VRS):
+                    continue
+                try:
+                    elem = holder[tag]
+                except Exception as exc:  # any parse failure of one element
+                    bad = _unreadable(raw, holder, exc)
+                    holder._dict[tag] = bad  # bypasses __setitem__, which would parse again
+                    problems.append((f"{where}{_tag(bad.tag)} {_name(bad)}", bad.error))
+                    continue
+            else:
+                elem = raw
+            if elem.VR == "SQ" and not _is_unreadable(elem):
+                for i, item in enumerate(elem.value):
+                    problems.extend(_walk_all(item, f"{where}{_tag(elem.tag)}[{i}]."))
+    return problems
+
+
+_UNREADABLE = []
+
+
+def _unreadable_class():
+    """A DataElement holding the raw bytes of an element that could not be parsed (made on first use:
+    pydicom is imported only for DICOM)."""
+    if not _UNREADABLE:
+        from pydicom.dataelem import DataElement
+
+        class Unreadable(DataElement):
+            error = ""
+            read_vr = "UN"
+
+            def to_json_dict(self, bulk_data_element_handler, bulk_data_threshold):
+                # a valid DICOM JSON element (VR UN, the raw bytes) plus what went wrong
+                doc = super().to_json_dict(bulk_data_element_handler, bulk_data_threshold)
+                doc["medconv:unreadable"] = f"<unreadable: {self.error}>"
+                return doc
+
+        _UNREADABLE.append(Unreadable)
+    return _UNREADABLE[0]
+
+
+def _unreadable(raw, ds, exc):
+    value = raw.value if isinstance(raw.value, (bytes, bytearray)) else b""
+    elem = _unreadable_class()(raw.tag, "OB", bytes(value), already_converted=True)
+    elem.VR = "UN"  # set afterwards: pydicom would swap UN for the dictionary VR of a known tag
+    elem.error = f"{type(exc).__name__}: {exc}"
+    elem.read_vr = raw.VR or _raw_vr(raw, ds)
+    if raw.tag.is_private and not raw.tag.is_private_creator:
+        elem.private_creator = _creator_of(raw.tag, ds)
+    return elem
+
+
+def _is_unreadable(elem) -> bool:
+    return bool(_UNREADABLE) and isinstance(elem, _UNREADABLE[0])
+
+
+def _creator_of(tag, ds):
+    """The private creator of a private element (None when its block has no creator element)."""
+    from pydicom.tag import Tag
+
+    block = Tag(tag.group, tag.element >> 8)
+    if ds is None or ds.get_item(block, keep_deferred=True) is None:
+        return None
+    try:
+        creator = ds[block]
+    except Exception:  # an unreadable creator names nothing
+        return None
+    if _is_unreadable(creator):
+        return None
+    value = creator.value
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("latin-1")
+    return str(value).strip() if value else None
 
 
 def load(path, series=None) -> Header:
@@ -164,6 +260,25 @@ def _name(elem, ds=None) -> str:
     return elem.keyword or elem.name or "Unknown"
 
 
+def _raw_name(raw, ds) -> str:
+    """Name of an element left on disk (deferred): private ones with their creator, as _name gives."""
+    from pydicom.datadict import keyword_for_tag, private_dictionary_description
+
+    tag = raw.tag
+    if not tag.is_private:
+        return keyword_for_tag(tag) or "Unknown"
+    if tag.is_private_creator:
+        return "PrivateCreator"
+    creator = _creator_of(tag, ds)
+    if not creator:
+        return "PrivateData"
+    try:
+        name = private_dictionary_description(tag, creator)
+    except KeyError:
+        name = "Unknown"
+    return f"[{creator}] {name.strip('[]')}"
+
+
 def _ts_name(ds) -> str:
     meta = getattr(ds, "file_meta", None)
     uid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
@@ -185,6 +300,8 @@ def _pixel_summary(raw, ds, pixel=True) -> str:
 
 
 def _value_text(elem, terminal: bool, width: int = 64) -> str:
+    if _is_unreadable(elem):
+        return f"<unreadable: {elem.error}>"
     vr = elem.VR
     value = elem.value
     if vr in _BINARY_VRS or isinstance(value, (bytes, bytearray)):
@@ -215,14 +332,14 @@ def dicom_lines(ds, terminal: bool = False, depth: int = 0) -> list:
 
 def _dataset_lines(ds, root, terminal, depth) -> list:
     out = []
-    from pydicom.datadict import keyword_for_tag
-
     for elem, summarise in _elements(ds):
         tag = _tag(elem.tag)
         if summarise:
             pixel = int(elem.tag) in _PIXEL_TAGS
-            name = keyword_for_tag(elem.tag) or ("PrivateData" if elem.tag.is_private else "Unknown")
-            out.append((depth, tag, _raw_vr(elem, ds), name, _pixel_summary(elem, root, pixel)))
+            out.append((depth, tag, _raw_vr(elem, ds), _raw_name(elem, ds), _pixel_summary(elem, root, pixel)))
+            continue
+        if _is_unreadable(elem):
+            out.append((depth, tag, elem.read_vr, _name(elem), _value_text(elem, terminal)))
             continue
         if elem.VR == "SQ":
             n = len(elem.value)
@@ -294,16 +411,22 @@ def _is_matrix(value) -> bool:
 _OMIT = "medconv:omitted"
 
 
-def _strip_omitted(node):
-    if isinstance(node, dict):
+def _strip_omitted(doc: dict, bulk: bool) -> dict:
+    """Drop the placeholder URIs of omitted values and, without --bulk, the values of bulk-data
+    elements (pixel, waveform, overlay... data) of any size at any depth: only their "vr" stays."""
+    for key, node in doc.items():
+        if not isinstance(node, dict):
+            continue
         if node.get("BulkDataURI") == _OMIT:
             del node["BulkDataURI"]
-        for v in node.values():
-            _strip_omitted(v)
-    elif isinstance(node, list):
-        for v in node:
-            _strip_omitted(v)
-    return node
+        if not bulk and _is_bulk_tag(int(key, 16)):
+            for value_key in ("InlineBinary", "Value", "BulkDataURI"):
+                node.pop(value_key, None)
+        if node.get("vr") == "SQ":
+            for item in node.get("Value", []):
+                if isinstance(item, dict):
+                    _strip_omitted(item, bulk)
+    return doc
 
 
 def dicom_json(ds, bulk: bool = False) -> dict:
@@ -316,7 +439,7 @@ def dicom_json(ds, bulk: bool = False) -> dict:
         if meta is not None:
             out.update(meta.to_json_dict(**kwargs))
         out.update(_top_level_json(ds, bulk, kwargs))
-    return _strip_omitted(out)
+    return _strip_omitted(out, bulk)
 
 
 def _top_level_json(ds, bulk, kwargs) -> dict:
@@ -328,7 +451,8 @@ def _top_level_json(ds, bulk, kwargs) -> dict:
     kept = Dataset()
     skipped = {}
     for elem, summarise in _elements(ds):
-        if summarise and (getattr(elem, "length", None) or 0) > BULK_THRESHOLD and elem.value is None:
+        if summarise and (_is_bulk_tag(elem.tag) or (elem.length or 0) > _BULK_BYTES and elem.value is None):
+            # left on disk, never read: pixel data of any size, other large binary values
             skipped[f"{int(elem.tag):08X}"] = {"vr": _raw_vr(elem, ds)}
         else:
             kept.add(ds[elem.tag])
@@ -384,18 +508,26 @@ def lookup(header: Header, field_name: str):
     if header.is_dicom:
         return _dicom_lookup(header, field_name, segments)
     node = header.data
-    for name, indexes in segments:
+    for n, (name, indexes) in enumerate(segments):
         if not isinstance(node, dict):
             raise _missing(field_name, header.path)
-        if name in node:
-            node = node[name]
-        else:
-            folded = [k for k in node if str(k).lower() == name.lower()]
-            if len(folded) != 1:
-                raise _missing(field_name, header.path)
-            node = node[folded[0]]
-        node = _index(node, indexes, header, field_name)
+        found = _field(node, name)
+        if found is None and n == 0:
+            # a field of a group (EXIF `Make`, NRRD key/value pairs) by its own name, when one group has it
+            groups = [g for g in node.values() if isinstance(g, dict) and _field(g, name) is not None]
+            found = _field(groups[0], name) if len(groups) == 1 else None
+        if found is None:
+            raise _missing(field_name, header.path)
+        node = _index(found[0], indexes, header, field_name)
     return node
+
+
+def _field(node: dict, name: str):
+    """(value,) of the field `name` (exact, else the one case-insensitive match), or None."""
+    if name in node:
+        return (node[name],)
+    folded = [k for k in node if str(k).lower() == name.lower()]
+    return (node[folded[0]],) if len(folded) == 1 else None
 
 
 def _index(node, indexes, header, field_name):
@@ -454,6 +586,8 @@ def _missing_seq(field_name, path):
 
 def _plain(elem):
     """A DICOM value as plain Python (multi-values as lists; binary as its length)."""
+    if _is_unreadable(elem):
+        return _value_text(elem, terminal=False)
     value = elem.value
     if elem.VR == "SQ":
         return f"({len(value)} items)"
@@ -490,23 +624,26 @@ def differences(header: Header, limit: int = 3) -> list:
                     ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
             except Exception as exc:
                 raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
+        _walk_all(ds)  # unreadable elements compare by their raw bytes (reported once, by load)
         values = {}
         meta = getattr(ds, "file_meta", None)
         for group in ([] if meta is None else meta, ds):
             for elem in group:
-                values[int(elem.tag)] = (elem, _compare_text(elem))
-        for tag, (elem, text) in values.items():
+                values[int(elem.tag)] = elem
+        for tag, elem in values.items():
             if tag not in seen:
-                seen[tag] = {"tag": _tag(elem.tag), "name": _name(elem), "values": {}}
+                seen[tag] = {"tag": _tag(elem.tag), "name": _name(elem), "values": {}, "shown": {}}
                 order.append(tag)
-            seen[tag]["values"].setdefault(text, 0)
-            seen[tag]["values"][text] += 1
+            key = _compare_key(elem)  # the full value: texts are truncated only when shown
+            seen[tag]["values"].setdefault(key, 0)
+            seen[tag]["values"][key] += 1
+            seen[tag]["shown"].setdefault(key, _compare_text(elem))
     rows = []
     for tag in sorted(order):
         info = seen[tag]
         counts = info["values"]
         present = sum(counts.values())
-        distinct = list(counts)
+        distinct = [info["shown"][key] for key in counts]
         if present < n_files:
             distinct.append("(absent)")
         if len(distinct) <= 1:
@@ -516,10 +653,29 @@ def differences(header: Header, limit: int = 3) -> list:
     return rows
 
 
-def _compare_text(elem) -> str:
+def _compare_key(elem):
+    """An element's full value, comparable and hashable (sequences item by item, bytes whole)."""
+    if _is_unreadable(elem):
+        return ("unreadable", bytes(elem.value or b""))
     if elem.VR == "SQ":
-        return repr([sorted((str(e.tag), str(e.value)) for e in item) for item in elem.value])
+        return ("SQ", tuple(tuple((int(e.tag), _compare_key(e)) for e in item) for item in elem.value))
     value = elem.value
     if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    return _value_text(elem, terminal=True)
+        return ("bytes", bytes(value))
+    if value is None:
+        return ("", "")
+    return (elem.VR, "\\".join(str(v) for v in value) if elem.VM > 1 else str(value))
+
+
+def _compare_text(elem, width: int = 64) -> str:
+    """How a distinct value is shown: long texts abbreviated, binary values by length and CRC-32
+    (so two values of the same length are told apart)."""
+    import zlib
+
+    if elem.VR == "SQ" and not _is_unreadable(elem):
+        text = repr([sorted((str(e.tag), str(e.value)) for e in item) for item in elem.value])
+        return text if len(text) <= width else text[: width - 3] + "..."
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)) and not _is_unreadable(elem):
+        return f"<{len(value)} bytes, crc32 {zlib.crc32(value):08x}>"
+    return _value_text(elem, terminal=True, width=width)

@@ -175,7 +175,12 @@ class _Moments:
 
 
 def _lerp(a, b, g: float):
-    """numpy's linear interpolation between two order statistics (same operations, same result)."""
+    """numpy's linear interpolation between two order statistics (same operations, same result).
+
+    Integers are interpolated in float64 (as numpy.percentile computes on float64 values): in the
+    stored dtype, b - a can overflow (int32 spanning [-2e9, 2e9]) and land outside [min, max]."""
+    if np.asarray(a).dtype.kind in "iub":
+        a, b = np.float64(a), np.float64(b)
     diff = b - a
     return b - diff * (1 - g) if g >= 0.5 else a + diff * g
 
@@ -337,10 +342,7 @@ class Accumulator:
 
             def pct(q):
                 (lo, hi, g), = _order_positions(n, [q])
-                a, b = nth(lo), nth(hi)
-                if a.dtype.kind in "iu":
-                    a, b = np.float64(a), np.float64(b)
-                return _lerp(a, b, g)
+                return _lerp(nth(lo), nth(hi), g)
 
             rec["median"] = _py(pct(50.0))
             for q in self.qs:
@@ -417,7 +419,7 @@ def read_label_names(path) -> dict:
     import shlex
 
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:  # a BOM (Windows editors) is no text
             lines = fh.read().splitlines()
     except OSError as exc:
         raise InputError(f"cannot read label names ({exc.strerror})", path) from None
@@ -524,6 +526,18 @@ class _LabelAcc:
             row[9] += sk[pos]
 
 
+def _check_integer_labels(lab: np.ndarray, path) -> None:
+    """A label map holds integers: a fractional, NaN or infinite value (float maps, or scaling
+    that makes one) is an input error naming the first such value in voxel order."""
+    if lab.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(lab) | (lab != np.round(lab))
+    if bad.any():
+        first = lab.ravel(order="F")[int(np.flatnonzero(bad.ravel(order="F"))[0])]
+        shown = format(float(first.real if lab.dtype.kind == "c" else first), ".10g")
+        raise InputError(f"label map holds non-integer values (e.g. {shown}); labels must be integers", path)
+
+
 def _label_range(labels, lab4, slab_voxels):
     dt = labels.dtype
     if dt.kind not in "iu" or labels.scaling is not None:
@@ -571,6 +585,8 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                 lab = np.asarray(lab4[:, :, k0:k1, 0])
                 if labels.scaling is not None:
                     lab = labels.real(lab)
+                if c == 0 and t == 0:
+                    _check_integer_labels(lab, labels.path)
                 sel = _mask_slab(mask4, k0, k1)
                 if not background:  # background is most of a segmentation: leave it out early
                     sel = (lab != 0) if sel is None else (sel & (lab != 0))

@@ -341,11 +341,16 @@ def test_memory_stays_well_under_the_volume_size(tmp_path, dtype, exact):
     assert rec["mean"] == pytest.approx(float(np.mean(vol.real(), dtype=np.float64)), rel=1e-9)
 
 
-def test_float_label_map_ignores_nan_and_keeps_fractional_labels():
-    data = np.array([[[0.0, 1.0], [2.5, np.nan]], [[1.0, 1.0], [2.5, 0.0]]], dtype=np.float32)
-    labels = Volume(data=data, affine=np.eye(4))
+@pytest.mark.parametrize("odd,shown", [(2.5, "2.5"), (np.nan, "nan"), (np.inf, "inf")])
+def test_float_label_map_with_non_integer_values_is_refused(odd, shown):
+    data = np.array([[[0.0, 1.0], [odd, 2.0]], [[1.0, 1.0], [2.0, 0.0]]], dtype=np.float32)
+    labels = Volume(data=data, affine=np.eye(4), path="seg.nii.gz")
+    with pytest.raises(InputError, match=rf"non-integer values \(e\.g\. {shown}\); labels must be integers"):
+        stats.compute_labels(labels, labels, values=False)
+    # integer values stored as floats are labels like any other
+    data[0, 1, 0] = 2.0
     recs = stats.compute_labels(labels, labels, values=False)
-    assert [(r["label"], r["voxels"]) for r in recs] == [(1, 3), (2.5, 2)]
+    assert [(r["label"], r["voxels"]) for r in recs] == [(1, 3), (2, 3)]
 
 
 def test_releasing_pages_keeps_values_changed_in_a_copy_on_write_map(tmp_path, monkeypatch):

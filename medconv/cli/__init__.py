@@ -85,9 +85,9 @@ def _error(message: str) -> None:
 
 def main(argv=None) -> None:
     """Entry point of the console script and of `python -m medconv`."""
-    from ..errors import MedconvError
-
     import warnings
+
+    from ..errors import MedconvError
 
     debug = _debug_enabled()
     try:

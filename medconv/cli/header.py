@@ -13,7 +13,9 @@ from . import options
 @options.series
 @click.option("--all", "all_files", is_flag=True,
               help="DICOM series: list the elements whose values differ across its files.")
-@click.option("--bulk", is_flag=True, help="With --json: include binary bulk data (pixel data too) as InlineBinary.")
+@click.option("--bulk", is_flag=True,
+              help="With --json: include bulk data (pixel, waveform, overlay data; binary values over 768 bytes) "
+                   "as InlineBinary. Without it they keep only their \"vr\".")
 @options.quiet
 def command(paths, as_json, get_fields, series, all_files, bulk):
     """Print the full native header: every DICOM element (file meta, nested
@@ -24,6 +26,11 @@ def command(paths, as_json, get_fields, series, all_files, bulk):
     object otherwise. --get takes a field name (pixdim, ElementSpacing), a DICOM
     keyword (PatientID), a tag (0010,0020 or 00100020) or a path into sequences
     (ReferencedStudySequence[0].ReferencedSOPInstanceUID). Pixel data is never decoded.
+    Without --bulk, DICOM JSON omits bulk data of any size (pixel, waveform, overlay
+    data...) and binary values over 768 bytes: only their "vr" is kept.
+
+    An element that cannot be parsed (e.g. a broken private sequence) is shown as
+    <unreadable: ERROR> with a warning, and the rest of the header as usual.
 
     \b
     Examples:

@@ -79,6 +79,14 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     background, left out unless --background): voxels, volume_mm3, volume_ml, mean, std,
     min, max and the centroid in world mm (x y z, RAS). Without an image
     (`medconv stats --labels seg.nii.gz`) the rows give the label volumes and centroids.
+    A label map holds integers: fractional, NaN or infinite values are an error (exit 3).
+
+    \b
+    Empty selections are results, not errors (exit 0): a mask with no non-zero voxel
+    gives a row with count 0, nonzero 0, sum 0, volumes 0 and null (empty in --tsv)
+    min/max/mean/std/median/percentiles. A label map with no label value (all
+    background, or none inside the mask) gives no rows: --json prints [], --tsv its
+    header row only, and stderr notes "no label values in LABELMAP".
 
     \b
     Memory: the volume is read in slabs; an uncompressed .nii is memory-mapped, so
@@ -132,17 +140,25 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     pooled = not per_volume
     label_only = not paths
 
+    def no_labels(recs, label_path, path=None):
+        if not recs:
+            within = f" inside mask {mask_path}" if mask_path else ""
+            of = f" (statistics of {path})" if path and path != label_path else ""
+            log.note(f"no label values in {label_path}{within}{of}")
+        return recs
+
     def one(path):
         if label_only:
-            recs = stats.compute_labels(labels, labels, mask=mask, names=names, background=background, values=False)
+            recs = no_labels(stats.compute_labels(labels, labels, mask=mask, names=names, background=background,
+                                                  values=False), labels_path)
         else:
             volume = read(path)
             if label_volumes:
-                recs = stats.compute_labels(volume, volume, mask=mask, names=names, background=background,
-                                            values=False)
+                recs = no_labels(stats.compute_labels(volume, volume, mask=mask, names=names, background=background,
+                                                      values=False), path)
             elif labels is not None:
-                recs = stats.compute_labels(volume, labels, mask=mask, names=names, pooled=pooled,
-                                            background=background)
+                recs = no_labels(stats.compute_labels(volume, labels, mask=mask, names=names, pooled=pooled,
+                                                      background=background), labels_path, path)
             else:
                 recs = stats.compute(volume, mask=mask, percentiles=qs, pooled=pooled, exact=not no_percentiles)
         return [{"path": path, **r} for r in recs]
@@ -155,12 +171,15 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     records = [r for recs in results for r in recs]
     base = stats.LABEL_FIELDS if labels is not None or label_volumes else (
         stats.FIELDS + tuple(stats.percentile_key(q) for q in (() if no_percentiles else qs)) + stats.TAIL_FIELDS)
-    columns = [f for f in base if any(f in r for r in records)]
     label_rows = labels is not None or label_volumes
-    if not records:
+    columns = [f for f in base if any(f in r for r in records)] or _label_columns(label_only or label_volumes, names)
+    if not results:
         pass  # every input failed: the summary below says why
     elif as_tsv:
-        _print_tsv(records, columns)
+        _print_tsv(records, columns)  # the header row always, so a table of many inputs keeps its shape
+    elif not records:  # label maps without labels: an empty list for scripts; stderr said why
+        if as_json:
+            render.print_json([], True)
     else:
         if not as_json and not get_fields and len(paths) <= 1:
             columns = [c for c in columns if c != "path"] if len(records) > 1 else columns
@@ -168,6 +187,16 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
         render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
                       many=len(paths) > 1 or len(records) > 1 or label_rows)
     batch.finish(failures, max(len(paths), 1))
+
+
+def _label_columns(geometry_only: bool, names) -> list:
+    """The columns of label rows when there are none to take them from (an empty label map)."""
+    from .. import stats
+
+    drop = {"volume", "channel"} | (set() if names else {"name"})
+    if geometry_only:
+        drop |= {"nan", "mean", "std", "min", "max"}
+    return [f for f in stats.LABEL_FIELDS if f not in drop]
 
 
 def _print_tsv(records, columns) -> None:

@@ -431,8 +431,20 @@ def read_extensions(path: str) -> list:
     endian = hdr["_endian"]
     limit = len(blob) if end is None else min(end, len(blob))
     while pos + 8 <= limit:
+        if not any(blob[pos:limit]):  # zero padding up to vox_offset: no more extensions
+            break
         esize, ecode = struct.unpack_from(endian + "ii", blob, pos)
-        if esize < 16 or esize % 16 or pos + esize > limit:
+        problem = None
+        if esize < 16 or esize % 16:
+            problem = f"its size {esize} is not a positive multiple of 16"
+        elif pos + esize > limit:
+            problem = (f"its size {esize} runs past the {'data offset' if end is not None else 'end of the file'}"
+                       f" ({limit - pos} bytes left)")
+        if problem:
+            # shown with what is there (code, declared size, the bytes present), never silently dropped
+            log.warn(f"extension {len(out)} is malformed: {problem}; the bytes present are shown", path)
+            out.append({"code": ecode, "name": EXTENSION_CODES.get(ecode, "unknown"), "size": esize,
+                        "content": bytes(blob[pos + 8: limit]), "malformed": problem})
             break
         out.append({"code": ecode, "name": EXTENSION_CODES.get(ecode, "unknown"), "size": esize,
                     "content": bytes(blob[pos + 8: pos + esize])})
@@ -458,7 +470,8 @@ def read_header(path: str, fmt: str | None = None) -> dict:
         out["freq_dim"], out["phase_dim"], out["slice_dim"] = dim_info & 3, (dim_info >> 2) & 3, (dim_info >> 4) & 3
         exts = read_extensions(path)
         out["extensions"] = [
-            {"code": e["code"], "name": e["name"], "size": e["size"], "content": _ext_text(e["content"])}
+            {"code": e["code"], "name": e["name"], "size": e["size"], "content": _ext_text(e["content"]),
+             **({"malformed": e["malformed"]} if "malformed" in e else {})}
             for e in exts
         ]
     return out

@@ -121,20 +121,23 @@ def _typed(field: str, value: str, path: str):
     return value
 
 
+KEY_VALUES = "key/values"  # parse()'s group of key:=value pairs
+
+
 def parse(path: str) -> tuple:
     """(header dict: magic, fields in file order, key:=value pairs, comments; data offset; head bytes)."""
     lines, end, blob = _read_head(path)
     hdr = {"magic": lines[0].strip()}
-    comments, n_fields = [], 0
+    comments, n_fields, pairs = [], 0, {}
     for n, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
         if line.startswith("#"):
             comments.append(line[1:].strip())
             continue
-        if ":=" in line:
+        if ":=" in line:  # key/value pairs live apart: `type:=x` never replaces the field `type`
             key, _, value = line.partition(":=")
-            hdr[key.strip()] = value.strip()
+            pairs[key.strip()] = value.strip()
             continue
         field, sep, value = line.partition(": ")
         if not sep:
@@ -152,6 +155,7 @@ def parse(path: str) -> tuple:
             hdr["data files"] = rest
             end = None
             break
+    hdr[KEY_VALUES] = pairs
     hdr["comments"] = comments
     return hdr, end, blob
 
@@ -374,9 +378,18 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
 
 
 def read_header(path: str, fmt: str | None = None) -> dict:
-    """The magic line, every field in file order (typed), key:=value pairs, then the comments."""
+    """The magic line, every field in file order (typed), key:=value pairs, then the comments.
+
+    A pair is listed under its key, or as `key:=` when a field (or magic/comments) has that name,
+    so a pair never hides a field."""
     hdr, _, _ = parse(path)
-    return hdr
+    pairs = hdr.pop(KEY_VALUES, {})
+    comments = hdr.pop("comments", [])
+    out = dict(hdr)
+    for key, value in pairs.items():
+        out[f"{key}:=" if key in out or key == "comments" else key] = value
+    out["comments"] = comments
+    return out
 
 
 # -- writing ---------------------------------------------------------------------------

@@ -90,10 +90,72 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
                   metadata={"photometric": "MONOCHROME2"} if kind == "scalar" else {})
 
 
-def read_header(path: str, fmt: str | None = None) -> dict:
-    """Size, mode, bit depth, DPI, text chunks, EXIF tag names, ICC profile presence."""
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_LONG_LIST = 16  # longer tag value lists (TIFF strip offsets) are shown by their length
+
+
+def _tag_value(value):
+    """An EXIF/TIFF tag value as plain JSON-able data: text as text, numbers as numbers, bytes abbreviated."""
+    if isinstance(value, str):
+        return value.rstrip("\x00")
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).rstrip(b"\x00")
+        if text and len(text) <= 64 and all(32 <= b < 127 for b in text):
+            return text.decode("ascii")  # e.g. ExifVersion b"0230"
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (tuple, list)):
+        if len(value) > _LONG_LIST:
+            return f"<{len(value)} values>"
+        return [_tag_value(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    try:
+        number = float(value)  # IFDRational and other numbers
+    except (TypeError, ValueError, ZeroDivisionError):
+        return str(value)
+    return number if number == number else None  # a 0/0 rational is no value
+
+
+def _exif(img) -> dict:
+    """EXIF (JPEG, PNG eXIf, WebP) or TIFF tags by name, with the Exif and GPS sub-IFDs unfolded."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data" warnings: shown is what it could read
+        return _exif_tags(img)
+
+
+def _exif_tags(img) -> dict:
     from PIL import ExifTags
 
+    try:
+        exif = img.getexif()
+    except Exception:  # Pillow raises assorted errors on malformed EXIF; the header view stays usable
+        return {}
+    out = {}
+    for tag, value in exif.items():
+        if tag in (_EXIF_IFD, _GPS_IFD):
+            continue
+        out[ExifTags.TAGS.get(tag, str(tag))] = _tag_value(value)
+    for ifd, names, group in ((_EXIF_IFD, ExifTags.TAGS, None), (_GPS_IFD, ExifTags.GPSTAGS, "GPSInfo")):
+        if ifd not in exif:
+            continue
+        try:
+            sub = exif.get_ifd(ifd)
+        except Exception:  # a broken sub-IFD leaves the rest
+            continue
+        values = {names.get(t, str(t)): _tag_value(v) for t, v in sub.items()}
+        if group is None:
+            out.update(values)
+        elif values:
+            out[group] = values
+    return dict(sorted(out.items()))
+
+
+def read_header(path: str, fmt: str | None = None) -> dict:
+    """Size, mode, bit depth, DPI, text chunks, EXIF/TIFF tags with their values, ICC profile presence."""
     img = _open(path)
     bits = {"1": 1, "L": 8, "P": 8, "LA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8,
             "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(img.mode)
@@ -103,11 +165,9 @@ def read_header(path: str, fmt: str | None = None) -> dict:
     out["dpi"] = [float(v) for v in dpi] if dpi else None
     text = getattr(img, "text", None) or {}
     out["text"] = {str(k): str(v) for k, v in text.items()}
-    try:
-        exif = img.getexif()
-    except Exception:  # Pillow raises assorted errors on malformed EXIF; the header view stays usable
-        exif = {}
-    out["exif_tags"] = sorted(ExifTags.TAGS.get(k, str(k)) for k in exif)
+    # tag name -> value (`medconv header photo.jpg --get Make`); TIFF's own tags (ImageDescription) too
+    out["exif"] = _exif(img)
+    out["exif_tags"] = list(out["exif"])  # the names alone, as before the values were shown
     out["icc_profile"] = bool(img.info.get("icc_profile"))
     if img.format == "TIFF":
         out["compression"] = img.info.get("compression")

@@ -1,0 +1,128 @@
+"""medconv stats at the edges: empty label maps and masks, non-integer labels, wide int32, label-name files."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import medconv
+from helpers import assert_clean_error, run
+from medconv import stats
+from medconv.volume import Volume
+
+AFFINE = np.diag([0.8, 0.9, 2.5, 1.0])
+
+
+@pytest.fixture
+def maps(tmp_path):
+    lab = np.zeros((6, 5, 4), np.uint8)
+    lab[1:3, 1:3, 1:3] = 1
+    lab[4, 4, 3] = 7
+    paths = {}
+    for name, data in {"lab": lab, "empty": np.zeros_like(lab), "mask": (lab > 0).astype(np.uint8),
+                       "img": np.arange(lab.size, dtype=np.int16).reshape(lab.shape)}.items():
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        medconv.write(Volume(data=data, affine=AFFINE), paths[name])
+    return paths
+
+
+# -- 2: a label map without labels ---------------------------------------------------------
+def test_empty_label_map_every_rendering(maps):
+    r = run("stats", "--labels", maps["empty"], "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out) == []
+    assert f"no label values in {maps['empty']}" in r.err
+
+    r = run("stats", "--labels", maps["empty"], "--tsv")
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == ["\t".join(["path", "label", "voxels", "volume_mm3", "volume_ml",
+                                             "centroid_x", "centroid_y", "centroid_z"])]
+
+    r = run("stats", "--labels", maps["empty"])
+    assert r.code == 0 and r.out == "" and "no label values" in r.err
+    assert run("stats", "--labels", maps["empty"], "-q").err == ""
+
+
+def test_empty_label_map_in_a_batch_keeps_the_table(maps):
+    r = run("stats", maps["lab"], maps["empty"], "--label-volumes", "--tsv")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0].startswith("path\tlabel\tvoxels")
+    assert [l.split("\t")[:3] for l in lines[1:]] == [[str(maps["lab"]), "1", "8"], [str(maps["lab"]), "7", "1"]]
+    assert f"no label values in {maps['empty']}" in r.err
+    r = run("stats", maps["empty"], maps["empty"], "--label-volumes", "--tsv")
+    assert r.code == 0 and len(r.out.splitlines()) == 1
+
+
+def test_empty_mask_with_labels(maps):
+    r = run("stats", maps["img"], "--mask", maps["empty"], "--labels", maps["lab"], "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out) == []
+    assert "inside mask" in r.err
+    r = run("stats", maps["img"], "--mask", maps["empty"], "--labels", maps["lab"], "--tsv")
+    assert r.code == 0 and r.out.splitlines()[0].split("\t")[:4] == ["path", "label", "voxels", "nan"]
+    assert len(r.out.splitlines()) == 1
+
+
+# -- 12: an empty mask is a row of count 0, documented ------------------------------------
+def test_empty_mask_row_and_help(maps):
+    r = run("stats", maps["img"], "--mask", maps["empty"], "--json")
+    assert r.code == 0, r.err
+    rec = json.loads(r.out)
+    assert rec["count"] == 0 and rec["mean"] is None and rec["median"] is None and rec["volume_ml"] == 0
+    text = " ".join(run("stats", "--help").out.split())
+    assert "count 0" in text and "exit 0" in text and "no label values" in text
+
+
+# -- 3: labels are integers -----------------------------------------------------------------
+@pytest.mark.parametrize("odd,shown", [(2.5, "2.5"), (np.nan, "nan")])
+def test_non_integer_label_map_is_an_input_error(tmp_path, maps, odd, shown):
+    data = np.zeros((6, 5, 4), np.float32)
+    data[1, 1, 1] = 1.0
+    data[2, 2, 2] = odd
+    path = tmp_path / "flab.nii.gz"
+    medconv.write(Volume(data=data, affine=AFFINE), path)
+    for argv in ([maps["img"], "--labels", path], ["--labels", path], [path, "--label-volumes"]):
+        r = run("stats", *argv, "--json")
+        assert_clean_error(r, 3, str(path), f"non-integer values (e.g. {shown})", "labels must be integers")
+        assert r.out == ""
+
+
+def test_scaled_label_map_giving_fractions_is_refused(tmp_path, maps):
+    path = tmp_path / "scaled.nii"
+    medconv.write(Volume(data=np.arange(120, dtype=np.int16).reshape(6, 5, 4), affine=AFFINE,
+                         scaling=(0.5, 0.0)), path)
+    assert_clean_error(run("stats", "--labels", path), 3, "non-integer values (e.g. 0.5)")
+
+
+# -- 9: int32 spanning [-2e9, 2e9]: order statistics interpolated without overflow ----------
+def test_wide_int32_median_within_range_and_no_warnings(tmp_path):
+    data = np.array([-2_000_000_000, 2_000_000_000, 1_999_999_999, -1_999_999_999] * 15, np.int32).reshape(4, 5, 3)
+    vol = Volume(data=data, affine=np.eye(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning fails the test
+        (rec,) = stats.compute(vol, percentiles=(2, 33.3, 50, 98))
+    real = data.astype(np.float64)
+    assert rec["min"] <= rec["median"] <= rec["max"]
+    assert rec["median"] == np.median(real)
+    for q in (2, 33.3, 98):
+        assert rec[stats.percentile_key(q)] == np.percentile(real, q)
+    path = tmp_path / "wide.nii"
+    medconv.write(vol, path)
+    r = run("stats", path, "--json")
+    assert r.code == 0 and r.err == "", r.err
+    assert json.loads(r.out)["median"] == 0.0
+
+
+# -- 13: a label names file saved with a UTF-8 byte order mark -------------------------------
+def test_label_names_with_bom(tmp_path, maps):
+    names = tmp_path / "names.txt"
+    names.write_bytes("\ufeff".encode() + b'1 0 118 14 1 1 1 "Left"\n7 255 0 0 1 1 1 "Tumour"\n')
+    assert stats.read_label_names(names) == {1: "Left", 7: "Tumour"}
+    lut = tmp_path / "lut.txt"
+    lut.write_bytes("\ufeff".encode() + b"1  Left-Thalamus  0 118 14 0\n7  Tumour  255 0 0 0\n")
+    r = run("stats", "--labels", maps["lab"], "--label-names", lut, "--json")
+    assert r.code == 0, r.err
+    assert [(d["label"], d["name"]) for d in json.loads(r.out)] == [(1, "Left-Thalamus"), (7, "Tumour")]
