@@ -209,3 +209,25 @@ def test_dicom_json_round_trips_through_pydicom(name, bulk):
         (meta if elem.tag.group == 0x0002 else rest).add(elem)
     problems = _same(getattr(src, "file_meta", None) or Dataset(), meta, bulk, "meta ") + _same(src, rest, bulk)
     assert problems == []
+
+
+def test_header_of_many_inputs_from_a_list_keeps_going(tmp_path):
+    """--from-list (stdin) and -k as for every command: a bad input is named, the others printed."""
+    import nibabel as nib
+    import numpy as np
+
+    from helpers import run_subprocess
+
+    good = []
+    for i in range(2):
+        p = tmp_path / f"g{i}.nii"
+        nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), p)
+        good.append(str(p))
+    bad = tmp_path / "bad.nii"
+    bad.write_bytes(b"not a header")
+    listing = "\n".join([good[0], str(bad), good[1]]) + "\n"
+    r = run_subprocess("header", "--from-list", "-", "--get", "dim", "-k", input=listing)
+    assert r.code == 5 and "bad.nii" in r.err and "Traceback" not in r.err
+    assert len(r.out.splitlines()) == 2
+    r = run_subprocess("header", "--from-list", "-", "--get", "dim", input=listing)
+    assert r.code == 3 and "bad.nii" in r.err

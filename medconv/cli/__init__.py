@@ -83,6 +83,23 @@ def _error(message: str) -> None:
     click.echo(f"medconv: error: {message}", err=True)
 
 
+def _exit(code: int) -> None:
+    """sys.exit, except after Ctrl-C while helper threads are still alive (a threaded gzip writer cut
+    off mid-block can leave its workers waiting forever, and Python waits for them at exit): outputs
+    are already cleaned up by then, so the process ends at once."""
+    import threading
+
+    if code == 130 and any(t.is_alive() and not t.daemon for t in threading.enumerate()
+                           if t is not threading.main_thread()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv=None) -> None:
     """Entry point of the console script and of `python -m medconv`."""
     import warnings
@@ -104,12 +121,12 @@ def main(argv=None) -> None:
         if debug:
             raise
         _error(str(exc).replace("\n", " "))
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         _error("interrupted")
-        sys.exit(130)
+        _exit(130)
     except click.ClickException as exc:
         if debug:
             raise
@@ -119,7 +136,7 @@ def main(argv=None) -> None:
         sys.exit(exc.exit_code if isinstance(exc, click.UsageError) else 2)
     except KeyboardInterrupt:
         _error("interrupted")
-        sys.exit(130)
+        _exit(130)
     except BrokenPipeError:
         try:
             sys.stdout = None

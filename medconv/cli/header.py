@@ -8,6 +8,7 @@ from . import options
 
 @click.command("header")
 @options.inputs
+@options.from_list
 @options.json_out
 @options.get
 @options.series
@@ -16,8 +17,9 @@ from . import options
 @click.option("--bulk", is_flag=True,
               help="With --json: include bulk data (pixel, waveform, overlay data; binary values over 768 bytes) "
                    "as InlineBinary. Without it they keep only their \"vr\".")
+@options.keep_going
 @options.quiet
-def command(paths, as_json, get_fields, series, all_files, bulk):
+def command(paths, from_list, as_json, get_fields, series, all_files, bulk, keep_going):
     """Print the full native header: every DICOM element (file meta, nested
     sequences, private tags), every NIfTI/Analyze field and extension,
     MetaImage/NRRD keys, MINC attributes, MGH fields, raster metadata.
@@ -40,18 +42,32 @@ def command(paths, as_json, get_fields, series, all_files, bulk):
       medconv header dicom_dir/ --series 3 --all
       medconv header mr.dcm --json | jq '."00100010"'
     """
-    import sys
 
+    from .. import batch, log
     from .. import header as hdr
     from ..errors import UsageError
     from . import render
 
+    paths = options.read_path_list(paths, from_list)
     if not paths:
         raise UsageError("no input given (medconv header PATH...)")
     if bulk and not as_json:
         raise UsageError("--bulk goes with --json")
-    headers = [hdr.load(p, series=series) for p in paths]
-    many = len(headers) > 1
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    # headers are read one after the other (reading a header is cheap; they are printed in order)
+    headers, failures = batch.run(paths, lambda p: hdr.load(p, series=series), keep_going=keep_going,
+                                  on_error=report, jobs=1)
+    _show(headers, as_json, get_fields, all_files, bulk, len(paths) > 1, hdr, render)
+    batch.finish(failures, len(paths))
+
+
+def _show(headers, as_json, get_fields, all_files, bulk, many, hdr, render) -> None:
+    import sys
+
+    from ..errors import UsageError
 
     if all_files:
         for h in headers:

@@ -616,3 +616,21 @@ def test_readme_slurm_recipes_ask_for_the_cores_they_use():
     for line in _scaling_recipes():
         if "--skip-existing" in line:
             assert "--name" in line, line
+
+
+def test_stats_in_parallel_gives_the_same_table_in_input_order(tmp_path):
+    """stats -j 2 over many inputs with one mask: rows as -j 1, in input order; a bad input with -k
+    is named and the others are still there."""
+    srcs = _files(tmp_path, 6, [(5, 4, 3)] * 6)
+    mask = tmp_path / "mask.nii.gz"
+    vol = make_volume((5, 4, 3), "uint8", seed=99)
+    medconv.write(vol.replace(data=(vol.array > 100).astype("uint8")), mask)
+    serial = run("stats", *srcs, "--mask", mask, "--tsv", "-j", "1")
+    parallel = run("stats", *srcs, "--mask", mask, "--tsv", "-j", "2")
+    assert serial.code == parallel.code == 0, parallel.err
+    assert parallel.out == serial.out
+    assert [line.split("\t")[0] for line in parallel.out.splitlines()[1:]] == srcs
+    (tmp_path / "bad.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    r = run("stats", srcs[0], tmp_path / "bad.nii.gz", srcs[1], "--tsv", "-j", "2", "-k")
+    assert r.code == 5 and "bad.nii.gz" in r.err
+    assert [line.split("\t")[0] for line in r.out.splitlines()[1:]] == [srcs[0], srcs[1]]
