@@ -242,10 +242,8 @@ def write_array(fh, arr: np.ndarray) -> None:
 
 
 def deflate(arr: np.ndarray) -> list:
-    """zlib stream of an array, as a list of pieces (ISA-L, chunked: no second full copy)."""
-    from isal import isal_zlib
-
-    comp = isal_zlib.compressobj(min(3, max(0, io._state["level"])))
+    """zlib stream of an array, as a list of pieces (chunked: no second full copy)."""
+    comp = io.compressobj()
     flat = arr.reshape(-1).view(np.uint8) if arr.size else np.zeros(0, np.uint8)
     pieces = [comp.compress(memoryview(flat[s:s + _CHUNK])) for s in range(0, flat.size, _CHUNK)]
     pieces.append(comp.flush())

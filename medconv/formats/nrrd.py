@@ -478,10 +478,7 @@ def _write_payload(fh, arr: np.ndarray, encoding: str) -> None:
     if encoding == "raw":
         write_array(fh, arr)
         return
-    from isal import igzip_threaded
-
-    level = min(3, max(0, io._state["level"]))
-    gz = igzip_threaded.open(fh, "wb", compresslevel=level, threads=io._threads())
+    gz = io.open_write(fh, True)
     try:
         write_array(gz, arr)
     finally:

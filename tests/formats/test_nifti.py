@@ -418,3 +418,28 @@ def test_single_file_nifti_named_hdr_is_read_from_its_content(tmp_path, cls):
     assert np.array_equal(vol.array, data)
     assert np.allclose(vol.affine, img.affine, atol=1e-5)
     assert run("info", tmp_path / "x.hdr").code == 0
+
+
+def test_compression_levels_all_give_the_same_image(tmp_path):
+    """--compression-level 0-9 (0 stored, 1 ISA-L, 2-9 zlib-ng): every level is a valid gzip stream of
+    the same bytes, and compresses; 10 is a usage error."""
+    import gzip
+
+    rng = np.random.default_rng(3)
+    x, y, z = np.meshgrid(np.arange(64), np.arange(64), np.arange(24), indexing="ij")
+    body = ((x - 32) ** 2 + (y - 32) ** 2 < 28 ** 2) * (40 + 3 * z)  # smooth tissue, air outside
+    data = (body - 1000 * (body == 0) + rng.integers(0, 8, size=body.shape)).astype(np.int16)
+    src = tmp_path / "src.nii"
+    nib.save(nib.Nifti1Image(data, oblique_affine()), src)
+    sizes = {}
+    for level in (0, 1, 2, 3, 6, 9):
+        out = tmp_path / f"l{level}.nii.gz"
+        r = run("convert", src, out, "--compression-level", level)
+        assert r.code == 0, r.err
+        assert gzip.decompress(out.read_bytes())[352:] == src.read_bytes()[352:]
+        assert np.array_equal(np.asarray(nib.load(out).dataobj), data)
+        sizes[level] = out.stat().st_size
+    assert sizes[0] > data.nbytes  # stored
+    # (sizes need not fall with the level: even zlib's do not on every input)
+    assert max(sizes[level] for level in (1, 2, 3, 6, 9)) < sizes[0] / 2
+    assert_clean_error(run("convert", src, tmp_path / "x.nii.gz", "--compression-level", 10), 2)
