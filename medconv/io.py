@@ -240,19 +240,32 @@ def write_bytes_atomic(path: str, data, force: bool = False, made_dirs: set | No
             raise OutputError("destination is a directory", path)
         if not force:
             raise OutputError("destination exists (use --force to replace it)", path)
-    parent = os.path.dirname(path) or "."
-    if made_dirs is None or parent not in made_dirs:
+    tmp = write_temp(os.path.dirname(path) or ".", data, made_dirs, shown=path)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise write_error(exc, path) from None
+
+
+def write_temp(folder: str, data, made_dirs: set | None = None, shown: str | None = None) -> str:
+    """Write `data` whole to a new hidden temporary file in `folder` (created if needed); its path.
+
+    The caller renames it into place (or removes it); nothing is left behind on failure here.
+    """
+    if made_dirs is None or folder not in made_dirs:
         try:
-            os.makedirs(parent, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
+            raise OutputError(f"cannot create directory ({exc.strerror})", folder) from None
         if made_dirs is not None:
-            made_dirs.add(parent)
-    tmp = os.path.join(parent, f".medconv-{os.urandom(6).hex()}.part")
+            made_dirs.add(folder)
+    tmp = os.path.join(folder, f".medconv-{os.urandom(6).hex()}.part")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror})", path) from None
+        raise OutputError(f"cannot write here ({exc.strerror})", shown or folder) from None
     try:
         try:
             view = memoryview(data)
@@ -260,11 +273,11 @@ def write_bytes_atomic(path: str, data, force: bool = False, made_dirs: set | No
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise write_error(exc, path) from None
+        raise write_error(exc, shown or tmp) from None
+    return tmp
 
 
 def write_error(exc: BaseException, path: str) -> OutputError:

@@ -201,20 +201,40 @@ class Runner:
 
         from ..batch import _init_worker
 
-        setup = (self.opts, self.pseudo._key, self.exclude_burned_in)
+        # In the structured layout a worker also writes each file, under a temporary name in its
+        # series folder (file creation is the slow part on many file systems, and the bytes then
+        # never cross a pipe); the main process names and renames them in input order.
+        structured = self.output is not None and not self.in_place and self.layout != "mirror"
+        setup = (self.opts, self.pseudo._key, self.exclude_burned_in, self.output if structured else None)
         chunks = iter([f for _, _, f in files[i:i + _CHUNK]] for i in range(0, len(files), _CHUNK))
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(log.is_quiet(),)) as pool:
-            window = deque(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
-            while window:
-                results, mapping = window.popleft().result()
-                for c in _take(chunks, 1):
-                    window.append(pool.submit(_work_chunk, setup, c))
-                for kind, values in mapping.items():
-                    self.pseudo.mapping.setdefault(kind, {}).update(values)
-                yield from results
+        pending: list = []
+        window: deque = deque()
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(log.is_quiet(),)) as pool:
+                window.extend(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
+                while window:
+                    results, mapping = window.popleft().result()
+                    for c in _take(chunks, 1):
+                        window.append(pool.submit(_work_chunk, setup, c))
+                    for kind, values in mapping.items():
+                        self.pseudo.mapping.setdefault(kind, {}).update(values)
+                    pending = list(reversed(results))
+                    while pending:
+                        yield pending.pop()
+        finally:
+            # stopped early (an error, Ctrl-C): temporary files nobody will rename are removed
+            leftovers = list(pending)
+            for future in window:
+                if not future.cancel():
+                    try:
+                        leftovers += future.result()[0]
+                    except BaseException:
+                        pass
+            for result in leftovers:
+                _discard(result)
 
     def _real(self, path: str) -> str:
         """os.path.realpath, with each directory resolved once per run (thousands of files share a few)."""
@@ -327,20 +347,52 @@ class Runner:
         elif suspect:
             log.warn(f"possible burned-in text: {suspect}; check the pixels (PatientIdentityRemoved set to NO "
                      "unless BurnedInAnnotation is NO)", full)
+        if result.get("tmp") is not None:
+            return self._commit(result, full)
         if self.in_place or self.layout == "mirror":
             dest = self._dest(rel, full)
         else:
-            key = (result["pid"], result["study"], result["series"])
-            folder = self._folders.get(key)
-            if folder is None:
-                study = self.pseudo.short("study", result["study"])
-                series = self.pseudo.short("series", result["series"])
-                folder = self._folders[key] = os.path.join(self.output, _safe(result["pid"]), study, series)
-            n = self.counters.get(folder, 0) + 1
-            self.counters[folder] = n
-            dest = os.path.join(folder, f"{n}.dcm")
+            dest = self._numbered(result)
         self._write(dest, result["bytes"])
         self.summary.done += 1
+
+    def _numbered(self, result: dict) -> str:
+        """DIR/<patient>/<study>/<series>/<n>.dcm, n counting per series folder in input order."""
+        folder = self._series_folder(self.output, self.pseudo, result)
+        n = self.counters.get(folder, 0) + 1
+        self.counters[folder] = n
+        return os.path.join(folder, f"{n}.dcm")
+
+    def _series_folder(self, output, pseudo, result) -> str:
+        key = (result["pid"], result["study"], result["series"])
+        folder = self._folders.get(key)
+        if folder is None:
+            folder = self._folders[key] = series_folder(output, pseudo, result)
+        return folder
+
+    def _commit(self, result: dict, full: str) -> None:
+        """Rename a worker's temporary file to its numbered name (checks as for any output)."""
+        tmp = result["tmp"]
+        try:
+            dest = self._numbered(result)
+            if os.path.dirname(dest) != os.path.dirname(tmp):
+                raise OutputError("internal: a worker wrote into another folder", dest)
+            if os.path.lexists(dest):
+                if self._real(dest) in self.protect:
+                    raise OutputError("refusing to overwrite an input file", dest)
+                if os.path.isdir(dest):
+                    raise OutputError("destination is a directory", dest)
+                if not self.force:
+                    raise OutputError("destination exists (use --force to replace it)", dest)
+            try:
+                os.replace(tmp, dest)
+            except OSError as exc:
+                raise OutputError(f"cannot write here ({exc.strerror})", dest) from None
+            tmp = None
+            self.summary.done += 1
+        finally:
+            if tmp is not None:
+                _discard(result)
 
     def _dicom_with_pydicom(self, full: str) -> dict | None:
         """The reference path, for every file fast.py steps aside from; None when there is nothing to write."""
@@ -403,20 +455,41 @@ def _work_chunk(setup, paths):
     """
     from .fast import FastAnonymizer
 
-    opts, key, skip_flagged = setup
+    opts, key, skip_flagged, output = setup
     pseudo = Pseudonymizer(raw_key=key)
     fast = FastAnonymizer(Anonymizer(opts, pseudo))
     out = []
+    made: set = set()
     for full in paths:
         try:
             whole = []
             if classify(full, keep=whole) != "dicom" or not whole:
                 out.append(None)
                 continue
-            out.append(fast.anonymize(whole[0], skip_flagged=skip_flagged))
+            result = fast.anonymize(whole[0], skip_flagged=skip_flagged)
+            if result is not None and output is not None and result.get("bytes") is not None:
+                folder = series_folder(output, pseudo, result)
+                result["tmp"] = io.write_temp(folder, result.pop("bytes"), made)
+            out.append(result)
         except Exception:
-            out.append(None)
+            out.append(None)  # the main process does it again, and reports what goes wrong
     return out, pseudo.mapping
+
+
+def series_folder(output: str, pseudo, result: dict) -> str:
+    """The structured layout's folder of a result: DIR/<patient>/<study>/<series>."""
+    return os.path.join(output, _safe(result["pid"]), pseudo.short("study", result["study"]),
+                        pseudo.short("series", result["series"]))
+
+
+def _discard(result) -> None:
+    """Remove the temporary file of a worker's result that will not be renamed."""
+    tmp = result.get("tmp") if isinstance(result, dict) else None
+    if tmp:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _check_truncated(ds, path: str) -> None:

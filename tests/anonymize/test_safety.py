@@ -237,3 +237,22 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     assert "3/3" in b"".join(chunks).decode("utf-8", "replace")
     piped = run("anonymize", src, "-o", tmp_path / "o2", "--key", "k")
     assert "3/3" not in piped.err and "anonymised 3 file(s)" in piped.err
+
+
+def test_parallel_run_stopped_early_leaves_no_temporary_files(tmp_path):
+    """Workers write their files under hidden temporary names that the main process renames in
+    input order; a run ended by an error removes every temporary file still waiting."""
+    src = tmp_path / "in"
+    src.mkdir()
+    study, series = generate_uid(), generate_uid()
+    for i in range(300):  # several chunks of work in flight
+        make_dicom(src / f"f{i:03d}.dcm", generate_uid(), study, series, n=i)
+    out = tmp_path / "o"
+    assert run("anonymize", src, "-o", out, "--key", "k", "-j", "2").code == 0
+    first = {f: open(f, "rb").read() for f in out_files(out)}
+    assert len(first) == 300
+    r = run("anonymize", src, "-o", out, "--key", "k", "-j", "2")  # every destination exists
+    assert r.code == 4 and "exists" in r.err
+    assert {f: open(f, "rb").read() for f in out_files(out)} == first  # nothing replaced, nothing left
+    r = run("anonymize", src, "-o", out, "--key", "k", "-j", "2", "--force")
+    assert r.code == 0 and {f: open(f, "rb").read() for f in out_files(out)} == first
