@@ -113,3 +113,30 @@ def test_well_formed_extensions_give_no_warning(tmp_path):
     nib.save(img, path)
     r = run("header", path)
     assert r.code == 0 and r.err == "" and "fine" in r.out
+
+
+def test_header_of_nii_gz_inflates_only_the_header(tmp_path):
+    """A .nii.gz whose compressed stream breaks 2 MB into its 200 MB of voxels still shows its header
+    (so header never inflates the image data), while reading the voxels fails cleanly."""
+    import gzip
+    import zlib
+
+    import nibabel as nib
+    import numpy as np
+
+    from helpers import run
+
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape((512, 512, 400))
+    hdr.set_data_dtype(np.int16)
+    hdr["vox_offset"] = 352
+    head = hdr.binaryblock + b"\0" * 4
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    noise = np.random.default_rng(0).integers(0, 256, size=2 << 20, dtype=np.uint8).tobytes()
+    body = comp.compress(head + noise) + comp.flush(zlib.Z_SYNC_FLUSH)  # 2 MB of voxels, then a cut stream
+    path = tmp_path / "big.nii.gz"
+    path.write_bytes(gzip.compress(b"")[:10] + body + b"\xff" * 4096)
+    r = run("header", path, "--get", "dim")
+    assert r.code == 0, r.err
+    assert r.out.split()[:4] == ["3", "512", "512", "400"]
+    assert run("stats", path).code == 3
