@@ -49,6 +49,30 @@ def run_subprocess(*argv, env=None, input=None) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_on_terminal(*argv) -> Result:
+    """Run `python -m medconv ARGV...` with stderr on a pseudo-terminal (stdout stays a pipe)."""
+    import pty
+
+    env = dict(os.environ)
+    env.pop("MEDCONV_DEBUG", None)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "medconv", *map(str, argv)], stdout=subprocess.PIPE,
+                            stderr=slave, cwd=ROOT, env=env)
+    out, _ = proc.communicate(timeout=60)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return Result(proc.returncode, out.decode(), b"".join(chunks).decode("utf-8", "replace"))
+
+
 def assert_clean_error(result: Result, code: int, *needles):
     """One line on stderr starting `medconv: error:`, no traceback, the expected exit code."""
     assert result.code == code, (result.code, result.err)

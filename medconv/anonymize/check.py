@@ -22,18 +22,20 @@ def mask(value) -> str:
     return f"{text[:2]}*** ({len(text)} chars)" if len(text) > 2 else f"*** ({len(text)} chars)"
 
 
-def _empty(elem) -> bool:
-    v = elem.value
+def empty_value(v) -> bool:
+    """True for a value that holds nothing: None, blanks/NULs, an empty sequence or list."""
     if v is None:
         return True
-    if elem.VR == "SQ":
-        return len(v) == 0
     if isinstance(v, (bytes, str)):
         return not v.strip(b"\x00 " if isinstance(v, bytes) else "\x00 ")
     try:
         return len(v) == 0
     except TypeError:
         return False
+
+
+def _empty(elem) -> bool:
+    return empty_value(elem.value)
 
 
 def _is_dummy(elem) -> bool:

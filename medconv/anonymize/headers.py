@@ -758,13 +758,17 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
             return
         items, _ = entries(off)
         for tag, typ, count, raw in items:
-            if tag in _TIFF_SUB_IFDS:
-                for sub in offsets(typ, count, raw):
-                    wipe(sub)
-            where, size = value_range(typ, count, raw)
-            if where is not None:
-                zero(where, size)
+            drop(tag, typ, count, raw)
         zero(off, 6 + 12 * len(items))
+
+    def drop(tag, typ, count, raw):
+        """Zero one entry's value (and, for an EXIF/GPS/Interop pointer, the whole IFD it names)."""
+        if tag in _TIFF_SUB_IFDS:
+            for sub in offsets(typ, count, raw):
+                wipe(sub)
+        where, size = value_range(typ, count, raw)
+        if where is not None:
+            zero(where, size)
 
     def ifd(off):
         items, nxt = entries(off)
@@ -772,12 +776,7 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
         for tag, typ, count, raw in items:
             if tag in TIFF_TAGS or (typ == 2 and tag not in _TIFF_ASCII_KEEP):
                 changed.append(TIFF_TAGS.get(tag, f"tag {tag}"))
-                if tag in _TIFF_SUB_IFDS:
-                    for sub in offsets(typ, count, raw):
-                        wipe(sub)
-                where, size = value_range(typ, count, raw)
-                if where is not None:
-                    zero(where, size)
+                drop(tag, typ, count, raw)
                 continue
             keep.append(raw)
             if tag == 330:  # SubIFDs (reduced images, DNG): scrubbed like the main ones

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import profile
 from .actions import lookup
+from .check import empty_value
 
 
 def _name(elem) -> str:
@@ -24,17 +25,6 @@ def _short(value, limit: int = 48) -> str:
     text = "\\".join(str(v) for v in value) if isinstance(value, (list, tuple)) or type(value).__name__ == \
         "MultiValue" else (f"<{len(value)} bytes>" if isinstance(value, bytes) else str(value))
     return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _empty(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, (str, bytes)):
-        return not value.strip(b"\0 " if isinstance(value, bytes) else "\0 ")
-    try:
-        return len(value) == 0
-    except TypeError:
-        return False
 
 
 def plan_dataset(before, after, letters: set, prefix: str = "", rows: list | None = None) -> list:
@@ -60,7 +50,7 @@ def plan_dataset(before, after, letters: set, prefix: str = "", rows: list | Non
             continue
         if new.value == elem.value:
             result, shown = "kept", ""
-        elif _empty(new.value):
+        elif empty_value(new.value):
             result, shown = "emptied", ""
         else:
             result, shown = "replaced", _short(new.value)

@@ -210,31 +210,14 @@ def test_non_dicom_paths_kept_with_one_warning(tmp_path):
 
 
 def test_progress_bar_on_a_terminal_only(tmp_path):
-    import pty
-    import subprocess
-    import sys
+    from helpers import run_on_terminal
 
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
         make_dicom(src / f"{i}.dcm", generate_uid(), generate_uid(), generate_uid())
-    master, slave = pty.openpty()
-    argv = [sys.executable, "-m", "medconv", "anonymize", str(src), "-o", str(tmp_path / "o"), "--key", "k"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave)
-    proc.communicate(timeout=60)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.returncode == 0
-    assert "3/3" in b"".join(chunks).decode("utf-8", "replace")
+    r = run_on_terminal("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0 and "3/3" in r.err
     piped = run("anonymize", src, "-o", tmp_path / "o2", "--key", "k")
     assert "3/3" not in piped.err and "anonymised 3 file(s)" in piped.err
 

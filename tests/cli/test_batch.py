@@ -392,28 +392,13 @@ def test_no_progress_output_on_a_pipe(tmp_path):
 
 
 def test_progress_bar_on_a_terminal(tmp_path):
-    import pty
+    from helpers import run_on_terminal
 
     srcs = _files(tmp_path, 3)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "medconv", "info", *srcs, "-j", "2", "--get", "path"],
-                            stdout=subprocess.PIPE, stderr=slave, cwd=ROOT, env=_env())
-    out, _ = proc.communicate(timeout=60)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    err = b"".join(chunks).decode("utf-8", "replace")
-    assert proc.returncode == 0
-    assert out.decode().split() == srcs  # data stays on stdout, in order
-    assert "3/3" in err and "info" in err
+    r = run_on_terminal("info", *srcs, "-j", "2", "--get", "path")
+    assert r.code == 0
+    assert r.out.split() == srcs  # data stays on stdout, in order
+    assert "3/3" in r.err and "info" in r.err
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
