@@ -41,6 +41,7 @@ def _choose(all_series, path, series):
     if series is None:
         if len(all_series) == 1:
             return all_series[0]
+        _refuse_mixed_sizes(all_series, path)
         listing = ", ".join(s.describe() for s in all_series[:20])
         more = "" if len(all_series) <= 20 else ", ..."
         raise UsageError(f"holds {len(all_series)} series ({listing}{more}): choose one with --series or "
@@ -57,6 +58,26 @@ def _choose(all_series, path, series):
         raise UsageError(f"no series {key!r} here (found: {listing})", path)
     listing = ", ".join(s.describe() for s in hits)
     raise UsageError(f"series {key!r} matches {len(hits)} series ({listing}): choose one of these selectors", path)
+
+
+def _refuse_mixed_sizes(all_series, path):
+    """One SeriesInstanceUID whose images differ only in size or pixel spacing is a broken series
+    (exit 3), not a choice between series: say so, with the parts --series can still pick."""
+    from ..errors import CorruptInput
+
+    if len({s.series_uid for s in all_series}) != 1:
+        return
+    sigs = [s.frames[0].signature() for s in all_series]
+    # signature: (uid, iop, rows, columns, samples, bits, photometric, echo, kind, spacing)
+    if len({sig[:2] + sig[4:9] for sig in sigs}) != 1:
+        return  # orientation, echo or image type differ: a real split (localizers, echoes)
+    parts = "; ".join(f"{s.frames[0].rows}x{s.frames[0].columns}"
+                      + (f" at {'x'.join(format(v, 'g') for v in s.frames[0].pixel_spacing)} mm"
+                         if s.frames[0].pixel_spacing is not None else "")
+                      + f" in {len(s.files)} file(s) (--series {s.selector})" for s in all_series[:6])
+    raise CorruptInput(f"series {all_series[0].series_number if all_series[0].series_number is not None else ''} "
+                       f"mixes image sizes ({parts}): its images cannot form one volume; pick a part with "
+                       "--series or convert each with -o DIR", path)
 
 
 def select(path, series=None):

@@ -280,16 +280,31 @@ def test_directory_without_dicom(tmp_path):
     assert not (tmp_path / "o.nii").exists()
 
 
-def test_inconsistent_rows_are_split(tmp_path):
+def test_inconsistent_rows_are_refused_and_the_parts_still_reachable(tmp_path):
+    """One series whose images differ in size is broken (exit 3, the parts named); each part can
+    still be converted with --series, and -o DIR writes both (as dcm2niix splits them)."""
     d = tmp_path / "s"
     dcmgen.make_series(d, shape=(8, 8, 3))
     dcmgen.write_slice(str(d / "odd.dcm"), np.zeros((10, 8), np.int16), ipp=(0, 0, 50))
     r = run("convert", d, tmp_path / "o.nii")
-    assert_clean_error(r, 2, "2 series", "--series")
+    assert_clean_error(r, 3, "mixes image sizes", "8x8", "10x8", "--series 3.1")
     assert not (tmp_path / "o.nii").exists()
     from medconv.dicom import list_series
 
-    assert sorted(s["n_files"] for s in list_series(d)) == [1, 3]
+    parts = list_series(d)
+    assert sorted(s["n_files"] for s in parts) == [1, 3]
+    big = next(s["selector"] for s in parts if s["n_files"] == 3)
+    assert run("convert", d, tmp_path / "o.nii", "--series", big).code == 0
+    assert run("convert", d, "-o", tmp_path / "all", "--to", "nifti1").code == 0
+    assert len(os.listdir(tmp_path / "all")) == 2
+
+
+def test_a_real_split_is_still_a_choice(tmp_path):
+    """Two orientations under one SeriesInstanceUID (a localizer) are a choice (exit 2), not an error."""
+    d = tmp_path / "s"
+    dcmgen.make_series(d, shape=(8, 8, 3), names=[f"a{k}.dcm" for k in range(3)])
+    dcmgen.make_series(d, shape=(8, 8, 3), iop=(0, 1, 0, 0, 0, -1), names=[f"b{k}.dcm" for k in range(3)])
+    assert_clean_error(run("convert", d, tmp_path / "o.nii"), 2, "2 series", "--series")
 
 
 def test_undecodable_transfer_syntax(tmp_path):
