@@ -69,7 +69,11 @@ def write_series(volume, path, *, force=False, protect=(), template=None, modali
     single = _names_a_file(path)
     if not single:
         _check_destination(volume, dest, path, force, protect)
-    modality = (modality or volume.metadata.get("modality") or "OT").strip().upper() or "OT"
+    ref = _read_template(template) if template is not None else None
+    # the modality: asked for, else the image's own, else the template's (a result going back to
+    # the PACS next to its CT or MR is stored as CT or MR), else OT
+    known = modality or volume.metadata.get("modality") or (str(ref.get("Modality", "") or "") if ref else "")
+    modality = (known or "OT").strip().upper() or "OT"
     colour = volume.value_kind == "rgb"
     sop_class = SC_STORAGE if colour else SOP_CLASS.get(modality, SC_STORAGE)
     geo = _geometry(volume, path)
@@ -79,7 +83,6 @@ def write_series(volume, path, *, force=False, protect=(), template=None, modali
         raise UsageError(f"{n_files} images make a DICOM series, which is written as a directory: give a "
                          f"destination ending in / (or --to dicom with a directory name)", path)
     pix = _pixels(volume, path, wide=sop_class != SC_STORAGE)
-    ref = _read_template(template) if template is not None else None
     base = _base_dataset(volume, sop_class, modality, geo, pix, ref)
 
     def save(t, k, target):

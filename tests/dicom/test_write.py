@@ -408,6 +408,20 @@ def test_template_copies_patient_and_study(tmp_path):
     _same_world_and_values(vol, medconv.read(str(tmp_path / "out")))
 
 
+def test_template_gives_its_modality_to_an_image_without_one(tmp_path):
+    """A NIfTI result (no modality) written with an MR template is stored as MR, not as a screenshot."""
+    import nibabel as nib
+
+    src = tmp_path / "seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.arange(60, dtype=np.int16).reshape(5, 4, 3), np.diag([0.8, 0.8, 3, 1])), src)
+    res = run("convert", src, str(tmp_path / "out") + "/", "--to", "dicom", "--template", pydicom_data("MR_small.dcm"))
+    assert res.code == 0, res.err
+    ds = _datasets(tmp_path / "out")[0]
+    assert ds.Modality == "MR" and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
+    res = run("convert", src, str(tmp_path / "plain") + "/", "--to", "dicom")
+    assert _datasets(tmp_path / "plain")[0].Modality == "OT"
+
+
 def test_template_that_is_not_dicom_is_an_input_error(tmp_path):
     (tmp_path / "ref.dcm").write_bytes(b"not dicom at all" * 20)
     res = _write_cli(tmp_path, _vol(), "--template", tmp_path / "ref.dcm")
@@ -595,6 +609,7 @@ def _iod_cases():
         "ct_window_mono1": Volume(data=np.zeros((6, 5, 3), np.int16), affine=oblique_affine(), metadata={
             "modality": "CT", "window_center": 40.0, "window_width": 400.0, "photometric": "MONOCHROME1",
             "series_description": "Schädel", "protocol": "head"}),
+        "mr_from_template": Volume(data=np.zeros((6, 5, 3), np.int16), affine=oblique_affine()),
     }
 
 
@@ -602,7 +617,7 @@ def _iod_cases():
 @pytest.mark.parametrize("case", list(_iod_cases()))
 def test_written_files_pass_dciodvfy(tmp_path, case):
     vol = _iod_cases()[case]
-    template = pydicom_data("CT_small.dcm") if case == "ct" else None
+    template = {"ct": pydicom_data("CT_small.dcm"), "mr_from_template": pydicom_data("MR_small.dcm")}.get(case)
     written = medconv.write(vol, str(tmp_path / "s"), to="dicom", template=template)
     for path in (written[0], written[-1]):
         proc = subprocess.run([DCIODVFY, path], capture_output=True, text=True, timeout=60, check=False)
