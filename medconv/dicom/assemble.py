@@ -12,6 +12,8 @@ from ..errors import CorruptInput
 POSITION_TOL = 0.01
 #: relative deviation of a slice gap from the typical gap that counts as uneven
 GAP_TOL = 0.01
+#: relative deviation up to which uneven gaps are jitter (warned about, kept on the regular grid)
+JITTER = 0.2
 
 
 class Series:
@@ -54,6 +56,9 @@ def group(frames) -> list:
     """
     groups = OrderedDict()
     seen, copies = {}, []
+    # orientation and pixel spacing are compared with a tolerance, not by rounding (values either
+    # side of a rounding boundary, e.g. 0.0995 +- 1e-7, would split one series in two)
+    clusters: dict = {}
     for f in frames:
         if f.sop:
             key = (f.sop, f.index)
@@ -61,7 +66,16 @@ def group(frames) -> list:
                 copies.append((f.path, seen[key]))
                 continue
             seen[key] = f.path
-        groups.setdefault(f.signature(), []).append(f)
+        sig = f.signature()
+        exact = sig[:1] + sig[2:9]  # all but orientation and spacing
+        reps = clusters.setdefault(exact, [])
+        for i, rep in enumerate(reps):
+            if _close(rep.iop, f.iop, IOP_TOL) and _close(rep.pixel_spacing, f.pixel_spacing, SPACING_TOL):
+                break
+        else:
+            reps.append(f)
+            i = len(reps) - 1
+        groups.setdefault((exact, i), []).append(f)
     if copies:
         path, first = copies[0]
         more = f" (and {len(copies) - 1} more)" if len(copies) > 1 else ""
@@ -81,6 +95,20 @@ def group(frames) -> list:
         siblings = per_uid[s.series_uid]
         s.selector = base if len(siblings) == 1 else f"{base}.{siblings.index(s) + 1}"
     return series
+
+
+#: largest difference between direction cosines (and relative difference between pixel spacings)
+#: of images that belong to one stack
+IOP_TOL = 1e-3
+SPACING_TOL = 1e-3
+
+
+def _close(a, b, tol) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if len(a) != len(b):
+        return False
+    return all(abs(float(x) - float(y)) <= tol * max(1.0, abs(float(x))) for x, y in zip(a, b))
 
 
 def _fmt(v):
@@ -182,6 +210,10 @@ def layout(series, strict=False, path=None, gaps="refuse"):
             elif missing and gaps == "refuse":
                 raise CorruptInput(msg + "; a regular grid would misplace every slice after the gap "
                                    "(convert --fill-gaps inserts empty slices instead)", path)
+            elif gaps != "warn" and (np.abs(steps - typical) > JITTER * typical).any():
+                # not jitter and not whole missing slices: no regular grid holds these positions
+                raise CorruptInput(msg + f"; a gap off the step by more than {JITTER:.0%} would misplace every "
+                                   "slice after it, and no whole number of empty slices fills it", path)
             else:
                 log.warn(msg + "; voxel positions after the gap are not exact", path)
         else:

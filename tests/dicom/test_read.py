@@ -567,3 +567,46 @@ def test_the_same_images_twice_count_once(tmp_path):
     import nibabel as nib
 
     assert nib.load(tmp_path / "o.nii").shape == (5, 6, 4)
+
+
+def test_orientation_noise_across_a_rounding_boundary_is_one_series(tmp_path):
+    """Direction cosines that differ by 2e-7 either side of x.xxx5 are one stack (compared with a
+    tolerance, not by rounding)."""
+    import math
+
+    a = math.radians(5.71)
+    for k in range(6):
+        dy = 0.0995 + (1e-7 if k % 2 else -1e-7)
+        iop = (1.0, dy, 0.0, 0.0, math.cos(a), -math.sin(a))
+        dcmgen.write_slice(str(tmp_path / f"s{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0.0, 0.0, 2.5 * k),
+                           iop=iop, instance=k + 1)
+    from medconv.dicom import list_series
+
+    parts = list_series(tmp_path)
+    assert len(parts) == 1 and parts[0]["n_files"] == 6
+
+
+@pytest.mark.parametrize("gap", [1.5, 1.88])
+def test_a_gap_that_is_not_a_whole_number_of_steps_is_refused(tmp_path, gap):
+    """Not jitter (off by more than 20% of a step) and not whole missing slices: every later slice
+    would sit off its position on a regular grid, so convert refuses; info warns."""
+    zs = [0.0, 2.5, 5.0, 5.0 + 2.5 * gap, 7.5 + 2.5 * gap, 10.0 + 2.5 * gap]
+    os.makedirs(tmp_path / "s")
+    for k, z in enumerate(zs):
+        dcmgen.write_slice(str(tmp_path / "s" / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0.0, 0.0, z),
+                           instance=k + 1)
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert_clean_error(r, 3, "uneven slice spacing", "misplace")
+    assert not (tmp_path / "o.nii").exists()
+    assert_clean_error(run("convert", tmp_path / "s", tmp_path / "o.nii", "--fill-gaps"), 3, "misplace")
+    r = run("info", tmp_path / "s")
+    assert r.code == 0 and "uneven slice spacing" in r.err
+
+
+def test_jitter_is_only_a_warning(tmp_path):
+    os.makedirs(tmp_path / "s")
+    for k, z in enumerate([0.0, 2.5, 5.1, 7.5, 10.0]):
+        dcmgen.write_slice(str(tmp_path / "s" / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0.0, 0.0, z),
+                           instance=k + 1)
+    r = run("convert", tmp_path / "s", tmp_path / "o.nii")
+    assert r.code == 0 and "uneven slice spacing" in r.err
