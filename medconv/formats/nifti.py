@@ -273,9 +273,13 @@ def _data_layout(hdr: dict, kind: str, path: str):
     if not 1 <= ndim <= 7:
         raise CorruptInput(f"invalid number of dimensions dim[0]={ndim}", path)
     shape = tuple(int(n) for n in dim[1: ndim + 1])
-    if kind == "nifti1" and shape and shape[0] == -1 and ndim >= 5:
-        # FreeSurfer's "large vector" convention: the real length is in glmin
+    if kind == "nifti1" and shape[:3] == (-1, 1, 1):
+        # FreeSurfer's "large vector" convention (surface data past 32767 vertices): the real
+        # length is in glmin, as nibabel reads it
         shape = (int(hdr["glmin"]),) + shape[1:]
+    elif kind == "nifti1" and shape[:3] == (27307, 1, 6):
+        # FreeSurfer's ico7 surface (163842 vertices) folded into 27307 x 1 x 6, as nibabel unfolds it
+        shape = (163842, 1, 1) + shape[3:]
     if any(n <= 0 for n in shape):
         raise CorruptInput(f"invalid dimension sizes {list(shape)}", path)
     code = hdr["datatype"]

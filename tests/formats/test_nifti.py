@@ -443,3 +443,23 @@ def test_compression_levels_all_give_the_same_image(tmp_path):
     # (sizes need not fall with the level: even zlib's do not on every input)
     assert max(sizes[level] for level in (1, 2, 3, 6, 9)) < sizes[0] / 2
     assert_clean_error(run("convert", src, tmp_path / "x.nii.gz", "--compression-level", 10), 2)
+
+
+@pytest.mark.parametrize("dims,glmin,want", [((-1, 1, 1), 40000, (40000, 1, 1)),
+                                             ((-1, 1, 1, 3), 40000, (40000, 1, 1, 3)),
+                                             ((27307, 1, 6), 0, (163842, 1, 1))])
+def test_freesurfer_large_vector_conventions_read_as_nibabel_does(tmp_path, dims, glmin, want):
+    n = int(np.prod(want))
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(np.float32)
+    raw = bytearray(hdr.binaryblock)
+    struct.pack_into("<8h", raw, 40, len(dims), *dims, *([1] * (7 - len(dims))))
+    struct.pack_into("<i", raw, 144, glmin)  # glmin
+    struct.pack_into("<f", raw, 108, 352.0)  # vox_offset
+    data = np.arange(n, dtype=np.float32)
+    path = tmp_path / "fs.nii"
+    path.write_bytes(bytes(raw) + b"\0" * 4 + data.tobytes())
+    assert nib.load(path).shape == want
+    vol = medconv.read(str(path))
+    assert vol.shape == want
+    assert np.array_equal(vol.array.reshape(-1, order="F"), np.asarray(nib.load(path).dataobj).reshape(-1, order="F"))
