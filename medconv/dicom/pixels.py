@@ -12,12 +12,19 @@ NATIVE = {"1.2.840.10008.1.2": "<", "1.2.840.10008.1.2.1": "<", "1.2.840.10008.1
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
 
 
+def _rgb8(rgb: np.ndarray) -> np.ndarray:
+    """Palette colours as 8-bit RGB: 16-bit LUT entries keep their high byte (how they are displayed)."""
+    if rgb.dtype.itemsize == 1:
+        return rgb
+    return (rgb >> 8).astype(np.uint8)
+
+
 def stored_dtype(frame) -> np.dtype:
     """dtype of the stored values (before any scaling)."""
     if frame.float_pixels:
         return np.dtype(np.float32 if frame.float_pixels == 4 else np.float64)
     if frame.photometric == "PALETTE COLOR":
-        return np.dtype(np.uint16 if frame.bits_allocated > 8 or _palette_bits(frame) > 8 else np.uint8)
+        return np.dtype(np.uint8)  # RGB24, as every image format and viewer holds colour
     bits = frame.bits_allocated
     if bits <= 8:
         return np.dtype(np.int8 if frame.signed else np.uint8)
@@ -26,14 +33,6 @@ def stored_dtype(frame) -> np.dtype:
     if bits <= 32:
         return np.dtype(np.int32 if frame.signed else np.uint32)
     raise UnsupportedFormat(f"{bits} bits per pixel are not supported", frame.path)
-
-
-def _palette_bits(frame):
-    try:
-        desc = frame.ds.get("RedPaletteColorLookupTableDescriptor")
-        return int(desc[2]) if desc is not None else 8
-    except Exception:
-        return 8
 
 
 def check_decodable(frame) -> None:
@@ -162,7 +161,7 @@ def _decode_file(path, frames_in_file):
         if f0.photometric == "PALETTE COLOR":
             from pydicom.pixels import apply_color_lut
 
-            result = {k: apply_color_lut(v, ds) for k, v in result.items()}
+            result = {k: _rgb8(apply_color_lut(v, ds)) for k, v in result.items()}
         return result
     except InputError:
         raise

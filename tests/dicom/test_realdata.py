@@ -126,6 +126,30 @@ def test_colour_and_palette():
     assert pal.metadata["photometric"] == "PALETTE COLOR"
 
 
+@pytest.mark.parametrize("name", ["OBXXXX1A.dcm", "OT-PAL-8-face.dcm"])
+def test_palette_colour_is_rgb24_equal_to_pydicom_and_exports(tmp_path, name):
+    """Palette images (16-bit LUT entries too) become 8-bit RGB: the LUT's high byte, as shown on
+    screen, equal to pydicom's apply_color_lut; PNG and NIfTI both take them."""
+    import pydicom
+    from PIL import Image
+    from pydicom.pixels import apply_color_lut
+
+    import medconv
+
+    src = sample(name)
+    ds = pydicom.dcmread(src, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:  # a file without meta: implicit VR little endian
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ref = apply_color_lut(ds.pixel_array, ds)
+    ref8 = (ref >> 8).astype(np.uint8) if ref.dtype.itemsize > 1 else ref
+    vol = medconv.read(src)
+    assert vol.array.dtype == np.uint8
+    assert np.array_equal(vol.array[:, :, 0, :], ref8.transpose(1, 0, 2))
+    assert run("convert", src, tmp_path / "p.png").code == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), ref8)
+    assert run("convert", src, tmp_path / "p.nii").code == 0
+
+
 def test_nibabel_mosaic_geometry_matches_dcm2niix(tmp_path):
     src = nicom_data("0.dcm")
     a = nib.as_closest_canonical(medconv_nii(src, tmp_path))
