@@ -38,7 +38,8 @@ TAGS = {
     "DoseGridScaling": (0x3004000E, "DS"), "NominalCardiacTriggerDelayTime": (0x00209153, "FD"),
     "DiffusionBValue": (0x00189087, "FD"), "EffectiveEchoTime": (0x00189082, "FD"),
 }
-_NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101}  # functional groups, DICOMDIR, palette
+# functional groups, DICOMDIR, palette, Modality LUT
+_NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101, 0x00283000}
 
 
 class Unsupported(Exception):

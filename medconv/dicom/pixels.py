@@ -19,12 +19,21 @@ def _rgb8(rgb: np.ndarray) -> np.ndarray:
     return (rgb >> 8).astype(np.uint8)
 
 
+def _lut_bits(frame) -> int:
+    try:
+        return int(frame.ds.ModalityLUTSequence[0].LUTDescriptor[2])
+    except Exception:
+        return 16
+
+
 def stored_dtype(frame) -> np.dtype:
     """dtype of the stored values (before any scaling)."""
     if frame.float_pixels:
         return np.dtype(np.float32 if frame.float_pixels == 4 else np.float64)
     if frame.photometric == "PALETTE COLOR":
         return np.dtype(np.uint8)  # RGB24, as every image format and viewer holds colour
+    if frame.modality_lut:
+        return np.dtype(np.uint8 if _lut_bits(frame) <= 8 else np.uint16)
     bits = frame.bits_allocated
     if bits <= 8:
         return np.dtype(np.int8 if frame.signed else np.uint8)
@@ -60,7 +69,7 @@ def is_colour(frame) -> bool:
 def _fast_ok(frame) -> bool:
     return (frame.transfer_syntax in NATIVE and frame.pixel_offset is not None and frame.samples == 1
             and frame.photometric in ("MONOCHROME1", "MONOCHROME2") and frame.bits_allocated in (8, 16, 32)
-            and not frame.float_pixels)
+            and not frame.float_pixels and not frame.modality_lut)
 
 
 def _fix_bits(arr, frame):
@@ -162,6 +171,10 @@ def _decode_file(path, frames_in_file):
             from pydicom.pixels import apply_color_lut
 
             result = {k: _rgb8(apply_color_lut(v, ds)) for k, v in result.items()}
+        elif f0.modality_lut:
+            from pydicom.pixels import apply_modality_lut
+
+            result = {k: apply_modality_lut(v, ds) for k, v in result.items()}
         return result
     except InputError:
         raise

@@ -85,6 +85,7 @@ class Frame:
         "iop",
         "ipp",
         "modality",
+        "modality_lut",
         "n_frames",
         "path",
         "photometric",
@@ -115,6 +116,8 @@ class Frame:
         self.size = size
         self.pixel_offset = pixel_offset
         self.float_pixels = float_pixels  # 0, 4 (FloatPixelData) or 8 (DoubleFloatPixelData)
+        # a Modality LUT Sequence maps stored values to real ones (pitfall 10: before any window)
+        self.modality_lut = bool(_get(ds, "ModalityLUTSequence"))
         self.ds = ds
         meta = getattr(ds, "file_meta", None)
         ts = _get(meta, "TransferSyntaxUID") if meta is not None else None

@@ -240,3 +240,23 @@ def test_bits_stored_below_allocated(tmp_path):
     path = dcmgen.write_slice(str(tmp_path / "u.dcm"), junk.view(np.int16), ipp=(0, 0, 0), signed=False,
                               extra={"BitsStored": 12, "HighBit": 11})
     assert np.array_equal(medconv.read(path).array[:, :, 0], (junk & 0x0FFF).T)
+
+
+def test_modality_lut_sequence_gives_the_real_values(tmp_path):
+    """A Modality LUT Sequence (instead of RescaleSlope/Intercept) maps stored to real values before
+    anything else (pitfall 10): NIfTI and stats hold pydicom's apply_modality_lut output."""
+    import json
+
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    src = sample("mlut_18.dcm")
+    ds = pydicom.dcmread(src)
+    ref = apply_modality_lut(ds.pixel_array, ds)
+    img = medconv_nii(src, tmp_path)
+    assert np.array_equal(np.asarray(img.dataobj)[:, :, 0], ref.T)
+    r = run("stats", src, "--json")
+    assert r.code == 0, r.err
+    got = json.loads(r.out)
+    assert got["min"] == float(ref.min()) and got["max"] == float(ref.max())
+    assert got["mean"] == pytest.approx(float(ref.mean()), rel=1e-9)
