@@ -79,10 +79,20 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
         pending = {executor.submit(_call, func, item): i for i, item in enumerate(items)}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            failed = False
             for fut in finished:
                 i = pending.pop(fut)
+                if fut.cancelled():
+                    outcomes[i] = ("cancelled", None)
+                    continue
                 outcomes[i], messages[i] = fut.result()
+                failed = failed or outcomes[i][0] in ("error", "bug")
                 bar.advance()
+            if failed and not keep_going:
+                # the batch stops at its first failure: nothing more starts (running items finish,
+                # their outputs complete); the earliest failed input is raised below, in input order
+                for fut in pending:
+                    fut.cancel()
             # report in input order, so the first failure raised is the earliest input's
             while done_upto < len(items) and outcomes[done_upto] is not None:
                 kind, value = outcomes[done_upto]
@@ -98,7 +108,7 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
                         on_error(items[done_upto], value)
                 elif kind == "bug":
                     raise RuntimeError(value)
-                done_upto += 1
+                done_upto += 1  # ("cancelled", None): not run, after a failure that is raised
     except BaseException:
         _stop(executor)
         raise

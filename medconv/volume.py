@@ -116,7 +116,13 @@ class Volume:
 
     @property
     def orientation(self) -> str:
-        return geometry.axcodes(self.affine)[: max(min(self.ndim, 3), 2)] if self.ndim < 3 else geometry.axcodes(self.affine)
+        """Three letters, a 2D image included: its third letter comes from the affine's third column
+        (the slice normal; the in-plane cross product when that column is zero)."""
+        affine = self.affine
+        if self.ndim < 3 and not np.any(affine[:3, 2]):
+            affine = affine.copy()
+            affine[:3, 2] = np.cross(affine[:3, 0], affine[:3, 1])
+        return geometry.axcodes(affine)
 
     # -- values ----------------------------------------------------------------------
     def real_dtype(self) -> np.dtype:

@@ -52,7 +52,7 @@ _READ_WHOLE = 4 << 20
 
 def classify(path: str, keep: list | None = None) -> str | None:
     """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, png, jpeg,
-    tiff, bmp, json (with ".gz" for gzipped NIfTI/MGH) or None.
+    tiff, bmp, json, mapping (a medconv --mapping table) (with ".gz" for gzipped NIfTI/MGH) or None.
 
     With `keep` (a list), a small file's bytes are appended to it, for the caller to reuse.
     """
@@ -84,8 +84,11 @@ def classify(path: str, keep: list | None = None) -> str | None:
             return None
         kind = _first(head, _sniff, ("nifti1", "nifti2", "mgh"))
         return kind + ".gz" if kind else None
-    if name.lower().endswith(".json") and head.lstrip()[:1] in (b"{", b"["):
-        return "json"
+    if name.lower().endswith(".json") and head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
+        from .headers import mapping_file
+
+        # a medconv --mapping table (original identifiers): its own kind, never copied
+        return "mapping" if mapping_file(path, keep[-1] if keep and size < _READ_WHOLE else None) else "json"
     if name.lower().endswith(".img"):
         return None  # the data half of a .hdr/.img pair: copied with its header
     # dicom first: a DICOM file's preamble may hold a TIFF header (dual-personality files)
@@ -158,10 +161,19 @@ class Runner:
                 result = next(ready) if ready is not None else None
                 try:
                     if result is not None:
-                        self.dicom(rel, full, result=result)
+                        try:
+                            self.dicom(rel, full, result=result)
+                        except BaseException:
+                            _discard(result)  # a worker's temporary file nobody will rename
+                            raise
                         continue
                     whole = []
                     kind = classify(full, keep=whole)
+                    if kind == "mapping":
+                        from .headers import MAPPING_MESSAGE
+
+                        log.warn(f"skipped: {MAPPING_MESSAGE}", full)
+                        kind = None
                     if kind is None:
                         if os.path.basename(full).upper() in SKIP_NAMES:
                             log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it "
@@ -216,7 +228,10 @@ class Runner:
                                      initargs=(log.is_quiet(),)) as pool:
                 window.extend(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
                 while window:
-                    results, mapping = window.popleft().result()
+                    # result first, then out of the window: an interrupt while waiting must leave the
+                    # future where the clean-up below finds its temporary files
+                    results, mapping = window[0].result()
+                    window.popleft()
                     for c in _take(chunks, 1):
                         window.append(pool.submit(_work_chunk, setup, c))
                     for kind, values in mapping.items():
@@ -422,6 +437,7 @@ class Runner:
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__})", full) from None
         _ensure_meta(ds)
+        _defined_lengths(ds)
         ds.preamble = b"\0" * 128  # a preamble can hold anything (TIFF headers, text): never copied
         buf = BytesIO()
         try:
@@ -492,6 +508,17 @@ def _discard(result) -> None:
             pass
 
 
+def _defined_lengths(ds) -> None:
+    """Sequences and items written with explicit lengths, as the byte-level path writes them, so a
+    file comes out the same whichever path anonymised it (and anonymising it again is a no-op)."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            elem.is_undefined_length = False
+            for item in elem.value or []:
+                item.is_undefined_length_sequence_item = False
+                _defined_lengths(item)
+
+
 def _check_truncated(ds, path: str) -> None:
     """pydicom keeps a short last value and drops a cut element header without a word; a file cut
     anywhere in its top-level data set is refused rather than anonymised into a plausible stub."""
@@ -521,9 +548,13 @@ def _check_truncated(ds, path: str) -> None:
 def _check_complete(ds, path: str) -> None:
     """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short."""
     from ..errors import CorruptInput
+    from .actions import is_image_class
 
     pixel_keys = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
     if "Rows" not in ds or "Columns" not in ds:
+        if is_image_class(ds.get("SOPClassUID", "")) and not any(k in ds for k in pixel_keys):
+            # an image object without its image module: cut at an element boundary
+            raise CorruptInput("image without rows, columns or pixel data (truncated file?)", path)
         return
     if not any(k in ds for k in pixel_keys):
         raise CorruptInput("image without pixel data (truncated file?)", path)
@@ -589,20 +620,19 @@ def _ensure_meta(ds) -> None:
 
 def check_mapping_path(mapping: str, paths, output: str | None, in_place: bool, force: bool) -> None:
     """Before anything is written: the mapping (original identifiers) must not replace an input,
-    must not land in the anonymised tree, and must not exist unless --force."""
+    must not land in the anonymised tree or in an input tree (a later run would find it there), and
+    must not exist unless --force."""
     target = os.path.realpath(mapping)
+    for p in paths:
+        if os.path.isfile(p) and os.path.realpath(p) == target:
+            raise OutputError("refusing to overwrite an input file with the mapping", mapping)
     trees = [os.path.realpath(output)] if output and not in_place else []
-    if in_place:
-        trees += [os.path.realpath(p) for p in paths if os.path.isdir(p)]
+    trees += [os.path.realpath(p) for p in paths if os.path.isdir(p)]
     for tree in trees:
         if target == tree or target.startswith(tree.rstrip(os.sep) + os.sep):
-            raise UsageError(f"--mapping {mapping} is inside the anonymised tree {tree}: it holds the original "
+            which = "anonymised" if output and tree == os.path.realpath(output) else "input"
+            raise UsageError(f"--mapping {mapping} is inside the {which} tree {tree}: it holds the original "
                              "identifiers; write it elsewhere")
-    for p in paths:
-        real = os.path.realpath(p)
-        if os.path.isfile(real) and real == target or os.path.isdir(real) and \
-                target.startswith(real.rstrip(os.sep) + os.sep) and os.path.exists(target):
-            raise OutputError("refusing to overwrite an input file with the mapping", mapping)
     if os.path.lexists(mapping) and not force:
         raise OutputError("destination exists (use --force to replace it)", mapping)
 

@@ -19,6 +19,15 @@ CODES = {
     "private": ("113111", "Retain Safe Private Option"),
 }
 DATE_VRS = ("DA", "DT", "TM")
+#: the writer of an anonymised file names itself (the input's implementation name is free text):
+#: pydicom's implementation UID, as medconv's DICOM writer uses, and medconv's version
+IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498.1"
+
+
+def implementation_name() -> str:
+    from .. import __version__
+
+    return f"MEDCONV_{__version__}"[:16]
 #: file meta elements kept (the group length is recomputed on writing)
 META_KEPT = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 REGISTRY_ROOT = "1.2.840.10008."
@@ -61,6 +70,18 @@ class Options:
             if flag:
                 used.append(name)
         return used
+
+
+#: SOP classes whose objects are images (a file of one of these without pixel data was cut short)
+_IMAGE_CLASSES = {f"1.2.840.10008.5.1.4.1.1.{s}" for s in (
+    "1", "1.1", "1.1.1", "1.2", "1.2.1", "1.3", "1.3.1", "2", "2.1", "2.2", "3.1", "4", "4.1", "4.2", "4.3",
+    "4.4", "6.1", "6.2", "7", "7.1", "7.2", "7.3", "7.4", "12.1", "12.1.1", "12.2", "12.2.1", "20", "128",
+    "130", "481.1", "481.2", "77.1.1", "77.1.2", "77.1.4", "77.1.5.1", "77.1.5.2", "77.1.5.4", "13.1.1",
+    "13.1.2", "13.1.3", "14.1", "14.2")}
+
+
+def is_image_class(sop_class: str) -> bool:
+    return str(sop_class).strip().rstrip("\0") in _IMAGE_CLASSES
 
 
 def is_registry_uid(value: str) -> bool:
@@ -249,6 +270,8 @@ class Anonymizer:
             # AE titles, presentation addresses, private information: only the meta a file needs stays
             for tag in [e.tag for e in meta if int(e.tag) not in META_KEPT]:
                 del meta[tag]
+            meta.ImplementationClassUID = IMPLEMENTATION_UID
+            meta.ImplementationVersionName = implementation_name()
         # YES only when the pixels cannot carry identity as far as the header tells: an image flagged
         # YES, or a suspect (US, secondary capture, screen save) without BurnedInAnnotation NO, stays NO
         flagged, suspect = burned_in_status(ds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from . import profile
-from .actions import CODES, is_registry_uid, lookup
+from .actions import is_registry_uid, lookup
 
 DATE_IN_NAME = re.compile(r"(?<!\d)(19|20)\d\d[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
 #: what a patient pseudonym looks like (pseudonym.Pseudonymizer.patient)
@@ -13,7 +13,6 @@ PSEUDONYM = re.compile(r"ANON-[BCDFGHJKMNPQRSTV]{16}")
 DUMMIES = {"PN": {"ANONYMIZED"}, "DA": {"19000101"}, "TM": {"000000"}, "DT": {"19000101000000"}}
 #: file meta elements an anonymised file may hold (everything else can name a host or application)
 META_KEPT = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
-CODE_LETTERS = {"113105": "STG", "113106": "L", "113107": "M", "113108": "A", "113109": "D", "113110": "U"}
 
 
 def mask(value) -> str:
@@ -63,7 +62,9 @@ def _is_dummy(elem) -> bool:
     return True
 
 
-def check_dicom(path: str, findings: list, patient_ids=()) -> None:
+def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) -> None:
+    """Findings for one DICOM file, judged by the profile with the options the user gives (`letters`,
+    as Options.letters()): what the file says was done is not taken on trust."""
     import warnings
 
     import pydicom
@@ -76,12 +77,10 @@ def check_dicom(path: str, findings: list, patient_ids=()) -> None:
     except Exception as exc:
         findings.append({"path": path, "where": "file", "what": f"unreadable DICOM ({type(exc).__name__})"})
         return
-    letters = set()
-    private_kept = False
-    for item in ds.get("DeidentificationMethodCodeSequence", []) or []:
-        code = str(item.get("CodeValue", ""))
-        letters.update(CODE_LETTERS.get(code, ""))
-        private_kept |= code == CODES["private"][0]
+    letters = set(letters)
+    preamble = getattr(ds, "preamble", None)
+    if preamble and any(preamble):
+        findings.append({"path": path, "where": "preamble", "what": "the 128 bytes before DICM hold data"})
     deid = str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
     if not deid:
         findings.append({"path": path, "where": "PatientIdentityRemoved", "what": "missing or not YES"})
@@ -184,7 +183,7 @@ def check_other(path: str, kind: str, findings: list) -> None:
         report(headers.scrub_json(data, path)[1], "JSON key")
 
 
-def check(paths, patient_ids=()) -> list:
+def check(paths, patient_ids=(), letters=frozenset()) -> list:
     """Findings [{path, where, what}] for every file under `paths`."""
     from ..errors import MedconvError
     from . import classify, walk_inputs
@@ -198,12 +197,23 @@ def check(paths, patient_ids=()) -> list:
             findings.append({"path": shown, "where": "file", "what": exc.message})
             continue
         if kind is None:
+            import os
+
+            from . import SKIP_NAMES
+
+            if os.path.basename(full).upper() in SKIP_NAMES:
+                findings.append({"path": shown, "where": "file", "what": "DICOMDIR lists patient names and file "
+                                 "paths; rebuild it after anonymising"})
+            continue
+        if kind == "mapping":
+            findings.append({"path": shown, "where": "file", "what": "a medconv mapping (original "
+                             "identifiers): keep it apart from the images"})
             continue
         if DATE_IN_NAME.search(rel):
             findings.append({"path": shown, "where": "file name", "what": "contains a date"})
         try:
             if kind == "dicom":
-                check_dicom(full, findings, patient_ids)
+                check_dicom(full, findings, patient_ids, letters)
             else:
                 check_other(full, kind, findings)
         except MedconvError as exc:

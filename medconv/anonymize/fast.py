@@ -14,7 +14,16 @@ from __future__ import annotations
 import struct
 
 from . import profile
-from .actions import CODES, DATE_VRS, is_registry_uid, lookup, shift_date
+from .actions import (
+    CODES,
+    DATE_VRS,
+    IMPLEMENTATION_UID,
+    implementation_name,
+    is_image_class,
+    is_registry_uid,
+    lookup,
+    shift_date,
+)
 
 #: Transfer syntaxes whose data set is explicit VR little endian (native and encapsulated)
 _EXPLICIT_LE = {
@@ -377,9 +386,10 @@ class FastAnonymizer:
         study = _uid_of(by_tag.get(0x0020000D))
         series = _uid_of(by_tag.get(0x0020000E))
 
-        new_meta = []
+        new_meta = [(0x00020012, _encode(0x00020012, "UI", IMPLEMENTATION_UID.encode())),
+                    (0x00020013, _encode(0x00020013, "SH", implementation_name().encode()))]
         for e in meta:
-            if e.tag not in _META_KEPT:
+            if e.tag not in _META_KEPT or e.tag in (0x00020012, 0x00020013):
                 continue
             if e.tag == 0x00020002:
                 new_meta.append((e.tag, _encode(e.tag, "UI", _text(top[0x00080016]).encode())))
@@ -452,6 +462,8 @@ def _has_value(el) -> bool:
 def _check_pixels(top, ts) -> None:
     """What Runner's _check_complete refuses goes to the pydicom path, which reports it."""
     if 0x00280010 not in top or 0x00280011 not in top:
+        if 0x00080016 in top and is_image_class(_text(top[0x00080016])) and not any(t in top for t in _PIXELS):
+            raise Fallback
         return
     pixel = next((top[t] for t in _PIXELS if t in top), None)
     if pixel is None:

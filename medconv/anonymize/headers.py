@@ -4,26 +4,30 @@ Voxel bytes and geometry fields are copied unchanged, so data and affine stay
 bit-identical. Every scrubber returns (new bytes, names of the fields it removed);
 `--check` reports those names for a file, so "nothing to remove" means clean.
 
-- NIfTI/Analyze: free-text fields zeroed in place, extensions zeroed.
+- NIfTI/Analyze: free-text fields zeroed in place, extensions zeroed, bytes after the voxel data
+  dropped; Analyze `originator` cleared only when it is text (SPM's int16 origin is geometry).
 - MetaImage/NRRD: only geometry and data-layout keys kept (NRRD `labels` and
   unknown `units` are free text, dropped).
 - MGH/MGZ: the 284-byte header (its unused padding zeroed) and the voxels kept
   byte for byte; of the tail, the five acquisition floats (TR, flip angle, TE, TI,
-  FoV) kept and every tag (command lines, file names, transforms) dropped.
+  FoV, only as a whole plausible block) kept and every tag (command lines, file names, transforms)
+  dropped.
 - MINC1 (NetCDF classic, rewritten as MINC1 at the byte level) and MINC2 (HDF5,
   copied object by object with h5py, so removed text leaves no stale bytes): only
-  the image, image-min/max and dimension variables are kept, each with an allow
+  the image (MINC2: image/0/image), image-min/max and the dimension variables are kept, each with an allow
   list of structural attributes; patient, study, acquisition, processing and any
   other variables/groups, the `history` and `ident` attributes and `comments` go.
   The result is read back with medconv's MINC reader and refused unless its
   affine and voxels equal the input's.
 - PNG (text, eXIf, tIME and unknown ancillary chunks), JPEG (APP1-APP15 except
-  Adobe APP14 and the ICC profile, COM, data after EOI; an EXIF orientation other
-  than 1 is kept in a minimal EXIF block) and TIFF (descriptive and identifying
-  tags, EXIF/GPS IFDs, any other ASCII tag) are edited at the byte level, never
+  Adobe APP14, cut to its 12 bytes, and the ICC profile; APP0 rewritten as bare JFIF;
+  COM, data after EOI; an EXIF orientation other than 1 is kept in a minimal EXIF
+  block) and TIFF (every tag not needed to decode or for geometry, EXIF/GPS IFDs,
+  any other ASCII tag, unreferenced bytes) are edited at the byte level, never
   re-encoded; the pixels are decoded before and after and must be identical. BMP
   has no text fields.
-- JSON sidecars: identifying keys (every DICOM keyword the profile does not keep).
+- JSON sidecars: identifying keys (every DICOM keyword the profile does not keep), keys that are
+  not field names, tables of pseudonyms; a medconv mapping file is never copied.
 """
 from __future__ import annotations
 
@@ -33,9 +37,9 @@ import re
 from ..errors import CorruptInput, MedconvError, UnsupportedFormat
 
 # (offset, length) of free-text fields.
-NIFTI1_TEXT = {"data_type": (4, 10), "db_name": (14, 18), "descrip": (148, 80), "aux_file": (228, 24),
-               "intent_name": (328, 16)}
-NIFTI2_TEXT = {"descrip": (240, 80), "aux_file": (320, 24), "intent_name": (508, 16)}
+NIFTI1_TEXT = {"data_type": (4, 10), "db_name": (14, 18), "extents": (32, 4), "session_error": (36, 2),
+               "descrip": (148, 80), "aux_file": (228, 24), "intent_name": (328, 16)}
+NIFTI2_TEXT = {"descrip": (240, 80), "aux_file": (320, 24), "intent_name": (508, 16), "unused_str": (525, 15)}
 ANALYZE_TEXT = {"data_type": (4, 10), "db_name": (14, 18), "descrip": (148, 80), "aux_file": (228, 24),
                 "generated": (263, 10), "scannum": (273, 10), "patient_id": (283, 10), "exp_date": (293, 10),
                 "exp_time": (303, 10), "hist_un0": (313, 3)}
@@ -106,22 +110,68 @@ def scrub_nifti_like(data: bytes, fmt: str, path: str) -> tuple:
         raise CorruptInput("header is truncated", path)
     fields = {"nifti1": NIFTI1_TEXT, "nifti2": NIFTI2_TEXT, "analyze": ANALYZE_TEXT}[fmt]
     changed = _blank(buf, fields)
+    import struct
+
+    endian = "<" if struct.unpack_from("<i", buf, 0)[0] == size else ">"
+    if fmt == "analyze" and _analyze_originator_text(buf, endian):
+        # SPM keeps the origin there as five int16 (geometry, kept); text is cleared only when
+        # medconv's reader would not take it for an origin, so the affine stays the same
+        changed.append("originator")
+        buf[253:263] = bytes(10)
     if fmt in ("nifti1", "nifti2") and len(buf) >= size + 4:
         # Extensions (dcm2niix and others store DICOM text there): zero every byte between
         # the header and the voxels, so vox_offset and the data stay where they were.
-        import struct
-
         magic = bytes(buf[344:348]) if fmt == "nifti1" else bytes(buf[4:8])
-        endian = "<" if struct.unpack_from("<i", buf, 0)[0] == size else ">"
         if magic.startswith(b"n+"):
             vox = struct.unpack_from(endian + ("f" if fmt == "nifti1" else "q"), buf, 108 if fmt == "nifti1" else 168)[0]
             end = min(int(vox), len(buf))
+            data_end = _nifti_data_end(buf, fmt, endian, int(vox))
+            if data_end is not None and len(buf) > data_end:
+                # bytes after the voxel data belong to no field: dropped
+                if any(buf[data_end:]):
+                    changed.append("data after the voxels")
+                del buf[data_end:]
         else:
             end = len(buf)  # a .hdr: everything after the header is extension
         if end > size and any(buf[size:end]):
             changed.append("extensions")
             buf[size:end] = bytes(end - size)
     return bytes(buf), changed
+
+
+def _nifti_data_end(buf, fmt: str, endian: str, vox: int):
+    """vox_offset + the voxel data's size of a single-file NIfTI, or None when the header's dim
+    and bitpix do not give a size (the file is then kept to its end)."""
+    import struct
+
+    if fmt == "nifti1":
+        dims = struct.unpack_from(endian + "8h", buf, 40)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 72)
+    else:
+        dims = struct.unpack_from(endian + "8q", buf, 16)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 14)
+    if not 1 <= dims[0] <= 7 or bitpix <= 0 or bitpix % 8 or vox < (348 if fmt == "nifti1" else 540):
+        return None
+    count = 1
+    for d in dims[1:dims[0] + 1]:
+        if d < 1:
+            return None
+        count *= d
+    return vox + count * (bitpix // 8)
+
+
+def _analyze_originator_text(buf, endian: str) -> bool:
+    """True when Analyze's `originator` (bytes 253..262) holds printable text that medconv's reader
+    does not use as SPM's origin (five int16, voxel coordinates within the image's range)."""
+    import struct
+
+    raw = bytes(buf[253:263]).rstrip(b"\x00")
+    if len(raw) < 2 or not all(0x20 <= c < 0x7F for c in raw):
+        return False
+    origin = struct.unpack_from(endian + "3h", buf, 253)
+    dims = [max(d, 1) for d in struct.unpack_from(endian + "3h", buf, 42)]
+    used = any(origin) and all(-d < o < 2 * d for o, d in zip(origin, dims))
+    return not used
 
 
 def scrub_metaimage(data: bytes, path: str) -> tuple:
@@ -188,18 +238,69 @@ def scrub_nrrd(data: bytes, path: str) -> tuple:
     return b"".join(out), changed
 
 
-def scrub_json(data: bytes, path: str) -> tuple:
+#: a pseudonym medconv writes: patient (pseudonym.Pseudonymizer.patient) or UID (2.25.<integer>)
+_PSEUDONYM_VALUE = re.compile(r"ANON-[A-Z]{16}|2\.25\.\d+")
+#: what a JSON key that names a field looks like (BIDS/dcm2niix CamelCase, snake_case, dotted);
+#: anything else (spaces, ^, a leading digit: a name, ID or UID used as a key) is dropped
+_JSON_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
+MAPPING_MESSAGE = "a medconv mapping (original identifiers) is not copied"
+
+
+def _pseudonym_table(o) -> bool:
+    """True for a non-empty dict mapping strings to medconv pseudonyms (original -> pseudonym)."""
+    return isinstance(o, dict) and bool(o) and all(
+        isinstance(v, str) and _PSEUDONYM_VALUE.fullmatch(v) for v in o.values())
+
+
+def is_mapping(obj) -> bool:
+    """True for a medconv --mapping table: a JSON object whose keys are among "patient"/"uid" with
+    dict values, or whose values are all tables of original -> pseudonym."""
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, dict) for v in obj.values()):
+        return False
+    return set(obj) <= {"patient", "uid"} or all(_pseudonym_table(v) for v in obj.values())
+
+
+def mapping_file(path: str, data: bytes | None = None) -> bool:
+    """True when the file at `path` (or `data`, its bytes) is a medconv mapping (see is_mapping)."""
+    if data is None:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return False
+    if not any(m in data for m in (b'"patient"', b'"uid"', b'"ANON-', b'"2.25.')):
+        return False  # cheap: a sidecar is not parsed twice
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        return is_mapping(json.loads(data.decode("utf-8-sig")))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+
+
+def scrub_json(data: bytes, path: str) -> tuple:
+    """(new bytes, keys removed) of a JSON sidecar: at any depth, keys that identify (SIDECAR_KEYS,
+    names, births, addresses, physicians, comments, institution...), keys that do not look like a
+    field name (a name, ID or UID used as a key), and tables of original -> pseudonym are removed. A medconv mapping file is
+    refused (it is never copied). A UTF-8 byte order mark is accepted and not written back."""
+    try:
+        obj = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise CorruptInput("not valid JSON", path) from None
+    if is_mapping(obj):
+        raise UnsupportedFormat(MAPPING_MESSAGE, path)
     changed = []
 
     def walk(o):
         if isinstance(o, dict):
             for k in list(o):
-                if k.lower() in SIDECAR_KEYS or re.search(r"(name|birth|address|physician)$", k.lower()):
+                low = k.lower()
+                if low in SIDECAR_KEYS or re.search(r"(name|birth|address|physician|comments?)$|^institution", low):
                     changed.append(k)
+                    del o[k]
+                elif not _JSON_FIELD.fullmatch(k) or _PSEUDONYM_VALUE.fullmatch(k):
+                    changed.append("key that is not a field name")  # the key itself may identify
+                    del o[k]
+                elif _pseudonym_table(o[k]):
+                    changed.append(k)  # original -> pseudonym: its keys are the originals
                     del o[k]
                 else:
                     walk(o[k])
@@ -220,7 +321,8 @@ _MGH_ITEMSIZE = {0: 1, 1: 4, 3: 4, 4: 2, 10: 2}
 
 def scrub_mgh(data: bytes, path: str) -> tuple:
     """(new bytes, fields removed) for an MGH file (inflated .mgz): header and voxels kept byte for
-    byte (unused header padding zeroed), the tail's five acquisition floats kept, every tag dropped."""
+    byte (unused header padding zeroed), the tail's five acquisition floats kept (a whole plausible
+    block only, alone or followed by tags), every tag dropped."""
     import struct
 
     if len(data) < _MGH_HEADER:
@@ -236,12 +338,19 @@ def scrub_mgh(data: bytes, path: str) -> tuple:
     if any(head[_MGH_USED:]):
         changed.append("header padding")
         head[_MGH_USED:] = bytes(_MGH_HEADER - _MGH_USED)
-    tail = data[end:]
-    floats = tail[:min(20, len(tail) // 4 * 4)]  # TR, flip angle, TE, TI, FoV (nibabel writes 4)
-    rest = tail[len(floats):]
-    if any(rest):
-        from ..formats.mgh import _tags
+    from ..formats.mgh import _tags
 
+    tail = data[end:]
+    # TR, flip angle, TE, TI, FoV: kept only as a whole block of five plausible floats that is the
+    # whole tail or is followed by tags; anything else (a short or text tail) is dropped
+    floats = tail[:20]
+    values = struct.unpack(">5f", floats) if len(floats) == 20 else ()
+    if not (values and all(abs(v) < 1e6 for v in values) and (not any(tail[20:]) or _tags(tail[20:]))):
+        floats = b""
+        if any(tail):
+            changed.append("tail data")
+    rest = tail[len(floats):]
+    if floats and any(rest):
         names = [t["name"] if t["name"] != "unknown" else f"tag {t['tag']}" for t in _tags(rest)]
         changed += names or ["tail data"]
     return bytes(head) + data[_MGH_HEADER:end] + floats, changed
@@ -323,6 +432,34 @@ def scrub_minc(data: bytes, path: str, verify: bool = True) -> tuple:
     return (new, changed) if changed else (data, changed)
 
 
+def _minc2_keep(root) -> list:
+    """[(path under /minc-2.0, dataset)] kept of a MINC2 file: image/0/image, its image-min and
+    image-max, and the dimension variables (and their -width variables) the image names in
+    `dimorder` (every standard one when it has none); numeric datasets only."""
+    import h5py
+
+    def numeric(obj):
+        return isinstance(obj, h5py.Dataset) and obj.dtype.kind in "iuf"
+
+    image = root.get("image/0/image")
+    if image is None or not numeric(image):
+        return []
+    out = [("image/0/image", image)]
+    for name in ("image-min", "image-max"):
+        obj = root.get(f"image/0/{name}")
+        if obj is not None and numeric(obj):
+            out.append((f"image/0/{name}", obj))
+    order = _minc_text(image.attrs["dimorder"]) if "dimorder" in image.attrs else None
+    dims = [d for d in order.split(",") if d] if order else sorted(_MINC_DIMS)
+    group = root.get("dimensions")
+    for d in dims:
+        for name in (d, d + "-width"):
+            obj = group.get(name) if isinstance(group, h5py.Group) and "/" not in name else None
+            if obj is not None and numeric(obj):
+                out.append((f"dimensions/{name}", obj))
+    return out
+
+
 def _verify_minc(path: str, new: bytes) -> None:
     import os
     import tempfile
@@ -367,19 +504,38 @@ def _scrub_minc2(data: bytes, path: str) -> tuple:
             raise CorruptInput("HDF5 file without a /minc-2.0 group: not MINC2", path)
         root = src["minc-2.0"]
         droot = dst.create_group("minc-2.0")
-        kept = [k for k in root if k in ("dimensions", "image")]
-        names = set()
-        for k in kept:
-            root[k].visit(lambda n: names.add(n.rsplit("/", 1)[-1]))
-            src.copy(root[k], droot, name=k, without_attrs=True)
+        # only the image dataset of /image/0, its image-min/max and the dimension variables the
+        # image uses, each numeric: every other dataset or group (notes, other images) goes
+        keep = _minc2_keep(root)
+        kept_paths = {p for p, _ in keep}
+        names = {p.rsplit("/", 1)[-1] for p in kept_paths}
+
+        gone = []  # dropped groups: nothing under one is named again
+
+        def visit(name, obj, prefix):
+            full = prefix + name
+            if any(full.startswith(g + "/") for g in gone):
+                return None  # (a non-None return would stop h5py's visit)
+            if isinstance(obj, h5py.Group):
+                if not any(p.startswith(full + "/") for p in kept_paths):
+                    gone.append(full)
+                    changed.append(full)
+            elif full not in kept_paths:
+                changed.append(full)
+            return None
+
+        for k in ("dimensions", "image"):
+            if isinstance(root.get(k), h5py.Group):
+                root[k].visititems(lambda name, obj, k=k: visit(name, obj, k + "/"))
         pairs = [(root, droot, "")]
-        for k in kept:
-            pairs.append((root[k], droot[k], k + "/"))
-
-            def add(name, obj, k=k):
-                pairs.append((obj, droot[k][name], f"{k}/{name}/"))
-
-            root[k].visititems(add)
+        for group in ("dimensions", "image", "image/0"):
+            if any(p.startswith(group + "/") for p in kept_paths):
+                pairs.append((root[group], droot.require_group(group), group + "/"))
+        for p, obj in keep:
+            parent = droot.require_group(p.rsplit("/", 1)[0])
+            src.copy(obj, parent, name=p.rsplit("/", 1)[-1], without_attrs=True)
+            pairs.append((obj, droot[p], p + "/"))
+        kept = [k for k in ("dimensions", "image") if k in root]
         for obj, new, label in pairs:
             for attr in obj.attrs:
                 value = obj.attrs[attr]
@@ -508,7 +664,30 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
     new_gatts = filt(gatts, "")
     for v in keep:
         v[2] = filt(v[2], v[0] + ".")
+    records_all = [v for v in variables if is_record(v)]
+    rec_start = min((v[5] for v in records_all), default=None)
+    rec_end = None
+    if records_all and numrecs != 0xFFFFFFFF:  # streaming: the record count is not known
+        if len(records_all) == 1:  # one record variable: its records are not padded
+            count = 1
+            for i in records_all[0][1][1:]:
+                count *= dims[i][1]
+            recsize = count * _NC_SIZE[records_all[0][3]]
+        else:
+            recsize = sum(v[4] for v in records_all)
+        rec_end = rec_start + numrecs * recsize
+    def nbytes(v):
+        count = 1
+        for i in v[1]:
+            count *= dims[i][1]
+        return count * _NC_SIZE[v[3]]
+
+    ends = [v[5] + nbytes(v) for v in variables if not is_record(v)] + ([rec_end] if rec_end is not None else [])
+    data_end = len(data) if records_all and rec_end is None else max(ends + [pos])
     if not changed:
+        if len(data) > data_end and any(data[data_end:]):
+            # bytes after the last variable's data belong to nothing: dropped
+            return data[:data_end], ["data after the variables"]
         return data, changed
 
     def enc_name(s):
@@ -553,7 +732,7 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
         start = min(v[5] for v in records)
         for v in records:
             begins[v[0]] = cursor + v[5] - start
-        body.append(data[start:])
+        body.append(data[start:rec_end])  # up to the last record (None: streaming, to the end)
     new = header([begins[v[0]] for v in keep]) + b"".join(body)
     return new, changed
 
@@ -622,8 +801,9 @@ def _exif_minimal(orientation: int) -> bytes:
 
 
 def scrub_jpeg(data: bytes, path: str) -> tuple:
-    """Drop APP1-APP15 (EXIF, XMP, IPTC/Photoshop, ...) except Adobe APP14 and an ICC profile in APP2,
-    COM segments and anything after EOI. APP0 (JFIF), tables, frames and scans are copied unchanged."""
+    """Drop APP1-APP15 (EXIF, XMP, IPTC/Photoshop, ...) except Adobe APP14 (cut to its 12-byte payload)
+    and an ICC profile in APP2, COM segments and anything after EOI. APP0 is rewritten as a minimal
+    JFIF segment (no thumbnail; JFXX and other APP0 dropped). Tables, frames and scans are copied unchanged."""
     import struct
 
     if data[:3] != b"\xff\xd8\xff":
@@ -652,7 +832,24 @@ def scrub_jpeg(data: bytes, path: str) -> tuple:
         body = data[pos + 2:pos + length]
         segment = bytes((0xFF, marker)) + data[pos:pos + length]
         pos += length
-        app = 0xE1 <= marker <= 0xEF and marker != 0xEE and not (marker == 0xE2 and body.startswith(b"ICC_PROFILE\x00"))
+        if marker == 0xE0:  # APP0: rewritten as a minimal JFIF segment; JFXX (thumbnail) and others go
+            if body.startswith(b"JFIF\x00") and len(body) >= 12:
+                jfif = body[:12] + b"\x00\x00"  # identifier, version, units, densities; no thumbnail
+                if jfif != body:
+                    changed.append("APP0")
+                out.append(b"\xff\xe0" + struct.pack(">H", len(jfif) + 2) + jfif)
+            else:
+                changed.append("APP0 JFXX" if body.startswith(b"JFXX\x00") else "APP0")
+            continue
+        if marker == 0xEE:  # APP14: only Adobe's, cut to its 12-byte payload (colour transform)
+            if body.startswith(b"Adobe") and len(body) >= 12:
+                if len(body) > 12:
+                    changed.append("APP14")
+                out.append(b"\xff\xee" + struct.pack(">H", 14) + body[:12])
+            else:
+                changed.append("APP14")
+            continue
+        app = 0xE1 <= marker <= 0xEF and not (marker == 0xE2 and body.startswith(b"ICC_PROFILE\x00"))
         if app or marker == 0xFE:
             if marker == 0xE1 and body.startswith(b"Exif\x00"):
                 value = _exif_orientation(body)
@@ -707,15 +904,27 @@ TIFF_TAGS = {
     50838: "ImageJMetaDataByteCounts", 50839: "ImageJMetaData",
 }
 _TIFF_SUB_IFDS = {34665, 34853, 40965}
+#: TIFF tags kept: what is needed to decode the pixels (baseline and extension structure, colour,
+#: resolution, JPEG tables, ICC profile) and GeoTIFF/GDAL geometry; every other tag (private ones,
+#: >= 32768, included) is removed and its value zeroed
+_TIFF_KEEP = {
+    254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 274, 277, 278, 279, 280, 281, 282, 283, 284,
+    290, 291, 292, 293, 296, 297, 301, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 334, 336, 338,
+    339, 340, 341, 342, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532, 32997, 32998,
+    33550, 33922, 34264, 34675, 34735, 34736, 34737, 42112, 42113,
+}
+#: (offsets tag, byte counts tag) pairs: the image data a kept IFD references
+_TIFF_DATA = ((273, 279), (324, 325), (513, 514))
 #: ASCII tags kept (GDAL's no-data value, GeoTIFF's ASCII parameters): every other ASCII tag goes
 _TIFF_ASCII_KEEP = {34737, 42113}
 _TIFF_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 
 
 def scrub_tiff(data: bytes, path: str) -> tuple:
-    """Remove descriptive and identifying tags from every IFD (and SubIFD) in place: the entries
-    are taken out of the IFD and their values, and whole EXIF/GPS IFDs, overwritten with zeros.
-    Strips, tiles and every other tag stay where they are."""
+    """Keep only the tags of _TIFF_KEEP in every IFD (and SubIFD), in place: the other entries
+    are taken out of the IFD and their values, and whole EXIF/GPS IFDs, overwritten with zeros;
+    then every byte no kept IFD, value, strip or tile references is zeroed and the file ends at
+    the last referenced byte. Strips, tiles and kept tags stay where they are."""
     import struct
 
     if data[:4] not in (b"II*\x00", b"MM\x00*"):
@@ -740,6 +949,23 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
             tag, typ, count = struct.unpack_from(bo + "HHI", buf, off + 2 + 12 * i)
             out.append((tag, typ, count, bytes(buf[off + 2 + 12 * i:off + 14 + 12 * i])))
         return out, struct.unpack_from(bo + "I", buf, off + 2 + 12 * n)[0]
+
+    def entries_at(off):
+        """An IFD's entries as they are now (after the dropped ones were taken out)."""
+        (n,) = struct.unpack_from(bo + "H", buf, off)
+        return [struct.unpack_from(bo + "HHI", buf, off + 2 + 12 * i) + (bytes(buf[off + 2 + 12 * i:off + 14 + 12 * i]),)
+                for i in range(n)], None
+
+    def numbers(typ, count, raw):
+        """The unsigned integers (SHORT, LONG or IFD) an entry holds: offsets or byte counts."""
+        fmt = {3: "H", 4: "I", 13: "I"}.get(typ)
+        if fmt is None:
+            return []
+        where, size = value_range(typ, count, raw)
+        if where is not None and where + size > len(buf):
+            return []
+        src = raw[8:12] if where is None else bytes(buf[where:where + size])
+        return list(struct.unpack_from(bo + f"{count}{fmt}", src, 0))
 
     def value_range(typ, count, raw):
         size = count * _TIFF_SIZE.get(typ, 1)
@@ -770,11 +996,14 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
         if where is not None:
             zero(where, size)
 
+    kept_ifds = []
+
     def ifd(off):
         items, nxt = entries(off)
+        kept_ifds.append(off)
         keep, subs = [], []
         for tag, typ, count, raw in items:
-            if tag in TIFF_TAGS or (typ == 2 and tag not in _TIFF_ASCII_KEEP):
+            if tag not in _TIFF_KEEP or (typ == 2 and tag not in _TIFF_ASCII_KEEP):
                 changed.append(TIFF_TAGS.get(tag, f"tag {tag}"))
                 drop(tag, typ, count, raw)
                 continue
@@ -793,6 +1022,34 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
     off = struct.unpack_from(bo + "I", buf, 4)[0]
     while off:
         off = ifd(off)
+    # every byte that no kept IFD, value, strip or tile references is zeroed, and the file ends
+    # with the last referenced byte: nothing hides in slack space or after the image
+    used = [(0, 8)]
+    for off in kept_ifds:
+        items, _ = entries_at(off)
+        used.append((off, off + 6 + 12 * len(items)))
+        by_tag = {}
+        for tag, typ, count, raw in items:
+            where, size = value_range(typ, count, raw)
+            if where is not None:
+                used.append((where, where + size))
+            by_tag[tag] = (typ, count, raw)
+        for a, b in _TIFF_DATA:
+            if a in by_tag and b in by_tag:
+                starts = numbers(*by_tag[a])
+                used += [(o, o + n) for o, n in zip(starts, numbers(*by_tag[b]))]
+    used.sort()
+    cursor, slack = 0, False
+    for start, end in used:
+        if start > cursor:
+            slack |= any(buf[cursor:start])
+            zero(cursor, start - cursor)
+        cursor = max(cursor, end)
+    if cursor < len(buf):
+        slack |= any(buf[cursor:])
+        del buf[cursor:]
+    if slack:
+        changed.append("data outside the image structure")
     return bytes(buf), changed
 
 

@@ -69,12 +69,15 @@ def plan_file(path: str, runner) -> list:
 
     import pydicom
 
-    from ..errors import CorruptInput
+    from ..errors import CorruptInput, MedconvError
+    from . import _check_complete, _check_truncated
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, force=True)
+            _check_truncated(ds, path)  # what a real run refuses, the plan refuses too
+            _check_complete(ds, path)
             before = copy.deepcopy(ds)
             runner.anon.anonymize(ds)
             rows = []
@@ -82,6 +85,8 @@ def plan_file(path: str, runner) -> list:
             if meta_before is not None:
                 plan_dataset(meta_before, ds.file_meta, runner.anon.letters, "", rows)
             plan_dataset(before, ds, runner.anon.letters, "", rows)
+    except MedconvError:
+        raise
     except Exception as exc:  # any parse failure of this one file is reported, not raised as a crash
         raise CorruptInput(f"cannot read as DICOM ({type(exc).__name__})", path) from None
     return rows

@@ -50,8 +50,37 @@ def _module_exists(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _debug_enabled() -> bool:
-    return os.environ.get("MEDCONV_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:]
+def _debug_enabled(argv=None) -> bool:
+    """MEDCONV_DEBUG=1, or `--debug` among the group's own flags (before the command name: after it,
+    `--debug` is an unknown option of the command, a usage error like any other)."""
+    if os.environ.get("MEDCONV_DEBUG", "") not in ("", "0"):
+        return True
+    for arg in (sys.argv[1:] if argv is None else argv):
+        arg = str(arg)
+        if arg == "--debug":
+            return True
+        if arg == "--" or not arg.startswith("-"):
+            return False  # the command name (the group's flags take no values)
+    return False
+
+
+def _traceback() -> None:
+    """--debug: the traceback on stderr; the error line and the exit code follow as usual."""
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _usage_message(exc) -> str:
+    """A click usage error as one line, pointing at the command's help (no separate Usage: line)."""
+    message = exc.format_message().replace("\n", " ")
+    ctx = getattr(exc, "ctx", None)
+    if getattr(exc, "option_name", None) == "--debug" and ctx is not None and ctx.parent is not None:
+        return f"{message} (--debug goes before the command: medconv --debug {ctx.info_name} ...)"
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        return f"{message} (see {ctx.command_path} --help)"
+    return message
 
 
 def _set_quiet(ctx, param, value):
@@ -106,7 +135,7 @@ def main(argv=None) -> None:
 
     from ..errors import MedconvError
 
-    debug = _debug_enabled()
+    debug = _debug_enabled(argv)
     try:
         with warnings.catch_warnings():
             if not debug and not sys.warnoptions:
@@ -119,7 +148,7 @@ def main(argv=None) -> None:
             sys.exit(rv)
     except MedconvError as exc:
         if debug:
-            raise
+            _traceback()
         _error(str(exc).replace("\n", " "))
         _exit(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -129,10 +158,8 @@ def main(argv=None) -> None:
         _exit(130)
     except click.ClickException as exc:
         if debug:
-            raise
-        if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            click.echo(exc.ctx.get_usage(), err=True)
-        _error(exc.format_message().replace("\n", " "))
+            _traceback()
+        _error(_usage_message(exc))
         sys.exit(exc.exit_code if isinstance(exc, click.UsageError) else 2)
     except KeyboardInterrupt:
         _error("interrupted")
@@ -144,7 +171,7 @@ def main(argv=None) -> None:
             os._exit(0)
     except Exception as exc:  # a bug: still one line, and a code no other failure uses
         if debug:
-            raise
+            _traceback()
         _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         sys.exit(EXIT_INTERNAL)
     sys.exit(0)

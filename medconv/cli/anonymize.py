@@ -26,8 +26,8 @@ from . import options
 @click.option("--keep-patient-characteristics", is_flag=True, help="Retain age, sex, size and weight.")
 @click.option("--exclude-burned-in", is_flag=True, help="Skip images with BurnedInAnnotation YES.")
 @click.option("--mapping", type=click.Path(), metavar="FILE", help="Write the original-to-pseudonym table (mode 0600).")
-@click.option("--check", is_flag=True, help="Only report identifying data left in PATH...; exit 1 if any "
-              "(with --patient-id, that value is accepted as PatientName/PatientID).")
+@click.option("--check", is_flag=True, help="Only report identifying data left in PATH...; exit 1 if any. "
+              "Judged with the --keep-* / --shift-dates / --patient-id options given with it.")
 @options.keep_going
 @click.option("-n", "--dry-run", is_flag=True,
               help="List what the profile does to each element of the first DICOM file; write nothing.")
@@ -59,20 +59,21 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
     paths = options.read_path_list(paths, from_list)
     if not paths:
         raise UsageError("no input given (medconv anonymize PATH... -o DIR)")
-    if check:
-        return _check(paths, as_json, [patient_id] if patient_id else [])
-    if in_place == bool(output) and not dry_run:
-        raise UsageError("give exactly one of -o DIR and --in-place")
     if keep_dates and shift_dates is not None:
         raise UsageError("--keep-dates and --shift-dates exclude each other")
     if patient_id is not None and not patient_id.strip():
         raise UsageError("--patient-id must not be empty")
-    from ..anonymize import Runner, check_mapping_path, finish
     from ..anonymize.actions import Options
 
     opts = Options(keep_dates=keep_dates, shift_days=shift_dates, keep_uids=keep_uids,
                    keep_descriptors=keep_descriptors, keep_private=keep_private, keep_device=keep_device,
                    keep_patient_characteristics=keep_patient_characteristics, patient_id=patient_id)
+    if check:  # judged with the options given here, never with what the files claim was done
+        return _check(paths, as_json, [patient_id] if patient_id else [], opts.letters())
+    if in_place == bool(output) and not dry_run:
+        raise UsageError("give exactly one of -o DIR and --in-place")
+    from ..anonymize import Runner, check_mapping_path, finish
+
     runner = Runner(opts, key=key, output=output, in_place=in_place, layout=layout, force=force,
                     exclude_burned_in=exclude_burned_in, keep_going=keep_going)
     if dry_run:
@@ -105,12 +106,12 @@ def _dry_run(runner, paths, as_json):
         click.echo(render(rows))
 
 
-def _check(paths, as_json, patient_ids=()):
+def _check(paths, as_json, patient_ids=(), letters=frozenset()):
     import json
 
     from ..anonymize.check import check
 
-    findings = check(paths, patient_ids)
+    findings = check(paths, patient_ids, letters)
     if as_json:
         click.echo(json.dumps(findings, indent=2))
     else:

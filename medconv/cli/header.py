@@ -84,8 +84,7 @@ def _show(headers, as_json, get_fields, all_files, bulk, many, hdr, render) -> N
         return
 
     if get_fields:
-        for h in headers:
-            sys.stdout.write("\t".join(render.format_get(hdr.lookup(h, f)) for f in get_fields) + "\n")
+        _print_get(headers, get_fields, hdr, render)
         return
     if as_json:
         render.print_json([hdr.to_json(h, bulk) for h in headers], many)
@@ -94,6 +93,35 @@ def _show(headers, as_json, get_fields, all_files, bulk, many, hdr, render) -> N
         if many:
             sys.stdout.write(f"# {h.path} ({h.fmt})\n")
         _print_header(h, hdr, render)
+
+
+def _print_get(headers, get_fields, hdr, render) -> None:
+    """--get: a field some inputs lack prints empty for them; a field no input has is an input error
+    (exit 3, naming the field) raised before anything is printed."""
+    import sys
+
+    from ..errors import InputError
+
+    rows, missing = [], {}
+    for h in headers:
+        row = []
+        for f in get_fields:
+            try:
+                row.append(render.format_get(hdr.lookup(h, f)))
+            except InputError as exc:
+                if not exc.message.startswith("no header field"):
+                    raise
+                missing.setdefault(f, []).append(exc)
+                row.append("")
+        rows.append(row)
+    for f in get_fields:
+        errors = missing.get(f, [])
+        if headers and len(errors) == len(headers):
+            if len(headers) == 1:
+                raise errors[0]
+            raise InputError(f"no header field {f!r} in any of the {len(headers)} inputs")
+    for row in rows:
+        sys.stdout.write("\t".join(row) + "\n")
 
 
 def _print_header(h, hdr, render) -> None:

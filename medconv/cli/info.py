@@ -38,6 +38,9 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
     paths = options.read_path_list(paths, from_list)
     if not paths:
         raise UsageError("no input given (medconv info PATH...)")
+    unknown = [f for f in get_fields if f not in inspect.INFO_FIELDS]
+    if unknown:  # refused before anything is read or printed
+        raise UsageError(f"unknown field {unknown[0]!r}; fields are: {', '.join(inspect.INFO_FIELDS)}")
 
     one = functools.partial(inspect.info, series=series)  # picklable, for the process pool
 
@@ -49,6 +52,7 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
     columns = [f for f in inspect.INFO_FIELDS if any(f in r for r in records)]
     if len(records) > 1 and not as_json and not get_fields:
         columns = [c for c in columns if c not in ("affine", "scaling", "series_uid", "value_kind", "ndim")]
+    # a known field an input lacks (modality of a NIfTI file next to DICOM series) prints empty
     render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
-                  many=len(paths) > 1 or len(records) > 1)
+                  many=len(paths) > 1 or len(records) > 1, lookup=lambda record, field: record.get(field))
     batch.finish(failures, len(paths))

@@ -44,8 +44,8 @@ def _choose(all_series, path, series):
         _refuse_mixed_sizes(all_series, path)
         listing = ", ".join(s.describe() for s in all_series[:20])
         more = "" if len(all_series) <= 20 else ", ..."
-        raise UsageError(f"holds {len(all_series)} series ({listing}{more}): choose one with --series or "
-                         f"convert them all with -o DIR", path)
+        raise UsageError(f"holds {len(all_series)} series ({listing}{more}): choose one with --series "
+                         f"(convert can write them all with -o DIR)", path)
     key = str(series).strip()
     exact = [s for s in all_series if s.selector == key]
     if exact:

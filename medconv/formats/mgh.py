@@ -183,11 +183,22 @@ def read_header(path: str, fmt: str | None = None) -> dict:
     return out
 
 
+def _real_values(volume: Volume) -> np.ndarray:
+    """Real values of scaled data: integers when slope and intercept are integers and the range fits a
+    type MGH holds (a CT's int16 with intercept -1024 stays int16), float otherwise."""
+    arr = volume.unscaled().array
+    if arr.dtype.kind in "iu" and arr.dtype not in _WRITE_CODES and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if not any(np.iinfo(c).min <= lo and hi <= np.iinfo(c).max for c in (np.int16, np.int32)):
+            return volume.real()
+    return arr
+
+
 def _storable(volume: Volume, path: str) -> np.ndarray:
     """The values as a dtype MGH holds, unchanged, or OutputError."""
     if volume.value_kind in ("rgb", "rgba", "complex"):
         raise OutputError(f"MGH cannot hold {volume.value_kind} voxels (it holds uchar, short, int, float)", path)
-    arr = volume.real() if volume.scaling is not None else volume.array
+    arr = volume.array if volume.scaling is None else _real_values(volume)
     dt = arr.dtype
     if dt in _WRITE_CODES:
         return arr

@@ -200,7 +200,9 @@ def _header_minc2(path: str) -> dict:
 def _storable(volume: Volume, path: str) -> np.ndarray:
     if volume.value_kind in ("rgb", "rgba", "complex"):
         raise OutputError(f"MINC output holds scalar voxels, not {volume.value_kind}", path)
-    arr = volume.real() if volume.scaling is not None else volume.array
+    arr = volume.array if volume.scaling is None else volume.unscaled().array
+    if volume.scaling is not None and arr.dtype.name not in _WRITABLE:
+        arr = volume.real()  # integer real values beyond the integer types MINC holds
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     if arr.dtype.name not in _WRITABLE:

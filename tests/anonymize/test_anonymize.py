@@ -184,7 +184,9 @@ def test_shift_dates_exact(tree, tmp_path):
     nested = ds.RequestAttributesSequence[0].ScheduledProtocolCodeSequence[0] if "RequestAttributesSequence" in ds else None
     assert nested is None or nested.get("ScheduledProcedureStepStartDate") in (None, "20240224")
     assert "19610412" not in open(out_files(tmp_path / "o")[0], "rb").read().decode("latin-1")
-    assert run("anonymize", "--check", tmp_path / "o").code == 0
+    # --check judges with the options it is given: shifted dates are what --shift-dates keeps
+    assert run("anonymize", "--check", tmp_path / "o", "--shift-dates", "-10").code == 0
+    assert run("anonymize", "--check", tmp_path / "o").code == 1
 
 
 def test_keep_options(tree, tmp_path):

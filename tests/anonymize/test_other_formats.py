@@ -311,3 +311,224 @@ def test_nrrd_labels_and_units(tmp_path):
                                              b"\n\x01\x02\x03\x04")
     assert (out / "b.nrrd").read_bytes() == (src / "b.nrrd").read_bytes()
     assert run("anonymize", "--check", out).code == 0
+
+
+# --- audit: mapping files, trailing bytes, extra objects, private tags, JPEG APPn ---------------
+
+def _no_marker_anywhere(out):
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert_no_markers(path)
+
+
+def test_mapping_file_never_copied(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    table = {"patient": {"PID12345": "ANON-BCDFGHJKMNPQRSTV", "Doe^Johnathan": "ANON-VTSRQPNMKJHGFDCB"},
+             "uid": {"1.2.3.4.5": "2.25.12345678901234567890"}}
+    (src / "map.json").write_text(json.dumps(table, indent=1))
+    (src / "renamed.json").write_text(json.dumps({"subjects": {"Welby": "ANON-BCDFGHJKMNPQRSTV"}}))
+    (src / "a.nrrd").write_bytes(b"NRRD0004\ntype: uint8\ndimension: 1\nsizes: 2\nencoding: raw\n\n\x01\x02")
+    r = run("anonymize", "--check", src)
+    assert r.code == 1 and r.out.count("a medconv mapping (original identifiers)") == 2, r.out
+    assert "PID12345" not in r.out and "Welby" not in r.out
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k")
+    assert r.code == 0, r.err
+    assert "a medconv mapping (original identifiers) is not copied" in r.err and "skipped 2" in r.err, r.err
+    assert not (out / "map.json").exists() and not (out / "renamed.json").exists()
+    assert (out / "a.nrrd").exists()
+    assert run("anonymize", "--check", out).code == 0
+
+
+def test_sidecar_keys_that_are_values(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    side = {"RepetitionTime": 2.0, "Subjects": {"Doe^Johnathan": {"Age": 3}, "PID12345 ": 1},
+            "Lookup": {"x": "ANON-BCDFGHJKMNPQRSTV"}, "Runs": [{"1.2.840.99.Welby": 1, "EchoTime": 0.03}],
+            "ANON-BCDFGHJKMNPQRSTV": 1, "Comments": "Welby", "InstitutionNameAlt": "Saint Elsewhere"}
+    (src / "s.json").write_text(json.dumps(side))
+    out = anonymise(tmp_path, src)
+    _no_marker_anywhere(out)
+    kept = json.loads((out / "s.json").read_text())
+    assert kept == {"RepetitionTime": 2.0, "Subjects": {}, "Runs": [{"EchoTime": 0.03}]}
+    r = run("anonymize", "--check", src)
+    assert "Doe^Johnathan" not in r.out and "not a field name" in r.out  # the key itself is not printed
+
+
+def test_sidecar_with_bom_and_dicomdir_in_check(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"PatientName": "Doe^Johnathan",
+                                                                "EchoTime": 0.03}).encode())
+    out = anonymise(tmp_path, src)
+    assert json.loads((out / "bom.json").read_bytes()) == {"EchoTime": 0.03}
+    _no_marker_anywhere(out)
+    (out / "DICOMDIR").write_bytes(b"\x00" * 128 + b"DICM" + b"Doe^Johnathan")
+    r = run("anonymize", "--check", out)
+    assert r.code == 1 and "DICOMDIR lists patient names and file paths" in r.out, r.out
+
+
+def test_minc2_extra_objects_dropped(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "minc2_1_scale.mnc"
+    shutil.copy(nibabel_data(name), src / name)
+    with h5py.File(src / name, "r+") as fh:
+        root = fh["minc-2.0"]
+        root["image/0"].create_dataset("notes", data=np.bytes_(b"Doe^Johnathan PID12345"))
+        root["image"].create_group("1").create_dataset("image", data=np.frombuffer(b"Saint Elsewhere!", np.uint8))
+        root["dimensions"].create_dataset("Welby", data=np.frombuffer(b"20240305", np.uint8))
+    out = anonymise(tmp_path, src)
+    assert_no_markers(out / name)
+    assert_same_volume(src / name, out / name)
+    with h5py.File(out / name, "r") as fh:
+        assert set(fh["minc-2.0/image"]) == {"0"}
+        assert set(fh["minc-2.0/image/0"]) == {"image", "image-min", "image-max"}
+        assert set(fh["minc-2.0/dimensions"]) == {"xspace", "yspace", "zspace"}
+
+
+def test_minc1_trailing_bytes_dropped(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copy(nibabel_data("minc1_1_scale.mnc"), clean / "a.mnc")
+    assert run("anonymize", clean, "-o", tmp_path / "c", "--key", "k").code == 0
+    body = (tmp_path / "c" / "a.mnc").read_bytes()  # nothing left to scrub in it
+    (src / "a.mnc").write_bytes(body + b"Doe^Johnathan PID12345")
+    out = anonymise(tmp_path, src)
+    assert (out / "a.mnc").read_bytes() == body
+    assert_same_volume(src / "a.mnc", out / "a.mnc")
+
+
+def _nifti(version=1):
+    nib = pytest.importorskip("nibabel")
+    cls = nib.Nifti1Image if version == 1 else nib.Nifti2Image
+    img = cls(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.diag([2.0, 3.0, 4.0, 1.0]))
+    return img.to_bytes()
+
+
+def test_nifti_bytes_after_voxels_dropped(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    data = _nifti()
+    (src / "t.nii").write_bytes(data + b"Doe^Johnathan PID12345")
+    ext = bytearray(data)
+    ext[32:38] = b"Welby!"  # NIfTI-1's unused Analyze fields extents, session_error
+    (src / "x.nii").write_bytes(bytes(ext))
+    (src / "t2.nii.gz").write_bytes(gzip.compress(data + b"Welby"))
+    out = anonymise(tmp_path, src)
+    vox = int(struct.unpack_from("<f", data, 108)[0])
+    assert raw(out / "t.nii") == data[:vox + 24 * 2] and raw(out / "t2.nii.gz") == data[:vox + 24 * 2]
+    assert raw(out / "x.nii") == data[:vox + 24 * 2]
+    for name in ("t.nii", "t2.nii.gz", "x.nii"):
+        assert_no_markers(out / name)
+        assert_same_volume(src / name, out / name)
+
+
+def test_nifti2_unused_str_cleared(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    data = bytearray(_nifti(2))
+    data[525:540] = b"Welby PID12345!"
+    (src / "n2.nii").write_bytes(bytes(data))
+    out = anonymise(tmp_path, src)
+    assert_no_markers(out / "n2.nii")
+    assert_same_volume(src / "n2.nii", out / "n2.nii")
+    new = raw(out / "n2.nii")
+    assert new[525:540] == bytes(15) and new[:525] == bytes(data[:525]) and new[540:] == bytes(data[540:])
+
+
+def _analyze(tmp_path, folder, originator):
+    nib = pytest.importorskip("nibabel")
+    img = nib.AnalyzeImage(np.arange(60, dtype=np.int16).reshape(3, 4, 5), np.diag([2.0, 3.0, 4.0, 1.0]))
+    (tmp_path / folder).mkdir()
+    nib.save(img, tmp_path / folder / "a.hdr")
+    hdr = bytearray((tmp_path / folder / "a.hdr").read_bytes())
+    hdr[253:263] = originator
+    (tmp_path / folder / "a.hdr").write_bytes(bytes(hdr))
+    return tmp_path / folder
+
+
+def test_analyze_originator_text_cleared_spm_origin_kept(tmp_path):
+    src = _analyze(tmp_path, "in", b"Doe^Johnat")
+    assert run("anonymize", "--check", src).code == 1
+    out = tmp_path / "out"
+    assert run("anonymize", src, "-o", out, "--key", "k").code == 0
+    assert run("anonymize", "--check", out).code == 0
+    assert (out / "a.hdr").read_bytes()[253:263] == bytes(10)
+    assert_no_markers(out / "a.hdr")
+    assert_same_volume(src / "a.hdr", out / "a.hdr")
+    # SPM's origin (five int16, geometry) is not text: kept byte for byte
+    spm = _analyze(tmp_path, "spm", struct.pack("<5h", 2, 3, 2, 0, 0))
+    assert run("anonymize", "--check", spm).code == 0
+    assert run("anonymize", spm, "-o", tmp_path / "spm-out", "--key", "k").code == 0
+    assert (tmp_path / "spm-out" / "a.hdr").read_bytes() == (spm / "a.hdr").read_bytes()
+
+
+def test_mgh_tail_not_acquisition_floats(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    voxels = _mgh_bytes(tags=False)[:284 + 60 * 4]
+    (src / "short.mgh").write_bytes(voxels + b"PID12345")  # 8 bytes: not the 5 floats
+    (src / "text.mgh").write_bytes(voxels + b"Doe^Johnathan at Saint Elsewhere")  # no tags after it
+    out = anonymise(tmp_path, src)
+    for name in ("short.mgh", "text.mgh"):
+        assert raw(out / name) == voxels
+        assert_same_volume(src / name, out / name)
+
+
+def test_tiff_private_tags_and_trailing_bytes(tmp_path):
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    tags = ImageFileDirectory_v2()
+    tags[65000] = b"Doe^Johnathan PID12345"
+    tags.tagtype[65000] = 7  # UNDEFINED
+    tags[65001] = b"Saint Elsewhere"
+    tags.tagtype[65001] = 1  # BYTE
+    tags[33550] = (0.5, 0.5, 0.0)  # GeoTIFF ModelPixelScale: geometry, kept
+    buf = io.BytesIO()
+    _rgb(11).save(buf, "TIFF", tiffinfo=tags)
+    (src / "p.tif").write_bytes(buf.getvalue() + b"Welby 20240305")
+    r = run("anonymize", "--check", src)
+    assert "tag 65000" in r.out and "data outside the image structure" in r.out, r.out
+    out = anonymise(tmp_path, src)
+    assert_no_markers(out / "p.tif")
+    assert _pixels(out / "p.tif") == _pixels(src / "p.tif")
+    from PIL import Image
+
+    with Image.open(out / "p.tif") as im:
+        assert 65000 not in im.tag_v2 and 65001 not in im.tag_v2
+        assert im.tag_v2[33550] == (0.5, 0.5, 0.0)
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(body) + 2) + body
+
+
+def test_jpeg_app0_and_app14(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    buf = io.BytesIO()
+    _rgb(12).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    assert data[2:4] == b"\xff\xe0"
+    n = struct.unpack_from(">H", data, 4)[0]
+    jfif = data[6:6 + 12]  # JFIF\0, version, units, densities
+    app0 = _segment(0xE0, jfif + b"\x00\x00" + b"Doe^Johnathan")  # text after the JFIF fields
+    jfxx = _segment(0xE0, b"JFXX\x00\x10" + b"PID12345")  # thumbnail extension
+    adobe = _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01" + b"Saint Elsewhere")
+    other = _segment(0xEE, b"Welby 20240305")
+    (src / "a.jpg").write_bytes(data[:2] + app0 + jfxx + adobe + other + data[4 + n:])
+    r = run("anonymize", "--check", src)
+    assert "APP0" in r.out and "APP14" in r.out, r.out
+    out = anonymise(tmp_path, src)
+    new = (out / "a.jpg").read_bytes()
+    assert_no_markers(out / "a.jpg")
+    assert _pixels(out / "a.jpg") == _pixels(src / "a.jpg")
+    assert new[2:4 + 16] == _segment(0xE0, jfif + b"\x00\x00")
+    assert _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01") in new and b"JFXX" not in new

@@ -178,11 +178,15 @@ def test_mapping_never_replaces_an_input_nor_lands_in_the_output(tmp_path):
     victim = src / "a.dcm"
     before = victim.read_bytes()
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--mapping", victim, "--force")
-    assert r.code == 4 and "input" in r.err and victim.read_bytes() == before
+    assert r.code == 2 and "inside the input tree" in r.err and victim.read_bytes() == before
     assert not (tmp_path / "o").exists()
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--mapping", tmp_path / "o" / "map.json")
     assert r.code == 2 and "inside the anonymised tree" in r.err
     assert not (tmp_path / "o").exists()
+    # nor in an input tree: the next run over that tree would find the original identifiers there
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--mapping", src / "map.json")
+    assert r.code == 2 and "inside the input tree" in r.err
+    assert not (src / "map.json").exists() and not (tmp_path / "o").exists()
 
 
 def test_existing_mapping_is_refused_before_anything_is_written(tmp_path):
@@ -239,3 +243,73 @@ def test_parallel_run_stopped_early_leaves_no_temporary_files(tmp_path):
     assert {f: open(f, "rb").read() for f in out_files(out)} == first  # nothing replaced, nothing left
     r = run("anonymize", src, "-o", out, "--key", "k", "-j", "2", "--force")
     assert r.code == 0 and {f: open(f, "rb").read() for f in out_files(out)} == first
+
+
+def test_check_ignores_what_the_file_claims_and_reads_the_preamble(tmp_path):
+    """Option codes written into a file do not relax --check (only the options given to it do), and
+    a preamble holding anything is reported."""
+    f = _anonymized(tmp_path)
+    ds = pydicom.dcmread(f)
+    ds.StationName = "CT-SCANNER-7"  # a device identifier: kept only under --keep-device
+    for code in ("113109", "113105"):
+        item = pydicom.Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "DCM", "claimed"
+        ds.DeidentificationMethodCodeSequence.append(item)
+    ds.save_as(f, enforce_file_format=True)
+    assert run("anonymize", "--check", f).code == 1
+    assert run("anonymize", "--check", f, "--keep-device").code == 0
+    raw = bytearray(open(f, "rb").read())
+    raw[:24] = b"Smith^John 19700101 note"
+    open(f, "wb").write(bytes(raw))
+    r = run("anonymize", "--check", f, "--keep-device")
+    assert r.code == 1 and "preamble" in r.out
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_image_cut_at_an_element_boundary_is_refused(tmp_path, engine):
+    """Cut exactly between two elements, before Rows: the data set parses, but an image object
+    without its image is a truncated file, not something to anonymise into a stub."""
+    src = tmp_path / "in"
+    src.mkdir()
+    make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
+    raw = (src / "a.dcm").read_bytes()
+    cut = raw.index(b"\x28\x00\x02\x00")  # (0028,0002) SamplesPerPixel, explicit VR little endian
+    (src / "a.dcm").write_bytes(raw[:cut])
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 3 and "truncated" in r.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_dry_run_refuses_what_a_real_run_refuses(tmp_path):
+    src = _one(tmp_path)
+    raw = (src / "a.dcm").read_bytes()
+    (src / "a.dcm").write_bytes(raw[:700])
+    r = run("anonymize", src / "a.dcm", "--dry-run")
+    assert r.code == 3 and "truncated" in r.err
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_file_meta_names_medconv_not_the_input_writer(tmp_path, engine):
+    from medconv.anonymize.actions import IMPLEMENTATION_UID
+
+    src = tmp_path / "in"
+    src.mkdir()
+    ds = make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
+    ds.file_meta.ImplementationVersionName = "HOSP_PACS_ST7"
+    ds.file_meta.ImplementationClassUID = "1.2.3.4.5.6.7.8"
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k").code == 0
+    (f,) = out_files(tmp_path / "o")
+    raw = open(f, "rb").read()
+    assert b"HOSP_PACS_ST7" not in raw and b"1.2.3.4.5.6.7.8" not in raw
+    meta = pydicom.dcmread(f).file_meta
+    assert meta.ImplementationClassUID == IMPLEMENTATION_UID
+    assert str(meta.ImplementationVersionName).startswith("MEDCONV_")
+
+
+def test_implementation_uid_is_pydicoms():
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    from medconv.anonymize.actions import IMPLEMENTATION_UID
+
+    assert IMPLEMENTATION_UID == PYDICOM_IMPLEMENTATION_UID
