@@ -118,7 +118,12 @@ def _exit(code: int) -> None:
     are already cleaned up by then, so the process ends at once."""
     import threading
 
-    if code == 130 and any(t.is_alive() and not t.daemon for t in threading.enumerate()
+    if code == 130:
+        from ..entry import stopped_by
+
+        if stopped_by:  # SIGTERM/SIGHUP: the shell's convention, 128 + the signal
+            code = 128 + stopped_by[0]
+    if code >= 128 and any(t.is_alive() and not t.daemon for t in threading.enumerate()
                            if t is not threading.main_thread()):
         for stream in (sys.stdout, sys.stderr):
             try:

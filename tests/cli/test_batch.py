@@ -426,6 +426,29 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path, jobs):
         assert medconv.read(out / f).shape == (120, 120, 60)
 
 
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_like_ctrl_c_and_leaves_nothing_partial(tmp_path, signame):
+    """Slurm's time limit, docker stop and timeout send SIGTERM: no .part file is left and the exit
+    code is 128 + the signal."""
+    srcs = _files(tmp_path, 6, [(120, 120, 60)] * 6)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "medconv", "convert", *srcs, "-o", str(out), "--to", "nifti1",
+                             "--name", "{parent}", "-j", "1", "--compression-level", "9"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
+    deadline = time.time() + 30
+    while time.time() < deadline and not (out.exists() and os.listdir(out)):
+        time.sleep(0.02)  # something is being written
+    sig = getattr(signal, signame)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err
+    left = _listing(out)
+    assert not [f for f in left if f.startswith(".") or not f.endswith(".nii.gz")]
+    for f in left:
+        assert medconv.read(out / f).shape == (120, 120, 60)
+
+
 # ---- DICOM directories with several series ---------------------------------------------------
 
 def _two_series(d):
