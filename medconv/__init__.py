@@ -44,7 +44,27 @@ def read(path, *, header_only: bool = False, fmt: str | None = None, **options):
     name = fmt or _detect(path)
     module = backend(name)
     with guard(path, f"{name} file"):
-        return module.read(path, name, header_only=header_only, **options)
+        volume = module.read(path, name, header_only=header_only, **options)
+    if name != "dicom":  # a DICOM gantry tilt is explained where the series is assembled
+        _warn_if_sheared(volume, path)
+    return volume
+
+
+def _warn_if_sheared(volume, path) -> None:
+    """Voxel axes that are not perpendicular are kept as stored (every voxel stays where the file
+    puts it), but ITK-based tools refuse such images: say so (pitfall 14)."""
+    import numpy as np
+
+    from . import geometry, log
+
+    aff = np.asarray(volume.affine, dtype=float)
+    if aff.shape != (4, 4) or not np.isfinite(aff).all() or geometry.is_orthogonal(aff, tol=1e-4):
+        return
+    _, direction, _ = geometry.decompose(aff)
+    cos = np.abs(np.clip(direction.T @ direction, -1, 1)[np.triu_indices(3, 1)]).max()
+    shear = 90.0 - float(np.degrees(np.arccos(cos)))
+    log.warn(f"the voxel axes are not perpendicular ({shear:.2f} degrees of shear); kept as stored, so every "
+             "voxel keeps its position (ITK-based tools refuse such images)", path)
 
 
 def write(volume, path, *, to: str | None = None, force: bool = False, protect=(), **options) -> list:

@@ -270,7 +270,6 @@ def test_pitfall_11_lps_ras(tmp_path):
     assert np.allclose(img.affine[:3, 3], (-x, -y, z), atol=1e-4)
     r = run("info", out, "--get", "orientation")
     assert r.out.strip() == "".join(nib.aff2axcodes(img.affine))
-    pytest.importorskip("medconv.formats.metaimage")
     mha = tmp_path / "o.mha"
     assert run("convert", out, mha).code == 0
     head = mha.read_bytes()[:2000].decode("latin-1")
@@ -324,9 +323,13 @@ def test_pitfall_14_skewed_affine_read(tmp_path):
     r = run("info", p, "--json")
     assert r.code == 0, r.err
     assert np.allclose(json.loads(r.out)["affine"], aff, atol=1e-4)
+    assert "not perpendicular" in r.err and "16.70 degrees" in r.err  # kept, and said so
     out = tmp_path / "o.nii"
     assert run("convert", p, out).code == 0
     assert np.allclose(nib.load(out).affine, aff, atol=1e-4)
+    straight = tmp_path / "straight.nii"
+    nib.save(nib.Nifti1Image(np.ones((3, 3, 3), np.int16), np.diag([1.0, 1.0, 2.0, 1.0])), straight)
+    assert "perpendicular" not in run("info", straight).err
 
 
 # 15 NIfTI-2 when a dimension exceeds 32767
@@ -344,7 +347,7 @@ def test_pitfall_15_nifti2_automatic(tmp_path):
 
 # 16 MetaImage LIST + MSB
 def test_pitfall_16_metaimage_list_msb(tmp_path):
-    pytest.importorskip("medconv.formats.metaimage")
+
     import medconv
 
     data = np.arange(3 * 4 * 2, dtype=">i2").reshape(2, 4, 3)  # [z, y, x] on disk
@@ -382,14 +385,27 @@ def test_pitfall_18_big_endian_and_odd_length(tmp_path):
     assert r.code == 0, r.err
     img, vox = _nifti(out)
     assert vox.dtype.isnative and np.array_equal(vox, np.transpose(data, (1, 0, 2)))
-    # an odd-length private value (not allowed by PS3.5 but found in the wild)
+    # an odd-length private value (not allowed by PS3.5 but found in the wild): pydicom pads
+    # what it writes, so the length is patched in the bytes
+    import struct
+
+    from medconv.dicom import light
+
     d2, data2, _ = _series(tmp_path, "odd", shape=(4, 4, 2))
     p = os.path.join(d2, "slice000.dcm")
     ds = pydicom.dcmread(p)
-    ds.add_new(0x00091010, "OB", b"abc")
+    ds.add_new(0x00091010, "LO", "XYZW")
     ds.save_as(p)
+    raw = open(p, "rb").read()
+    i = raw.index(b"XYZW")
+    assert raw[i - 2:i] == struct.pack("<H", 4)
+    open(p, "wb").write(raw[:i - 2] + struct.pack("<H", 3) + b"XYZ" + raw[i + 4:])
+    light._ODD_SEEN.clear()  # warned once per process
     r = run("convert", d2, tmp_path / "odd.nii")
     assert r.code == 0 and "Traceback" not in r.err
+    assert "odd-length element (0009,1010)" in r.err  # warned, not crashed
+    _, vox2 = _nifti(tmp_path / "odd.nii")
+    assert np.array_equal(vox2, np.transpose(data2, (1, 0, 2)))  # every later element still read
 
 
 # 19 transfer syntax only from (0002,0010)

@@ -180,6 +180,20 @@ def _element(buf, pos, explicit, big):
     return start + length, tag, vr, (None if vr == "SQ" else buf[start:start + length])
 
 
+_ODD_SEEN: list = []
+
+
+def _odd_length(tag: int, path) -> None:
+    """PS3.5 wants even value lengths; files in the wild break it. Read as stored, and say so once."""
+    if _ODD_SEEN:
+        return
+    _ODD_SEEN.append(tag)
+    from .. import log
+
+    log.warn(f"odd-length element ({tag >> 16:04X},{tag & 0xFFFF:04X}) (DICOM requires even lengths); read as "
+             "stored (further files with odd lengths are not reported)", path)
+
+
 def parse(path, size, head_bytes=65536):
     """(LightDataset, pixel tag, (value offset, length)) or raise Unsupported."""
     with open(path, "rb") as fh:
@@ -236,6 +250,8 @@ def _parse(path, buf, size):
             ds = LightDataset(path, elements, meta, not big, explicit)
             return ds, (group << 16) | elem, (start + hdr, length)
         pos, tag, vr, value = _element(buf, pos, explicit, big)
+        if value is not None and len(value) & 1:
+            _odd_length(tag, path)
         if tag in _NEEDS_PYDICOM:
             raise Unsupported("needs pydicom")
         if tag in wanted and value is not None:
