@@ -84,6 +84,11 @@ def is_image_class(sop_class: str) -> bool:
     return str(sop_class).strip().rstrip("\0") in _IMAGE_CLASSES
 
 
+#: UIDs that name a code system, a context group or a mapping resource (SNOMED, LOINC, DCMR...),
+#: not an object of this patient: replacing them would leave codes nobody can resolve
+VOCABULARY_UID_TAGS = {0x0008010C, 0x0008010D, 0x00080117, 0x00080118}
+
+
 def is_registry_uid(value: str) -> bool:
     """Well-known UIDs (SOP classes, transfer syntaxes, coding schemes) are not identifying.
 
@@ -178,7 +183,7 @@ class Anonymizer:
             for item in elem.value:
                 self.clean(item)
         elif vr == "UI":
-            if not self.opts.keep_uids:
+            if not self.opts.keep_uids and int(elem.tag) not in VOCABULARY_UID_TAGS:
                 self._replace_uids(elem)
         elif vr in DATE_VRS:
             if self.opts.keep_dates or vr == "TM" and self.opts.shift_days is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from . import profile
-from .actions import is_registry_uid, lookup
+from .actions import VOCABULARY_UID_TAGS, is_registry_uid, lookup
 
 DATE_IN_NAME = re.compile(r"(?<!\d)(19|20)\d\d[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
 #: what a patient pseudonym looks like (pseudonym.Pseudonymizer.patient)
@@ -137,7 +137,7 @@ def _walk(ds, prefix, path, findings, letters, deid, top=False):
             continue
         bad = None
         if action is None:
-            if vr == "UI" and "U" not in letters:
+            if vr == "UI" and "U" not in letters and tag not in VOCABULARY_UID_TAGS:
                 values = elem.value if elem.VM > 1 else [elem.value]
                 if any(not is_registry_uid(v) and not str(v).startswith("2.25.") for v in values):
                     bad = "original UID"

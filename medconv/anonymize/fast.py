@@ -18,6 +18,7 @@ from .actions import (
     CODES,
     DATE_VRS,
     IMPLEMENTATION_UID,
+    VOCABULARY_UID_TAGS,
     implementation_name,
     is_image_class,
     is_registry_uid,
@@ -254,7 +255,7 @@ class FastAnonymizer:
         if vr == "SQ":
             return self._recurse(el)
         if vr == "UI":
-            return self._raw(el) if self.opts.keep_uids else self._uids(el)
+            return self._raw(el) if self.opts.keep_uids or el.tag in VOCABULARY_UID_TAGS else self._uids(el)
         if vr in DATE_VRS:
             if self.opts.keep_dates or vr == "TM" and self.opts.shift_days is not None:
                 return self._raw(el)

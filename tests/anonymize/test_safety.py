@@ -313,3 +313,23 @@ def test_implementation_uid_is_pydicoms():
     from medconv.anonymize.actions import IMPLEMENTATION_UID
 
     assert IMPLEMENTATION_UID == PYDICOM_IMPLEMENTATION_UID
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_code_system_uids_are_kept(tmp_path, engine):
+    """A CodingSchemeUID (SNOMED's 2.16.840.1.113883.6.96) names a vocabulary, not this patient's
+    object: kept, so the code stays resolvable; --check does not report it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    ds = make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "T-D1100", "SRT", "Head"
+    item.CodingSchemeUID = "2.16.840.1.113883.6.96"
+    item.MappingResourceUID = "1.2.840.10008.8.1.1"
+    ds.AnatomicRegionSequence = pydicom.Sequence([item])
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k").code == 0
+    (f,) = out_files(tmp_path / "o")
+    out = pydicom.dcmread(f).AnatomicRegionSequence[0]
+    assert out.CodingSchemeUID == "2.16.840.1.113883.6.96"
+    assert run("anonymize", "--check", f).code == 0
