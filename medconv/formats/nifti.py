@@ -367,6 +367,11 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
         raise CorruptInput(exc.message, path) from None
     if note:
         log.warn(note, path)
+    if hdr_path != data_path and os.path.exists(os.path.splitext(hdr_path)[0] + ".mat"):
+        # SPM keeps an image's orientation in a MATLAB file beside the pair (nibabel reads it with
+        # scipy); medconv does not, so say which geometry is used instead of moving voxels silently
+        log.warn("an SPM .mat file beside this image holds its orientation; medconv does not read it and "
+                 "places the voxels by the header alone", path)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     offset = int(hdr["vox_offset"]) if hdr_path == data_path else int(hdr["vox_offset"] or 0)
     if hdr_path == data_path and offset < HEADER_SIZE[kind]:

@@ -463,3 +463,14 @@ def test_freesurfer_large_vector_conventions_read_as_nibabel_does(tmp_path, dims
     vol = medconv.read(str(path))
     assert vol.shape == want
     assert np.array_equal(vol.array.reshape(-1, order="F"), np.asarray(nib.load(path).dataobj).reshape(-1, order="F"))
+
+
+def test_spm_mat_beside_an_analyze_pair_is_warned_about(tmp_path):
+    """SPM's .mat (orientation in a MATLAB file) is not read: medconv says so rather than placing the
+    voxels differently from nibabel without a word."""
+    img = nib.AnalyzeImage(np.zeros((5, 4, 3), np.int16), np.diag([2.0, 2.0, 3.0, 1.0]))
+    nib.save(img, tmp_path / "a.hdr")
+    assert "SPM .mat" not in run("info", tmp_path / "a.hdr").err
+    (tmp_path / "a.mat").write_bytes(b"MATLAB 5.0 MAT-file")
+    r = run("info", tmp_path / "a.hdr")
+    assert r.code == 0 and "SPM .mat file" in r.err
