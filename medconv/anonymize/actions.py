@@ -118,6 +118,21 @@ def shift_date(value: str, days: int, vr: str) -> str:
     return (day + datetime.timedelta(days=days)).strftime("%Y%m%d") + (value[8:] if vr == "DT" else "")
 
 
+def _un_sequence(value: bytes):
+    """A UN value holding sequence items, decoded as implicit VR little endian; None if it is not one."""
+    try:
+        from pydicom.values import convert_SQ
+
+        seq = convert_SQ(value, True, True)
+        for item in seq:
+            list(item.keys())
+            for _ in item:  # every element decodes, or the value is not a sequence after all
+                pass
+        return seq
+    except Exception:
+        return None
+
+
 def _dummy(elem, pseudo, opts):
     vr = elem.VR
     if vr == "PN":
@@ -156,6 +171,18 @@ class Anonymizer:
             if elem.tag.is_private:
                 if not self.opts.keep_private:
                     del ds[elem.tag]
+                elif elem.VR == "UN" and isinstance(elem.value, bytes) and elem.value[:4] == b"\xfe\xff\x00\xe0":
+                    # a private sequence whose VR the writer did not know: decoded as the implicit VR
+                    # little endian sequence PS3.5 says it is, then cleaned like any other
+                    seq = _un_sequence(elem.value)
+                    if seq is None:
+                        del ds[elem.tag]  # cannot be read, so cannot be vetted
+                        continue
+                    from pydicom.dataelem import DataElement
+
+                    ds[elem.tag] = DataElement(elem.tag, "SQ", seq)
+                    for item in seq:
+                        self.clean(item)
                 elif elem.VR == "SQ":
                     # a kept private sequence is not a hiding place: its public elements follow the
                     # profile, and UIDs everywhere keep pointing at the renamed objects

@@ -333,3 +333,34 @@ def test_code_system_uids_are_kept(tmp_path, engine):
     out = pydicom.dcmread(f).AnatomicRegionSequence[0]
     assert out.CodingSchemeUID == "2.16.840.1.113883.6.96"
     assert run("anonymize", "--check", f).code == 0
+
+
+def test_kept_private_sequence_encoded_as_un_is_cleaned_inside(tmp_path):
+    """A private sequence stored as UN (its writer did not know the VR) holds implicit VR items:
+    under --keep-private they are decoded and cleaned like any sequence."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    src = tmp_path / "in"
+    src.mkdir()
+    a = generate_uid()
+    make_dicom(src / "a.dcm", a, generate_uid(), generate_uid())
+    ds = pydicom.dcmread(src / "a.dcm")
+    item = pydicom.Dataset()
+    item.PatientName = "Hidden^UN^Person"
+    item.ReferencedSOPInstanceUID = a
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, True
+    write_dataset(buf, item)
+    body = buf.getvalue()
+    value = b"\xfe\xff\x00\xe0" + len(body).to_bytes(4, "little") + body
+    block = ds.private_block(0x0029, "ACME UN", create=True)
+    block.add_new(0x10, "UN", value)
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--keep-private")
+    assert r.code == 0, r.err
+    (f,) = out_files(tmp_path / "o")
+    raw = open(f, "rb").read()
+    assert b"Hidden^UN^Person" not in raw and a.encode() not in raw
+    out = pydicom.dcmread(f)
+    assert str(out[0x0029, 0x1010].value[0].ReferencedSOPInstanceUID) == str(out.SOPInstanceUID)
