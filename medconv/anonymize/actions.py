@@ -109,6 +109,15 @@ def lookup(tag: int):
 def shift_date(value: str, days: int, vr: str) -> str:
     """Shift a DA (YYYYMMDD) or the date part of a DT by `days`; the rest is kept."""
     value = str(value)
+    if vr == "DT" and len(value) in (4, 6) and value.isdigit():
+        # a reduced-precision DT (year, or year and month): shifted from the middle of its period
+        # and kept at its precision, rather than emptied
+        try:
+            middle = datetime.date(int(value[:4]), int(value[4:6]) if len(value) == 6 else 7,
+                                   15 if len(value) == 6 else 1)
+            return (middle + datetime.timedelta(days=days)).strftime("%Y%m%d")[:len(value)]
+        except (OverflowError, ValueError):
+            return ""
     if len(value) < 8 or not value[:8].isdigit():
         return ""
     try:

@@ -364,3 +364,16 @@ def test_kept_private_sequence_encoded_as_un_is_cleaned_inside(tmp_path):
     assert b"Hidden^UN^Person" not in raw and a.encode() not in raw
     out = pydicom.dcmread(f)
     assert str(out[0x0029, 0x1010].value[0].ReferencedSOPInstanceUID) == str(out.SOPInstanceUID)
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_shift_dates_keeps_reduced_precision_datetimes(tmp_path, engine):
+    """A DT of a year or a year and month is shifted at its precision, not emptied."""
+    src = tmp_path / "in"
+    src.mkdir()
+    ds = make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
+    ds.AcquisitionDateTime = "202003"
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    assert run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--shift-dates", "-100").code == 0
+    (f,) = out_files(tmp_path / "o")
+    assert pydicom.dcmread(f).AcquisitionDateTime == "201912"
