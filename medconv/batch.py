@@ -76,7 +76,20 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
     failures = []
     done_upto = 0
     try:
-        pending = {executor.submit(_call, func, item): i for i, item in enumerate(items)}
+        # only as many items in flight as workers: after a failure (without -k) or a stop signal
+        # nothing that was merely queued starts (the executor's own queue cannot be taken back)
+        todo = iter(enumerate(items))
+        pending = {}
+        stopping = False
+
+        def refill():
+            while not stopping and len(pending) < jobs:
+                nxt = next(todo, None)
+                if nxt is None:
+                    return
+                pending[executor.submit(_call, func, nxt[1])] = nxt[0]
+
+        refill()
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             failed = False
@@ -91,8 +104,12 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
             if failed and not keep_going:
                 # the batch stops at its first failure: nothing more starts (running items finish,
                 # their outputs complete); the earliest failed input is raised below, in input order
+                stopping = True
                 for fut in pending:
                     fut.cancel()
+                for i, _ in todo:
+                    outcomes[i] = ("cancelled", None)
+            refill()
             # report in input order, so the first failure raised is the earliest input's
             while done_upto < len(items) and outcomes[done_upto] is not None:
                 kind, value = outcomes[done_upto]

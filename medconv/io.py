@@ -179,6 +179,10 @@ def check_size(path: str, needed: int, available: int, what: str = "voxel data")
         )
 
 
+#: temporary files being written right now (for the last-resort clean-up after a stop signal)
+LIVE_TEMPS: set = set()
+
+
 @contextlib.contextmanager
 def atomic_outputs(paths, force: bool = False, protect=()):
     """Yield temporary paths beside each destination; rename all into place on success.
@@ -210,6 +214,7 @@ def atomic_outputs(paths, force: bool = False, protect=()):
                 raise OutputError(f"cannot write here ({exc.strerror})", p) from None
             os.close(fd)
             temps.append(tmp)
+            LIVE_TEMPS.add(tmp)
         try:
             yield temps
         except OSError as exc:
@@ -222,8 +227,10 @@ def atomic_outputs(paths, force: bool = False, protect=()):
                 os.replace(tmp, p)
             except OSError as exc:
                 raise write_error(exc, p) from None
+        LIVE_TEMPS.difference_update(temps)
         temps = []
     finally:
+        LIVE_TEMPS.difference_update(temps)
         for tmp in temps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

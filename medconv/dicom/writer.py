@@ -514,6 +514,8 @@ def _write_directory(dest, shown, force, fill):
         tmp = tempfile.mkdtemp(prefix=f".{base}.medconv-", suffix=".part", dir=parent)
     except OSError as exc:
         raise OutputError(f"cannot write here ({exc.strerror})", shown) from None
+    registered = tmp
+    io.LIVE_TEMPS.add(registered)
     old = None
     try:
         try:
@@ -544,6 +546,7 @@ def _write_directory(dest, shown, force, fill):
                 raise OutputError("permission denied", shown) from None
             raise OutputError(f"cannot write the series ({exc.strerror or exc})", shown) from None
     finally:
+        io.LIVE_TEMPS.discard(registered)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:

@@ -642,3 +642,32 @@ def test_stats_in_parallel_gives_the_same_table_in_input_order(tmp_path):
     r = run("stats", srcs[0], tmp_path / "bad.nii.gz", srcs[1], "--tsv", "-j", "2", "-k")
     assert r.code == 5 and "bad.nii.gz" in r.err
     assert [line.split("\t")[0] for line in r.out.splitlines()[1:]] == [srcs[0], srcs[1]]
+
+
+def test_stop_watchdog_ends_a_process_whose_clean_up_hangs(tmp_path):
+    """If the clean-up after a stop signal hangs (a threaded compressor left waiting), the watchdog
+    removes the temporary files still registered and ends the process with the signal's code."""
+    part = tmp_path / ".medconv-x.part"
+    code = ("import sys, threading, time\n"
+            "import medconv.entry as e, medconv.io as io\n"
+            "e.STOP_DEADLINE = 1.0\n"
+            "e._stop_on_signals()\n"
+            f"open({str(part)!r}, 'w').write('half')\n"
+            f"io.LIVE_TEMPS.add({str(part)!r})\n"
+            "stuck = threading.Thread(target=threading.Event().wait)\n"
+            "stuck.start()\n"
+            "print('ready', flush=True)\n"
+            "try:\n"
+            "    time.sleep(60)\n"
+            "except KeyboardInterrupt:\n"
+            "    stuck.join()  # never returns: the clean-up hangs\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=_env())
+    assert proc.stdout.readline().strip() == "ready"
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert time.time() - t0 < 15
+    assert not part.exists()
+    assert "interrupted" in err
