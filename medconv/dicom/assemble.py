@@ -144,6 +144,10 @@ def layout(series, strict=False, path=None, gaps="refuse"):
     with None frames (empty slices) with `gaps="fill"`, and only reported with `gaps="warn"`.
     """
     frames = series.frames
+    f0 = frames[0]
+    if f0.pixel_spacing is None and f0.ds is not None and f0.ds.get("PixelSpacing") not in (None, ""):
+        log.warn(f"series {series.selector}: PixelSpacing is zero, negative or not a number; 1 mm pixels "
+                 "assumed", path)
     geo = all(f.distance is not None for f in frames)
     if not geo:
         ordered = sorted(frames, key=lambda f: (f.instance if f.instance is not None else 0, f.path, f.index or 0))

@@ -26,6 +26,12 @@ def _lut_bits(frame) -> int:
         return 16
 
 
+def _swap_if(rgb: np.ndarray, big_endian_file: bool) -> np.ndarray:
+    """pydicom applies a big-endian file's 16-bit palette LUT without swapping its bytes (the
+    little-endian copy of the same file gives the swapped values): swap them back."""
+    return rgb.byteswap() if big_endian_file and rgb.dtype.itemsize == 2 else rgb
+
+
 def stored_dtype(frame) -> np.dtype:
     """dtype of the stored values (before any scaling)."""
     if frame.float_pixels:
@@ -170,7 +176,8 @@ def _decode_file(path, frames_in_file):
         if f0.photometric == "PALETTE COLOR":
             from pydicom.pixels import apply_color_lut
 
-            result = {k: _rgb8(apply_color_lut(v, ds)) for k, v in result.items()}
+            big = NATIVE.get(f0.transfer_syntax) == ">"
+            result = {k: _rgb8(_swap_if(apply_color_lut(v, ds), big)) for k, v in result.items()}
         elif f0.modality_lut:
             from pydicom.pixels import apply_modality_lut
 

@@ -169,6 +169,9 @@ class Frame:
         self.iop = _floats(pick("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
         self.ipp = _floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3)
         self.pixel_spacing = _floats(pick("PixelMeasuresSequence", "PixelSpacing"), 2)
+        if self.pixel_spacing is not None and not all(math.isfinite(v) and v > 0 for v in self.pixel_spacing):
+            # 0 by 0 (seen in CR exports) or worse: no spacing at all, rather than a singular affine
+            self.pixel_spacing = None
         self._normal = False  # orientation known now: computed on first use
         if index is not None and self.ipp is not None and self.normal is not None and (
                 per is None or _item(per, "PlanePositionSequence") is None):

@@ -610,3 +610,11 @@ def test_jitter_is_only_a_warning(tmp_path):
                            instance=k + 1)
     r = run("convert", tmp_path / "s", tmp_path / "o.nii")
     assert r.code == 0 and "uneven slice spacing" in r.err
+
+
+def test_zero_pixel_spacing_is_one_millimetre_with_a_warning(tmp_path):
+    """PixelSpacing 0\\0 (seen in CR exports) would make a singular affine no tool reads back."""
+    dcmgen.make_series(tmp_path / "s", shape=(4, 4, 3), spacing=(0.0, 0.0))
+    r = run("convert", tmp_path / "s", tmp_path / "o.mha")
+    assert r.code == 0 and "PixelSpacing is zero" in r.err
+    assert run("info", tmp_path / "o.mha", "--get", "spacing").out.split()[:2] == ["1", "1"]

@@ -126,6 +126,14 @@ def test_colour_and_palette():
     assert pal.metadata["photometric"] == "PALETTE COLOR"
 
 
+def test_big_endian_palette_is_the_same_picture_as_its_little_endian_twin():
+    import medconv
+
+    le = medconv.read(sample("OBXXXX1A.dcm")).array
+    be = medconv.read(sample("OBXXXX1A_expb.dcm")).array
+    assert le.max() > 0 and np.array_equal(le, be)
+
+
 @pytest.mark.parametrize("name", ["OBXXXX1A.dcm", "OT-PAL-8-face.dcm"])
 def test_palette_colour_is_rgb24_equal_to_pydicom_and_exports(tmp_path, name):
     """Palette images (16-bit LUT entries too) become 8-bit RGB: the LUT's high byte, as shown on
