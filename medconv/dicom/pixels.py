@@ -122,8 +122,18 @@ def _decode_error(exc, frame):
         return MissingDependency(f"decoding transfer syntax {ts} needs a missing plugin "
                                  f"(pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pyjpegls): "
                                  f"{text.splitlines()[0]}", frame.path)
-    return CorruptInput(f"cannot decode pixel data ({type(exc).__name__}: {text.splitlines()[0] if text else ''})",
-                        frame.path)
+    return CorruptInput(f"cannot decode pixel data ({type(exc).__name__}: {_reason(text)})", frame.path)
+
+
+def _reason(text: str) -> str:
+    """One line of a decoder's message: pydicom lists each plugin's reason on the lines after a
+    first line ending in ':'; those reasons are the useful part."""
+    lines = [line.strip(" -:") for line in text.splitlines() if line.strip(" -:")]
+    if not lines:
+        return ""
+    if text.splitlines()[0].rstrip().endswith(":") and len(lines) > 1:
+        return f"{lines[0]}: " + "; ".join(lines[1:4])
+    return lines[0]
 
 
 #: a compressed multi-frame file with at least this many frames is decoded in a thread pool

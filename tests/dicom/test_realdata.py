@@ -268,3 +268,12 @@ def test_modality_lut_sequence_gives_the_real_values(tmp_path):
     got = json.loads(r.out)
     assert got["min"] == float(ref.min()) and got["max"] == float(ref.max())
     assert got["mean"] == pytest.approx(float(ref.mean()), rel=1e-9)
+
+
+def test_a_file_no_plugin_decodes_says_why_in_one_line(tmp_path):
+    """pydicom puts each plugin's reason on its own line after a line ending in ':'; the one-line
+    error keeps those reasons."""
+    r = run("convert", sample("JPEG-lossy.dcm"), tmp_path / "q.nii")
+    assert r.code == 3 and len(r.err.strip().splitlines()) == 1
+    assert "plugins: " in r.err and not r.err.strip().endswith("plugins:)")
+    assert not (tmp_path / "q.nii").exists()
