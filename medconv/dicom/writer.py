@@ -239,7 +239,11 @@ def _pixels(volume, path, wide: bool) -> dict:
         arr = arr.astype(np.uint8)
     scaling = volume.scaling
     plan = None
-    if arr.dtype in (np.int8, np.uint8, np.int16, np.uint16):
+    if arr.dtype == np.int8:
+        # signed 8-bit pixels are legal but read wrongly by common tools (dcm2niix takes them as
+        # unsigned): stored in 16 bits, the values are the same everywhere
+        plan = {"array": arr.astype(np.int16), "slope": None, "intercept": None}
+    elif arr.dtype in (np.uint8, np.int16, np.uint16):
         plan = {"array": arr, "slope": None, "intercept": None}
     elif arr.dtype.kind in "iu":
         lo, hi = (int(arr.min()), int(arr.max()))
