@@ -454,9 +454,11 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
     """
     if mask is not None:
         check_same_grid(volume, mask, "mask")
-    arr4 = _grid4(volume)
     mask4 = _grid4(mask) if mask is not None else None
     qs = tuple(percentiles) if exact else ()
+    if _streamable(volume, exact):
+        return _compute_streamed(volume, mask4, qs, exact, pooled, slab_voxels)
+    arr4 = _grid4(volume)
     channels = volume.channels if volume.value_kind in CHANNEL_NAMES else 0
     n_t = arr4.shape[3]
     vox = voxel_volume_mm3(volume)
@@ -481,6 +483,38 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
                     rec["channel"] = CHANNEL_NAMES[volume.value_kind][c]
                 rec.update(acc.result(vox))
                 records.append(rec)
+    return records
+
+
+def _streamable(volume, exact: bool) -> bool:
+    """A .nii.gz not yet in memory whose statistics need one pass: read while inflating. Exact
+    percentiles of wide integers or floats keep the values anyway, so those load the volume."""
+    if getattr(volume, "gz_stream", None) is None or volume.data is not None:
+        return False
+    dt = volume.dtype
+    return not exact or (dt.kind in "iu" and dt.itemsize <= 2)
+
+
+def _compute_streamed(volume, mask4, qs, exact, pooled, slab_voxels) -> list:
+    from .formats.nifti import stream_slabs
+
+    shape = tuple(volume.stored_shape) + (1,) * max(0, 3 - len(volume.stored_shape))
+    nx, ny, nz = shape[:3]
+    n_t = int(np.prod(shape[3:], dtype=np.int64)) if len(shape) > 3 else 1
+    dt = volume.dtype
+    narrow = dt.kind in "iu" and dt.itemsize <= 2 and volume.value_kind != "complex"
+    rng = (int(np.iinfo(dt).min), int(np.iinfo(dt).max)) if narrow else None  # no pass to find it
+    vox = voxel_volume_mm3(volume)
+    records, acc = [], None
+    planes = max(1, int(slab_voxels) // max(1, nx * ny))
+    for t, k0, k1, slab in stream_slabs(volume, planes):
+        if k0 == 0 and (acc is None or not pooled):
+            acc = Accumulator(volume, qs, exact, rng, capacity=nx * ny * nz * (n_t if pooled else 1))
+        acc.add(slab, _mask_slab(mask4, k0, k1))
+        if k1 == nz and (not pooled or t == n_t - 1):
+            rec = {"volume": t} if n_t > 1 and not pooled else {}
+            rec.update(acc.result(vox))
+            records.append(rec)
     return records
 
 

@@ -92,7 +92,9 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     header row only, and stderr notes "no label values in LABELMAP".
 
     \b
-    Memory: the volume is read in slabs; an uncompressed .nii is memory-mapped, so
+    Memory: the volume is read in slabs; an uncompressed .nii is memory-mapped and a
+    .nii.gz is inflated slab by slab as it is read (for 8/16-bit integer data, and for
+    any data with --no-percentiles; otherwise it is inflated into memory once), so
     count/min/max/mean/std/sum/nonzero/volumes need memory for one slab only. Exact
     percentiles of integer data use a histogram of the value range (65536 bins for
     16-bit data); for floating-point data (or integers spanning more than 2**24

@@ -396,11 +396,48 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
     def loader():
         return _load_array(data_path, offset, shape, dtype, value_kind, compressed, path)
 
-    return Volume(
+    volume = Volume(
         affine=affine, scaling=_scaling(hdr, kind), value_kind=value_kind, time_step=time_step,
         metadata=metadata, header=hdr, format=kind, path=path, orientation_known=known,
         loader=loader, stored_shape=shape, stored_dtype=dtype.newbyteorder("="),
     )
+    if compressed and value_kind in ("scalar", "label"):
+        # what stats needs to read the voxels slab by slab while inflating (see stream_slabs)
+        volume.gz_stream = (data_path, offset, dtype)
+    return volume
+
+
+def stream_slabs(volume, planes: int):
+    """Yield (t, k0, k1, slab[i, j, k0:k1]) of a compressed NIfTI's voxels in file order (every
+    trailing axis merged into t), inflating as it goes: memory holds one slab, never the volume."""
+    data_path, offset, dtype = volume.gz_stream
+    shape = tuple(volume.stored_shape) + (1,) * max(0, 3 - len(volume.stored_shape))
+    nx, ny, nz = shape[:3]
+    nt = int(np.prod(shape[3:], dtype=np.int64)) if len(shape) > 3 else 1
+    plane = nx * ny * dtype.itemsize
+    planes = max(1, int(planes))
+    from isal import igzip
+
+    path = volume.path
+    try:
+        with igzip.open(data_path, "rb") as fh:
+            if offset and len(fh.read(offset)) < offset:
+                raise CorruptInput("compressed data ends inside the header", path)
+            for t in range(nt):
+                for k0 in range(0, nz, planes):
+                    k1 = min(nz, k0 + planes)
+                    want = plane * (k1 - k0)
+                    buf = bytearray(want)
+                    view, got = memoryview(buf), 0
+                    while got < want:
+                        n = fh.readinto(view[got:])
+                        if not n:
+                            raise CorruptInput("truncated: the compressed voxel data ends early", path)
+                        got += n
+                    slab = np.frombuffer(buf, dtype=dtype).reshape((nx, ny, k1 - k0), order="F")
+                    yield t, k0, k1, slab if dtype.isnative else slab.astype(dtype.newbyteorder("="))
+    except io._gzip_errors() as exc:
+        raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
 
 
 #: where the data of a single-file NIfTI starts at the earliest: the header and the 4-byte extension flag
