@@ -111,14 +111,14 @@ def _release(arr) -> None:
 def real_values(volume, slab: np.ndarray) -> np.ndarray:
     """Real values of a slab of stored values: slope/intercept applied, complex -> magnitude.
 
-    Scaled integers are computed in float64 (stored * slope + intercept), so Hounsfield units
-    such as 570.68 are not rounded to float32 on the way; scaled floats keep Volume.real's dtype.
+    Scaled values are computed in float64 (stored * slope + intercept), so Hounsfield units such as
+    570.68, or scaled float32 data, are not rounded to float32 on the way (as nibabel's get_fdata).
     """
     if slab.dtype.kind == "c":
         slab = np.abs(slab)
     if volume.scaling is None:
         return slab
-    if slab.dtype.kind in "iu":
+    if slab.dtype.kind in "iuf":
         slope, inter = volume.scaling
         out = slab.astype(np.float64)
         if slope != 1.0:
@@ -127,6 +127,16 @@ def real_values(volume, slab: np.ndarray) -> np.ndarray:
             out += inter
         return out
     return volume.real(slab)
+
+
+def _mask_grid(mask) -> np.ndarray:
+    """The mask as [i, j, k, t]: its stored values when they are its real values (memory-mapped
+    where possible), else a boolean array of its non-zero real values (slope/intercept applied)."""
+    if mask.scaling is None:
+        return _grid4(mask)
+    real = np.asarray(mask.real())
+    return _grid4(mask.replace(data=(real != 0) & ~np.isnan(real) if real.dtype.kind == "f" else real != 0,
+                               scaling=None))
 
 
 def _mask_slab(mask4, k0, k1):
@@ -377,8 +387,8 @@ def _int_range(volume, arr4, mask4, slab_voxels):
         _release(slab)
     if lo is None:
         return (0, 0)
-    if hi - lo + 1 > MAX_BINS:
-        return None
+    if hi - lo + 1 > MAX_BINS or hi > np.iinfo(np.int64).max:
+        return None  # too wide to count, or uint64 beyond int64: the values are sorted instead
     return lo, hi
 
 
@@ -454,7 +464,7 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
     """
     if mask is not None:
         check_same_grid(volume, mask, "mask")
-    mask4 = _grid4(mask) if mask is not None else None
+    mask4 = _mask_grid(mask) if mask is not None else None
     qs = tuple(percentiles) if exact else ()
     if _streamable(volume, exact):
         return _compute_streamed(volume, mask4, qs, exact, pooled, slab_voxels)
@@ -601,7 +611,7 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
         check_same_grid(volume, mask, "mask")
     arr4 = _grid4(volume)
     lab4 = _grid4(labels)
-    mask4 = _grid4(mask) if mask is not None else None
+    mask4 = _mask_grid(mask) if mask is not None else None
     lab_range = _label_range(labels, lab4, slab_voxels)
     channels = volume.channels if volume.value_kind in CHANNEL_NAMES and values else 0
     n_t = arr4.shape[3] if values else 1

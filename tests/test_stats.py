@@ -14,8 +14,9 @@ QS = (2.0, 25.0, 50.0, 97.5, 98.0)
 
 
 def real64(vol) -> np.ndarray:
-    """Real values as stats defines them: scaled integers in float64, everything else as Volume.real."""
-    if vol.dtype.kind not in "iu" or vol.scaling is None:
+    """Real values as stats defines them: scaled values in float64 (as nibabel's get_fdata),
+    unscaled ones as stored."""
+    if vol.dtype.kind not in "iuf" or vol.scaling is None:
         return vol.real()
     slope, inter = vol.scaling
     return vol.array.astype(np.float64) * slope + inter
@@ -171,7 +172,7 @@ def test_memory_mapped_nifti_in_slabs(tmp_path):
 def test_4d_per_volume_and_pooled():
     vol = make_volume((6, 5, 4, 3), "float32", scaling=(2.0, 1.0), seed=9)
     vol.array[..., 1].flat[::7] = np.nan
-    real = vol.real()
+    real = real64(vol)
     recs = stats.compute(vol, percentiles=QS)
     assert [r["volume"] for r in recs] == [0, 1, 2]
     for t, rec in enumerate(recs):

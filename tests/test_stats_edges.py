@@ -178,3 +178,40 @@ def test_stream_is_used_for_a_nii_gz(tmp_path, monkeypatch):
     vol.loader = boom
     rec = stats.compute(vol)[0]
     assert rec["count"] == 4000 and rec["median"] == 1999.5
+
+
+def test_uint64_beyond_int64_is_counted_without_overflow(tmp_path):
+    import json
+
+    import nibabel as nib
+
+    from helpers import run
+
+    a = (np.arange(1000, dtype=np.uint64) + np.uint64(2**63 + 5)).reshape(10, 10, 10)
+    nib.save(nib.Nifti1Image(a, np.eye(4), dtype=np.uint64), tmp_path / "u64.nii.gz")
+    r = run("stats", tmp_path / "u64.nii.gz", "--json")
+    assert r.code == 0, r.err
+    rec = json.loads(r.out)
+    assert rec["min"] == 2**63 + 5 and rec["max"] == 2**63 + 1004
+    ref = a.astype(np.float64)
+    assert rec["mean"] == pytest.approx(ref.mean(), rel=1e-12)
+    assert rec["median"] == pytest.approx(float(np.median(ref)), rel=1e-12)
+
+
+def test_mask_is_its_real_values(tmp_path):
+    """A mask's own slope/intercept count: stored 0/1 with intercept -1 selects the stored zeros."""
+    import nibabel as nib
+
+    from helpers import run
+
+    rng = np.random.default_rng(2)
+    data = rng.integers(-100, 100, size=(8, 7, 6)).astype(np.int16)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "img.nii.gz")
+    stored = (rng.random((8, 7, 6)) > 0.5).astype(np.int16)
+    m = nib.Nifti1Image(stored, np.eye(4))
+    m.header.set_slope_inter(1.0, -1.0)
+    nib.save(m, tmp_path / "mask.nii.gz")
+    r = run("stats", tmp_path / "img.nii.gz", "--mask", tmp_path / "mask.nii.gz", "--get", "count", "--get", "mean")
+    count, mean = r.out.split()
+    sel = data[stored == 0]  # real mask value -1 where stored 0: non-zero
+    assert int(count) == sel.size and float(mean) == pytest.approx(sel.mean(), rel=1e-9)
