@@ -215,3 +215,19 @@ def test_mask_is_its_real_values(tmp_path):
     count, mean = r.out.split()
     sel = data[stored == 0]  # real mask value -1 where stored 0: non-zero
     assert int(count) == sel.size and float(mean) == pytest.approx(sel.mean(), rel=1e-9)
+
+
+def test_get_keeps_one_line_per_input_when_one_fails(tmp_path):
+    """--get over several inputs under -k: a failed input keeps its (empty) line, so line N is input N."""
+    import nibabel as nib
+
+    from helpers import run
+
+    for name, k in (("a.nii", 1), ("c.nii", 2)):
+        nib.save(nib.Nifti1Image(np.arange(8, dtype=np.int16).reshape(2, 2, 2) * k, np.eye(4)), tmp_path / name)
+    (tmp_path / "b.nii").write_bytes(b"junk" * 100)
+    r = run("stats", tmp_path / "a.nii", tmp_path / "b.nii", tmp_path / "c.nii", "-k", "--get", "mean")
+    assert r.code == 5
+    assert r.out.split("\n")[:3] == ["3.5", "", "7"]
+    assert_unknown = run("stats", tmp_path / "a.nii", "--get", "nope")
+    assert assert_unknown.code == 2 and assert_unknown.out == ""

@@ -80,8 +80,19 @@ def format_get(value) -> str:
 
 
 def print_get(records, fields, lookup=None) -> None:
-    """One line per record, the fields tab-separated. `lookup(record, field)` may raise."""
-    lookup = lookup or default_lookup
+    """One line per record, the fields tab-separated. `lookup(record, field)` may raise.
+
+    With the default lookup a field no record has is a usage error (before anything is printed);
+    a record without a field another record has (an input that failed under -k, a row kind
+    without it) prints an empty value, so each record keeps its line.
+    """
+    if lookup is None:
+        for f in fields:
+            if records and not any(f in r for r in records):
+                default_lookup(records[0], f)  # raises, naming the fields there are
+
+        def lookup(record, field):
+            return record.get(field)
     for record in records:
         sys.stdout.write("\t".join(format_get(lookup(record, f)) for f in fields) + "\n")
 

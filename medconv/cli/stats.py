@@ -161,6 +161,17 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
         if as_json:
             render.print_json([], True)
     else:
+        if get_fields and failures:
+            # one line per input for scripts: an input that failed (-k) keeps its line, empty
+            failed = [item for item, _ in failures]
+            done = iter(results)
+            records = []
+            for item in items:
+                if item in failed:
+                    failed.remove(item)
+                    records.append({"path": item})
+                else:
+                    records.extend(next(done))
         if not as_json and not get_fields and len(paths) <= 1:
             columns = [c for c in columns if c != "path"] if len(records) > 1 else columns
         # label rows are always a list, so a script does not break when one label is present
