@@ -140,3 +140,61 @@ def test_header_of_nii_gz_inflates_only_the_header(tmp_path):
     assert r.code == 0, r.err
     assert r.out.split()[:4] == ["3", "512", "512", "400"]
     assert run("stats", path).code == 3
+
+
+def test_nrrd_header_lists_fields_and_pairs_in_file_order_without_quotes(tmp_path):
+    import json
+
+    from helpers import run
+
+    head = ("NRRD0004\n# a comment\ntype: short\ndimension: 3\nsizes: 2 3 4\nmy_key:=v\n"
+            'labels: "x axis" "y" "z"\nencoding: raw\ncontent: c\nendian: little\n\n')
+    path = tmp_path / "t.nrrd"
+    path.write_bytes(head.encode() + b"\0" * 48)
+    r = run("header", path, "--json")
+    assert r.code == 0, r.err
+    hdr = json.loads(r.out)
+    assert list(hdr) == ["magic", "type", "dimension", "sizes", "my_key", "labels", "encoding", "content",
+                         "endian", "comments"]
+    assert hdr["labels"] == ["x axis", "y", "z"] and hdr["comments"] == ["a comment"]
+
+
+def test_metaimage_element_min_max_are_numbers(tmp_path):
+    import json
+
+    from helpers import run
+
+    head = ("ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElementType = MET_UCHAR\nElementMin = 0\n"
+            "ElementMax = 23.5\nElementDataFile = LOCAL\n")
+    path = tmp_path / "t.mha"
+    path.write_bytes(head.encode() + bytes(8))
+    hdr = json.loads(run("header", path, "--json").out)
+    assert hdr["ElementMin"] == 0.0 and hdr["ElementMax"] == 23.5
+
+
+def test_mgh_and_analyze_header_fields_equal_nibabels(tmp_path):
+    """Values nobody here computed: nibabel's own parse of its test files."""
+    import json
+    import os
+
+    import nibabel as nib
+    import numpy as np
+
+    from helpers import run
+
+    data = os.path.join(os.path.dirname(nib.__file__), "tests", "data")
+    mgh = nib.load(os.path.join(data, "test.mgz")).header
+    got = json.loads(run("header", os.path.join(data, "test.mgz"), "--json").out)
+    # medconv's name -> nibabel's (MGH's own field names, as FreeSurfer's mri_info prints them)
+    pairs = {"type": "type", "dof": "dof", "goodRASflag": "goodRASFlag", "spacing": "delta", "Mdc": "Mdc",
+             "c_ras": "Pxyz_c", "tr": "tr", "flip_angle": "flip_angle", "te": "te", "ti": "ti"}
+    for mine, theirs in pairs.items():
+        assert np.allclose(np.ravel(got[mine]), np.ravel(mgh[theirs]), atol=1e-6), mine
+    assert [got["width"], got["height"], got["depth"], got["nframes"]] == list(mgh["dims"])
+    tags = {t["name"]: t.get("text") for t in got["tags"]}
+    assert tags.get("pedir") == "UNKNOWN"
+    ana_path = os.path.join(data, "analyze.hdr")
+    ana = nib.AnalyzeHeader.from_fileobj(open(ana_path, "rb"))
+    got = json.loads(run("header", ana_path, "--json").out)
+    for key in ("sizeof_hdr", "dim", "datatype", "bitpix", "pixdim", "vox_offset", "glmax", "glmin"):
+        assert np.allclose(np.ravel(got[key]), np.ravel(ana[key])), key

@@ -304,7 +304,9 @@ def _typed(key: str, value: str, path: str):
             nums = [int(float(v)) for v in value.split()]
             return nums if (len(nums) != 1 or key == "DimSize") else nums[0]
         if key in _FLOAT_KEYS:
-            return [float(v) for v in value.split()]
+            nums = [float(v) for v in value.split()]
+            # ElementMin/Max are single numbers in MetaIO (a list only if a writer gave several)
+            return nums[0] if key in ("ElementMin", "ElementMax") and len(nums) == 1 else nums
     except (ValueError, OverflowError):
         raise CorruptInput(f"MetaImage {key} is not numeric: {value[:60]!r}", path) from None
     if key in _BOOL_KEYS:

@@ -164,8 +164,10 @@ def _tags(blob: bytes) -> list:
             break
         body = blob[start:start + length]
         tag = {"tag": code, "name": TAG_NAMES.get(code, "unknown"), "length": int(length)}
-        if code in (3, 30, 31):
-            tag["text"] = body.split(b"\x00", 1)[0].decode("latin-1")
+        text = body.split(b"\x00", 1)[0]
+        if code in (3, 30, 31) or (text and all(32 <= c < 127 for c in text)):
+            # command lines, file names, and any tag holding plain text (pedir, ...)
+            tag["text"] = text.decode("latin-1")
         tags.append(tag)
         pos = start + length
     return tags

@@ -117,11 +117,13 @@ def _typed(field: str, value: str, path: str):
     if field == "measurement frame":
         return _vectors(value, path)
     if field in ("kinds", "centers", "centerings", "space units", "units", "labels"):
-        return re.findall(r'"[^"]*"|\S+', value)
+        # quoted words lose their quotes ("x axis" is one label)
+        return [w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in re.findall(r'"[^"]*"|\S+', value)]
     return value
 
 
 KEY_VALUES = "key/values"  # parse()'s group of key:=value pairs
+ORDER = "line order"  # parse()'s record of the order of fields and pairs
 
 
 def parse(path: str) -> tuple:
@@ -129,6 +131,7 @@ def parse(path: str) -> tuple:
     lines, end, blob = _read_head(path)
     hdr = {"magic": lines[0].strip()}
     comments, n_fields, pairs = [], 0, {}
+    order = []  # ("field" | "pair", name) as the lines come, for read_header
     for n, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
@@ -138,6 +141,7 @@ def parse(path: str) -> tuple:
         if ":=" in line:  # key/value pairs live apart: `type:=x` never replaces the field `type`
             key, _, value = line.partition(":=")
             pairs[key.strip()] = value.strip()
+            order.append(("pair", key.strip()))
             continue
         field, sep, value = line.partition(": ")
         if not sep:
@@ -146,6 +150,7 @@ def parse(path: str) -> tuple:
             raise CorruptInput(f"NRRD header line {n} is not 'field: value': {line.strip()[:60]!r}", path)
         field = field.strip().lower()
         hdr[field] = _typed(field, value.strip(), path)
+        order.append(("field", field))
         n_fields += 1
         if field in ("data file", "datafile") and str(value).strip().upper().startswith("LIST"):
             # the rest of the header names the data files, one per line
@@ -157,6 +162,7 @@ def parse(path: str) -> tuple:
             break
     hdr[KEY_VALUES] = pairs
     hdr["comments"] = comments
+    hdr[ORDER] = order
     return hdr, end, blob
 
 
@@ -378,16 +384,22 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
 
 
 def read_header(path: str, fmt: str | None = None) -> dict:
-    """The magic line, every field in file order (typed), key:=value pairs, then the comments.
+    """The magic line, then every field (typed) and key:=value pair in file order, then the comments.
 
     A pair is listed under its key, or as `key:=` when a field (or magic/comments) has that name,
     so a pair never hides a field."""
     hdr, _, _ = parse(path)
     pairs = hdr.pop(KEY_VALUES, {})
     comments = hdr.pop("comments", [])
-    out = dict(hdr)
-    for key, value in pairs.items():
-        out[f"{key}:=" if key in out or key == "comments" else key] = value
+    order = hdr.pop(ORDER, [])
+    fields = set(hdr) | {"comments"}
+    out = {"magic": hdr.pop("magic")}
+    for kind, name in order:
+        if kind == "field" and name in hdr:
+            out[name] = hdr.pop(name)
+        elif kind == "pair" and name in pairs:
+            out[f"{name}:=" if name in fields else name] = pairs.pop(name)
+    out.update(hdr)  # derived entries (the data files of a LIST)
     out["comments"] = comments
     return out
 
