@@ -69,21 +69,22 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
     methods = multiprocessing.get_all_start_methods()
     # fork: workers start in milliseconds and inherit the imported modules; elsewhere spawn
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    stop = ctx.Event()  # raised on a failure without -k or a stop signal: queued items do not start
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(log.is_quiet(),))
+                                   initargs=(log.is_quiet(), stop))
     outcomes = [None] * len(items)
     messages = [""] * len(items)
     failures = []
     done_upto = 0
     try:
-        # only as many items in flight as workers: after a failure (without -k) or a stop signal
-        # nothing that was merely queued starts (the executor's own queue cannot be taken back)
+        # a few items per worker in flight (small items would otherwise wait on the main process);
+        # after a failure (without -k) or a stop signal, the stop flag keeps queued ones from starting
         todo = iter(enumerate(items))
         pending = {}
         stopping = False
 
         def refill():
-            while not stopping and len(pending) < jobs:
+            while not stopping and len(pending) < 4 * jobs:
                 nxt = next(todo, None)
                 if nxt is None:
                     return
@@ -105,6 +106,7 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
                 # the batch stops at its first failure: nothing more starts (running items finish,
                 # their outputs complete); the earliest failed input is raised below, in input order
                 stopping = True
+                stop.set()
                 for fut in pending:
                     fut.cancel()
                 for i, _ in todo:
@@ -127,6 +129,7 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
                     raise RuntimeError(value)
                 done_upto += 1  # ("cancelled", None): not run, after a failure that is raised
     except BaseException:
+        stop.set()
         _stop(executor)
         raise
     executor.shutdown(wait=True)
@@ -164,7 +167,12 @@ def _terminate(procs) -> None:
             pass
 
 
-def _init_worker(quiet: bool) -> None:
+#: set in a worker by _init_worker: "stop", the main process's flag (a failure without -k, a signal)
+_WORKER: dict = {}
+
+
+def _init_worker(quiet: bool, stop=None) -> None:
+    _WORKER["stop"] = stop
     log.set_quiet(quiet)
     # Ctrl-C reaches the whole process group: only the main process acts on it, so a worker
     # never dies half-way through writing a file
@@ -176,6 +184,9 @@ def _call(func, item):
     and so do its stderr messages, which the main process prints in input order."""
     import io
 
+    stop = _WORKER.get("stop")
+    if stop is not None and stop.is_set():
+        return ("cancelled", None), ""  # queued before the batch stopped: not started
     captured, saved = io.StringIO(), sys.stderr
     sys.stderr = captured
     try:

@@ -212,9 +212,9 @@ def atomic_outputs(paths, force: bool = False, protect=()):
                 fd, tmp = tempfile.mkstemp(prefix=".medconv-", suffix=".part", dir=os.path.dirname(p))
             except OSError as exc:
                 raise OutputError(f"cannot write here ({exc.strerror})", p) from None
-            os.close(fd)
-            temps.append(tmp)
+            temps.append(tmp)  # tracked at once: an interrupt from here on removes it
             LIVE_TEMPS.add(tmp)
+            os.close(fd)
         try:
             yield temps
         except OSError as exc:
