@@ -98,6 +98,20 @@ def _num(ds, keyword, default):
         return default
 
 
+def _frames(ds, path) -> int:
+    """NumberOfFrames, or 1; a value that is not a number (seen: '1A') is read as 1, and said."""
+    raw = ds.get("NumberOfFrames")
+    if raw in (None, ""):
+        return 1
+    try:
+        return max(int(float(raw)), 1)
+    except (TypeError, ValueError):
+        from .. import log
+
+        log.warn(f"NumberOfFrames {str(raw)[:16]!r} is not a number: read as one frame", path)
+        return 1
+
+
 def check_claims(ds, path, size, n_frames, where):
     """Refuse a header that claims more pixel bytes than the file can hold (before any allocation)."""
     rows, cols = _num(ds, "Rows", 0), _num(ds, "Columns", 0)
@@ -136,10 +150,7 @@ def _read_light(path: str, size: int):
         raise CorruptInput(f"truncated: pixel data declares {length} bytes but only "
                            f"{max(size - offset, 0)} are present", path)
     float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
-    try:
-        n_frames = max(int(float(ds.get("NumberOfFrames") or 1)), 1)
-    except (TypeError, ValueError):
-        n_frames = 1
+    n_frames = _frames(ds, path)
     check_claims(ds, path, size, n_frames, where)
     if n_frames == 1:
         return [Frame(ds, path, None, 1, size, where, float_pixels)]
@@ -200,11 +211,7 @@ def _frames_of(ds, path, size, tag, where, strict_single):
             raise InputError("DICOM file holds no image (no pixel data)", path)
         return []
     float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
-    try:
-        n_frames = int(ds.get("NumberOfFrames") or 1)
-    except (TypeError, ValueError):
-        n_frames = 1
-    n_frames = max(n_frames, 1)
+    n_frames = _frames(ds, path)
     check_claims(ds, path, size, n_frames, where)
     offset = where  # (value offset, length) for native data, None for encapsulated
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:

@@ -277,3 +277,9 @@ def test_a_file_no_plugin_decodes_says_why_in_one_line(tmp_path):
     assert r.code == 3 and len(r.err.strip().splitlines()) == 1
     assert "plugins: " in r.err and not r.err.strip().endswith("plugins:)")
     assert not (tmp_path / "q.nii").exists()
+
+
+def test_number_of_frames_that_is_not_a_number_is_said():
+    """badVR.dcm declares NumberOfFrames '1A': read as one frame, with a warning (not silently)."""
+    r = run("info", sample("badVR.dcm"), "--get", "shape")
+    assert r.code == 0 and "NumberOfFrames '1A' is not a number" in r.err
