@@ -1095,8 +1095,3 @@ def scrub_raster(kind: str, data: bytes, path: str, verify: bool = True) -> tupl
     if verify:
         _same_pixels(data, new, path)
     return new, changed
-
-
-def refuse(fmt: str, path: str):
-    raise UnsupportedFormat(f"{fmt.upper()} headers are not anonymised by medconv "
-                            f"(convert to NIfTI first, then anonymise)", path)
