@@ -141,19 +141,24 @@ def _geometry(va, vb, atol_mm, diffs) -> bool:
 
 # -- values ----------------------------------------------------------------------------------------
 
-def _slabs(volume, planes: int):
+def iter_slabs(volume, planes: int, t_only: int | None = None):
     """(t, k0, k1, stored slab [i, j, k0:k1(, c)]) in file order: inflated while read for a .nii.gz,
-    sliced from the (memory-mapped or decoded) array otherwise."""
+    sliced from the (memory-mapped or decoded) array otherwise. With `t_only`, the slabs of that
+    volume of a 4D image only (a .nii.gz stops inflating after it)."""
     from .stats import _grid4, _release
 
     if getattr(volume, "gz_stream", None) is not None and volume.data is None:
         from .formats.nifti import stream_slabs
 
-        yield from stream_slabs(volume, planes)
+        for item in stream_slabs(volume, planes):
+            if t_only is None or item[0] == t_only:
+                yield item
+            elif item[0] > t_only:
+                return
         return
     arr = _grid4(volume)
     nz, nt = arr.shape[2], arr.shape[3]
-    for t in range(nt):
+    for t in range(nt) if t_only is None else [t_only]:
         for k0 in range(0, nz, planes):
             k1 = min(nz, k0 + planes)
             slab = arr[:, :, k0:k1, t]
@@ -221,7 +226,7 @@ def compare_values(va, vb, *, rtol: float = 0.0, atol: float = 0.0, slab_voxels:
     compared = differing = 0
     first = best = None
     best_diff = -1.0
-    for (t, k0, k1, sa), (_, _, _, sb) in zip(_slabs(va, planes), _slabs(vb, planes)):
+    for (t, k0, k1, sa), (_, _, _, sb) in zip(iter_slabs(va, planes), iter_slabs(vb, planes)):
         sa, sb = _as_plain(sa), _as_plain(sb)
         if exact_stored:  # same dtype and scaling: equal stored values are equal real values
             mask = _differ(sa, sb, 0.0, 0.0)
