@@ -71,7 +71,7 @@ def label_colour(value: int) -> tuple:
 
 def blend(base: tuple, colour: tuple, alpha: float = OVERLAY_ALPHA) -> tuple:
     """The pixel an overlay colour gives over a base pixel (what the pictures draw)."""
-    return tuple(int(round(b * (1 - alpha) + c * alpha)) for b, c in zip(base, colour))
+    return tuple(round(b * (1 - alpha) + c * alpha) for b, c in zip(base, colour))
 
 
 def cmap_table(name: str) -> np.ndarray:
@@ -344,7 +344,7 @@ def _resized(rgb: np.ndarray, width_mm: float, height_mm: float, target: int):
     rows, cols = rgb.shape[:2]
     wmm, hmm = max(cols * width_mm, 1e-6), max(rows * height_mm, 1e-6)
     scale = target / max(wmm, hmm)
-    size = (max(1, int(round(wmm * scale))), max(1, int(round(hmm * scale))))
+    size = (max(1, round(wmm * scale)), max(1, round(hmm * scale)))
     if size != img.size:  # enlarged: crisp voxels; reduced: averaged
         img = img.resize(size, Image.NEAREST if size[0] >= img.size[0] and size[1] >= img.size[1]
                          else Image.BILINEAR)
@@ -359,7 +359,7 @@ def _plan(volume, panels_at, neurological):
     plan = []
     for name, idx in panels_at:
         vox, _ = axes[_NORMAL[name]]
-        rest = sorted((ax for ax in range(3) if ax != vox))
+        rest = sorted(ax for ax in range(3) if ax != vox)
         world_of = {axes[w][0]: (w, axes[w][1]) for w in range(3)}
         plan.append((name, vox, idx, [(world_of[a][0], world_of[a][1], float(spacing[a])) for a in rest]))
     return plan

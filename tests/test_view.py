@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT, assert_clean_error, oblique_affine, run
 
 import medconv
+from helpers import ROOT, assert_clean_error, oblique_affine, run
 from medconv import view as viewlib
 from medconv.volume import Volume
 

@@ -10,9 +10,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, run
 
 import medconv
+from helpers import assert_clean_error, run
 from medconv.volume import Volume
 
 

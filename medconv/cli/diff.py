@@ -78,6 +78,9 @@ def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, series, a
                              path_a)
         sys.exit(0 if result["same"] else 1)
     result = diff.compare(path_a, path_b, series=series, **opts)
+    if header and not result.get("header_fields"):
+        log.note("--header: the two files have no native header field in common (different formats); "
+                 "geometry and values were compared")
     if as_json:
         render.print_json([result], many=False)
     elif not quiet:
@@ -115,7 +118,7 @@ def report_lines(result: dict, prefix: str = "") -> list:
                     lines.append(f"{prefix}    {what} voxel {_num(at['index'])} (world {_num(at['world'])} mm): "
                                  f"{_num(at['a'])} vs {_num(at['b'])}")
         elif field == "affine":
-            lines.append(f"{prefix}  affine: corner voxels up to {_num(d['max_mm'])} mm apart "
+            lines.append(f"{prefix}  affine: corner voxels up to {d['max_mm']:.4g} mm apart "
                          f"(orientation {d['orientation'][0]} vs {d['orientation'][1]})")
             for ra, rb in zip(d["a"][:3], d["b"][:3]):
                 lines.append(f"{prefix}    {_num(ra):<44} vs {_num(rb)}")
