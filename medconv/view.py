@@ -392,7 +392,11 @@ def render(volume, *, at=None, voxel=None, window=None, cmap: str = "gray", t: i
         panels_at = [(axis, i) for i in idxs]
     else:
         ijk = centre_voxel(volume, at, voxel)
-        panels_at = [(name, ijk[axes[_NORMAL[name]][0]]) for name in PANELS]
+        # a section one voxel thick shows nothing (a 2D image, a single slice): only the others
+        flat = [name for name in PANELS
+                if any(shape[axes[w][0]] == 1 for w in range(3) if w != _NORMAL[name])]
+        shown = [name for name in PANELS if name not in flat] or list(PANELS)
+        panels_at = [(name, ijk[axes[_NORMAL[name]][0]]) for name in shown]
     plan = _plan(volume, panels_at, neurological)
     requests = [(vox, idx) for _, vox, idx, _ in plan]
     cut = sections(volume, requests, t)

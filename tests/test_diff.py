@@ -295,3 +295,28 @@ def test_header_across_formats_says_nothing_was_in_common(tmp_path):
     medconv.write(vol, tmp_path / "b.mha")
     r = run("diff", tmp_path / "a.nii.gz", tmp_path / "b.mha", "--header")
     assert r.code == 0 and "no native header field in common" in r.err and r.out == ""
+
+
+def test_compressed_nifti_is_compared_slab_by_slab_without_loading(tmp_path):
+    data = np.random.default_rng(2).integers(0, 50, (10, 9, 8)).astype(np.int16)
+    medconv.write(Volume(data=data), tmp_path / "a.nii.gz")
+    medconv.write(Volume(data=data), tmp_path / "b.nii.gz")
+    va = medconv.read(tmp_path / "a.nii.gz", header_only=True)
+    vb = medconv.read(tmp_path / "b.nii.gz", header_only=True)
+    assert diff.compare(va, vb, slab_voxels=90)["same"]
+    assert va.data is None and vb.data is None  # inflated as streamed, never held whole
+
+
+def test_rasters_and_kinds(tmp_path):
+    from PIL import Image
+
+    a = (np.arange(48 * 64).reshape(48, 64) % 256).astype(np.uint8)
+    b = a.copy()
+    b[5, 7] = 0
+    Image.fromarray(a).save(tmp_path / "a.png")
+    Image.fromarray(b).save(tmp_path / "b.png")
+    Image.fromarray(np.stack([a, a, a], -1)).save(tmp_path / "c.png")
+    r = run("diff", tmp_path / "a.png", tmp_path / "b.png")
+    assert r.code == 1 and "voxel [7, 5]" in r.out
+    r = run("diff", tmp_path / "a.png", tmp_path / "c.png")
+    assert r.code == 1 and "value_kind: scalar vs rgb" in r.out

@@ -296,3 +296,14 @@ def test_no_plotting_library_is_imported(tmp_path):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_2d_image_shows_its_one_plane(tmp_path):
+    from PIL import Image
+
+    arr = (np.arange(48 * 64).reshape(48, 64) % 251).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "g.png")
+    picture = viewlib.view(str(tmp_path / "g.png"))
+    assert len(picture.panels) == 1
+    single = Volume(data=np.zeros((9, 7, 1), np.int16), affine=np.eye(4))
+    assert [p.name for p in viewlib.render(single).panels] == ["axial"]
