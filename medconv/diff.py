@@ -90,11 +90,18 @@ def compare(a, b, *, rtol: float = 0.0, atol: float = 0.0, atol_mm: float = ATOL
             diffs.append({"field": "values", "a": None, "b": None, "differing": values["differing"]})
     result = {"a": la, "b": lb, "same": not diffs, "differences": diffs, "values": values}
     if header:
-        fields, hdiffs = compare_headers(va, vb, la, lb, series)
+        fields, hdiffs = compare_headers(va, vb, _header_source(a, va), _header_source(b, vb), series)
         result["header_fields"] = fields
         diffs.extend(hdiffs)
         result["same"] = not diffs
     return result
+
+
+def _header_source(spec, volume):
+    """The file whose native header describes an input: the first file of a DICOM series spec."""
+    if isinstance(spec, (tuple, list)):
+        return spec[4][0]
+    return volume.path if hasattr(spec, "affine") else str(spec)
 
 
 def _dtype_name(volume) -> str:
@@ -295,14 +302,15 @@ _DICOM_SKIP_GROUPS = (0x0002, 0x7FE0)
 
 
 def header_fields(volume, label, series=None) -> dict:
-    """The native header of a volume's file as flat field -> plain value (DICOM by keyword)."""
+    """The native header of the file `label` (a volume's source) as flat field -> plain value
+    (DICOM elements by keyword; sequences and pixel data left out)."""
     from . import header as header_mod
     from .cli.render import jsonable
 
-    path = volume.path or label
+    path = label
     if not path or not os.path.exists(path):
         return {}
-    hdr = header_mod.load(path, series=series if volume.format == "dicom" else None)
+    hdr = header_mod.load(path, series=series if volume.format == "dicom" and os.path.isdir(path) else None)
     if hdr.is_dicom:
         out = {}
         for elem in hdr.data:
@@ -422,7 +430,8 @@ def _tree(root: str):
 def pair_trees(dir_a: str, dir_b: str) -> tuple:
     """(pairs [(name, spec_a, spec_b)], only in A [names], only in B [names]) of two folders.
 
-    Files pair by relative path; DICOM series by SeriesInstanceUID (wherever their files sit).
+    Files pair by relative path; DICOM series by SeriesInstanceUID (wherever their files sit), and a
+    series left without a partner pairs with the one series left in the same relative folder.
     A spec is a path, or for a DICOM series (kind, label, uid, n, files) that `compare` reads.
     """
     for d in (dir_a, dir_b):
@@ -438,15 +447,24 @@ def pair_trees(dir_a: str, dir_b: str) -> tuple:
             only_a.append(ia[rel])
         else:
             only_b.append(ib[rel])
-    for key in sorted(set(sa) | set(sb), key=lambda k: (sa.get(k) or sb.get(k))[0]):
-        if key in sa and key in sb:
-            spec_a = ("dicom", sa[key][0], key[0], key[1], sa[key][1])
-            spec_b = ("dicom", sb[key][0], key[0], key[1], sb[key][1])
-            pairs.append((sa[key][0], spec_a, spec_b))
-        elif key in sa:
-            only_a.append(sa[key][0])
-        else:
-            only_b.append(sb[key][0])
+    matched = {key: key for key in sa if key in sb}
+    # series written anew get new UIDs (a converter run twice): one unmatched series on each side
+    # in the same relative folder pairs by that folder
+    by_folder_a, by_folder_b = {}, {}
+    for side, series, by in ((dir_a, sa, by_folder_a), (dir_b, sb, by_folder_b)):
+        for key, (_, files) in series.items():
+            if key not in matched and key not in matched.values():
+                by.setdefault(os.path.relpath(os.path.dirname(files[0]), side), []).append(key)
+    for folder, keys in by_folder_a.items():
+        if len(keys) == 1 and len(by_folder_b.get(folder, ())) == 1:
+            matched[keys[0]] = by_folder_b[folder][0]
+    for key_a, key_b in sorted(matched.items(), key=lambda kv: sa[kv[0]][0]):
+        spec_a = ("dicom", sa[key_a][0], key_a[0], key_a[1], sa[key_a][1])
+        spec_b = ("dicom", sb[key_b][0], key_b[0], key_b[1], sb[key_b][1])
+        pairs.append((sa[key_a][0], spec_a, spec_b))
+    paired_b = set(matched.values())
+    only_a += [sa[k][0] for k in sorted(sa, key=lambda k: sa[k][0]) if k not in matched]
+    only_b += [sb[k][0] for k in sorted(sb, key=lambda k: sb[k][0]) if k not in paired_b]
     return pairs, only_a, only_b
 
 

@@ -169,6 +169,7 @@ class Picture:
     panels: list = field(default_factory=list)
     window: tuple | None = None  # (low, high) real values shown black..white
     labels: list = field(default_factory=list)  # [(value, name or None, colour)] drawn in the legend
+    volume: object = None  # the Volume drawn (set by `view`)
 
 
 def _screen_letters(panel: str, neurological: bool) -> tuple:
@@ -616,7 +617,9 @@ def view(path, *, overlay=None, label_names_path=None, series=None, **options) -
             from .stats import read_label_names
 
             names.update(read_label_names(label_names_path))
-    return render(volume, overlay=lab, names=names, **options)
+    picture = render(volume, overlay=lab, names=names, **options)
+    picture.volume = volume
+    return picture
 
 
 # -- writing -----------------------------------------------------------------------------------------
@@ -655,22 +658,20 @@ def _qc_one(item, *, out_dir, force, overlay, label_names_path, series, options)
     import contextlib
     import sys
 
-    from . import log
     from .inspect import volume_record
 
     path, name = item
-    captured = io.StringIO()
-    with contextlib.redirect_stderr(captured):
-        picture = view(path, overlay=overlay, label_names_path=label_names_path, series=series,
-                       title=os.path.basename(os.path.normpath(path)), **options)
-        volume = read_for_view(path, series)
+    captured = io.StringIO()  # the warnings of reading go on stderr and into the row
+    try:
+        with contextlib.redirect_stderr(captured):
+            picture = view(path, overlay=overlay, label_names_path=label_names_path, series=series,
+                           title=os.path.basename(os.path.normpath(path)), **options)
+    finally:
+        sys.stderr.write(captured.getvalue())
     text = captured.getvalue()
-    if text:
-        sys.stderr.write(text)
     write_png(picture.image, os.path.join(out_dir, name), force=force, protect=[path])
-    record = volume_record(volume, path)
+    record = volume_record(picture.volume, path)
     warnings = [line.split("warning: ", 1)[-1] for line in text.splitlines() if "warning:" in line]
-    del log
     return {"path": path, "png": name, "shape": record["shape"], "spacing": record["spacing"],
             "orientation": record["orientation"], "dtype": record["dtype"], "warnings": warnings,
             "thumbnail": thumbnail_uri(picture.image)}

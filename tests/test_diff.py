@@ -181,6 +181,10 @@ def test_header_fields_both_files_have(tmp_path):
     r = run("diff", tmp_path / "a.nii.gz", tmp_path / "c.nii", "--header")
     assert r.code == 1 and "header.descrip" in r.out
     assert run("diff", tmp_path / "a.nii.gz", tmp_path / "c.nii").code == 0  # values and geometry agree
+    raw[148:148 + 80] = b"red\x1b[31m".ljust(80, b"\0")  # a control character in a header value
+    (tmp_path / "c.nii").write_bytes(bytes(raw))
+    r = run("diff", tmp_path / "a.nii.gz", tmp_path / "c.nii", "--header")
+    assert r.code == 1 and "\x1b" not in r.out and "red\\x1b[31m" in r.out
 
 
 def test_unreadable_inputs_exit_3(tmp_path):
@@ -320,3 +324,31 @@ def test_rasters_and_kinds(tmp_path):
     assert r.code == 1 and "voxel [7, 5]" in r.out
     r = run("diff", tmp_path / "a.png", tmp_path / "c.png")
     assert r.code == 1 and "value_kind: scalar vs rgb" in r.out
+
+
+def test_dicom_series_written_twice_pair_by_folder_despite_new_uids(tmp_path):
+    data = np.random.default_rng(7).integers(0, 500, (6, 5, 4)).astype(np.int16)
+    vol = Volume(data=data, affine=np.diag([0.7, 0.7, 2.0, 1.0]))
+    medconv.write(vol, str(tmp_path / "a" / "ct") + "/")
+    medconv.write(vol, str(tmp_path / "b" / "ct") + "/")  # new UIDs
+    doc = json.loads(run("diff", tmp_path / "a", tmp_path / "b", "--json").out)
+    assert len(doc["pairs"]) == 1 and doc["same"] is True
+    changed = data.copy()
+    changed[1, 1, 1] += 3
+    medconv.write(vol.replace(data=changed), str(tmp_path / "c" / "ct") + "/")
+    r = run("diff", tmp_path / "a", tmp_path / "c")
+    assert r.code == 1 and "1 of 120 voxels differ" in r.out
+    r = run("diff", tmp_path / "a", tmp_path / "c", "--header", "--json")
+    fields = [d["field"] for p in json.loads(r.out)["pairs"] for d in p["differences"]]
+    assert "header.SeriesInstanceUID" in fields
+
+
+def test_folder_progress_bar_on_a_terminal(tmp_path):
+    from helpers import run_on_terminal
+
+    vol = _vol()
+    _tree(tmp_path / "a", vol, ["x.nii.gz", "y.nii.gz", "z.nii.gz"])
+    _tree(tmp_path / "b", vol, ["x.nii.gz", "y.nii.gz", "z.nii.gz"])
+    r = run_on_terminal("diff", tmp_path / "a", tmp_path / "b", "-j", "2")
+    assert r.code == 0 and r.out == ""
+    assert "diff" in r.err and "3/3" in r.err

@@ -84,7 +84,7 @@ def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, series, a
     if as_json:
         render.print_json([result], many=False)
     elif not quiet:
-        sys.stdout.write("".join(line + "\n" for line in report_lines(result)))
+        sys.stdout.write("".join(_safe(line) + "\n" for line in report_lines(result)))
     sys.exit(0 if result["same"] else 1)
 
 
@@ -98,6 +98,11 @@ def _num(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_num(x) for x in v) + "]"
     return str(v)
+
+
+def _safe(text: str) -> str:
+    """Control characters from file names and header values shown escaped, never sent to the terminal."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
 def report_lines(result: dict, prefix: str = "") -> list:
@@ -142,7 +147,7 @@ def _print_tree(result: dict) -> None:
     if not result["same"]:
         out.append(f"{n_diff} of {len(result['pairs'])} pairs differ, {len(result['only_a'])} only in "
                    f"{result['a']}, {len(result['only_b'])} only in {result['b']}")
-    sys.stdout.write("".join(line + "\n" for line in out))
+    sys.stdout.write("".join(_safe(line) + "\n" for line in out))
 
 
 def _tree_json(result: dict) -> dict:
