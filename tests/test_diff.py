@@ -352,3 +352,14 @@ def test_folder_progress_bar_on_a_terminal(tmp_path):
     r = run_on_terminal("diff", tmp_path / "a", tmp_path / "b", "-j", "2")
     assert r.code == 0 and r.out == ""
     assert "diff" in r.err and "3/3" in r.err
+
+
+def test_4d_difference_is_located_in_its_volume(tmp_path):
+    data = np.zeros((5, 4, 3, 3), np.int16)
+    other = data.copy()
+    other[4, 3, 2, 1] = 9
+    medconv.write(Volume(data=data, time_step=2.0), tmp_path / "a.nii.gz")
+    medconv.write(Volume(data=other, time_step=2.0), tmp_path / "b.nii.gz")
+    doc = json.loads(run("diff", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", "--json").out)
+    assert doc["values"]["first_at"]["index"] == [4, 3, 2, 1]
+    assert doc["values"]["compared"] == 180 and doc["values"]["differing"] == 1

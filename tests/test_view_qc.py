@@ -115,3 +115,21 @@ def test_index_renders_in_headless_chromium(tmp_path):
     assert result["rows"] == paths
     assert len(result["images"]) == 3
     assert all(complete and w > 0 and h > 0 for complete, w, h in result["images"]), result
+
+
+def test_reading_warnings_are_in_the_row_and_on_stderr(tmp_path):
+    import nibabel as nib
+
+    data = np.zeros((6, 6, 6), np.int16)
+    img = nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.0, 1.0]))
+    img.set_qform(np.diag([2.0, 2.0, 2.0, 1.0]), code=1)
+    img.set_sform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+    nib.save(img, tmp_path / "odd.nii")
+    plain = _inputs(tmp_path, 1)[0]
+    out = tmp_path / "qc"
+    r = run("view", plain, tmp_path / "odd.nii", "-o", out)
+    assert r.code == 0, r.err
+    assert "qform and sform differ" in r.err
+    page = (out / "index.html").read_text()
+    rows = page.split('<tr class="qc-row"')[1:]
+    assert "qform and sform differ" in rows[1] and "qform and sform differ" not in rows[0]
