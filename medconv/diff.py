@@ -63,12 +63,16 @@ def _label(spec) -> str:
 # -- one pair --------------------------------------------------------------------------------------
 
 def compare(a, b, *, rtol: float = 0.0, atol: float = 0.0, atol_mm: float = ATOL_MM, header: bool = False,
-            dtype: bool = True, series=None, slab_voxels: int = SLAB_VOXELS) -> dict:
+            dtype: bool = True, same_layout: bool = False, series=None, slab_voxels: int = SLAB_VOXELS) -> dict:
     """What differs between two inputs (paths, DICOM series specs or Volumes), as a plain dict.
 
     Keys: `a`, `b` (the inputs), `same` (bool), `differences` (one dict per differing field:
     `field`, `a`, `b` and details), `values` (the voxel comparison, or None when the grids differ)
     and, with `header`, `header_fields` (how many native fields both have).
+
+    When B holds the same world grid as A in another voxel order (axes swapped or flipped), B is
+    reordered to A's and compared in the world; `layout` then gives both orientation codes, and
+    with `same_layout` the different order is a difference too.
     """
     for name, value in (("rtol", rtol), ("atol", atol), ("atol-mm", atol_mm)):
         if not (value >= 0 and np.isfinite(value)):
@@ -78,6 +82,16 @@ def compare(a, b, *, rtol: float = 0.0, atol: float = 0.0, atol_mm: float = ATOL
     la = _label(a) if not hasattr(a, "affine") else (a.path or "A")
     lb = _label(b) if not hasattr(b, "affine") else (b.path or "B")
     diffs = []
+    layout = None
+    if va.orientation != vb.orientation:
+        # the same world grid stored in another voxel order (e.g. rows flipped by a converter):
+        # compared in the world, and a difference only when asked for
+        turned = _same_grid_reordered(va, vb, atol_mm)
+        if turned is not None:
+            layout = {"a": va.orientation, "b": vb.orientation}
+            if same_layout:
+                diffs.append({"field": "layout", **layout})
+            vb = turned
     same_grid = _geometry(va, vb, atol_mm, diffs)
     if va.value_kind != vb.value_kind:
         diffs.append({"field": "value_kind", "a": va.value_kind, "b": vb.value_kind})
@@ -89,12 +103,28 @@ def compare(a, b, *, rtol: float = 0.0, atol: float = 0.0, atol_mm: float = ATOL
         if values["differing"]:
             diffs.append({"field": "values", "a": None, "b": None, "differing": values["differing"]})
     result = {"a": la, "b": lb, "same": not diffs, "differences": diffs, "values": values}
+    if layout is not None:
+        result["layout"] = layout
     if header:
         fields, hdiffs = compare_headers(va, vb, _header_source(a, va), _header_source(b, vb), series)
         result["header_fields"] = fields
         diffs.extend(hdiffs)
         result["same"] = not diffs
     return result
+
+
+def _same_grid_reordered(va, vb, atol_mm):
+    """B reordered to A's voxel order when that makes both the same world grid, else None."""
+    try:
+        perm, _, affine = geometry.reorient_plan(vb.affine, va.orientation, tuple(vb.spatial_shape))
+    except (UsageError, ValueError, IndexError, StopIteration):
+        return None
+    if va.ndim < 3 or vb.ndim < 3 or "?" in va.orientation:
+        return None
+    shape = tuple(vb.spatial_shape[p] for p in perm)
+    if shape != tuple(va.spatial_shape) or not geometry.world_distance(va.affine, affine, shape) <= atol_mm:
+        return None
+    return vb.reoriented(va.orientation)
 
 
 def _header_source(spec, volume):

@@ -363,3 +363,26 @@ def test_4d_difference_is_located_in_its_volume(tmp_path):
     doc = json.loads(run("diff", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", "--json").out)
     assert doc["values"]["first_at"]["index"] == [4, 3, 2, 1]
     assert doc["values"]["compared"] == 180 and doc["values"]["differing"] == 1
+
+
+def test_same_world_grid_in_another_voxel_order(tmp_path):
+    vol = _vol(affine=np.diag([0.8, 0.9, 2.5, 1.0]))
+    turned = vol.reoriented("LPI")
+    medconv.write(vol, tmp_path / "a.nii.gz")
+    medconv.write(turned, tmp_path / "b.nii.gz")
+    r = run("diff", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz")
+    assert r.code == 0, r.out
+    assert "another voxel order" in r.err and r.out == ""
+    doc = json.loads(run("diff", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", "--json").out)
+    assert doc["layout"] == {"a": "RAS", "b": "LPI"} and doc["same"]
+    r = run("diff", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", "--same-layout")
+    assert r.code == 1 and "layout: the same world grid stored in another voxel order (RAS vs LPI)" in r.out
+    # a changed voxel is found at A's index, wherever B stores it
+    data = turned.data.copy()
+    data[0, 0, 0] += 1  # B's first voxel is A's last corner
+    medconv.write(turned.replace(data=data), tmp_path / "c.nii.gz")
+    doc = json.loads(run("diff", tmp_path / "a.nii.gz", tmp_path / "c.nii.gz", "--json").out)
+    assert doc["values"]["differing"] == 1 and doc["values"]["first_at"]["index"] == [8, 7, 6]
+    # swapped axes too
+    medconv.write(vol.reoriented("SRA"), tmp_path / "d.nii.gz")
+    assert run("diff", tmp_path / "a.nii.gz", tmp_path / "d.nii.gz").code == 0

@@ -22,17 +22,23 @@ from . import options
               help="Also compare the native header fields both files have (NIfTI fields, DICOM elements, ...).")
 @click.option("--ignore-dtype", is_flag=True,
               help="Do not count a different stored data type as a difference (real values still compared).")
+@click.option("--same-layout", is_flag=True,
+              help="Count the same world grid stored in another voxel order (axes swapped or flipped) as a "
+                   "difference (by default B is reordered and compared in the world).")
 @options.series
 @options.json_out
 @options.jobs
 @options.quiet
-def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, series, as_json, jobs):
+def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, same_layout, series, as_json, jobs):
     """Compare two images of any formats, or two folders of images.
 
     Compared through the volume model: grid shape, world geometry (the voxel-to-world
     affine, within --atol-mm of every corner voxel), time step, stored dtype, value kind,
     and the real voxel values (slope/intercept applied; exact unless --rtol/--atol; NaN
-    equals NaN). --header adds the native header fields both files have.
+    equals NaN). --header adds the native header fields both files have. When B stores
+    the same world grid in another voxel order (a converter that flips rows), it is
+    reordered and compared in the world (a note says so; --same-layout makes it a
+    difference).
 
     For values it prints how many voxels differ (and their share), the largest
     difference and the first voxel where it occurs (index and world mm), and the first
@@ -56,7 +62,8 @@ def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, series, a
     from . import render
 
     quiet = log.is_quiet()
-    opts = {"rtol": rtol, "atol": atol, "atol_mm": atol_mm, "header": header, "dtype": not ignore_dtype}
+    opts = {"rtol": rtol, "atol": atol, "atol_mm": atol_mm, "header": header, "dtype": not ignore_dtype,
+            "same_layout": same_layout}
     if os.path.isdir(path_a) and os.path.isdir(path_b) and series is None:
         failures_seen = []
 
@@ -78,6 +85,9 @@ def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, series, a
                              path_a)
         sys.exit(0 if result["same"] else 1)
     result = diff.compare(path_a, path_b, series=series, **opts)
+    if result.get("layout") and not same_layout:
+        log.note(f"{path_b} stores the same world grid in another voxel order ({result['layout']['b']}, "
+                 f"{path_a} is {result['layout']['a']}): compared in the world")
     if header and not result.get("header_fields"):
         log.note("--header: the two files have no native header field in common (different formats); "
                  "geometry and values were compared")
@@ -127,6 +137,9 @@ def report_lines(result: dict, prefix: str = "") -> list:
                          f"(orientation {d['orientation'][0]} vs {d['orientation'][1]})")
             for ra, rb in zip(d["a"][:3], d["b"][:3]):
                 lines.append(f"{prefix}    {_num(ra):<44} vs {_num(rb)}")
+        elif field == "layout":
+            lines.append(f"{prefix}  layout: the same world grid stored in another voxel order "
+                         f"({d['a']} vs {d['b']})")
         elif field == "bytes":
             lines.append(f"{prefix}  content differs (not an image: compared byte for byte; "
                          f"{d['a']} vs {d['b']} bytes)")
