@@ -307,3 +307,21 @@ def test_a_2d_image_shows_its_one_plane(tmp_path):
     assert len(picture.panels) == 1
     single = Volume(data=np.zeros((9, 7, 1), np.int16), affine=np.eye(4))
     assert [p.name for p in viewlib.render(single).panels] == ["axial"]
+
+
+def test_label_names_file_and_cli_overlay(tmp_path):
+    base = np.zeros((10, 10, 4), np.int16)
+    labels = np.zeros((10, 10, 4), np.uint8)
+    labels[1:4, 1:4, :] = 3
+    medconv.write(Volume(data=base, affine=np.eye(4)), tmp_path / "img.nii.gz")
+    medconv.write(Volume(data=labels, affine=np.eye(4), value_kind="label"), tmp_path / "seg.nii.gz")
+    (tmp_path / "names.txt").write_text('3 0 0 255 1 1 1 "Left-Hippocampus"\n')
+    picture = viewlib.view(str(tmp_path / "img.nii.gz"), overlay=str(tmp_path / "seg.nii.gz"),
+                           label_names_path=str(tmp_path / "names.txt"))
+    assert [(v, n) for v, n, _ in picture.labels] == [(3, "Left-Hippocampus")]
+    out = tmp_path / "o.png"
+    r = run("view", tmp_path / "img.nii.gz", "--overlay", tmp_path / "seg.nii.gz", "--label-names",
+            tmp_path / "names.txt", "-o", out)
+    assert r.code == 0 and out.exists()
+    r = run("view", tmp_path / "img.nii.gz", "--label-names", tmp_path / "names.txt", "-o", tmp_path / "p.png")
+    assert_clean_error(r, 2, "--overlay")
