@@ -31,7 +31,6 @@ _POS = "RAS"
 _NEG = "LPI"
 #: panel -> (horizontal world axis, vertical world axis); vertical always runs top = + (A or S)
 _SCREEN = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}
-AXES = {"axial": "axial", "coronal": "coronal", "sagittal": "sagittal"}
 
 #: colour maps as control points (position 0..1, RGB); interpolated into 256-entry tables
 CMAPS = {
