@@ -23,8 +23,7 @@ import numpy as np
 from . import geometry
 from .errors import InputError, UsageError
 
-#: world axes of each panel's slice normal, and the screen directions (world axis, +1 when the
-#: world coordinate grows to the right / downwards)
+#: the panels of an orthogonal view, left to right, and the world axis normal to each
 PANELS = ("sagittal", "coronal", "axial")
 _NORMAL = {"sagittal": 0, "coronal": 1, "axial": 2}
 _POS = "RAS"
