@@ -18,6 +18,8 @@ COMMANDS = {
     "convert": ("medconv.cli.convert", "Convert between formats (DICOM, NIfTI, MetaImage, NRRD, MINC, MGH, PNG...)."),
     "stats": ("medconv.cli.stats", "Statistics of real voxel values, with masks, labels and 4D."),
     "anonymize": ("medconv.cli.anonymize", "De-identify DICOM (PS3.15 basic profile) and scrub other headers."),
+    "diff": ("medconv.cli.diff", "Compare two images or folders: geometry, values, dtype (exit 1 if they differ)."),
+    "view": ("medconv.cli.view", "Orthogonal slices or a montage as PNG, in the terminal, or a QC page."),
     "formats": ("medconv.cli.formats", "List the formats medconv reads and writes."),
 }
 EXIT_INTERNAL = 70
