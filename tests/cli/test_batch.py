@@ -17,7 +17,6 @@ from helpers import ROOT, assert_clean_error, make_volume, run
 from medconv import batch, naming
 from medconv.errors import InputError, OutputError
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "dicom"))
 
 
 def _files(tmp_path, n, shapes=None):

@@ -28,7 +28,6 @@ import medconv
 from helpers import make_volume, run
 from medconv.errors import MedconvError
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "dicom"))
 
 EXAMPLES = int(os.environ.get("MEDCONV_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
