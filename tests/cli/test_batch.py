@@ -18,7 +18,6 @@ from medconv import batch, naming
 from medconv.errors import InputError, OutputError
 
 
-
 def _files(tmp_path, n, shapes=None):
     """n small NIfTI files in their own folders, all named img.nii.gz (so stems clash)."""
     out = []

@@ -4,9 +4,7 @@ import os
 import numpy as np
 import pytest
 
-
 import dcmgen
-
 from helpers import run
 
 pytest.importorskip("pydicom")

@@ -6,9 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-
 import dcmgen
-
 from helpers import assert_clean_error, run
 
 pytest.importorskip("pydicom")

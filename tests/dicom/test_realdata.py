@@ -235,7 +235,6 @@ def test_rt_dose_frames_follow_grid_offsets(name):
 def test_bits_stored_below_allocated(tmp_path):
     """12-bit signed values with junk in the unused high bits: sign-extended, junk dropped."""
     import dcmgen
-
     import medconv
 
     values = np.array([[-2048, -1, 0, 2047], [5, -5, 100, -100]], dtype=np.int16)

@@ -14,7 +14,6 @@ import gzip
 import importlib.util
 import os
 import resource
-import sys
 import tempfile
 
 import numpy as np
@@ -27,7 +26,6 @@ from hypothesis import strategies as st
 import medconv
 from helpers import make_volume, run
 from medconv.errors import MedconvError
-
 
 EXAMPLES = int(os.environ.get("MEDCONV_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
