@@ -213,8 +213,10 @@ def test_dry_run_writes_nothing(tmp_path):
     r = run("convert", srcs[0], tmp_path / "single.mgz", "-n")
     assert r.code == 0 and r.out.strip() == f"{srcs[0]} -> {tmp_path / 'single.mgz'}"
     assert not (tmp_path / "single.mgz").exists()
+    # a dry run makes the run's checks: a missing input fails as the run would (exit 3)
     r = run("convert", tmp_path / "gone.nii", tmp_path / "single.mgz", "-n")
-    assert r.code == 0 and r.out.strip().endswith("(input missing)")
+    assert_clean_error(r, 3, "gone.nii", "no such file")
+    assert r.out == ""
 
 
 def test_skip_existing_and_update_follow_mtimes(tmp_path):
@@ -360,7 +362,7 @@ def test_info_keep_going_prints_good_rows_in_order(tmp_path):
 
 def test_usage_errors(tmp_path):
     srcs = _files(tmp_path, 2)
-    assert_clean_error(run("convert", *srcs, "-o", tmp_path / "o"), 2, "--to")
+    assert_clean_error(run("convert", *srcs, "-o", tmp_path / "o", "--to", "nifty"), 2, "nifti1", "nii.gz")
     assert_clean_error(run("convert", srcs[0]), 2)
     assert_clean_error(run("convert", "-o", tmp_path / "o", "--to", "nifti1"), 2, "no input")
     assert_clean_error(run("convert", srcs[0], tmp_path / "x.nii", "--name", "{stem}"), 2, "--name")
