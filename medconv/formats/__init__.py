@@ -101,13 +101,14 @@ TO_CHOICES = tuple(f.name for f in FORMATS if f.can_write) + ("nifti",) + tuple(
 
 
 def output_choice(token: str) -> tuple:
-    """(format, extension) that --to TOKEN writes: an extension means exactly that file, a format
-    name its default file (`nifti1` -> .nii.gz, `metaimage` -> .mha, `mgh` -> .mgz ...)."""
+    """(format, extension) that --to TOKEN writes: an extension means exactly that file (`mgh` is
+    .mgh, `mgz` .mgz), a format name its default file (`nifti1` -> .nii.gz, `metaimage` -> .mha,
+    `jpeg` -> .jpg, `tiff` -> .tif, `dicom` -> a series folder)."""
     key = token.lower().strip().lstrip(".")
+    if key in OUTPUT_EXTENSIONS and key not in ("jpeg", "tiff"):
+        return OUTPUT_EXTENSIONS[key]
     if key in BY_NAME:
         return key, DEFAULT_EXTENSIONS[key]
-    if key in OUTPUT_EXTENSIONS:
-        return OUTPUT_EXTENSIONS[key]
     if key in ALIASES:
         name = ALIASES[key]
         return name, DEFAULT_EXTENSIONS[name]
