@@ -264,7 +264,8 @@ def check_capacity(volume, fmt: str, path: str) -> None:
         raise OutputError(f"{label} holds {dims} images, not {volume.ndim}D", path)
     kind = volume.value_kind
     if kind in ("rgb", "rgba") and kind not in info.colour:
-        raise OutputError(f"{label} cannot hold {kind} voxels", path)
+        alpha = " (an alpha channel: it holds RGB only)" if kind == "rgba" and "rgb" in info.colour else ""
+        raise OutputError(f"{label} cannot hold {kind} voxels{alpha}", path)
     if kind == "complex" and not any(d.startswith("complex") for d in info.dtypes):
         raise OutputError(f"{label} cannot hold complex voxels", path)
     if fmt == "analyze" and not _axis_aligned(volume.affine):

@@ -384,6 +384,8 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
         units = 8 if kind == "analyze" else hdr["xyzt_units"] & 56  # Analyze has no unit field: seconds
         time_step = step * _TIME_TO_SECONDS.get(units, 1.0) if step else None
     metadata = {}
+    if time_step is not None:  # the unit the file states (info shows the step in it)
+        metadata["time_unit"] = {16: "ms", 24: "us"}.get(units, "s")
     if kind != "analyze":
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
     if not compressed:

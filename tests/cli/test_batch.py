@@ -113,7 +113,7 @@ def test_convert_with_two_jobs_gives_same_outputs_as_serial(tmp_path):
     srcs = _files(tmp_path, 4)
     for jobs in ("1", "2"):
         out = tmp_path / f"out{jobs}"
-        r = run("convert", *srcs, "-o", out, "--to", "mgh", "--name", "{parent}_{index:02d}", "-j", jobs)
+        r = run("convert", *srcs, "-o", out, "--to", "mgz", "--name", "{parent}_{index:02d}", "-j", jobs)
         assert r.code == 0, r.err
         assert _listing(out) == [f"d{i}_{i:02d}.mgz" for i in range(4)]
     for i in range(4):
