@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import click
 
-from . import options
-
 
 @click.command("formats")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as one JSON list (one object per format).")

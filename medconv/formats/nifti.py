@@ -658,8 +658,11 @@ def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> byte
             fields["eol_check"] = (13, 10, 26, 10)  # detects text-mode transfer corruption
         fields["xyzt_units"] = 2 | 8
         if not volume.orientation_known:
+            # name the convention the reader applied: rasters are placed as ITK places them
+            convention = ("LPS, 1 mm pixels, as ITK reads 2D images" if volume.format in ("png", "jpeg", "tiff", "bmp")
+                          else "Analyze convention: x flipped")
             log.note(f"{os.path.basename(path)}: the source stored no orientation; writing the assumed one "
-                     "(Analyze convention, see `medconv info`) so every voxel keeps its position")
+                     f"({convention}; see `medconv info`) so every voxel keeps its position")
         b, c, d, qfac, zooms, origin = qform_parameters(aff)
         pixdim[0] = qfac
         pixdim[1:4] = list(zooms)

@@ -198,7 +198,7 @@ def test_existing_mapping_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_non_dicom_paths_kept_with_one_warning(tmp_path):
-    """Other formats keep their relative paths (the issue's layout); a name can identify, so the run
+    """Other formats keep their relative paths (the documented layout); a name can identify, so the run
     says so, once."""
     import nibabel as nib
     import numpy as np

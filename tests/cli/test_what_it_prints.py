@@ -198,3 +198,24 @@ def test_stats_help_paragraphs_are_wrapped_like_the_rest():
 def test_formats_help_speaks_of_formats_not_inputs():
     r = run("formats", "--help")
     assert r.code == 0 and "input" not in r.out.lower()
+
+
+# ---- PNG input: the note names the convention it applies --------------------------------------
+
+def test_png_to_nifti_is_2d_and_the_note_names_lps(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.arange(20, dtype=np.uint8).reshape(4, 5)).save(tmp_path / "x.png")
+    r = run("convert", tmp_path / "x.png", tmp_path / "x.nii.gz")
+    assert r.code == 0, r.err
+    assert "LPS" in r.err and "Analyze" not in r.err
+    assert run("info", tmp_path / "x.nii.gz", "--get", "ndim", "--get", "orientation").out.split() == ["2", "LPS"]
+    # a NIfTI without stored orientation names the convention it gets: Analyze's
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.zeros((3, 3, 3), np.int16), np.eye(4))
+    img.set_qform(None, code=0)
+    img.set_sform(None, code=0)
+    nib.save(img, tmp_path / "bare.nii")
+    r = run("convert", tmp_path / "bare.nii", tmp_path / "bare.nii.gz")
+    assert r.code == 0 and "Analyze convention" in r.err

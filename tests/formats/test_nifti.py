@@ -31,7 +31,7 @@ def test_real_files_agree_with_nibabel(name):
     np.testing.assert_allclose(vol.spacing[:3], ref.header.get_zooms()[:3], rtol=1e-6)
     if vol.scaling is None:
         np.testing.assert_array_equal(vol.real().astype(np.float64), ref.get_fdata())
-    else:  # scaled integers become float32 real values (float32 precision, as the SPEC allows)
+    else:  # scaled integers become float32 real values (float32 precision, as the contract allows)
         np.testing.assert_allclose(vol.real(), ref.get_fdata(), rtol=2e-7)
 
 
