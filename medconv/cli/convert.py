@@ -93,6 +93,11 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     from ..formats import RASTER, format_for_output, output_choice
 
     paths = options.read_path_list(paths, from_list)
+    if from_list and not paths and output is not None:
+        # an empty list (a Slurm array task past the end of files.txt, a find that matched nothing)
+        # is nothing to do, as with xargs -r or GNU parallel
+        log.note(f"no inputs in {'stdin' if from_list == '-' else from_list}: nothing to do")
+        return
     if skip_existing and update:
         raise UsageError("--skip-existing and --update exclude each other")
     if compression_level is not None:

@@ -391,9 +391,10 @@ def test_no_progress_output_on_a_pipe(tmp_path):
     assert _listing(tmp_path / "out") == ["d0.nii.gz", "d1.nii.gz", "d2.nii.gz"]
 
 
-def test_progress_bar_on_a_terminal(tmp_path):
+def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     from helpers import run_on_terminal
 
+    monkeypatch.setenv("MEDCONV_PROGRESS_DELAY", "0")  # a batch this short shows no bar by default
     srcs = _files(tmp_path, 3)
     r = run_on_terminal("info", *srcs, "-j", "2", "--get", "path")
     assert r.code == 0

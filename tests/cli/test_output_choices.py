@@ -272,3 +272,22 @@ def test_trailing_slash_dicom_series_is_said(tmp_path):
     # --to dicom says it already: no note
     r = run("convert", src, tmp_path / "other", "--to", "dicom")
     assert r.code == 0 and "writing a DICOM series" not in r.err
+
+
+def test_an_empty_input_list_is_nothing_to_do(tmp_path):
+    import io as _io
+
+    lst = tmp_path / "files.txt"
+    lst.write_text("# nothing left for this task\n\n")
+    r = run("convert", "--from-list", lst, "-o", tmp_path / "out")
+    assert r.code == 0 and "nothing to do" in r.err
+    assert not (tmp_path / "out").exists()
+    old = sys.stdin
+    sys.stdin = _io.StringIO("")
+    try:
+        r = run("convert", "--from-list", "-", "-o", tmp_path / "out")
+    finally:
+        sys.stdin = old
+    assert r.code == 0 and "stdin" in r.err
+    # without a list, no input is still a usage error
+    assert_clean_error(run("convert", "-o", tmp_path / "out"), 2, "no input")
