@@ -164,7 +164,7 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
     volume = read(src, fmt=src_fmt, header_only=dry_run, **read_options)
     if dry_run:
         return _check_volume(volume, src, dst, fmt, force=force, dtype=dtype, orient=orient, slice_index=slice_index,
-                             per_input_folder=per_input_folder)
+                             window_spec=window_spec, per_input_folder=per_input_folder)
     written = _convert_volume(volume, src, dst, fmt, force=force, dtype=dtype, orient=orient,
                               slice_index=slice_index, window_spec=window_spec, per_input_folder=per_input_folder,
                               say_dicom=say_dicom, **write_options)
@@ -287,11 +287,16 @@ def dicom_file_count(volume) -> int:
     return int(np.prod(grid[2:]))
 
 
-def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, per_input_folder) -> str:
-    """Every check `_convert_volume` makes, on the header: the destination the run would write."""
+def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, window_spec,
+                  per_input_folder) -> str:
+    """Every check `_convert_volume` makes: the destination the run would write. The header is
+    enough, except for the range check of --dtype, which takes the run's own steps on the voxels."""
     from . import geometry
 
-    if orient:
+    with_values = bool(dtype)
+    if orient and with_values:
+        volume = volume.reoriented(orient)
+    elif orient:  # the new geometry and shape, without touching the voxels
         flat = volume.ndim == 2
         shape3 = tuple(volume.spatial_shape) + ((1,) if flat else ())
         perm, _, affine = geometry.reorient_plan(volume.affine, orient, shape3)
@@ -299,7 +304,8 @@ def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, p
             raise UsageError(f"a 2D image cannot be reoriented to {orient.upper()}: its plane would change")
         shape = list(volume.shape)
         shape[:3] = [shape3[p] for p in perm][: 2 if flat else 3]
-        volume = volume.replace(affine=affine, stored_shape=tuple(shape))
+        volume = volume.replace(data=None, affine=affine, stored_shape=tuple(shape), stored_dtype=volume.dtype,
+                                loader=_no_voxels)
     if volume.ndim >= 3 and slice_index is not None:
         nz = volume.spatial_shape[2]
         if not -nz <= slice_index < nz:
@@ -307,6 +313,11 @@ def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, p
     if fmt in RASTER:
         folder = _raster_folder(volume, src, dst, fmt, slice_index, per_input_folder)
         _check_raster_dtype(fmt, dtype, dst)
+        if with_values:
+            shown = display_oriented(volume)
+            if folder is None and shown.ndim == 3:
+                shown = slice_volume(shown, slice_index or 0)
+            _raster_values(shown, fmt, window_spec, dtype, dst)
         if folder is not None:
             directory, stem, ext = folder
             names = _slice_names(directory, stem, ext, volume.spatial_shape[2])
@@ -315,9 +326,13 @@ def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, p
         _check_destinations([dst], src, force)
         return dst
     if slice_index is not None and volume.ndim >= 3:
-        grid = list(volume.shape)
-        del grid[2]
-        volume = volume.replace(stored_shape=tuple(grid))
+        if with_values:
+            volume = slice_volume(volume, slice_index)
+        else:
+            grid = list(volume.shape)
+            del grid[2]
+            volume = volume.replace(data=None, stored_shape=tuple(grid), stored_dtype=volume.dtype,
+                                    loader=_no_voxels)
     check_capacity(volume, fmt, dst)
     storable_type(volume, fmt, dtype, dst)
     if fmt == "dicom":
@@ -327,9 +342,13 @@ def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, p
         from .cli.convert import _files_of
 
         _check_destinations(_files_of(dst), src, force)
-    if dtype:  # the range check needs the values
+    if with_values:
         cast(volume, dtype)
     return dst
+
+
+def _no_voxels():
+    raise RuntimeError("a dry run's planned geometry has no voxels")  # a bug if ever reached
 
 
 def _check_destinations(paths, src, force) -> None:

@@ -291,3 +291,25 @@ def test_an_empty_input_list_is_nothing_to_do(tmp_path):
     assert r.code == 0 and "stdin" in r.err
     # without a list, no input is still a usage error
     assert_clean_error(run("convert", "-o", tmp_path / "out"), 2, "no input")
+
+
+def test_dry_run_follows_orient_and_slice_like_the_run(tmp_path):
+    # 6x5x4 stacked along x after --orient: the slice count of the plan follows the new third axis
+    vol = _vol(tmp_path / "in", "v.nii.gz", shape=(6, 5, 4), dtype="uint8")
+    out = tmp_path / "o"
+    plan = run("convert", vol, "-o", out, "--to", "png", "--orient", "SAR", "-n")
+    assert plan.code == 0, plan.err
+    n = medconv.read(vol).reoriented("SAR").shape[2]
+    assert plan.out.strip().endswith(f"({n} files)")
+    assert run("convert", vol, "-o", out, "--to", "png", "--orient", "SAR").code == 0
+    assert len(os.listdir(out / "v")) == n
+    # a --dtype range check over one slice: the slice alone decides, in both
+    arr = np.zeros((4, 4, 3), np.int16)
+    arr[:, :, 2] = 1000  # out of uint8 range, but only in slice 2
+    src = tmp_path / "s.nii.gz"
+    medconv.write(medconv.Volume(data=arr, affine=AXIAL), src)
+    for extra in ((), ("-n",)):
+        r = run("convert", src, tmp_path / f"s{len(extra)}.nii", "--slice", "0", "--dtype", "uint8", *extra)
+        assert r.code == 0, r.err
+        assert_clean_error(run("convert", src, tmp_path / "t.nii", "--slice", "2", "--dtype", "uint8", *extra), 4,
+                           "do not fit")
