@@ -213,9 +213,10 @@ def test_non_dicom_paths_kept_with_one_warning(tmp_path):
     assert r.err.count("keep their relative paths") == 1
 
 
-def test_progress_bar_on_a_terminal_only(tmp_path):
+def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
     from helpers import run_on_terminal
 
+    monkeypatch.setenv("MEDCONV_PROGRESS_DELAY", "0")  # a batch this short shows no bar by default
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
