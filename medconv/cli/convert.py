@@ -127,10 +127,11 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
 
     for task in tasks:
         task.force = force
-        if skip_existing and _exists(task.dst):
+        done = _slice_folder(task.dst) if per_input_folder else task.dst  # a 3D input's folder of slices
+        if skip_existing and _exists(done):
             task.skip = "destination exists"
-        elif update and _exists(task.dst):
-            if _mtime(task.src, newest=True) <= _mtime(task.dst, newest=False):
+        elif update and _exists(done):
+            if _mtime(task.src, newest=True) <= _mtime(done, newest=False):
                 task.skip = "destination is up to date"
             else:
                 task.force = True
@@ -246,6 +247,12 @@ def _metadata_of(src, series):
         return read(src, header_only=True, **({"series": series} if series is not None else {})).metadata
     except MedconvError:
         return None
+
+
+def _slice_folder(dst: str) -> str:
+    """out/NAME.png, or the folder out/NAME/ a 3D input wrote its slices into when that is there."""
+    folder = os.path.splitext(dst)[0] + os.sep
+    return folder if not os.path.lexists(dst) and os.path.isdir(folder) else dst
 
 
 def _exists(dst: str) -> bool:

@@ -257,6 +257,9 @@ def test_3d_to_2d_in_a_batch_writes_a_folder_per_input(tmp_path):
     # the dry run now sees what exists, as the run does
     assert_clean_error(run("convert", vol, "-o", out, "--to", "png", "-n"), 4, "exists")
     assert_clean_error(run("convert", vol, "-o", out, "--to", "png"), 4, "exists")
+    # --skip-existing knows a folder of slices is that input's output
+    r = run("convert", vol, flat, "-o", out, "--to", "png", "--skip-existing")
+    assert r.code == 0 and "2 of 2 inputs skipped" in r.err
 
 
 # ---- a DICOM series implied by DST/ is announced ---------------------------------------------
