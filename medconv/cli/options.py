@@ -35,9 +35,9 @@ def _complete_to(ctx, param, incomplete):
 
 to = click.option("--to", "to", metavar="FORMAT|EXT", shell_complete=_complete_to,
                   help="Output format: a format name with its default file (nifti1 and nifti2 .nii.gz, analyze "
-                       ".hdr, metaimage .mha, nrrd .nrrd, minc .mnc, mgh .mgz, png, jpeg .jpg, tiff .tif, bmp, "
-                       "dicom: a series folder), or exactly the file an extension names (nii, nii.gz, hdr, img, mhd, "
-                       "mha, nrrd, nhdr, mgh, mgz, mnc, png, jpg, tif, bmp, dcm).")
+                       ".hdr, metaimage .mha, minc .mnc, jpeg .jpg, tiff .tif, dicom: a series folder), or "
+                       "exactly the file an extension names (nii, nii.gz, hdr, img, mhd, mha, nrrd, nhdr, mgh, mgz, "
+                       "mnc, png, jpg, tif, bmp, dcm).")
 series = click.option("--series", "series", metavar="NUMBER|UID",
                       help="Choose one DICOM series of a directory by series number or SeriesInstanceUID.")
 jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
