@@ -263,6 +263,13 @@ def info_records(path, series=None) -> list:
     for s in all_series:
         vol = build_volume(s, path, header_only=True, gaps="warn")
         rec = volume_record(vol, path, size_bytes=s.size_bytes)
+        if "time_unit" in rec:
+            rec["time_unit"] = "ms"  # DICOM gives repetition and trigger times in milliseconds
+        if os.path.isdir(path):  # the series' own folder, relative to the directory given
+            try:
+                rec["folder"] = os.path.relpath(os.path.commonpath([os.path.dirname(f) for f in s.files]), path)
+            except ValueError:
+                pass
         if len(all_series) > 1 or series is not None:
             rec["selector"] = s.selector
         records.append(rec)
