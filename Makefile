@@ -62,9 +62,15 @@ system-tools:  ## install the Debian tools the tests use, where apt-get is usabl
 		|| echo "note: could not install$$missing; the tests that need them skip"; \
 	else echo "note:$$missing not installed (needs root and apt-get); the tests that need them skip"; fi
 
+# The vendor DICOM corpora (real scanner exports, ~90 MB) are not in the repository: the tests that
+# use them read MEDCONV_VENDOR_TESTDATA, which defaults to the project's shared data folder when a
+# checkout has one beside it, and skip, saying so, otherwise.
+VENDOR_TESTDATA ?= $(wildcard $(abspath ..)/shared/testdata/vendor)
+VENDOR_ENV = $(if $(VENDOR_TESTDATA),MEDCONV_VENDOR_TESTDATA=$${MEDCONV_VENDOR_TESTDATA:-$(VENDOR_TESTDATA)})
+
 test: $(VENV)/.installed-test system-tools  ## install the test extras and run the whole suite
 	@$(BYTECODE)
-	$(PY) -m pytest -q -n $(JOBS) tests
+	$(VENDOR_ENV) $(PY) -m pytest -q -n $(JOBS) tests
 
 bench: SYSTEM_TOOLS = pigz mrtrix3 plastimatch libgdcm-tools
 bench: $(VENV)/.installed-bench system-tools  ## time medconv beside its peers on the same fixtures (ratios)
