@@ -122,7 +122,9 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
 
     f0 = s.frames[0]
     pixels.check_decodable(f0)
-    if "MOSAIC" in f0.image_type and f0.index is None:
+    from . import mosaic
+
+    if mosaic.kind(f0):
         return _mosaic_volume(s, path, header_only)
     by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path, gaps=gaps)
     f0 = by_t[0][0]
@@ -161,63 +163,29 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     return Volume(data=loader(), **common)
 
 
-def _mosaic_slice_timing(wrapper, n_tiles):
-    """Slice times (s) of a mosaic from the CSA image header's MosaicRefAcqTimes (ms), as dcm2niix."""
-    try:
-        from nibabel.nicom import csareader
-
-        times = csareader.get_vector(wrapper.csa_header, "MosaicRefAcqTimes", n_tiles)
-        if times is None:
-            return None
-        return [round(float(t) / 1000.0, 6) for t in times]
-    except Exception:  # no or odd CSA header: the sidecar simply has no SliceTiming
-        return None
-
-
 def _mosaic_volume(s, path, header_only):
-    """Siemens mosaic files (one volume per file, tiles in one image) -> 3D/4D volume."""
-    import math
-
-    from .. import geometry
-    from ..errors import CorruptInput
+    """Mosaic files (Siemens MOSAIC, UIH VFRAME: one volume per file, tiles in one image) -> 3D/4D volume."""
     from ..volume import Volume
-    from . import pixels, sidecar
+    from . import mosaic, pixels, sidecar
     from .assemble import _order_key
 
+    # one file per volume, in NIfTI volume order: files[t].ds is volume t's data set (per-volume
+    # sidecar values such as b-values and gradients come from there)
     files = sorted(s.frames, key=_order_key)
     f0 = files[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental
-        from nibabel.nicom import dicomwrappers
-
-        try:
-            w = dicomwrappers.wrapper_from_data(f0.ds)
-            n_tiles = int(w.n_mosaic)
-            origin = np.asarray(w.image_position, dtype=float)
-            normal = np.asarray(w.slice_normal, dtype=float)
-            step = float(w.voxel_sizes[2])
-        except Exception as exc:
-            raise CorruptInput(f"Siemens mosaic without a usable CSA header ({exc})", f0.path) from None
-        timing = _mosaic_slice_timing(w, n_tiles)
-    per_side = math.ceil(math.sqrt(n_tiles))
-    tr, tc = f0.rows // per_side, f0.columns // per_side
-    if tr < 1 or tc < 1:
-        raise CorruptInput(f"mosaic of {f0.rows}x{f0.columns} cannot hold {n_tiles} tiles", f0.path)
-    row, col = np.array(f0.iop[:3]), np.array(f0.iop[3:])
-    ps = f0.pixel_spacing or [1.0, 1.0]
-    aff = np.eye(4)
-    aff[:3, 0], aff[:3, 1], aff[:3, 2], aff[:3, 3] = row * ps[1], col * ps[0], normal * step, origin
-    affine = geometry.lps_to_ras(aff)
+    lay = mosaic.layout(f0)
+    mosaic.check_files(files, lay)
+    affine = mosaic.affine(f0, lay)
     nt = len(files)
     dtype = pixels.stored_dtype(f0)
-    shape = (tc, tr, n_tiles) + ((nt,) if nt > 1 else ())
+    scales = {(f.slope, f.intercept) for f in files}
+    real_float = len(scales) > 1
+    shape = (lay.tile_cols, lay.tile_rows, lay.n_tiles) + ((nt,) if nt > 1 else ())
 
     def loader():
-        raw = _guarded_load(path, pixels.load, [files], len(files), 1, dtype)  # [col, row, file]
-        out = np.empty((tc, tr, n_tiles, nt), dtype=raw.dtype)
-        for k in range(n_tiles):
-            r, c = divmod(k, per_side)
-            out[:, :, k, :] = raw[c * tc:(c + 1) * tc, r * tr:(r + 1) * tr, :]
+        raw = _guarded_load(path, pixels.load, [files], len(files), 1, dtype,
+                            real_float=real_float)  # [col, row, file]
+        out = mosaic.demosaic(raw, lay, f0.columns)
         return out if nt > 1 else out[..., 0]
 
     tr_s = _first_value(f0.ds, "RepetitionTime")
@@ -228,12 +196,14 @@ def _mosaic_volume(s, path, header_only):
         "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
         "size_bytes": s.size_bytes, "sidecar": sidecar.build(f0.ds),
     }
-    if timing:
-        meta["sidecar"]["SliceTiming"] = timing
-    common = {"affine": affine, "scaling": (f0.slope, f0.intercept), "metadata": meta, "header": f0.ds,
-              "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom", "path": path}
+    if lay.timing:
+        meta["sidecar"]["SliceTiming"] = lay.timing
+    common = {"affine": affine, "scaling": None if real_float else (f0.slope, f0.intercept), "metadata": meta,
+              "header": f0.ds, "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom",
+              "path": path}
+    stored = np.dtype(np.float32) if real_float else dtype
     if header_only:
-        return Volume(loader=loader, stored_shape=shape, stored_dtype=dtype, **common)
+        return Volume(loader=loader, stored_shape=shape, stored_dtype=stored, **common)
     return Volume(data=loader(), **common)
 
 
