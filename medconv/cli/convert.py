@@ -121,13 +121,15 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
                 task.force = True
         elif (skip_existing or update) and _partly_exists(task.dst):
             task.force = True  # an incomplete multi-file output (a .hdr without its .img) is redone
-    todo = [t for t in tasks if not t.skip]
+    refused = [t for t in tasks if t.extra.get("refused") and not t.skip]  # series that lost a file
+    todo = [t for t in tasks if not t.skip and not t.extra.get("refused")]
     if dry_run:
         for t in tasks:
-            why = t.skip and f"skipped: {t.skip}" or (not os.path.lexists(t.src) and "input missing") or ""
+            why = (t.skip and f"skipped: {t.skip}" or t.extra.get("refused") and f"refused: {t.extra['refused']}"
+                   or (not os.path.lexists(t.src) and "input missing") or "")
             click.echo(f"{t} -> {t.dst}" + (f"  ({why})" if why else ""))
         return
-    skipped = len(tasks) - len(todo)
+    skipped = sum(1 for t in tasks if t.skip)
     if skipped:
         log.note(f"{skipped} of {len(tasks)} inputs skipped ({'up to date' if update else 'destination exists'})")
 
@@ -147,8 +149,26 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     def report(task, exc):
         log.warn(f"failed: {exc.message}", exc.path or str(task))
 
-    _, failures = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs, progress="convert")
-    batch.finish(failures, len(todo))
+    failures = _refusals(refused, todo)
+    _, failed = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs, progress="convert")
+    batch.finish(failures + failed, len(todo) + len(refused))
+
+
+def _refusals(refused, todo):
+    """(task, error) of the series of a directory refused at planning (a file of theirs is damaged):
+    reported and counted as failed while the other series are converted; alone, they are the error."""
+    from .. import log
+    from ..errors import CorruptInput
+
+    out = [(t, CorruptInput(t.extra["refused"], t.src)) for t in refused]
+    if out and not todo:
+        if len(out) == 1:
+            raise out[0][1]
+        raise CorruptInput(f"no series here can be converted ({len(out)} series refused; first: "
+                           f"{out[0][1].message})", refused[0].src)
+    for task, exc in out:
+        log.warn(f"failed: {exc.message}", str(task))
+    return out
 
 
 def plan(paths, outdir, template, to, series) -> list:
@@ -173,8 +193,9 @@ def plan(paths, outdir, template, to, series) -> list:
         names.append(naming.render_name(tmpl, naming.fields_for(src, index, meta)))
     labels = [src if sel is None or sel == series else f"{src} [series {sel}]" for src, _, sel, _ in entries]
     names = naming.unique_names(names, labels)
-    return [Task(src, naming.destination(outdir, name, to), series=sel, label=label)
-            for (src, _, sel, _), name, label in zip(entries, names, labels)]
+    return [Task(src, naming.destination(outdir, name, to), series=sel, label=label,
+                 extra={"refused": meta["refused"]} if meta and meta.get("refused") else {})
+            for (src, meta, sel, _), name, label in zip(entries, names, labels)]
 
 
 def _series_of(path):

@@ -28,13 +28,31 @@ def _quiet(func):
     return wrapper
 
 
-@_quiet
-def list_series(path) -> list:
-    """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector)."""
+def _all_series(path):
+    """The series under `path`; a series that lost a file to damage is listed too (and refused when read)."""
     from .assemble import group
+    from .damage import attach
     from .scan import scan
 
-    return [s.as_dict() for s in group(scan(os.fspath(path)))]
+    frames = scan(path)
+    return attach(group(frames), frames)
+
+
+@_quiet
+def list_series(path) -> list:
+    """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector);
+    `refused` says why a series that lost a file to damage cannot be read."""
+    from .damage import refusal
+
+    path = os.fspath(path)
+    out = []
+    for s in _all_series(path):
+        d = s.as_dict()
+        exc = refusal(s, path)
+        if exc is not None:
+            d["refused"] = exc.message
+        out.append(d)
+    return out
 
 
 def _choose(all_series, path, series):
@@ -81,11 +99,8 @@ def _refuse_mixed_sizes(all_series, path):
 
 
 def select(path, series=None):
-    from .assemble import group
-    from .scan import scan
-
     path = os.fspath(path)
-    return _choose(group(scan(path)), path, series)
+    return _choose(_all_series(path), path, series)
 
 
 def _first_value(ds, keyword):
@@ -117,12 +132,12 @@ def _guarded_load(path, func, *args, **kwargs):
 def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     """Assemble one Series into a Volume (pixels loaded lazily with header_only)."""
     from ..volume import Volume
-    from . import pixels, sidecar
+    from . import damage, mosaic, pixels, sidecar
     from .assemble import layout
 
+    damage.check(s, path)  # a series that lost a file is refused on its own
     f0 = s.frames[0]
     pixels.check_decodable(f0)
-    from . import mosaic
 
     if mosaic.kind(f0):
         return _mosaic_volume(s, path, header_only)
@@ -220,22 +235,41 @@ def read(path, fmt="dicom", header_only=False, series=None, strict=False, fill_g
 
 @_quiet
 def info_records(path, series=None) -> list:
-    """`info` records, one per series (headers only; pixels are never decoded)."""
+    """`info` records, one per series (headers only; pixels are never decoded).
+
+    Of several series, one that cannot be read (a file of it damaged, slices that cannot be stacked)
+    gives a record holding only `path`, `selector`, `error` (why) and `exit_code`; when none can be
+    read, the error is raised.
+    """
+    from ..errors import MedconvError
     from ..inspect import volume_record
-    from .assemble import group
-    from .scan import scan
 
     path = os.fspath(path)
-    all_series = group(scan(path))
+    all_series = _all_series(path)
     if series is not None:
         all_series = [_choose(all_series, path, series)]
-    records = []
-    for s in all_series:
+    if len(all_series) == 1:
+        s = all_series[0]
         vol = build_volume(s, path, header_only=True, gaps="warn")
         rec = volume_record(vol, path, size_bytes=s.size_bytes)
-        if len(all_series) > 1 or series is not None:
+        if series is not None:
             rec["selector"] = s.selector
+        return [rec]
+    records, failed = [], []
+    for s in all_series:  # one series that cannot be read never hides the others
+        try:
+            vol = build_volume(s, path, header_only=True, gaps="warn")
+        except MedconvError as exc:
+            failed.append(exc)
+            records.append({"path": path, "selector": s.selector, "error": exc.message,
+                            "exit_code": exc.exit_code})
+            continue
+        rec = volume_record(vol, path, size_bytes=s.size_bytes)
+        rec["selector"] = s.selector
         records.append(rec)
+    if len(failed) == len(all_series):
+        raise failed[0].__class__(f"no series here can be read ({len(failed)} series; first: {failed[0].message})",
+                                  path)
     return records
 
 
