@@ -149,9 +149,30 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     def report(task, exc):
         log.warn(f"failed: {exc.message}", exc.path or str(task))
 
-    failures = _refusals(refused, todo)
+    lost = _lost_files(paths) if output is not None and series is None else []
+    failures = _refusals(refused, todo) + lost
     _, failed = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs, progress="convert")
-    batch.finish(failures + failed, len(todo) + len(refused))
+    batch.finish(failures + failed, len(todo) + len(failures))
+
+
+def _lost_files(paths):
+    """(label, error) of the damaged files of directory inputs that no series claims (reported by the
+    scan already): a part of the directory that failed."""
+    try:
+        from .. import dicom
+    except ImportError:
+        return []
+    from ..errors import MedconvError
+
+    out = []
+    for src in paths:
+        if not os.path.isdir(src):
+            continue
+        try:
+            out += [(f"{src} [{name}]", exc) for name, exc in dicom.unplaced_damage(src)]
+        except MedconvError:
+            continue  # the conversion itself reports what is wrong with this input
+    return out
 
 
 def _refusals(refused, todo):

@@ -68,7 +68,7 @@ def _series_failures(records):
     out = []
     for r in records:
         if "error" in r:
-            label = f"{r['path']} [series {r['selector']}]"
+            label = f"{r['path']} [{r['file']}]" if "file" in r else f"{r['path']} [series {r['selector']}]"
             log.warn(f"skipped: {r['error']}", label)
             exc = MedconvError(r["error"], r["path"])
             exc.exit_code = r.get("exit_code", 3)

@@ -28,14 +28,28 @@ def _quiet(func):
     return wrapper
 
 
-def _all_series(path):
-    """The series under `path`; a series that lost a file to damage is listed too (and refused when read)."""
+def _all_series(path, with_unplaced=False):
+    """The series under `path`; a series that lost a file to damage is listed too (and refused when read).
+    With `with_unplaced`, also the damaged files no series claims: (series, [Skip])."""
     from .assemble import group
-    from .damage import attach
+    from .damage import attach, unplaced
     from .scan import scan
 
     frames = scan(path)
-    return attach(group(frames), frames)
+    series = attach(group(frames), frames)
+    return (series, unplaced(frames, series)) if with_unplaced else series
+
+
+@_quiet
+def unplaced_damage(path) -> list:
+    """Errors for the damaged files of a directory that no series claims (a part of it that failed)."""
+    from .damage import unplaced_error
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return []
+    _, lost = _all_series(path, with_unplaced=True)
+    return [(k.path, unplaced_error(k, path)) for k in lost]
 
 
 @_quiet
@@ -238,17 +252,22 @@ def info_records(path, series=None) -> list:
     """`info` records, one per series (headers only; pixels are never decoded).
 
     Of several series, one that cannot be read (a file of it damaged, slices that cannot be stacked)
-    gives a record holding only `path`, `selector`, `error` (why) and `exit_code`; when none can be
-    read, the error is raised.
+    gives a record holding only `path`, `selector`, `error` (why) and `exit_code`, and so does (with
+    `file` instead of `selector`) a damaged file no series claims; when no series can be read, the
+    error is raised.
     """
     from ..errors import MedconvError
     from ..inspect import volume_record
+    from .damage import unplaced_error
 
     path = os.fspath(path)
-    all_series = _all_series(path)
+    all_series, lost = _all_series(path, with_unplaced=True)
+    # a damaged file no series claims is a part of the directory that failed (not when one is chosen)
+    lost = [] if series is not None else [
+        {"path": path, "file": k.path, "error": unplaced_error(k, path).message, "exit_code": 3} for k in lost]
     if series is not None:
         all_series = [_choose(all_series, path, series)]
-    if len(all_series) == 1:
+    if len(all_series) == 1 and not lost:
         s = all_series[0]
         vol = build_volume(s, path, header_only=True, gaps="warn")
         rec = volume_record(vol, path, size_bytes=s.size_bytes)
@@ -265,12 +284,15 @@ def info_records(path, series=None) -> list:
                             "exit_code": exc.exit_code})
             continue
         rec = volume_record(vol, path, size_bytes=s.size_bytes)
-        rec["selector"] = s.selector
+        if len(all_series) > 1 or series is not None:
+            rec["selector"] = s.selector
         records.append(rec)
     if len(failed) == len(all_series):
+        if len(failed) == 1:
+            raise failed[0]
         raise failed[0].__class__(f"no series here can be read ({len(failed)} series; first: {failed[0].message})",
                                   path)
-    return records
+    return records + lost
 
 
 @_quiet

@@ -216,6 +216,17 @@ def attach(series_list, frames):
     return out
 
 
+def unplaced(frames, series_list):
+    """Skipped damaged files that no series claims (their header is cut before it names one)."""
+    claimed = {f.path for s in series_list for f in s.frames}
+    return [k for k in getattr(frames, "skipped", ()) if k.kind == "damaged" and k.path not in claimed]
+
+
+def unplaced_error(skip, path):
+    return CorruptInput(f"{skip.path} is damaged ({skip.reason}); the series it belongs to cannot be told, "
+                        "and may be incomplete", path)
+
+
 def damaged_files(series):
     """[(path, reason)] of the damaged files of a series."""
     seen = {}
