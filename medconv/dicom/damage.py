@@ -260,16 +260,15 @@ def check(series, path):
 def truncation(path):
     """Where a file ends inside an element ('file ends inside (0028,0010) ...'), or None when every
     element it starts fits (or its structure is not one this walk can follow)."""
+    import mmap
+
     try:
         with open(path, "rb") as fh:
-            buf = fh.read()
-    except OSError:
-        return None
-    if buf[:2] == b"\x1f\x8b":
-        return None  # gzip-wrapped: pydicom reads the inflated bytes
-    try:
-        return _walk_file(buf)
-    except (struct.error, ValueError, RecursionError):
+            if fh.read(2) == b"\x1f\x8b" or os.fstat(fh.fileno()).st_size == 0:
+                return None  # gzip-wrapped: pydicom reads the inflated bytes
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:  # never the whole file in memory
+                return _walk_file(buf)
+    except (OSError, struct.error, ValueError, RecursionError):
         return None
 
 
