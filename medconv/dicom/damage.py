@@ -85,6 +85,11 @@ def read(path: str, frames: Frames) -> None:
         log.warn(f"skipped: not an image ({reason})", path)
         frames.skipped.append(Skip(path, "not an image", reason))
         return
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # whatever a hostile file trips in a reader: this file only
+        _damaged(path, f"cannot read it ({type(exc).__name__}: {exc})", frames)
+        return
     if found and found[0].pixel_offset is None and found[0].transfer_syntax != _DEFLATED:
         cut = _encapsulated_truncation(path)
         if cut:

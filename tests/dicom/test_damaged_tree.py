@@ -251,3 +251,25 @@ def test_truncation_walk():
         assert damage.truncation(src) is None, name
         data = open(src, "rb").read()
         assert damage._walk_file(data[:-1]) is not None, name  # one byte short is found
+
+
+def test_unexpected_reader_failure_stays_with_its_file(tmp_path, monkeypatch):
+    """A reader tripping over one file in an unforeseen way refuses that file's series, not the tree."""
+    from medconv.dicom import scan
+
+    dcmgen.make_series(tmp_path / "in" / "a", series_uid="1.2.3.1", series_number=1)
+    paths, _, _ = dcmgen.make_series(tmp_path / "in" / "b", series_uid="1.2.3.2", series_number=2)
+    real = scan.read_file
+
+    def flaky(path, strict_single=False):
+        if path == paths[1]:
+            raise RuntimeError("unforeseen")
+        return real(path, strict_single)
+
+    monkeypatch.setattr(scan, "read_file", flaky)
+    r = run("info", tmp_path / "in", "--json")
+    assert r.code == 5, r.err
+    assert "Traceback" not in r.err
+    assert [rec["series_number"] for rec in _records(r.out)] == [1]
+    assert len(_warning_lines(r.err, f"{paths[1]}: skipped: damaged (cannot read it (RuntimeError")) == 1
+    assert "series 2 is incomplete" in r.err
