@@ -264,3 +264,16 @@ def test_siemens_inexact_mosaic_equals_dcm2niix(tmp_path):
     ref = nib.as_closest_canonical(nib.load(tmp_path / "ref" / "ref.nii"))
     assert np.allclose(mine.affine, ref.affine, atol=1e-3)
     assert np.array_equal(mine.get_fdata(), ref.get_fdata())
+
+
+def test_siemens_mosaic_without_csa_header_is_refused(tmp_path):
+    import pydicom
+
+    ds = pydicom.dcmread(gzip.open(nicom_data("siemens_dwi_0.dcm.gz")))
+    for tag in list(ds.keys()):
+        if tag.group == 0x0029:
+            del ds[tag]
+    ds.save_as(tmp_path / "nocsa.dcm")
+    r = run("convert", tmp_path / "nocsa.dcm", tmp_path / "out.nii")
+    assert_clean_error(r, 3, "without a usable CSA header")
+    assert not os.path.exists(tmp_path / "out.nii")
