@@ -32,10 +32,10 @@ def _all_series(path, with_unplaced=False):
     """The series under `path`; a series that lost a file to damage is listed too (and refused when read).
     With `with_unplaced`, also the damaged files no series claims: (series, [Skip])."""
     from .assemble import group
-    from .damage import attach, unplaced
+    from .damage import attach, unplaced, without_copies
     from .scan import scan
 
-    frames = scan(path)
+    frames = without_copies(scan(path))
     series = attach(group(frames), frames)
     return (series, unplaced(frames, series)) if with_unplaced else series
 

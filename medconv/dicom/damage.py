@@ -55,6 +55,7 @@ class Frames(list):
         super().__init__(frames)
         self.skipped = list(skipped)
         self.partial = list(partial)
+        self.copies = set()  # damaged files that repeat an image read intact
 
 
 # -- reading one file of a tree -----------------------------------------------------------------
@@ -221,9 +222,27 @@ def attach(series_list, frames):
     return out
 
 
+def without_copies(frames):
+    """`frames` less the damaged files that are copies of an image read intact elsewhere in the tree
+    (the same SOPInstanceUID: a tree exported twice, one copy cut short); those lose nothing."""
+    if not isinstance(frames, Frames):
+        return frames
+    intact = {(f.sop, f.index) for f in frames if f.sop and not isinstance(f, DamagedFrame)}
+    copies = {f.path for f in list(frames) + frames.partial
+              if isinstance(f, DamagedFrame) and f.sop and (f.sop, f.index) in intact}
+    if not copies:
+        return frames
+    log.note(f"{len(copies)} damaged file(s) are copies of images read intact elsewhere; their series are "
+             "complete")
+    out = Frames([f for f in frames if f.path not in copies], frames.skipped,
+                 [f for f in frames.partial if f.path not in copies])
+    out.copies = copies
+    return out
+
+
 def unplaced(frames, series_list):
     """Skipped damaged files that no series claims (their header is cut before it names one)."""
-    claimed = {f.path for s in series_list for f in s.frames}
+    claimed = {f.path for s in series_list for f in s.frames} | getattr(frames, "copies", set())
     return [k for k in getattr(frames, "skipped", ()) if k.kind == "damaged" and k.path not in claimed]
 
 

@@ -273,3 +273,18 @@ def test_unexpected_reader_failure_stays_with_its_file(tmp_path, monkeypatch):
     assert [rec["series_number"] for rec in _records(r.out)] == [1]
     assert len(_warning_lines(r.err, f"{paths[1]}: skipped: damaged (cannot read it (RuntimeError")) == 1
     assert "series 2 is incomplete" in r.err
+
+
+def test_damaged_copy_of_an_intact_image_loses_nothing(tmp_path):
+    """A tree exported twice, one copy of a slice cut short: the series is whole from the other copy."""
+    import medconv
+
+    paths, data, _ = dcmgen.make_series(tmp_path / "in" / "first")
+    shutil.copytree(tmp_path / "in" / "first", tmp_path / "in" / "again")
+    cut = tmp_path / "in" / "again" / os.path.basename(paths[2])
+    os.truncate(cut, os.path.getsize(cut) - 10)
+    r = run("convert", tmp_path / "in", tmp_path / "out.nii")
+    assert r.code == 0, r.err
+    assert len(_warning_lines(r.err, f"{cut}: skipped: damaged")) == 1
+    assert np.array_equal(medconv.read(tmp_path / "out.nii").real(), data.transpose(1, 0, 2))
+    assert run("info", tmp_path / "in").code == 0
