@@ -232,8 +232,6 @@ def without_copies(frames):
               if isinstance(f, DamagedFrame) and f.sop and (f.sop, f.index) in intact}
     if not copies:
         return frames
-    log.note(f"{len(copies)} damaged file(s) are copies of images read intact elsewhere; their series are "
-             "complete")
     out = Frames([f for f in frames if f.path not in copies], frames.skipped,
                  [f for f in frames.partial if f.path not in copies])
     out.copies = copies
