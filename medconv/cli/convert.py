@@ -137,8 +137,9 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
                 task.force = True
         elif (skip_existing or update) and _partly_exists(task.dst):
             task.force = True  # an incomplete multi-file output (a .hdr without its .img) is redone
-    todo = [t for t in tasks if not t.skip]
-    skipped = len(tasks) - len(todo)
+    refused = [t for t in tasks if t.extra.get("refused") and not t.skip]  # series that lost a file
+    todo = [t for t in tasks if not t.skip and not t.extra.get("refused")]
+    skipped = sum(1 for t in tasks if t.skip)
     if skipped and not dry_run:
         log.note(f"{skipped} of {len(tasks)} inputs skipped ({'up to date' if update else 'destination exists'})")
 
@@ -162,16 +163,57 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     def report(task, exc):
         log.warn(f"failed: {exc.message}", exc.path or str(task))
 
-    results, failures = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs,
-                                  progress=None if dry_run else "convert")
+    lost = _lost_files(paths) if output is not None and series is None else []
+    failures = _refusals(refused, todo) + lost
+    results, failed = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs,
+                                progress=None if dry_run else "convert")
     if dry_run:  # the plan of what passed every check the run makes; what would fail is reported
         planned = dict(results)  # task destination -> what the run would write
         for t in tasks:
             if t.skip:
                 click.echo(f"{t} -> {t.dst}  (skipped: {t.skip})")
+            elif t.extra.get("refused"):
+                click.echo(f"{t} -> {t.dst}  (refused: {t.extra['refused']})")
             elif t.dst in planned:
                 click.echo(f"{t} -> {planned[t.dst]}")
-    batch.finish(failures, len(todo))
+    batch.finish(failures + failed, len(todo) + len(failures))
+
+
+def _lost_files(paths):
+    """(label, error) of the damaged files of directory inputs that no series claims (reported by the
+    scan already): a part of the directory that failed."""
+    try:
+        from .. import dicom
+    except ImportError:
+        return []
+    from ..errors import MedconvError
+
+    out = []
+    for src in paths:
+        if not os.path.isdir(src):
+            continue
+        try:
+            out += [(f"{src} [{name}]", exc) for name, exc in dicom.unplaced_damage(src)]
+        except MedconvError:
+            continue  # the conversion itself reports what is wrong with this input
+    return out
+
+
+def _refusals(refused, todo):
+    """(task, error) of the series of a directory refused at planning (a file of theirs is damaged):
+    reported and counted as failed while the other series are converted; alone, they are the error."""
+    from .. import log
+    from ..errors import CorruptInput
+
+    out = [(t, CorruptInput(t.extra["refused"], t.src)) for t in refused]
+    if out and not todo:
+        if len(out) == 1:
+            raise out[0][1]
+        raise CorruptInput(f"no series here can be converted ({len(out)} series refused; first: "
+                           f"{out[0][1].message})", refused[0].src)
+    for task, exc in out:
+        log.warn(f"failed: {exc.message}", str(task))
+    return out
 
 
 def output_token(to, name_template):
@@ -219,8 +261,9 @@ def plan(paths, outdir, template, to, series) -> list:
         names.append(naming.render_name(tmpl, naming.fields_for(src, index, meta)))
     labels = [src if sel is None or sel == series else f"{src} [series {sel}]" for src, _, sel, _ in entries]
     names = naming.unique_names(names, labels)
-    return [Task(src, naming.destination(outdir, name, to), series=sel, label=label)
-            for (src, _, sel, _), name, label in zip(entries, names, labels)]
+    return [Task(src, naming.destination(outdir, name, to), series=sel, label=label,
+                 extra={"refused": meta["refused"]} if meta and meta.get("refused") else {})
+            for (src, meta, sel, _), name, label in zip(entries, names, labels)]
 
 
 def _series_of(path):

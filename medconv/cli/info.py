@@ -51,6 +51,8 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
 
     results, failures = batch.run(paths, one, keep_going=keep_going, on_error=report, jobs=jobs, progress="info")
     records = [r for recs in results for r in recs]
+    failures += _series_failures(records)  # a series of a directory that cannot be read: its own row
+    records = [r for r in records if "error" not in r]
     columns = [f for f in inspect.INFO_FIELDS if any(f in r for r in records)]
     if len(records) > 1 and not as_json and not get_fields:
         columns = [c for c in columns if c not in ("affine", "scaling", "series_uid", "value_kind", "ndim")]
@@ -60,7 +62,7 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
     # a known field an input lacks (modality of a NIfTI file next to DICOM series) prints empty
     render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
                   many=len(paths) > 1 or len(records) > 1, lookup=lambda record, field: record.get(field))
-    batch.finish(failures, len(paths))
+    batch.finish(failures, len(records) + len(failures))
 
 
 #: transfer syntaxes by a short name (the table; --json keeps the UID)
@@ -125,4 +127,20 @@ def display(record: dict) -> dict:
     out.pop("folder", None)
     if out.pop("orientation_assumed", None):
         out["orientation"] = f"{record.get('orientation')} (assumed)"
+    return out
+
+
+def _series_failures(records):
+    """(label, error) of the records of series that could not be read, each reported once."""
+    from .. import log
+    from ..errors import MedconvError
+
+    out = []
+    for r in records:
+        if "error" in r:
+            label = f"{r['path']} [{r['file']}]" if "file" in r else f"{r['path']} [series {r['selector']}]"
+            log.warn(f"skipped: {r['error']}", label)
+            exc = MedconvError(r["error"], r["path"])
+            exc.exit_code = r.get("exit_code", 3)
+            out.append((label, exc))
     return out
