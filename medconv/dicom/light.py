@@ -37,6 +37,9 @@ TAGS = {
     "RescaleSlope": (0x00281053, "DS"), "GridFrameOffsetVector": (0x3004000C, "DS"),
     "DoseGridScaling": (0x3004000E, "DS"), "NominalCardiacTriggerDelayTime": (0x00209153, "FD"),
     "DiffusionBValue": (0x00189087, "FD"), "EffectiveEchoTime": (0x00189082, "FD"),
+    # vendor private elements read by frame rules (Philips scale slope; GE sequence name, UserData12, image type)
+    "PhilipsScaleSlope": (0x2005100E, "FL"), "GEPulseSequenceName": (0x0019109C, "LO"),
+    "GEUserData12": (0x001910B3, "DS"), "GEImageType": (0x0043102F, "SS"),
 }
 # functional groups, DICOMDIR, palette, Modality LUT
 _NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101, 0x00283000}
@@ -105,7 +108,7 @@ class LightDataset:
         if entry[0] not in self._el:
             return default
         vr, raw = self._el[entry[0]]
-        vr = vr or entry[1]
+        vr = entry[1] if vr in (None, "UN") else vr
         if vr in _BINARY:
             code = _BINARY[vr]
             n = len(raw) // struct.calcsize(code)
