@@ -152,7 +152,7 @@ def _read_light(path: str, size: int):
     float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
     n_frames = _frames(ds, path)
     check_claims(ds, path, size, n_frames, where)
-    if n_frames == 1:
+    if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [Frame(ds, path, None, 1, size, where, float_pixels)]
     return [Frame(ds, path, i, n_frames, size, where, float_pixels) for i in range(n_frames)]
 

@@ -59,8 +59,11 @@ def _int(value):
 def _item(ds, seq_name):
     if isinstance(seq_name, tuple):
         try:
-            element = ds.get(seq_name)
-            seq = element.value if element is not None else None
+            if getattr(ds, "is_light", False):
+                seq = ds.get_tag((seq_name[0] << 16) | seq_name[1])
+            else:
+                element = ds.get(seq_name)
+                seq = element.value if element is not None else None
         except Exception:
             return None
     else:
@@ -167,7 +170,7 @@ class Frame:
         self.acq_time = _float(_get(ds, "AcquisitionTime"))
         self.slice_thickness = _float(_get(ds, "SliceThickness"))
         per = shared = None
-        if index is not None and not getattr(ds, "is_light", False):  # light files have no functional groups
+        if index is not None:
             pf = _get(ds, "PerFrameFunctionalGroupsSequence")
             try:
                 per = pf[index] if pf is not None and index < len(pf) else None
@@ -373,7 +376,7 @@ def _private(ds, tag, keyword):
         return None
     try:
         if getattr(ds, "is_light", False):
-            return ds.get_known(keyword) if keyword else None
+            return ds.get_tag(tag)
         element = ds.get(tag)
     except Exception:
         return None
