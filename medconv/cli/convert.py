@@ -163,7 +163,8 @@ def plan(paths, outdir, template, to, series) -> list:
 
     entries = []  # (src, metadata, series selector, template)
     for src in paths:
-        found = _series_of(src) if series is None and os.path.isdir(src) else None
+        # a directory, or one DICOM file holding several outputs (an enhanced file with echoes and parts)
+        found = _series_of(src) if series is None and (os.path.isdir(src) or _is_dicom_file(src)) else None
         if found and len(found) > 1:
             for s in found:
                 entries.append((src, s, s.get("selector"), template or naming.SERIES_TEMPLATE))
@@ -183,6 +184,14 @@ def plan(paths, outdir, template, to, series) -> list:
     names = naming.unique_names(names, labels)
     return [Task(src, naming.destination(outdir, name, to), series=sel, label=label)
             for (src, _, sel, _), name, label in zip(entries, names, labels)]
+
+
+def _is_dicom_file(path) -> bool:
+    if not os.path.isfile(path):
+        return False
+    from ..dicom.scan import looks_like_dicom
+
+    return looks_like_dicom(path)
 
 
 def _series_of(path):

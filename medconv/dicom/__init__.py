@@ -128,6 +128,24 @@ def scaling_rule(frames, philips="fp") -> str:
     return "none"
 
 
+def scaling_note(ds):
+    """One line for `header`: which rule turns this Philips file's stored values into real ones."""
+    try:
+        if not str(ds.get("Manufacturer") or "").strip().upper().startswith("PHILIPS"):
+            return None
+        ss = ds.get((0x2005, 0x100E))
+        if ss is None:
+            per = ds.get("PerFrameFunctionalGroupsSequence")
+            private = per[0].get((0x2005, 0x140F)) if per else None
+            ss = private.value[0].get((0x2005, 0x100E)) if private is not None and len(private.value) else None
+    except Exception:
+        return None
+    if ss is None:
+        return None
+    return ("Philips scaling: convert writes floating-point values, (stored x RescaleSlope + RescaleIntercept) / "
+            "(RescaleSlope x private scale slope (2005,100E)); --philips-scaling display keeps the display values")
+
+
 def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philips_scaling="fp"):
     """Assemble one Series into a Volume (pixels loaded lazily with header_only).
 
