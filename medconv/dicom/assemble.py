@@ -100,14 +100,20 @@ def group(frames) -> list:
     numbers = {}
     for s in series:
         numbers.setdefault(s.series_number, set()).add(s.series_uid)
-    per_uid = {}
+    per_uid = {}  # the outputs of one series (one UID and number): numbered 3.1, 3.2, ...
     for s in series:
-        per_uid.setdefault(s.series_uid, []).append(s)
+        per_uid.setdefault((s.series_uid, s.series_number), []).append(s)
     for s in series:
         unique_number = s.series_number is not None and len(numbers[s.series_number]) == 1
         base = str(s.series_number) if unique_number else s.series_uid
-        siblings = per_uid[s.series_uid]
+        siblings = per_uid[(s.series_uid, s.series_number)]
         s.selector = base if len(siblings) == 1 else f"{base}.{siblings.index(s) + 1}"
+    taken: dict = {}
+    for s in series:  # one UID under several numbers that other UIDs share too: keep selectors distinct
+        n = taken.get(s.selector, 0)
+        taken[s.selector] = n + 1
+        if n:
+            s.selector = f"{s.selector}.{s.series_number}" if s.series_number is not None else f"{s.selector}.{n + 1}"
     return series
 
 
