@@ -231,6 +231,12 @@ def _items(buf, pos, end, explicit, big, endian):
             raise Unsupported("bad sequence item")
         item_end = None if length == 0xFFFFFFFF else pos + length
         elements = {}
+        if explicit and not big:
+            # the common case (explicit VR little endian, defined-length item), walked inline: a
+            # Philips per-frame item holds hundreds of elements, and calls per element dominate
+            pos = _item_explicit_le(buf, pos, item_end, elements)
+            items.append(LightItem(elements, endian))
+            continue
         while item_end is None or pos < item_end:
             if pos + 8 > len(buf):
                 raise Unsupported("header longer than the buffer")
@@ -243,6 +249,50 @@ def _items(buf, pos, end, explicit, big, endian):
                 elements[tag] = (vr, value if isinstance(value, list) else bytes(value))
         items.append(LightItem(elements, endian))
     return items, pos
+
+
+_HEAD_LE = struct.Struct("<HH2sH")
+_U32_LE = struct.Struct("<I")
+_LONG_VR_STR = {vr.decode() for vr in _LONG_VRS}
+
+
+def _item_explicit_le(buf, pos, end, elements):
+    """Walk one item of an explicit VR little endian data set (`end` None: up to its delimiter),
+    keeping the BY_TAG elements; the position after the item."""
+    size = len(buf)
+    if end is not None and end > size:
+        raise Unsupported("header longer than the buffer")
+    limit = size if end is None else end
+    head, u32, by_tag, sequences, long_vrs = _HEAD_LE.unpack_from, _U32_LE.unpack_from, BY_TAG, _SEQUENCES, _LONG_VRS
+    while pos < limit:
+        if pos + 12 > size:
+            raise Unsupported("header longer than the buffer")
+        group, elem, vr, short = head(buf, pos)
+        if group == 0xFFFE:
+            if elem == 0xE00D and end is None:
+                return pos + 8
+            raise Unsupported("bad item delimiter")
+        if vr in long_vrs:
+            length = u32(buf, pos + 8)[0]
+            start = pos + 12
+        elif vr.isalpha() and vr.isupper():
+            length, start = short, pos + 8
+        else:
+            raise Unsupported("bad VR")
+        tag = (group << 16) | elem
+        if length == 0xFFFFFFFF or (tag in sequences and vr == b"SQ"):
+            pos, tag, vr_text, value = _element(buf, pos, True, False, "<")
+            if tag in by_tag and value is not None:
+                elements[tag] = (vr_text, value if isinstance(value, list) else bytes(value))
+            continue
+        pos = start + length
+        if pos > limit:
+            raise Unsupported("header longer than the buffer" if end is None else "element runs past its item")
+        if tag in by_tag and vr != b"SQ":
+            elements[tag] = (vr.decode("ascii"), bytes(buf[start:pos]))
+    if end is None:
+        raise Unsupported("header longer than the buffer")
+    return pos
 
 
 def _element(buf, pos, explicit, big, endian=None):
