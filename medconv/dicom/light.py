@@ -107,9 +107,12 @@ class LightItem:
 
     is_light = True
 
+    __slots__ = ("_el", "_endian", "_values")
+
     def __init__(self, elements, endian):
         self._el = elements  # tag -> (vr or None, raw bytes, or a list of LightItem for sequences)
         self._endian = endian
+        self._values = None  # decoded values, kept once asked for (the shared groups serve every frame)
 
     def get_known(self, keyword, default=None):
         entry = TAGS.get(keyword)
@@ -119,12 +122,19 @@ class LightItem:
 
     def get_tag(self, tag, default=None):
         """The value of element `tag` (an int, private tags included) when the parser kept it."""
-        if tag not in self._el:
-            return default
-        vr, raw = self._el[tag]
-        known = BY_TAG.get(tag)
-        vr = known[1] if known is not None and vr in (None, "UN") else vr
-        return _decode(vr, raw, self._endian, default)
+        values = self._values
+        if values is None:
+            values = self._values = {}
+        try:
+            value = values[tag]
+        except KeyError:
+            if tag not in self._el:
+                return default
+            vr, raw = self._el[tag]
+            known = BY_TAG.get(tag)
+            vr = known[1] if known is not None and vr in (None, "UN") else vr
+            value = values[tag] = _decode(vr, raw, self._endian, None)
+        return default if value is None else value
 
     def __contains__(self, keyword):
         entry = TAGS.get(keyword)
@@ -147,6 +157,7 @@ class LightDataset:
         self._endian = "<" if little else ">"
         self._explicit = explicit
         self._full = None
+        self._values = {}  # decoded values: every frame of a multi-frame file asks for the same ones
 
     def __contains__(self, keyword):
         entry = TAGS.get(keyword)
@@ -176,12 +187,16 @@ class LightDataset:
 
     def get_tag(self, tag, default=None):
         """The value of element `tag` (an int, private tags included) when the parser kept it."""
-        if tag not in self._el:
-            return default
-        vr, raw = self._el[tag]
-        known = BY_TAG.get(tag)
-        vr = known[1] if known is not None and vr in (None, "UN") else vr
-        return _decode(vr, raw, self._endian, default)
+        try:
+            value = self._values[tag]
+        except KeyError:
+            if tag not in self._el:
+                return default
+            vr, raw = self._el[tag]
+            known = BY_TAG.get(tag)
+            vr = known[1] if known is not None and vr in (None, "UN") else vr
+            value = self._values[tag] = _decode(vr, raw, self._endian, None)
+        return default if value is None else value
 
     def dataset(self):
         """The full pydicom Dataset of this file (pixel data not read)."""

@@ -405,6 +405,18 @@ def test_enhanced_frame_properties_light_and_pydicom_agree(tmp_path):
     assert (f.echo_time, f.bvalue, f.bvec, f.complex_part, f.temporal) == (73.0, 1000.0, [0.6, 0.8, 0.0],
                                                                           "magnitude", 2)
     assert f.dim_index == (1, 2, 2) and f.philips_ss == 0.5 and f.echo_time_s == pytest.approx(0.073)
+    # the same file in implicit VR (the private sequence known by its tag alone): the same frames
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    full = pydicom.dcmread(path)
+    full.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    other = str(tmp_path / "implicit.dcm")
+    full.save_as(other, enforce_file_format=True)
+    again = scan.read_file(other)
+    assert getattr(again[0].ds, "is_light", False)
+    for a, b in zip(light, again):
+        for key in keys:
+            assert getattr(a, key) == getattr(b, key), key
 
 
 def test_truncated_enhanced_file_fails_cleanly(tmp_path):
