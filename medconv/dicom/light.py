@@ -366,12 +366,12 @@ def parse(path, size, head_bytes=65536):
                 return _parse(path, buf, size)
             except Unsupported as exc:
                 if str(exc) == "header longer than the buffer" and len(buf) < size and len(buf) < (1 << 27):
-                    buf += fh.read(len(buf))
+                    buf += fh.read(7 * len(buf))  # x8: each retry re-walks the header
                     continue
                 raise
             except struct.error:
                 if len(buf) < size:
-                    buf += fh.read(len(buf))
+                    buf += fh.read(7 * len(buf))  # x8: each retry re-walks the header
                     continue
                 raise Unsupported("truncated header") from None
 
