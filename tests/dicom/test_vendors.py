@@ -430,3 +430,31 @@ def test_truncated_enhanced_file_fails_cleanly(tmp_path):
     assert r.err.startswith("medconv: error:") and len(r.err.strip().splitlines()) == 1
     assert "Traceback" not in r.err
     assert not os.path.exists(tmp_path / "o.nii.gz") and not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def test_files_without_pixel_data_are_skipped_beside_a_series(tmp_path):
+    """Raw-data / exam-card files (no pixel data) beside an image series: the series converts; the
+    file named alone is an input error (exit 3) saying it holds no image."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for k in range(3):
+        dcmgen.write_slice(str(d / f"s{k}.dcm"), np.full((3, 4), k), ipp=(0, 0, 2.5 * k), instance=k + 1)
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66"  # Raw Data Storage
+    meta.MediaStorageSOPInstanceUID = "1.2.3.99"
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    raw = Dataset()
+    raw.file_meta = meta
+    raw.SOPClassUID, raw.SOPInstanceUID = meta.MediaStorageSOPClassUID, "1.2.3.99"
+    raw.Modality, raw.SeriesInstanceUID, raw.SeriesNumber = "MR", "1.2.3.98", 9
+    raw.add_new(0x20051080, "OB", b"\x01" * 4000)  # a private blob, as Philips raw files carry
+    raw.save_as(str(d / "raw.dcm"), enforce_file_format=True)
+    r = run("convert", d, tmp_path / "o.nii.gz")
+    assert r.code == 0, r.err
+    assert nib.load(str(tmp_path / "o.nii.gz")).shape == (4, 3, 3)
+    r = run("convert", d / "raw.dcm", tmp_path / "raw.nii.gz")
+    assert r.code == 3
+    assert "holds no image" in r.err and "Traceback" not in r.err
+    assert not os.path.exists(tmp_path / "raw.nii.gz")
