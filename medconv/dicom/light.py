@@ -229,8 +229,14 @@ def _skip_undefined(buf, pos, explicit, big, end_tag):
         pos, _, _, _ = _element(buf, pos, explicit, big)
 
 
-def _items(buf, pos, end, explicit, big, endian):
+#: sequences nested deeper than this are not walked (pydicom reads such a file, or refuses it)
+MAX_DEPTH = 8
+
+
+def _items(buf, pos, end, explicit, big, endian, depth=0):
     """The items of a sequence whose value starts at `pos` (end None: undefined length)."""
+    if depth >= MAX_DEPTH:
+        raise Unsupported("sequences nested too deep")
     fmt = ">HH" if big else "<HH"
     u32 = ">I" if big else "<I"
     items = []
@@ -249,7 +255,7 @@ def _items(buf, pos, end, explicit, big, endian):
         if explicit and not big:
             # the common case (explicit VR little endian, defined-length item), walked inline: a
             # Philips per-frame item holds hundreds of elements, and calls per element dominate
-            pos = _item_explicit_le(buf, pos, item_end, elements)
+            pos = _item_explicit_le(buf, pos, item_end, elements, depth)
             items.append(LightItem(elements, endian))
             continue
         while item_end is None or pos < item_end:
@@ -259,7 +265,7 @@ def _items(buf, pos, end, explicit, big, endian):
             if (g, e) == (0xFFFE, 0xE00D):
                 pos += 8
                 break
-            pos, tag, vr, value = _element(buf, pos, explicit, big, endian)
+            pos, tag, vr, value = _element(buf, pos, explicit, big, endian, depth + 1)
             if tag in BY_TAG and value is not None:
                 elements[tag] = (vr, value if isinstance(value, list) else bytes(value))
         items.append(LightItem(elements, endian))
@@ -271,7 +277,7 @@ _U32_LE = struct.Struct("<I")
 _LONG_VR_STR = {vr.decode() for vr in _LONG_VRS}
 
 
-def _item_explicit_le(buf, pos, end, elements):
+def _item_explicit_le(buf, pos, end, elements, depth=0):
     """Walk one item of an explicit VR little endian data set (`end` None: up to its delimiter),
     keeping the BY_TAG elements; the position after the item."""
     size = len(buf)
@@ -296,7 +302,7 @@ def _item_explicit_le(buf, pos, end, elements):
             raise Unsupported("bad VR")
         tag = (group << 16) | elem
         if length == 0xFFFFFFFF or (tag in sequences and vr == b"SQ"):
-            pos, tag, vr_text, value = _element(buf, pos, True, False, "<")
+            pos, tag, vr_text, value = _element(buf, pos, True, False, "<", depth + 1)
             if tag in by_tag and value is not None:
                 elements[tag] = (vr_text, value if isinstance(value, list) else bytes(value))
             continue
@@ -310,7 +316,7 @@ def _item_explicit_le(buf, pos, end, elements):
     return pos
 
 
-def _element(buf, pos, explicit, big, endian=None):
+def _element(buf, pos, explicit, big, endian=None, depth=0):
     """(next position, tag, vr, value bytes, a list of LightItem for known sequences, or None for
     other sequences) of the element at pos."""
     group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
@@ -332,7 +338,8 @@ def _element(buf, pos, explicit, big, endian=None):
         start = pos + 8
     tag = (group << 16) | elem
     if endian is not None and tag in _SEQUENCES and vr in (None, "SQ"):
-        items, end = _items(buf, start, None if length == 0xFFFFFFFF else start + length, explicit, big, endian)
+        items, end = _items(buf, start, None if length == 0xFFFFFFFF else start + length, explicit, big, endian,
+                            depth)
         return end, tag, "SQ", items
     if length == 0xFFFFFFFF:
         if (vr not in (None, "SQ", "UN")) or (group, elem) in _PIXEL:

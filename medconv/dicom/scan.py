@@ -138,7 +138,7 @@ def _read_light(path: str, size: int, strict_single: bool = False):
 
     try:
         ds, tag, where = light.parse(path, size)
-    except (light.Unsupported, struct.error, ValueError, OSError):
+    except (light.Unsupported, struct.error, ValueError, OSError, RecursionError):
         return None
     image_type = ds.get("ImageType") or ""
     if "MOSAIC" in (image_type if isinstance(image_type, str) else "\\".join(image_type)).upper():

@@ -458,3 +458,31 @@ def test_files_without_pixel_data_are_skipped_beside_a_series(tmp_path):
     assert r.code == 3
     assert "holds no image" in r.err and "Traceback" not in r.err
     assert not os.path.exists(tmp_path / "raw.nii.gz")
+
+
+def test_deeply_nested_functional_groups_do_not_crash(tmp_path):
+    """A hostile file nesting frame-content sequences 40 deep: read (or refused) with a clean exit."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    src = tmp_path / "in"
+    src.mkdir()
+    path = write_enhanced(str(src / "deep.dcm"), [frame(k, te=5) for k in range(3)],
+                          [np.full((3, 4), k) for k in range(3)], manufacturer="SIEMENS")
+    ds = pydicom.dcmread(path)
+    inner = Dataset()
+    inner.StackID = "1"
+    for _ in range(40):
+        outer = Dataset()
+        outer.FrameContentSequence = Sequence([inner])
+        inner = outer
+    ds.PerFrameFunctionalGroupsSequence[0].FrameContentSequence[0].PlanePositionSequence = Sequence([inner])
+    ds.save_as(path)
+    from medconv.dicom import scan
+
+    assert not getattr(scan.read_file(path)[0].ds, "is_light", False)  # the light parser stepped aside
+    r = run("convert", src, tmp_path / "o.nii.gz")
+    assert r.code in (0, 3), r.err
+    assert "Traceback" not in r.err
+    if r.code == 0:
+        assert nib.load(str(tmp_path / "o.nii.gz")).shape == (4, 3, 3)
