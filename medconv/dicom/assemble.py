@@ -77,6 +77,7 @@ def group(frames) -> list:
             else:
                 seen[key] = f
         kept.append(f)
+    kept = _without_derived_trace(kept)
     _vendor_rules(kept)
     for f in kept:
         sig = f.signature()
@@ -136,6 +137,23 @@ def _same_image(a, b) -> bool:
             return fa.read() == fb.read()
     except OSError:
         return True  # unreadable now: keep the old rule (one copy)
+
+
+def _without_derived_trace(frames):
+    """Philips diffusion series append derived isotropic (trace) images to the acquired ones
+    (Diffusion Directionality ISOTROPIC); like dcm2niix, leave them out of the series they would
+    break (a b-value volume without a direction), and say so."""
+    derived = [f for f in frames if f.vendor == "philips" and f.diffusion_directionality == "ISOTROPIC"]
+    if not derived:
+        return frames
+    series = {f.series_uid for f in derived}
+    acquired = {f.series_uid for f in frames if f.series_uid in series and f.diffusion_directionality != "ISOTROPIC"}
+    drop = {id(f) for f in derived if f.series_uid in acquired}
+    if not drop:
+        return frames  # a series of derived images alone stays what it is
+    log.note(f"{len(drop)} derived isotropic diffusion image(s) left out of their series, as dcm2niix does "
+             f"({derived[0].path})")
+    return [f for f in frames if id(f) not in drop]
 
 
 #: GE direct field map sequences (0019,109C): one series holds a field map in Hz, then a magnitude volume

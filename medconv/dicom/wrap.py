@@ -86,6 +86,7 @@ class Frame:
         "bvec",
         "columns",
         "complex_part",
+        "diffusion_directionality",
         "dim_index",
         "ds",
         "echo_number",
@@ -230,6 +231,8 @@ class Frame:
             self.trigger = _float(_get(ds, "TriggerTime"))
         self.bvalue = _float(pick("MRDiffusionSequence", "DiffusionBValue"))
         self.bvec = _floats(_diffusion_direction(per, shared), 3)
+        directionality = pick("MRDiffusionSequence", "DiffusionDirectionality")
+        self.diffusion_directionality = str(directionality).strip().upper() if directionality else None
         if content is not None:
             t = _float(_get(content, "FrameAcquisitionDateTime"))
             if t is not None:

@@ -12,10 +12,11 @@ PRIVATE_LABEL = 0x20051429
 
 
 def frame(k, *, te=None, part="MAGNITUDE", frame_type=None, temporal=1, dims=None, rs=1.0, ri=0.0, ss=None,
-          bvalue=None, bvec=None, acq="20240101120000.00"):
+          bvalue=None, bvec=None, acq="20240101120000.00", directionality=None):
     """One frame's description: slice index k, echo time (ms), complex part, scaling, dimension values."""
     return {"k": k, "te": te, "part": part, "frame_type": frame_type, "temporal": temporal, "dims": dims,
-            "rs": rs, "ri": ri, "ss": ss, "bvalue": bvalue, "bvec": bvec, "acq": acq}
+            "rs": rs, "ri": ri, "ss": ss, "bvalue": bvalue, "bvec": bvec, "acq": acq,
+            "directionality": directionality}
 
 
 def write_enhanced(path, frames, pixels, *, dim_pointers=(STACK, IN_STACK), manufacturer=PHILIPS, series_number=5,
@@ -107,6 +108,8 @@ def write_enhanced(path, frames, pixels, *, dim_pointers=(STACK, IN_STACK), manu
         if spec["bvalue"] is not None:
             diff = Dataset()
             diff.DiffusionBValue = float(spec["bvalue"])
+            if spec["directionality"]:
+                diff.DiffusionDirectionality = spec["directionality"]
             if spec["bvec"] is not None:
                 direction = Dataset()
                 direction.DiffusionGradientOrientation = [float(v) for v in spec["bvec"]]

@@ -486,3 +486,24 @@ def test_deeply_nested_functional_groups_do_not_crash(tmp_path):
     assert "Traceback" not in r.err
     if r.code == 0:
         assert nib.load(str(tmp_path / "o.nii.gz")).shape == (4, 3, 3)
+
+
+def test_philips_derived_isotropic_diffusion_images_left_out(tmp_path):
+    """b0 + two directions + the derived isotropic image Philips appends: three volumes, as dcm2niix."""
+    vols = [("NONE", 0.0, (0, 0, 0)), ("DIRECTIONAL", 1000.0, (1, 0, 0)), ("DIRECTIONAL", 1000.0, (0, 1, 0)),
+            ("ISOTROPIC", 1000.0, None)]
+    frames, pixels = [], []
+    for v, (kind, b, vec) in enumerate(vols):
+        for k in range(3):
+            frames.append(frame(k, te=72, temporal=v + 1, dims=(1, k + 1, v + 1), bvalue=b, bvec=vec,
+                                directionality=kind, ss=0.5, rs=1.0))
+            pixels.append(np.full((3, 4), 10 * v + k))
+    src = tmp_path / "in"
+    src.mkdir()
+    write_enhanced(str(src / "dwi.dcm"), frames, pixels, dim_pointers=(STACK, IN_STACK, TEMPORAL))
+    r = run("convert", src, tmp_path / "dwi.nii.gz")
+    assert r.code == 0, r.err
+    assert "derived isotropic" in r.err
+    img, arr = _data(tmp_path / "dwi.nii.gz")
+    assert arr.shape == (4, 3, 3, 3)
+    assert [arr[0, 0, 0, v] * 0.5 for v in range(3)] == [0.0, 10.0, 20.0]
