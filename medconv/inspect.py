@@ -5,10 +5,10 @@ import os
 
 INFO_FIELDS = ("path", "format", "shape", "ndim", "spacing", "dtype", "value_kind", "scaling", "affine",
                "orientation", "size_bytes", "modality", "series_uid", "series_number", "series_description",
-               "n_files", "transfer_syntax", "selector", "scaling_rule")
+               "n_files", "transfer_syntax", "selector", "suffix", "scaling_rule")
 #: keys of Volume.metadata that info may print (nothing patient-identifying)
 _META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax",
-              "scaling_rule")
+              "suffix", "scaling_rule")
 
 
 def volume_record(volume, path: str, size_bytes: int | None = None) -> dict:

@@ -177,7 +177,7 @@ def plan(paths, outdir, template, to, series) -> list:
         if meta is None and needs_meta:
             meta = _metadata_of(src, sel)
         # a DICOM series split as dcm2niix splits it keeps its suffix (_e2, _ph, _fieldmaphz, ...)
-        suffix = (meta or {}).get("suffix") or (meta or {}).get("name_suffix") or ""
+        suffix = (meta or {}).get("suffix") or ""
         name = naming.render_name(tmpl, naming.fields_for(src, index, meta))
         names.append(name + "_" + naming.sanitise(suffix.lstrip("_")) if suffix else name)
     labels = [src if sel is None or sel == series else f"{src} [series {sel}]" for src, _, sel, _ in entries]

@@ -188,7 +188,7 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philip
     if rule.startswith("philips"):
         meta["scaling_rule"] = rule
     if s.suffix:
-        meta["name_suffix"] = s.suffix
+        meta["suffix"] = s.suffix  # the name part dcm2niix gives this output (_e2, _ph, ...)
     pad = _first_value(ds, "PixelPaddingValue")
     if pad is not None:
         meta["pixel_padding_value"] = pad

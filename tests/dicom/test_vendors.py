@@ -78,6 +78,7 @@ def test_info_says_which_philips_scaling_applies(tmp_path):
     assert r.code == 0, r.err
     records = json.loads(r.out)
     assert {rec["scaling_rule"] for rec in records} == {"philips-fp"}
+    assert sorted(rec.get("suffix", "") for rec in records) == ["", "_ph"]  # which output is which
     assert records[0]["scaling"]["slope"] == pytest.approx(100.0)
     r = run("header", src / "IM_1.dcm")
     assert r.code == 0, r.err
