@@ -79,6 +79,7 @@ class Frame:
 
     __slots__ = (
         "_normal",
+        "acq_datetime",
         "acq_time",
         "bits_allocated",
         "bits_stored",
@@ -107,6 +108,7 @@ class Frame:
         "n_frames",
         "path",
         "pe_reversed",
+        "per_frame",
         "philips_ss",
         "photometric",
         "pixel_offset",
@@ -118,6 +120,7 @@ class Frame:
         "series_description",
         "series_number",
         "series_uid",
+        "shared_groups",
         "signed",
         "size",
         "slice_thickness",
@@ -178,6 +181,9 @@ class Frame:
             except Exception:
                 per = None
             shared = _item(ds, "SharedFunctionalGroupsSequence")
+        # this frame's functional group items (pydicom Datasets, or LightItems with .get(keyword)), for
+        # readers of per-frame values beyond the properties below
+        self.per_frame, self.shared_groups = per, shared
 
         def pick(seq_name, keyword):
             for group in (per, shared):
@@ -233,8 +239,11 @@ class Frame:
         self.bvec = _floats(_diffusion_direction(per, shared), 3)
         directionality = pick("MRDiffusionSequence", "DiffusionDirectionality")
         self.diffusion_directionality = str(directionality).strip().upper() if directionality else None
+        self.acq_datetime = None  # the frame's FrameAcquisitionDateTime as written (DT), enhanced files
         if content is not None:
-            t = _float(_get(content, "FrameAcquisitionDateTime"))
+            raw_dt = _get(content, "FrameAcquisitionDateTime")
+            self.acq_datetime = str(raw_dt).strip() if raw_dt is not None else None
+            t = _float(raw_dt)
             if t is not None:
                 self.acq_time = t
         index_values = _get(content, "DimensionIndexValues") if content is not None else None

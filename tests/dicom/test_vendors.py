@@ -398,7 +398,7 @@ def test_enhanced_frame_properties_light_and_pydicom_agree(tmp_path):
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     heavy = [Frame(ds, path, i, len(frames)) for i in range(len(frames))]
     keys = ("ipp", "iop", "pixel_spacing", "slope", "intercept", "philips_ss", "echo_time", "bvalue", "bvec",
-            "complex_part", "dim_index", "temporal", "acq_time", "frame_type")
+            "complex_part", "dim_index", "temporal", "acq_time", "acq_datetime", "frame_type")
     for a, b in zip(light, heavy):
         for key in keys:
             assert getattr(a, key) == getattr(b, key), key
@@ -406,6 +406,8 @@ def test_enhanced_frame_properties_light_and_pydicom_agree(tmp_path):
     assert (f.echo_time, f.bvalue, f.bvec, f.complex_part, f.temporal) == (73.0, 1000.0, [0.6, 0.8, 0.0],
                                                                           "magnitude", 2)
     assert f.dim_index == (1, 2, 2) and f.philips_ss == 0.5 and f.echo_time_s == pytest.approx(0.073)
+    assert f.acq_datetime == "20240101120001.50" and f.per_frame is not None and f.shared_groups is not None
+    assert f.per_frame.get("MRDiffusionSequence")[0].get("DiffusionBValue") == 1000.0
     # the same file in implicit VR (the private sequence known by its tag alone): the same frames
     from pydicom.uid import ImplicitVRLittleEndian
 
