@@ -334,7 +334,9 @@ class Frame:
         (2005,100E) give the floating-point values by default, (SV x RS + RI) / (RS x SS), and the
         display values (SV x RS + RI) with philips="display"."""
         if philips == "fp" and self.philips_ss is not None:
-            return 1.0 / self.philips_ss, self.intercept / (self.slope * self.philips_ss)
+            denominator = self.slope * self.philips_ss
+            if denominator != 0 and math.isfinite(1.0 / self.philips_ss) and math.isfinite(1.0 / denominator):
+                return 1.0 / self.philips_ss, self.intercept / denominator
         return self.slope, self.intercept
 
     def signature(self):

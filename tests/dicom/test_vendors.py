@@ -510,3 +510,17 @@ def test_philips_derived_isotropic_diffusion_images_left_out(tmp_path):
     img, arr = _data(tmp_path / "dwi.nii.gz")
     assert arr.shape == (4, 3, 3, 3)
     assert [arr[0, 0, 0, v] * 0.5 for v in range(3)] == [0.0, 10.0, 20.0]
+
+
+@pytest.mark.parametrize("ss", [0.0, float("nan"), float("inf"), 1e-320])
+def test_philips_unusable_scale_slope_falls_back_to_display_values(tmp_path, ss):
+    d = tmp_path / "cl"
+    d.mkdir()
+    px = np.arange(12, dtype=np.int16).reshape(4, 3)
+    p = dcmgen.write_slice(str(d / "s.dcm"), px, ipp=(0, 0, 0), modality="MR", slope=2, intercept=10,
+                           extra={"Manufacturer": "Philips Medical Systems"})
+    ds = pydicom.dcmread(p)
+    ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x0E, "FL", ss)
+    ds.save_as(p)
+    _, arr = _data_nii(d, tmp_path)
+    assert np.array_equal(arr[:, :, 0], (px * 2.0 + 10).T)
