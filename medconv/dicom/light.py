@@ -53,7 +53,7 @@ TAGS = {
     "FrameType": (0x00089007, "CS"), "ComplexImageComponent": (0x00089208, "CS"),
     "DimensionIndexValues": (0x00209157, "UL"), "TemporalPositionIndex": (0x00209128, "UL"),
     "FrameAcquisitionDateTime": (0x00189074, "DT"), "DiffusionGradientOrientation": (0x00189089, "FD"),
-    "DiffusionDirectionality": (0x00189075, "CS"),
+    "DiffusionDirectionality": (0x00189075, "CS"), "PhilipsDiffusionDirection": (0x20011004, "CS"),
 }
 #: tag -> (keyword, VR used when the file is implicit VR)
 BY_TAG = {tag: (keyword, vr) for keyword, (tag, vr) in TAGS.items()}

@@ -257,6 +257,13 @@ class Frame:
         manufacturer = str(_get(ds, "Manufacturer") or "").strip().upper()
         self.vendor = ("philips" if manufacturer.startswith("PHILIPS") else "ge" if manufacturer.startswith("GE ")
                        else "siemens" if manufacturer.startswith("SIEMENS") else manufacturer.lower() or None)
+        if self.diffusion_directionality is None and self.vendor == "philips":
+            # older Philips files: the private diffusion direction (2001,1004), "I" for the isotropic image
+            private = _item(per, (0x2005, 0x140F)) if per is not None else None
+            code = _private(private, 0x20011004, None) if private is not None else None
+            code = code or _private(ds, 0x20011004, "PhilipsDiffusionDirection")
+            if str(code or "").strip().upper() == "I":
+                self.diffusion_directionality = "ISOTROPIC"
         # per-frame image type (enhanced files: Frame Type and Complex Image Component of each frame)
         frame_item = None
         for group in (per, shared):

@@ -524,3 +524,24 @@ def test_philips_unusable_scale_slope_falls_back_to_display_values(tmp_path, ss)
     ds.save_as(p)
     _, arr = _data_nii(d, tmp_path)
     assert np.array_equal(arr[:, :, 0], (px * 2.0 + 10).T)
+
+
+def test_philips_classic_isotropic_image_marked_privately_is_left_out(tmp_path):
+    """Older classic Philips files mark the derived trace image only with (2001,1004) = I."""
+    d = tmp_path / "dwi"
+    d.mkdir()
+    n = 0
+    for v, direction in enumerate(("", "P", "I")):
+        for k in range(3):
+            n += 1
+            p = dcmgen.write_slice(str(d / f"f{n:02d}.dcm"), np.full((3, 4), 10 * v + k), ipp=(0, 0, 2.5 * k),
+                                   modality="MR", instance=n,
+                                   extra={"Manufacturer": "Philips Medical Systems", "TemporalPositionIdentifier": v + 1})
+            ds = pydicom.dcmread(p)
+            ds.private_block(0x2001, "Philips Imaging DD 001", create=True).add_new(0x04, "CS", direction)
+            ds.save_as(p)
+    r = run("convert", d, tmp_path / "dwi.nii.gz")
+    assert r.code == 0, r.err
+    _, arr = _data(tmp_path / "dwi.nii.gz")
+    assert arr.shape == (4, 3, 3, 2)
+    assert [arr[0, 0, 0, v] for v in range(2)] == [0.0, 10.0]
