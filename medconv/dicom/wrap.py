@@ -195,12 +195,23 @@ class Frame:
 
         self.iop = _floats(pick("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
         self.ipp = _floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3)
+        # Philips files modified after the scanner (PACS, anonymisers) may keep a frame's position and
+        # orientation only in the private per-frame item (2005,140F): used when nothing public is there
+        private_position = False
+        if per is not None and (self.ipp is None or self.iop is None):
+            philips_item = _item(per, (0x2005, 0x140F))
+            if philips_item is not None:
+                if self.ipp is None:
+                    self.ipp = _floats(_get(philips_item, "ImagePositionPatient"), 3)
+                    private_position = self.ipp is not None
+                if self.iop is None:
+                    self.iop = _floats(_get(philips_item, "ImageOrientationPatient"), 6)
         self.pixel_spacing = _floats(pick("PixelMeasuresSequence", "PixelSpacing"), 2)
         if self.pixel_spacing is not None and not all(math.isfinite(v) and v > 0 for v in self.pixel_spacing):
             # 0 by 0 (seen in CR exports) or worse: no spacing at all, rather than a singular affine
             self.pixel_spacing = None
         self._normal = False  # orientation known now: computed on first use
-        if index is not None and self.ipp is not None and self.normal is not None and (
+        if index is not None and self.ipp is not None and self.normal is not None and not private_position and (
                 per is None or _item(per, "PlanePositionSequence") is None):
             # legacy multi-frame (RT dose, NM): one position for the file, frames spread along the normal
             offsets = _floats(_get(ds, "GridFrameOffsetVector"))

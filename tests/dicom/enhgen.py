@@ -21,8 +21,12 @@ def frame(k, *, te=None, part="MAGNITUDE", frame_type=None, temporal=1, dims=Non
 
 def write_enhanced(path, frames, pixels, *, dim_pointers=(STACK, IN_STACK), manufacturer=PHILIPS, series_number=5,
                    description="enh test", series_uid="1.2.3.4.9", iop=(1, 0, 0, 0, 1, 0), spacing=(2.0, 2.0),
-                   origin=(-50.0, -40.0, -30.0), step=3.0, bits_stored=16, signed=False, echo_numbers=None):
-    """Write `frames` (see frame()) with `pixels[i]` ([row, col]) as frame i, in the order given."""
+                   origin=(-50.0, -40.0, -30.0), step=3.0, bits_stored=16, signed=False, echo_numbers=None,
+                   private_position=False):
+    """Write `frames` (see frame()) with `pixels[i]` ([row, col]) as frame i, in the order given.
+
+    `private_position`: each frame's position only in the Philips private item (2005,140F).
+    """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -88,9 +92,11 @@ def write_enhanced(path, frames, pixels, *, dim_pointers=(STACK, IN_STACK), manu
         content.FrameAcquisitionDateTime = spec["acq"]
         content.DimensionIndexValues = list(spec["dims"] if spec["dims"] is not None else (1, spec["k"] + 1))
         g.FrameContentSequence = Sequence([content])
-        pos = Dataset()
-        pos.ImagePositionPatient = [f"{v:.6f}" for v in np.asarray(origin) + normal * step * spec["k"]]
-        g.PlanePositionSequence = Sequence([pos])
+        position = [f"{v:.6f}" for v in np.asarray(origin) + normal * step * spec["k"]]
+        if not private_position:
+            pos = Dataset()
+            pos.ImagePositionPatient = position
+            g.PlanePositionSequence = Sequence([pos])
         pvt = Dataset()
         pvt.RescaleSlope = str(spec["rs"])
         pvt.RescaleIntercept = str(spec["ri"])
@@ -115,10 +121,13 @@ def write_enhanced(path, frames, pixels, *, dim_pointers=(STACK, IN_STACK), manu
                 direction.DiffusionGradientOrientation = [float(v) for v in spec["bvec"]]
                 diff.DiffusionGradientDirectionSequence = Sequence([direction])
             g.MRDiffusionSequence = Sequence([diff])
-        if spec["ss"] is not None:
+        if spec["ss"] is not None or private_position:
             private = Dataset()
             private.add_new(0x20050010, "LO", "Philips MR Imaging DD 001")
-            private.add_new(0x2005100E, "FL", float(spec["ss"]))
+            if spec["ss"] is not None:
+                private.add_new(0x2005100E, "FL", float(spec["ss"]))
+            if private_position:
+                private.ImagePositionPatient = position
             g.add_new(0x20050014, "LO", "Philips MR Imaging DD 005")
             g.add_new(0x2005140F, "SQ", Sequence([private]))
         per.append(g)

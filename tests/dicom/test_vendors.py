@@ -545,3 +545,17 @@ def test_philips_classic_isotropic_image_marked_privately_is_left_out(tmp_path):
     _, arr = _data(tmp_path / "dwi.nii.gz")
     assert arr.shape == (4, 3, 3, 2)
     assert [arr[0, 0, 0, v] for v in range(2)] == [0.0, 10.0]
+
+
+def test_philips_position_only_in_the_private_frame_item(tmp_path):
+    """Positions kept only in (2005,140F) (files rewritten after the scanner) still place the slices."""
+    iop = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # sagittal
+    frames = [frame(k, te=5, ss=0.5, dims=(1, k + 1)) for k in (2, 0, 3, 1)]
+    src = tmp_path / "in"
+    src.mkdir()
+    write_enhanced(str(src / "sag.dcm"), frames, [np.full((3, 4), f["k"]) for f in frames], iop=iop,
+                   private_position=True, step=2.5, origin=(10.0, -20.0, 30.0))
+    img, arr = _data_nii(src, tmp_path)
+    assert [arr[0, 0, k] * 0.5 for k in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    expected = dcmgen.expected_affine(iop, (2.0, 2.0), np.cross(iop[:3], iop[3:]) * 2.5, (10.0, -20.0, 30.0))
+    assert np.allclose(img.affine, expected, atol=1e-4)
