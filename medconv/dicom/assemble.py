@@ -54,12 +54,28 @@ class Series:
                 "suffix": self.suffix}
 
 
+#: the last groupings of this process: converting the outputs of one directory one after the other
+#: groups its (cached) frames once; a hit needs the very same frame objects, in the same order
+_GROUPED: list = []
+
+
 def group(frames) -> list:
     """Split frames by signature (UID, orientation, size, echo, image kind); stable order.
 
     The same image twice (same SOPInstanceUID and frame: a tree exported twice, a copied folder)
     counts once, as dcm2niix does, instead of becoming a fake second volume.
     """
+    frames = list(frames)
+    for cached_frames, cached_series in _GROUPED:
+        if len(cached_frames) == len(frames) and all(a is b for a, b in zip(cached_frames, frames)):
+            return list(cached_series)
+    series = _group(frames)
+    _GROUPED.append((tuple(frames), tuple(series)))
+    del _GROUPED[:-4]
+    return series
+
+
+def _group(frames) -> list:
     groups = OrderedDict()
     seen, copies = {}, []
     # orientation and pixel spacing are compared with a tolerance, not by rounding (values either

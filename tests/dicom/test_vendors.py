@@ -559,3 +559,21 @@ def test_philips_position_only_in_the_private_frame_item(tmp_path):
     assert [arr[0, 0, k] * 0.5 for k in range(4)] == [0.0, 1.0, 2.0, 3.0]
     expected = dcmgen.expected_affine(iop, (2.0, 2.0), np.cross(iop[:3], iop[3:]) * 2.5, (10.0, -20.0, 30.0))
     assert np.allclose(img.affine, expected, atol=1e-4)
+
+
+def test_grouping_a_scanned_tree_twice_reuses_the_first_grouping(tmp_path):
+    """Converting the outputs of one directory one by one groups its frames once (same frame objects);
+    a changed tree (new frames) is grouped afresh."""
+    from medconv.dicom import assemble, scan
+
+    d = tmp_path / "s"
+    d.mkdir()
+    for k in range(3):
+        dcmgen.write_slice(str(d / f"a{k}.dcm"), np.full((3, 4), k), ipp=(0, 0, 2.5 * k), instance=k + 1)
+    first = assemble.group(scan.scan(str(d)))
+    again = assemble.group(scan.scan(str(d)))
+    assert [s is t for s, t in zip(first, again)] == [True]
+    dcmgen.write_slice(str(d / "b.dcm"), np.full((3, 4), 9), ipp=(0, 0, 10.0), instance=9, series_number=4,
+                       series_uid="1.2.3.4.6")
+    changed = assemble.group(scan.scan(str(d)))
+    assert len(changed) == 2 and changed[0] is not first[0]
