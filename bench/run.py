@@ -183,6 +183,39 @@ def fixture_anon_tree(n=2000, per_series=100):
     return out
 
 
+def fixture_enhanced_mr(shape=(96, 96, 40, 9)):
+    """One Philips-style enhanced MR file, rows x cols x slices x volumes frames (per-frame functional
+    groups, private scale slope), its frames stored in a shuffled order."""
+    rows, cols, nz, nt = shape
+    out = os.path.join(CACHE, f"enhanced_mr_{rows}x{cols}x{nz}x{nt}")
+    if os.path.isfile(os.path.join(out, "enhanced.dcm")):
+        return out
+    import random
+
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "dicom"))
+    from enhgen import IN_STACK, STACK, TEMPORAL, frame, write_enhanced
+
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    vol = _ct_volume((rows, cols, nz), seed=11).astype(np.int32) - 1024
+    specs = [(k, t) for t in range(nt) for k in range(nz)]
+    random.Random(5).shuffle(specs)
+    frames = [frame(k, te=30.0, temporal=t + 1, dims=(1, k + 1, t + 1), rs=1.25, ss=0.01) for k, t in specs]
+    pixels = [np.clip(vol[:, :, k] + 7 * t, 0, 4095) for k, t in specs]
+    write_enhanced(os.path.join(tmp, "enhanced.dcm"), frames, pixels, dim_pointers=(STACK, IN_STACK, TEMPORAL),
+                   bits_stored=12)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+#: dcm2niix's vendor validation corpora, when the project sits beside them
+VENDOR_CORPORA = os.path.join(ROOT, "..", "shared", "testdata", "vendor")
+
+
 # -- running --------------------------------------------------------------------------------
 def measure(argv, repeats, setup=None, shell=False):
     """(times, peak RSS in bytes, error text) for running argv `repeats` times."""
@@ -288,6 +321,31 @@ def tasks(repeats):
              "", clean("d2n" + ext)),
             ("SimpleITK", python_snippet(SITK_SERIES) + [series, os.path.join(out_dir, "sitk" + ext)],
              "", clean("sitk" + ext)),
+        ]))
+    # enhanced multi-frame and vendor exports, to .nii.gz beside dcm2niix (which uses pigz when on PATH)
+    vendor_inputs = [("enhanced MR 96x96x40x9 (360 frames)", fixture_enhanced_mr())]
+    if os.path.isdir(VENDOR_CORPORA):
+        vendor_inputs += [(f"vendor {name}", os.path.join(VENDOR_CORPORA, name, "In"))
+                          for name in sorted(os.listdir(VENDOR_CORPORA))
+                          if os.path.isdir(os.path.join(VENDOR_CORPORA, name, "In"))]
+    else:
+        print(f"note: {VENDOR_CORPORA} absent: the vendor corpus rows are skipped", flush=True)
+    for label, src in vendor_inputs:
+        key = label.split(" (")[0].replace(" ", "_")
+        mine, theirs = os.path.join(out_dir, key), os.path.join(out_dir, key + "_d2x")
+
+        def fresh(*dirs):
+            def setup():
+                for d in dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+                    os.makedirs(d)
+            return setup
+
+        rows.append((f"{label} -> .nii.gz", [
+            ("medconv", MEDCONV + ["convert", src, "-o", mine, "--to", "nifti1", "-q", "--keep-going"], "",
+             fresh(mine)),
+            ("dcm2niix", [d2x, "-z", "y", "-b", "n", "-o", theirs, src] if d2x else None,
+             "" if d2x else "not installed", fresh(theirs)),
         ]))
     rows.append(("info, one NIfTI", [
         ("medconv", MEDCONV + ["info", one], "", None),
@@ -398,7 +456,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     if args.fixtures_only:
-        fixture_dicom_series(), fixture_nifti(), fixture_many_small(), fixture_anon_tree()
+        fixture_dicom_series(), fixture_nifti(), fixture_many_small(), fixture_anon_tree(), fixture_enhanced_mr()
         fixture_nifti(name="ct_512x512x300_twin.nii.gz")
         return
     # fixtures are made in a child process: a forked child starts with its parent's peak RSS,

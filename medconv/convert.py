@@ -133,7 +133,7 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
             orient: str | None = None, slice_index: int | None = None, window_spec: str | None = None,
             series=None, strict: bool = False, fill_gaps: bool = False, sidecar_path: str | None = None,
             per_input_folder: bool = False, dry_run: bool = False, say_dicom: bool = False,
-            **write_options):
+            philips_scaling: str | None = None, **write_options) -> list:
     """Convert one input; returns the files written.
 
     DICOM-only reading options: `series` (which series of a directory), `strict` (refuse
@@ -153,6 +153,8 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
             read_options["fill_gaps"] = True
         if series is not None:
             read_options["series"] = series
+        if philips_scaling is not None:
+            read_options["philips_scaling"] = philips_scaling
     elif series is not None:
         raise UsageError(f"--series chooses a DICOM series; {os.path.basename(src)} is {src_fmt}")
     if sidecar_path and os.path.lexists(sidecar_path) and not force:

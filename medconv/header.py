@@ -322,6 +322,12 @@ def dicom_lines(ds, terminal: bool = False, depth: int = 0) -> list:
     """dcmdump-like lines: (depth, tag, vr, name, value) for file meta and data set, sequences nested."""
     out = []
     meta = getattr(ds, "file_meta", None) if depth == 0 else None
+    if depth == 0:
+        from .dicom import scaling_note
+
+        note = scaling_note(ds)
+        if note:
+            out.append((0, "#", "", note, ""))
     if meta is not None and len(meta):
         out.append((0, "#", "", "File meta information", ""))
         out.extend(_dataset_lines(meta, ds, terminal, 0))

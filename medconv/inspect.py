@@ -5,9 +5,11 @@ import os
 
 INFO_FIELDS = ("path", "format", "shape", "ndim", "spacing", "dtype", "value_kind", "scaling", "affine",
                "orientation", "size_bytes", "modality", "series_uid", "series_number", "series_description",
-               "n_files", "transfer_syntax", "selector", "folder", "time_unit", "orientation_assumed")
+               "n_files", "transfer_syntax", "selector", "folder", "time_unit", "orientation_assumed",
+               "suffix", "scaling_rule")
 #: keys of Volume.metadata that info may print (nothing patient-identifying)
-_META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax")
+_META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax",
+              "suffix", "scaling_rule")
 
 
 def volume_record(volume, path: str, size_bytes: int | None = None) -> dict:

@@ -120,18 +120,25 @@ def compressobj(level: int | None = None):
     return zlib_ng.compressobj(level)
 
 
-def open_write(path_or_file, compress: bool):
-    """A binary file object for writing; gzip on several threads (ISA-L or zlib-ng) when `compress`."""
+#: outputs smaller than this are compressed on the calling thread: the threaded writers work in
+#: 1 MiB blocks, so a smaller output gains nothing from threads and pays their start and join
+SMALL_OUTPUT = 1 << 20
+
+
+def open_write(path_or_file, compress: bool, size_hint: int | None = None):
+    """A binary file object for writing; gzip on several threads (ISA-L or zlib-ng) when `compress`
+    (on this thread when `size_hint` says the output is small)."""
     if not compress:
         return open(path_or_file, "wb")
     level = _level()
+    threads = 0 if size_hint is not None and size_hint < SMALL_OUTPUT else _threads()
     if level == 1:
         from isal import igzip_threaded
 
-        return igzip_threaded.open(path_or_file, "wb", compresslevel=3, threads=_threads())
+        return igzip_threaded.open(path_or_file, "wb", compresslevel=3, threads=threads)
     from zlib_ng import gzip_ng_threaded
 
-    return gzip_ng_threaded.open(path_or_file, "wb", compresslevel=level, threads=_threads())
+    return gzip_ng_threaded.open(path_or_file, "wb", compresslevel=level, threads=threads)
 
 
 def read_until(path: str, pattern: bytes, limit: int, complete=None) -> tuple:

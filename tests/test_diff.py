@@ -343,8 +343,10 @@ def test_dicom_series_written_twice_pair_by_folder_despite_new_uids(tmp_path):
     assert "header.SeriesInstanceUID" in fields
 
 
-def test_folder_progress_bar_on_a_terminal(tmp_path):
+def test_folder_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     from helpers import run_on_terminal
+
+    monkeypatch.setenv("MEDCONV_PROGRESS_DELAY", "0")  # show it at once
 
     vol = _vol()
     _tree(tmp_path / "a", vol, ["x.nii.gz", "y.nii.gz", "z.nii.gz"])

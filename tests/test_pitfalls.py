@@ -222,19 +222,26 @@ def test_pitfall_08_unsigned_and_negative_slope(tmp_path):
 
 
 # 9 vendor (Philips) scaling: one documented choice (RescaleSlope/Intercept), stable
-def test_pitfall_09_philips_private_scale_ignored(tmp_path):
+def test_pitfall_09_philips_scaling(tmp_path):
+    """Philips: floating-point values (SV x RS + RI) / (RS x SS) by default, as dcm2niix; the display
+    values (SV x RS + RI) on request; one documented choice, stable."""
     d, data, _ = _series(tmp_path, modality="MR", slope=2, intercept=5, extra={"Manufacturer": "Philips"})
     for name in os.listdir(d):
         p = os.path.join(d, name)
         ds = pydicom.dcmread(p)
         ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x0E, "FL", 0.125)
         ds.save_as(p)
+    display = np.transpose(data, (1, 0, 2)) * 2.0 + 5
     v1 = __import__("medconv").read(str(d))
-    assert np.allclose(v1.real(),
-                       np.transpose(data, (1, 0, 2)) * 2.0 + 5)
+    assert np.allclose(v1.real(), display / (2.0 * 0.125))
+    v2 = __import__("medconv").read(str(d), philips_scaling="display")
+    assert np.allclose(v2.real(), display)
     out = tmp_path / "p.nii"
     assert run("convert", d, out).code == 0
-    assert np.array_equal(_nifti(out)[0].get_fdata(), np.transpose(data, (1, 0, 2)) * 2.0 + 5)
+    assert np.allclose(_nifti(out)[0].get_fdata(), display / 0.25)
+    out2 = tmp_path / "p2.nii"
+    assert run("convert", d, out2, "--philips-scaling", "display").code == 0
+    assert np.array_equal(_nifti(out2)[0].get_fdata(), display)
 
 
 # 10 MONOCHROME1 inverted after the window in 2D exports; volume keeps real values

@@ -54,6 +54,9 @@ class Task:
 @click.option("--fill-gaps", is_flag=True,
               help="DICOM: where whole slices are missing, insert empty slices (value 0) so every real slice keeps "
                    "its position (without it such a series is refused, exit 3).")
+@click.option("--philips-scaling", type=click.Choice(["fp", "display"]), default="fp", show_default=True,
+              help="DICOM from Philips: fp gives the floating-point values of the private scale slope (as dcm2niix "
+                   "does by default), display the values of RescaleSlope/Intercept alone (dcm2niix -p n).")
 @click.option("--template", "template_path", type=click.Path(), metavar="REF.dcm",
               help="DICOM output: take patient and study attributes from this reference DICOM file.")
 @options.jobs
@@ -63,8 +66,8 @@ class Task:
 @options.keep_going
 @options.quiet
 def command(paths, from_list, output, to, force, dtype, orient, slice_index, window_spec, nifti2,
-            compression_level, name_template, series, sidecar, strict, fill_gaps, template_path, jobs, skip_existing, update,
-            dry_run, keep_going):
+            compression_level, name_template, series, sidecar, strict, fill_gaps, philips_scaling, template_path, jobs,
+            skip_existing, update, dry_run, keep_going):
     """Convert images between formats; the output format follows DST's extension or --to.
 
     A DST ending in / is a DICOM series folder. Many inputs (arguments, --from-list FILE or -
@@ -148,6 +151,8 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
         common["nifti2"] = True
     if fill_gaps:
         common["fill_gaps"] = True
+    if philips_scaling != "fp":
+        common["philips_scaling"] = philips_scaling
     if template_path is not None:
         common["template"] = template_path
     if per_input_folder:
@@ -246,7 +251,8 @@ def plan(paths, outdir, template, to, series) -> list:
 
     entries = []  # (src, metadata, series selector, template)
     for src in paths:
-        found = _series_of(src) if series is None and os.path.isdir(src) else None
+        # a directory, or one DICOM file holding several outputs (an enhanced file with echoes and parts)
+        found = _series_of(src) if series is None and (os.path.isdir(src) or _is_dicom_file(src)) else None
         if found and len(found) > 1:
             for s in found:
                 entries.append((src, s, s.get("selector"), template or naming.SERIES_TEMPLATE))
@@ -258,12 +264,23 @@ def plan(paths, outdir, template, to, series) -> list:
     for index, (src, meta, sel, tmpl) in enumerate(entries):
         if meta is None and needs_meta:
             meta = _metadata_of(src, sel)
-        names.append(naming.render_name(tmpl, naming.fields_for(src, index, meta)))
+        # a DICOM series split as dcm2niix splits it keeps its suffix (_e2, _ph, _fieldmaphz, ...)
+        suffix = (meta or {}).get("suffix") or ""
+        name = naming.render_name(tmpl, naming.fields_for(src, index, meta))
+        names.append(name + "_" + naming.sanitise(suffix.lstrip("_")) if suffix else name)
     labels = [src if sel is None or sel == series else f"{src} [series {sel}]" for src, _, sel, _ in entries]
     names = naming.unique_names(names, labels)
     return [Task(src, naming.destination(outdir, name, to), series=sel, label=label,
                  extra={"refused": meta["refused"]} if meta and meta.get("refused") else {})
             for (src, meta, sel, _), name, label in zip(entries, names, labels)]
+
+
+def _is_dicom_file(path) -> bool:
+    if not os.path.isfile(path):
+        return False
+    from ..dicom.scan import looks_like_dicom
+
+    return looks_like_dicom(path)
 
 
 def _series_of(path):

@@ -143,8 +143,45 @@ def _guarded_load(path, func, *args, **kwargs):
             raise InputError(f"cannot read pixel data ({exc.strerror or exc})", path) from None
 
 
-def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
-    """Assemble one Series into a Volume (pixels loaded lazily with header_only)."""
+#: how Philips stored values become real ones: "fp" (floating-point values from the private scale
+#: slope, dcm2niix's default) or "display" (RescaleSlope/Intercept only, dcm2niix -p n)
+PHILIPS_SCALINGS = ("fp", "display")
+
+
+def scaling_rule(frames, philips="fp") -> str:
+    """Which rule maps the stored values of these frames to real ones (said by info and header)."""
+    if any(f.philips_ss is not None for f in frames):
+        return "philips-fp" if philips == "fp" else "philips-display"
+    if any(f.slope != 1.0 or f.intercept != 0.0 for f in frames):
+        return "rescale"
+    return "none"
+
+
+def scaling_note(ds):
+    """One line for `header`: which rule turns this Philips file's stored values into real ones."""
+    try:
+        if not str(ds.get("Manufacturer") or "").strip().upper().startswith("PHILIPS"):
+            return None
+        ss = ds.get((0x2005, 0x100E))
+        if ss is None:
+            per = ds.get("PerFrameFunctionalGroupsSequence")
+            private = per[0].get((0x2005, 0x140F)) if per else None
+            ss = private.value[0].get((0x2005, 0x100E)) if private is not None and len(private.value) else None
+    except Exception:
+        return None
+    if ss is None:
+        return None
+    return ("Philips scaling: convert writes floating-point values, (stored x RescaleSlope + RescaleIntercept) / "
+            "(RescaleSlope x private scale slope (2005,100E)); --philips-scaling display keeps the display values")
+
+
+def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philips_scaling="fp"):
+    """Assemble one Series into a Volume (pixels loaded lazily with header_only).
+
+    `philips_scaling`: "fp" (default) or "display", see PHILIPS_SCALINGS.
+    """
+    if philips_scaling not in PHILIPS_SCALINGS:
+        raise UsageError(f"--philips-scaling takes {' or '.join(PHILIPS_SCALINGS)}, not {philips_scaling!r}")
     from ..volume import Volume
     from . import damage, mosaic, pixels, sidecar
     from .assemble import layout
@@ -160,7 +197,10 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     frames = [f for row in by_t for f in row if f is not None]
     dtype = pixels.stored_dtype(f0)
     colour = pixels.is_colour(f0)
-    scales = {(f.slope, f.intercept) for f in frames}
+    def scale_of(f):
+        return f.scaling(philips_scaling)
+
+    scales = {scale_of(f) for f in frames}
     real_float = len(scales) > 1 and not colour
     scaling = None if real_float or colour else next(iter(scales))
     shape = (f0.columns, f0.rows, nz) + ((nt,) if nt > 1 else ()) + ((3,) if colour else ())
@@ -175,13 +215,21 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
         "window_center": _first_value(ds, "WindowCenter"), "window_width": _first_value(ds, "WindowWidth"),
         "size_bytes": s.size_bytes,
     }
+    rule = scaling_rule(frames, philips_scaling)
+    if rule.startswith("philips"):
+        meta["scaling_rule"] = rule
+    if s.suffix:
+        meta["suffix"] = s.suffix  # the name part dcm2niix gives this output (_e2, _ph, ...)
     pad = _first_value(ds, "PixelPaddingValue")
     if pad is not None:
         meta["pixel_padding_value"] = pad
     meta["sidecar"] = sidecar.build(ds, [f for f in by_t[0] if f is not None] if nz > 1 else None)
 
+    flip_rows = f0.pe_reversed  # GE epi_pepolar: reversed volumes are stored with their rows upside down
+
     def loader():
-        return _guarded_load(path, pixels.load, by_t, nz, nt, dtype, real_float=real_float)
+        arr = _guarded_load(path, pixels.load, by_t, nz, nt, dtype, real_float=real_float, scale_of=scale_of)
+        return np.ascontiguousarray(arr[:, ::-1]) if flip_rows else arr
 
     known = all(f.iop is not None and f.ipp is not None for f in frames)
     common = {"affine": affine, "scaling": scaling, "value_kind": "rgb" if colour else "scalar", "time_step": step_t,
@@ -237,14 +285,16 @@ def _mosaic_volume(s, path, header_only):
 
 
 @_quiet
-def read(path, fmt="dicom", header_only=False, series=None, strict=False, fill_gaps=False, **options):
+def read(path, fmt="dicom", header_only=False, series=None, strict=False, fill_gaps=False, philips_scaling="fp",
+         **options):
     """A DICOM file, or one series of a directory tree, as a Volume.
 
     A series with a missing slice is refused unless `fill_gaps` (empty slices inserted).
+    `philips_scaling`: "fp" (floating-point values, the default) or "display" (see PHILIPS_SCALINGS).
     """
     path = os.fspath(path)
     return build_volume(select(path, series), path, header_only=header_only, strict=strict,
-                        gaps="fill" if fill_gaps else "refuse")
+                        gaps="fill" if fill_gaps else "refuse", philips_scaling=philips_scaling)
 
 
 @_quiet

@@ -22,9 +22,14 @@ class Series:
     def __init__(self, frames):
         self.frames = frames
         self.selector = None
+        self.echo = None  # echo number of this output within its series (set by group)
+        self.suffix = ""  # dcm2niix's name suffix: _e2, _ph, _real, _imaginary, _fieldmaphz
         first = frames[0]
         self.series_uid = first.series_uid
         self.series_number = first.series_number
+        if first.pe_reversed and first.ge_user12 in (2, 3) and first.series_number is not None:
+            # GE epi_pepolar: the reversed-polarity volumes are their own series, numbered +1000 as dcm2niix does
+            self.series_number = first.series_number + 1000
         self.series_description = first.series_description
         self.modality = first.modality
         self.protocol = first.protocol
@@ -45,7 +50,13 @@ class Series:
     def as_dict(self):
         return {"series_uid": self.series_uid, "series_number": self.series_number,
                 "series_description": self.series_description, "modality": self.modality,
-                "protocol": self.protocol, "n_files": len(self.files), "selector": self.selector}
+                "protocol": self.protocol, "n_files": len(self.files), "selector": self.selector,
+                "suffix": self.suffix}
+
+
+#: the last groupings of this process: converting the outputs of one directory one after the other
+#: groups its (cached) frames once; a hit needs the very same frame objects, in the same order
+_GROUPED: list = []
 
 
 def group(frames) -> list:
@@ -54,20 +65,39 @@ def group(frames) -> list:
     The same image twice (same SOPInstanceUID and frame: a tree exported twice, a copied folder)
     counts once, as dcm2niix does, instead of becoming a fake second volume.
     """
+    frames = list(frames)
+    for cached_frames, cached_series in _GROUPED:
+        if len(cached_frames) == len(frames) and all(a is b for a, b in zip(cached_frames, frames)):
+            return list(cached_series)
+    series = _group(frames)
+    _GROUPED.append((tuple(frames), tuple(series)))
+    del _GROUPED[:-4]
+    return series
+
+
+def _group(frames) -> list:
     groups = OrderedDict()
     seen, copies = {}, []
     # orientation and pixel spacing are compared with a tolerance, not by rounding (values either
     # side of a rounding boundary, e.g. 0.0995 +- 1e-7, would split one series in two)
     clusters: dict = {}
+    kept = []
     for f in frames:
         if f.sop:
             key = (f.sop, f.index)
             if key in seen:
-                copies.append((f.path, seen[key]))
-                continue
-            seen[key] = f.path
+                if _same_image(seen[key], f):
+                    copies.append((f.path, seen[key].path))
+                    continue
+                # the same SOPInstanceUID over different pixels: two images, not a copy (as dcm2niix)
+            else:
+                seen[key] = f
+        kept.append(f)
+    kept = _without_derived_trace(kept)
+    _vendor_rules(kept)
+    for f in kept:
         sig = f.signature()
-        exact = sig[:1] + sig[2:9]  # all but orientation and spacing
+        exact = sig[:1] + sig[2:9] + sig[10:]  # all but orientation and spacing
         reps = clusters.setdefault(exact, [])
         for i, rep in enumerate(reps):
             if _close(rep.iop, f.iop, IOP_TOL) and _close(rep.pixel_spacing, f.pixel_spacing, SPACING_TOL):
@@ -82,19 +112,132 @@ def group(frames) -> list:
         log.warn(f"{len(copies)} duplicate image(s) skipped: the same SOPInstanceUID as an image already read "
                  f"({path} repeats {first}{more})")
     series = [Series(g) for g in groups.values()]
+    _name_parts(series)
     series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.series_uid))
     numbers = {}
     for s in series:
         numbers.setdefault(s.series_number, set()).add(s.series_uid)
-    per_uid = {}
+    per_uid = {}  # the outputs of one series (one UID and number): numbered 3.1, 3.2, ...
     for s in series:
-        per_uid.setdefault(s.series_uid, []).append(s)
+        per_uid.setdefault((s.series_uid, s.series_number), []).append(s)
     for s in series:
         unique_number = s.series_number is not None and len(numbers[s.series_number]) == 1
         base = str(s.series_number) if unique_number else s.series_uid
-        siblings = per_uid[s.series_uid]
+        siblings = per_uid[(s.series_uid, s.series_number)]
         s.selector = base if len(siblings) == 1 else f"{base}.{siblings.index(s) + 1}"
+    taken: dict = {}
+    for s in series:  # one UID under several numbers that other UIDs share too: keep selectors distinct
+        n = taken.get(s.selector, 0)
+        taken[s.selector] = n + 1
+        if n:
+            s.selector = f"{s.selector}.{s.series_number}" if s.series_number is not None else f"{s.selector}.{n + 1}"
     return series
+
+
+def _same_image(a, b) -> bool:
+    """Two frames with one SOPInstanceUID are a copy when their pixel bytes are equal."""
+    if a.path == b.path:
+        return True
+    try:
+        if a.size != b.size:
+            return False
+        if a.pixel_offset is not None and b.pixel_offset is not None:
+            (oa, la), (ob, lb) = a.pixel_offset, b.pixel_offset
+            if la != lb:
+                return False
+            with open(a.path, "rb") as fa, open(b.path, "rb") as fb:
+                fa.seek(oa)
+                fb.seek(ob)
+                return fa.read(la) == fb.read(lb)
+        with open(a.path, "rb") as fa, open(b.path, "rb") as fb:
+            return fa.read() == fb.read()
+    except OSError:
+        return True  # unreadable now: keep the old rule (one copy)
+
+
+def _without_derived_trace(frames):
+    """Philips diffusion series append derived isotropic (trace) images to the acquired ones
+    (Diffusion Directionality ISOTROPIC); like dcm2niix, leave them out of the series they would
+    break (a b-value volume without a direction), and say so."""
+    derived = [f for f in frames if f.vendor == "philips" and f.diffusion_directionality == "ISOTROPIC"]
+    if not derived:
+        return frames
+    series = {f.series_uid for f in derived}
+    acquired = {f.series_uid for f in frames if f.series_uid in series and f.diffusion_directionality != "ISOTROPIC"}
+    drop = {id(f) for f in derived if f.series_uid in acquired}
+    if not drop:
+        return frames  # a series of derived images alone stays what it is
+    log.note(f"{len(drop)} derived isotropic diffusion image(s) left out of their series, as dcm2niix does "
+             f"({derived[0].path})")
+    return [f for f in frames if id(f) not in drop]
+
+
+#: GE direct field map sequences (0019,109C): one series holds a field map in Hz, then a magnitude volume
+GE_FIELDMAP_SEQUENCES = ("b0map", "b0rf", "3db0map")
+
+
+def _vendor_rules(frames) -> None:
+    """Per-frame marks that need the whole series: GE direct field maps (the first volume at each
+    position is the field map in Hz) and GE epi_pepolar (which volumes have reversed polarity)."""
+    by_series: dict = {}
+    for f in frames:
+        f.pe_reversed = False
+        if f.vendor == "ge" and f.ge_psd:
+            by_series.setdefault((f.series_uid, f.series_number), []).append(f)
+    for members in by_series.values():
+        psd = members[0].ge_psd.lower()
+        if psd in GE_FIELDMAP_SEQUENCES:
+            stacks = _by_position(members)
+            if stacks and all(len(st) == 2 for st in stacks):
+                for st in stacks:
+                    st[0].fieldmap, st[1].fieldmap = True, False
+        elif "epi_pepolar" in psd:
+            mode = members[0].ge_user12
+            if mode not in (1, 2, 3):
+                continue
+            for st in _by_position(members) or []:
+                for v, f in enumerate(st):
+                    # mode 1: all reversed; 2: reversed then forward (odd volumes); 3: forward then reversed
+                    f.pe_reversed = mode == 1 or (mode == 2 and v % 2 == 0) or (mode == 3 and v % 2 == 1)
+
+
+def _by_position(frames):
+    """Frames grouped by slice position, each group in acquisition order; None without geometry."""
+    if any(f.distance is None for f in frames):
+        return None
+    stacks: dict = {}
+    for f in frames:
+        stacks.setdefault(round(f.distance / POSITION_TOL), []).append(f)
+    return [sorted(st, key=_order_key) for st in stacks.values()]
+
+
+_SUFFIX = {"phase": "_ph", "real": "_real", "imaginary": "_imaginary", "fieldmaphz": "_fieldmaphz"}
+
+
+def _name_parts(series) -> None:
+    """Echo numbers and name suffixes of the outputs of each series, as dcm2niix names them:
+    `_e<N>` when the series has several echoes (or this is not the first echo), then `_ph`,
+    `_real`, `_imaginary` or `_fieldmaphz`; magnitude images take no part suffix."""
+    per_series: dict = {}
+    for s in series:
+        per_series.setdefault((s.series_uid, s.series_number), []).append(s)
+    for members in per_series.values():
+        echoes = []  # distinct echoes in order of first appearance
+        for s in members:
+            f = s.frames[0]
+            key = ("n", f.echo_number) if f.echo_number is not None else (
+                ("t", round(f.echo_time, 3)) if f.echo_time is not None else None)
+            if key is not None and key not in echoes:
+                echoes.append(key)
+        numbered = all(k[0] == "n" for k in echoes)
+        for s in members:
+            f = s.frames[0]
+            if f.echo_number is not None and numbered:
+                s.echo = f.echo_number
+            elif f.echo_time is not None and ("t", round(f.echo_time, 3)) in echoes:
+                s.echo = echoes.index(("t", round(f.echo_time, 3))) + 1
+            suffix = f"_e{s.echo}" if s.echo is not None and (len(echoes) > 1 or s.echo > 1) else ""
+            s.suffix = suffix + _SUFFIX.get(f.part, "")
 
 
 #: largest difference between direction cosines (and relative difference between pixel spacings)
@@ -116,7 +259,9 @@ def _fmt(v):
 
 
 def _order_key(f):
-    return (f.temporal if f.temporal is not None else -1, f.trigger if f.trigger is not None else -1.0,
+    # enhanced files: the declared dimensions first (Dimension Index Values, the last index the
+    # slowest, as the frames of a pCASL label/control x time series are laid out), never file order
+    return (tuple(reversed(f.dim_index)) if f.dim_index else (), f.temporal if f.temporal is not None else -1, f.trigger if f.trigger is not None else -1.0,
             f.bvalue if f.bvalue is not None else -1.0, f.acq_time if f.acq_time is not None else -1.0,
             f.instance if f.instance is not None else -1, f.path, f.index or 0)
 
@@ -178,7 +323,7 @@ def layout(series, strict=False, path=None, gaps="refuse"):
     by_t = [[stacks[k][t] for k in range(nz)] for t in range(nt)]
     if nt > 1:
         keys = [_order_key(s) for s in stacks[0]]
-        if len({k[:5] for k in keys}) < nt:
+        if len({k[:6] for k in keys}) < nt:
             log.warn(f"series {series.selector}: {nt} images share each slice position with nothing "
                      f"(time, trigger, b-value) telling them apart; stacked as {nt} volumes in file order", path)
     _note_instance_order(series, by_t[0])

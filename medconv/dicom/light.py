@@ -37,9 +37,30 @@ TAGS = {
     "RescaleSlope": (0x00281053, "DS"), "GridFrameOffsetVector": (0x3004000C, "DS"),
     "DoseGridScaling": (0x3004000E, "DS"), "NominalCardiacTriggerDelayTime": (0x00209153, "FD"),
     "DiffusionBValue": (0x00189087, "FD"), "EffectiveEchoTime": (0x00189082, "FD"),
+    # vendor private elements read by frame rules (Philips scale slope; GE sequence name, UserData12, image type)
+    "PhilipsScaleSlope": (0x2005100E, "FL"), "GEPulseSequenceName": (0x0019109C, "LO"),
+    "GEUserData12": (0x001910B3, "DS"), "GEImageType": (0x0043102F, "SS"),
+    # enhanced multi-frame: the functional groups and what Frame reads inside them
+    "PerFrameFunctionalGroupsSequence": (0x52009230, "SQ"), "SharedFunctionalGroupsSequence": (0x52009229, "SQ"),
+    "PlanePositionSequence": (0x00209113, "SQ"), "PlaneOrientationSequence": (0x00209116, "SQ"),
+    "PixelMeasuresSequence": (0x00289110, "SQ"), "PixelValueTransformationSequence": (0x00289145, "SQ"),
+    "FrameContentSequence": (0x00209111, "SQ"), "MREchoSequence": (0x00189114, "SQ"),
+    "CardiacSynchronizationSequence": (0x00189118, "SQ"), "MRDiffusionSequence": (0x00189117, "SQ"),
+    "DiffusionGradientDirectionSequence": (0x00189076, "SQ"), "MRImageFrameTypeSequence": (0x00189226, "SQ"),
+    "CTImageFrameTypeSequence": (0x00189329, "SQ"), "MRSpectroscopyFrameTypeSequence": (0x00189227, "SQ"),
+    "XAXRFFrameCharacteristicsSequence": (0x00189412, "SQ"), "PETFrameTypeSequence": (0x00189751, "SQ"),
+    "PhilipsPrivateFrameSequence": (0x2005140F, "SQ"),
+    "FrameType": (0x00089007, "CS"), "ComplexImageComponent": (0x00089208, "CS"),
+    "DimensionIndexValues": (0x00209157, "UL"), "TemporalPositionIndex": (0x00209128, "UL"),
+    "FrameAcquisitionDateTime": (0x00189074, "DT"), "DiffusionGradientOrientation": (0x00189089, "FD"),
+    "DiffusionDirectionality": (0x00189075, "CS"), "PhilipsDiffusionDirection": (0x20011004, "CS"),
 }
-# functional groups, DICOMDIR, palette, Modality LUT
-_NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101, 0x00283000}
+#: tag -> (keyword, VR used when the file is implicit VR)
+BY_TAG = {tag: (keyword, vr) for keyword, (tag, vr) in TAGS.items()}
+#: sequences parsed into items (the functional groups and the sequences Frame reads in them)
+_SEQUENCES = {tag for tag, vr in TAGS.values() if vr == "SQ"}
+# DICOMDIR, palette, Modality LUT
+_NEEDS_PYDICOM = {0x00041220, 0x00281101, 0x00283000}
 
 
 class Unsupported(Exception):
@@ -63,6 +84,64 @@ class _Meta:
             raise AttributeError(key) from None
 
 
+def _decode(vr, raw, endian, default=None):
+    """An element's value from its raw bytes: numbers for binary VRs, text (a list when multi-valued)."""
+    if vr == "SQ":
+        return raw if raw else default
+    if vr in _BINARY:
+        code = _BINARY[vr]
+        n = len(raw) // struct.calcsize(code)
+        if n == 0:
+            return default
+        values = struct.unpack(f"{endian}{n}{code}", raw[: n * struct.calcsize(code)])
+        return values[0] if n == 1 else list(values)
+    text = raw.decode("latin-1").rstrip("\x00 ").strip()
+    if text == "":
+        return default
+    if vr in ("DS", "IS", "CS") and "\\" in text:
+        return [v.strip() for v in text.split("\\")]
+    return text
+
+
+class LightItem:
+    """One item of a sequence parsed by the light parser: the known elements, decoded on access."""
+
+    is_light = True
+
+    __slots__ = ("_el", "_endian", "_values")
+
+    def __init__(self, elements, endian):
+        self._el = elements  # tag -> (vr or None, raw bytes, or a list of LightItem for sequences)
+        self._endian = endian
+        self._values = None  # decoded values, kept once asked for (the shared groups serve every frame)
+
+    def get_known(self, keyword, default=None):
+        entry = TAGS.get(keyword)
+        return default if entry is None else self.get_tag(entry[0], default)
+
+    get = get_known
+
+    def get_tag(self, tag, default=None):
+        """The value of element `tag` (an int, private tags included) when the parser kept it."""
+        values = self._values
+        if values is None:
+            values = self._values = {}
+        try:
+            value = values[tag]
+        except KeyError:
+            if tag not in self._el:
+                return default
+            vr, raw = self._el[tag]
+            known = BY_TAG.get(tag)
+            vr = known[1] if known is not None and vr in (None, "UN") else vr
+            value = values[tag] = _decode(vr, raw, self._endian, None)
+        return default if value is None else value
+
+    def __contains__(self, keyword):
+        entry = TAGS.get(keyword)
+        return entry is not None and entry[0] in self._el
+
+
 class LightDataset:
     """The attributes medconv needs, decoded on access.
 
@@ -79,6 +158,7 @@ class LightDataset:
         self._endian = "<" if little else ">"
         self._explicit = explicit
         self._full = None
+        self._values = {}  # decoded values: every frame of a multi-frame file asks for the same ones
 
     def __contains__(self, keyword):
         entry = TAGS.get(keyword)
@@ -95,30 +175,29 @@ class LightDataset:
         return iter(self.dataset())
 
     def get_known(self, keyword, default=None):
-        """Like get(), but never falls back to the full Dataset (for the scan's hot path)."""
-        return self.get(keyword, default) if keyword in TAGS else default
+        """Like get(), but never falls back to the full Dataset (for the scan's hot path); sequences
+        come as lists of LightItem."""
+        entry = TAGS.get(keyword)
+        return default if entry is None else self.get_tag(entry[0], default)
 
     def get(self, keyword, default=None):
         entry = TAGS.get(keyword)
-        if entry is None:
-            return self.dataset().get(keyword, default)
-        if entry[0] not in self._el:
-            return default
-        vr, raw = self._el[entry[0]]
-        vr = vr or entry[1]
-        if vr in _BINARY:
-            code = _BINARY[vr]
-            n = len(raw) // struct.calcsize(code)
-            if n == 0:
+        if entry is None or entry[1] == "SQ":
+            return self.dataset().get(keyword, default)  # callers outside Frame get pydicom's sequences
+        return self.get_tag(entry[0], default)
+
+    def get_tag(self, tag, default=None):
+        """The value of element `tag` (an int, private tags included) when the parser kept it."""
+        try:
+            value = self._values[tag]
+        except KeyError:
+            if tag not in self._el:
                 return default
-            values = struct.unpack(f"{self._endian}{n}{code}", raw[: n * struct.calcsize(code)])
-            return values[0] if n == 1 else list(values)
-        text = raw.decode("latin-1").rstrip("\x00 ").strip()
-        if text == "":
-            return default
-        if vr in ("DS", "IS", "CS") and "\\" in text:
-            return [v.strip() for v in text.split("\\")]
-        return text
+            vr, raw = self._el[tag]
+            known = BY_TAG.get(tag)
+            vr = known[1] if known is not None and vr in (None, "UN") else vr
+            value = self._values[tag] = _decode(vr, raw, self._endian, None)
+        return default if value is None else value
 
     def dataset(self):
         """The full pydicom Dataset of this file (pixel data not read)."""
@@ -151,8 +230,96 @@ def _skip_undefined(buf, pos, explicit, big, end_tag):
         pos, _, _, _ = _element(buf, pos, explicit, big)
 
 
-def _element(buf, pos, explicit, big):
-    """(next position, tag, vr, value bytes or None for sequences) of the element at pos."""
+#: sequences nested deeper than this are not walked (pydicom reads such a file, or refuses it)
+MAX_DEPTH = 8
+
+
+def _items(buf, pos, end, explicit, big, endian, depth=0):
+    """The items of a sequence whose value starts at `pos` (end None: undefined length)."""
+    if depth >= MAX_DEPTH:
+        raise Unsupported("sequences nested too deep")
+    fmt = ">HH" if big else "<HH"
+    u32 = ">I" if big else "<I"
+    items = []
+    while end is None or pos < end:
+        if pos + 8 > len(buf):
+            raise Unsupported("header longer than the buffer")
+        group, elem = struct.unpack_from(fmt, buf, pos)
+        length = struct.unpack_from(u32, buf, pos + 4)[0]
+        pos += 8
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            return items, pos
+        if (group, elem) != (0xFFFE, 0xE000):
+            raise Unsupported("bad sequence item")
+        item_end = None if length == 0xFFFFFFFF else pos + length
+        elements = {}
+        if explicit and not big:
+            # the common case (explicit VR little endian, defined-length item), walked inline: a
+            # Philips per-frame item holds hundreds of elements, and calls per element dominate
+            pos = _item_explicit_le(buf, pos, item_end, elements, depth)
+            items.append(LightItem(elements, endian))
+            continue
+        while item_end is None or pos < item_end:
+            if pos + 8 > len(buf):
+                raise Unsupported("header longer than the buffer")
+            g, e = struct.unpack_from(fmt, buf, pos)
+            if (g, e) == (0xFFFE, 0xE00D):
+                pos += 8
+                break
+            pos, tag, vr, value = _element(buf, pos, explicit, big, endian, depth + 1)
+            if tag in BY_TAG and value is not None:
+                elements[tag] = (vr, value if isinstance(value, list) else bytes(value))
+        items.append(LightItem(elements, endian))
+    return items, pos
+
+
+_HEAD_LE = struct.Struct("<HH2sH")
+_U32_LE = struct.Struct("<I")
+_LONG_VR_STR = {vr.decode() for vr in _LONG_VRS}
+
+
+def _item_explicit_le(buf, pos, end, elements, depth=0):
+    """Walk one item of an explicit VR little endian data set (`end` None: up to its delimiter),
+    keeping the BY_TAG elements; the position after the item."""
+    size = len(buf)
+    if end is not None and end > size:
+        raise Unsupported("header longer than the buffer")
+    limit = size if end is None else end
+    head, u32, by_tag, sequences, long_vrs = _HEAD_LE.unpack_from, _U32_LE.unpack_from, BY_TAG, _SEQUENCES, _LONG_VRS
+    while pos < limit:
+        if pos + 12 > size:
+            raise Unsupported("header longer than the buffer")
+        group, elem, vr, short = head(buf, pos)
+        if group == 0xFFFE:
+            if elem == 0xE00D and end is None:
+                return pos + 8
+            raise Unsupported("bad item delimiter")
+        if vr in long_vrs:
+            length = u32(buf, pos + 8)[0]
+            start = pos + 12
+        elif vr.isalpha() and vr.isupper():
+            length, start = short, pos + 8
+        else:
+            raise Unsupported("bad VR")
+        tag = (group << 16) | elem
+        if length == 0xFFFFFFFF or (tag in sequences and vr == b"SQ"):
+            pos, tag, vr_text, value = _element(buf, pos, True, False, "<", depth + 1)
+            if tag in by_tag and value is not None:
+                elements[tag] = (vr_text, value if isinstance(value, list) else bytes(value))
+            continue
+        pos = start + length
+        if pos > limit:
+            raise Unsupported("header longer than the buffer" if end is None else "element runs past its item")
+        if tag in by_tag and vr != b"SQ":
+            elements[tag] = (vr.decode("ascii"), bytes(buf[start:pos]))
+    if end is None:
+        raise Unsupported("header longer than the buffer")
+    return pos
+
+
+def _element(buf, pos, explicit, big, endian=None, depth=0):
+    """(next position, tag, vr, value bytes, a list of LightItem for known sequences, or None for
+    other sequences) of the element at pos."""
     group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
     u32, u16 = (">I", ">H") if big else ("<I", "<H")
     if explicit:
@@ -171,6 +338,10 @@ def _element(buf, pos, explicit, big):
         length = struct.unpack_from("<I", buf, pos + 4)[0]
         start = pos + 8
     tag = (group << 16) | elem
+    if endian is not None and tag in _SEQUENCES and vr in (None, "SQ"):
+        items, end = _items(buf, start, None if length == 0xFFFFFFFF else start + length, explicit, big, endian,
+                            depth)
+        return end, tag, "SQ", items
     if length == 0xFFFFFFFF:
         if (vr not in (None, "SQ", "UN")) or (group, elem) in _PIXEL:
             raise Unsupported("undefined length")
@@ -202,13 +373,13 @@ def parse(path, size, head_bytes=65536):
             try:
                 return _parse(path, buf, size)
             except Unsupported as exc:
-                if str(exc) == "header longer than the buffer" and len(buf) < size and len(buf) < (1 << 24):
-                    buf += fh.read(len(buf))
+                if str(exc) == "header longer than the buffer" and len(buf) < size and len(buf) < (1 << 27):
+                    buf += fh.read(7 * len(buf))  # x8: each retry re-walks the header
                     continue
                 raise
             except struct.error:
                 if len(buf) < size:
-                    buf += fh.read(len(buf))
+                    buf += fh.read(7 * len(buf))  # x8: each retry re-walks the header
                     continue
                 raise Unsupported("truncated header") from None
 
@@ -249,7 +420,10 @@ def _parse(path, buf, size):
                 raise Unsupported("encapsulated")
             ds = LightDataset(path, elements, meta, not big, explicit)
             return ds, (group << 16) | elem, (start + hdr, length)
-        pos, tag, vr, value = _element(buf, pos, explicit, big)
+        pos, tag, vr, value = _element(buf, pos, explicit, big, "<" if not big else ">")
+        if isinstance(value, list):
+            elements[tag] = (vr, value)
+            continue
         if value is not None and len(value) & 1:
             _odd_length(tag, path)
         if tag in _NEEDS_PYDICOM:

@@ -203,11 +203,15 @@ def _decode_file(path, frames_in_file):
         raise _decode_error(exc, frames_in_file[0]) from None
 
 
-def load(by_t, nz, nt, dtype, real_float=False):
+def load(by_t, nz, nt, dtype, real_float=False, scale_of=None):
     """Array [i, j, k(, t)(, c)] of the frames laid out by assemble.layout.
 
-    With `real_float`, slopes/intercepts differ between frames: values become float32 reals.
+    With `real_float`, slopes/intercepts differ between frames: values become float32 reals,
+    each frame scaled by `scale_of(frame)` -> (slope, intercept) (default: its rescale values).
     """
+    if scale_of is None:
+        def scale_of(fr):
+            return fr.slope, fr.intercept
     f0 = by_t[0][0]
     rows, cols = f0.rows, f0.columns
     colour = is_colour(f0)
@@ -251,7 +255,8 @@ def load(by_t, nz, nt, dtype, real_float=False):
                 if not arr.dtype.isnative:
                     arr = arr.astype(arr.dtype.newbyteorder("="))
                 if real_float:
-                    out[t, k] = arr.astype(np.float32) * np.float32(fr.slope) + np.float32(fr.intercept)
+                    slope, intercept = scale_of(fr)
+                    out[t, k] = arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
                 else:
                     out[t, k] = arr
         items = list(files.items())

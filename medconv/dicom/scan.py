@@ -132,17 +132,23 @@ def check_claims(ds, path, size, n_frames, where):
                            f"{size}-byte file can hold", path)
 
 
-def _read_light(path: str, size: int):
+def _read_light(path: str, size: int, strict_single: bool = False):
     """Frames via the light parser, or None when pydicom must read this file."""
     from . import light
 
     try:
         ds, tag, where = light.parse(path, size)
-    except (light.Unsupported, struct.error, ValueError, OSError):
+    except (light.Unsupported, struct.error, ValueError, OSError, RecursionError):
         return None
     image_type = ds.get("ImageType") or ""
     if "MOSAIC" in (image_type if isinstance(image_type, str) else "\\".join(image_type)).upper():
         return None  # Siemens mosaics need the CSA header, read through pydicom
+    if tag is None and where is None and ds.file_meta.get("MediaStorageSOPClassUID") != _DICOMDIR_SOP:
+        # the whole file walked and no pixel data (raw data, exam cards, reports): no image, and no
+        # need to import pydicom to learn it
+        if strict_single:
+            raise InputError("DICOM file holds no image (no pixel data)", path)
+        return []
     if tag is None or "Rows" not in ds:
         return None  # let pydicom decide what this file is
     offset, length = where
@@ -152,7 +158,7 @@ def _read_light(path: str, size: int):
     float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
     n_frames = _frames(ds, path)
     check_claims(ds, path, size, n_frames, where)
-    if n_frames == 1:
+    if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [Frame(ds, path, None, 1, size, where, float_pixels)]
     return [Frame(ds, path, i, n_frames, size, where, float_pixels) for i in range(n_frames)]
 
@@ -163,7 +169,7 @@ def read_file(path: str, strict_single: bool = False) -> list:
     With `strict_single` (the user named this file), a broken header raises instead.
     """
     size = os.path.getsize(path)
-    frames = _read_light(path, size)
+    frames = _read_light(path, size, strict_single)
     if frames is not None:
         return frames
     import pydicom

@@ -57,7 +57,17 @@ def _int(value):
 
 
 def _item(ds, seq_name):
-    seq = _get(ds, seq_name)
+    if isinstance(seq_name, tuple):
+        try:
+            if getattr(ds, "is_light", False):
+                seq = ds.get_tag((seq_name[0] << 16) | seq_name[1])
+            else:
+                element = ds.get(seq_name)
+                seq = element.value if element is not None else None
+        except Exception:
+            return None
+    else:
+        seq = _get(ds, seq_name)
     try:
         return seq[0] if seq else None
     except Exception:
@@ -69,15 +79,24 @@ class Frame:
 
     __slots__ = (
         "_normal",
+        "acq_datetime",
         "acq_time",
         "bits_allocated",
         "bits_stored",
         "bvalue",
+        "bvec",
         "columns",
+        "complex_part",
+        "diffusion_directionality",
+        "dim_index",
         "ds",
         "echo_number",
         "echo_time",
+        "fieldmap",
         "float_pixels",
+        "frame_type",
+        "ge_psd",
+        "ge_user12",
         "image_type",
         "index",
         "instance",
@@ -88,6 +107,9 @@ class Frame:
         "modality_lut",
         "n_frames",
         "path",
+        "pe_reversed",
+        "per_frame",
+        "philips_ss",
         "photometric",
         "pixel_offset",
         "pixel_spacing",
@@ -98,6 +120,7 @@ class Frame:
         "series_description",
         "series_number",
         "series_uid",
+        "shared_groups",
         "signed",
         "size",
         "slice_thickness",
@@ -106,6 +129,7 @@ class Frame:
         "temporal",
         "transfer_syntax",
         "trigger",
+        "vendor",
     )
 
     def __init__(self, ds, path, index=None, n_frames=1, size=0, pixel_offset=None, float_pixels=0):
@@ -150,13 +174,16 @@ class Frame:
         self.acq_time = _float(_get(ds, "AcquisitionTime"))
         self.slice_thickness = _float(_get(ds, "SliceThickness"))
         per = shared = None
-        if index is not None and not getattr(ds, "is_light", False):  # light files have no functional groups
+        if index is not None:
             pf = _get(ds, "PerFrameFunctionalGroupsSequence")
             try:
                 per = pf[index] if pf is not None and index < len(pf) else None
             except Exception:
                 per = None
             shared = _item(ds, "SharedFunctionalGroupsSequence")
+        # this frame's functional group items (pydicom Datasets, or LightItems with .get(keyword)), for
+        # readers of per-frame values beyond the properties below
+        self.per_frame, self.shared_groups = per, shared
 
         def pick(seq_name, keyword):
             for group in (per, shared):
@@ -168,12 +195,23 @@ class Frame:
 
         self.iop = _floats(pick("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
         self.ipp = _floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3)
+        # Philips files modified after the scanner (PACS, anonymisers) may keep a frame's position and
+        # orientation only in the private per-frame item (2005,140F): used when nothing public is there
+        private_position = False
+        if per is not None and (self.ipp is None or self.iop is None):
+            philips_item = _item(per, (0x2005, 0x140F))
+            if philips_item is not None:
+                if self.ipp is None:
+                    self.ipp = _floats(_get(philips_item, "ImagePositionPatient"), 3)
+                    private_position = self.ipp is not None
+                if self.iop is None:
+                    self.iop = _floats(_get(philips_item, "ImageOrientationPatient"), 6)
         self.pixel_spacing = _floats(pick("PixelMeasuresSequence", "PixelSpacing"), 2)
         if self.pixel_spacing is not None and not all(math.isfinite(v) and v > 0 for v in self.pixel_spacing):
             # 0 by 0 (seen in CR exports) or worse: no spacing at all, rather than a singular affine
             self.pixel_spacing = None
         self._normal = False  # orientation known now: computed on first use
-        if index is not None and self.ipp is not None and self.normal is not None and (
+        if index is not None and self.ipp is not None and self.normal is not None and not private_position and (
                 per is None or _item(per, "PlanePositionSequence") is None):
             # legacy multi-frame (RT dose, NM): one position for the file, frames spread along the normal
             offsets = _floats(_get(ds, "GridFrameOffsetVector"))
@@ -209,10 +247,64 @@ class Frame:
         if self.trigger is None:
             self.trigger = _float(_get(ds, "TriggerTime"))
         self.bvalue = _float(pick("MRDiffusionSequence", "DiffusionBValue"))
+        self.bvec = _floats(_diffusion_direction(per, shared), 3)
+        directionality = pick("MRDiffusionSequence", "DiffusionDirectionality")
+        self.diffusion_directionality = str(directionality).strip().upper() if directionality else None
+        self.acq_datetime = None  # the frame's FrameAcquisitionDateTime as written (DT), enhanced files
         if content is not None:
-            t = _float(_get(content, "FrameAcquisitionDateTime"))
+            raw_dt = _get(content, "FrameAcquisitionDateTime")
+            self.acq_datetime = str(raw_dt).strip() if raw_dt is not None else None
+            t = _float(raw_dt)
             if t is not None:
                 self.acq_time = t
+        index_values = _get(content, "DimensionIndexValues") if content is not None else None
+        self.dim_index = None
+        if index_values is not None:
+            try:
+                self.dim_index = tuple(int(v) for v in (index_values if hasattr(index_values, "__len__")
+                                                        else [index_values]))
+            except (TypeError, ValueError):
+                self.dim_index = None
+        manufacturer = str(_get(ds, "Manufacturer") or "").strip().upper()
+        self.vendor = ("philips" if manufacturer.startswith("PHILIPS") else "ge" if manufacturer.startswith("GE ")
+                       else "siemens" if manufacturer.startswith("SIEMENS") else manufacturer.lower() or None)
+        if self.diffusion_directionality is None and self.vendor == "philips":
+            # older Philips files: the private diffusion direction (2001,1004), "I" for the isotropic image
+            private = _item(per, (0x2005, 0x140F)) if per is not None else None
+            code = _private(private, 0x20011004, None) if private is not None else None
+            code = code or _private(ds, 0x20011004, "PhilipsDiffusionDirection")
+            if str(code or "").strip().upper() == "I":
+                self.diffusion_directionality = "ISOTROPIC"
+        # per-frame image type (enhanced files: Frame Type and Complex Image Component of each frame)
+        frame_item = None
+        for group in (per, shared):
+            if group is not None and frame_item is None:
+                for seq_name in _FRAME_TYPE_SEQUENCES:
+                    frame_item = _item(group, seq_name)
+                    if frame_item is not None:
+                        break
+        types = _strings(_get(frame_item, "FrameType")) if frame_item is not None else None
+        self.frame_type = types if types else self.image_type
+        component = str(_get(frame_item, "ComplexImageComponent") or "").strip().upper() if frame_item else ""
+        # Philips private values: (2005,100E) scale slope, per frame inside (2005,140F) in enhanced files
+        ss = None
+        if self.vendor == "philips":
+            private = _item(per, (0x2005, 0x140F)) if per is not None else None
+            if private is not None:
+                ss = _float(_private(private, 0x2005100E, None))
+            if ss is None:
+                ss = _float(_private(ds, 0x2005100E, "PhilipsScaleSlope"))
+        self.philips_ss = ss if ss is not None and ss != 0 and math.isfinite(ss) else None
+        self.ge_psd = self.ge_user12 = None
+        ge_part = None
+        if self.vendor == "ge":
+            psd = _private(ds, 0x0019109C, "GEPulseSequenceName")
+            self.ge_psd = str(psd).strip() if psd not in (None, "") else None
+            self.ge_user12 = _int(_private(ds, 0x001910B3, "GEUserData12"))
+            ge_part = _GE_PARTS.get(_int(_private(ds, 0x0043102F, "GEImageType")))
+        self.fieldmap = "FIELD_MAP" in self.frame_type or "B0" in self.frame_type[2:]
+        self.complex_part = _complex_part(component, self.frame_type, ge_part)
+        self.pe_reversed = False  # set by the series rules (GE epi_pepolar)
 
     # -- derived geometry ----------------------------------------------------------
     @property
@@ -240,16 +332,117 @@ class Frame:
 
     @property
     def is_phase(self):
-        return "P" in self.image_type[2:] or "PHASE" in self.image_type
+        return self.complex_part == "phase"
+
+    @property
+    def part(self):
+        """What the voxels hold, as output names say it: None (magnitude), "phase", "real",
+        "imaginary" or "fieldmaphz" (a field map in Hz)."""
+        if self.fieldmap:
+            return "fieldmaphz"
+        return None if self.complex_part in (None, "magnitude") else self.complex_part
+
+    @property
+    def echo_time_s(self):
+        """Echo time in seconds (None when absent)."""
+        return None if self.echo_time is None else self.echo_time / 1000.0
+
+    def scaling(self, philips="fp"):
+        """(slope, intercept) from stored to real values. Philips files with a private scale slope
+        (2005,100E) give the floating-point values by default, (SV x RS + RI) / (RS x SS), and the
+        display values (SV x RS + RI) with philips="display"."""
+        if philips == "fp" and self.philips_ss is not None:
+            denominator = self.slope * self.philips_ss
+            if denominator != 0 and math.isfinite(1.0 / self.philips_ss) and math.isfinite(1.0 / denominator):
+                return 1.0 / self.philips_ss, self.intercept / denominator
+        return self.slope, self.intercept
 
     def signature(self):
         """What must be equal for two frames to be stacked in one volume (dcm2niix's splits)."""
         iop = tuple(round(v, 3) for v in self.iop) if self.iop is not None else None
-        kind = tuple(v for v in self.image_type if v in ("M", "P", "R", "I", "MAGNITUDE", "PHASE", "REAL",
-                                                           "IMAGINARY", "LOCALIZER"))
+        kind = (self.part, "LOCALIZER" in self.image_type, self.pe_reversed)
         echo = self.echo_number if self.echo_number is not None else (
             round(self.echo_time, 3) if self.echo_time is not None else None)
         # pixel spacing too: stacked slices of different spacings would all get the first one's
         spacing = tuple(round(float(v), 4) for v in self.pixel_spacing) if self.pixel_spacing is not None else None
         return (self.series_uid, iop, self.rows, self.columns, self.samples, self.bits_allocated,
-                self.photometric, echo, kind, spacing)
+                self.photometric, echo, kind, spacing, self.series_number)
+
+
+#: functional groups that hold a frame's Frame Type and Complex Image Component
+_FRAME_TYPE_SEQUENCES = ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence", "MRSpectroscopyFrameTypeSequence",
+                         "XAXRFFrameCharacteristicsSequence", "PETFrameTypeSequence")
+#: GE private image type (0043,102F)
+_GE_PARTS = {0: "magnitude", 1: "phase", 2: "real", 3: "imaginary"}
+_COMPONENTS = {"MAGNITUDE": "magnitude", "PHASE": "phase", "REAL": "real", "IMAGINARY": "imaginary"}
+#: image type values that name the complex part (Siemens M/P/R/I, Philips M/P/R/I, words elsewhere)
+_TYPE_PARTS = {"P": "phase", "PHASE": "phase", "R": "real", "REAL": "real", "I": "imaginary",
+               "IMAGINARY": "imaginary", "M": "magnitude", "MAGNITUDE": "magnitude"}
+
+
+def _complex_part(component, types, ge_part):
+    if component in _COMPONENTS:
+        return _COMPONENTS[component]
+    if "PHASE" in types:
+        return "phase"
+    for v in types[2:]:
+        if v in _TYPE_PARTS:
+            return _TYPE_PARTS[v]
+    return ge_part
+
+
+def _strings(value):
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip().upper() for v in value.split("\\"))
+    try:
+        return tuple(str(v).strip().upper() for v in value)
+    except TypeError:
+        return (str(value).strip().upper(),)
+
+
+def _private(ds, tag, keyword):
+    """A private element's value: by keyword from the light parser, by tag from pydicom."""
+    if ds is None:
+        return None
+    try:
+        if getattr(ds, "is_light", False):
+            return ds.get_tag(tag)
+        element = ds.get(tag)
+    except Exception:
+        return None
+    if element is None:
+        return None
+    value = getattr(element, "value", element)
+    if isinstance(value, bytes):  # implicit VR or UN: the raw bytes of a private element
+        return _decode_private(tag, value)
+    return None if value == "" else value
+
+
+def _decode_private(tag, raw):
+    import struct
+
+    if tag == 0x2005100E and len(raw) == 4:
+        return struct.unpack("<f", raw)[0]
+    if tag == 0x0043102F and len(raw) == 2:
+        return struct.unpack("<h", raw)[0]
+    try:
+        return raw.decode("latin-1").strip("\x00 ")
+    except Exception:
+        return None
+
+
+def _diffusion_direction(per, shared):
+    """DiffusionGradientOrientation of a frame's MR Diffusion Sequence (None when absent)."""
+    for group in (per, shared):
+        if group is None:
+            continue
+        item = _item(group, "MRDiffusionSequence")
+        if item is None:
+            continue
+        direction = _item(item, "DiffusionGradientDirectionSequence")
+        value = _get(direction, "DiffusionGradientOrientation") if direction is not None else None
+        if value is not None:
+            return value
+    return None

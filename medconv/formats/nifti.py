@@ -762,7 +762,7 @@ def write(volume: Volume, path: str, fmt: str = "nifti1", *, force: bool = False
     with io.atomic_outputs(paths, force=force, protect=protect) as temps:
         if single:
             compress = path.lower().endswith(".gz")
-            with io.open_write(temps[0], compress) as fh:
+            with io.open_write(temps[0], compress, size_hint=vox_offset + data.nbytes) as fh:
                 fh.write(header)
                 fh.write(b"\x00" * (vox_offset - len(header)))
                 _write_data(fh, data)

@@ -84,8 +84,8 @@ def test_other_os_errors_while_writing_are_output_errors(tmp_path, monkeypatch):
     medconv.write(make_volume((4, 4, 4)), src)
     real_open = io.open_write
 
-    def failing(path, compress):
-        fh = real_open(path, compress)
+    def failing(path, compress, **kwargs):
+        fh = real_open(path, compress, **kwargs)
         fh.close()
         raise OSError(errno.EIO, "Input/output error")
 

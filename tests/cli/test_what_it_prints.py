@@ -169,7 +169,9 @@ def _three(tmp_path):
     return srcs
 
 
-def test_no_progress_bar_for_a_batch_under_a_second(tmp_path):
+def test_no_progress_bar_for_a_batch_under_a_second(tmp_path, monkeypatch):
+    # the delay is a second by default; a long one keeps the test true on a loaded machine
+    monkeypatch.setenv("MEDCONV_PROGRESS_DELAY", "60")
     r = run_on_terminal("info", *_three(tmp_path), "-j", "2", "--get", "path")
     assert r.code == 0
     assert r.err == ""

@@ -2,14 +2,11 @@
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-
 import dcmgen
-
 from helpers import assert_clean_error, run
 
 nib = pytest.importorskip("nibabel")
