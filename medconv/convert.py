@@ -7,10 +7,9 @@ import numpy as np
 
 from . import log
 from .errors import OutputError, UsageError
-from .formats import DEFAULT_EXTENSIONS, RASTER, format_for_output
-from .formats._registry import BY_NAME
+from .formats import ALL_DTYPES, BY_NAME, DEFAULT_EXTENSIONS, RASTER, files, format_for_output
 
-DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
+DTYPES = ALL_DTYPES
 
 
 def cast(volume, dtype: str):
@@ -196,17 +195,15 @@ def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index,
     if dtype:
         volume = cast(volume, dtype)
     elif wider is not None:
-        log.note(f"{src}: {volume.dtype} values stored as {wider} ({_LABELS.get(fmt, fmt)} holds "
+        log.note(f"{src}: {volume.dtype} values stored as {wider} ({(BY_NAME[fmt].label or fmt)} holds "
                  f"{', '.join(BY_NAME[fmt].dtypes)}; no value changes)")
         volume = volume.replace(data=volume.array.astype(wider))
     if fmt == "dicom" and say_dicom:
         log.note(f"writing a DICOM series of {dicom_file_count(volume)} files into {dst}")
-    return write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
+    return write(volume, dst, to=fmt, force=force, protect=_input_files(src, volume.format), **write_options)
 
 
-_LABELS = {"nifti1": "NIfTI-1", "nifti2": "NIfTI-2", "analyze": "Analyze 7.5", "metaimage": "MetaImage",
-           "nrrd": "NRRD", "minc": "MINC", "mgh": "MGH", "dicom": "DICOM"}
-_LOSSLESS_ORDER = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
+_LOSSLESS_ORDER = ALL_DTYPES  # narrowest first
 #: significant bits of each float type: an integer type fits when its value bits do not exceed them
 _MANTISSA = {"float32": 24, "float64": 53}
 
@@ -238,7 +235,7 @@ def storable_type(volume, fmt: str, dtype: str | None, path: str):
     if fmt == "dicom" or fmt in RASTER or volume.value_kind != "scalar":
         return None
     allowed = BY_NAME[fmt].dtypes
-    label = _LABELS.get(fmt, fmt)
+    label = (BY_NAME[fmt].label or fmt)
     if dtype is not None:
         if dtype not in allowed:
             raise OutputError(f"{label} cannot hold {dtype}; it holds {', '.join(allowed)} (choose one with "
@@ -260,7 +257,7 @@ def storable_type(volume, fmt: str, dtype: str | None, path: str):
 def check_capacity(volume, fmt: str, path: str) -> None:
     """Dimensions and voxel kinds the format cannot hold, refused before anything is written."""
     info = BY_NAME[fmt]
-    label = _LABELS.get(fmt, fmt)
+    label = (BY_NAME[fmt].label or fmt)
     if volume.ndim not in info.ndims and volume.ndim > 1:
         dims = f"{min(info.ndims)}D-{max(info.ndims)}D" if len(info.ndims) > 1 else f"{info.ndims[0]}D"
         raise OutputError(f"{label} holds {dims} images, not {volume.ndim}D", path)
@@ -323,9 +320,9 @@ def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, w
         if folder is not None:
             directory, stem, ext = folder
             names = _slice_names(directory, stem, ext, volume.spatial_shape[2])
-            _check_destinations(names, src, force)
+            _check_destinations(names, src, volume.format, force)
             return f"{directory}  ({len(names)} files)"
-        _check_destinations([dst], src, force)
+        _check_destinations([dst], src, volume.format, force)
         return dst
     if slice_index is not None and volume.ndim >= 3:
         if with_values:
@@ -341,9 +338,7 @@ def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, w
         if os.path.isdir(dst) and os.listdir(dst) and not force:
             raise OutputError("destination exists (use --force to replace it)", dst)
     else:
-        from .cli.convert import _files_of
-
-        _check_destinations(_files_of(dst), src, force)
+        _check_destinations(files(dst), src, volume.format, force)
     if with_values:
         cast(volume, dtype)
     return dst
@@ -353,10 +348,10 @@ def _no_voxels():
     raise RuntimeError("a dry run's planned geometry has no voxels")  # a bug if ever reached
 
 
-def _check_destinations(paths, src, force) -> None:
+def _check_destinations(paths, src, src_fmt, force) -> None:
     from .io import _same_file
 
-    protect = _input_files(src)
+    protect = _input_files(src, src_fmt)
     for p in paths:
         if os.path.lexists(p) and any(_same_file(p, q) for q in protect):
             raise OutputError("refusing to overwrite an input file", p)
@@ -364,18 +359,11 @@ def _check_destinations(paths, src, force) -> None:
             raise OutputError("destination exists (use --force to replace it)", p)
 
 
-def _input_files(src: str) -> list:
+def _input_files(src: str, fmt: str | None) -> list:
+    """The files of an input image (a header with its data files), never to be overwritten."""
     if os.path.isdir(src):
         return []
-    from .inspect import volume_files
-
-    files = volume_files(src)
-    low = src.lower()
-    if low.endswith((".hdr", ".img", ".img.gz")):
-        from .formats.nifti import output_paths
-
-        files += output_paths(src, "analyze")
-    return files
+    return files(src, fmt)
 
 
 #: in-plane display axes of a 2D export, by the world axis the slices are stacked along:
@@ -435,6 +423,7 @@ def _slice_names(directory, stem, ext, nz) -> list:
 def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_spec, per_input_folder=False) -> list:
     from . import write
 
+    protect = _input_files(src, volume.format)
     volume = display_oriented(volume)
 
     folder = _raster_folder(volume, src, dst, fmt, slice_index, per_input_folder)
@@ -445,12 +434,12 @@ def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_sp
         nz = volume.spatial_shape[2]
         written = []
         for k, out in enumerate(_slice_names(directory, stem, ext, nz)):
-            written += write(slice_volume(volume, k), out, to=fmt, force=force, protect=_input_files(src))
+            written += write(slice_volume(volume, k), out, to=fmt, force=force, protect=protect)
         return written
     if volume.ndim == 3:
         volume = slice_volume(volume, slice_index or 0)
     volume = _raster_values(volume, fmt, window_spec, dtype, dst)
-    return write(volume, dst, to=fmt, force=force, protect=_input_files(src))
+    return write(volume, dst, to=fmt, force=force, protect=protect)
 
 
 def _raster_values(volume, fmt, window_spec, dtype, dst=None):

@@ -184,10 +184,11 @@ def iter_slabs(volume, planes: int, t_only: int | None = None):
     volume of a 4D image only (a .nii.gz stops inflating after it)."""
     from .stats import _grid4, _release
 
-    if getattr(volume, "gz_stream", None) is not None and volume.data is None:
-        from .formats.nifti import stream_slabs
+    from .formats import stream_slabs
 
-        for item in stream_slabs(volume, planes):
+    streamed = stream_slabs(volume, planes)
+    if streamed is not None:
+        for item in streamed:
             if t_only is None or item[0] == t_only:
                 yield item
             elif item[0] > t_only:
@@ -404,17 +405,9 @@ def _is_dicom(path: str) -> bool:
 
 def _companions(files: list) -> set:
     """Data files named by a header in the same folder (.img of a .hdr, .raw of a .mhd, ...)."""
-    from .formats.nifti import output_paths
-    from .inspect import volume_files
+    from .formats import header_files
 
-    skip = set()
-    for f in files:
-        low = f.lower()
-        if low.endswith(".hdr"):
-            skip.update(os.path.abspath(p) for p in output_paths(f, "analyze")[1:])
-        elif low.endswith((".mhd", ".nhdr")):
-            skip.update(os.path.abspath(p) for p in volume_files(f)[1:])
-    return skip
+    return header_files(files)
 
 
 def _tree(root: str):

@@ -32,44 +32,22 @@ def volume_record(volume, path: str, size_bytes: int | None = None) -> dict:
 
 
 def _disk_size(path: str) -> int:
-    from .formats.nifti import output_paths
+    from .formats import files
 
-    low = path.lower()
-    if low.endswith((".hdr", ".img", ".img.gz")):
-        return sum(os.path.getsize(p) for p in output_paths(path, "analyze") if os.path.exists(p))
-    if low.endswith((".mhd", ".nhdr")):
-        return sum(os.path.getsize(p) for p in volume_files(path) if os.path.exists(p))
-    return os.path.getsize(path) if os.path.isfile(path) else 0
-
-
-def volume_files(path: str) -> list:
-    """The header file plus the data files it names (MetaImage/NRRD detached headers)."""
-    files = [path]
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read(65536).decode("latin-1", "replace")
-    except OSError:
-        return files
-    for line in text.splitlines():
-        key, _, value = line.partition("=") if "=" in line else line.partition(":")
-        key = key.strip().lower()
-        value = value.strip()
-        if key in ("elementdatafile", "data file", "datafile") and value and value.upper() not in ("LOCAL", "LIST") \
-                and "%" not in value:
-            files.append(os.path.join(os.path.dirname(path), value))
-    return files
+    if not os.path.isfile(path):
+        return 0
+    return sum(os.path.getsize(p) for p in files(path) if os.path.exists(p))
 
 
 def info(path: str, series=None) -> list:
     """Summary records of one path (a directory of DICOM gives one record per series)."""
     from . import read
     from .errors import guard
-    from .formats import backend, detect
+    from .formats import backend, capable, detect
 
     fmt = detect(path)
-    module = backend(fmt)
-    if hasattr(module, "info_records"):
+    if capable(fmt, "series"):
         with guard(path, f"{fmt} data"):
-            return module.info_records(path, series=series)
+            return backend(fmt).info_records(path, series=series)
     volume = read(path, header_only=True, fmt=fmt)
     return [volume_record(volume, path)]

@@ -41,6 +41,10 @@ class Volume:
     loader: Callable[[], np.ndarray] | None = None
     stored_shape: tuple | None = None
     stored_dtype: np.dtype | None = None
+    #: where a reader whose format can "stream" (see formats/_registry.py) finds the voxels to read
+    #: them slab by slab without loading the volume; opaque to all but that backend, not copied
+    #: by replace() (a changed volume is no longer the file's)
+    stream: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         self.affine = np.asarray(self.affine, dtype=float)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from ..formats import ALL_DTYPES
 from . import options
 
 
@@ -31,8 +32,7 @@ class Task:
 @options.output_dir
 @options.to
 @options.force
-@click.option("--dtype", type=click.Choice(["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
-                                            "float32", "float64"]),
+@click.option("--dtype", type=click.Choice(ALL_DTYPES),
               help="Store real values with this type (range-checked; integers rounded).")
 @click.option("--orient", metavar="CODE", help="Reorder/flip voxel axes to CODE (e.g. RAS, LPS); world unchanged.")
 @click.option("--slice", "slice_index", type=int, metavar="N", help="Take slice N (3rd axis) of a 3D input.")
@@ -328,20 +328,10 @@ def _partly_exists(dst: str) -> bool:
 
 
 def _files_of(path: str) -> list:
-    """The files that make up one image on disk: the path, plus its .img/.hdr partner or the data
-    file a MetaImage/NRRD header names (the default name when the header is not there yet)."""
-    low = path.lower()
-    if low.endswith((".hdr", ".img", ".hdr.gz", ".img.gz")):
-        from ..formats.nifti import output_paths
+    """The files that make up one image on disk (formats.files)."""
+    from ..formats import files
 
-        return list(dict.fromkeys([path] + output_paths(path, "nifti1")))
-    if low.endswith((".mhd", ".nhdr")):
-        if os.path.isfile(path):
-            from ..inspect import volume_files
-
-            return volume_files(path)
-        return [path, os.path.splitext(path)[0] + ".raw"]
-    return [path]
+    return files(path)
 
 
 def _mtime(path: str, newest: bool) -> float:

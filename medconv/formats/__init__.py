@@ -7,7 +7,7 @@ import os
 from .. import io
 from ..errors import CorruptInput, InputError, UnsupportedFormat, UsageError
 from . import _sniff
-from ._registry import ALIASES, BY_NAME, FORMATS, RASTER, Format
+from ._registry import ALIASES, ALL_DTYPES, BY_NAME, CAPABILITIES, FORMATS, RASTER, Format
 
 
 def list_formats():
@@ -23,16 +23,69 @@ def formats_for_extension(path: str) -> list:
     return [f for f in FORMATS if _ext_matches(path, f)]
 
 
-def companion_header(path: str) -> str:
-    """For an Analyze/NIfTI pair given by its .img, the .hdr beside it."""
+def _paired(path: str):
+    """The format whose two-file images (header + data) `path` names one file of, else None."""
     low = path.lower()
-    for ext in (".img.gz", ".img"):
-        if low.endswith(ext):
-            base = path[: -len(ext)]
-            for cand in (base + ".hdr", base + ".HDR", base + ".hdr.gz"):
-                if os.path.exists(cand):
-                    return cand
-    return path
+    for f in FORMATS:
+        # a header's extension, or a data file's that the format reads (an .img; not any .raw)
+        if any(low.endswith(h) or (d in f.extensions and low.endswith(d)) for h, d in f.pairs):
+            return f
+    return None
+
+
+def files(path: str, fmt: str | None = None) -> list:
+    """The files that make up one image on disk: the path first, then its partner (the .img of a
+    .hdr, the .hdr of an .img) or the data file a detached header names (MetaImage .mhd, NRRD
+    .nhdr; its default name when the header is not there yet). `fmt` (the format read from the
+    file) asks its backend, which also finds data files named by an attached header."""
+    f = BY_NAME[fmt] if fmt else None
+    if f is None or not f.pairs:
+        f = _paired(path)  # by the name (a NIfTI-2 pair is read as one, without a row of its own)
+    if f is None:
+        return [path]
+    return backend(f.name).files(path)
+
+
+def header_files(paths) -> set:
+    """The files among `paths`' companions that are not images of their own: the data file of
+    each header in `paths` (.img of a .hdr, .raw of a .mhd), as absolute paths."""
+    skip = set()
+    for p in paths:
+        f = _paired(p)
+        if f is not None and p.lower().endswith(f.pairs[0][0]):
+            skip.update(os.path.abspath(q) for q in files(p)[1:])
+    return skip
+
+
+def named_files(path: str) -> list:
+    """A text header (MetaImage, NRRD) plus the data files it names."""
+    found = [path]
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(65536).decode("latin-1", "replace")
+    except OSError:
+        return found
+    for line in text.splitlines():
+        key, _, value = line.partition("=") if "=" in line else line.partition(":")
+        key = key.strip().lower()
+        value = value.strip()
+        if key in ("elementdatafile", "data file", "datafile") and value and value.upper() not in ("LOCAL", "LIST") \
+                and "%" not in value:
+            found.append(os.path.join(os.path.dirname(path), value))
+    return found
+
+
+def capable(name: str, capability: str) -> bool:
+    """Whether the backend of format `name` declares `capability` ("stream", "series")."""
+    return BY_NAME[name].can(capability)
+
+
+def stream_slabs(volume, planes: int):
+    """The voxels of `volume` slab by slab, read while inflating, when its reader left it a
+    stream (see Volume.stream); None when it has to be loaded."""
+    if volume.stream is None or volume.data is not None or not capable(volume.format, "stream"):
+        return None
+    return backend(volume.format).stream_slabs(volume, planes)
 
 
 def read_head(path: str) -> bytes:
@@ -57,7 +110,7 @@ def detect(path) -> str:
     from ..errors import guard
 
     with guard(path):
-        head = read_head(companion_header(path))
+        head = read_head(_header_of(path))
     found = [f for f in FORMATS if f.sniff(head)]
     if found:
         by_ext = [f for f in found if _ext_matches(path, f)]
@@ -67,6 +120,19 @@ def detect(path) -> str:
         names = " or ".join(sorted({f.name for f in by_ext}))
         raise CorruptInput(f"not a valid {names} file (its content is not recognised)", path)
     raise UnsupportedFormat("unsupported or unrecognised file format", path)
+
+
+def _header_of(path: str) -> str:
+    """For the data file of a two-file image (an .img), its header, which holds what sniffing needs."""
+    f = _paired(path)
+    if f is None or any(path.lower().endswith(h) for h, _ in f.pairs):
+        return path
+    return backend(f.name).header_of(path)
+
+
+def sniff(head: bytes) -> list:
+    """The names of the formats whose content sniffer accepts `head`, in registry order."""
+    return [f.name for f in FORMATS if f.sniff(head)]
 
 
 def backend(name: str):
@@ -84,17 +150,11 @@ def backend(name: str):
 
 
 #: the file each format name writes by default (a DICOM series is a directory)
-DEFAULT_EXTENSIONS = {"nifti1": ".nii.gz", "nifti2": ".nii.gz", "analyze": ".hdr", "metaimage": ".mha",
-                      "nrrd": ".nrrd", "minc": ".mnc", "mgh": ".mgz", "png": ".png", "jpeg": ".jpg",
-                      "tiff": ".tif", "bmp": ".bmp", "dicom": "/"}
-#: every extension medconv writes, as --to takes it: the format, and exactly that file
-OUTPUT_EXTENSIONS = {
-    "nii": ("nifti1", ".nii"), "nii.gz": ("nifti1", ".nii.gz"), "hdr": ("nifti1", ".hdr"),
-    "img": ("nifti1", ".img"), "mhd": ("metaimage", ".mhd"), "mha": ("metaimage", ".mha"),
-    "nrrd": ("nrrd", ".nrrd"), "nhdr": ("nrrd", ".nhdr"), "mgh": ("mgh", ".mgh"), "mgz": ("mgh", ".mgz"),
-    "mnc": ("minc", ".mnc"), "png": ("png", ".png"), "jpg": ("jpeg", ".jpg"), "jpeg": ("jpeg", ".jpeg"),
-    "tif": ("tiff", ".tif"), "tiff": ("tiff", ".tiff"), "bmp": ("bmp", ".bmp"), "dcm": ("dicom", "/"),
-}
+DEFAULT_EXTENSIONS = {f.name: f.default_extension for f in FORMATS}
+#: every extension medconv writes, as --to takes it: the format, and exactly that file (a DICOM
+#: series, whatever its token, is a folder)
+OUTPUT_EXTENSIONS = {e.lstrip("."): (f.name, "/" if f.default_extension == "/" else e)
+                     for f in sorted(FORMATS, key=lambda f: f.default_extension == "/") for e in f.written}
 #: what --to accepts (and completes): format names, then extensions
 TO_CHOICES = tuple(f.name for f in FORMATS if f.can_write) + ("nifti",) + tuple(
     k for k in OUTPUT_EXTENSIONS if k not in BY_NAME)
@@ -135,16 +195,15 @@ def format_for_output(path: str, to: str | None = None) -> str:
         return resolve_format_name(to)
     if path.endswith(("/", os.sep)):
         return "dicom"
-    low = path.lower()
-    if low.endswith((".hdr", ".img", ".img.gz", ".hdr.gz")):
-        return "nifti1"  # a pair keeps orientation; --to analyze writes Analyze 7.5
+    paired = _paired(path)
+    if paired is not None:
+        return paired.name  # NIfTI-1: a pair keeps orientation; --to analyze writes Analyze 7.5
     for f in FORMATS:
-        if f.name in ("nifti2", "analyze"):
-            continue
-        if _ext_matches(path, f):
+        if f.written and _ext_matches(path, f):
             return f.name
     raise UsageError(f"cannot tell the output format from {os.path.basename(path)!r}; use --to FORMAT")
 
 
-__all__ = ["DEFAULT_EXTENSIONS", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend", "detect", "extension_in_name",
-           "format_for_output", "list_formats", "output_choice", "resolve_format_name"]
+__all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DEFAULT_EXTENSIONS", "FORMATS", "OUTPUT_EXTENSIONS", "RASTER",
+           "TO_CHOICES", "backend", "capable", "detect", "extension_in_name", "files", "format_for_output",
+           "header_files", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs"]

@@ -23,9 +23,10 @@ import numpy as np
 from .. import io
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
+from ._registry import BY_NAME
 
 _SPATIAL = ("xspace", "yspace", "zspace")
-_WRITABLE = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+_WRITABLE = BY_NAME["minc"].dtypes
 
 
 def _load(path: str):

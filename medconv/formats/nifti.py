@@ -19,6 +19,7 @@ import numpy as np
 from .. import geometry, io, log
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
+from ._registry import BY_NAME
 
 # -- header layouts (field name, struct code) ----------------------------------------
 NIFTI1_FIELDS = (
@@ -405,14 +406,14 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
     )
     if compressed and value_kind in ("scalar", "label"):
         # what stats needs to read the voxels slab by slab while inflating (see stream_slabs)
-        volume.gz_stream = (data_path, offset, dtype)
+        volume.stream = (data_path, offset, dtype)
     return volume
 
 
 def stream_slabs(volume, planes: int):
     """Yield (t, k0, k1, slab[i, j, k0:k1]) of a compressed NIfTI's voxels in file order (every
     trailing axis merged into t), inflating as it goes: memory holds one slab, never the volume."""
-    data_path, offset, dtype = volume.gz_stream
+    data_path, offset, dtype = volume.stream
     shape = tuple(volume.stored_shape) + (1,) * max(0, 3 - len(volume.stored_shape))
     nx, ny, nz = shape[:3]
     nt = int(np.prod(shape[3:], dtype=np.int64)) if len(shape) > 3 else 1
@@ -459,7 +460,7 @@ def _single_file_offset(hdr, kind, path, data_path, compressed, nbytes) -> int:
     offset = MIN_SINGLE_OFFSET[kind]
     if not compressed and io.file_size(data_path) == HEADER_SIZE[kind] + nbytes:
         offset = HEADER_SIZE[kind]
-    log.warn(f"vox_offset {declared:g} is inside the header of a single-file {_LABEL[kind]} image; "
+    log.warn(f"vox_offset {declared:g} is inside the header of a single-file {_label(kind)} image; "
              f"reading the data from byte {offset}", path)
     return offset
 
@@ -610,7 +611,7 @@ def _to_analyze_orientation(volume: Volume, path: str):
 def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> bytes:
     grid = list(volume.grid_shape)
     if not np.isfinite(volume.affine).all():
-        raise OutputError(f"{_LABEL[kind]} cannot hold this geometry: the affine holds NaN or infinite values",
+        raise OutputError(f"{_label(kind)} cannot hold this geometry: the affine holds NaN or infinite values",
                           path)
     code, bitpix = _dtype_code(volume, kind, path)
     fields = {name: b"" if c.endswith("s") else (tuple([0] * int(c[:-1])) if c[:-1].isdigit() else 0)
@@ -688,14 +689,17 @@ def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> byte
     return struct.pack("<" + fmt, *values)
 
 
-_LABEL = {"nifti1": "NIfTI-1", "nifti2": "NIfTI-2", "analyze": "Analyze 7.5"}
+def _label(kind: str) -> str:
+    return BY_NAME[kind].label
+
+
 _INT_RANGE = {"h": (-(1 << 15), (1 << 15) - 1), "i": (-(1 << 31), (1 << 31) - 1),
               "q": (-(1 << 63), (1 << 63) - 1), "B": (0, 255)}
 
 
 def _check_field(kind: str, name: str, code: str, values, path: str) -> None:
     """OutputError when a header field cannot hold a value (a float32 overflow, NaN, an int range)."""
-    what = f"{_LABEL[kind]} cannot hold this geometry value: {name}"
+    what = f"{_label(kind)} cannot hold this geometry value: {name}"
     if code in "fd":
         for v in values:
             v = float(v)
@@ -716,6 +720,25 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def _needs_nifti2(volume: Volume) -> bool:
     return any(n > 32767 for n in volume.grid_shape)
+
+
+def files(path: str) -> list:
+    """The files of one image: a .hdr or .img with its partner (the path first), else the path."""
+    if path.lower().endswith(tuple(e for pair in BY_NAME["nifti1"].pairs for e in pair)):
+        return list(dict.fromkeys([path, *output_paths(path, "nifti1")]))
+    return [path]
+
+
+def header_of(path: str) -> str:
+    """For an Analyze/NIfTI pair given by its .img, the .hdr beside it (else the path itself)."""
+    low = path.lower()
+    for ext in (".img.gz", ".img"):
+        if low.endswith(ext):
+            base = path[: -len(ext)]
+            for cand in (base + ".hdr", base + ".HDR", base + ".hdr.gz"):
+                if os.path.exists(cand):
+                    return cand
+    return path
 
 
 def output_paths(path: str, fmt: str) -> list:
