@@ -118,6 +118,17 @@ def make_volume(shape=(7, 6, 5), dtype="int16", affine=None, seed=0, value_kind=
                   scaling=scaling, time_step=time_step)
 
 
+def write_read(volume, ext, tmp_path, *, name="v", **options):
+    """Write `volume` as NAME+EXT in `tmp_path` (write options such as `to` passed on) and read it
+    back: (the Volume read, the files written), every written file checked to be there."""
+    import medconv
+
+    path = str(os.path.join(tmp_path, name + ext))
+    files = medconv.write(volume, path, **options)
+    assert files and all(os.path.exists(f) for f in files), files
+    return medconv.read(path), files
+
+
 def world_max_error(affine_a, affine_b, shape) -> float:
     from medconv.geometry import world_distance
 

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 import medconv
 from helpers import oblique_affine, run
-from medconv.formats._registry import FORMATS, RASTER
+from medconv.formats import BY_NAME, FORMATS, RASTER
 from medconv.volume import Volume
 
-#: the file name each format is written under (DICOM: a series directory)
-TARGET = {"dicom": "d/", "nifti1": "v.nii.gz", "nifti2": "v2.nii", "analyze": "a.hdr", "metaimage": "v.mha",
-          "nrrd": "v.nrrd", "minc": "v.mnc", "mgh": "v.mgz", "png": "v.png", "jpeg": "v.jpg", "tiff": "v.tif",
-          "bmp": "v.bmp"}
+#: the file name each format is written under: its default (DICOM: a series directory); NIfTI-2,
+#: whose default NIfTI-1 shares, as its first extension (an uncompressed .nii)
+TARGET = {f.name: "v" + f.default_extension for f in FORMATS}
+TARGET["nifti2"] = "v2" + BY_NAME["nifti2"].extensions[0]
 LOSSY = {"jpeg"}
 EXAMPLES = int(os.environ.get("MEDCONV_ROUNDTRIP_EXAMPLES", "4"))
 

@@ -13,22 +13,23 @@ from helpers import (
     run,
     sitk_affine,
     sitk_array,
+    write_read,
 )
 from medconv import geometry
+from medconv.formats import BY_NAME
 from medconv.volume import Volume
 
 sitk = pytest.importorskip("SimpleITK")
 
-DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
+METAIMAGE = BY_NAME["metaimage"]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("ext", [".mha", ".mhd"])
+@pytest.mark.parametrize("dtype", METAIMAGE.dtypes)
+@pytest.mark.parametrize("ext", METAIMAGE.extensions)
 def test_round_trip_every_dtype(tmp_path, dtype, ext):
     v = make_volume(shape=(5, 4, 3), dtype=dtype)
-    files = medconv.write(v, str(tmp_path / ("v" + ext)))
+    back, files = write_read(v, ext, tmp_path)
     assert len(files) == (2 if ext == ".mhd" else 1)
-    back = medconv.read(str(tmp_path / ("v" + ext)))
     assert back.format == "metaimage" and back.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(back.array, v.array)
     assert np.allclose(back.affine, v.affine, atol=1e-9)
@@ -42,8 +43,7 @@ def test_round_trip_2d_4d_colour(tmp_path, shape, kind):
     flat = len(shape) - (kind != "scalar") == 2
     aff = np.diag([-0.5, -0.75, 1.0, 1.0]) if flat else oblique_affine()
     v = Volume(data=data, affine=aff, value_kind=kind, time_step=2.5 if kind == "scalar" and len(shape) == 4 else None)
-    medconv.write(v, str(tmp_path / "v.mha"))
-    back = medconv.read(str(tmp_path / "v.mha"))
+    back, _ = write_read(v, ".mha", tmp_path)
     assert back.value_kind == kind and back.shape == v.shape
     np.testing.assert_array_equal(back.array, data)
     cols = [0, 1, 3] if flat else [0, 1, 2, 3]  # a 2D image has no third axis to compare
@@ -64,8 +64,7 @@ def test_oblique_2d_keeps_its_plane(tmp_path):
 
 def test_scaled_volume_written_as_real_values(tmp_path):
     v = make_volume(shape=(4, 3, 2), dtype="int16", scaling=(0.5, -10.0))
-    medconv.write(v, str(tmp_path / "s.mha"))
-    back = medconv.read(str(tmp_path / "s.mha"))
+    back, _ = write_read(v, ".mha", tmp_path, name="s")
     assert back.scaling is None
     np.testing.assert_allclose(back.array, v.real(), rtol=1e-6)
 
@@ -178,8 +177,7 @@ def test_integer_colour_beyond_8_bits_round_trips(tmp_path, dtype, kind):
     n = 3 if kind == "rgb" else 4
     data = (np.arange(5 * 4 * 3 * n).reshape(5, 4, 3, n) * 997 % 60000).astype(dtype)
     vol = Volume(data=data, affine=oblique_affine(), value_kind=kind)
-    medconv.write(vol, str(tmp_path / "c.mha"))
-    back = medconv.read(str(tmp_path / "c.mha"))
+    back, _ = write_read(vol, ".mha", tmp_path, name="c")
     assert back.value_kind == kind and back.dtype == np.dtype(dtype) and back.shape == data.shape
     np.testing.assert_array_equal(back.array, data)
     im = sitk.ReadImage(str(tmp_path / "c.mha"))

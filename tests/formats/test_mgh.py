@@ -14,9 +14,10 @@ from helpers import (
     nibabel_data,
     run,
     world_max_error,
+    write_read,
 )
 from medconv.errors import OutputError
-from medconv.formats import mgh
+from medconv.formats import BY_NAME, mgh
 
 
 def test_test_mgz_agrees_with_nibabel():
@@ -52,8 +53,8 @@ def test_header_command_shows_mgh_fields():
     assert "goodRASflag" in res.out and "c_ras" in res.out
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int16", "int32", "float32"])
-@pytest.mark.parametrize("ext", [".mgh", ".mgz"])
+@pytest.mark.parametrize("dtype", BY_NAME["mgh"].dtypes)
+@pytest.mark.parametrize("ext", BY_NAME["mgh"].extensions)
 def test_round_trip_exact(tmp_path, dtype, ext):
     vol = make_volume(shape=(6, 5, 4), dtype=dtype)
     out = str(tmp_path / ("v" + ext))
@@ -71,9 +72,7 @@ def test_round_trip_exact(tmp_path, dtype, ext):
 
 def test_4d_round_trip_keeps_time_step(tmp_path):
     vol = make_volume(shape=(4, 3, 2, 3), dtype="float32", time_step=2.5)
-    out = str(tmp_path / "f.mgz")
-    medconv.write(vol, out)
-    back = medconv.read(out)
+    back, (out,) = write_read(vol, ".mgz", tmp_path, name="f")
     assert back.shape == (4, 3, 2, 3)
     assert back.time_step == pytest.approx(2.5)
     assert float(nib.load(out).header["tr"]) == pytest.approx(2500.0)
@@ -92,9 +91,7 @@ def test_header_only_is_lazy_and_matches(tmp_path):
 
 def test_widening_keeps_values_and_refusals_are_clear(tmp_path):
     u16 = make_volume(shape=(3, 3, 3), dtype="uint16")
-    out = str(tmp_path / "u.mgh")
-    medconv.write(u16, out)
-    back = medconv.read(out)
+    back, _ = write_read(u16, ".mgh", tmp_path, name="u")
     assert back.dtype == np.int32  # widened, values unchanged
     np.testing.assert_array_equal(back.array, u16.array)
     f64 = make_volume(shape=(3, 3, 3), dtype="float64")
@@ -108,9 +105,7 @@ def test_widening_keeps_values_and_refusals_are_clear(tmp_path):
 
 def test_scaled_volume_writes_real_values(tmp_path):
     vol = make_volume(shape=(3, 4, 5), dtype="int16", scaling=(0.5, -3.0))
-    out = str(tmp_path / "s.mgz")
-    medconv.write(vol, out)
-    back = medconv.read(out)
+    back, _ = write_read(vol, ".mgz", tmp_path, name="s")
     assert back.scaling is None and back.dtype == np.float32
     np.testing.assert_array_equal(back.array, vol.real())
 

@@ -14,6 +14,7 @@ from helpers import (
     oblique_affine,
     run,
     world_max_error,
+    write_read,
 )
 from medconv.errors import CorruptInput, OutputError
 from medconv.formats import minc
@@ -102,15 +103,13 @@ def test_write_read_back_by_nibabel_and_us(tmp_path, dtype):
 
 def test_write_4d_and_layout(tmp_path):
     vol = make_volume(shape=(4, 3, 2, 3), dtype="int16", time_step=1.5)
-    out = str(tmp_path / "t.mnc")
-    medconv.write(vol, out)
+    back, (out,) = write_read(vol, ".mnc", tmp_path, name="t")
     with h5py.File(out, "r") as fh:
         image = fh["minc-2.0/image/0/image"]
         assert image.attrs["dimorder"] == b"time,xspace,yspace,zspace"
         assert list(image.attrs["valid_range"]) == [-32768, 32767]
         dim = fh["minc-2.0/dimensions/xspace"]
         assert {"start", "step", "direction_cosines"} <= set(dim.attrs)
-    back = medconv.read(out)
     assert back.shape == (4, 3, 2, 3) and back.time_step == pytest.approx(1.5)
     np.testing.assert_array_equal(back.array, vol.array)
     np.testing.assert_array_equal(_nib_array(nib.load(out)), vol.array)

@@ -14,23 +14,23 @@ from helpers import (
     run,
     sitk_affine,
     sitk_array,
+    write_read,
 )
 from medconv import geometry
-from medconv.formats import backend
+from medconv.formats import BY_NAME, backend
 from medconv.volume import Volume
 
 sitk = pytest.importorskip("SimpleITK")
 
-DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
+NRRD = BY_NAME["nrrd"]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("ext", [".nrrd", ".nhdr"])
+@pytest.mark.parametrize("dtype", NRRD.dtypes)
+@pytest.mark.parametrize("ext", NRRD.extensions)
 def test_round_trip_every_dtype(tmp_path, dtype, ext):
     v = make_volume(shape=(5, 4, 3), dtype=dtype)
-    files = medconv.write(v, str(tmp_path / ("v" + ext)))
+    back, files = write_read(v, ext, tmp_path)
     assert len(files) == (2 if ext == ".nhdr" else 1)
-    back = medconv.read(str(tmp_path / ("v" + ext)))
     assert back.format == "nrrd" and back.dtype == np.dtype(dtype) and back.orientation_known
     np.testing.assert_array_equal(back.array, v.array)
     assert np.allclose(back.affine, v.affine, atol=1e-9)
@@ -54,8 +54,7 @@ def test_round_trip_2d_4d_colour(tmp_path, shape, kind):
     flat = len(shape) - (kind != "scalar") == 2
     aff = np.diag([-0.5, -0.75, 1.0, 1.0]) if flat else oblique_affine()
     v = Volume(data=data, affine=aff, value_kind=kind, time_step=2.5 if kind == "scalar" and len(shape) == 4 else None)
-    medconv.write(v, str(tmp_path / "v.nrrd"))
-    back = medconv.read(str(tmp_path / "v.nrrd"))
+    back, _ = write_read(v, ".nrrd", tmp_path)
     assert back.value_kind == kind and back.shape == v.shape
     np.testing.assert_array_equal(back.array, data)
     cols = [0, 1, 3] if flat else [0, 1, 2, 3]
@@ -66,8 +65,7 @@ def test_round_trip_2d_4d_colour(tmp_path, shape, kind):
 
 def test_oblique_2d_keeps_its_plane(tmp_path):
     v = make_volume(shape=(6, 5), dtype="int16")
-    medconv.write(v, str(tmp_path / "p.nrrd"))
-    back = medconv.read(str(tmp_path / "p.nrrd"))
+    back, _ = write_read(v, ".nrrd", tmp_path, name="p")
     assert back.shape == (6, 5, 1) and geometry.world_equal(back.affine, v.affine, (6, 5, 1))
 
 

@@ -36,7 +36,7 @@ MEMORY_HEADROOM = 1_500_000_000
 
 
 def _backend_available(fmt: str) -> bool:
-    from medconv.formats._registry import BY_NAME
+    from medconv.formats import BY_NAME
 
     return importlib.util.find_spec(BY_NAME[fmt].module) is not None
 
