@@ -7,7 +7,7 @@ import numpy as np
 
 from . import log
 from .errors import OutputError, UsageError
-from .formats import ALL_DTYPES, BY_NAME, DEFAULT_EXTENSIONS, RASTER, files, format_for_output
+from .formats import ALL_DTYPES, BY_NAME, DEFAULT_EXTENSIONS, GZ_EXTENSIONS, RASTER, files, format_for_output
 
 DTYPES = ALL_DTYPES
 
@@ -465,7 +465,7 @@ def _raster_values(volume, fmt, window_spec, dtype, dst=None):
 
 def _stem(path: str) -> str:
     name = os.path.basename(os.path.normpath(path))
-    for ext in (".nii.gz", ".img.gz", ".tar.gz"):
+    for ext in (*GZ_EXTENSIONS, ".tar.gz"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return os.path.splitext(name)[0] or "image"

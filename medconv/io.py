@@ -86,24 +86,6 @@ def _gzip_errors() -> tuple:
     return (OSError, EOFError, ValueError, IsalError)
 
 
-def gunzip_bytes(data: bytes, path: str | None = None) -> bytes:
-    from isal import igzip
-
-    try:
-        return igzip.decompress(data)
-    except _gzip_errors() as exc:
-        raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
-
-
-def zlib_decompress(data: bytes, path: str | None = None) -> bytes:
-    from isal import isal_zlib
-
-    try:
-        return isal_zlib.decompress(data)
-    except Exception as exc:  # isal raises its own error type
-        raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
-
-
 def _level(level: int | None = None) -> int:
     return max(0, min(9, int(_state["level"] if level is None else level)))
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import geometry
 from .errors import InputError, UsageError
+from .formats import DEFAULT_EXTENSIONS
 
 #: the panels of an orthogonal view, left to right, and the world axis normal to each
 PANELS = ("sagittal", "coronal", "axial")
@@ -622,11 +623,14 @@ def view(path, *, overlay=None, label_names_path=None, series=None, **options) -
 
 # -- writing -----------------------------------------------------------------------------------------
 
+_PNG = DEFAULT_EXTENSIONS["png"]
+
+
 def write_png(image, path, *, force: bool = False, protect=()) -> str:
     """Write a picture as PNG atomically (a temporary file renamed into place)."""
     from . import io as mio
 
-    if not str(path).lower().endswith(".png"):
+    if not str(path).lower().endswith(_PNG):
         raise UsageError(f"-o {path}: view writes PNG files (name it .png, or end a folder name with /)")
     data = png_bytes(image, optimize=True)
     with mio.atomic_outputs([path], force=force, protect=protect) as (tmp,):
@@ -647,7 +651,7 @@ def png_names(paths) -> list:
         stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem) or "input"
         n = seen.get(stem.lower(), 0) + 1
         seen[stem.lower()] = n
-        names.append(f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+        names.append(f"{stem}-{n}" + _PNG if n > 1 else stem + _PNG)
     return names
 
 

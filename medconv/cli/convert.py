@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from ..formats import ALL_DTYPES
+from ..formats import ALL_DTYPES, GZ_FILE_EXTENSIONS
 from . import options
 
 
@@ -362,7 +362,7 @@ def sidecar_path(dst: str) -> str:
     """brain.nii.gz -> brain.json; a DICOM directory out/ct/ -> out/ct.json."""
     base = dst.rstrip("/" + os.sep) if dst.endswith(("/", os.sep)) else dst
     low = base.lower()
-    for ext in (".nii.gz", ".img.gz", ".hdr.gz"):
+    for ext in GZ_FILE_EXTENSIONS:
         if low.endswith(ext):
             return base[: -len(ext)] + ".json"
     root, ext = os.path.splitext(base)

@@ -13,10 +13,6 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
 def colour_allowed(stream=None) -> bool:
     stream = stream or sys.stdout
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"

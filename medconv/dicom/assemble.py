@@ -266,11 +266,6 @@ def _order_key(f):
             f.instance if f.instance is not None else -1, f.path, f.index or 0)
 
 
-#: what to do with a missing slice: refuse (the default for reading pixels), fill it with an
-#: empty slice so every real slice keeps its position, or only warn (info: shapes, no pixels)
-GAP_MODES = ("refuse", "fill", "warn")
-
-
 def _missing_slices(gaps, typical):
     """Indices of gaps that are a whole number (>= 2) of typical steps, with how many slices each lacks."""
     out = []

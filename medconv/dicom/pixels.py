@@ -9,7 +9,6 @@ import numpy as np
 from ..errors import CorruptInput, InputError, MissingDependency, UnsupportedFormat
 
 NATIVE = {"1.2.840.10008.1.2": "<", "1.2.840.10008.1.2.1": "<", "1.2.840.10008.1.2.2": ">"}
-_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
 
 
 def _rgb8(rgb: np.ndarray) -> np.ndarray:

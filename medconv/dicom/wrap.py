@@ -331,10 +331,6 @@ class Frame:
         return float(n[0]) * x + float(n[1]) * y + float(n[2]) * z
 
     @property
-    def is_phase(self):
-        return self.complex_part == "phase"
-
-    @property
     def part(self):
         """What the voxels hold, as output names say it: None (magnitude), "phase", "real",
         "imaginary" or "fieldmaphz" (a field map in Hz)."""

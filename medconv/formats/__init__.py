@@ -155,6 +155,11 @@ DEFAULT_EXTENSIONS = {f.name: f.default_extension for f in FORMATS}
 #: series, whatever its token, is a folder)
 OUTPUT_EXTENSIONS = {e.lstrip("."): (f.name, "/" if f.default_extension == "/" else e)
                      for f in sorted(FORMATS, key=lambda f: f.default_extension == "/") for e in f.written}
+#: the registered two-part extensions (.nii.gz, .img.gz): a file's stem is what precedes them
+GZ_EXTENSIONS = tuple(dict.fromkeys(e for f in FORMATS for e in f.extensions if e.endswith(".gz")))
+#: the same with the compressed header of a pair (.hdr.gz): what a written file's name ends in
+GZ_FILE_EXTENSIONS = tuple(dict.fromkeys(e for f in FORMATS for e in f.extensions + sum(f.pairs, ())
+                                         if e.endswith(".gz")))
 #: what --to accepts (and completes): format names, then extensions
 TO_CHOICES = tuple(f.name for f in FORMATS if f.can_write) + ("nifti",) + tuple(
     k for k in OUTPUT_EXTENSIONS if k not in BY_NAME)
@@ -204,6 +209,7 @@ def format_for_output(path: str, to: str | None = None) -> str:
     raise UsageError(f"cannot tell the output format from {os.path.basename(path)!r}; use --to FORMAT")
 
 
-__all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DEFAULT_EXTENSIONS", "FORMATS", "OUTPUT_EXTENSIONS", "RASTER",
+__all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DEFAULT_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
+           "GZ_FILE_EXTENSIONS", "OUTPUT_EXTENSIONS", "RASTER",
            "TO_CHOICES", "backend", "capable", "detect", "extension_in_name", "files", "format_for_output",
            "header_files", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs"]

@@ -65,7 +65,6 @@ SPACES = {
 _UNITS_MM = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "m": 1000.0, "meter": 1000.0, "cm": 10.0,
              "um": 1e-3, "micron": 1e-3, "microns": 1e-3}
 _COLOUR_KINDS = {"rgb-color": "rgb", "rgba-color": "rgba"}
-_DOMAIN_KINDS = {"domain", "space", "time"}
 _PER_AXIS_FLOAT = ("spacings", "thicknesses", "axis mins", "axismins", "axis maxs", "axismaxs")
 _MAX_HEADER = 16 << 20
 
