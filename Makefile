@@ -29,7 +29,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	@touch $@
 
 # The package is installed editable, so its bytecode is not compiled at install time; a machine
-# with PYTHONDONTWRITEBYTECODE set would then recompile every module on every call (~70 ms).
+# with PYTHONDONTWRITEBYTECODE set would then recompile every module on every call.
 # compileall only rewrites what changed, and a stale .pyc is never used (Python checks mtimes).
 BYTECODE = $(PY) -m compileall -q medconv
 

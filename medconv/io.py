@@ -10,8 +10,9 @@ from .errors import CorruptInput, InputError, OutputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 #: deflate level of written .gz files and compressed MetaImage/NRRD data, as zlib counts them:
-#: 0 stores, 1 is ISA-L's fastest setting (its level 3: ~6% larger than zlib 6 on CT, ~30x faster),
-#: 2-9 are zlib-ng at that level (3: ~2.5% larger than zlib 6, ~10x faster; 6: zlib 6's size).
+#: 0 stores, 1 is ISA-L's fastest setting (its level 3: slightly larger files than zlib 6, far
+#: faster), 2-9 are zlib-ng at that level (3: a little larger than zlib 6 and much faster; 6: zlib
+#: 6's size). `make bench` measures the trade-off.
 DEFAULT_COMPRESSION = 3
 _state = {"level": DEFAULT_COMPRESSION, "threads": None}
 

@@ -140,7 +140,8 @@ class Frame:
         self.size = size
         self.pixel_offset = pixel_offset
         self.float_pixels = float_pixels  # 0, 4 (FloatPixelData) or 8 (DoubleFloatPixelData)
-        # a Modality LUT Sequence maps stored values to real ones (pitfall 10: before any window)
+        # a Modality LUT Sequence maps stored values to real ones; it comes before any VOI window,
+        # which only chooses how they are displayed
         self.modality_lut = bool(_get(ds, "ModalityLUTSequence"))
         self.ds = ds
         meta = getattr(ds, "file_meta", None)

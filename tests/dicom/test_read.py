@@ -524,7 +524,8 @@ def test_gaps_in_half_the_steps_are_still_missing_slices(tmp_path):
 
 @pytest.mark.parametrize("shift", [(30.0, -12.0, 0.0), (0.2, 0.0, 0.0)])
 def test_slice_off_the_stack_in_its_own_plane_is_refused(tmp_path, shift):
-    """A slice moved within its plane sits on no regular grid (pitfall 4): refused, never stacked."""
+    """A slice moved within its plane sits on no regular grid: refused, never stacked (stacking it
+    would put its voxels where they were not acquired)."""
     paths, _, pos = dcmgen.make_series(tmp_path / "s", shape=(6, 5, 5), origin=(0, 0, 30))
     dcmgen.write_slice(paths[2], np.zeros((6, 5), np.int16), ipp=np.asarray(pos[2]) + shift, instance=3)
     r = run("convert", tmp_path / "s", tmp_path / "o.nii")

@@ -250,7 +250,8 @@ def test_bits_stored_below_allocated(tmp_path):
 
 def test_modality_lut_sequence_gives_the_real_values(tmp_path):
     """A Modality LUT Sequence (instead of RescaleSlope/Intercept) maps stored to real values before
-    anything else (pitfall 10): NIfTI and stats hold pydicom's apply_modality_lut output."""
+    anything else (a VOI window only chooses the display): NIfTI and stats hold pydicom's
+    apply_modality_lut output."""
     import json
 
     import pydicom

@@ -308,7 +308,8 @@ def test_destination_exists_and_input_protected(tmp_path):
 
 
 def test_free_text_header_fields_are_not_copied(tmp_path):
-    """PITFALLS 24: descrip/aux_file/intent_name often carry names and times; medconv writes none."""
+    """descrip/aux_file/intent_name often carry names and times (a patient's, a scan's):
+    medconv writes none."""
     img = nib.Nifti1Image(np.zeros((3, 3, 3), np.int16), oblique_affine())
     img.header["descrip"] = b"Doe^John 2024-01-02 10:11"
     img.header["aux_file"] = b"johns_scan"
