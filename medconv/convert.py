@@ -7,7 +7,15 @@ import numpy as np
 
 from . import log
 from .errors import OutputError, UsageError
-from .formats import ALL_DTYPES, BY_NAME, DEFAULT_EXTENSIONS, GZ_EXTENSIONS, RASTER, files, format_for_output
+from .formats import (
+    ALL_DTYPES,
+    BY_NAME,
+    DEFAULT_EXTENSIONS,
+    GZ_EXTENSIONS,
+    RASTER,
+    files,
+    format_for_output,
+)
 
 DTYPES = ALL_DTYPES
 

@@ -182,9 +182,8 @@ def iter_slabs(volume, planes: int, t_only: int | None = None):
     """(t, k0, k1, stored slab [i, j, k0:k1(, c)]) in file order: inflated while read for a .nii.gz,
     sliced from the (memory-mapped or decoded) array otherwise. With `t_only`, the slabs of that
     volume of a 4D image only (a .nii.gz stops inflating after it)."""
-    from .stats import _grid4, _release
-
     from .formats import stream_slabs
+    from .stats import _grid4, _release
 
     streamed = stream_slabs(volume, planes)
     if streamed is not None:

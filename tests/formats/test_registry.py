@@ -48,13 +48,13 @@ def test_every_default_extension_is_one_the_format_writes():
 
 
 def test_the_cli_tables_come_from_the_registry():
-    assert formats.DEFAULT_EXTENSIONS == {f.name: f.default_extension for f in FORMATS}
+    assert {f.name: f.default_extension for f in FORMATS} == formats.DEFAULT_EXTENSIONS
     for token, (name, ext) in formats.OUTPUT_EXTENSIONS.items():
         assert "." + token in BY_NAME[name].written
         assert ext == ("/" if BY_NAME[name].default_extension == "/" else "." + token)
     assert formats.output_choice("nifti1") == ("nifti1", ".nii.gz")
     assert formats.output_choice("dcm") == ("dicom", "/")
-    assert formats.RASTER == tuple(f.name for f in FORMATS if not f.geometry)
+    assert tuple(f.name for f in FORMATS if not f.geometry) == formats.RASTER
 
 
 def test_declared_capabilities_are_what_the_backends_offer():
