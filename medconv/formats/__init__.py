@@ -57,6 +57,17 @@ def header_files(paths) -> set:
     return skip
 
 
+def header_and_data(path: str, name: str) -> list:
+    """The files of a text-header format `name`: the header and the data files it names; for a
+    detached header not written yet, the data file a write names by default."""
+    if os.path.isfile(path):
+        return named_files(path)
+    header, data = BY_NAME[name].pairs[0]
+    if path.lower().endswith(header):
+        return [path, path[: -len(header)] + data]
+    return [path]
+
+
 def named_files(path: str) -> list:
     """A text header (MetaImage, NRRD) plus the data files it names."""
     found = [path]

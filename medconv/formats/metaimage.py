@@ -494,17 +494,10 @@ def read_header(path: str, fmt: str | None = None) -> dict:
 
 # -- writing ---------------------------------------------------------------------------
 def files(path: str) -> list:
-    """The header and the data files it names; for a detached header not written yet, the
-    data file a write names by default."""
-    from . import named_files
-    from ._registry import BY_NAME
+    """The header and the data files it names (formats.header_and_data)."""
+    from . import header_and_data
 
-    header, data = BY_NAME["metaimage"].pairs[0]
-    if os.path.isfile(path):
-        return named_files(path)
-    if path.lower().endswith(header):
-        return [path, path[: -len(header)] + data]
-    return [path]
+    return header_and_data(path, "metaimage")
 
 
 def output_paths(path: str, compress: bool = False) -> list:

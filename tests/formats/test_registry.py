@@ -96,11 +96,15 @@ def test_header_files_are_the_data_files_of_headers(tmp_path):
     assert formats.header_files(names) == {str(tmp_path / n) for n in ("p.img", "m.raw", "n.raw")}
 
 
-CASES = [(f, dtype) for f in WRITABLE for dtype in f.dtypes]
+#: (format, extension, dtype): every dtype a format stores, under every extension it writes (DICOM: a folder)
+CASES = [(f, ext, dtype) for f in WRITABLE for dtype in f.dtypes
+         for ext in (f.written if f.written and f.default_extension != "/" else (f.default_extension,))]
+#: formats whose headers hold the geometry as decimal text of doubles: kept to the last digit
+EXACT_GEOMETRY = ("metaimage", "nrrd")
 
 
-@pytest.mark.parametrize("fmt,dtype", CASES, ids=[f"{f.name}-{d}" for f, d in CASES])
-def test_each_storable_dtype_round_trips(tmp_path, fmt, dtype):
+@pytest.mark.parametrize("fmt,ext,dtype", CASES, ids=[f"{f.name}-{e}-{d}" for f, e, d in CASES])
+def test_each_storable_dtype_round_trips(tmp_path, fmt, ext, dtype):
     shape = (5, 4) if 3 not in fmt.ndims else (5, 4, 3)
     kind = "complex" if np.dtype(dtype).kind == "c" else "scalar"
     vol = make_volume(shape, dtype, value_kind=kind, seed=3)
@@ -108,7 +112,10 @@ def test_each_storable_dtype_round_trips(tmp_path, fmt, dtype):
         vol = vol.replace(affine=np.diag([-1.0, -1.0, 1.0, 1.0]))
     elif fmt.name == "analyze":  # no rotation, whole-voxel origin
         vol = vol.replace(affine=np.diag([-1.5, 2.0, 2.5, 1.0]))
-    back, _ = write_read(vol, fmt.default_extension, tmp_path, to=fmt.name)
+    back, written = write_read(vol, ext, tmp_path, to=fmt.name)
+    assert back.format == fmt.name or fmt.name == "nifti2" and back.format == "nifti1", back.format
+    if fmt.default_extension != "/":  # the files of one image are the files written
+        assert len(written) == len(formats.files(str(tmp_path / ("v" + ext)))), written
     if fmt.name == "jpeg":  # lossy
         assert back.dtype == vol.dtype and back.shape == vol.shape
         return
@@ -117,6 +124,10 @@ def test_each_storable_dtype_round_trips(tmp_path, fmt, dtype):
     np.testing.assert_array_equal(back.real() if back.scaling else back.array, vol.array)
     # every value is kept; DICOM stores 8-bit signed data in 16 bits
     assert back.dtype == vol.dtype or (fmt.name == "dicom" and dtype == "int8"), back.dtype
+    if fmt.geometry:
+        assert back.orientation_known or fmt.name == "analyze"
+        atol = 1e-9 if fmt.name in EXACT_GEOMETRY else 1e-4
+        np.testing.assert_allclose(back.affine, vol.affine, atol=atol)
 
 
 def test_format_facts_are_defined_only_in_the_registry():
