@@ -64,6 +64,11 @@ def run_on_terminal(*argv) -> Result:
                             stderr=slave, cwd=ROOT, env=env)
     out, _ = proc.communicate(timeout=60)
     os.close(slave)
+    return Result(proc.returncode, out.decode(), drain_pty(master).decode("utf-8", "replace"))
+
+
+def drain_pty(master: int) -> bytes:
+    """All that was written to a pseudo-terminal until every writer closed it; `master` is closed."""
     chunks = []
     while True:
         try:
@@ -74,7 +79,7 @@ def run_on_terminal(*argv) -> Result:
             break
         chunks.append(data)
     os.close(master)
-    return Result(proc.returncode, out.decode(), b"".join(chunks).decode("utf-8", "replace"))
+    return b"".join(chunks)
 
 
 def assert_clean_error(result: Result, code: int, *needles):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import medconv
-from helpers import ROOT, assert_clean_error, oblique_affine, run
+from helpers import ROOT, assert_clean_error, drain_pty, oblique_affine, run
 from medconv import view as viewlib
 from medconv.volume import Volume
 
@@ -245,19 +245,10 @@ def test_terminal_output_on_a_pty_fits_columns(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "medconv", "view", str(tmp_path / "a.nii.gz")], stdout=slave,
                             stderr=subprocess.PIPE, cwd=ROOT, env=env)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
+    data = drain_pty(master)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    text = _ANSI.sub("", b"".join(chunks).decode("utf-8")).replace("\r", "")
+    text = _ANSI.sub("", data.decode("utf-8")).replace("\r", "")
     lines = [line for line in text.split("\n") if line]
     assert lines and max(len(line) for line in lines) <= 50
     assert len(lines) <= 40

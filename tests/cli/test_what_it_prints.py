@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 import medconv
-from helpers import ROOT, TESTDATA, make_volume, nibabel_data, run, run_on_terminal, run_subprocess
+from helpers import (
+    ROOT,
+    TESTDATA,
+    drain_pty,
+    make_volume,
+    nibabel_data,
+    run,
+    run_on_terminal,
+    run_subprocess,
+)
 
 
 def _stdout_on_terminal(*argv, columns=160, cwd=ROOT):
@@ -27,18 +36,9 @@ def _stdout_on_terminal(*argv, columns=160, cwd=ROOT):
     proc = subprocess.Popen([sys.executable, "-m", "medconv", *map(str, argv)], stdout=slave,
                             stderr=subprocess.DEVNULL, cwd=cwd, env=env)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    data = drain_pty(master)
     proc.wait(timeout=60)
-    os.close(master)
-    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
     return proc.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
