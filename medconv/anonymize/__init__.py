@@ -443,11 +443,40 @@ class Runner:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+                data = _write_dataset(ds)
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputError(f"cannot write the anonymised data set ({type(exc).__name__})", full) from None
-        return {"bytes": buf.getvalue(), "pid": pid, "flagged": flagged, "suspect": suspect,
+        return {"bytes": data, "pid": pid, "flagged": flagged, "suspect": suspect,
                 "study": str(ds.get("StudyInstanceUID", "") or ""), "series": str(ds.get("SeriesInstanceUID", "") or "")}
+
+
+def _write_dataset(ds) -> bytes:
+    """The Part 10 bytes of an anonymised data set. pydicom refuses to write command elements
+    (group 0000) that some stored objects carry; those the profile kept (UIDs it replaced) are
+    encoded apart and placed after the file meta, where their tags sort."""
+    import struct
+    from io import BytesIO
+
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    command = Dataset()
+    for tag in [e.tag for e in ds if e.tag.group == 0]:
+        command[tag] = ds[tag]
+        del ds[tag]
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    data = buf.getvalue()
+    ts = ds.file_meta.TransferSyntaxUID
+    if not len(command) or ts.is_deflated:
+        return data
+    enc = DicomBytesIO()
+    enc.is_little_endian, enc.is_implicit_VR = ts.is_little_endian, ts.is_implicit_VR
+    write_dataset(enc, command)
+    meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
+    return data[:meta_end] + enc.getvalue() + data[meta_end:]
 
 
 #: files per task of a worker process

@@ -19,6 +19,15 @@ CODES = {
     "private": ("113111", "Retain Safe Private Option"),
 }
 DATE_VRS = ("DA", "DT", "TM")
+#: combined codes: the choice that keeps the data set valid and reveals least
+COMBINED = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "Z", "X/Z/U*": "U"}
+#: free text given the dummy value inside an item of a D sequence when the table does not name it
+DUMMY_TEXT_VRS = ("LO", "LT", "SH", "ST", "UT", "UC", "UR")
+
+
+def is_code_attribute(tag: int) -> bool:
+    """Code Value ... Mapping Resource Name (0008,0100)-(0008,0122): the Code Sequence macro."""
+    return 0x00080100 <= tag <= 0x00080122
 #: the writer of an anonymised file names itself (the input's implementation name is free text):
 #: pydicom's implementation UID, as medconv's DICOM writer uses, and medconv's version
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498.1"
@@ -174,7 +183,12 @@ class Anonymizer:
         self.letters = opts.letters()
 
     # -- one data set, recursively -------------------------------------------------
-    def clean(self, ds, top: bool = False) -> None:
+    def clean(self, ds, top: bool = False, dummy: bool = False, codes_ok: bool = False) -> None:
+        """Apply the profile to every element of `ds`. `dummy`: inside an item of a sequence whose
+        action is D (Content Sequence, Graphic Annotation Sequence...), where free text the table
+        does not name gets the dummy value too; `codes_ok`: in a nested item where the code
+        attributes (Code Value, Code Meaning...) are vocabulary, kept as the concept names of SR
+        content are."""
         for elem in list(ds):
             tag = int(elem.tag)
             if elem.tag.is_private:
@@ -191,12 +205,12 @@ class Anonymizer:
 
                     ds[elem.tag] = DataElement(elem.tag, "SQ", seq)
                     for item in seq:
-                        self.clean(item)
+                        self.clean(item, dummy=dummy, codes_ok=True)
                 elif elem.VR == "SQ":
                     # a kept private sequence is not a hiding place: its public elements follow the
                     # profile, and UIDs everywhere keep pointing at the renamed objects
                     for item in elem.value:
-                        self.clean(item)
+                        self.clean(item, dummy=dummy, codes_ok=True)
                 elif elem.VR == "UI" and not self.opts.keep_uids:
                     self._replace_uids(elem)
                 continue
@@ -208,16 +222,19 @@ class Anonymizer:
             if top and tag in (0x00100010, 0x00100020):
                 continue  # set from the pseudonym after the walk
             if action is None:
-                self._unlisted(ds, elem)
+                if not profile.known_public(tag):
+                    del ds[elem.tag]  # named by neither the table nor the dictionary: cannot be vetted
+                    continue
+                self._unlisted(ds, elem, dummy, codes_ok)
             else:
-                self._apply(ds, elem, action)
+                self._apply(ds, elem, action, dummy)
 
-    def _unlisted(self, ds, elem) -> None:
+    def _unlisted(self, ds, elem, dummy: bool = False, codes_ok: bool = False) -> None:
         """Attributes the table does not name: UIDs, dates and names are still handled."""
         vr = elem.VR
         if vr == "SQ":
             for item in elem.value:
-                self.clean(item)
+                self.clean(item, dummy=dummy, codes_ok=True)
         elif vr == "UI":
             if not self.opts.keep_uids and int(elem.tag) not in VOCABULARY_UID_TAGS:
                 self._replace_uids(elem)
@@ -233,6 +250,9 @@ class Anonymizer:
         elif vr == "UN":
             # A public tag unknown to the dictionary: its content cannot be vetted.
             del ds[elem.tag]
+        elif dummy and vr in DUMMY_TEXT_VRS and not (codes_ok and is_code_attribute(int(elem.tag))):
+            if elem.value not in (None, "", b""):
+                elem.value = "ANONYMIZED"
 
     def _replace_uids(self, elem) -> None:
         def one(v):
@@ -253,17 +273,21 @@ class Anonymizer:
         else:
             elem.value = shift_date(elem.value, days, elem.VR)
 
-    def _apply(self, ds, elem, action: str) -> None:
+    def _apply(self, ds, elem, action: str, dummy: bool = False) -> None:
         vr = elem.VR
         # Combined codes: the choice that keeps the data set valid and reveals least.
-        choice = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "Z", "X/Z/U*": "U"}.get(action, action)
+        choice = COMBINED.get(action, action)
         if choice == "D" and vr in DATE_VRS and "/" in action:
             # A dummy date destroys intervals and looks real; empty or remove instead.
             choice = "Z" if "Z" in action else "X"
+        if choice == "C" and vr not in DATE_VRS and vr != "SQ":
+            # dates shifted (times kept); a value of another VR cannot be cleaned: the basic action
+            return self._apply(ds, elem, profile.row_for(int(elem.tag)).basic, dummy)
+        if choice in ("K", "C", "U") and vr == "SQ":
+            for item in elem.value:
+                self.clean(item, dummy=dummy, codes_ok=True)
+            return
         if choice == "K":
-            if vr == "SQ":
-                for item in elem.value:
-                    self.clean(item)
             return
         if choice == "X":
             del ds[elem.tag]
@@ -273,17 +297,14 @@ class Anonymizer:
             if vr in ("DA", "DT"):
                 self._shift(elem)
         elif choice == "U":
-            if vr == "SQ":
-                for item in elem.value:
-                    self.clean(item)
-            elif vr == "UI":
+            if vr == "UI":
                 self._replace_uids(elem)
             else:
                 del ds[elem.tag]
         elif choice == "D":
             if vr == "SQ":
                 for item in elem.value:
-                    self.clean(item)
+                    self.clean(item, dummy=True)
             elif elem.value not in (None, "", b"") or vr == "UI":
                 elem.value = _dummy(elem, self.pseudo, self.opts)
 
