@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 from .. import io, log
 from ..errors import CorruptInput, InputError, MedconvError, OutputError, UsageError
-from .actions import Anonymizer, Options, burned_in_status
+from .actions import (
+    ENCAPSULATED_DOCUMENT,
+    MEDIA_DIRECTORY_CLASS,
+    Anonymizer,
+    Options,
+    burned_in_status,
+    unscrubbable,
+)
 from .pseudonym import Pseudonymizer, write_mapping
 
 SKIP_NAMES = {"DICOMDIR"}
@@ -25,6 +32,7 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     failures: list = field(default_factory=list)
+    unscrubbable: int = 0  # DICOM objects left out: their content cannot be de-identified
 
 
 def walk_inputs(paths):
@@ -351,6 +359,15 @@ class Runner:
             result = self._dicom_with_pydicom(full)
             if result is None:
                 return
+        if result.get("unscrubbable"):
+            if result.get("bytes") is None and result.get("tmp") is None:
+                self.summary.unscrubbable += 1  # reported once, with the count, by finish()
+                return
+            log.warn(f"copied with --keep-unscrubbable: its {result['unscrubbable']} content is not "
+                     "de-identified; read it before sharing", full)
+        if result.get("header_only"):
+            log.warn("image object without pixel data (a header-only object, or a file cut short before "
+                     "its image): header de-identified", full)
         flagged, suspect = result["flagged"], result["suspect"]
         if flagged:
             if self.exclude_burned_in:
@@ -425,15 +442,24 @@ class Runner:
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None
         if len(ds) == 0 or ("SOPClassUID" not in ds and "PixelData" not in ds):
+            meta = getattr(ds, "file_meta", None)
+            if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY_CLASS:
+                log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it afterwards", full)
             self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
             return None
         _check_truncated(ds, full)
-        _check_complete(ds, full)
+        header_only = _check_complete(ds, full)
+        what = unscrubbable(ds.get("SOPClassUID"))
+        if what and not self.opts.keep_unscrubbable:
+            return {"bytes": None, "unscrubbable": what, "flagged": False, "suspect": None}
         flagged, suspect = burned_in_status(ds)
         if flagged and self.exclude_burned_in:
             return {"flagged": True, "suspect": None, "bytes": None}
+        document = ds[ENCAPSULATED_DOCUMENT] if what and ENCAPSULATED_DOCUMENT in ds else None
         try:
             pid = self.anon.anonymize(ds)
+            if document is not None:
+                ds[ENCAPSULATED_DOCUMENT] = document  # --keep-unscrubbable: the document as it is
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__})", full) from None
         _ensure_meta(ds)
@@ -446,7 +472,8 @@ class Runner:
                 data = _write_dataset(ds)
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputError(f"cannot write the anonymised data set ({type(exc).__name__})", full) from None
-        return {"bytes": data, "pid": pid, "flagged": flagged, "suspect": suspect,
+        return {"bytes": data, "pid": pid, "flagged": flagged, "suspect": suspect, "unscrubbable": what,
+                "header_only": header_only,
                 "study": str(ds.get("StudyInstanceUID", "") or ""), "series": str(ds.get("SeriesInstanceUID", "") or "")}
 
 
@@ -574,17 +601,24 @@ def _check_truncated(ds, path: str) -> None:
             raise CorruptInput("the file ends inside an element header (truncated file?)", path)
 
 
-def _check_complete(ds, path: str) -> None:
-    """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short."""
+def _check_complete(ds, path: str) -> bool:
+    """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short.
+
+    True for an image object that holds no element of group 0028 and no pixels at all: a header-only
+    object (DICOMDIR test sets, objects stripped for sharing), de-identified like any other with a
+    warning. An object cut inside its image module (some of group 0028, no pixels) is refused.
+    """
     from ..errors import CorruptInput
     from .actions import is_image_class
 
     pixel_keys = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
     if "Rows" not in ds or "Columns" not in ds:
         if is_image_class(ds.get("SOPClassUID", "")) and not any(k in ds for k in pixel_keys):
+            if not any(tag.group == 0x0028 for tag in ds.keys()):
+                return True
             # an image object without its image module: cut at an element boundary
             raise CorruptInput("image without rows, columns or pixel data (truncated file?)", path)
-        return
+        return False
     if not any(k in ds for k in pixel_keys):
         raise CorruptInput("image without pixel data (truncated file?)", path)
     elem = ds["PixelData"] if "PixelData" in ds else None  # noqa: SIM401 - the element, not its value
@@ -596,10 +630,11 @@ def _check_complete(ds, path: str) -> None:
             needed = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * frames \
                 * int(ds.get("BitsAllocated", 16)) // 8
         except (TypeError, ValueError):
-            return
+            return False
         if len(elem.value or b"") < needed:
             raise CorruptInput(f"pixel data is {len(elem.value or b'')} bytes, the header needs {needed} "
                                "(truncated file?)", path)
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -671,5 +706,8 @@ def finish(runner: Runner, mapping_path: str | None) -> int:
     s = runner.summary
     if mapping_path:
         write_mapping(mapping_path, runner.pseudo.mapping, force=runner.force)
+    if s.unscrubbable:
+        log.warn(f"left out {s.unscrubbable} DICOM object(s) whose content cannot be de-identified (encapsulated "
+                 "PDF/CDA/3D documents, raw data); --keep-unscrubbable copies them")
     log.note(f"anonymised {s.done} file(s), skipped {s.skipped} (not images), failed {s.failed}")
     return 5 if s.failed else 0

@@ -52,6 +52,7 @@ class Options:
     keep_device: bool = False
     keep_patient_characteristics: bool = False
     patient_id: str | None = None
+    keep_unscrubbable: bool = False
     warnings: list = field(default_factory=list)
 
     def letters(self) -> set:
@@ -87,6 +88,22 @@ _IMAGE_CLASSES = {f"1.2.840.10008.5.1.4.1.1.{s}" for s in (
     "4.4", "6.1", "6.2", "7", "7.1", "7.2", "7.3", "7.4", "12.1", "12.1.1", "12.2", "12.2.1", "20", "128",
     "130", "481.1", "481.2", "77.1.1", "77.1.2", "77.1.4", "77.1.5.1", "77.1.5.2", "77.1.5.4", "13.1.1",
     "13.1.2", "13.1.3", "14.1", "14.2")}
+
+
+#: SOP classes whose content no profile can clean: encapsulated PDF, CDA, STL, OBJ, MTL documents
+#: (free-form files inside the object) and Raw Data (vendor-defined bytes)
+UNSCRUBBABLE_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.104.1": "encapsulated PDF", "1.2.840.10008.5.1.4.1.1.104.2": "encapsulated CDA",
+    "1.2.840.10008.5.1.4.1.1.104.3": "encapsulated STL", "1.2.840.10008.5.1.4.1.1.104.4": "encapsulated OBJ",
+    "1.2.840.10008.5.1.4.1.1.104.5": "encapsulated MTL", "1.2.840.10008.5.1.4.1.1.66": "raw data",
+}
+MEDIA_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
+ENCAPSULATED_DOCUMENT = 0x00420011
+
+
+def unscrubbable(sop_class) -> str | None:
+    """What an object of this class holds that cannot be de-identified, or None."""
+    return UNSCRUBBABLE_CLASSES.get(str(sop_class or "").strip().rstrip("\0"))
 
 
 def is_image_class(sop_class: str) -> bool:

@@ -27,6 +27,7 @@ from .actions import (
     is_registry_uid,
     lookup,
     shift_date,
+    unscrubbable,
 )
 
 #: Transfer syntaxes whose data set is explicit VR little endian (native and encapsulated)
@@ -369,6 +370,11 @@ class FastAnonymizer:
         charset = top.get(0x00080005)
         if charset is not None and _text(charset).strip() not in ("", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"):
             raise Fallback
+        if unscrubbable(_text(top[0x00080016])):
+            if self.opts.keep_unscrubbable:
+                raise Fallback  # the pydicom path copies it with its document
+            return {"bytes": None, "unscrubbable": unscrubbable(_text(top[0x00080016])), "flagged": False,
+                    "suspect": None}
         _check_pixels(top, ts)
         flagged, suspect = _burned_in(top)
         if flagged and skip_flagged:
