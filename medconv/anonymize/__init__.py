@@ -15,10 +15,12 @@ from .. import io, log
 from ..errors import CorruptInput, InputError, MedconvError, OutputError, UsageError
 from .actions import (
     ENCAPSULATED_DOCUMENT,
+    MAX_NESTING,
     MEDIA_DIRECTORY_CLASS,
     Anonymizer,
     Options,
     burned_in_status,
+    deep_stack,
     unscrubbable,
 )
 from .pseudonym import Pseudonymizer, write_mapping
@@ -428,8 +430,14 @@ class Runner:
 
     def _dicom_with_pydicom(self, full: str) -> dict | None:
         """The reference path, for every file fast.py steps aside from; None when there is nothing to write."""
+        # What the byte-level path hands over for nesting deeper than its own walk is done here; deeper
+        # than MAX_NESTING is refused before writing, since pydicom's writer turns a RecursionError into
+        # messages quoting the whole stack at every level (gigabytes)
+        with deep_stack():
+            return self._pydicom_path(full)
+
+    def _pydicom_path(self, full: str) -> dict | None:
         import warnings
-        from io import BytesIO
 
         import pydicom
         from pydicom.errors import InvalidDicomError
@@ -439,8 +447,15 @@ class Runner:
                 warnings.simplefilter("ignore")  # pydicom's per-element warnings are noise here
                 ds = pydicom.dcmread(full, force=True)
                 list(ds.keys())
+                depth = _nesting(ds)
+        except RecursionError:
+            raise InputError(f"cannot read as DICOM: sequences nested deeper than {MAX_NESTING} levels",
+                             full) from None
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None
+        if depth > MAX_NESTING:
+            raise InputError(f"sequences nested {depth} levels deep (medconv anonymises up to {MAX_NESTING})",
+                             full)
         if len(ds) == 0 or ("SOPClassUID" not in ds and "PixelData" not in ds):
             meta = getattr(ds, "file_meta", None)
             if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY_CLASS:
@@ -465,7 +480,6 @@ class Runner:
         _ensure_meta(ds)
         _defined_lengths(ds)
         ds.preamble = b"\0" * 128  # a preamble can hold anything (TIFF headers, text): never copied
-        buf = BytesIO()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -475,6 +489,18 @@ class Runner:
         return {"bytes": data, "pid": pid, "flagged": flagged, "suspect": suspect, "unscrubbable": what,
                 "header_only": header_only,
                 "study": str(ds.get("StudyInstanceUID", "") or ""), "series": str(ds.get("SeriesInstanceUID", "") or "")}
+
+
+def _nesting(ds) -> int:
+    """How many sequence levels `ds` nests (walked without recursion, reading every item)."""
+    deepest, stack = 0, [(ds, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for elem in item:
+            if elem.VR == "SQ":
+                stack.extend((child, depth + 1) for child in elem.value or [])
+    return deepest
 
 
 def _write_dataset(ds) -> bytes:

@@ -1,7 +1,9 @@
 """Apply the confidentiality profile to a pydicom Dataset, recursively."""
 from __future__ import annotations
 
+import contextlib
 import datetime
+import sys
 from dataclasses import dataclass, field
 
 from . import profile
@@ -104,6 +106,22 @@ ENCAPSULATED_DOCUMENT = 0x00420011
 def unscrubbable(sop_class) -> str | None:
     """What an object of this class holds that cannot be de-identified, or None."""
     return UNSCRUBBABLE_CLASSES.get(str(sop_class or "").strip().rstrip("\0"))
+
+
+#: deepest sequence nesting the pydicom path takes (real objects nest a few levels; SR trees a few tens)
+MAX_NESTING = 1000
+
+
+@contextlib.contextmanager
+def deep_stack():
+    """pydicom reads and writes nested sequences recursively (4-5 Python frames a level), as medconv
+    walks them: the recursion limit is raised while one file is handled, so MAX_NESTING levels fit."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 12 * MAX_NESTING))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def is_image_class(sop_class: str) -> bool:

@@ -78,6 +78,13 @@ def _is_dummy(elem) -> bool:
 def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) -> None:
     """Findings for one DICOM file, judged by the profile with the options the user gives (`letters`,
     as Options.letters()): what the file says was done is not taken on trust."""
+    from .actions import deep_stack
+
+    with deep_stack():  # deeply nested sequences are walked as the anonymiser walks them
+        _check_dicom(path, findings, patient_ids, letters)
+
+
+def _check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) -> None:
     import warnings
 
     import pydicom
