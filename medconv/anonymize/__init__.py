@@ -471,10 +471,11 @@ class Runner:
         if flagged and self.exclude_burned_in:
             return {"flagged": True, "suspect": None, "bytes": None}
         document = ds[ENCAPSULATED_DOCUMENT] if what and ENCAPSULATED_DOCUMENT in ds else None
+        document = None if document is None else (document.VR, document.value)
         try:
             pid = self.anon.anonymize(ds)
             if document is not None:
-                ds[ENCAPSULATED_DOCUMENT] = document  # --keep-unscrubbable: the document as it is
+                ds.add_new(ENCAPSULATED_DOCUMENT, *document)  # --keep-unscrubbable: the document as it is
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__})", full) from None
         _ensure_meta(ds)

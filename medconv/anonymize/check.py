@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from . import profile
-from .actions import CODES, VOCABULARY_UID_TAGS, is_registry_uid, lookup
+from .actions import CODES, VOCABULARY_UID_TAGS, is_registry_uid, lookup, unscrubbable
 
 DATE_IN_NAME = re.compile(r"(?<!\d)(19|20)\d\d[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
 #: what a patient pseudonym looks like (pseudonym.Pseudonymizer.patient)
@@ -98,6 +98,10 @@ def _check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset())
         findings.append({"path": path, "where": "file", "what": f"unreadable DICOM ({type(exc).__name__})"})
         return
     letters = set(letters)
+    what = unscrubbable(ds.get("SOPClassUID"))
+    if what:
+        findings.append({"path": path, "where": "SOPClassUID", "what": f"{what}: its content cannot be "
+                         "de-identified by a program"})
     preamble = getattr(ds, "preamble", None)
     if preamble and any(preamble):
         findings.append({"path": path, "where": "preamble", "what": "the 128 bytes before DICM hold data"})
