@@ -447,22 +447,22 @@ class Runner:
                 warnings.simplefilter("ignore")  # pydicom's per-element warnings are noise here
                 ds = pydicom.dcmread(full, force=True)
                 list(ds.keys())
-                depth = _nesting(ds)
         except RecursionError:
             raise InputError(f"cannot read as DICOM: sequences nested deeper than {MAX_NESTING} levels",
                              full) from None
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None
-        if depth > MAX_NESTING:
-            raise InputError(f"sequences nested {depth} levels deep (medconv anonymises up to {MAX_NESTING})",
-                             full)
         if len(ds) == 0 or ("SOPClassUID" not in ds and "PixelData" not in ds):
             meta = getattr(ds, "file_meta", None)
             if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY_CLASS:
                 log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it afterwards", full)
             self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
             return None
-        _check_truncated(ds, full)
+        _check_truncated(ds, full)  # first: it reads the elements pydicom has not decoded yet
+        depth = _nesting(ds)
+        if depth > MAX_NESTING:
+            raise InputError(f"sequences nested {depth} levels deep (medconv anonymises up to {MAX_NESTING})",
+                             full)
         header_only = _check_complete(ds, full)
         what = unscrubbable(ds.get("SOPClassUID"))
         if what and not self.opts.keep_unscrubbable:
@@ -641,7 +641,7 @@ def _check_complete(ds, path: str) -> bool:
     pixel_keys = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
     if "Rows" not in ds or "Columns" not in ds:
         if is_image_class(ds.get("SOPClassUID", "")) and not any(k in ds for k in pixel_keys):
-            if not any(tag.group == 0x0028 for tag in ds.keys()):
+            if not any(tag >> 16 == 0x0028 for tag in ds._dict):
                 return True
             # an image object without its image module: cut at an element boundary
             raise CorruptInput("image without rows, columns or pixel data (truncated file?)", path)

@@ -285,9 +285,9 @@ class Anonymizer:
         elif vr == "UN":
             # A public tag unknown to the dictionary: its content cannot be vetted.
             del ds[elem.tag]
-        elif dummy and vr in DUMMY_TEXT_VRS and not (codes_ok and is_code_attribute(int(elem.tag))):
-            if elem.value not in (None, "", b""):
-                elem.value = "ANONYMIZED"
+        elif dummy and vr in DUMMY_TEXT_VRS and not (codes_ok and is_code_attribute(int(elem.tag))) \
+                and elem.value not in (None, "", b""):
+            elem.value = "ANONYMIZED"
 
     def _replace_uids(self, elem) -> None:
         def one(v):

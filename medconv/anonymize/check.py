@@ -23,7 +23,7 @@ REVIEW_VRS = ("LT", "ST", "UT", "UC")
 STANDARD_SCHEMES = {"DCM", "SCT", "SRT", "SNM3", "LN", "UCUM", "FMA", "RADLEX", "NCIT", "UMLS", "MSH", "I10", "I9C",
                     "ICD10", "ICDO3", "HL70396", "ACR", "NEU", "UBERON", "RXNORM", "PUBCHEM_CID", "MDC", "NCDR",
                     "BARI", "CD2", "DC", "ISO3166_1", "ISO639_1", "ISO639_2", "DCMUID", "CAS", "ITIS_TSN", "MGI",
-                    "SNM3", "IBSI", "ATC", "NDC", "RFC5646", "NYUMCCG", "HGNC", "ENSEMBL", "NEU", "NICIP", "POS"}
+                    "IBSI", "ATC", "NDC", "RFC5646", "NYUMCCG", "HGNC", "ENSEMBL", "NICIP", "POS"}
 #: text medconv itself writes: the dummy value and the code meanings of its de-identification methods
 OWN_TEXT = {"ANONYMIZED"} | {meaning for _, meaning in CODES.values()}
 

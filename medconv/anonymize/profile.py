@@ -175,7 +175,7 @@ def _dictionary():
         import importlib.util
 
         spec = importlib.util.find_spec("pydicom")
-        path = os.path.join(list(spec.submodule_search_locations)[0], "_dicom_dict.py")
+        path = os.path.join(next(iter(spec.submodule_search_locations)), "_dicom_dict.py")
         loader_spec = importlib.util.spec_from_file_location("_medconv_dicom_dict", path)
         module = importlib.util.module_from_spec(loader_spec)
         loader_spec.loader.exec_module(module)
