@@ -23,7 +23,7 @@ REVIEW_VRS = ("LT", "ST", "UT", "UC")
 STANDARD_SCHEMES = {"DCM", "SCT", "SRT", "SNM3", "LN", "UCUM", "FMA", "RADLEX", "NCIT", "UMLS", "MSH", "I10", "I9C",
                     "ICD10", "ICDO3", "HL70396", "ACR", "NEU", "UBERON", "RXNORM", "PUBCHEM_CID", "MDC", "NCDR",
                     "BARI", "CD2", "DC", "ISO3166_1", "ISO639_1", "ISO639_2", "DCMUID", "CAS", "ITIS_TSN", "MGI",
-                    "IBSI", "ATC", "NDC", "RFC5646", "NYUMCCG", "HGNC", "ENSEMBL", "NICIP", "POS"}
+                    "IBSI", "ATC", "NDC", "RFC5646", "NYUMCCG", "HGNC", "ENSEMBL", "NICIP", "POS", "SCPECG"}
 #: text medconv itself writes: the dummy value and the code meanings of its de-identification methods
 OWN_TEXT = {"ANONYMIZED"} | {meaning for _, meaning in CODES.values()}
 
@@ -78,9 +78,14 @@ def _is_dummy(elem) -> bool:
 def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) -> None:
     """Findings for one DICOM file, judged by the profile with the options the user gives (`letters`,
     as Options.letters()): what the file says was done is not taken on trust."""
+    import warnings
+
     from .actions import deep_stack
 
-    with deep_stack():  # deeply nested sequences are walked as the anonymiser walks them
+    # deeply nested sequences are walked as the anonymiser walks them; pydicom's warnings about values
+    # it decodes on the way (VR rules) are noise here
+    with deep_stack(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         _check_dicom(path, findings, patient_ids, letters)
 
 
