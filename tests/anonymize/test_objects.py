@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from helpers import run
+from helpers import run, run_subprocess
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file
@@ -289,3 +289,18 @@ def test_nesting_beyond_the_bound_is_refused_cleanly(tmp_path):
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 3 and "nested" in r.err and "Traceback" not in r.err
     assert len(r.err.splitlines()) == 1
+
+
+def test_left_out_objects_are_counted_with_worker_processes(tmp_path):
+    """With -j 2 (worker processes take chunks of files) the count is the same and nothing is written."""
+    src = tmp_path / "in"
+    src.mkdir()
+    study, series = generate_uid(), generate_uid()
+    for i in range(140):
+        make_dicom(src / f"a{i:03d}.dcm", generate_uid(), study, series, n=i)
+    _pdf_object(src / "a050.dcm")
+    _pdf_object(src / "a120.dcm")
+    r = run_subprocess("anonymize", src, "-o", tmp_path / "o", "--key", "k", "-j", "2")
+    assert r.code == 0, r.err
+    assert r.err.count("left out 2 DICOM object(s)") == 1 and "anonymised 138 file(s)" in r.err
+    assert len(out_files(tmp_path / "o")) == 138 and SECRET not in _all_bytes(tmp_path / "o")
