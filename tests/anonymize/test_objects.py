@@ -2,6 +2,7 @@
 pixel data, documents that cannot be cleaned, DICOMDIRs, free text for review, deep nesting."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -80,6 +81,10 @@ def test_unknown_public_element_is_removed_and_checked(tmp_path, engine):
     r = run("anonymize", "--check", src)
     assert r.code == 1 and "named by neither" in r.out
     assert r.out.count("named by neither") == 2, r.out
+    rows = json.loads(run("anonymize", src, "--dry-run", "--json", "--key", "k").out)["elements"]
+    unknown = [row for row in rows if row["action"] == "unknown"]
+    assert {row["tag"] for row in unknown} == {"(0400,9999)", "(0008,1115)[0].(0022,1234)"}
+    assert all(row["result"] == "removed" for row in unknown)
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 0, r.err
     assert SECRET not in _all_bytes(tmp_path / "o")
