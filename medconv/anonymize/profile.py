@@ -174,12 +174,15 @@ def _dictionary():
     if module is None and "pydicom" not in sys.modules:
         import importlib.util
 
-        spec = importlib.util.find_spec("pydicom")
-        path = os.path.join(next(iter(spec.submodule_search_locations)), "_dicom_dict.py")
-        loader_spec = importlib.util.spec_from_file_location("_medconv_dicom_dict", path)
-        module = importlib.util.module_from_spec(loader_spec)
-        loader_spec.loader.exec_module(module)
-    elif module is None:
+        try:
+            spec = importlib.util.find_spec("pydicom")
+            path = os.path.join(next(iter(spec.submodule_search_locations)), "_dicom_dict.py")
+            loader_spec = importlib.util.spec_from_file_location("_medconv_dicom_dict", path)
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        except (ImportError, OSError, AttributeError, TypeError, StopIteration):
+            module = None  # laid out otherwise: the ordinary import below
+    if module is None:
         import pydicom._dicom_dict as module
     masks = []
     for key in module.RepeatersDictionary:
