@@ -733,7 +733,11 @@ def finish(runner: Runner, mapping_path: str | None) -> int:
     s = runner.summary
     if mapping_path:
         write_mapping(mapping_path, runner.pseudo.mapping, force=runner.force)
-    if s.unscrubbable:
+    if s.unscrubbable and runner.in_place:
+        log.warn(f"left {s.unscrubbable} DICOM object(s) as they are, still identified: their content cannot be "
+                 "de-identified (encapsulated PDF/CDA/3D documents, raw data); remove them, or use "
+                 "--keep-unscrubbable to de-identify their headers")
+    elif s.unscrubbable:
         log.warn(f"left out {s.unscrubbable} DICOM object(s) whose content cannot be de-identified (encapsulated "
                  "PDF/CDA/3D documents, raw data); --keep-unscrubbable copies them")
     log.note(f"anonymised {s.done} file(s), skipped {s.skipped} (not images), failed {s.failed}")

@@ -309,3 +309,15 @@ def test_left_out_objects_are_counted_with_worker_processes(tmp_path):
     assert r.code == 0, r.err
     assert r.err.count("left out 2 DICOM object(s)") == 1 and "anonymised 138 file(s)" in r.err
     assert len(out_files(tmp_path / "o")) == 138 and SECRET not in _all_bytes(tmp_path / "o")
+
+
+def test_in_place_says_the_objects_left_are_still_identified(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _pdf_object(src / "report.dcm")
+    before = (src / "report.dcm").read_bytes()
+    r = run("anonymize", src, "--in-place", "--key", "k")
+    assert r.code == 0, r.err
+    assert "left 1 DICOM object(s) as they are, still identified" in r.err
+    assert (src / "report.dcm").read_bytes() == before
+    assert run("anonymize", "--check", src).code == 1
