@@ -33,7 +33,7 @@ from medconv.anonymize.actions import Options, shift_date
 with open(profile.TABLE_FILE, encoding="utf-8") as _fh:
     RAW = json.load(_fh)
 
-COLUMN = {"U": "rtnUIDsOpt", "D": "rtnDevIdOpt", "A": "rtnPatCharsOpt", "L": "rtnLongFullDatesOpt",
+COLUMN = {"U": "rtnUIDsOpt", "D": "rtnDevIdOpt", "I": "rtnInstIdOpt", "A": "rtnPatCharsOpt", "L": "rtnLongFullDatesOpt",
           "M": "rtnLongModifDatesOpt", "S": "cleanDescOpt", "T": "cleanStructContOpt", "G": "cleanGraphOpt"}
 SHIFT = -10
 OPTION_SETS = {
@@ -41,6 +41,8 @@ OPTION_SETS = {
     "keep-characteristics": ({"keep_patient_characteristics": True}, "A"),
     "keep-dates": ({"keep_dates": True}, "L"), "shift-dates": ({"shift_days": SHIFT}, "M"),
     "keep-descriptors": ({"keep_descriptors": True}, "STG"),
+    # Retain Institution Identity has no command-line option; the engines are given its letter
+    "retain-institution": ({}, "I"),
 }
 UID_ROOT = "1.2.826.0.1.3680043.8.498.4242."
 NUMBERS = ("IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV")
@@ -171,11 +173,16 @@ def source(tmp_path_factory):
     return path
 
 
-def _outputs(path, opts, tmp_path):
+def _outputs(path, opts, tmp_path, letters=None):
     runner = Runner(Options(**opts), key="k", output=str(tmp_path / "o"))
+    other = Runner(Options(**opts), key="k", output=str(tmp_path / "p"))
+    if letters is not None:
+        for r in (runner, other):
+            r.anon.letters = r.fast.letters = set(letters)
+            r.fast.actions = profile.actions_for(frozenset(letters))
     fast = runner.fast.anonymize(path.read_bytes())
     assert fast is not None, "the byte-level path must take this file"
-    slow = Runner(Options(**opts), key="k", output=str(tmp_path / "p"))._dicom_with_pydicom(str(path))
+    slow = other._dicom_with_pydicom(str(path))
     out = {}
     for engine, result in (("fast", fast), ("pydicom", slow)):
         out[engine] = pydicom.dcmread(io.BytesIO(result["bytes"]))
@@ -191,7 +198,7 @@ def test_the_shipped_table_is_the_whole_edition():
 @pytest.mark.parametrize("name", list(OPTION_SETS))
 def test_every_row_gets_the_tables_action(source, tmp_path, name):
     opts, letters = OPTION_SETS[name]
-    outputs, pid = _outputs(source, opts, tmp_path)
+    outputs, pid = _outputs(source, opts, tmp_path, letters if name == "retain-institution" else None)
     src = pydicom.dcmread(str(source))
     checked, wrong = 0, []
     for engine, out in outputs.items():
