@@ -100,6 +100,11 @@ with open(os.path.join(_DATA, "EDITION"), encoding="utf-8") as _fh:
 # carry names, places or narrative. Stricter, never looser; an edition that names one of them wins.
 _STRICTER = """
 00080051 X -  IssuerOfAccessionNumberSequence
+00100033 X -  PatientBirthDateInAlternativeCalendar
+00100034 X -  PatientDeathDateInAlternativeCalendar
+00102294 X -  BreedRegistrationSequence
+00102295 X -  BreedRegistrationNumber
+00181803 X D  NTPSourceAddress
 00081125 X -  ReferencedVisitSequence
 00102161 X A  EthnicGroupCodeSequence
 00400400 X S  CommentsOnTheScheduledProcedureStep

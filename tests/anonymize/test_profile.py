@@ -62,6 +62,7 @@ def test_options_change_the_action():
 def test_stricter_additions_never_override_the_table():
     assert profile.STRICTER and not set(profile.STRICTER) & set(profile.ROWS)
     assert profile.effective_action(0x30040006, set()) == "X"  # Dose Comment: not in the table
+    assert profile.effective_action(0x00100033, set()) == "X"  # a birth date written as text
     assert profile.effective_action(0x30040006, Options(keep_descriptors=True).letters()) == "K"
 
 
