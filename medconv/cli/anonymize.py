@@ -64,6 +64,8 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
         raise UsageError("no input given (medconv anonymize PATH... -o DIR)")
     if keep_dates and shift_dates is not None:
         raise UsageError("--keep-dates and --shift-dates exclude each other")
+    if strict and not check:
+        raise UsageError("--strict goes with --check (it counts the free text listed for review)")
     if patient_id is not None and not patient_id.strip():
         raise UsageError("--patient-id must not be empty")
     from ..anonymize.actions import Options

@@ -135,6 +135,8 @@ def test_free_text_left_in_place_is_listed_for_review(tmp_path):
     assert "Doe John" not in r.out  # masked, as every finding
     assert 'listed under "review"' in r.err
     assert run("anonymize", "--check", tmp_path / "o", "--keep-descriptors", "--strict").code == 1
+    r = run("anonymize", src, "-o", tmp_path / "s", "--strict")
+    assert r.code == 2 and "--strict goes with --check" in r.err
     # the same object anonymised without the option: the text became the dummy; the title (not in the
     # table) and the local code meaning (kept as the concept name of the content item) stay for review
     r = run("anonymize", src, "-o", tmp_path / "o2", "--key", "k")
