@@ -128,11 +128,13 @@ def slice_volume(volume, index: int):
 def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, dtype: str | None = None,
             orient: str | None = None, slice_index: int | None = None, window_spec: str | None = None,
             series=None, strict: bool = False, fill_gaps: bool = False, sidecar_path: str | None = None,
-            **write_options) -> list:
+            sidecar_keys: dict | None = None, **write_options) -> list:
     """Convert one input; returns the files written.
 
     DICOM-only reading options: `series` (which series of a directory), `strict` (refuse
-    uneven slice spacing) and `fill_gaps` (insert empty slices where slices are missing). `sidecar_path`: also write the BIDS JSON sidecar of the source.
+    uneven slice spacing) and `fill_gaps` (insert empty slices where slices are missing). `sidecar_path`: also write the BIDS JSON sidecar of the source
+    (`sidecar_keys`: {"add": [...], "drop": [...], "only": [...] or None} chooses its keys). A DICOM
+    diffusion series written as NIfTI always gets its .bval/.bvec beside it.
     """
     from . import detect, read
 
@@ -150,13 +152,14 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
     if sidecar_path and os.path.lexists(sidecar_path) and not force:
         raise OutputError("sidecar exists (use --force to replace it)", sidecar_path)
     volume = read(src, fmt=src_fmt, **read_options)
+    _check_gradient_files(volume, dst, fmt, force, slice_index)
     written = _convert_volume(volume, src, dst, fmt, force=force, dtype=dtype, orient=orient,
                               slice_index=slice_index, window_spec=window_spec, **write_options)
     if sidecar_path:
         if volume.metadata.get("sidecar"):
             from .dicom.sidecar import write_sidecar
 
-            written += write_sidecar(volume, sidecar_path, force=force)
+            written += write_sidecar(volume, sidecar_path, force=force, **(sidecar_keys or {}))
         else:
             log.warn("no acquisition metadata for a sidecar (only DICOM inputs have it)", src)
     return written
@@ -174,7 +177,43 @@ def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index,
         volume = slice_volume(volume, slice_index)
     if dtype:
         volume = cast(volume, dtype)
-    return write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
+    if fmt in _NIFTI and volume.format == "dicom" and not orient:
+        volume = dicom_rows_flipped(volume)
+    written = write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
+    if fmt in _NIFTI and slice_index is None and volume.metadata.get("diffusion"):
+        from .dicom.gradients import write_fsl
+
+        written += write_fsl(volume, dst, force=force)
+    return written
+
+
+_NIFTI = ("nifti1", "nifti2")
+
+
+def dicom_rows_flipped(volume):
+    """A DICOM volume with its rows in reverse order (the affine follows, no voxel moves): NIfTI
+    from DICOM is stored bottom-up as dcm2niix and FSL tools expect, so its voxel axes, and the
+    b-vectors that follow them, are dcm2niix's."""
+    import numpy as np
+
+    if volume.ndim < 2:
+        return volume
+    ny = volume.grid_shape[1]
+    affine = volume.affine.copy()
+    affine[:3, 3] = affine[:3, 3] + affine[:3, 1] * (ny - 1)
+    affine[:3, 1] = -affine[:3, 1]
+    return volume.replace(data=np.flip(volume.array, axis=1), affine=affine)
+
+
+def _check_gradient_files(volume, dst, fmt, force, slice_index):
+    """Refuse, before anything is written, a diffusion output whose .bval/.bvec exist (without --force)."""
+    if force or fmt not in _NIFTI or slice_index is not None or not volume.metadata.get("diffusion"):
+        return
+    from .dicom.gradients import fsl_paths
+
+    for p in fsl_paths(dst):
+        if os.path.lexists(p):
+            raise OutputError("exists (use --force to replace it)", p)
 
 
 def _input_files(src: str) -> list:

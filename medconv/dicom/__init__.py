@@ -117,7 +117,7 @@ def _guarded_load(path, func, *args, **kwargs):
 def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     """Assemble one Series into a Volume (pixels loaded lazily with header_only)."""
     from ..volume import Volume
-    from . import pixels, sidecar
+    from . import gradients, pixels, sidecar
     from .assemble import layout
 
     f0 = s.frames[0]
@@ -125,7 +125,10 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     if "MOSAIC" in f0.image_type and f0.index is None:
         return _mosaic_volume(s, path, header_only)
     by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path, gaps=gaps)
-    f0 = by_t[0][0]
+    diffusion = gradients.from_frames(by_t=by_t) if s.modality in (None, "MR") else None
+    by_t, diffusion = gradients.drop_derived(by_t, diffusion)
+    nt = len(by_t)
+    f0 = next(f for f in by_t[0] if f is not None)
     frames = [f for row in by_t for f in row if f is not None]
     dtype = pixels.stored_dtype(f0)
     colour = pixels.is_colour(f0)
@@ -147,7 +150,9 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     pad = _first_value(ds, "PixelPaddingValue")
     if pad is not None:
         meta["pixel_padding_value"] = pad
-    meta["sidecar"] = sidecar.build(ds, [f for f in by_t[0] if f is not None] if nz > 1 else None)
+    if diffusion:
+        meta["diffusion"] = diffusion
+    meta["sidecar"] = sidecar.build(ds, by_t=by_t, affine=affine)
 
     def loader():
         return _guarded_load(path, pixels.load, by_t, nz, nt, dtype, real_float=real_float)
@@ -181,7 +186,7 @@ def _mosaic_volume(s, path, header_only):
     from .. import geometry
     from ..errors import CorruptInput
     from ..volume import Volume
-    from . import pixels, sidecar
+    from . import gradients, pixels, sidecar
     from .assemble import _order_key
 
     files = sorted(s.frames, key=_order_key)
@@ -226,10 +231,12 @@ def _mosaic_volume(s, path, header_only):
         "series_description": s.series_description, "protocol": s.protocol, "n_files": len(s.files),
         "transfer_syntax": f0.transfer_syntax, "photometric": f0.photometric,
         "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
-        "size_bytes": s.size_bytes, "sidecar": sidecar.build(f0.ds),
+        "size_bytes": s.size_bytes,
+        "sidecar": sidecar.build(datasets=[f.ds for f in files], grid=(tc, tr), slice_times=timing),
     }
-    if timing:
-        meta["sidecar"]["SliceTiming"] = timing
+    diffusion = gradients.from_frames(datasets=[f.ds for f in files])
+    if diffusion:
+        meta["diffusion"] = diffusion
     common = {"affine": affine, "scaling": (f0.slope, f0.intercept), "metadata": meta, "header": f0.ds,
               "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom", "path": path}
     if header_only:
