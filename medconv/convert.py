@@ -159,6 +159,10 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
         if volume.metadata.get("sidecar"):
             from .dicom.sidecar import write_sidecar
 
+            if _flips_rows(volume, fmt, orient):
+                from .dicom.sidecar import rows_flipped
+
+                volume.metadata["sidecar"] = rows_flipped(volume.metadata["sidecar"])
             written += write_sidecar(volume, sidecar_path, force=force, **(sidecar_keys or {}))
         else:
             log.warn("no acquisition metadata for a sidecar (only DICOM inputs have it)", src)
@@ -177,7 +181,7 @@ def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index,
         volume = slice_volume(volume, slice_index)
     if dtype:
         volume = cast(volume, dtype)
-    if fmt in _NIFTI and volume.format == "dicom" and not orient:
+    if _flips_rows(volume, fmt, orient):
         volume = dicom_rows_flipped(volume)
     written = write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
     if fmt in _NIFTI and slice_index is None and volume.metadata.get("diffusion"):
@@ -190,9 +194,14 @@ def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index,
 _NIFTI = ("nifti1", "nifti2")
 
 
+def _flips_rows(volume, fmt, orient) -> bool:
+    """A DICOM diffusion series written as NIfTI is stored bottom-up, as dcm2niix stores it."""
+    return fmt in _NIFTI and volume.format == "dicom" and not orient and bool(volume.metadata.get("diffusion"))
+
+
 def dicom_rows_flipped(volume):
-    """A DICOM volume with its rows in reverse order (the affine follows, no voxel moves): NIfTI
-    from DICOM is stored bottom-up as dcm2niix and FSL tools expect, so its voxel axes, and the
+    """A DICOM volume with its rows in reverse order (the affine follows, no voxel moves): a
+    diffusion NIfTI is stored bottom-up as dcm2niix stores it, so its voxel axes, and the
     b-vectors that follow them, are dcm2niix's."""
     import numpy as np
 

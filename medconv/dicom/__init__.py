@@ -125,7 +125,7 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     if "MOSAIC" in f0.image_type and f0.index is None:
         return _mosaic_volume(s, path, header_only)
     by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path, gaps=gaps)
-    diffusion = gradients.from_frames(by_t=by_t) if s.modality in (None, "MR") else None
+    diffusion = gradients.from_frames(by_t=by_t) if s.modality == "MR" else None
     by_t, diffusion = gradients.drop_derived(by_t, diffusion)
     nt = len(by_t)
     f0 = next(f for f in by_t[0] if f is not None)

@@ -334,10 +334,14 @@ def volume_entries(by_t=None, datasets=None):
     if datasets is not None:
         for ds in datasets:
             out.append(frame_entry(ds))
+            if out[-1] is None:
+                break
         return out
     for row in by_t or []:
         f = next((f for f in row if f is not None), None)
         out.append(None if f is None else frame_entry(f.ds, f.index))
+        if out[-1] is None:
+            break  # a volume without diffusion information: no table (the other files stay unread)
     return out
 
 

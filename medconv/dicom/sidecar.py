@@ -125,7 +125,7 @@ def _number(v):
         return None
     if not math.isfinite(f):
         return None
-    return int(f) if f.is_integer() and abs(f) < 1e15 else float(format(f, ".6g"))
+    return int(f) if f.is_integer() and abs(f) < 1e15 else float(format(f, ".8g"))
 
 
 def _seq(v):
@@ -220,7 +220,11 @@ class Lookup:
     top-level data set (the first that holds the keyword wins)."""
 
     def __init__(self, ds, index=None):
-        self.ds = full(ds)
+        light = ds is not None and getattr(ds, "is_light", False)
+        # a light (fast-path) data set answers its known keywords without pydicom; the full header
+        # (private and vendor elements) is read for MR, where the sidecar needs it
+        self.known_only = light and str(ds.get_known("Modality") or "").upper() != "MR"
+        self.ds = ds if self.known_only else full(ds)
         self.index = index
         self.per, self.shared = frame_groups(self.ds, index)
         self._flat = None
@@ -248,7 +252,9 @@ class Lookup:
             if v is not None and v != "":
                 return v
         try:
-            v = self.ds.get(keyword) if self.ds is not None else None
+            if self.ds is None:
+                return None
+            v = self.ds.get_known(keyword) if self.known_only else self.ds.get(keyword)
         except Exception:
             return None
         return None if v == "" else v
@@ -362,8 +368,6 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     (mosaics). `grid`: (columns, rows) of one slice when the DICOM Rows/Columns are not (a
     mosaic). `slice_times`: slice times (s) the caller already knows (a mosaic's CSA header).
     """
-    from .. import __version__
-
     first = None
     if by_t:
         first = next((f for row in by_t for f in row if f is not None), None)
@@ -385,6 +389,8 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
             out[key] = value
     _image_type(out, look)
     _echo(out, look)
+    if look.known_only:  # not MR, fast path: the plain keys only (no vendor headers, no slice timing)
+        return _finish(out, look)
     try:
         vendor = out.get("Manufacturer", "")
         modality = str(out.get("Modality", "")).upper()
@@ -407,6 +413,12 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
             out.pop("SliceTiming", None)
     except Exception:  # odd vendor data: the plain keys are still worth writing
         pass
+    return _finish(out, look)
+
+
+def _finish(out, look):
+    from .. import __version__
+
     iop = _floats(look.get("ImageOrientationPatient"))
     if iop is not None and len(iop) == 6:
         out["ImageOrientationPatientDICOM"] = [_number(v) for v in iop]
@@ -436,7 +448,7 @@ def _image_type(out, look):
         from .gradients import _item, _value
 
         t = _value(_item(_value(look.per, "MRImageFrameTypeSequence")), "FrameType")
-    top = look.ds.get("ImageType") if look.ds is not None else None
+    top = look.get("ImageType") if look.per is None else look.ds.get("ImageType")
     value = _seq(top if top else t)
     if t is not None and top:
         # enhanced: the frame's own type (magnitude/phase/...) after the file's first two values
@@ -510,9 +522,9 @@ def _polarity(out, positive):
         positive = int(float(positive[0] if isinstance(positive, (list, tuple)) else positive))
     except (TypeError, ValueError, IndexError):
         return
-    # rows are written bottom-up (as dcm2niix does): a positive column direction becomes j-
+    # in the DICOM voxel order (rows top-down); rows_flipped() turns it for a bottom-up output
     if axis == "j":
-        out["PhaseEncodingDirection"] = "j-" if positive == 1 else "j"
+        out["PhaseEncodingDirection"] = "j" if positive == 1 else "j-"
     else:
         out["PhaseEncodingDirection"] = "i" if positive == 1 else "i-"
     del out["PhaseEncodingAxis"]
@@ -698,9 +710,11 @@ def _slice_timing(by_t, look):
     if len(row) < 2:
         return None
     times = []
+    if all(f.index is None for f in row):
+        return _classic_timing(row)
     for f in row:
         if f.index is None:
-            return None  # classic single-frame files: no per-slice acquisition time to trust
+            return None
         d = full(f.ds)
         per, _ = frame_groups(d, f.index)
         content = _item(_value(per, "FrameContentSequence")) if per is not None else None
@@ -709,6 +723,23 @@ def _slice_timing(by_t, look):
             return None
         times.append(t)
     if len(set(round(t, 4) for t in times)) < 2:
+        return None
+    t0 = min(times)
+    return [_number(round(t - t0, 5)) for t in times]
+
+
+def _classic_timing(row):
+    """Slice times of classic MR files from their AcquisitionTime, only when the scanner stored
+    sub-second times (whole seconds would be a guess, not a slice time)."""
+    times, fine = [], False
+    for f in row:
+        v = str(f.ds.get("AcquisitionTime") or "").strip() if f.ds is not None else ""
+        t = _dt_seconds(v)
+        if t is None:
+            return None
+        fine = fine or ("." in v and v.split(".", 1)[1].strip("0") != "")
+        times.append(t)
+    if not fine or len(set(round(t, 4) for t in times)) < 2:
         return None
     t0 = min(times)
     return [_number(round(t - t0, 5)) for t in times]
@@ -725,6 +756,15 @@ def uih_slice_times(ds):
         return None
     t0 = min(times)
     return [_number(round(t - t0, 5)) for t in times]
+
+
+def rows_flipped(data: dict) -> dict:
+    """The sidecar of the same image stored with its rows in reverse order (j polarity turned)."""
+    pe = data.get("PhaseEncodingDirection")
+    if pe in ("j", "j-"):
+        data = dict(data)
+        data["PhaseEncodingDirection"] = "j-" if pe == "j" else "j"
+    return data
 
 
 # -- choosing keys --------------------------------------------------------------------------
@@ -758,6 +798,16 @@ def check_add(spec: str) -> str:
     if key in IDENTIFIERS:
         raise UsageError(f"--sidecar-add: {key} identifies the patient; sidecars never hold it")
     return key
+
+
+def check_key(key: str, option: str, added=()) -> str:
+    """A key --sidecar-drop/--sidecar-only may name: one medconv writes or one --sidecar-add adds."""
+    from ..errors import UsageError
+
+    if key in KEYS or key in added:
+        return key
+    raise UsageError(f"{option}: unknown sidecar key {key!r} (keys: see docs/sidecar.md; DICOM elements "
+                     "come in with --sidecar-add)")
 
 
 def added_values(volume_header, specs) -> dict:
