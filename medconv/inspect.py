@@ -5,7 +5,7 @@ import os
 
 INFO_FIELDS = ("path", "format", "shape", "ndim", "spacing", "dtype", "value_kind", "scaling", "affine",
                "orientation", "size_bytes", "modality", "series_uid", "series_number", "series_description",
-               "n_files", "transfer_syntax", "selector")
+               "n_files", "transfer_syntax", "selector", "n_diffusion_directions", "b_values")
 #: keys of Volume.metadata that info may print (nothing patient-identifying)
 _META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax")
 
@@ -17,6 +17,10 @@ def volume_record(volume, path: str, size_bytes: int | None = None) -> dict:
     for key in _META_KEYS:
         if volume.metadata.get(key) is not None:
             record[key] = volume.metadata[key]
+    if volume.metadata.get("diffusion"):
+        from .dicom.gradients import summary
+
+        record.update(summary(volume.metadata["diffusion"]))
     return record
 
 

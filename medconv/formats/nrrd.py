@@ -444,6 +444,11 @@ def _header_text(volume: Volume, dtype: np.dtype, encoding: str, data_name) -> s
         kinds.append("time")
     space = {2: "space dimension: 2", 3: "space: left-posterior-superior",
              4: "space: left-posterior-superior-time"}[nd]
+    dwi = _dwmri(volume) if nd == 4 else None
+    if dwi is not None:  # a diffusion series: the volume axis is a list of gradients, as 3D Slicer reads it
+        space, dirs[-1], kinds[-1] = "space: left-posterior-superior", "none", "list"
+        dirs = [d if d == "none" else _vec([float(x) for x in d.strip("()").split(",")][:3]) for d in dirs]
+        origin = origin[:3]
     lines = ["NRRD0004", "# Complete NRRD file format specification at:",
              "# http://teem.sourceforge.net/nrrd/format.html",
              f"type: {_WRITE_TYPE[dtype.str.lstrip('<>=|')]}", f"dimension: {len(sizes)}",
@@ -452,9 +457,29 @@ def _header_text(volume: Volume, dtype: np.dtype, encoding: str, data_name) -> s
     if dtype.itemsize > 1:
         lines.append(f"endian: {'little' if np.little_endian else 'big'}")
     lines += [f"encoding: {encoding}", f"space origin: {_vec(origin)}"]
+    if dwi is not None:
+        lines.append("measurement frame: (1,0,0) (0,1,0) (0,0,1)")
     if data_name:
         lines.append(f"data file: {data_name}")
+    if dwi is not None:
+        lines += dwi
     return "\n".join(lines) + "\n" + ("" if data_name else "\n")
+
+
+def _dwmri(volume):
+    """NRRD key/value lines of a diffusion series (gradients in patient LPS axes, identity measurement
+    frame, each gradient scaled so |g|^2 x DWMRI_b-value is its b-value), or None."""
+    diffusion = volume.metadata.get("diffusion")
+    if not diffusion or len(diffusion["bvals"]) != volume.n_volumes:
+        return None
+    bmax = max(diffusion["bvals"])
+    if bmax <= 0:
+        return None
+    out = ["modality:=DWMRI", f"DWMRI_b-value:={number(bmax)}"]
+    for t, (b, g) in enumerate(zip(diffusion["bvals"], diffusion["vectors"])):
+        scale = (b / bmax) ** 0.5
+        out.append(f"DWMRI_gradient_{t:04d}:=" + " ".join(number(float(v) * scale + 0.0) for v in g))
+    return out
 
 
 def write(volume: Volume, path: str, fmt: str = "nrrd", *, force: bool = False, protect=(),

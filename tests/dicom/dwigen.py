@@ -1,0 +1,83 @@
+"""Synthetic diffusion series with each vendor's gradient elements, for the gradient tests."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+import dcmgen
+
+#: an oblique plane (rotated about two axes), so voxel axes and patient axes differ
+OBLIQUE = (0.96592583, 0.0, 0.25881905, 0.06698730, 0.96592583, -0.25)
+#: (b, unit direction in patient LPS axes) per volume
+SCHEME = [(0.0, (0.0, 0.0, 0.0)), (1000.0, (1.0, 0.0, 0.0)), (1000.0, (0.0, 0.70710678, 0.70710678)),
+          (2000.0, (0.26726124, -0.53452248, 0.80178373))]
+VENDORS = ("standard", "siemens", "ge", "philips", "uih", "canon")
+MAKER = {"standard": "ACME", "siemens": "SIEMENS", "ge": "GE MEDICAL SYSTEMS", "philips": "Philips Medical Systems",
+         "uih": "UIH", "canon": "CANON_MEC"}
+
+
+def _axes(iop):
+    row, col = np.array(iop[:3], float), np.array(iop[3:], float)
+    normal = np.cross(row, col)
+    return row, col, normal / np.linalg.norm(normal)
+
+
+def _vendor_tags(ds, vendor, b, g, iop, pe="COL"):
+    """Put (b, g) in `ds` where `vendor` stores them."""
+    row, col, normal = _axes(iop)
+    g = np.asarray(g, float)
+    if vendor == "standard":
+        ds.DiffusionBValue = b
+        ds.DiffusionGradientOrientation = [float(v) for v in g]
+    elif vendor == "siemens":
+        block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+        block.add_new(0x0C, "IS", str(int(b)))
+        if b > 0:
+            block.add_new(0x0E, "FD", [float(v) for v in g])
+    elif vendor == "ge":
+        ds.InPlanePhaseEncodingDirection = pe
+        f_axis, p_axis = (row, col) if pe == "COL" else (col, row)
+        comps = [float(g @ f_axis), float(g @ p_axis), float(-(g @ normal))]
+        acq = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+        for elem, v in zip((0xBB, 0xBC, 0xBD), comps):
+            acq.add_new(elem, "DS", f"{v:.6f}")
+        parm = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+        parm.add_new(0x39, "IS", [str(int(b) + (1_000_000_000 if b > 0 else 0)), "0", "0", "0"])
+    elif vendor == "philips":
+        p1 = ds.private_block(0x2001, "Philips Imaging DD 001", create=True)
+        p1.add_new(0x03, "FL", float(b))
+        p1.add_new(0x04, "CS", "I" if b > 0 and not np.any(g) else ("O" if b > 0 else "N"))
+        p5 = ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True)
+        for elem, v in zip((0xB0, 0xB1, 0xB2), g):
+            p5.add_new(elem, "FL", float(v))
+    elif vendor == "uih":
+        block = ds.private_block(0x0065, "Image Private Header", create=True)
+        block.add_new(0x09, "FD", float(b))
+        block.add_new(0x37, "FD", [float(g @ row), float(g @ col), float(g @ normal)])
+    elif vendor == "canon":
+        ds.ImageComments = f"b={b:g}({g[0]:.3f},{g[1]:.3f},{g[2]:.3f})"
+
+
+def write_series(dirpath, vendor, *, scheme=SCHEME, iop=OBLIQUE, shape=(6, 5, 3), pe="COL", extra_volumes=()):
+    """One file per slice and volume; `extra_volumes` appends (b, g) volumes (a Philips trace image)."""
+    import pydicom
+
+    os.makedirs(dirpath, exist_ok=True)
+    rows, cols, nz = shape
+    row, col, normal = _axes(iop)
+    rng = np.random.default_rng(3)
+    n = 0
+    for t, (b, g) in enumerate(list(scheme) + list(extra_volumes)):
+        for k in range(nz):
+            n += 1
+            path = os.path.join(dirpath, f"v{t:02d}_s{k:02d}.dcm")
+            ipp = tuple(float(v) for v in (np.array([-20.0, 15.0, 7.0]) + normal * 3.0 * k))
+            dcmgen.write_slice(path, rng.integers(0, 1000, (rows, cols)), ipp=ipp, iop=iop, modality="MR",
+                               instance=n, series_number=7, description=f"dwi {vendor}",
+                               extra={"Manufacturer": MAKER[vendor], "AcquisitionNumber": t + 1,
+                                      "InPlanePhaseEncodingDirection": pe})
+            ds = pydicom.dcmread(path)
+            _vendor_tags(ds, vendor, b, g, iop, pe)
+            ds.save_as(path, enforce_file_format=True)
+    return dirpath

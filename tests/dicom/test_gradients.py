@@ -1,0 +1,204 @@
+"""Diffusion gradients (.bval/.bvec) of every vendor's source, and the sidecar's chosen keys."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import dwigen
+import nibabel as nib
+import numpy as np
+import pytest
+from helpers import run
+
+DCM2NIIX = shutil.which("dcm2niix") or os.path.join(os.path.dirname(sys.executable), "dcm2niix")
+
+
+def _read(stem):
+    bval = np.loadtxt(f"{stem}.bval", ndmin=1)
+    bvec = np.loadtxt(f"{stem}.bvec", ndmin=2)
+    return bval, bvec
+
+
+def _expected_bvecs(nii_path, scheme):
+    """FSL vectors computed from the written image's own affine: patient (LPS) gradients into RAS,
+    onto the unit voxel axes, x negated when the determinant is positive."""
+    aff = nib.load(nii_path).affine[:3, :3]
+    axes = aff / np.linalg.norm(aff, axis=0)
+    out = []
+    for _, g in scheme:
+        ras = np.array([-g[0], -g[1], g[2]])
+        v = np.linalg.solve(axes, ras)
+        if np.linalg.det(aff) > 0:
+            v[0] = -v[0]
+        out.append(v)
+    return np.array(out).T
+
+
+def _same_direction(a, b, tol=0.01):
+    d = np.minimum(np.abs(a - b).max(0), np.abs(a + b).max(0))
+    return bool(np.all(d <= tol))
+
+
+@pytest.mark.parametrize("vendor", dwigen.VENDORS)
+def test_each_gradient_source_gives_voxel_space_bvecs(tmp_path, vendor):
+    src = dwigen.write_series(str(tmp_path / "in"), vendor)
+    r = run("convert", src, tmp_path / "dwi.nii")
+    assert r.code == 0, r.err
+    bval, bvec = _read(tmp_path / "dwi")
+    assert np.allclose(bval, [b for b, _ in dwigen.SCHEME])
+    assert bvec.shape == (3, len(dwigen.SCHEME))
+    tol = 5e-3 if vendor == "canon" else 1e-4  # Canon's comment text holds 3 decimals
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", dwigen.SCHEME), tol)
+    assert not np.any(bvec[:, 0])  # b=0: a zero vector
+    # oblique plane: the voxel-space vectors are not the patient-space ones
+    assert not _same_direction(bvec[:, 1:], np.array([g for _, g in dwigen.SCHEME[1:]]).T)
+
+
+@pytest.mark.skipif(not os.path.exists(DCM2NIIX), reason="dcm2niix is not installed")
+@pytest.mark.parametrize("vendor", ["standard", "siemens", "ge", "philips", "uih"])
+def test_oblique_bvecs_and_image_agree_with_dcm2niix(tmp_path, vendor):
+    src = dwigen.write_series(str(tmp_path / "in"), vendor)
+    (tmp_path / "ref").mkdir()
+    subprocess.run([DCM2NIIX, "-f", "ref", "-o", str(tmp_path / "ref"), src], capture_output=True, check=True)
+    assert run("convert", src, tmp_path / "dwi.nii").code == 0
+    ref_bval, ref_bvec = _read(tmp_path / "ref" / "ref")
+    bval, bvec = _read(tmp_path / "dwi")
+    assert np.allclose(bval, ref_bval)
+    assert _same_direction(bvec, ref_bvec)
+    ours, theirs = nib.load(tmp_path / "dwi.nii"), nib.load(tmp_path / "ref" / "ref.nii")
+    assert np.allclose(ours.affine, theirs.affine, atol=1e-3)  # same voxel axes as dcm2niix
+    assert np.array_equal(np.asarray(ours.dataobj), np.asarray(theirs.dataobj))
+
+
+def test_ge_row_phase_encoding_swaps_logical_axes(tmp_path):
+    src = dwigen.write_series(str(tmp_path / "in"), "ge", pe="ROW")
+    assert run("convert", src, tmp_path / "dwi.nii").code == 0
+    _, bvec = _read(tmp_path / "dwi")
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", dwigen.SCHEME), 1e-4)
+
+
+def test_philips_derived_trace_volume_is_left_out(tmp_path):
+    src = dwigen.write_series(str(tmp_path / "in"), "philips", extra_volumes=[(1000.0, (0.0, 0.0, 0.0))])
+    assert run("convert", src, tmp_path / "dwi.nii").code == 0
+    img = nib.load(tmp_path / "dwi.nii")
+    bval, bvec = _read(tmp_path / "dwi")
+    assert img.shape[3] == len(dwigen.SCHEME) == bval.size == bvec.shape[1]
+    assert np.allclose(bval, [b for b, _ in dwigen.SCHEME])
+
+
+def test_siemens_csa_gradients_of_real_mosaics(tmp_path):
+    import pydicom
+
+    data = os.path.join(os.path.dirname(nib.__file__), "nicom", "tests", "data")
+    src = tmp_path / "in"
+    src.mkdir()
+    vectors = {}
+    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
+        with gzip.open(os.path.join(data, name)) as fh:
+            (src / name[:-3]).write_bytes(fh.read())
+        ds = pydicom.dcmread(src / name[:-3], stop_before_pixels=True)
+        vectors[int(ds[0x0019, 0x100C].value)] = ds.get((0x0019, 0x100E))
+    r = run("convert", src, tmp_path / "dwi.nii.gz", "--sidecar")
+    assert r.code == 0, r.err
+    bval, bvec = _read(tmp_path / "dwi")
+    assert list(bval) == [0, 1000]
+    g = np.array(vectors[1000].value)
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii.gz", [(0, (0, 0, 0)), (1000, g)]), 1e-4)
+    side = json.loads((tmp_path / "dwi.json").read_text())
+    assert side["SequenceVariant"] == "SK\\SP" and side["ScanOptions"] == "PFP\\FS"  # joined, not list text
+    assert isinstance(side["ImageType"], list) and isinstance(side["ShimSetting"], list)
+    assert len(side["SliceTiming"]) == nib.load(tmp_path / "dwi.nii.gz").shape[2]  # from CSA MosaicRefAcqTimes
+    assert side["PhaseEncodingDirection"] == "j-"  # rows stored bottom-up: the polarity follows them
+    assert "PatientName" not in side and "PatientID" not in side
+
+
+def test_info_reports_directions_and_b_values(tmp_path):
+    src = dwigen.write_series(str(tmp_path / "in"), "siemens")
+    r = run("info", src, "--json")
+    assert r.code == 0, r.err
+    rec = json.loads(r.out)
+    rec = rec[0] if isinstance(rec, list) else rec
+    assert rec["n_diffusion_directions"] == 3
+    assert rec["b_values"] == [b for b, _ in dwigen.SCHEME]
+
+
+def test_nrrd_output_carries_dwmri_keys(tmp_path):
+    src = dwigen.write_series(str(tmp_path / "in"), "standard")
+    assert run("convert", src, tmp_path / "dwi.nrrd").code == 0
+    with open(tmp_path / "dwi.nrrd", "rb") as fh:
+        head = fh.read(4096).split(b"\n\n")[0].decode("latin-1")
+    assert "modality:=DWMRI" in head and "DWMRI_b-value:=2000" in head
+    assert "measurement frame: (1,0,0) (0,1,0) (0,0,1)" in head
+    lines = {k: v for k, _, v in (ln.partition(":=") for ln in head.splitlines() if ":=" in ln)}
+    for t, (b, g) in enumerate(dwigen.SCHEME):
+        vec = np.array([float(x) for x in lines[f"DWMRI_gradient_{t:04d}"].split()])
+        assert np.allclose(np.linalg.norm(vec) ** 2 * 2000, b, atol=1e-3)  # |g|^2 scales the b-value
+        if b:
+            assert _same_direction(vec[:, None] / np.linalg.norm(vec), np.array(g)[:, None], 1e-5)
+
+
+def test_existing_bval_is_refused_before_anything_is_written(tmp_path):
+    src = dwigen.write_series(str(tmp_path / "in"), "siemens")
+    (tmp_path / "dwi.bval").write_text("old\n")
+    r = run("convert", src, tmp_path / "dwi.nii")
+    assert r.code == 4 and "dwi.bval" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "dwi.nii").exists() and (tmp_path / "dwi.bval").read_text() == "old\n"
+    assert run("convert", src, tmp_path / "dwi.nii", "--force").code == 0
+
+
+def test_ct_gets_no_slice_timing(tmp_path):
+    import dcmgen
+
+    d = tmp_path / "ct"
+    d.mkdir()
+    for k, t in enumerate(["120001.500000", "120001", "120000.250000", "120000"]):
+        dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 2.0 * k),
+                           modality="CT", instance=k + 1, extra={"AcquisitionTime": t})
+    assert run("convert", d, tmp_path / "ct.nii", "--sidecar").code == 0
+    side = json.loads((tmp_path / "ct.json").read_text())
+    assert side["Modality"] == "CT" and "SliceTiming" not in side
+
+
+def test_mr_whole_second_times_give_no_slice_timing(tmp_path):
+    import dcmgen
+
+    d = tmp_path / "mr"
+    d.mkdir()
+    for k, t in enumerate(["120001", "120001", "120000", "120000"]):
+        dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 2.0 * k),
+                           modality="MR", instance=k + 1, extra={"AcquisitionTime": t})
+    assert run("convert", d, tmp_path / "mr.nii", "--sidecar").code == 0
+    assert "SliceTiming" not in json.loads((tmp_path / "mr.json").read_text())
+
+
+def test_sidecar_add_drop_only(tmp_path):
+    src = dwigen.write_series(str(tmp_path / "in"), "siemens")
+    r = run("convert", src, tmp_path / "a.nii", "--sidecar", "--sidecar-add", "ImageComments",
+            "--sidecar-add", "0019,100C", "--sidecar-add", "StudyInstanceUID", "--sidecar-drop", "FlipAngle")
+    assert r.code == 0, r.err
+    side = json.loads((tmp_path / "a.json").read_text())
+    assert side["StudyInstanceUID"] == "1.2.3.4" and side["0019,100C"] == 0
+    assert "FlipAngle" not in side and side["EchoTime"] == 0.03
+    r = run("convert", src, tmp_path / "b.nii", "--sidecar-only", "EchoTime,RepetitionTime,0019,100C",
+            "--sidecar-add", "0019,100c")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "b.json").read_text()) == {"EchoTime": 0.03, "RepetitionTime": 2, "0019,100C": 0}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--sidecar-add", "NoSuchKeyword"], "not a DICOM keyword"),
+    (["--sidecar-add", "PatientName"], "identifies the patient"),
+    (["--sidecar-drop", "Bogus"], "unknown sidecar key"),
+    (["--sidecar-only", "EchoTime,Bogus"], "unknown sidecar key"),
+    (["--sidecar-only", ","], "at least one key"),
+])
+def test_sidecar_option_errors_are_usage_errors_before_writing(tmp_path, args, words):
+    src = dwigen.write_series(str(tmp_path / "in"), "siemens")
+    r = run("convert", src, "-o", tmp_path / "out", "--to", "nifti1", *args)
+    assert r.code == 2 and words in r.err and "Traceback" not in r.err
+    assert r.err.count("\n") == 1 and r.err.startswith("medconv: error:")
+    assert not (tmp_path / "out").exists()
