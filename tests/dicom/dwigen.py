@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 import dcmgen
+import numpy as np
 
 #: an oblique plane (rotated about two axes), so voxel axes and patient axes differ
 OBLIQUE = (0.96592583, 0.0, 0.25881905, 0.06698730, 0.96592583, -0.25)

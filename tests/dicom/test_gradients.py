@@ -12,6 +12,7 @@ import dwigen
 import nibabel as nib
 import numpy as np
 import pytest
+
 from helpers import run
 
 DCM2NIIX = shutil.which("dcm2niix") or os.path.join(os.path.dirname(sys.executable), "dcm2niix")
