@@ -80,3 +80,94 @@ def write_series(dirpath, vendor, *, scheme=SCHEME, iop=OBLIQUE, shape=(6, 5, 3)
             _vendor_tags(ds, vendor, b, g, iop, pe)
             ds.save_as(path, enforce_file_format=True)
     return dirpath
+
+
+def write_enhanced(path, *, scheme=SCHEME, iop=OBLIQUE, shape=(6, 5, 3), manufacturer="Philips Medical Systems",
+                   extra_volumes=(), slice_order=None, directionality=None):
+    """One enhanced MR file: every frame's b-value and direction in its MR Diffusion Sequence, and its
+    acquisition time (slice k of each volume at `slice_order[k]` x 0.1 s) in its Frame Content."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    rows, cols, nz = shape
+    row, col, normal = _axes(iop)
+    volumes = list(scheme) + list(extra_volumes)
+    order = slice_order or list(range(nz))
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.Manufacturer = "MR", manufacturer
+    ds.PatientName, ds.PatientID = "Secret^Person", "ID-SECRET-42"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.9"
+    ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = 9, 1, "enhanced dwi"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+    ds.AcquisitionTime = "101010.250000"
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.NumberOfFrames = len(volumes) * nz
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing, pm.SliceThickness, pm.SpacingBetweenSlices = ["0.75", "0.8"], "3", "3"
+    po = Dataset()
+    po.ImageOrientationPatient = [f"{v:.8f}" for v in iop]
+    timing = Dataset()
+    timing.RepetitionTime, timing.FlipAngle, timing.EchoTrainLength = "4000", "90", 31
+    fov = Dataset()
+    fov.InPlanePhaseEncodingDirection, fov.PercentSampling, fov.PercentPhaseFieldOfView = "COLUMN", "100", "100"
+    fov.MRAcquisitionPhaseEncodingStepsInPlane = 5
+    shared.PixelMeasuresSequence = Sequence([pm])
+    shared.PlaneOrientationSequence = Sequence([po])
+    shared.MRTimingAndRelatedParametersSequence = Sequence([timing])
+    shared.MRFOVGeometrySequence = Sequence([fov])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for t, (b, g) in enumerate(volumes):
+        for k in range(nz):
+            f = Dataset()
+            pp = Dataset()
+            pp.ImagePositionPatient = [f"{v:.6f}" for v in np.array([-20.0, 15.0, 7.0]) + normal * 3.0 * k]
+            content = Dataset()
+            content.TemporalPositionIndex = t + 1
+            content.StackID, content.InStackPositionNumber = "1", k + 1
+            content.DimensionIndexValues = [t + 1, k + 1]
+            secs = 100 * t + 0.1 * order[k]
+            content.FrameAcquisitionDateTime = f"20240101101{int(secs // 60) % 6}{secs % 60:09.6f}".replace(" ", "0")
+            diff = Dataset()
+            diff.DiffusionBValue = float(b)
+            iso = b > 0 and not np.any(g)
+            diff.DiffusionDirectionality = directionality or ("ISOTROPIC" if iso else ("DIRECTIONAL" if b > 0 else "NONE"))
+            if b > 0 and not iso:
+                gd = Dataset()
+                gd.DiffusionGradientOrientation = [float(v) for v in g]
+                diff.DiffusionGradientDirectionSequence = Sequence([gd])
+            echo = Dataset()
+            echo.EffectiveEchoTime = 72.5
+            ftype = Dataset()
+            ftype.FrameType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+            ftype.ComplexImageComponent = "MAGNITUDE"
+            f.PlanePositionSequence = Sequence([pp])
+            f.FrameContentSequence = Sequence([content])
+            f.MRDiffusionSequence = Sequence([diff])
+            f.MREchoSequence = Sequence([echo])
+            f.MRImageFrameTypeSequence = Sequence([ftype])
+            frames.append(f)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    dims = []
+    for pointer in (0x00209128, 0x00209057):  # temporal position, then in-stack position
+        item = Dataset()
+        item.DimensionIndexPointer = pointer
+        item.FunctionalGroupPointer = 0x00209111  # Frame Content Sequence
+        dims.append(item)
+    ds.DimensionIndexSequence = Sequence(dims)
+    rng = np.random.default_rng(5)
+    ds.PixelData = rng.integers(0, 1000, (len(frames), rows, cols)).astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    pydicom.dcmread(path)  # readable
+    return path

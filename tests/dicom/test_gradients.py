@@ -203,3 +203,80 @@ def test_sidecar_option_errors_are_usage_errors_before_writing(tmp_path, args, w
     assert r.code == 2 and words in r.err and "Traceback" not in r.err
     assert r.err.count("\n") == 1 and r.err.startswith("medconv: error:")
     assert not (tmp_path / "out").exists()
+
+
+def test_enhanced_per_frame_diffusion_sequence(tmp_path):
+    src = dwigen.write_enhanced(str(tmp_path / "e.dcm"), slice_order=[1, 0, 2],
+                                extra_volumes=[(1000.0, (0.0, 0.0, 0.0))])  # Philips isotropic: left out
+    r = run("convert", src, tmp_path / "dwi.nii", "--sidecar")
+    assert r.code == 0, r.err
+    bval, bvec = _read(tmp_path / "dwi")
+    assert nib.load(tmp_path / "dwi.nii").shape[3] == bval.size == len(dwigen.SCHEME)
+    assert np.allclose(bval, [b for b, _ in dwigen.SCHEME])
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", dwigen.SCHEME), 1e-4)
+    side = json.loads((tmp_path / "dwi.json").read_text())
+    assert side["SliceTiming"] == [0.1, 0, 0.2]  # the frames' own acquisition times
+    assert side["EchoTime"] == 0.0725 and side["RepetitionTime"] == 4
+    assert side["ImageType"] == ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "MAGNITUDE"]
+    assert side["InPlanePhaseEncodingDirectionDICOM"] == "COL" and side["AcquisitionMatrixPE"] == 5
+
+
+@pytest.mark.skipif(not os.path.exists(DCM2NIIX), reason="dcm2niix is not installed")
+def test_enhanced_gradients_agree_with_dcm2niix_volume_by_volume(tmp_path):
+    (tmp_path / "in").mkdir()
+    src = dwigen.write_enhanced(str(tmp_path / "in" / "e.dcm"))
+    (tmp_path / "ref").mkdir()
+    subprocess.run([DCM2NIIX, "-f", "ref", "-o", str(tmp_path / "ref"), str(tmp_path / "in")], capture_output=True,
+                   check=True)
+    assert run("convert", src, tmp_path / "dwi.nii").code == 0
+    ref_bval, ref_bvec = _read(tmp_path / "ref" / "ref")
+    bval, bvec = _read(tmp_path / "dwi")
+    ours, theirs = np.asarray(nib.load(tmp_path / "dwi.nii").dataobj), np.asarray(nib.load(tmp_path / "ref" / "ref.nii").dataobj)
+    for t in range(bval.size):  # volumes may come in another order: match them by their voxels
+        u = next(u for u in range(ref_bval.size) if np.array_equal(ours[..., t], theirs[..., u]))
+        assert abs(bval[t] - ref_bval[u]) < 1e-3
+        assert _same_direction(bvec[:, t:t + 1], ref_bvec[:, u:u + 1])
+
+
+def test_uih_mosaic_data_sets_one_per_volume(tmp_path):
+    """Mosaics hand one data set per volume: UIH's image-axes vectors come out in patient axes."""
+    import pydicom
+    from medconv.dicom import gradients, sidecar
+
+    src = dwigen.write_series(str(tmp_path / "in"), "uih", shape=(4, 4, 1))
+    files = sorted(os.listdir(src))
+    datasets = [pydicom.dcmread(os.path.join(src, f)) for f in files]
+    table = gradients.from_frames(datasets=datasets)
+    assert table["bvals"] == [b for b, _ in dwigen.SCHEME]
+    for (_, g), v in zip(dwigen.SCHEME, table["vectors"]):
+        assert np.allclose(v, g, atol=1e-6)
+    # per-slice times of a UIH mosaic: the items of its private per-slice sequence
+    ds = datasets[0]
+    block = ds.private_block(0x0065, "Image Private Header", create=True)
+    items = []
+    for t in ("101010.500", "101010.000", "101010.250"):
+        item = pydicom.Dataset()
+        item.AcquisitionTime = t
+        items.append(item)
+    block.add_new(0x51, "SQ", pydicom.Sequence(items))
+    assert sidecar.uih_slice_times(ds) == [0.5, 0, 0.25]
+
+
+def test_split_echoes_keep_their_own_sidecar(tmp_path):
+    import dcmgen
+
+    d = tmp_path / "me"
+    d.mkdir()
+    n = 0
+    for echo, te in ((1, "4.5"), (2, "9.25")):
+        for k in range(3):
+            n += 1
+            dcmgen.write_slice(str(d / f"e{echo}_{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 2.0 * k),
+                               modality="MR", instance=n,
+                               extra={"EchoNumbers": echo, "EchoTime": te,
+                                      "ImageType": ["ORIGINAL", "PRIMARY", "M" if echo == 1 else "P", "ND"]})
+    r = run("convert", d, "-o", tmp_path / "out", "--to", "nifti1", "--sidecar")
+    assert r.code == 0, r.err
+    sides = [json.loads(p.read_text()) for p in sorted((tmp_path / "out").glob("*.json"))]
+    assert sorted((s["EchoNumber"], s["EchoTime"], s["ImageType"][2]) for s in sides) == [(1, 0.0045, "M"),
+                                                                                           (2, 0.00925, "P")]
