@@ -241,6 +241,7 @@ def test_enhanced_gradients_agree_with_dcm2niix_volume_by_volume(tmp_path):
 def test_uih_mosaic_data_sets_one_per_volume(tmp_path):
     """Mosaics hand one data set per volume: UIH's image-axes vectors come out in patient axes."""
     import pydicom
+
     from medconv.dicom import gradients, sidecar
 
     src = dwigen.write_series(str(tmp_path / "in"), "uih", shape=(4, 4, 1))
