@@ -24,14 +24,14 @@ KEYS = (
     "NonlinearGradientCorrection", "SeriesNumber", "AcquisitionTime", "AcquisitionNumber",
     "PhilipsRWVSlope", "PhilipsRWVIntercept", "PhilipsRescaleSlope", "PhilipsRescaleIntercept",
     "PhilipsScaleSlope", "UsePhilipsFloatNotDisplayScaling",
-    "SliceThickness", "SpacingBetweenSlices", "SAR", "NumberOfAverages", "TablePosition", "EchoNumber",
-    "EchoTime", "RepetitionTime", "InversionTime", "MTState", "SpoilingState", "FlipAngle", "PartialFourier",
+    "Units", "SliceThickness", "SpacingBetweenSlices", "SAR", "NumberOfAverages", "TablePosition", "EchoNumber",
+    "EchoTime", "EchoTime1", "EchoTime2", "RepetitionTime", "InversionTime", "MTState", "SpoilingState", "FlipAngle", "PartialFourier",
     "BaseResolution", "ShimSetting", "TxRefAmp", "PhaseResolution", "ReceiveCoilName",
     "ReceiveCoilActiveElements", "CoilString", "PulseSequenceDetails", "RefLinesPE", "CoilCombinationMethod",
     "ConsistencyInfo", "PrescanReuseString", "MultibandAccelerationFactor", "PercentPhaseFOV",
     "PercentSampling", "EchoTrainLength", "PartialFourierDirection", "PhaseEncodingSteps",
-    "FrequencyEncodingSteps", "AcquisitionMatrixPE", "ReconMatrixPE", "BandwidthPerPixelPhaseEncode",
-    "ParallelReductionFactorInPlane", "ParallelAcquisitionTechnique", "ParallelReductionFactorOutOfPlane",
+    "FrequencyEncodingSteps", "PhaseEncodingStepsOutOfPlane", "AcquisitionMatrixPE", "ReconMatrixPE", "BandwidthPerPixelPhaseEncode",
+    "ParallelReductionFactorInPlane", "ParallelAcquisitionTechnique", "ParallelReductionFactorOutOfPlane", "WaterFatShift",
     "EffectiveEchoSpacing", "DerivedVendorReportedEchoSpacing", "AcquisitionDuration",
     "NumberOfKSpaceTrajectories", "TotalReadoutTime", "PixelBandwidth", "DwellTime", "PhaseEncodingDirection",
     "PhaseEncodingAxis", "PhaseEncodingDirectionDisplayed", "SliceTiming", "KVP", "XRayExposure",
@@ -259,6 +259,17 @@ class Lookup:
             return None
         return None if v == "" else v
 
+    def private(self, group, creator, element):
+        """A private element of this frame: its functional group items (and the private items
+        nested one level in them, as Siemens XA and Philips keep them), then the data set."""
+        for holder in self._groups() + [self.ds]:
+            if holder is None:
+                continue
+            v = private(holder, group, creator, element)
+            if v is not None and v != "":
+                return v
+        return None
+
     def tag(self, tag):
         for holder in self._groups() + [self.ds]:
             try:
@@ -360,13 +371,16 @@ def _xa_private(look, element):
 
 
 # -- building -----------------------------------------------------------------------------
-def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=None, slice_times=None) -> dict:
+def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=None, slice_times=None,
+          part=None) -> dict:
     """The sidecar dict of one output.
 
     `by_t`: the output's frames in NIfTI order (volumes, then slices); `ds`/`frames` is the older
     form (first data set, frames of the first volume). `datasets`: one data set per volume
     (mosaics). `grid`: (columns, rows) of one slice when the DICOM Rows/Columns are not (a
     mosaic). `slice_times`: slice times (s) the caller already knows (a mosaic's CSA header).
+    `part`: what the output holds when the caller split it (MAGNITUDE, PHASE, REAL, IMAGINARY,
+    FIELDMAPHZ), appended to ImageType as dcm2niix does; found from the frame when not given.
     """
     first = None
     if by_t:
@@ -387,7 +401,8 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
             value = None
         if value is not None and value != "":
             out[key] = value
-    _image_type(out, look)
+    _fallbacks(out, look)
+    _image_type(out, look, part)
     _echo(out, look)
     if look.known_only:  # not MR, fast path: the plain keys only (no vendor headers, no slice timing)
         return _finish(out, look)
@@ -442,24 +457,66 @@ def _floats(v):
         return None
 
 
-def _image_type(out, look):
-    t = None
-    if look.per is not None:
-        from .gradients import _item, _value
+#: the output's part, as dcm2niix appends it to ImageType
+_PARTS = {"M": "MAGNITUDE", "MAGNITUDE": "MAGNITUDE", "P": "PHASE", "PHASE": "PHASE", "R": "REAL", "REAL": "REAL",
+          "I": "IMAGINARY", "IMAGINARY": "IMAGINARY"}
+#: GE (0043,102F) image type: magnitude, phase, real, imaginary
+_GE_PARTS = {0: "MAGNITUDE", 1: "PHASE", 2: "REAL", 3: "IMAGINARY"}
 
-        t = _value(_item(_value(look.per, "MRImageFrameTypeSequence")), "FrameType")
-    top = look.get("ImageType") if look.per is None else look.ds.get("ImageType")
-    value = _seq(top if top else t)
-    if t is not None and top:
-        # enhanced: the frame's own type (magnitude/phase/...) after the file's first two values
-        frame = _seq(t)
-        value = frame[:]
-    if value:
-        if look.per is not None:
-            comp = look.get("ComplexImageComponent")
-            if comp and str(comp).strip() and str(comp).strip().upper() not in [v.upper() for v in value]:
-                value.append(str(comp).strip())
-        out["ImageType"] = value
+
+def _part(look, base):
+    """MAGNITUDE/PHASE/REAL/IMAGINARY/FIELDMAPHZ of the frame, or None when nothing says."""
+    from .gradients import _item, _value
+
+    if look.per is not None:
+        ftype = _item(_value(look.per, "MRImageFrameTypeSequence"))
+        kinds = [v.upper() for v in _seq(_value(ftype, "FrameType"))] if ftype is not None else []
+        if "FIELD_MAP" in kinds:
+            return "FIELDMAPHZ"
+        comp = str(_value(ftype, "ComplexImageComponent") or look.get("ComplexImageComponent") or "").strip().upper()
+        if comp in _PARTS:
+            return _PARTS[comp]
+    if str(look.get("Manufacturer") or "").upper().startswith("GE"):
+        ge = private(look.ds, 0x0043, "GEMS_PARM_01", 0x2F)
+        try:
+            return _GE_PARTS.get(int(float(ge))) if ge is not None else None
+        except (TypeError, ValueError):
+            return None
+    if len(base) > 2 and base[2].upper() in ("M", "P", "R", "I"):
+        return _PARTS[base[2].upper()]
+    return None
+
+
+def _image_type(out, look, part=None):
+    """The file's ImageType, then the output's part (dcm2niix's form)."""
+    value = _seq(look.ds.get("ImageType") if look.ds is not None else None)
+    if not value:
+        return
+    label = part or _part(look, value)
+    if label and label not in [v.upper() for v in value]:
+        value.append(label)
+    out["ImageType"] = value
+    if label == "FIELDMAPHZ":
+        out["Units"] = "Hz"
+
+
+def _fallbacks(out, look):
+    """Keys whose usual element is absent, from where enhanced files and vendors keep them."""
+    if "AcquisitionTime" not in out:
+        dt = look.get("AcquisitionDateTime")
+        if dt and len(str(dt).strip()) >= 14:
+            out["AcquisitionTime"] = _time(str(dt).strip()[8:])
+    if "ImagingFrequency" not in out:
+        f = convert_value(look.get("TransmitterFrequency"), "mhz")
+        if f:
+            out["ImagingFrequency"] = f
+    if "PhaseEncodingSteps" not in out:
+        n = look.get("MRAcquisitionPhaseEncodingStepsInPlane")
+        if n:
+            out["PhaseEncodingSteps"] = int(n)
+    steps = look.get("MRAcquisitionPhaseEncodingStepsOutOfPlane")
+    if steps:
+        out["PhaseEncodingStepsOutOfPlane"] = int(steps)
 
 
 def _echo(out, look):
@@ -599,9 +656,25 @@ def _siemens(out, look):
     positive = _csa(image, "PhaseEncodingDirectionPositive")
     positive = positive[0] if positive else _xa_private(look, 0x1C)
     _polarity(out, positive)
-    table = _csa(image, "ImaAbsTablePosition")
+    table = _csa(image, "ImaRelTablePosition") or _floats(look.private(0x0021, "SIEMENS MR SDS 01", 0x05))
     if table and len(table) == 3:
         out["TablePosition"] = [_number(v) for v in table]
+    for key, element in (("ScanningSequence", 0x5A), ("SequenceVariant", 0x5B), ("ScanOptions", 0x5C)):
+        if key not in out:
+            v = look.private(0x0021, "SIEMENS MR SDS 01", element)
+            if v:
+                out[key] = convert_value(v, "joined")
+    if "SequenceName" not in out:
+        v = look.private(0x0021, "SIEMENS MR SDI 02", 0x77)
+        if v:
+            out["SequenceName"] = str(v).strip()
+    if "ConsistencyInfo" not in out:
+        v = look.private(0x0021, "SIEMENS MR SDS 01", 0x10)
+        if v:
+            out["ConsistencyInfo"] = str(v).strip()
+    te = [_asc_number(proto, f"alTE[{i}]") for i in range(2)]
+    if "PHASE" in out.get("ImageType", []) and all(v is not None for v in te):
+        out["EchoTime1"], out["EchoTime2"] = _number(te[0] / 1e6), _number(te[1] / 1e6)
 
 
 def _ge(out, look):
@@ -643,15 +716,7 @@ def _philips(out, look):
         if s is not None and i is not None:
             out["PhilipsRWVSlope"], out["PhilipsRWVIntercept"] = s, i
     slope, inter = _number(look.get("RescaleSlope")), _number(look.get("RescaleIntercept"))
-    scale = None
-    for holder in (look.per, ds):
-        if holder is not None and scale is None:
-            try:
-                pv = holder.get("PixelValueTransformationSequence") if holder is look.per else None
-                src = pv[0] if pv else holder
-            except Exception:
-                src = holder
-            scale = _number(private(src, 0x2005, "Philips MR Imaging DD 001", 0x0E))
+    scale = _number(look.private(0x2005, "Philips MR Imaging DD 001", 0x0E))
     if slope is not None and inter is not None:
         out["PhilipsRescaleSlope"], out["PhilipsRescaleIntercept"] = slope, inter
     if scale is not None:
@@ -660,9 +725,15 @@ def _philips(out, look):
     coil = look.get("ReceiveCoilName")
     if coil:
         out["CoilString"] = str(coil).strip()
-    pos = [_number(private(ds, 0x2005, "Philips MR Imaging DD 001", e)) for e in (0x08, 0x09, 0x0A)]
+    pos = [_number(look.private(0x2005, "Philips MR Imaging DD 001", e)) for e in (0x08, 0x09, 0x0A)]
     if all(v is not None for v in pos):
         out["TablePosition"] = pos
+    technique = look.private(0x2001, "Philips Imaging DD 001", 0x20)
+    if technique and "SequenceName" not in out:
+        out["SequenceName"] = str(technique).strip()
+    wfs = _number(look.private(0x2001, "Philips Imaging DD 001", 0x22))
+    if wfs is not None:
+        out["WaterFatShift"] = wfs
 
 
 def _uih(out, look):
