@@ -35,7 +35,7 @@ KEYS = (
     "EffectiveEchoSpacing", "DerivedVendorReportedEchoSpacing", "AcquisitionDuration",
     "NumberOfKSpaceTrajectories", "TotalReadoutTime", "PixelBandwidth", "DwellTime", "PhaseEncodingDirection",
     "PhaseEncodingAxis", "PhaseEncodingDirectionDisplayed", "SliceTiming", "KVP", "XRayExposure",
-    "ConvolutionKernel", "ImageOrientationPatientDICOM", "InPlanePhaseEncodingDirectionDICOM",
+    "ConvolutionKernel", "ImageOrientationPatientDICOM", "ImageOrientationText", "InPlanePhaseEncodingDirectionDICOM",
     "ConversionSoftware", "ConversionSoftwareVersion",
 )
 
@@ -244,7 +244,7 @@ class Lookup:
         return self._flat
 
     def get(self, keyword):
-        for item in self._groups():
+        for item in [g for g in (self.per, self.shared) if g is not None] + self._groups():
             try:
                 v = item.get(keyword)
             except Exception:
@@ -629,6 +629,9 @@ def _siemens(out, look):
         out["CoilString"] = str(coil_string).strip()
     elif out.get("ReceiveCoilName") and xa_text:
         out["CoilString"] = out["ReceiveCoilName"]
+    text = private(look.ds, 0x0051, "SIEMENS MR HEADER", 0x0E)
+    if text:
+        out["ImageOrientationText"] = str(text).strip()
     if proto.get("tSequenceFileName"):
         out["PulseSequenceDetails"] = proto["tSequenceFileName"]
     combine = _asc_number(proto, "ucCoilCombineMode")
@@ -734,6 +737,23 @@ def _philips(out, look):
     wfs = _number(look.private(0x2001, "Philips Imaging DD 001", 0x22))
     if wfs is not None:
         out["WaterFatShift"] = wfs
+    _philips_readout(out)
+
+
+#: water-fat chemical shift (ppm) Philips' water-fat shift is measured against
+WATER_FAT_PPM = 3.4
+
+
+def _philips_readout(out):
+    """Philips stores no echo spacing: estimate it from the water-fat shift (pixels), as dcm2niix
+    does, under its Estimated* names (readout time = shift / (frequency x 3.4 ppm), times ETL/(ETL+1))."""
+    wfs, freq, recon = out.get("WaterFatShift"), out.get("ImagingFrequency"), out.get("ReconMatrixPE")
+    if not wfs or not freq or not recon or recon < 2:
+        return
+    etl = float(out.get("EchoTrainLength") or 1)
+    total = float(wfs) / (float(freq) * WATER_FAT_PPM) * etl / (etl + 1.0)
+    out["EstimatedTotalReadoutTime"] = _number(total)
+    out["EstimatedEffectiveEchoSpacing"] = _number(total / (float(recon) - 1.0))
 
 
 def _uih(out, look):
