@@ -473,9 +473,12 @@ def _part(look, base):
         kinds = [v.upper() for v in _seq(_value(ftype, "FrameType"))] if ftype is not None else []
         if "FIELD_MAP" in kinds:
             return "FIELDMAPHZ"
-        comp = str(_value(ftype, "ComplexImageComponent") or look.get("ComplexImageComponent") or "").strip().upper()
-        if comp in _PARTS:
-            return _PARTS[comp]
+        whole = str(_value(look.ds, "ComplexImageComponent") or "").strip().upper()
+        if whole in _PARTS:  # the file holds one part
+            return _PARTS[whole]
+        # a MIXED file: its phase/real/imaginary frames are told apart, magnitude is the default
+        comp = str(_value(ftype, "ComplexImageComponent") or "").strip().upper()
+        return _PARTS[comp] if comp in _PARTS and comp != "MAGNITUDE" else None
     if str(look.get("Manufacturer") or "").upper().startswith("GE"):
         ge = private(look.ds, 0x0043, "GEMS_PARM_01", 0x2F)
         try:
@@ -705,6 +708,16 @@ def _ge(out, look):
     coil = look.get("ReceiveCoilName")
     if coil:
         out["CoilString"] = str(coil).strip()
+    # echo spacing (us, 0043,102C) of the lines actually acquired (the matrix times the ASSET factor)
+    esp = _number(private(ds, 0x0043, "GEMS_PARM_01", 0x2C))
+    acq, recon = out.get("AcquisitionMatrixPE"), out.get("ReconMatrixPE")
+    if esp and esp > 0 and acq and recon and recon > 1:
+        factor = asset[0] if asset and 0 < asset[0] <= 1 else 1.0
+        lines = int(round(acq * factor))
+        if lines > 1:
+            total = (lines - 1) * esp * 1e-6
+            out["TotalReadoutTime"] = _number(total)
+            out["EffectiveEchoSpacing"] = _number(total / (recon - 1))
 
 
 def _philips(out, look):
