@@ -713,7 +713,7 @@ def _ge(out, look):
     acq, recon = out.get("AcquisitionMatrixPE"), out.get("ReconMatrixPE")
     if esp and esp > 0 and acq and recon and recon > 1:
         factor = asset[0] if asset and 0 < asset[0] <= 1 else 1.0
-        lines = int(round(acq * factor))
+        lines = int(round(float(acq) * float(factor)))  # noqa: RUF046 (numpy floats round to floats)
         if lines > 1:
             total = (lines - 1) * esp * 1e-6
             out["TotalReadoutTime"] = _number(total)
@@ -721,7 +721,6 @@ def _ge(out, look):
 
 
 def _philips(out, look):
-    ds = look.ds
     rwv = look.get("RealWorldValueMappingSequence")
     try:
         item = rwv[0] if rwv else None
