@@ -125,7 +125,7 @@ def _number(v):
         return None
     if not math.isfinite(f):
         return None
-    return int(f) if f.is_integer() and abs(f) < 1e15 else float(format(f, ".8g"))
+    return int(f) if f.is_integer() and abs(f) < 1e15 else float(format(f, ".10g"))
 
 
 def _seq(v):
@@ -476,9 +476,10 @@ def _part(look, base):
         whole = str(_value(look.ds, "ComplexImageComponent") or "").strip().upper()
         if whole in _PARTS:  # the file holds one part
             return _PARTS[whole]
-        # a MIXED file: its phase/real/imaginary frames are told apart, magnitude is the default
         comp = str(_value(ftype, "ComplexImageComponent") or "").strip().upper()
-        return _PARTS[comp] if comp in _PARTS and comp != "MAGNITUDE" else None
+        if whole == "MIXED" and comp == "MAGNITUDE":
+            return None  # a MIXED file: its phase/real/imaginary frames are told apart, magnitude is the default
+        return _PARTS.get(comp)
     if str(look.get("Manufacturer") or "").upper().startswith("GE"):
         ge = private(look.ds, 0x0043, "GEMS_PARM_01", 0x2F)
         try:
