@@ -12,7 +12,10 @@ Sources, in this order for each volume (the first that answers wins):
    (0019,10BB/BC/BD) along the frequency, phase and slice axes of the image;
 4. Philips: (2001,1003) b-value, (2005,10B0/B1/B2) direction (patient axes);
 5. UIH: (0065,1009) b-value, (0065,1037) direction along the image's row, column and normal;
-6. Canon: ``b=B(x,y,z)`` in Image Comments (0020,4000) (patient axes).
+6. Canon: ``b=B(x,y,z)`` in Image Comments (0020,4000), components along the image's phase,
+   frequency and (negated) slice axes.
+
+A classic file with the standard b-value but no standard direction gets the vendor's direction.
 
 Directions are kept in patient (DICOM LPS) axes; :func:`fsl_bvecs` turns them into the FSL
 convention (voxel axes of the written image, x negated when the affine's determinant is
@@ -203,6 +206,14 @@ def _siemens(ds):
     return float(b), vec
 
 
+def logical_axes(row, col, pe):
+    """(frequency, phase) axes in patient space: along the rows and columns for COL phase encoding;
+    for ROW the same frame turned by 90 degrees in plane (handedness kept, so the slice axis stays)."""
+    if pe == "ROW":
+        return -col, row
+    return row, col
+
+
 def _ge(ds, axes):
     raw = _floats(private(ds, 0x0043, "GEMS_PARM_01", 0x39))
     if not raw:
@@ -217,8 +228,7 @@ def _ge(ds, axes):
         freq, phase, sl = comps
         row, col, normal = axes
         pe = str(_value(ds, "InPlanePhaseEncodingDirection") or "COL").strip().upper()
-        # logical axes of the acquisition: frequency, phase, slice
-        f_axis, p_axis = (row, col) if pe != "ROW" else (col, row)
+        f_axis, p_axis = logical_axes(row, col, pe)
         # GE reports the slice component against the normal of its own right-handed frame
         vec = list(freq * f_axis + phase * p_axis - sl * normal)
     return b, vec
@@ -249,7 +259,9 @@ def _uih(ds, axes):
 _CANON = re.compile(r"b\s*=\s*([-+0-9.eE]+)\s*\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)")
 
 
-def _canon(ds):
+def _canon(ds, axes):
+    """Canon's `b=B(x,y,z)` comment: components along the image's logical axes, stored in the order
+    (phase, frequency, -slice) as dcm2niix validated on Canon's data."""
     text = str(_value(ds, "ImageComments") or "")
     m = _CANON.search(text)
     if not m:
@@ -258,7 +270,12 @@ def _canon(ds):
         b, x, y, z = (float(v) for v in m.groups())
     except ValueError:
         return None
-    return b, [x, y, z]
+    if axes is None:
+        return b, None
+    row, col, normal = axes
+    pe = str(_value(ds, "InPlanePhaseEncodingDirection") or "COL").strip().upper()
+    f_axis, p_axis = logical_axes(row, col, pe)
+    return b, list(y * f_axis + x * p_axis - z * normal)
 
 
 def _is_derived_type(ds, per=None) -> bool:
@@ -286,19 +303,17 @@ def frame_entry(ds, index=None):
     if got is None:
         got = _standard(ds)
     derived = _is_derived_type(ds, per) if vendor == "philips" else False
+    axes = _image_axes(ds, per, shared)
     if got is not None:
         b, vec, direction = got
-        if vec is None and vendor == "philips" and index is None:
-            ph = _philips(ds)  # classic Philips: the standard b-value, the direction privately
-            if ph is not None:
-                vec = ph[1]
+        if vec is None and b > B0_MAX and index is None:
+            vec = _vendor_vector(ds, vendor, axes)  # classic files: the standard b-value, the direction privately
         if direction == "ISOTROPIC" and vendor == "philips":
             derived = True
         if b > B0_MAX or vec is not None or direction in ("DIRECTIONAL", "ISOTROPIC", "BMATRIX"):
             if vendor == "philips" and b > B0_MAX and (vec is None or not np.any(vec)):
                 derived = True
             return Entry(b, vec, derived)
-    axes = _image_axes(ds, per, shared)
     if vendor == "siemens":
         s = _siemens(ds)
         if s is not None:
@@ -318,12 +333,28 @@ def frame_entry(ds, index=None):
         if u is not None:
             return Entry(u[0], u[1])
     elif vendor == "canon":
-        c = _canon(ds)
+        c = _canon(ds, axes)
         if c is not None:
             return Entry(c[0], c[1])
     if got is not None:  # the standard b-value alone (b = 0 everywhere, so far)
         return Entry(got[0], got[1])
     return None
+
+
+def _vendor_vector(ds, vendor, axes):
+    """The direction a vendor keeps privately, for a file whose b-value is in the standard element."""
+    found = None
+    if vendor == "siemens":
+        found = _siemens(ds)
+    elif vendor == "ge":
+        found = _ge(ds, axes)
+    elif vendor == "philips":
+        found = _philips(ds)
+    elif vendor == "uih":
+        found = _uih(ds, axes)
+    elif vendor == "canon":
+        found = _canon(ds, axes)
+    return None if found is None else found[1]
 
 
 # -- a series ---------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def _vendor_tags(ds, vendor, b, g, iop, pe="COL"):
             block.add_new(0x0E, "FD", [float(v) for v in g])
     elif vendor == "ge":
         ds.InPlanePhaseEncodingDirection = pe
-        f_axis, p_axis = (row, col) if pe == "COL" else (col, row)
+        f_axis, p_axis = (row, col) if pe == "COL" else (-col, row)  # ROW: the COL frame turned in plane
         comps = [float(g @ f_axis), float(g @ p_axis), float(-(g @ normal))]
         acq = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
         for elem, v in zip((0xBB, 0xBC, 0xBD), comps):
@@ -54,8 +54,11 @@ def _vendor_tags(ds, vendor, b, g, iop, pe="COL"):
         block = ds.private_block(0x0065, "Image Private Header", create=True)
         block.add_new(0x09, "FD", float(b))
         block.add_new(0x37, "FD", [float(g @ row), float(g @ col), float(g @ normal)])
-    elif vendor == "canon":
-        ds.ImageComments = f"b={b:g}({g[0]:.3f},{g[1]:.3f},{g[2]:.3f})"
+    elif vendor == "canon":  # along (phase, frequency, -slice), the standard b-value beside it
+        f_axis, p_axis = (row, col) if pe == "COL" else (-col, row)
+        x, y, z = g @ p_axis, g @ f_axis, -(g @ normal)
+        ds.ImageComments = f"b={b:g}({x:.3f},{y:.3f},{z:.3f})"
+        ds.DiffusionBValue = b
 
 
 def write_series(dirpath, vendor, *, scheme=SCHEME, iop=OBLIQUE, shape=(6, 5, 3), pe="COL", extra_volumes=()):

@@ -60,9 +60,10 @@ def test_each_gradient_source_gives_voxel_space_bvecs(tmp_path, vendor):
 
 
 @pytest.mark.skipif(not os.path.exists(DCM2NIIX), reason="dcm2niix is not installed")
-@pytest.mark.parametrize("vendor", ["standard", "siemens", "ge", "philips", "uih"])
-def test_oblique_bvecs_and_image_agree_with_dcm2niix(tmp_path, vendor):
-    src = dwigen.write_series(str(tmp_path / "in"), vendor)
+@pytest.mark.parametrize("vendor, pe", [("standard", "COL"), ("siemens", "COL"), ("ge", "COL"), ("ge", "ROW"),
+                                        ("philips", "COL"), ("uih", "COL"), ("canon", "COL"), ("canon", "ROW")])
+def test_oblique_bvecs_and_image_agree_with_dcm2niix(tmp_path, vendor, pe):
+    src = dwigen.write_series(str(tmp_path / "in"), vendor, pe=pe)
     (tmp_path / "ref").mkdir()
     subprocess.run([DCM2NIIX, "-f", "ref", "-o", str(tmp_path / "ref"), src], capture_output=True, check=True)
     assert run("convert", src, tmp_path / "dwi.nii").code == 0
@@ -75,11 +76,12 @@ def test_oblique_bvecs_and_image_agree_with_dcm2niix(tmp_path, vendor):
     assert np.array_equal(np.asarray(ours.dataobj), np.asarray(theirs.dataobj))
 
 
-def test_ge_row_phase_encoding_swaps_logical_axes(tmp_path):
-    src = dwigen.write_series(str(tmp_path / "in"), "ge", pe="ROW")
+@pytest.mark.parametrize("vendor", ["ge", "canon"])
+def test_row_phase_encoding_turns_the_logical_axes(tmp_path, vendor):
+    src = dwigen.write_series(str(tmp_path / "in"), vendor, pe="ROW")
     assert run("convert", src, tmp_path / "dwi.nii").code == 0
     _, bvec = _read(tmp_path / "dwi")
-    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", dwigen.SCHEME), 1e-4)
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", dwigen.SCHEME), 5e-3)
 
 
 def test_philips_derived_trace_volume_is_left_out(tmp_path):
