@@ -773,6 +773,15 @@ def _uih(out, look):
     shown = private(look.ds, 0x0065, "Image Private Header", 0x05)
     if shown:
         out["PhaseEncodingDirectionDisplayed"] = str(shown).strip()
+    if "AcquisitionTime" not in out:  # a UIH mosaic: the first of its slices' own times
+        try:
+            times = [str(item.get("AcquisitionTime") or "").strip()
+                     for item in private(look.ds, 0x0065, "Image Private Header", 0x51)]
+        except Exception:
+            times = []
+        times = [t for t in times if _dt_seconds(t) is not None]
+        if times:
+            out["AcquisitionTime"] = _time(min(times, key=_dt_seconds))
 
 
 def _readout(out, look):

@@ -263,6 +263,7 @@ def test_uih_mosaic_data_sets_one_per_volume(tmp_path):
         items.append(item)
     block.add_new(0x51, "SQ", pydicom.Sequence(items))
     assert sidecar.uih_slice_times(ds) == [0.5, 0, 0.25]
+    assert sidecar.build(datasets=[ds])["AcquisitionTime"] == "10:10:10.000000"  # the first slice's time
 
 
 def test_split_echoes_keep_their_own_sidecar(tmp_path):
