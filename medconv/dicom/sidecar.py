@@ -26,7 +26,7 @@ KEYS = (
     "PhilipsScaleSlope", "UsePhilipsFloatNotDisplayScaling",
     "Units", "SliceThickness", "SpacingBetweenSlices", "SAR", "NumberOfAverages", "TablePosition", "EchoNumber",
     "EchoTime", "EchoTime1", "EchoTime2", "RepetitionTime", "InversionTime", "MTState", "SpoilingState", "FlipAngle", "PartialFourier",
-    "BaseResolution", "ShimSetting", "TxRefAmp", "PhaseResolution", "ReceiveCoilName",
+    "BaseResolution", "ShimSetting", "DiffusionScheme", "TxRefAmp", "PhaseResolution", "ReceiveCoilName",
     "ReceiveCoilActiveElements", "CoilString", "PulseSequenceDetails", "RefLinesPE", "CoilCombinationMethod",
     "ConsistencyInfo", "PrescanReuseString", "MultibandAccelerationFactor", "PercentPhaseFOV",
     "PercentSampling", "EchoTrainLength", "PartialFourierDirection", "PhaseEncodingSteps",
@@ -404,6 +404,8 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     _fallbacks(out, look)
     _image_type(out, look, part)
     _echo(out, look)
+    if out.get("EchoTime") == 0:
+        del out["EchoTime"]  # a computed map (a field map in Hz) has no echo time
     if look.known_only:  # not MR, fast path: the plain keys only (no vendor headers, no slice timing)
         return _finish(out, look)
     try:
@@ -643,6 +645,12 @@ def _siemens(out, look):
         out["CoilCombinationMethod"] = _COIL_COMBINE[combine]
     if proto.get("sProtConsistencyInfo.tBaselineString"):
         out["ConsistencyInfo"] = proto["sProtConsistencyInfo.tBaselineString"]
+    if _asc_number(proto, "sDiffusion.lDiffDirections", "sDiffusion.lDiffWeightings"):
+        # diffusion sensitisation: sDiffusion.dsScheme 1 bipolar / 2 monopolar, else ucReadOutMode 1/2
+        scheme = {1: "Bipolar", 2: "Monopolar"}.get(_asc_number(proto, "sDiffusion.dsScheme"))
+        scheme = scheme or {1: "Monopolar", 2: "Bipolar"}.get(_asc_number(proto, "ucReadOutMode"))
+        if scheme:
+            out["DiffusionScheme"] = scheme
     mb = _asc_number(proto, "sSliceAcceleration.lMultiBandFactor")
     if mb is not None and mb > 1:
         out["MultibandAccelerationFactor"] = mb
