@@ -284,3 +284,46 @@ def test_split_echoes_keep_their_own_sidecar(tmp_path):
     sides = [json.loads(p.read_text()) for p in sorted((tmp_path / "out").glob("*.json"))]
     assert sorted((s["EchoNumber"], s["EchoTime"], s["ImageType"][2]) for s in sides) == [(1, 0.0045, "M"),
                                                                                            (2, 0.00925, "P")]
+
+
+@pytest.mark.parametrize("orient", ["RAS", "LPI", "ASL"])
+def test_bvecs_follow_a_requested_orientation(tmp_path, orient):
+    src = dwigen.write_series(str(tmp_path / "in"), "standard")
+    assert run("convert", src, tmp_path / "dwi.nii.gz", "--orient", orient).code == 0
+    assert nib.aff2axcodes(nib.load(tmp_path / "dwi.nii.gz").affine) == tuple(orient)
+    _, bvec = _read(tmp_path / "dwi")
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii.gz", dwigen.SCHEME), 1e-4)
+
+
+@pytest.mark.parametrize("vendor, damage", [
+    ("siemens", lambda ds: ds.private_block(0x0019, "SIEMENS MR HEADER").add_new(0x0E, "FD", [1.0, 2.0])),
+    ("ge", lambda ds: ds.private_block(0x0043, "GEMS_PARM_01").add_new(0x39, "LO", "not a number")),
+    ("uih", lambda ds: ds.private_block(0x0065, "Image Private Header").add_new(0x37, "LO", "x\\y")),
+    ("canon", lambda ds: setattr(ds, "ImageComments", "b=oops(1,2)")),
+])
+def test_damaged_private_gradients_never_break_the_conversion(tmp_path, vendor, damage):
+    import pydicom
+
+    src = dwigen.write_series(str(tmp_path / "in"), vendor)
+    for name in sorted(os.listdir(src))[3:6]:  # one volume's files
+        ds = pydicom.dcmread(os.path.join(src, name))
+        if vendor == "canon":
+            del ds.DiffusionBValue
+        damage(ds)
+        ds.save_as(os.path.join(src, name), enforce_file_format=True)
+    r = run("convert", src, tmp_path / "dwi.nii", "--sidecar")
+    assert r.code == 0 and "Traceback" not in r.err, r.err
+    assert nib.load(tmp_path / "dwi.nii").shape[3] == len(dwigen.SCHEME)
+    if os.path.exists(tmp_path / "dwi.bval"):  # a damaged direction: that volume keeps its b-value
+        bval, bvec = _read(tmp_path / "dwi")
+        assert bval.size == bvec.shape[1] == len(dwigen.SCHEME)
+    assert json.loads((tmp_path / "dwi.json").read_text())["Modality"] == "MR"
+
+
+def test_non_diffusion_mr_gets_no_gradient_files(tmp_path):
+    import dcmgen
+
+    src = tmp_path / "t1"
+    dcmgen.make_series(src, modality="MR")
+    assert run("convert", src, tmp_path / "t1.nii").code == 0
+    assert not (tmp_path / "t1.bval").exists() and not (tmp_path / "t1.bvec").exists()
