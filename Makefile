@@ -6,7 +6,7 @@ MEDCONV := $(VENV)/bin/medconv
 DEMO_DIR ?= demo-out
 JOBS ?= auto
 
-.PHONY: help demo test bench completions lint fuzz install install-test clean
+.PHONY: help demo test bench completions lint fuzz install install-test system-tools clean
 
 help:  ## list the targets
 	@echo "medconv make targets:"
@@ -49,11 +49,31 @@ demo: $(VENV)/.installed  ## install, convert a real sample, show info and stats
 	$(MEDCONV) stats $(DEMO_DIR)/example4d_ras.nii.gz; fi && \
 	echo "result: $(DEMO_DIR)/example4d_ras.nii.gz"
 
-test: $(VENV)/.installed-test  ## install the test extras and run the whole suite
-	@$(BYTECODE)
-	$(PY) -m pytest -q -n $(JOBS) tests
+# Debian tools some tests and the benchmark drive (GNU parallel for the scale-out recipes, headless
+# Chromium for the QC page, pigz/mrtrix3/plastimatch/gdcm as benchmark peers). Installed only where
+# apt-get can (root on Debian); elsewhere the tests that need them skip and say why.
+SYSTEM_TOOLS ?= parallel chromium
+system-tools:  ## install the Debian tools the tests use, where apt-get is usable (root)
+	@missing=""; for p in $(SYSTEM_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "+ apt-get install$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null) \
+		|| echo "note: could not install$$missing; the tests that need them skip"; \
+	else echo "note:$$missing not installed (needs root and apt-get); the tests that need them skip"; fi
 
-bench: $(VENV)/.installed-bench  ## time medconv beside its peers on the same fixtures (ratios)
+# The vendor DICOM corpora (real scanner exports, ~90 MB) are not in the repository: the tests that
+# use them read MEDCONV_VENDOR_TESTDATA, which defaults to the project's shared data folder when a
+# checkout has one beside it, and skip, saying so, otherwise.
+VENDOR_TESTDATA ?= $(wildcard $(abspath ..)/shared/testdata/vendor)
+VENDOR_ENV = $(if $(VENDOR_TESTDATA),MEDCONV_VENDOR_TESTDATA=$${MEDCONV_VENDOR_TESTDATA:-$(VENDOR_TESTDATA)})
+
+test: $(VENV)/.installed-test system-tools  ## install the test extras and run the whole suite
+	@$(BYTECODE)
+	$(VENDOR_ENV) $(PY) -m pytest -q -n $(JOBS) tests
+
+bench: SYSTEM_TOOLS = pigz mrtrix3 plastimatch libgdcm-tools
+bench: $(VENV)/.installed-bench system-tools  ## time medconv beside its peers on the same fixtures (ratios)
 	@$(BYTECODE)
 	$(PY) bench/run.py
 

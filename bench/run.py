@@ -242,6 +242,12 @@ d = nib.load(sys.argv[1]).get_fdata(dtype=np.float32)
 print(d.mean(), d.std(), np.median(d), *np.percentile(d, [2, 98]))
 """
 
+MEDCONV_READ = """
+import sys, medconv
+for path in sys.argv[1:]:
+    medconv.read(path).array
+"""
+
 
 def tasks(repeats):
     """[(task, [(tool, argv or None, note, setup)])]; argv None = skipped (note says why)."""
@@ -307,6 +313,16 @@ def tasks(repeats):
          "not installed", None),
         ("plastimatch stats", [which("plastimatch"), "stats", nii] if which("plastimatch") else None,
          "not installed", None),
+    ]))
+    twin = fixture_nifti(name="ct_512x512x300_twin.nii.gz")  # same voxels, another file
+    rows.append(("diff two 512x512x300 .nii.gz", [
+        ("medconv", MEDCONV + ["diff", nii, twin], "", None),
+        ("medconv read", python_snippet(MEDCONV_READ) + [nii, twin], "both arrays read once (the 1.5x bound)",
+         None),
+        ("nib-diff", [which("nib-diff"), nii, twin] if which("nib-diff") else None, "", None),
+    ]))
+    rows.append(("view 512x512x300 .nii.gz -> PNG", [
+        ("medconv", MEDCONV + ["view", nii, "-o", os.path.join(out_dir, "view.png"), "--force"], "", None),
     ]))
     mhd = os.path.join(out_dir, "ct.mhd")
     back = os.path.join(out_dir, "back.nii.gz")
@@ -383,6 +399,7 @@ def main():
     os.makedirs(CACHE, exist_ok=True)
     if args.fixtures_only:
         fixture_dicom_series(), fixture_nifti(), fixture_many_small(), fixture_anon_tree()
+        fixture_nifti(name="ct_512x512x300_twin.nii.gz")
         return
     # fixtures are made in a child process: a forked child starts with its parent's peak RSS,
     # so the measuring process itself must stay small

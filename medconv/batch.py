@@ -213,13 +213,34 @@ def _rebuild_error(cls, message, path):
         return err
 
 
+#: seconds a batch runs before its progress bar appears: a batch done sooner shows none
+PROGRESS_DELAY = 1.0
+
+
 class _Progress:
-    """A rich progress bar on stderr, only on a terminal and without --quiet."""
+    """A rich progress bar on stderr, only on a terminal and without --quiet; it appears once the
+    batch has run PROGRESS_DELAY seconds and is removed when the batch ends (transient)."""
 
     def __init__(self, label, total):
+        import threading
+
         self._bar = None
+        self._lock = threading.Lock()
+        self._done = 0
+        self._closed = False
+        self._timer = None
         if not label or total < 2 or log.is_quiet() or not _stderr_is_tty():
             return
+        self._label, self._total = label, total
+        delay = float(os.environ.get("MEDCONV_PROGRESS_DELAY", PROGRESS_DELAY))
+        if delay <= 0:
+            self._start()
+        else:
+            self._timer = threading.Timer(delay, self._start)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _start(self) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -238,28 +259,39 @@ class _Progress:
 
                 return Text(f"{speed:.1f}/s" if speed else "-/s")
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TaskProgressColumn(), _Rate(""), TimeElapsedColumn(), TextColumn("ETA"),
-                             TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
-        self._bar.start()
-        self._task = self._bar.add_task(label, total=total)
+        with self._lock:
+            if self._closed or self._bar is not None:
+                return
+            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TaskProgressColumn(), _Rate(""), TimeElapsedColumn(), TextColumn("ETA"),
+                           TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)
+            bar.start()
+            self._task = bar.add_task(self._label, total=self._total, completed=self._done)
+            self._bar = bar
 
     def write(self, text: str) -> None:
         """Messages above the bar (or plainly on stderr without one)."""
-        if self._bar is not None:
-            self._bar.console.print(text.rstrip("\n"), markup=False, highlight=False)
-        else:
-            sys.stderr.write(text)
-            sys.stderr.flush()
+        with self._lock:
+            if self._bar is not None:
+                self._bar.console.print(text.rstrip("\n"), markup=False, highlight=False)
+                return
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
     def advance(self):
-        if self._bar is not None:
-            self._bar.advance(self._task)
+        with self._lock:
+            self._done += 1
+            if self._bar is not None:
+                self._bar.advance(self._task)
 
     def close(self):
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
 
 
 def _stderr_is_tty() -> bool:

@@ -7,7 +7,8 @@ import numpy as np
 
 from . import log
 from .errors import OutputError, UsageError
-from .formats import RASTER, format_for_output
+from .formats import DEFAULT_EXTENSIONS, RASTER, format_for_output
+from .formats._registry import BY_NAME
 
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
 
@@ -57,12 +58,7 @@ def window(volume, spec: str | None):
             if hi <= lo:
                 hi = lo + 1.0
     else:
-        try:
-            centre, width = (float(v) for v in spec.split(","))
-        except ValueError:
-            raise UsageError(f"--window takes 'auto' or CENTER,WIDTH, not {spec!r}") from None
-        if width <= 0:
-            raise UsageError("--window width must be positive")
+        centre, width = _parse_window(spec)
     x = real.astype(np.float64)
     if lo is not None:  # robust range: a plain linear map of [lo, hi]
         out = np.clip((x - lo) / (hi - lo) * 255.0, 0, 255)
@@ -76,6 +72,16 @@ def window(volume, spec: str | None):
     return volume.replace(data=np.rint(out).astype(np.uint8), scaling=None)
 
 
+def _parse_window(spec: str) -> tuple:
+    try:
+        centre, width = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise UsageError(f"--window takes 'auto' or CENTER,WIDTH, not {spec!r}") from None
+    if width <= 0:
+        raise UsageError("--window width must be positive")
+    return centre, width
+
+
 def _raster_ready(volume, fmt: str, window_spec, dtype):
     """Values a 2D raster can hold: raw when they fit, else windowed to 8 bits."""
     if volume.value_kind in ("rgb", "rgba"):
@@ -87,8 +93,6 @@ def _raster_ready(volume, fmt: str, window_spec, dtype):
     meta = volume.metadata
     if volume.format == "dicom" and (meta.get("window_width") or meta.get("photometric") == "MONOCHROME1"):
         return window(volume, "auto")  # the file's own VOI window (or MONOCHROME1 needs inverting)
-    from .formats._registry import BY_NAME
-
     allowed = BY_NAME[fmt].dtypes
     if volume.scaling is None and volume.dtype.name in allowed:
         return volume
@@ -128,13 +132,17 @@ def slice_volume(volume, index: int):
 def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, dtype: str | None = None,
             orient: str | None = None, slice_index: int | None = None, window_spec: str | None = None,
             series=None, strict: bool = False, fill_gaps: bool = False, sidecar_path: str | None = None,
-            sidecar_keys: dict | None = None, **write_options) -> list:
+            sidecar_keys: dict | None = None, per_input_folder: bool = False, dry_run: bool = False,
+            say_dicom: bool = False, **write_options):
     """Convert one input; returns the files written.
 
     DICOM-only reading options: `series` (which series of a directory), `strict` (refuse
     uneven slice spacing) and `fill_gaps` (insert empty slices where slices are missing). `sidecar_path`: also write the BIDS JSON sidecar of the source
     (`sidecar_keys`: {"add": [...], "drop": [...], "only": [...] or None} chooses its keys). A DICOM
     diffusion series written as NIfTI always gets its .bval/.bvec beside it.
+    `per_input_folder`: a 3D input to a 2D format writes a folder named after `dst` (without its
+    extension) holding one file per slice. `dry_run`: every check of the run, nothing written;
+    returns what the run would write. `say_dicom`: note that a DICOM series is being written.
     """
     from . import detect, read
 
@@ -151,10 +159,18 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
         raise UsageError(f"--series chooses a DICOM series; {os.path.basename(src)} is {src_fmt}")
     if sidecar_path and os.path.lexists(sidecar_path) and not force:
         raise OutputError("sidecar exists (use --force to replace it)", sidecar_path)
-    volume = read(src, fmt=src_fmt, **read_options)
+    if dtype is not None and dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+    if window_spec not in (None, "auto"):
+        _parse_window(window_spec)
+    volume = read(src, fmt=src_fmt, header_only=dry_run, **read_options)
     _check_gradient_files(volume, dst, fmt, force, slice_index)
+    if dry_run:
+        return _check_volume(volume, src, dst, fmt, force=force, dtype=dtype, orient=orient, slice_index=slice_index,
+                             window_spec=window_spec, per_input_folder=per_input_folder)
     written = _convert_volume(volume, src, dst, fmt, force=force, dtype=dtype, orient=orient,
-                              slice_index=slice_index, window_spec=window_spec, **write_options)
+                              slice_index=slice_index, window_spec=window_spec, per_input_folder=per_input_folder,
+                              say_dicom=say_dicom, **write_options)
     if sidecar_path:
         if volume.metadata.get("sidecar"):
             from .dicom.sidecar import write_sidecar
@@ -169,18 +185,27 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
     return written
 
 
-def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, window_spec, **write_options):
+def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, window_spec,
+                    per_input_folder=False, say_dicom=False, **write_options):
     from . import write
 
     if orient:
         volume = volume.reoriented(orient)
     if fmt in RASTER:
         return _write_raster(volume, src, dst, fmt, force=force, dtype=dtype, slice_index=slice_index,
-                             window_spec=window_spec)
+                             window_spec=window_spec, per_input_folder=per_input_folder)
     if slice_index is not None:
         volume = slice_volume(volume, slice_index)
+    check_capacity(volume, fmt, dst)
+    wider = storable_type(volume, fmt, dtype, dst)
     if dtype:
         volume = cast(volume, dtype)
+    elif wider is not None:
+        log.note(f"{src}: {volume.dtype} values stored as {wider} ({_LABELS.get(fmt, fmt)} holds "
+                 f"{', '.join(BY_NAME[fmt].dtypes)}; no value changes)")
+        volume = volume.replace(data=volume.array.astype(wider))
+    if fmt == "dicom" and say_dicom:
+        log.note(f"writing a DICOM series of {dicom_file_count(volume)} files into {dst}")
     if _flips_rows(volume, fmt, orient):
         volume = dicom_rows_flipped(volume)
     written = write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
@@ -225,6 +250,166 @@ def _check_gradient_files(volume, dst, fmt, force, slice_index):
             raise OutputError("exists (use --force to replace it)", p)
 
 
+_LABELS = {"nifti1": "NIfTI-1", "nifti2": "NIfTI-2", "analyze": "Analyze 7.5", "metaimage": "MetaImage",
+           "nrrd": "NRRD", "minc": "MINC", "mgh": "MGH", "dicom": "DICOM"}
+_LOSSLESS_ORDER = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
+#: significant bits of each float type: an integer type fits when its value bits do not exceed them
+_MANTISSA = {"float32": 24, "float64": 53}
+
+
+def _holds_every_value(src: np.dtype, dst: np.dtype) -> bool:
+    """Every value of type `src` is a value of type `dst` (a lossless widening)."""
+    if src == dst:
+        return True
+    if dst.kind in "iu" and src.kind in "iub":
+        return bool(np.can_cast(src, dst, "safe"))
+    if dst.kind == "f" and src.kind == "f":
+        return dst.itemsize >= src.itemsize
+    if dst.kind == "f" and src.kind in "iub":
+        bits = 1 if src.kind == "b" else src.itemsize * 8 - (1 if src.kind == "i" else 0)
+        return bits <= _MANTISSA.get(dst.name, 0)
+    return False
+
+
+def storable_type(volume, fmt: str, dtype: str | None, path: str):
+    """The rule for the type a format stores: never a silent change.
+
+    Returns None when the values are stored as they are (or as `--dtype` names), the smaller type of
+    the format that holds every value of the volume's type (a lossless widening, to be noted), and
+    raises OutputError naming the types the format holds for anything that could change a value.
+    DICOM and the 2D rasters keep their own documented, announced handling (quantised floats with
+    a printed error bound; display windowing); scaled data written to a format without scaling keeps
+    the documented real-value rule of its writer; colour and complex voxels are checked by the writer.
+    """
+    if fmt == "dicom" or fmt in RASTER or volume.value_kind != "scalar":
+        return None
+    allowed = BY_NAME[fmt].dtypes
+    label = _LABELS.get(fmt, fmt)
+    if dtype is not None:
+        if dtype not in allowed:
+            raise OutputError(f"{label} cannot hold {dtype}; it holds {', '.join(allowed)} (choose one with "
+                              "--dtype)", path)
+        return None
+    if volume.scaling is not None:
+        return None
+    have = volume.dtype
+    if have.name in allowed:
+        return None
+    for name in sorted(allowed, key=lambda n: (np.dtype(n).kind == "f", _LOSSLESS_ORDER.index(n)
+                                               if n in _LOSSLESS_ORDER else 99)):
+        if name in _LOSSLESS_ORDER and _holds_every_value(have, np.dtype(name)):
+            return np.dtype(name)
+    raise OutputError(f"{label} cannot hold {have} values without possibly changing them; it holds "
+                      f"{', '.join(allowed)}: choose one with --dtype", path)
+
+
+def check_capacity(volume, fmt: str, path: str) -> None:
+    """Dimensions and voxel kinds the format cannot hold, refused before anything is written."""
+    info = BY_NAME[fmt]
+    label = _LABELS.get(fmt, fmt)
+    if volume.ndim not in info.ndims and volume.ndim > 1:
+        dims = f"{min(info.ndims)}D-{max(info.ndims)}D" if len(info.ndims) > 1 else f"{info.ndims[0]}D"
+        raise OutputError(f"{label} holds {dims} images, not {volume.ndim}D", path)
+    kind = volume.value_kind
+    if kind in ("rgb", "rgba") and kind not in info.colour:
+        alpha = " (an alpha channel: it holds RGB only)" if kind == "rgba" and "rgb" in info.colour else ""
+        raise OutputError(f"{label} cannot hold {kind} voxels{alpha}", path)
+    if kind == "complex" and not any(d.startswith("complex") for d in info.dtypes):
+        raise OutputError(f"{label} cannot hold complex voxels", path)
+    if fmt == "analyze" and not _axis_aligned(volume.affine):
+        raise OutputError("Analyze 7.5 cannot hold a rotated (oblique) orientation; "
+                          "write NIfTI (.nii, .nii.gz or a .hdr/.img pair) instead", path)
+
+
+def _axis_aligned(affine) -> bool:
+    from .geometry import is_axis_aligned
+
+    return is_axis_aligned(affine, tol=1e-5)
+
+
+def dicom_file_count(volume) -> int:
+    """Files of a DICOM series written from `volume`: one per slice of every volume."""
+    grid = volume.grid_shape
+    if len(grid) < 3:
+        return 1
+    return int(np.prod(grid[2:]))
+
+
+def _check_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index, window_spec,
+                  per_input_folder) -> str:
+    """Every check `_convert_volume` makes: the destination the run would write. The header is
+    enough, except for the range check of --dtype, which takes the run's own steps on the voxels."""
+    from . import geometry
+
+    with_values = bool(dtype)
+    if orient and with_values:
+        volume = volume.reoriented(orient)
+    elif orient:  # the new geometry and shape, without touching the voxels
+        flat = volume.ndim == 2
+        shape3 = tuple(volume.spatial_shape) + ((1,) if flat else ())
+        perm, _, affine = geometry.reorient_plan(volume.affine, orient, shape3)
+        if flat and perm[2] != 2:
+            raise UsageError(f"a 2D image cannot be reoriented to {orient.upper()}: its plane would change")
+        shape = list(volume.shape)
+        shape[:3] = [shape3[p] for p in perm][: 2 if flat else 3]
+        volume = volume.replace(data=None, affine=affine, stored_shape=tuple(shape), stored_dtype=volume.dtype,
+                                loader=_no_voxels)
+    if volume.ndim >= 3 and slice_index is not None:
+        nz = volume.spatial_shape[2]
+        if not -nz <= slice_index < nz:
+            raise UsageError(f"--slice {slice_index} is outside 0..{nz - 1}")
+    if fmt in RASTER:
+        folder = _raster_folder(volume, src, dst, fmt, slice_index, per_input_folder)
+        _check_raster_dtype(fmt, dtype, dst)
+        if with_values:
+            shown = display_oriented(volume)
+            if folder is None and shown.ndim == 3:
+                shown = slice_volume(shown, slice_index or 0)
+            _raster_values(shown, fmt, window_spec, dtype, dst)
+        if folder is not None:
+            directory, stem, ext = folder
+            names = _slice_names(directory, stem, ext, volume.spatial_shape[2])
+            _check_destinations(names, src, force)
+            return f"{directory}  ({len(names)} files)"
+        _check_destinations([dst], src, force)
+        return dst
+    if slice_index is not None and volume.ndim >= 3:
+        if with_values:
+            volume = slice_volume(volume, slice_index)
+        else:
+            grid = list(volume.shape)
+            del grid[2]
+            volume = volume.replace(data=None, stored_shape=tuple(grid), stored_dtype=volume.dtype,
+                                    loader=_no_voxels)
+    check_capacity(volume, fmt, dst)
+    storable_type(volume, fmt, dtype, dst)
+    if fmt == "dicom":
+        if os.path.isdir(dst) and os.listdir(dst) and not force:
+            raise OutputError("destination exists (use --force to replace it)", dst)
+    else:
+        from .cli.convert import _files_of
+
+        _check_destinations(_files_of(dst), src, force)
+    if with_values:
+        cast(volume, dtype)
+    return dst
+
+
+def _no_voxels():
+    raise RuntimeError("a dry run's planned geometry has no voxels")  # a bug if ever reached
+
+
+def _check_destinations(paths, src, force) -> None:
+    from .io import _same_file
+
+    protect = _input_files(src)
+    for p in paths:
+        if os.path.lexists(p) and any(_same_file(p, q) for q in protect):
+            raise OutputError("refusing to overwrite an input file", p)
+        if os.path.lexists(p) and not force:
+            raise OutputError("destination exists (use --force to replace it)", p)
+
+
 def _input_files(src: str) -> list:
     if os.path.isdir(src):
         return []
@@ -267,24 +452,45 @@ def display_oriented(volume):
         return volume
 
 
-def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_spec) -> list:
+def _raster_folder(volume, src, dst, fmt, slice_index, per_input_folder):
+    """(folder, stem, extension) when a 3D input becomes one 2D file per slice, None for one file;
+    a UsageError when neither is possible."""
+    if volume.ndim > 3:
+        raise UsageError(f"a {volume.ndim}D image cannot become {fmt} images; choose a volume first")
+    if not (volume.ndim == 3 and volume.spatial_shape[2] > 1 and slice_index is None):
+        return None
+    if dst.endswith(("/", os.sep)) or os.path.isdir(dst):
+        return dst, _stem(src), DEFAULT_EXTENSIONS[fmt]
+    if per_input_folder:  # out/NAME.png -> out/NAME/NAME_000.png ...
+        base, ext = os.path.splitext(dst)
+        return base + os.sep, os.path.basename(base), ext or DEFAULT_EXTENSIONS[fmt]
+    raise UsageError(f"{os.path.basename(src)} has {volume.spatial_shape[2]} slices: use --slice N for "
+                     f"one {fmt} image, or give a directory (DST/ --to {fmt}) for one file per slice")
+
+
+def _check_raster_dtype(fmt, dtype, dst) -> None:
+    if dtype and dtype not in BY_NAME[fmt].dtypes:
+        raise OutputError(f"{fmt} cannot hold {dtype}; it holds {', '.join(BY_NAME[fmt].dtypes)}", dst)
+
+
+def _slice_names(directory, stem, ext, nz) -> list:
+    width = max(3, len(str(nz - 1)))
+    return [os.path.join(directory, f"{stem}_{k:0{width}d}{ext}") for k in range(nz)]
+
+
+def _write_raster(volume, src, dst, fmt, *, force, dtype, slice_index, window_spec, per_input_folder=False) -> list:
     from . import write
 
     volume = display_oriented(volume)
 
-    if volume.ndim > 3 or (volume.ndim == 3 and volume.spatial_shape[2] > 1 and slice_index is None):
-        if volume.ndim > 3:
-            raise UsageError(f"a {volume.ndim}D image cannot become {fmt} images; choose a volume first")
-        if not (dst.endswith(("/", os.sep)) or os.path.isdir(dst)):
-            raise UsageError(f"{os.path.basename(src)} has {volume.spatial_shape[2]} slices: use --slice N for "
-                             f"one {fmt} image, or give a directory (DST/ --to {fmt}) for one file per slice")
+    folder = _raster_folder(volume, src, dst, fmt, slice_index, per_input_folder)
+    _check_raster_dtype(fmt, dtype, dst)
+    if folder is not None:
+        directory, stem, ext = folder
         volume = _raster_values(volume, fmt, window_spec, dtype, dst)
-        stem = _stem(src)
-        ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp"}[fmt]
         nz = volume.spatial_shape[2]
         written = []
-        for k in range(nz):
-            out = os.path.join(dst, f"{stem}_{k:0{max(3, len(str(nz - 1)))}d}{ext}")
+        for k, out in enumerate(_slice_names(directory, stem, ext, nz)):
             written += write(slice_volume(volume, k), out, to=fmt, force=force, protect=_input_files(src))
         return written
     if volume.ndim == 3:

@@ -1,4 +1,4 @@
-"""Typed errors of the library; the CLI maps each to its exit code (SPEC section 3)."""
+"""Typed errors of the library; the CLI maps each to its exit code (docs/cli.md)."""
 from __future__ import annotations
 
 import os

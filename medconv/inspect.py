@@ -5,7 +5,8 @@ import os
 
 INFO_FIELDS = ("path", "format", "shape", "ndim", "spacing", "dtype", "value_kind", "scaling", "affine",
                "orientation", "size_bytes", "modality", "series_uid", "series_number", "series_description",
-               "n_files", "transfer_syntax", "selector", "n_diffusion_directions", "b_values")
+               "n_files", "transfer_syntax", "selector", "folder", "time_unit", "orientation_assumed",
+               "n_diffusion_directions", "b_values")
 #: keys of Volume.metadata that info may print (nothing patient-identifying)
 _META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax")
 
@@ -17,6 +18,15 @@ def volume_record(volume, path: str, size_bytes: int | None = None) -> dict:
     for key in _META_KEYS:
         if volume.metadata.get(key) is not None:
             record[key] = volume.metadata[key]
+    if volume.metadata.get("stored_dtype"):  # MINC: the type in the file, not the real values' type
+        record["dtype"] = volume.metadata["stored_dtype"]
+    if volume.ndim > 3:  # the unit the file gives its time step in (spacing holds it in seconds)
+        record["time_unit"] = volume.metadata.get("time_unit") or "s"
+    if volume.format == "analyze" and not volume.orientation_known:
+        # Analyze 7.5 stores no orientation: the code is that of the conventional affine medconv
+        # places it with (LAS unless the header's orient field says otherwise), flagged as assumed
+        record["orientation"] = volume.orientation
+        record["orientation_assumed"] = True
     if volume.metadata.get("diffusion"):
         from .dicom.gradients import summary
 

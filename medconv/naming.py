@@ -8,9 +8,6 @@ import string
 from . import log
 from .errors import UsageError
 
-EXTENSIONS = {"nifti1": ".nii.gz", "nifti2": ".nii.gz", "analyze": ".hdr", "metaimage": ".mha", "nrrd": ".nrrd",
-              "minc": ".mnc", "mgh": ".mgz", "png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp",
-              "dicom": "/"}
 FIELDS = ("stem", "parent", "series_number", "series_description", "modality", "protocol", "index")
 #: fields only a read of the input (or its DICOM series list) can fill
 METADATA_FIELDS = ("series_number", "series_description", "modality", "protocol")
@@ -123,9 +120,10 @@ def unique_names(names, sources=None) -> list:
 
 
 def destination(outdir: str, name: str, fmt_name: str) -> str:
-    from .formats import resolve_format_name
+    """outdir/name plus the extension `fmt_name` (a format name or an extension, as --to takes) writes."""
+    from .formats import output_choice
 
-    ext = EXTENSIONS[resolve_format_name(fmt_name)]
+    ext = output_choice(fmt_name)[1]
     if ext == "/":
         return os.path.join(outdir, name) + os.sep
     return os.path.join(outdir, name + ext)

@@ -1,9 +1,6 @@
 import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(__file__))
 
 
 @pytest.fixture(autouse=True)
@@ -16,10 +13,20 @@ def _reset_quiet():
 
 
 @pytest.fixture
-def shared_testdata():
-    from helpers import SHARED_TESTDATA
+def dcm_qa_ts():
+    """One MR slice in nine transfer syntaxes with dcm2niix's reference output (tests/data, BSD-2)."""
+    from helpers import TESTDATA
 
-    path = os.path.join(SHARED_TESTDATA, "dcm_qa_ts")
-    if not os.path.isdir(path):
-        pytest.skip("../shared/testdata is not beside this checkout")
+    return os.path.join(TESTDATA, "dcm_qa_ts")
+
+
+@pytest.fixture
+def vendor_testdata():
+    """The vendor DICOM corpora (about 90 MB, not in the repository), from $MEDCONV_VENDOR_TESTDATA."""
+    from helpers import VENDOR_TESTDATA_ENV
+
+    path = os.environ.get(VENDOR_TESTDATA_ENV, "")
+    if not path or not os.path.isdir(path):
+        pytest.skip(f"needs the vendor DICOM corpora (real scanner exports, ~90 MB, kept outside the "
+                    f"repository): set {VENDOR_TESTDATA_ENV} to their folder")
     return path

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_TESTDATA = os.path.join(ROOT, "..", "shared", "testdata")
+#: real files kept in the repository (each data set with its licence)
+TESTDATA = os.path.join(ROOT, "tests", "data")
+#: the larger vendor DICOM corpora (real scanner exports with dcm2niix's reference conversions) are
+#: not in the repository: tests that need them look in this folder and skip, saying so, without it
+VENDOR_TESTDATA_ENV = "MEDCONV_VENDOR_TESTDATA"
 
 
 @dataclass

@@ -53,7 +53,7 @@ def _check_element(elem, node, bulk):
     if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
         if value is None or len(value) == 0:
             assert "InlineBinary" not in node
-        elif not bulk and elem.tag in BULK_DATA_TAGS:  # pixel data is bulk data at any size (issue 4)
+        elif not bulk and elem.tag in BULK_DATA_TAGS:  # pixel data is bulk data at any size
             assert set(node) == {"vr"}, elem.tag
         elif bulk or len(value) <= 768:  # 1024 bytes of base64
             assert base64.b64decode(node["InlineBinary"]) == bytes(value), elem.tag

@@ -1,4 +1,4 @@
-"""End-to-end checks of the 25 converter/anonymiser pitfalls in /work/shared/PITFALLS.md."""
+"""End-to-end checks of 25 pitfalls that converters and anonymisers commonly fall into."""
 from __future__ import annotations
 
 import json

@@ -18,6 +18,8 @@ COMMANDS = {
     "convert": ("medconv.cli.convert", "Convert between formats (DICOM, NIfTI, MetaImage, NRRD, MINC, MGH, PNG...)."),
     "stats": ("medconv.cli.stats", "Statistics of real voxel values, with masks, labels and 4D."),
     "anonymize": ("medconv.cli.anonymize", "De-identify DICOM (PS3.15 basic profile) and scrub other headers."),
+    "diff": ("medconv.cli.diff", "Compare two images or folders: geometry, values, dtype (exit 1 if they differ)."),
+    "view": ("medconv.cli.view", "Orthogonal slices or a montage as PNG, in the terminal, or a QC page."),
     "formats": ("medconv.cli.formats", "List the formats medconv reads and writes."),
 }
 EXIT_INTERNAL = 70
@@ -91,12 +93,14 @@ def _set_quiet(ctx, param, value):
     return value
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             invoke_without_command=True, no_args_is_help=False)
 @click.version_option(__version__, "-V", "--version", prog_name="medconv", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks on errors (also MEDCONV_DEBUG=1).")
 @click.option("-q", "--quiet", is_flag=True, callback=_set_quiet, expose_value=False, is_eager=True,
               help="Silence warnings and notes on stderr.")
-def cli(debug):
+@click.pass_context
+def cli(ctx, debug):
     """Convert and inspect medical image files.
 
     \b
@@ -106,6 +110,8 @@ def cli(debug):
       medconv stats ct.nii.gz --mask liver.nii.gz
       medconv header image.dcm --get PatientID
     """
+    if ctx.invoked_subcommand is None:  # `medconv` alone: the help, as --help prints it
+        click.echo(ctx.get_help())
 
 
 def _error(message: str) -> None:

@@ -45,7 +45,8 @@ class Task:
 @click.option("--name", "name_template", default=None, metavar="TEMPLATE",
               help="Output name template for -o DIR (default {stem}; {series_number}_{series_description} for the "
                    "series of a DICOM directory). Fields: {stem} {parent} {index} {series_number} "
-                   "{series_description} {modality} {protocol}; values are sanitised into safe file names.")
+                   "{series_description} {modality} {protocol}; values are sanitised into safe file names. An "
+                   "extension at the end ('{stem}.nii') chooses the output file when --to is absent.")
 @options.series
 @click.option("--sidecar", is_flag=True,
               help="Also write a JSON sidecar of acquisition metadata (BIDS keys) beside each output.")
@@ -72,8 +73,13 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
             template_path, jobs, skip_existing, update, dry_run, keep_going):
     """Convert images between formats; the output format follows DST's extension or --to.
 
-    Many inputs (arguments, --from-list FILE or - for stdin) go to -o DIR, in parallel with
-    -j N; a DICOM directory holding several series gives one output per series.
+    A DST ending in / is a DICOM series folder. Many inputs (arguments, --from-list FILE or -
+    for stdin) go to -o DIR, in parallel with -j N; a DICOM directory holding several series
+    gives one output per series. With -o DIR the outputs are NIfTI-1 .nii.gz unless --to or an
+    extension ending --name says otherwise (--to nii writes .nii, --name '{stem}.mhd' writes
+    .mhd + .raw); a 3D input to a 2D format gets a folder of slices (DIR/NAME/NAME_000.png ...).
+    A type the output cannot hold is refused unless --dtype names one it holds; a lossless
+    widening (int8 to int16) is noted on stderr.
 
     \b
     Examples:
@@ -81,38 +87,47 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
       medconv convert Case00.mhd Case00.nii.gz --orient RAS
       medconv convert dicom_dir/ ct.nii.gz
       medconv convert ct.nii.gz slices/ --to png          # one PNG per slice
-      medconv convert *.mhd -o nifti/ --to nifti1 -j 4    # many inputs
-      medconv convert export/ -o nifti/ --to nifti1 --sidecar
-      find data -name '*.mhd' | medconv convert --from-list - -o out/ --to nifti1 --keep-going --update
+      medconv convert *.mhd -o nifti/ -j 4                # many inputs, to .nii.gz
+      medconv convert *.nii.gz -o mha/ --to mhd           # .mhd + .raw
+      medconv convert export/ -o nifti/ --sidecar
+      find data -name '*.mhd' | medconv convert --from-list - -o out/ --keep-going --update
     """
     import functools
 
     from .. import batch, io, log
     from ..errors import InputError, UsageError
-    from ..formats import format_for_output
+    from ..formats import RASTER, format_for_output, output_choice
 
     paths = options.read_path_list(paths, from_list)
     sidecar_keys = sidecar_choice(sidecar_add, sidecar_drop, sidecar_only)
     if sidecar_keys and not sidecar:
         sidecar = True  # choosing sidecar keys asks for the sidecar
+    if from_list and not paths and output is not None:
+        # an empty list (a Slurm array task past the end of files.txt, a find that matched nothing)
+        # is nothing to do, as with xargs -r or GNU parallel
+        log.note(f"no inputs in {'stdin' if from_list == '-' else from_list}: nothing to do")
+        return
     if skip_existing and update:
         raise UsageError("--skip-existing and --update exclude each other")
     if compression_level is not None:
         io.set_compression(level=compression_level)
+    per_input_folder = False
     if output is None:
         if len(paths) != 2:
             raise UsageError("give SRC DST, or SRC... -o DIR" if paths else "no input given (SRC DST, or SRC... -o DIR)")
         if name_template is not None:
             raise UsageError("--name applies with -o DIR")
-        tasks = [Task(paths[0], paths[1], series=series, label=paths[0])]
         out_fmt = format_for_output(paths[1], to)
+        tasks = [Task(paths[0], paths[1], series=series, label=paths[0])]
+        if out_fmt == "dicom" and to is None:
+            tasks[0].extra["implied_dicom"] = True  # DST/ alone says DICOM: the run says so
     else:
         if not paths:
             raise UsageError("no input given")
-        if to is None:
-            raise UsageError("with -o DIR, say the output format with --to FORMAT")
-        out_fmt = format_for_output(output, to)
-        tasks = plan(paths, output, name_template, to, series)
+        token, name_template = output_token(to, name_template)
+        out_fmt = output_choice(token)[0]
+        tasks = plan(paths, output, name_template, token, series)
+        per_input_folder = out_fmt in RASTER  # a 3D input becomes a folder of slices
     if template_path is not None:
         if out_fmt != "dicom":
             raise UsageError("--template applies to DICOM outputs (--to dicom)")
@@ -121,32 +136,33 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
 
     for task in tasks:
         task.force = force
-        if skip_existing and _exists(task.dst):
+        done = _slice_folder(task.dst) if per_input_folder else task.dst  # a 3D input's folder of slices
+        if skip_existing and _exists(done):
             task.skip = "destination exists"
-        elif update and _exists(task.dst):
-            if _mtime(task.src, newest=True) <= _mtime(task.dst, newest=False):
+        elif update and _exists(done):
+            if _mtime(task.src, newest=True) <= _mtime(done, newest=False):
                 task.skip = "destination is up to date"
             else:
                 task.force = True
         elif (skip_existing or update) and _partly_exists(task.dst):
             task.force = True  # an incomplete multi-file output (a .hdr without its .img) is redone
-    todo = [t for t in tasks if not t.skip]
-    if dry_run:
-        for t in tasks:
-            why = t.skip and f"skipped: {t.skip}" or (not os.path.lexists(t.src) and "input missing") or ""
-            click.echo(f"{t} -> {t.dst}" + (f"  ({why})" if why else ""))
-        return
-    skipped = len(tasks) - len(todo)
-    if skipped:
+    refused = [t for t in tasks if t.extra.get("refused") and not t.skip]  # series that lost a file
+    todo = [t for t in tasks if not t.skip and not t.extra.get("refused")]
+    skipped = sum(1 for t in tasks if t.skip)
+    if skipped and not dry_run:
         log.note(f"{skipped} of {len(tasks)} inputs skipped ({'up to date' if update else 'destination exists'})")
 
-    common = {"to": to, "dtype": dtype, "orient": orient, "slice_index": slice_index, "window_spec": window_spec}
+    common = {"to": out_fmt, "dtype": dtype, "orient": orient, "slice_index": slice_index, "window_spec": window_spec}
     if nifti2:
         common["nifti2"] = True
     if fill_gaps:
         common["fill_gaps"] = True
     if template_path is not None:
         common["template"] = template_path
+    if per_input_folder:
+        common["per_input_folder"] = True
+    if dry_run:
+        common["dry_run"] = True
     if jobs is None:
         jobs = batch.default_jobs(len(todo))
     if jobs > 1:
@@ -158,8 +174,80 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     def report(task, exc):
         log.warn(f"failed: {exc.message}", exc.path or str(task))
 
-    _, failures = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs, progress="convert")
-    batch.finish(failures, len(todo))
+    lost = _lost_files(paths) if output is not None and series is None else []
+    failures = _refusals(refused, todo) + lost
+    results, failed = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs,
+                                progress=None if dry_run else "convert")
+    if dry_run:  # the plan of what passed every check the run makes; what would fail is reported
+        planned = dict(results)  # task destination -> what the run would write
+        for t in tasks:
+            if t.skip:
+                click.echo(f"{t} -> {t.dst}  (skipped: {t.skip})")
+            elif t.extra.get("refused"):
+                click.echo(f"{t} -> {t.dst}  (refused: {t.extra['refused']})")
+            elif t.dst in planned:
+                click.echo(f"{t} -> {planned[t.dst]}")
+    batch.finish(failures + failed, len(todo) + len(failures))
+
+
+def _lost_files(paths):
+    """(label, error) of the damaged files of directory inputs that no series claims (reported by the
+    scan already): a part of the directory that failed."""
+    try:
+        from .. import dicom
+    except ImportError:
+        return []
+    from ..errors import MedconvError
+
+    out = []
+    for src in paths:
+        if not os.path.isdir(src):
+            continue
+        try:
+            out += [(f"{src} [{name}]", exc) for name, exc in dicom.unplaced_damage(src)]
+        except MedconvError:
+            continue  # the conversion itself reports what is wrong with this input
+    return out
+
+
+def _refusals(refused, todo):
+    """(task, error) of the series of a directory refused at planning (a file of theirs is damaged):
+    reported and counted as failed while the other series are converted; alone, they are the error."""
+    from .. import log
+    from ..errors import CorruptInput
+
+    out = [(t, CorruptInput(t.extra["refused"], t.src)) for t in refused]
+    if out and not todo:
+        if len(out) == 1:
+            raise out[0][1]
+        raise CorruptInput(f"no series here can be converted ({len(out)} series refused; first: "
+                           f"{out[0][1].message})", refused[0].src)
+    for task, exc in out:
+        log.warn(f"failed: {exc.message}", str(task))
+    return out
+
+
+def output_token(to, name_template):
+    """What -o DIR writes: --to, else an extension ending --name, else NIfTI-1 .nii.gz.
+
+    Returns (the --to token, the template without its extension). An extension in --name names
+    the file exactly; with --to as well, both must mean the same format.
+    """
+    from ..errors import UsageError
+    from ..formats import extension_in_name, output_choice
+
+    if name_template is not None:
+        stripped, token = extension_in_name(name_template)
+        if token is not None:
+            if to is not None and output_choice(to)[0] != output_choice(token)[0]:
+                raise UsageError(f"--name ends in .{token} but --to {to} writes {output_choice(to)[0]}; "
+                                 "drop one of them")
+            return token, stripped
+    return (to if to is not None else DEFAULT_OUTPUT), name_template
+
+
+#: what -o DIR writes when neither --to nor --name says: NIfTI-1 .nii.gz, as dcm2niix does
+DEFAULT_OUTPUT = "nii.gz"
 
 
 def sidecar_choice(add, drop, only) -> dict | None:
@@ -231,8 +319,9 @@ def plan(paths, outdir, template, to, series) -> list:
         names.append(naming.render_name(tmpl, naming.fields_for(src, index, meta)))
     labels = [src if sel is None or sel == series else f"{src} [series {sel}]" for src, _, sel, _ in entries]
     names = naming.unique_names(names, labels)
-    return [Task(src, naming.destination(outdir, name, to), series=sel, label=label)
-            for (src, _, sel, _), name, label in zip(entries, names, labels)]
+    return [Task(src, naming.destination(outdir, name, to), series=sel, label=label,
+                 extra={"refused": meta["refused"]} if meta and meta.get("refused") else {})
+            for (src, meta, sel, _), name, label in zip(entries, names, labels)]
 
 
 def _series_of(path):
@@ -259,6 +348,12 @@ def _metadata_of(src, series):
         return read(src, header_only=True, **({"series": series} if series is not None else {})).metadata
     except MedconvError:
         return None
+
+
+def _slice_folder(dst: str) -> str:
+    """out/NAME.png, or the folder out/NAME/ a 3D input wrote its slices into when that is there."""
+    folder = os.path.splitext(dst)[0] + os.sep
+    return folder if not os.path.lexists(dst) and os.path.isdir(folder) else dst
 
 
 def _exists(dst: str) -> bool:
@@ -325,9 +420,13 @@ def sidecar_path(dst: str) -> str:
     return (root if ext else base) + ".json"
 
 
-def convert_task(common: dict, sidecar: bool, strict: bool, task: Task) -> list:
-    """Convert one task (runs in a worker with -j): one library call, sidecar included."""
+def convert_task(common: dict, sidecar: bool, strict: bool, task: Task):
+    """Convert one task (runs in a worker with -j): one library call, sidecar included. With
+    `dry_run` in `common`, every check of the run and no write: the planned destination."""
     from ..convert import convert
 
-    return convert(task.src, task.dst, force=task.force, series=task.series, strict=strict,
+    if task.extra.get("implied_dicom"):
+        common = {**common, "say_dicom": True}
+    done = convert(task.src, task.dst, force=task.force, series=task.series, strict=strict,
                    sidecar_path=sidecar_path(task.dst) if sidecar else None, **common)
+    return (task.dst, done) if common.get("dry_run") else done

@@ -1,6 +1,8 @@
 """medconv info: a short summary of each image."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from . import options
@@ -49,10 +51,96 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
 
     results, failures = batch.run(paths, one, keep_going=keep_going, on_error=report, jobs=jobs, progress="info")
     records = [r for recs in results for r in recs]
+    failures += _series_failures(records)  # a series of a directory that cannot be read: its own row
+    records = [r for r in records if "error" not in r]
     columns = [f for f in inspect.INFO_FIELDS if any(f in r for r in records)]
     if len(records) > 1 and not as_json and not get_fields:
         columns = [c for c in columns if c not in ("affine", "scaling", "series_uid", "value_kind", "ndim")]
+    if not as_json and not get_fields:  # the table: compact cells; --json and --get keep the values
+        records = [display(r) for r in records]
+        columns = [c for c in columns if c not in ("time_unit", "orientation_assumed", "folder")]
     # a known field an input lacks (modality of a NIfTI file next to DICOM series) prints empty
     render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
                   many=len(paths) > 1 or len(records) > 1, lookup=lambda record, field: record.get(field))
-    batch.finish(failures, len(paths))
+    batch.finish(failures, len(records) + len(failures))
+
+
+#: transfer syntaxes by a short name (the table; --json keeps the UID)
+TRANSFER_SYNTAXES = {
+    "1.2.840.10008.1.2": "Implicit VR LE",
+    "1.2.840.10008.1.2.1": "Explicit VR LE",
+    "1.2.840.10008.1.2.1.99": "Deflated Explicit VR LE",
+    "1.2.840.10008.1.2.2": "Explicit VR BE",
+    "1.2.840.10008.1.2.4.50": "JPEG Baseline",
+    "1.2.840.10008.1.2.4.51": "JPEG Extended",
+    "1.2.840.10008.1.2.4.57": "JPEG Lossless",
+    "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1",
+    "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless",
+    "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless",
+    "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless",
+    "1.2.840.10008.1.2.4.91": "JPEG 2000",
+    "1.2.840.10008.1.2.4.201": "HTJ2K Lossless",
+    "1.2.840.10008.1.2.4.202": "HTJ2K Lossless RPCL",
+    "1.2.840.10008.1.2.4.203": "HTJ2K",
+    "1.2.840.10008.1.2.5": "RLE Lossless",
+}
+_TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}
+
+
+def short_uid(uid: str, keep: int = 6) -> str:
+    """A UID cut to its root and its last digits (the table only: --json prints it whole)."""
+    uid = str(uid)
+    if len(uid) <= 2 * keep + 6:
+        return uid
+    return f"{uid[:keep + 2].rstrip('.')}...{uid[-keep:]}"
+
+
+def _number(value) -> str:
+    text = format(float(value), ".6g")
+    if "e" in text and abs(float(value)) < 1e12:  # 2000000, not 2e+06
+        text = format(float(value), ".6f").rstrip("0").rstrip(".")
+    return text
+
+
+def display(record: dict) -> dict:
+    """A record with the compact cells of the table: shape 512x512x200, spacing with units, the
+    transfer syntax by name, shortened UIDs, a DICOM series' own folder below its argument."""
+    out = dict(record)
+    if isinstance(record.get("shape"), (list, tuple)):
+        out["shape"] = "x".join(str(n) for n in record["shape"])
+    spacing = record.get("spacing")
+    if isinstance(spacing, (list, tuple)) and spacing:
+        text = "x".join(_number(v) for v in spacing[:3]) + " mm"
+        unit = record.get("time_unit") or "s"
+        for step in spacing[3:]:
+            text += f", {_number(float(step) * _TIME_UNITS.get(unit, 1.0))} {unit}"
+        out["spacing"] = text
+    ts = record.get("transfer_syntax")
+    if ts:
+        out["transfer_syntax"] = TRANSFER_SYNTAXES.get(str(ts), short_uid(ts))
+    for key in ("series_uid", "selector"):  # a selector is a series UID when series numbers clash
+        if record.get(key):
+            out[key] = short_uid(record[key])
+    folder = record.get("folder")
+    if folder and folder != ".":
+        out["path"] = os.path.join(str(record["path"]), folder)
+    out.pop("folder", None)
+    if out.pop("orientation_assumed", None):
+        out["orientation"] = f"{record.get('orientation')} (assumed)"
+    return out
+
+
+def _series_failures(records):
+    """(label, error) of the records of series that could not be read, each reported once."""
+    from .. import log
+    from ..errors import MedconvError
+
+    out = []
+    for r in records:
+        if "error" in r:
+            label = f"{r['path']} [{r['file']}]" if "file" in r else f"{r['path']} [series {r['selector']}]"
+            log.warn(f"skipped: {r['error']}", label)
+            exc = MedconvError(r["error"], r["path"])
+            exc.exit_code = r.get("exit_code", 3)
+            out.append((label, exc))
+    return out

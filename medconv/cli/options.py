@@ -24,10 +24,20 @@ from_list = click.option("--from-list", "from_list", type=click.Path(allow_dash=
                          help="Read more input paths from FILE, one per line ('-' for stdin; blank lines and lines "
                               "starting with # are skipped).")
 output_dir = click.option("-o", "--output", "output", type=click.Path(), metavar="DIR",
-                          help="Write outputs into DIR (many inputs).")
-to = click.option("--to", "to", metavar="FORMAT",
-                  help="Output format (nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, png, jpeg, tiff, bmp, "
-                       "dicom) when the extension does not say it.")
+                          help="Write outputs into DIR (many inputs; NIfTI-1 .nii.gz unless --to says otherwise).")
+
+
+def _complete_to(ctx, param, incomplete):
+    from ..formats import TO_CHOICES
+
+    return [c for c in TO_CHOICES if c.startswith(incomplete.lower().lstrip("."))]
+
+
+to = click.option("--to", "to", metavar="FORMAT|EXT", shell_complete=_complete_to,
+                  help="Output format: a format name with its default file (nifti1 and nifti2 .nii.gz, analyze "
+                       ".hdr, metaimage .mha, minc .mnc, jpeg .jpg, tiff .tif, dicom: a series folder), or "
+                       "exactly the file an extension names (nii, nii.gz, hdr, img, mhd, mha, nrrd, nhdr, mgh, mgz, "
+                       "mnc, png, jpg, tif, bmp, dcm).")
 series = click.option("--series", "series", metavar="NUMBER|UID",
                       help="Choose one DICOM series of a directory by series number or SeriesInstanceUID.")
 jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",

@@ -123,6 +123,10 @@ def _short(value) -> str:
     return str(value)
 
 
+#: table columns holding free text, folded when the terminal is narrow (the others stay whole)
+_FREE_TEXT = ("path", "series_description", "description", "label", "name", "extensions")
+
+
 def print_records(records, columns, title=None) -> None:
     """Key/value blocks for one record, a table for several; rich on a terminal, plain on a pipe."""
     if stdout_is_terminal():
@@ -138,11 +142,18 @@ def print_records(records, columns, title=None) -> None:
                 if key in records[0]:
                     table.add_row(key, cell(records[0][key]))
         else:
-            table = Table(title=title)
+            # compact: no borders, a two-line header (series\nnumber); when the terminal holds the
+            # table's natural width, short cells stay whole and only free text may fold
+            rows = [[cell(r.get(k)) for k in columns] for r in records]
+            natural = sum(max([max(len(w) for w in k.split("_"))] + [len(line) for row in rows
+                                                                       for line in row[i].splitlines()])
+                          for i, k in enumerate(columns)) + 2 * (len(columns) - 1)
+            whole = natural <= console.width
+            table = Table(title=title, box=None, pad_edge=False, show_edge=False, header_style="bold underline")
             for key in columns:
-                table.add_column(key, overflow="fold")
-            for r in records:
-                table.add_row(*(cell(r.get(k)) for k in columns))
+                table.add_column(key.replace("_", "\n"), overflow="fold", no_wrap=whole and key not in _FREE_TEXT)
+            for row in rows:
+                table.add_row(*row)
         console.print(table)
         return
     if len(records) == 1:

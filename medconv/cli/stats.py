@@ -84,14 +84,12 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     (`medconv stats --labels seg.nii.gz`) the rows give the label volumes and centroids.
     A label map holds integers: fractional, NaN or infinite values are an error (exit 3).
 
-    \b
     Empty selections are results, not errors (exit 0): a mask with no non-zero voxel
     gives a row with count 0, nonzero 0, sum 0, volumes 0 and null (empty in --tsv)
     min/max/mean/std/median/percentiles. A label map with no label value (all
     background, or none inside the mask) gives no rows: --json prints [], --tsv its
     header row only, and stderr notes "no label values in LABELMAP".
 
-    \b
     Memory: the volume is read in slabs; an uncompressed .nii is memory-mapped and a
     .nii.gz is inflated slab by slab as it is read (for 8/16-bit integer data, and for
     any data with --no-percentiles; otherwise it is inflated into memory once), so
@@ -100,7 +98,6 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
     16-bit data); for floating-point data (or integers spanning more than 2**24
     values) the selected values are kept in memory once. --no-percentiles avoids that.
 
-    \b
     --json prints an object for one input and a list for several inputs, for
     4D/colour rows and always for label rows.
 

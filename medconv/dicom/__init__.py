@@ -28,13 +28,45 @@ def _quiet(func):
     return wrapper
 
 
-@_quiet
-def list_series(path) -> list:
-    """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector)."""
+def _all_series(path, with_unplaced=False):
+    """The series under `path`; a series that lost a file to damage is listed too (and refused when read).
+    With `with_unplaced`, also the damaged files no series claims: (series, [Skip])."""
     from .assemble import group
+    from .damage import attach, unplaced, without_copies
     from .scan import scan
 
-    return [s.as_dict() for s in group(scan(os.fspath(path)))]
+    frames = without_copies(scan(path))
+    series = attach(group(frames), frames)
+    return (series, unplaced(frames, series)) if with_unplaced else series
+
+
+@_quiet
+def unplaced_damage(path) -> list:
+    """Errors for the damaged files of a directory that no series claims (a part of it that failed)."""
+    from .damage import unplaced_error
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return []
+    _, lost = _all_series(path, with_unplaced=True)
+    return [(k.path, unplaced_error(k, path)) for k in lost]
+
+
+@_quiet
+def list_series(path) -> list:
+    """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector);
+    `refused` says why a series that lost a file to damage cannot be read."""
+    from .damage import refusal
+
+    path = os.fspath(path)
+    out = []
+    for s in _all_series(path):
+        d = s.as_dict()
+        exc = refusal(s, path)
+        if exc is not None:
+            d["refused"] = exc.message
+        out.append(d)
+    return out
 
 
 def _choose(all_series, path, series):
@@ -81,11 +113,8 @@ def _refuse_mixed_sizes(all_series, path):
 
 
 def select(path, series=None):
-    from .assemble import group
-    from .scan import scan
-
     path = os.fspath(path)
-    return _choose(group(scan(path)), path, series)
+    return _choose(_all_series(path), path, series)
 
 
 def _first_value(ds, keyword):
@@ -117,12 +146,14 @@ def _guarded_load(path, func, *args, **kwargs):
 def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     """Assemble one Series into a Volume (pixels loaded lazily with header_only)."""
     from ..volume import Volume
-    from . import gradients, pixels, sidecar
+    from . import damage, gradients, mosaic, pixels, sidecar
     from .assemble import layout
 
+    damage.check(s, path)  # a series that lost a file is refused on its own
     f0 = s.frames[0]
     pixels.check_decodable(f0)
-    if "MOSAIC" in f0.image_type and f0.index is None:
+
+    if mosaic.kind(f0):
         return _mosaic_volume(s, path, header_only)
     by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path, gaps=gaps)
     diffusion = gradients.from_frames(by_t=by_t) if s.modality == "MR" else None
@@ -166,63 +197,29 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     return Volume(data=loader(), **common)
 
 
-def _mosaic_slice_timing(wrapper, n_tiles):
-    """Slice times (s) of a mosaic from the CSA image header's MosaicRefAcqTimes (ms), as dcm2niix."""
-    try:
-        from nibabel.nicom import csareader
-
-        times = csareader.get_vector(wrapper.csa_header, "MosaicRefAcqTimes", n_tiles)
-        if times is None:
-            return None
-        return [round(float(t) / 1000.0, 6) for t in times]
-    except Exception:  # no or odd CSA header: the sidecar simply has no SliceTiming
-        return None
-
-
 def _mosaic_volume(s, path, header_only):
-    """Siemens mosaic files (one volume per file, tiles in one image) -> 3D/4D volume."""
-    import math
-
-    from .. import geometry
-    from ..errors import CorruptInput
+    """Mosaic files (Siemens MOSAIC, UIH VFRAME: one volume per file, tiles in one image) -> 3D/4D volume."""
     from ..volume import Volume
-    from . import gradients, pixels, sidecar
+    from . import gradients, mosaic, pixels, sidecar
     from .assemble import _order_key
 
+    # one file per volume, in NIfTI volume order: files[t].ds is volume t's data set (per-volume
+    # sidecar values such as b-values and gradients come from there)
     files = sorted(s.frames, key=_order_key)
     f0 = files[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental
-        from nibabel.nicom import dicomwrappers
-
-        try:
-            w = dicomwrappers.wrapper_from_data(f0.ds)
-            n_tiles = int(w.n_mosaic)
-            origin = np.asarray(w.image_position, dtype=float)
-            normal = np.asarray(w.slice_normal, dtype=float)
-            step = float(w.voxel_sizes[2])
-        except Exception as exc:
-            raise CorruptInput(f"Siemens mosaic without a usable CSA header ({exc})", f0.path) from None
-        timing = _mosaic_slice_timing(w, n_tiles)
-    per_side = math.ceil(math.sqrt(n_tiles))
-    tr, tc = f0.rows // per_side, f0.columns // per_side
-    if tr < 1 or tc < 1:
-        raise CorruptInput(f"mosaic of {f0.rows}x{f0.columns} cannot hold {n_tiles} tiles", f0.path)
-    row, col = np.array(f0.iop[:3]), np.array(f0.iop[3:])
-    ps = f0.pixel_spacing or [1.0, 1.0]
-    aff = np.eye(4)
-    aff[:3, 0], aff[:3, 1], aff[:3, 2], aff[:3, 3] = row * ps[1], col * ps[0], normal * step, origin
-    affine = geometry.lps_to_ras(aff)
+    lay = mosaic.layout(f0)
+    mosaic.check_files(files, lay)
+    affine = mosaic.affine(f0, lay)
     nt = len(files)
     dtype = pixels.stored_dtype(f0)
-    shape = (tc, tr, n_tiles) + ((nt,) if nt > 1 else ())
+    scales = {(f.slope, f.intercept) for f in files}
+    real_float = len(scales) > 1
+    shape = (lay.tile_cols, lay.tile_rows, lay.n_tiles) + ((nt,) if nt > 1 else ())
 
     def loader():
-        raw = _guarded_load(path, pixels.load, [files], len(files), 1, dtype)  # [col, row, file]
-        out = np.empty((tc, tr, n_tiles, nt), dtype=raw.dtype)
-        for k in range(n_tiles):
-            r, c = divmod(k, per_side)
-            out[:, :, k, :] = raw[c * tc:(c + 1) * tc, r * tr:(r + 1) * tr, :]
+        raw = _guarded_load(path, pixels.load, [files], len(files), 1, dtype,
+                            real_float=real_float)  # [col, row, file]
+        out = mosaic.demosaic(raw, lay, f0.columns)
         return out if nt > 1 else out[..., 0]
 
     tr_s = _first_value(f0.ds, "RepetitionTime")
@@ -232,15 +229,18 @@ def _mosaic_volume(s, path, header_only):
         "transfer_syntax": f0.transfer_syntax, "photometric": f0.photometric,
         "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
         "size_bytes": s.size_bytes,
-        "sidecar": sidecar.build(datasets=[f.ds for f in files], grid=(tc, tr), slice_times=timing),
+        "sidecar": sidecar.build(datasets=[f.ds for f in files], grid=(lay.tile_cols, lay.tile_rows),
+                                 slice_times=lay.timing),
     }
     diffusion = gradients.from_frames(datasets=[f.ds for f in files])
     if diffusion:
         meta["diffusion"] = diffusion
-    common = {"affine": affine, "scaling": (f0.slope, f0.intercept), "metadata": meta, "header": f0.ds,
-              "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom", "path": path}
+    common = {"affine": affine, "scaling": None if real_float else (f0.slope, f0.intercept), "metadata": meta,
+              "header": f0.ds, "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom",
+              "path": path}
+    stored = np.dtype(np.float32) if real_float else dtype
     if header_only:
-        return Volume(loader=loader, stored_shape=shape, stored_dtype=dtype, **common)
+        return Volume(loader=loader, stored_shape=shape, stored_dtype=stored, **common)
     return Volume(data=loader(), **common)
 
 
@@ -257,23 +257,63 @@ def read(path, fmt="dicom", header_only=False, series=None, strict=False, fill_g
 
 @_quiet
 def info_records(path, series=None) -> list:
-    """`info` records, one per series (headers only; pixels are never decoded)."""
+    """`info` records, one per series (headers only; pixels are never decoded).
+
+    Of several series, one that cannot be read (a file of it damaged, slices that cannot be stacked)
+    gives a record holding only `path`, `selector`, `error` (why) and `exit_code`, and so does (with
+    `file` instead of `selector`) a damaged file no series claims; when no series can be read, the
+    error is raised.
+    """
+    from ..errors import MedconvError
     from ..inspect import volume_record
-    from .assemble import group
-    from .scan import scan
+    from .damage import unplaced_error
 
     path = os.fspath(path)
-    all_series = group(scan(path))
+    all_series, lost = _all_series(path, with_unplaced=True)
+    # a damaged file no series claims is a part of the directory that failed (not when one is chosen)
+    lost = [] if series is not None else [
+        {"path": path, "file": k.path, "error": unplaced_error(k, path).message, "exit_code": 3} for k in lost]
     if series is not None:
         all_series = [_choose(all_series, path, series)]
-    records = []
-    for s in all_series:
+    if len(all_series) == 1 and not lost:
+        s = all_series[0]
         vol = build_volume(s, path, header_only=True, gaps="warn")
         rec = volume_record(vol, path, size_bytes=s.size_bytes)
+        _table_fields(rec, s, path)
+        if series is not None:
+            rec["selector"] = s.selector
+        return [rec]
+    records, failed = [], []
+    for s in all_series:  # one series that cannot be read never hides the others
+        try:
+            vol = build_volume(s, path, header_only=True, gaps="warn")
+        except MedconvError as exc:
+            failed.append(exc)
+            records.append({"path": path, "selector": s.selector, "error": exc.message,
+                            "exit_code": exc.exit_code})
+            continue
+        rec = volume_record(vol, path, size_bytes=s.size_bytes)
+        _table_fields(rec, s, path)
         if len(all_series) > 1 or series is not None:
             rec["selector"] = s.selector
         records.append(rec)
-    return records
+    if len(failed) == len(all_series):
+        if len(failed) == 1:
+            raise failed[0]
+        raise failed[0].__class__(f"no series here can be read ({len(failed)} series; first: {failed[0].message})",
+                                  path)
+    return records + lost
+
+
+def _table_fields(rec, s, path):
+    """DICOM's time unit and the series' own folder, relative to the directory given."""
+    if "time_unit" in rec:
+        rec["time_unit"] = "ms"  # DICOM gives repetition and trigger times in milliseconds
+    if os.path.isdir(path):
+        try:
+            rec["folder"] = os.path.relpath(os.path.commonpath([os.path.dirname(f) for f in s.files]), path)
+        except ValueError:
+            pass
 
 
 @_quiet

@@ -246,18 +246,23 @@ def scan(path: str) -> list:
     key = _tree_key(path, files)
     cached = _SCANS.get(key) if key is not None else None
     if cached is not None:
-        return list(cached)
-    frames = []
+        return type(cached)(cached, cached.skipped, cached.partial)
+    from . import damage
+
+    frames = damage.Frames()  # a damaged or non-image file is skipped and reported, never fatal
+    n_dicom = 0
     for f in files:
         if looks_like_dicom(f):
-            frames.extend(read_file(f))
-    if not frames:
-        raise InputError("no DICOM images found in this directory", path)
+            n_dicom += 1
+            damage.read(f, frames)
+    damage.summary(path, frames, n_dicom)
+    if not frames and not frames.partial:
+        raise damage.nothing_usable(path, frames, n_dicom)
     if len(_SCANS) >= 4:
         _SCANS.pop(next(iter(_SCANS)))
     if key is not None:
-        _SCANS[key] = tuple(frames)
-    return frames
+        _SCANS[key] = frames
+    return damage.Frames(frames, frames.skipped, frames.partial)
 
 
 #: directory scans of this process, keyed by every file's name, size and mtime: converting the

@@ -866,17 +866,9 @@ def _classic_timing(row):
     return [_number(round(t - t0, 5)) for t in times]
 
 
-def uih_slice_times(ds):
-    """Slice times (s) of a UIH mosaic (one data set per volume) from its per-slice items."""
-    try:
-        seq = private(full(ds), 0x0065, "Image Private Header", 0x51)
-        times = [_dt_seconds(item.get("AcquisitionTime")) for item in seq]
-    except Exception:
-        return None
-    if not times or any(t is None for t in times) or len(times) < 2:
-        return None
-    t0 = min(times)
-    return [_number(round(t - t0, 5)) for t in times]
+def _seconds(tm):
+    """Seconds of day of a DICOM TM value, or None."""
+    return _dt_seconds(tm)
 
 
 def rows_flipped(data: dict) -> dict:

@@ -83,12 +83,50 @@ def backend(name: str):
         raise MissingDependency(f"reading {name} needs the Python package {missing!r}: pip install {missing}") from None
 
 
+#: the file each format name writes by default (a DICOM series is a directory)
+DEFAULT_EXTENSIONS = {"nifti1": ".nii.gz", "nifti2": ".nii.gz", "analyze": ".hdr", "metaimage": ".mha",
+                      "nrrd": ".nrrd", "minc": ".mnc", "mgh": ".mgz", "png": ".png", "jpeg": ".jpg",
+                      "tiff": ".tif", "bmp": ".bmp", "dicom": "/"}
+#: every extension medconv writes, as --to takes it: the format, and exactly that file
+OUTPUT_EXTENSIONS = {
+    "nii": ("nifti1", ".nii"), "nii.gz": ("nifti1", ".nii.gz"), "hdr": ("nifti1", ".hdr"),
+    "img": ("nifti1", ".img"), "mhd": ("metaimage", ".mhd"), "mha": ("metaimage", ".mha"),
+    "nrrd": ("nrrd", ".nrrd"), "nhdr": ("nrrd", ".nhdr"), "mgh": ("mgh", ".mgh"), "mgz": ("mgh", ".mgz"),
+    "mnc": ("minc", ".mnc"), "png": ("png", ".png"), "jpg": ("jpeg", ".jpg"), "jpeg": ("jpeg", ".jpeg"),
+    "tif": ("tiff", ".tif"), "tiff": ("tiff", ".tiff"), "bmp": ("bmp", ".bmp"), "dcm": ("dicom", "/"),
+}
+#: what --to accepts (and completes): format names, then extensions
+TO_CHOICES = tuple(f.name for f in FORMATS if f.can_write) + ("nifti",) + tuple(
+    k for k in OUTPUT_EXTENSIONS if k not in BY_NAME)
+
+
+def output_choice(token: str) -> tuple:
+    """(format, extension) that --to TOKEN writes: an extension means exactly that file (`mgh` is
+    .mgh, `mgz` .mgz), a format name its default file (`nifti1` -> .nii.gz, `metaimage` -> .mha,
+    `jpeg` -> .jpg, `tiff` -> .tif, `dicom` -> a series folder)."""
+    key = token.lower().strip().lstrip(".")
+    if key in OUTPUT_EXTENSIONS and key not in ("jpeg", "tiff"):
+        return OUTPUT_EXTENSIONS[key]
+    if key in BY_NAME:
+        return key, DEFAULT_EXTENSIONS[key]
+    if key in ALIASES:
+        name = ALIASES[key]
+        return name, DEFAULT_EXTENSIONS[name]
+    raise UsageError(f"unknown output format {token!r}; choose a format ({', '.join(f.name for f in FORMATS)}) "
+                     f"or an extension ({', '.join(OUTPUT_EXTENSIONS)})")
+
+
+def extension_in_name(name: str):
+    """(name without it, token) when a name ends in an extension medconv writes, else (name, None)."""
+    low = name.lower()
+    for token in sorted(OUTPUT_EXTENSIONS, key=len, reverse=True):
+        if low.endswith("." + token) and len(name) > len(token) + 1:
+            return name[: -len(token) - 1], token
+    return name, None
+
+
 def resolve_format_name(name: str) -> str:
-    key = name.lower().lstrip(".")
-    key = ALIASES.get(key, key)
-    if key not in BY_NAME:
-        raise UsageError(f"unknown format {name!r}; choose from {', '.join(sorted(BY_NAME))}")
-    return key
+    return output_choice(name)[0]
 
 
 def format_for_output(path: str, to: str | None = None) -> str:
@@ -108,4 +146,5 @@ def format_for_output(path: str, to: str | None = None) -> str:
     raise UsageError(f"cannot tell the output format from {os.path.basename(path)!r}; use --to FORMAT")
 
 
-__all__ = ["RASTER", "backend", "detect", "format_for_output", "list_formats", "resolve_format_name"]
+__all__ = ["DEFAULT_EXTENSIONS", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend", "detect", "extension_in_name",
+           "format_for_output", "list_formats", "output_choice", "resolve_format_name"]

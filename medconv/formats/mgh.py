@@ -109,6 +109,8 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     tr = hdr.get("tr")
     time_step = tr / 1000.0 if (len(shape) > 3 and tr) else None
     metadata = {k: hdr[k] for k in ("tr", "te", "ti", "flip_angle") if hdr.get(k)}
+    if time_step is not None:
+        metadata["time_unit"] = "ms"  # MGH gives TR in milliseconds
 
     def loader():
         blob = cache.pop("blob", None) or io.read_bytes(path)

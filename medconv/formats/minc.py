@@ -112,7 +112,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
 
     vol = Volume(affine=affine, time_step=time_step, format="minc", path=path,
                  header={"dimorder": names, "version": 2 if type(img).__name__ == "Minc2Image" else 1},
-                 metadata={}, loader=loader, stored_shape=out_shape, stored_dtype=dtype)
+                 metadata={"stored_dtype": str(stored)}, loader=loader, stored_shape=out_shape, stored_dtype=dtype)
     if not header_only:
         vol.array  # noqa: B018 - fail in read() on damaged data
     return vol

@@ -384,6 +384,8 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
         units = 8 if kind == "analyze" else hdr["xyzt_units"] & 56  # Analyze has no unit field: seconds
         time_step = step * _TIME_TO_SECONDS.get(units, 1.0) if step else None
     metadata = {}
+    if time_step is not None:  # the unit the file states (info shows the step in it)
+        metadata["time_unit"] = {16: "ms", 24: "us"}.get(units, "s")
     if kind != "analyze":
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
     if not compressed:
@@ -656,8 +658,11 @@ def _header_bytes(volume: Volume, kind: str, vox_offset: int, path: str) -> byte
             fields["eol_check"] = (13, 10, 26, 10)  # detects text-mode transfer corruption
         fields["xyzt_units"] = 2 | 8
         if not volume.orientation_known:
+            # name the convention the reader applied: rasters are placed as ITK places them
+            convention = ("LPS, 1 mm pixels, as ITK reads 2D images" if volume.format in ("png", "jpeg", "tiff", "bmp")
+                          else "Analyze convention: x flipped")
             log.note(f"{os.path.basename(path)}: the source stored no orientation; writing the assumed one "
-                     "(Analyze convention, see `medconv info`) so every voxel keeps its position")
+                     f"({convention}; see `medconv info`) so every voxel keeps its position")
         b, c, d, qfac, zooms, origin = qform_parameters(aff)
         pixdim[0] = qfac
         pixdim[1:4] = list(zooms)

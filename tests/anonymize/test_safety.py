@@ -198,7 +198,7 @@ def test_existing_mapping_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_non_dicom_paths_kept_with_one_warning(tmp_path):
-    """Other formats keep their relative paths (the issue's layout); a name can identify, so the run
+    """Other formats keep their relative paths (the documented layout); a name can identify, so the run
     says so, once."""
     import nibabel as nib
     import numpy as np
@@ -213,9 +213,10 @@ def test_non_dicom_paths_kept_with_one_warning(tmp_path):
     assert r.err.count("keep their relative paths") == 1
 
 
-def test_progress_bar_on_a_terminal_only(tmp_path):
+def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
     from helpers import run_on_terminal
 
+    monkeypatch.setenv("MEDCONV_PROGRESS_DELAY", "0")  # a batch this short shows no bar by default
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):

@@ -1,4 +1,4 @@
-"""Global behaviour (SPEC section 3): help, version, exit codes, errors, lazy imports, colour."""
+"""Global behaviour (docs/cli.md): help, version, exit codes, errors, lazy imports, colour."""
 import json
 import os
 

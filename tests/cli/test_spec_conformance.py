@@ -1,5 +1,5 @@
-"""SPEC conformance found by the audit: exit codes under --debug, one-line usage errors, --get over
-mixed inputs, the KiTS recipe, integer MGH/MINC output, batch stop on failure, series hints, 2D
+"""Conformance to the command-line contract (docs/cli.md): exit codes under --debug, one-line
+usage errors, --get over mixed inputs, the KiTS recipe, integer MGH/MINC output, batch stop on failure, series hints, 2D
 orientation codes."""
 import os
 import re

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 
-import dcmgen
 import numpy as np
+
+import dcmgen
 
 #: an oblique plane (rotated about two axes), so voxel axes and patient axes differ
 OBLIQUE = (0.96592583, 0.0, 0.25881905, 0.06698730, 0.96592583, -0.25)

@@ -1,14 +1,10 @@
 """DICOM: the Instance Number order note, and parallel decode of compressed multi-frame files."""
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
 import dcmgen
-
 from helpers import run
 
 pytest.importorskip("pydicom")

@@ -6,10 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
 import dcmgen
-
 from helpers import assert_clean_error, run
 
 pytest.importorskip("pydicom")

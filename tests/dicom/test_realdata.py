@@ -59,10 +59,10 @@ def assert_same(a, b, atol_affine=1e-3):
 
 
 @pytest.mark.parametrize("n", range(1, 10))
-def test_dcm_qa_ts_matches_dcm2niix_reference(shared_testdata, tmp_path, n):
+def test_dcm_qa_ts_matches_dcm2niix_reference(dcm_qa_ts, tmp_path, n):
     """Nine transfer syntaxes of one Siemens mosaic, against dcm2niix's reference NIfTI."""
-    src = os.path.join(shared_testdata, "In", f"{n}.dcm")
-    assert_same(medconv_nii(src, tmp_path), nib.load(os.path.join(shared_testdata, "Ref", f"{n}.nii")))
+    src = os.path.join(dcm_qa_ts, "In", f"{n}.dcm")
+    assert_same(medconv_nii(src, tmp_path), nib.load(os.path.join(dcm_qa_ts, "Ref", f"{n}.nii")))
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "eCT_Supplemental.dcm", "693_J2KR.dcm"])
@@ -234,9 +234,7 @@ def test_rt_dose_frames_follow_grid_offsets(name):
 
 def test_bits_stored_below_allocated(tmp_path):
     """12-bit signed values with junk in the unused high bits: sign-extended, junk dropped."""
-    sys.path.insert(0, os.path.dirname(__file__))
     import dcmgen
-
     import medconv
 
     values = np.array([[-2048, -1, 0, 2047], [5, -5, 100, -100]], dtype=np.int16)

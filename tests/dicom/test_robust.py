@@ -1,15 +1,10 @@
 """Corrupted DICOM input: only medconv's typed errors escape, nothing is allocated on a header's word."""
-import os
 import random
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
 import dcmgen
-
 from helpers import assert_clean_error, pydicom_data, run
 
 

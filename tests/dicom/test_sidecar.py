@@ -7,14 +7,13 @@ import shutil
 import subprocess
 import sys
 
-import dcmgen
 import dwigen
 import numpy as np
 import pytest
 
-from helpers import SHARED_TESTDATA, run
+import dcmgen
+from helpers import run
 
-VENDOR = os.path.join(SHARED_TESTDATA, "vendor")
 DCM2NIIX = shutil.which("dcm2niix") or os.path.join(os.path.dirname(sys.executable), "dcm2niix")
 #: dcm2niix keys medconv leaves out or writes differently on purpose (see docs/sidecar.md)
 NOT_COMPARED = {"ConversionSoftware", "ConversionSoftwareVersion", "BidsGuess", "PulseSequenceType", "MatrixCoilMode",
@@ -49,12 +48,10 @@ def _one_sidecar(src, tmp_path, *args):
     ("dcm_qa_fmap/In/Siemens/4_gre_field_ph", "dcm_qa_fmap/Ref/Si_4_gre_field_ph_e2_ph.json"),
     ("dcm_qa_enh/In/Siemens/XA10", "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6.json"),
 ])
-def test_real_siemens_sidecars_equal_dcm2niix_references(tmp_path, series, ref):
-    src = os.path.join(VENDOR, series)
-    if not os.path.isdir(src):
-        pytest.skip("../shared/testdata/vendor is not beside this checkout")
+def test_real_siemens_sidecars_equal_dcm2niix_references(tmp_path, vendor_testdata, series, ref):
+    src = os.path.join(vendor_testdata, series)
     ours = _one_sidecar(src, tmp_path)
-    with open(os.path.join(VENDOR, ref)) as fh:
+    with open(os.path.join(vendor_testdata, ref)) as fh:
         expected = json.load(fh)
     assert _differences(expected, ours) == {}
 

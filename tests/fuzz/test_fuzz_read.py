@@ -14,7 +14,6 @@ import gzip
 import importlib.util
 import os
 import resource
-import sys
 import tempfile
 
 import numpy as np
@@ -27,8 +26,6 @@ from hypothesis import strategies as st
 import medconv
 from helpers import make_volume, run
 from medconv.errors import MedconvError
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "dicom"))
 
 EXAMPLES = int(os.environ.get("MEDCONV_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
