@@ -466,6 +466,16 @@ _PARTS = {"M": "MAGNITUDE", "MAGNITUDE": "MAGNITUDE", "P": "PHASE", "PHASE": "PH
 _GE_PARTS = {0: "MAGNITUDE", 1: "PHASE", 2: "REAL", 3: "IMAGINARY"}
 
 
+def part_of_suffix(suffix):
+    """The ImageType part of a split output from the name part dcm2niix gives it (`_e2_ph` -> PHASE,
+    `_real`, `_imaginary`, `_fieldmaphz`), or None (magnitude, an echo, no split)."""
+    words = str(suffix or "").lower().split("_")
+    for word, part in (("fieldmaphz", "FIELDMAPHZ"), ("ph", "PHASE"), ("real", "REAL"), ("imaginary", "IMAGINARY")):
+        if word in words:
+            return part
+    return None
+
+
 def _part(look, base):
     """MAGNITUDE/PHASE/REAL/IMAGINARY/FIELDMAPHZ of the frame, or None when nothing says."""
     from .gradients import _item, _value

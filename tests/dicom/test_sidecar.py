@@ -178,3 +178,10 @@ def test_keys_table_is_complete_and_unique():
     doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "sidecar.md"), encoding="utf-8").read()
     missing = [k for k in sidecar.KEYS if f"`{k}`" not in doc]
     assert missing == []  # every key the sidecar may hold is documented
+
+
+def test_part_of_a_split_output_from_its_name_part():
+    from medconv.dicom.sidecar import part_of_suffix
+
+    assert [part_of_suffix(x) for x in ("_e2_ph", "_real", "_imaginary", "_e1_fieldmaphz", "_e1", "", None)] == [
+        "PHASE", "REAL", "IMAGINARY", "FIELDMAPHZ", None, None, None]
