@@ -30,6 +30,8 @@ import numpy as np
 
 #: b-values up to this are b=0 volumes (no diffusion weighting); their vector is zero
 B0_MAX = 0.0
+#: series with more volumes than this are sampled first (see volume_entries)
+SAMPLE_ABOVE = 8
 #: GE adds this to the b-value of (0043,1039) in multi-b and synthetic series
 GE_BIAS = 1_000_000_000
 
@@ -368,9 +370,22 @@ def volume_entries(by_t=None, datasets=None):
             if out[-1] is None:
                 break
         return out
-    for row in by_t or []:
+    rows = list(by_t or [])
+
+    def entry(row):
         f = next((f for f in row if f is not None), None)
-        out.append(None if f is None else frame_entry(f.ds, f.index))
+        return None if f is None else frame_entry(f.ds, f.index)
+
+    if len(rows) > SAMPLE_ABOVE:
+        # a long series (fMRI) whose vendor keeps a b-value of 0 in every file: a few volumes spread
+        # over it tell, before every file's full header is read (diffusion series weight most volumes)
+        picks = sorted({0, 1, len(rows) // 4, len(rows) // 2, 3 * len(rows) // 4, len(rows) - 1})
+        sample = [entry(rows[t]) for t in picks]
+        if any(e is None for e in sample) or not any(e.b > B0_MAX or (e.vector is not None and np.any(e.vector))
+                                                     for e in sample):
+            return [None]
+    for row in rows:
+        out.append(entry(row))
         if out[-1] is None:
             break  # a volume without diffusion information: no table (the other files stay unread)
     return out

@@ -326,3 +326,23 @@ def test_non_diffusion_mr_gets_no_gradient_files(tmp_path):
     dcmgen.make_series(src, modality="MR")
     assert run("convert", src, tmp_path / "t1.nii").code == 0
     assert not (tmp_path / "t1.bval").exists() and not (tmp_path / "t1.bvec").exists()
+
+
+def test_long_series_with_zero_b_everywhere_reads_few_headers(tmp_path, monkeypatch):
+    """A GE fMRI run keeps b=0 in every file: a few volumes tell it is no diffusion series."""
+    from medconv.dicom import gradients
+
+    scheme = [(0.0, (0.0, 0.0, 0.0))] * 20
+    src = dwigen.write_series(str(tmp_path / "in"), "ge", scheme=scheme, shape=(4, 4, 1))
+    calls = []
+    real = gradients.frame_entry
+    monkeypatch.setattr(gradients, "frame_entry", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert run("convert", src, tmp_path / "f.nii").code == 0
+    assert not (tmp_path / "f.bval").exists() and len(calls) <= 6
+    # a long diffusion series is still found, every volume read
+    calls.clear()
+    scheme = [(0.0, (0.0, 0.0, 0.0))] + [(1000.0, g) for _, g in dwigen.SCHEME[1:]] * 4
+    src = dwigen.write_series(str(tmp_path / "dwi"), "ge", scheme=scheme, shape=(4, 4, 1))
+    assert run("convert", src, tmp_path / "d.nii").code == 0
+    bval, _ = _read(tmp_path / "d")
+    assert bval.size == len(scheme) and list(bval[:2]) == [0, 1000]
