@@ -49,7 +49,8 @@ class Task:
                    "extension at the end ('{stem}.nii') chooses the output file when --to is absent.")
 @options.series
 @click.option("--sidecar", is_flag=True,
-              help="Also write a JSON sidecar of acquisition metadata (BIDS keys) beside each output.")
+              help="Also write a JSON sidecar of acquisition metadata (dcm2niix's BIDS keys) beside each output. "
+                   "DICOM diffusion series written as NIfTI always get .bval/.bvec.")
 @click.option("--sidecar-add", "sidecar_add", multiple=True, metavar="KEYWORD|gggg,eeee",
               help="Also put this DICOM element in the sidecar (repeatable; private ones under their tag).")
 @click.option("--sidecar-drop", "sidecar_drop", multiple=True, metavar="KEY",
