@@ -184,6 +184,8 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse"):
     if diffusion:
         meta["diffusion"] = diffusion
     meta["sidecar"] = sidecar.build(ds, by_t=by_t, affine=affine)
+    if sidecar.is_partial(ds):  # the fast path read no full header: convert --sidecar completes it
+        meta["sidecar_complete"] = functools.partial(sidecar.build, ds, by_t=by_t, affine=affine, complete=True)
 
     def loader():
         return _guarded_load(path, pixels.load, by_t, nz, nt, dtype, real_float=real_float)

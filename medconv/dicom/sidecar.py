@@ -34,7 +34,7 @@ KEYS = (
     "ParallelReductionFactorInPlane", "ParallelAcquisitionTechnique", "ParallelReductionFactorOutOfPlane", "WaterFatShift",
     "EffectiveEchoSpacing", "DerivedVendorReportedEchoSpacing", "AcquisitionDuration",
     "NumberOfKSpaceTrajectories", "TotalReadoutTime", "PixelBandwidth", "DwellTime", "PhaseEncodingDirection",
-    "PhaseEncodingAxis", "PhaseEncodingDirectionDisplayed", "SliceTiming", "KVP", "XRayExposure",
+    "PhaseEncodingAxis", "PhaseEncodingDirectionDisplayed", "SliceTiming", "KVP", "ExposureTime", "XRayTubeCurrent", "XRayExposure",
     "ConvolutionKernel", "ImageOrientationPatientDICOM", "ImageOrientationText", "InPlanePhaseEncodingDirectionDICOM",
     "ConversionSoftware", "ConversionSoftwareVersion",
 )
@@ -93,6 +93,8 @@ FIELDS = (
     ("NumberOfKSpaceTrajectories", "NumberOfKSpaceTrajectories", "int"),
     ("PixelBandwidth", "PixelBandwidth", "num"),
     ("KVP", "KVP", "num"),
+    ("ExposureTime", "ExposureTime", "ms"),
+    ("XRayTubeCurrent", "XRayTubeCurrent", "num"),
     ("XRayExposure", "Exposure", "num"),
     ("ConvolutionKernel", "ConvolutionKernel", "joined"),
 )
@@ -219,11 +221,11 @@ class Lookup:
     """Attributes of one frame: its per-frame functional group item, the shared one, then the
     top-level data set (the first that holds the keyword wins)."""
 
-    def __init__(self, ds, index=None):
+    def __init__(self, ds, index=None, complete=False):
         light = ds is not None and getattr(ds, "is_light", False)
         # a light (fast-path) data set answers its known keywords without pydicom; the full header
-        # (private and vendor elements) is read for MR, where the sidecar needs it
-        self.known_only = light and str(ds.get_known("Modality") or "").upper() != "MR"
+        # is read for MR, where vendor elements matter, and when the complete sidecar is asked for
+        self.known_only = light and not complete and str(ds.get_known("Modality") or "").upper() != "MR"
         self.ds = ds if self.known_only else full(ds)
         self.index = index
         self.per, self.shared = frame_groups(self.ds, index)
@@ -372,7 +374,7 @@ def _xa_private(look, element):
 
 # -- building -----------------------------------------------------------------------------
 def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=None, slice_times=None,
-          part=None) -> dict:
+          part=None, complete=False) -> dict:
     """The sidecar dict of one output.
 
     `by_t`: the output's frames in NIfTI order (volumes, then slices); `ds`/`frames` is the older
@@ -381,6 +383,8 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     mosaic). `slice_times`: slice times (s) the caller already knows (a mosaic's CSA header).
     `part`: what the output holds when the caller split it (MAGNITUDE, PHASE, REAL, IMAGINARY,
     FIELDMAPHZ), appended to ImageType as dcm2niix does; found from the frame when not given.
+    A non-MR series read on the fast path gets the keys its light header knows, unless `complete`
+    (see :func:`is_partial`: convert asks for the complete sidecar when it writes one).
     """
     first = None
     if by_t:
@@ -388,11 +392,11 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     elif frames:
         first = frames[0]
     if first is not None:
-        look = Lookup(first.ds, first.index)
+        look = Lookup(first.ds, first.index, complete)
     elif datasets:
-        look = Lookup(datasets[0])
+        look = Lookup(datasets[0], complete=complete)
     else:
-        look = Lookup(ds)
+        look = Lookup(ds, complete=complete)
     out = {}
     for key, keyword, form in FIELDS:
         try:
@@ -431,6 +435,11 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     except Exception:  # odd vendor data: the plain keys are still worth writing
         pass
     return _finish(out, look)
+
+
+def is_partial(ds) -> bool:
+    """Whether build() from this data set holds only the fast path's keys (a light, non-MR header)."""
+    return ds is not None and getattr(ds, "is_light", False) and str(ds.get_known("Modality") or "").upper() != "MR"
 
 
 def _finish(out, look):
@@ -526,6 +535,10 @@ def _fallbacks(out, look):
         f = convert_value(look.get("TransmitterFrequency"), "mhz")
         if f:
             out["ImagingFrequency"] = f
+    if "InversionTime" not in out:  # enhanced MR: the frame's inversion times
+        t = convert_value(look.get("InversionTimes"), "ms")
+        if t is not None:
+            out["InversionTime"] = t
     if "PhaseEncodingSteps" not in out:
         n = look.get("MRAcquisitionPhaseEncodingStepsInPlane")
         if n:

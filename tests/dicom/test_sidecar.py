@@ -185,3 +185,18 @@ def test_part_of_a_split_output_from_its_name_part():
 
     assert [part_of_suffix(x) for x in ("_e2_ph", "_real", "_imaginary", "_e1_fieldmaphz", "_e1", "", None)] == [
         "PHASE", "REAL", "IMAGINARY", "FIELDMAPHZ", None, None, None]
+
+
+def test_fast_path_ct_sidecar_is_complete(tmp_path):
+    """A native CT series is read without pydicom; its written sidecar still has every key."""
+    d = tmp_path / "ct"
+    d.mkdir()
+    for k in range(3):
+        dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 2.0 * k), modality="CT",
+                           instance=k + 1, extra={"InstitutionName": "Site", "StationName": "CT01", "KVP": "120",
+                                                  "ExposureTime": "1601", "XRayTubeCurrent": "170",
+                                                  "PatientPosition": "FFS", "AcquisitionTime": "112936"})
+    side = _one_sidecar(d, tmp_path)
+    assert side["InstitutionName"] == "Site" and side["StationName"] == "CT01" and side["PatientPosition"] == "FFS"
+    assert side["KVP"] == 120 and side["ExposureTime"] == 1.601 and side["XRayTubeCurrent"] == 170
+    assert "SliceTiming" not in side and "PatientName" not in side
