@@ -102,7 +102,7 @@ FIELDS = (
 #: vendor names as dcm2niix writes them
 VENDORS = (("SIEMENS", "Siemens"), ("PHILIPS", "Philips"), ("GE MEDICAL", "GE"), ("GE HEALTHCARE", "GE"),
            ("GE_", "GE"), ("GEMS", "GE"), ("UIH", "UIH"), ("UNITED IMAGING", "UIH"), ("CANON", "Canon"),
-           ("TOSHIBA", "Canon"), ("HITACHI", "Hitachi"), ("FUJIFILM", "Fujifilm"), ("BRUKER", "Bruker"),
+           ("TOSHIBA", "Toshiba"), ("HITACHI", "Hitachi"), ("FUJIFILM", "Fujifilm"), ("BRUKER", "Bruker"),
            ("MEDISO", "Mediso"), ("MRSOLUTIONS", "MRSolutions"), ("HYPERFINE", "Hyperfine"))
 
 #: Siemens ucPhasePartialFourier codes -> fraction of k-space sampled
