@@ -25,7 +25,7 @@ KEYS = (
     "PhilipsRWVSlope", "PhilipsRWVIntercept", "PhilipsRescaleSlope", "PhilipsRescaleIntercept",
     "PhilipsScaleSlope", "UsePhilipsFloatNotDisplayScaling",
     "Units", "SliceThickness", "SpacingBetweenSlices", "SAR", "NumberOfAverages", "TablePosition", "EchoNumber",
-    "EchoTime", "EchoTime1", "EchoTime2", "RepetitionTime", "InversionTime", "MTState", "SpoilingState", "FlipAngle", "PartialFourier",
+    "EchoTime", "EchoTime1", "EchoTime2", "RepetitionTime", "DelayTime", "InversionTime", "MTState", "SpoilingState", "FlipAngle", "PartialFourier",
     "BaseResolution", "ShimSetting", "DiffusionScheme", "TxRefAmp", "PhaseResolution", "ReceiveCoilName",
     "ReceiveCoilActiveElements", "CoilString", "PulseSequenceDetails", "RefLinesPE", "CoilCombinationMethod",
     "ConsistencyInfo", "PrescanReuseString", "MultibandAccelerationFactor", "PercentPhaseFOV",
@@ -674,6 +674,9 @@ def _siemens(out, look):
         scheme = scheme or {1: "Monopolar", 2: "Bipolar"}.get(_asc_number(proto, "ucReadOutMode"))
         if scheme:
             out["DiffusionScheme"] = scheme
+    delay = _asc_number(proto, "lDelayTimeInTR")
+    if delay:  # the pause after the slices of each volume (protocol us -> s)
+        out["DelayTime"] = _number(delay / 1e6)
     mb = _asc_number(proto, "sSliceAcceleration.lMultiBandFactor")
     if mb is not None and mb > 1:
         out["MultibandAccelerationFactor"] = mb

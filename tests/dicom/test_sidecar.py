@@ -200,3 +200,13 @@ def test_fast_path_ct_sidecar_is_complete(tmp_path):
     assert side["InstitutionName"] == "Site" and side["StationName"] == "CT01" and side["PatientPosition"] == "FFS"
     assert side["KVP"] == 120 and side["ExposureTime"] == 1.601 and side["XRayTubeCurrent"] == 170
     assert "SliceTiming" not in side and "PatientName" not in side
+
+
+def test_siemens_mosaic_sidecar_equals_the_dcm_qa_ts_reference(tmp_path, dcm_qa_ts):
+    """A Siemens mosaic with dcm2niix's sidecar beside it (an older dcm2niix: it labelled no ImageType part
+    and wrote PartialFourier 1 for a full acquisition)."""
+    ours = _one_sidecar(os.path.join(dcm_qa_ts, "In", "1.dcm"), tmp_path)
+    with open(os.path.join(dcm_qa_ts, "Ref", "1.json")) as fh:
+        expected = json.load(fh)
+    assert set(_differences(expected, ours)) <= {"ImageType", "PartialFourier"}
+    assert ours["DelayTime"] == 0.5 and ours["ImageType"][:5] == expected["ImageType"]
