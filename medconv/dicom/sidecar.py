@@ -426,7 +426,7 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
         elif vendor == "UIH":
             _uih(out, look)
         _readout(out, look)
-        if modality == "MR":
+        if modality == "MR" and str(out.get("MRAcquisitionType", "")).upper() != "3D":  # 3D: no slices in time
             timing = slice_times if slice_times else _slice_timing(by_t or ([frames] if frames else None), look)
             if timing:
                 out["SliceTiming"] = timing

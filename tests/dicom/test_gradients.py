@@ -166,6 +166,17 @@ def test_ct_gets_no_slice_timing(tmp_path):
     assert side["Modality"] == "CT" and "SliceTiming" not in side
 
 
+def test_3d_acquisition_gets_no_slice_timing(tmp_path):
+    src = dwigen.write_enhanced(str(tmp_path / "e.dcm"), slice_order=[1, 0, 2])
+    import pydicom
+
+    ds = pydicom.dcmread(src)
+    ds.MRAcquisitionType = "3D"
+    ds.save_as(src, enforce_file_format=True)
+    assert run("convert", src, tmp_path / "v.nii", "--sidecar").code == 0
+    assert "SliceTiming" not in json.loads((tmp_path / "v.json").read_text())
+
+
 def test_mr_whole_second_times_give_no_slice_timing(tmp_path):
     import dcmgen
 
