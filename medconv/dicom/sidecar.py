@@ -743,6 +743,7 @@ def _ge(out, look):
     coil = look.get("ReceiveCoilName")
     if coil:
         out["CoilString"] = str(coil).strip()
+    _ge_field_map_echoes(out, look)
     # echo spacing (us, 0043,102C) of the lines actually acquired (the matrix times the ASSET factor)
     esp = _number(private(ds, 0x0043, "GEMS_PARM_01", 0x2C))
     acq, recon = out.get("AcquisitionMatrixPE"), out.get("ReconMatrixPE")
@@ -753,6 +754,17 @@ def _ge(out, look):
             total = (lines - 1) * esp * 1e-6
             out["TotalReadoutTime"] = _number(total)
             out["EffectiveEchoSpacing"] = _number(total / (recon - 1))
+
+
+def _ge_field_map_echoes(out, look):
+    """EchoTime1/2 of a GE direct field map (Hz): the echo-time difference is
+    1 / (2 pi |VelocityEncodeScale (0019,10E2)|) s, after the first echo's EchoTime."""
+    venc = _number(private(look.ds, 0x0019, "GEMS_ACQU_01", 0xE2))
+    te = _number(look.get("EchoTime"))
+    if not venc or te is None or "FIELDMAPHZ" not in out.get("ImageType", []):
+        return
+    out["EchoTime1"] = _number(te / 1000.0)
+    out["EchoTime2"] = _number(te / 1000.0 + 1.0 / (2.0 * math.pi * abs(float(venc))))
 
 
 def _philips(out, look):
@@ -784,20 +796,20 @@ def _philips(out, look):
     wfs = _number(look.private(0x2001, "Philips Imaging DD 001", 0x22))
     if wfs is not None:
         out["WaterFatShift"] = wfs
-    _philips_readout(out)
+    _philips_readout(out, _number(look.private(0x2001, "Philips Imaging DD 001", 0x13)))
 
 
 #: water-fat chemical shift (ppm) Philips' water-fat shift is measured against
 WATER_FAT_PPM = 3.4
 
 
-def _philips_readout(out):
+def _philips_readout(out, epi_factor=None):
     """Philips stores no echo spacing: estimate it from the water-fat shift (pixels), as dcm2niix
     does, under its Estimated* names (readout time = shift / (frequency x 3.4 ppm), times ETL/(ETL+1))."""
     wfs, freq, recon = out.get("WaterFatShift"), out.get("ImagingFrequency"), out.get("ReconMatrixPE")
     if not wfs or not freq or not recon or recon < 2:
         return
-    etl = float(out.get("EchoTrainLength") or 1)
+    etl = float(out.get("EchoTrainLength") or epi_factor or 1)  # EPI factor: (0018,0091), else (2001,1013)
     total = float(wfs) / (float(freq) * WATER_FAT_PPM) * etl / (etl + 1.0)
     out["EstimatedTotalReadoutTime"] = _number(total)
     out["EstimatedEffectiveEchoSpacing"] = _number(total / (float(recon) - 1.0))

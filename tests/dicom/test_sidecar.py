@@ -210,3 +210,20 @@ def test_siemens_mosaic_sidecar_equals_the_dcm_qa_ts_reference(tmp_path, dcm_qa_
         expected = json.load(fh)
     assert set(_differences(expected, ours)) <= {"ImageType", "PartialFourier"}
     assert ours["DelayTime"] == 0.5 and ours["ImageType"][:5] == expected["ImageType"]
+
+
+def test_ge_field_map_echo_times_from_the_velocity_encode_scale(tmp_path):
+    """A GE direct field map (Hz): EchoTime2 - EchoTime1 = 1 / (2 pi |VelocityEncodeScale|)."""
+    import pydicom
+
+    from medconv.dicom import sidecar
+
+    ds = pydicom.Dataset()
+    ds.Modality, ds.Manufacturer, ds.EchoTime = "MR", "GE MEDICAL SYSTEMS", "4.94"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+    ds.private_block(0x0019, "GEMS_ACQU_01", create=True).add_new(0xE2, "DS", "-161.087997")
+    field = sidecar.build(ds, part="FIELDMAPHZ")
+    assert field["EchoTime1"] == 0.00494
+    assert field["EchoTime2"] == pytest.approx(0.00494 + 1 / (2 * np.pi * 161.087997), rel=1e-6)  # 988 us later
+    assert field["Units"] == "Hz" and field["ImageType"][-1] == "FIELDMAPHZ"
+    assert "EchoTime1" not in sidecar.build(ds)  # the magnitude image: one echo
