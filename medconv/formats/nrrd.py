@@ -445,10 +445,12 @@ def _header_text(volume: Volume, dtype: np.dtype, encoding: str, data_name) -> s
     space = {2: "space dimension: 2", 3: "space: left-posterior-superior",
              4: "space: left-posterior-superior-time"}[nd]
     dwi = _dwmri(volume) if nd == 4 else None
-    if dwi is not None:  # a diffusion series: the volume axis is a list of gradients, as 3D Slicer reads it
-        space, dirs[-1], kinds[-1] = "space: left-posterior-superior", "none", "list"
-        dirs = [d if d == "none" else _vec([float(x) for x in d.strip("()").split(",")][:3]) for d in dirs]
-        origin = origin[:3]
+    if dwi is not None:
+        # a diffusion series as 3D Slicer and DWIConvert write it: the gradient axis first (fastest), a list
+        space, origin = "space: left-posterior-superior", origin[:3]
+        sizes = [sizes[-1]] + sizes[:-1]
+        dirs = ["none"] + [_vec([float(x) for x in d.strip("()").split(",")][:3]) for d in dirs[:-1]]
+        kinds = ["list"] + kinds[:-1]
     lines = ["NRRD0004", "# Complete NRRD file format specification at:",
              "# http://teem.sourceforge.net/nrrd/format.html",
              f"type: {_WRITE_TYPE[dtype.str.lstrip('<>=|')]}", f"dimension: {len(sizes)}",
@@ -496,7 +498,12 @@ def write(volume: Volume, path: str, fmt: str = "nrrd", *, force: bool = False, 
     if encoding not in ("raw", "gzip"):
         raise OutputError(f"medconv writes NRRD data raw or gzip, not {encoding!r}", path)
     paths = output_paths(path, encoding)
-    arr = file_order_bytes(volume)
+    if volume.ndim == 4 and _dwmri(volume) is not None:  # gradient axis fastest (see _header_text)
+        arr = np.ascontiguousarray(np.moveaxis(volume.array, 3, 0).T)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+    else:
+        arr = file_order_bytes(volume)
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     header = _header_text(volume, dtype, encoding, os.path.basename(paths[1]) if detached else None)

@@ -136,6 +136,13 @@ def test_nrrd_output_carries_dwmri_keys(tmp_path):
         head = fh.read(4096).split(b"\n\n")[0].decode("latin-1")
     assert "modality:=DWMRI" in head and "DWMRI_b-value:=2000" in head
     assert "measurement frame: (1,0,0) (0,1,0) (0,0,1)" in head
+    # the gradient axis first, a list, as 3D Slicer and DWIConvert write DWI NRRD; medconv reads it back
+    assert "kinds: list domain domain domain" in head and "sizes: 4 5 6 3" in head
+    assert "space: left-posterior-superior\n" in head and "space directions: none (" in head
+    import medconv
+
+    back, orig = medconv.read(str(tmp_path / "dwi.nrrd")), medconv.read(src)
+    assert np.array_equal(back.real(), orig.real()) and np.allclose(back.affine, orig.affine)
     lines = {k: v for k, _, v in (ln.partition(":=") for ln in head.splitlines() if ":=" in ln)}
     for t, (b, g) in enumerate(dwigen.SCHEME):
         vec = np.array([float(x) for x in lines[f"DWMRI_gradient_{t:04d}"].split()])
