@@ -502,3 +502,36 @@ def drop_derived(by_t, diffusion):
     if not any(b > B0_MAX for b in table_kept["bvals"]):
         return [by_t[t] for t in keep], None
     return [by_t[t] for t in keep], table_kept
+
+
+def from_dwmri(pairs: dict, hdr: dict, n_volumes: int):
+    """The gradient table of a DWI NRRD (3D Slicer's keys), in patient LPS axes, or None.
+
+    Each `DWMRI_gradient_NNNN` is in the measurement frame (its columns map it into the NRRD space);
+    b = DWMRI_b-value x |g|^2; `DWMRI_NEX_NNNN` repeats a gradient."""
+    try:
+        if str(pairs.get("modality", "")).strip().upper() != "DWMRI":
+            return None
+        bmax = float(pairs["DWMRI_b-value"])
+        frame = np.eye(3)
+        mf = hdr.get("measurement frame")
+        if mf:
+            frame = np.array([[float(x) for x in col] for col in mf], dtype=float).T  # vectors are its columns
+        space = str(hdr.get("space", "")).strip().lower()
+        to_lps = np.diag([-1.0, -1.0, 1.0]) if space.startswith(("right-anterior-superior", "ras")) else np.eye(3)
+        grads = []
+        n = 0
+        while f"DWMRI_gradient_{n:04d}" in pairs:
+            g = [float(x) for x in pairs[f"DWMRI_gradient_{n:04d}"].split()]
+            repeat = int(pairs.get(f"DWMRI_NEX_{n:04d}", 1))
+            grads += [np.asarray(g[:3], dtype=float)] * max(repeat, 1)
+            n += 1
+    except (KeyError, TypeError, ValueError):
+        return None
+    if len(grads) != n_volumes or not grads:
+        return None
+    entries = []
+    for g in grads:
+        norm2 = float(g @ g)
+        entries.append(Entry(bmax * norm2, to_lps @ frame @ g if norm2 > 0 else None))
+    return table(entries)

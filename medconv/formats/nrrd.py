@@ -375,6 +375,12 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
         return arr.reshape(order_shape) if order_shape != shape else arr
 
     metadata = {}
+    if others:  # a DWI NRRD (3D Slicer's DWMRI keys): its gradients, for .bval/.bvec and info
+        from ..dicom.gradients import from_dwmri
+
+        diffusion = from_dwmri(hdr.get(KEY_VALUES, {}), hdr, sizes[others[0]])
+        if diffusion:
+            metadata["diffusion"] = diffusion
     vol = Volume(affine=affine, value_kind=kind, time_step=time_step if others else None, metadata=metadata,
                  header=hdr, format="nrrd", path=path, orientation_known=known, loader=loader,
                  stored_shape=order_shape, stored_dtype=dtype.newbyteorder("="))

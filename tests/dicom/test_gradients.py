@@ -364,3 +364,34 @@ def test_long_series_with_zero_b_everywhere_reads_few_headers(tmp_path, monkeypa
     assert run("convert", src, tmp_path / "d.nii").code == 0
     bval, _ = _read(tmp_path / "d")
     assert bval.size == len(scheme) and list(bval[:2]) == [0, 1000]
+
+
+def test_dwi_nrrd_to_nifti_gets_gradient_files(tmp_path):
+    """A DWI NRRD (its DWMRI keys) converted to NIfTI gets .bval/.bvec in the NIfTI's voxel axes."""
+    src = dwigen.write_series(str(tmp_path / "in"), "standard")
+    assert run("convert", src, tmp_path / "dwi.nrrd").code == 0
+    assert run("convert", tmp_path / "dwi.nrrd", tmp_path / "dwi.nii").code == 0
+    bval, bvec = _read(tmp_path / "dwi")
+    assert np.allclose(bval, [b for b, _ in dwigen.SCHEME])
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", dwigen.SCHEME), 1e-4)
+    rec = json.loads(run("info", tmp_path / "dwi.nrrd", "--json").out)
+    assert rec["n_diffusion_directions"] == 3
+
+
+def test_dwi_nrrd_measurement_frame_and_ras_space(tmp_path):
+    """Gradients in a rotated measurement frame of a right-anterior-superior NRRD."""
+    data = np.arange(2 * 3 * 4 * 3, dtype=np.int16).reshape(3, 2, 3, 4, order="F")  # [gradient, i, j, k]
+    frame = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # columns: where each axis goes
+    head = ("NRRD0004\ntype: short\ndimension: 4\nspace: right-anterior-superior\nsizes: 3 2 3 4\n"
+            "space directions: none (1,0,0) (0,1,0) (0,0,1)\nkinds: list domain domain domain\nendian: little\n"
+            "encoding: raw\nspace origin: (0,0,0)\nmeasurement frame: (0,-1,0) (1,0,0) (0,0,1)\n"
+            "modality:=DWMRI\nDWMRI_b-value:=1000\nDWMRI_gradient_0000:=0 0 0\nDWMRI_gradient_0001:=1 0 0\n"
+            "DWMRI_gradient_0002:=0 0.5 0.5\n\n")
+    path = tmp_path / "dwi.nrrd"
+    path.write_bytes(head.encode() + data.tobytes(order="F"))
+    assert run("convert", path, tmp_path / "dwi.nii").code == 0
+    bval, bvec = _read(tmp_path / "dwi")
+    assert np.allclose(bval, [0, 1000, 500])  # b = b-value x |g|^2
+    ras = [frame @ np.array(g) for g in ([0, 0, 0], [1, 0, 0], [0, 0.70710678, 0.70710678])]  # unit, RAS
+    lps = [(0.0, 0.0, 0.0)] + [(-v[0], -v[1], v[2]) for v in ras[1:]]
+    assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", [(0, g) for g in lps]), 1e-6)
