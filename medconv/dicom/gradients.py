@@ -361,41 +361,48 @@ def _vendor_vector(ds, vendor, axes):
 
 # -- a series ---------------------------------------------------------------------------
 def volume_entries(by_t=None, datasets=None):
-    """One Entry (or None) per volume: from the first frame of each volume of `by_t` (a list over
-    volumes of lists over slices of Frames), or from one data set per volume (mosaics)."""
-    out = []
+    """One Entry per volume: from the first frame of each volume of `by_t` (a list over volumes of
+    lists over slices of Frames), or from one data set per volume (mosaics); [None] when no volume
+    shows diffusion weighting.
+
+    A few volumes spread over the series are read first: a series none of them weights (an fMRI run
+    whose vendor keeps b=0 in every file) stops there, before every file's full header is read. In a
+    diffusion series, a volume without diffusion information is a b=0 volume (older Canon systems
+    omit the b-value of b=0 images)."""
     if datasets is not None:
-        for ds in datasets:
-            out.append(frame_entry(ds))
-            if out[-1] is None:
-                break
-        return out
-    rows = list(by_t or [])
+        sources = [(ds, None) for ds in datasets]
+    else:
+        sources = []
+        for row in by_t or []:
+            f = next((f for f in row if f is not None), None)
+            sources.append((None, None) if f is None else (f.ds, f.index))
+    n = len(sources)
+    if n == 0:
+        return [None]
+    cache = {}
 
-    def entry(row):
-        f = next((f for f in row if f is not None), None)
-        return None if f is None else frame_entry(f.ds, f.index)
+    def entry(t):
+        if t not in cache:
+            ds, index = sources[t]
+            cache[t] = None if ds is None else frame_entry(ds, index)
+        return cache[t]
 
-    if len(rows) > SAMPLE_ABOVE:
-        # a long series (fMRI) whose vendor keeps a b-value of 0 in every file: a few volumes spread
-        # over it tell, before every file's full header is read (diffusion series weight most volumes)
-        picks = sorted({0, 1, len(rows) // 4, len(rows) // 2, 3 * len(rows) // 4, len(rows) - 1})
-        sample = [entry(rows[t]) for t in picks]
-        if any(e is None for e in sample) or not any(e.b > B0_MAX or (e.vector is not None and np.any(e.vector))
-                                                     for e in sample):
-            return [None]
-    for row in rows:
-        out.append(entry(row))
-        if out[-1] is None:
-            break  # a volume without diffusion information: no table (the other files stay unread)
-    return out
+    picks = sorted({0, 1, n // 4, n // 2, 3 * n // 4, n - 1} & set(range(n)))
+    seen = any(_weighted(entry(t)) for t in picks)
+    if not seen and (n > SAMPLE_ABOVE or not any(_weighted(entry(t)) for t in range(n))):
+        return [None]
+    return [entry(t) or Entry(0.0) for t in range(n)]
+
+
+def _weighted(e) -> bool:
+    return e is not None and (e.b > B0_MAX or (e.vector is not None and bool(np.any(e.vector))))
 
 
 def table(entries):
     """{'bvals': [...], 'vectors': [[x, y, z] LPS...], 'derived': [bool...]} of a diffusion series,
     or None when no volume is diffusion-weighted (b > 0 somewhere)."""
     if not entries or any(e is None for e in entries):
-        return None
+        return None  # [None]: no diffusion series
     if not any(e.b > B0_MAX for e in entries):
         return None
     bvals, vectors = [], []

@@ -395,3 +395,19 @@ def test_dwi_nrrd_measurement_frame_and_ras_space(tmp_path):
     ras = [frame @ np.array(g) for g in ([0, 0, 0], [1, 0, 0], [0, 0.70710678, 0.70710678])]  # unit, RAS
     lps = [(0.0, 0.0, 0.0)] + [(-v[0], -v[1], v[2]) for v in ras[1:]]
     assert _same_direction(bvec, _expected_bvecs(tmp_path / "dwi.nii", [(0, g) for g in lps]), 1e-6)
+
+
+def test_b0_volume_without_diffusion_elements_is_b0(tmp_path):
+    """Older Canon systems omit the b-value of b=0 images: in a diffusion series such a volume is b=0."""
+    import pydicom
+
+    src = dwigen.write_series(str(tmp_path / "in"), "canon")
+    for name in sorted(os.listdir(src)):
+        if name.startswith("v00_"):
+            ds = pydicom.dcmread(os.path.join(src, name))
+            del ds.DiffusionBValue
+            del ds.ImageComments
+            ds.save_as(os.path.join(src, name), enforce_file_format=True)
+    assert run("convert", src, tmp_path / "dwi.nii").code == 0
+    bval, bvec = _read(tmp_path / "dwi")
+    assert list(bval) == [b for b, _ in dwigen.SCHEME] and not np.any(bvec[:, 0])
