@@ -272,16 +272,6 @@ class Lookup:
                 return v
         return None
 
-    def tag(self, tag):
-        for holder in self._groups() + [self.ds]:
-            try:
-                el = holder.get(tag) if holder is not None else None
-            except Exception:
-                el = None
-            if el is not None and getattr(el, "value", None) not in (None, ""):
-                return el.value
-        return None
-
 
 def _ascconv(text: str) -> dict:
     """The flat 'key = value' lines of a Siemens protocol's ASCCONV block."""
@@ -377,7 +367,8 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
           part=None, complete=False) -> dict:
     """The sidecar dict of one output.
 
-    `by_t`: the output's frames in NIfTI order (volumes, then slices); `ds`/`frames` is the older
+    `by_t`: the output's frames in NIfTI order (volumes, then slices); `affine` (the output's) is
+    accepted for callers, no key depends on it; `ds`/`frames` is the older
     form (first data set, frames of the first volume). `datasets`: one data set per volume
     (mosaics). `grid`: (columns, rows) of one slice when the DICOM Rows/Columns are not (a
     mosaic). `slice_times`: slice times (s) the caller already knows (a mosaic's CSA header).
