@@ -169,6 +169,21 @@ def test_enhanced_mixed_file_labels_only_non_magnitude_parts():
     assert sidecar.build(by_t=[[F(0)]], part="REAL")["ImageType"][4:] == ["REAL"]  # the caller's split
 
 
+def test_every_written_key_is_in_the_keys_table(tmp_path):
+    """Anonymisation keeps the keys of sidecar.KEYS: every key a sidecar holds must be there."""
+    from medconv.dicom import sidecar
+
+    keys = set()
+    for vendor in dwigen.VENDORS:
+        src = dwigen.write_series(str(tmp_path / vendor), vendor)
+        assert run("convert", src, tmp_path / f"{vendor}.nii", "--sidecar").code == 0
+        keys |= set(json.loads((tmp_path / f"{vendor}.json").read_text()))
+    src = dwigen.write_enhanced(str(tmp_path / "e.dcm"))
+    assert run("convert", src, tmp_path / "e.nii", "--sidecar").code == 0
+    keys |= set(json.loads((tmp_path / "e.json").read_text()))
+    assert keys - set(sidecar.KEYS) == set()
+
+
 def test_keys_table_is_complete_and_unique():
     from medconv.dicom import sidecar
 
