@@ -32,6 +32,7 @@ KEYS = (
     "PercentSampling", "EchoTrainLength", "PartialFourierDirection", "PhaseEncodingSteps",
     "FrequencyEncodingSteps", "PhaseEncodingStepsOutOfPlane", "AcquisitionMatrixPE", "ReconMatrixPE", "BandwidthPerPixelPhaseEncode",
     "ParallelReductionFactorInPlane", "ParallelAcquisitionTechnique", "ParallelReductionFactorOutOfPlane", "WaterFatShift",
+    "EstimatedEffectiveEchoSpacing", "EstimatedTotalReadoutTime",
     "EffectiveEchoSpacing", "DerivedVendorReportedEchoSpacing", "AcquisitionDuration",
     "NumberOfKSpaceTrajectories", "TotalReadoutTime", "PixelBandwidth", "DwellTime", "PhaseEncodingDirection",
     "PhaseEncodingAxis", "PhaseEncodingDirectionDisplayed", "SliceTiming", "KVP", "ExposureTime", "XRayTubeCurrent", "XRayExposure",

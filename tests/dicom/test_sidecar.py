@@ -82,7 +82,7 @@ def test_siemens_mosaic_csa_keys_equal_dcm2niix(tmp_path):
 
 def _series(tmp_path, vendor="standard", **extra):
     d = tmp_path / "s"
-    d.mkdir()
+    d.mkdir(parents=True)
     for k in range(3):
         dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 6), k, np.int16), ipp=(0, 0, 2.0 * k), modality="MR",
                            instance=k + 1, extra=dict(extra, Manufacturer=dwigen.MAKER[vendor]))
@@ -181,6 +181,17 @@ def test_every_written_key_is_in_the_keys_table(tmp_path):
     src = dwigen.write_enhanced(str(tmp_path / "e.dcm"))
     assert run("convert", src, tmp_path / "e.nii", "--sidecar").code == 0
     keys |= set(json.loads((tmp_path / "e.json").read_text()))
+    for name, extra in (("wfs", {"ImagingFrequency": "127.75", "EchoTrainLength": "63",
+                                 "InPlanePhaseEncodingDirection": "COL"}),):
+        import pydicom
+
+        d = _series(tmp_path / name, "philips", **extra)
+        for f in sorted(d.iterdir()):
+            ds = pydicom.dcmread(f)
+            ds.private_block(0x2001, "Philips Imaging DD 001", create=True).add_new(0x22, "FL", 16.9)
+            ds.save_as(f, enforce_file_format=True)
+        keys |= set(_one_sidecar(d, tmp_path / name))
+    assert {"WaterFatShift", "EstimatedTotalReadoutTime"} <= keys
     assert keys - set(sidecar.KEYS) == set()
 
 
