@@ -178,10 +178,11 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
         if volume.metadata.get("sidecar"):
             from .dicom.sidecar import write_sidecar
 
-            if _flips_rows(volume, fmt, orient):
-                from .dicom.sidecar import rows_flipped
+            plan = _axis_plan(volume, fmt, orient)
+            if plan is not None:  # the written voxel axes are not DICOM's: the sidecar follows them
+                from .dicom.sidecar import reoriented
 
-                volume.metadata["sidecar"] = rows_flipped(volume.metadata["sidecar"])
+                volume.metadata["sidecar"] = reoriented(volume.metadata["sidecar"], *plan)
             written += write_sidecar(volume, sidecar_path, force=force, **(sidecar_keys or {}))
         else:
             log.warn("no acquisition metadata for a sidecar (only DICOM inputs have it)", src)
@@ -225,6 +226,23 @@ _NIFTI = ("nifti1", "nifti2")
 def _flips_rows(volume, fmt, orient) -> bool:
     """A DICOM diffusion series written as NIfTI is stored bottom-up, as dcm2niix stores it."""
     return fmt in _NIFTI and volume.format == "dicom" and not orient and bool(volume.metadata.get("diffusion"))
+
+
+def _axis_plan(volume, fmt, orient):
+    """(perm, flips) from the read volume's voxel axes to the written ones, or None when unchanged."""
+    from . import geometry
+
+    if fmt in RASTER or volume.ndim < 3:
+        return None
+    if orient:
+        try:
+            perm, flips, _ = geometry.reorient_plan(volume.affine, orient, tuple(volume.spatial_shape))
+        except UsageError:
+            return None
+        return perm, flips
+    if _flips_rows(volume, fmt, orient):
+        return (0, 1, 2), (False, True, False)
+    return None
 
 
 def dicom_rows_flipped(volume):

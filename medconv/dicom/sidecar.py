@@ -35,7 +35,7 @@ KEYS = (
     "EstimatedEffectiveEchoSpacing", "EstimatedTotalReadoutTime",
     "EffectiveEchoSpacing", "DerivedVendorReportedEchoSpacing", "AcquisitionDuration",
     "NumberOfKSpaceTrajectories", "TotalReadoutTime", "PixelBandwidth", "DwellTime", "PhaseEncodingDirection",
-    "PhaseEncodingAxis", "PhaseEncodingDirectionDisplayed", "SliceTiming", "KVP", "ExposureTime", "XRayTubeCurrent", "XRayExposure",
+    "PhaseEncodingAxis", "PhaseEncodingDirectionDisplayed", "SliceTiming", "SliceEncodingDirection", "KVP", "ExposureTime", "XRayTubeCurrent", "XRayExposure",
     "ConvolutionKernel", "ImageOrientationPatientDICOM", "ImageOrientationText", "InPlanePhaseEncodingDirectionDICOM",
     "ConversionSoftware", "ConversionSoftwareVersion",
 )
@@ -901,13 +901,34 @@ def _seconds(tm):
     return _dt_seconds(tm)
 
 
+def reoriented(data: dict, perm, flips) -> dict:
+    """The sidecar of the same image with its voxel axes reordered: new axis b is old axis perm[b],
+    reversed when flips[b]. Phase encoding follows its axis; SliceTiming keeps one entry per slice in
+    the new index order (SliceEncodingDirection says which axis the slices lie along when not k)."""
+    data = dict(data)
+    where = {int(old): (new, -1 if flips[new] else 1) for new, old in enumerate(perm)}
+    letters = "ijk"
+    pe = data.get("PhaseEncodingDirection")
+    if isinstance(pe, str) and pe[:1] in letters:
+        new, sign = where[letters.index(pe[0])]
+        sign *= -1 if pe.endswith("-") else 1
+        data["PhaseEncodingDirection"] = letters[new] + ("-" if sign < 0 else "")
+    axis = data.get("PhaseEncodingAxis")
+    if isinstance(axis, str) and axis in letters:
+        data["PhaseEncodingAxis"] = letters[where[letters.index(axis)][0]]
+    timing = data.get("SliceTiming")
+    if isinstance(timing, list):
+        new, sign = where[2]
+        if sign < 0:
+            data["SliceTiming"] = timing[::-1]
+        if new != 2:
+            data["SliceEncodingDirection"] = letters[new]
+    return data
+
+
 def rows_flipped(data: dict) -> dict:
     """The sidecar of the same image stored with its rows in reverse order (j polarity turned)."""
-    pe = data.get("PhaseEncodingDirection")
-    if pe in ("j", "j-"):
-        data = dict(data)
-        data["PhaseEncodingDirection"] = "j-" if pe == "j" else "j"
-    return data
+    return reoriented(data, (0, 1, 2), (False, True, False))
 
 
 # -- choosing keys --------------------------------------------------------------------------

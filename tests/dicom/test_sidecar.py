@@ -253,3 +253,45 @@ def test_ge_field_map_echo_times_from_the_velocity_encode_scale(tmp_path):
     assert field["EchoTime2"] == pytest.approx(0.00494 + 1 / (2 * np.pi * 161.087997), rel=1e-6)  # 988 us later
     assert field["Units"] == "Hz" and field["ImageType"][-1] == "FIELDMAPHZ"
     assert "EchoTime1" not in sidecar.build(ds)  # the magnitude image: one echo
+
+
+@pytest.mark.parametrize("orient", [None, "LPS", "LAS", "LPI", "PLS", "SAR"])
+def test_phase_encoding_and_slice_timing_follow_the_written_voxel_axes(tmp_path, orient):
+    """The phase-encoding direction and the slice times belong to world directions and slices: whatever
+    voxel order the NIfTI is written in (DICOM's, dcm2niix's bottom-up rows for diffusion, --orient),
+    its sidecar names the same world direction and gives each slice its own time."""
+    import gzip
+
+    import nibabel
+
+    import medconv
+
+    data = os.path.join(os.path.dirname(nibabel.__file__), "nicom", "tests", "data")
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
+        with gzip.open(os.path.join(data, name)) as fh:
+            (src / name[:-3]).write_bytes(fh.read())
+    base = medconv.read(src)  # DICOM's voxel order
+    side0 = base.metadata["sidecar"]
+    assert side0["PhaseEncodingDirection"] in ("j", "j-")
+    args = ["--orient", orient] if orient else []
+    side = _one_sidecar(src, tmp_path, *args)
+    out = nibabel.load(next((tmp_path / "out").glob("*.nii.gz")))
+
+    def world(affine, letter_sign):
+        axis = "ijk".index(letter_sign[0])
+        v = np.asarray(affine)[:3, axis]
+        return v / np.linalg.norm(v) * (-1 if letter_sign.endswith("-") else 1)
+
+    assert np.allclose(world(out.affine, side["PhaseEncodingDirection"]),
+                       world(base.affine, side0["PhaseEncodingDirection"]), atol=1e-3)
+    # each slice keeps its time: match the written slices to DICOM's by world position
+    axis = "ijk".index(side.get("SliceEncodingDirection", "k"))
+    base_k = base.affine[:3, 2] / np.linalg.norm(base.affine[:3, 2]) ** 2
+    for n, t in enumerate(side["SliceTiming"]):
+        voxel = np.zeros(4)
+        voxel[axis], voxel[3] = n, 1
+        pos = out.affine @ voxel
+        k = round(float((pos[:3] - base.affine[:3, 3]) @ base_k))
+        assert side0["SliceTiming"][k] == t
