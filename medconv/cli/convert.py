@@ -50,7 +50,14 @@ class Task:
                    "extension at the end ('{stem}.nii') chooses the output file when --to is absent.")
 @options.series
 @click.option("--sidecar", is_flag=True,
-              help="Also write a JSON sidecar of acquisition metadata (BIDS keys) beside each output.")
+              help="Also write a JSON sidecar of acquisition metadata (dcm2niix's BIDS keys) beside each output. "
+                   "DICOM diffusion series written as NIfTI always get .bval/.bvec.")
+@click.option("--sidecar-add", "sidecar_add", multiple=True, metavar="KEYWORD|gggg,eeee",
+              help="Also put this DICOM element in the sidecar (repeatable; private ones under their tag).")
+@click.option("--sidecar-drop", "sidecar_drop", multiple=True, metavar="KEY",
+              help="Leave this key out of the sidecar (repeatable).")
+@click.option("--sidecar-only", "sidecar_only", metavar="KEY,...",
+              help="Write only these sidecar keys.")
 @click.option("--strict", is_flag=True, help="DICOM: refuse any series with uneven slice spacing instead of warning.")
 @click.option("--fill-gaps", is_flag=True,
               help="DICOM: where whole slices are missing, insert empty slices (value 0) so every real slice keeps "
@@ -67,8 +74,8 @@ class Task:
 @options.keep_going
 @options.quiet
 def command(paths, from_list, output, to, force, dtype, orient, slice_index, window_spec, nifti2,
-            compression_level, name_template, series, sidecar, strict, fill_gaps, philips_scaling, template_path, jobs,
-            skip_existing, update, dry_run, keep_going):
+            compression_level, name_template, series, sidecar, sidecar_add, sidecar_drop, sidecar_only, strict, fill_gaps,
+            philips_scaling, template_path, jobs, skip_existing, update, dry_run, keep_going):
     """Convert images between formats; the output format follows DST's extension or --to.
 
     A DST ending in / is a DICOM series folder. Many inputs (arguments, --from-list FILE or -
@@ -97,6 +104,9 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     from ..formats import RASTER, format_for_output, output_choice
 
     paths = options.read_path_list(paths, from_list)
+    sidecar_keys = sidecar_choice(sidecar_add, sidecar_drop, sidecar_only)
+    if sidecar_keys and not sidecar:
+        sidecar = True  # choosing sidecar keys asks for the sidecar
     if from_list and not paths and output is not None:
         # an empty list (a Slurm array task past the end of files.txt, a find that matched nothing)
         # is nothing to do, as with xargs -r or GNU parallel
@@ -164,6 +174,8 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
         jobs = batch.default_jobs(len(todo))
     if jobs > 1:
         io.set_compression(threads=1)  # the workers already use the cores
+    if sidecar_keys:
+        common["sidecar_keys"] = sidecar_keys
     func = functools.partial(convert_task, common, sidecar, strict)
 
     def report(task, exc):
@@ -243,6 +255,53 @@ def output_token(to, name_template):
 
 #: what -o DIR writes when neither --to nor --name says: NIfTI-1 .nii.gz, as dcm2niix does
 DEFAULT_OUTPUT = "nii.gz"
+
+
+def sidecar_choice(add, drop, only) -> dict | None:
+    """{"add", "drop", "only"} of the --sidecar-* options, checked before anything is read or
+    written: an unknown keyword or key is a usage error (exit 2)."""
+    from ..dicom.sidecar import check_add, check_key
+
+    if not add and not drop and only is None:
+        return None
+    added = [check_add(a) for a in add]
+    drop = [check_add(k) if _is_tag(k) else k for k in drop]
+    for key in drop:
+        check_key(key, "--sidecar-drop", added)
+    keys = None
+    if only is not None:
+        keys = _key_list(only)
+        if not keys:
+            from ..errors import UsageError
+
+            raise UsageError("--sidecar-only needs at least one key")
+        for key in keys:
+            check_key(key, "--sidecar-only", added)
+    return {"add": list(add), "drop": list(drop), "only": keys}
+
+
+def _is_tag(text: str) -> bool:
+    from ..dicom.sidecar import _tag_of
+
+    return _tag_of(text) is not None
+
+
+def _key_list(text: str) -> list:
+    """'EchoTime,0019,100C,RepetitionTime' -> keys, a gggg,eeee tag kept whole (as its sidecar key)."""
+    import re
+
+    from ..dicom.sidecar import check_add
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    out, i = [], 0
+    while i < len(parts):
+        if i + 1 < len(parts) and re.fullmatch(r"\(?[0-9A-Fa-f]{4}", parts[i]) and re.fullmatch(r"[0-9A-Fa-f]{4}\)?", parts[i + 1]):
+            out.append(check_add(parts[i] + "," + parts[i + 1]))
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return out
 
 
 def plan(paths, outdir, template, to, series) -> list:
