@@ -56,6 +56,8 @@ def walk_inputs(paths):
     return out
 
 
+#: the formats whose gzipped files are rewritten (inflated, scrubbed, compressed again)
+_GZIPPED = ("nifti1", "nifti2", "mgh")
 #: files up to this size are read whole while being classified, so an image is opened once
 _READ_WHOLE = 4 << 20
 
@@ -64,9 +66,11 @@ def classify(path: str, keep: list | None = None) -> str | None:
     """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, png, jpeg,
     tiff, bmp, json, mapping (a medconv --mapping table) (with ".gz" for gzipped NIfTI/MGH) or None.
 
-    With `keep` (a list), a small file's bytes are appended to it, for the caller to reuse.
+    With `keep` (a list), a small file's bytes are appended to it, for the caller to reuse. The
+    format is found as every command finds it (formats.sniff); which formats are rewritten, and
+    which of them also gzipped, is this module's choice.
     """
-    from ..formats import _sniff
+    from .. import formats
 
     name = os.path.basename(path)
     if name.upper() in SKIP_NAMES:
@@ -79,8 +83,8 @@ def classify(path: str, keep: list | None = None) -> str | None:
                 if len(head) <= size:
                     keep.append(head)
             else:
-                head = fh.read(1024)
-            head = head[:1024]
+                head = fh.read(formats.HEAD_SIZE)
+            head = head[:formats.HEAD_SIZE]
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path) from None
     if head[:2] == b"\x1f\x8b":
@@ -89,31 +93,21 @@ def classify(path: str, keep: list | None = None) -> str | None:
 
         try:
             with gzip.open(path, "rb") as fh:
-                head = fh.read(1024)
+                head = fh.read(formats.HEAD_SIZE)
         except (OSError, EOFError, zlib.error):
             return None
-        kind = _first(head, _sniff, ("nifti1", "nifti2", "mgh"))
+        kind = next((k for k in formats.sniff(head) if k in _GZIPPED), None)
         return kind + ".gz" if kind else None
     if name.lower().endswith(".json") and head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
         from .headers import mapping_file
 
         # a medconv --mapping table (original identifiers): its own kind, never copied
         return "mapping" if mapping_file(path, keep[-1] if keep and size < _READ_WHOLE else None) else "json"
-    if name.lower().endswith(".img"):
+    if formats.is_pair_data(path):
         return None  # the data half of a .hdr/.img pair: copied with its header
-    # dicom first: a DICOM file's preamble may hold a TIFF header (dual-personality files)
-    return _first(head, _sniff, ("dicom", "nifti1", "nifti2", "analyze", "nrrd", "minc", "mgh", "png", "jpeg",
-                                 "tiff", "bmp", "metaimage"))
-
-
-def _first(head, sniff, kinds):
-    for kind in kinds:
-        try:
-            if getattr(sniff, kind)(head):
-                return kind
-        except Exception:
-            continue
-    return None
+    # the registry lists DICOM first: a DICOM file's preamble may hold a TIFF header (dual-personality files)
+    found = formats.sniff(head)
+    return found[0] if found else None
 
 
 class Runner:

@@ -122,7 +122,7 @@ def detect(path) -> str:
 
     with guard(path):
         head = read_head(_header_of(path))
-    found = [f for f in FORMATS if f.sniff(head)]
+    found = [BY_NAME[name] for name in sniff(head)]
     if found:
         by_ext = [f for f in found if _ext_matches(path, f)]
         return (by_ext or found)[0].name
@@ -133,12 +133,21 @@ def detect(path) -> str:
     raise UnsupportedFormat("unsupported or unrecognised file format", path)
 
 
+def is_pair_data(path: str) -> bool:
+    """Whether `path` names the data file of a two-file image (an .img), which goes with its header."""
+    f = _paired(path)
+    return f is not None and not any(path.lower().endswith(h) for h, _ in f.pairs)
+
+
 def _header_of(path: str) -> str:
     """For the data file of a two-file image (an .img), its header, which holds what sniffing needs."""
-    f = _paired(path)
-    if f is None or any(path.lower().endswith(h) for h, _ in f.pairs):
+    if not is_pair_data(path):
         return path
-    return backend(f.name).header_of(path)
+    return backend(_paired(path).name).header_of(path)
+
+
+#: how many first bytes of a file (decompressed when gzip) the sniffers look at
+HEAD_SIZE = _sniff.HEAD_SIZE
 
 
 def sniff(head: bytes) -> list:
@@ -221,6 +230,6 @@ def format_for_output(path: str, to: str | None = None) -> str:
 
 
 __all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DEFAULT_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
-           "GZ_FILE_EXTENSIONS", "OUTPUT_EXTENSIONS", "RASTER",
-           "TO_CHOICES", "backend", "capable", "detect", "extension_in_name", "files", "format_for_output",
-           "header_files", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs"]
+           "GZ_FILE_EXTENSIONS", "HEAD_SIZE", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend",
+           "capable", "detect", "extension_in_name", "files", "format_for_output", "header_files",
+           "is_pair_data", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs"]
