@@ -178,8 +178,13 @@ OUTPUT_EXTENSIONS = {e.lstrip("."): (f.name, "/" if f.default_extension == "/" e
 #: the registered two-part extensions (.nii.gz, .img.gz): a file's stem is what precedes them
 GZ_EXTENSIONS = tuple(dict.fromkeys(e for f in FORMATS for e in f.extensions if e.endswith(".gz")))
 #: the same with the compressed header of a pair (.hdr.gz): what a written file's name ends in
-GZ_FILE_EXTENSIONS = tuple(dict.fromkeys(e for f in FORMATS for e in f.extensions + sum(f.pairs, ())
+GZ_FILE_EXTENSIONS = tuple(dict.fromkeys(e for f in FORMATS for e in f.extensions + tuple(h for h, _ in f.pairs)
                                          if e.endswith(".gz")))
+#: the data files' extensions of two-file images (.img of a .hdr, .raw/.zraw of a .mhd, ...)
+DATA_EXTENSIONS = tuple(dict.fromkeys(d for f in FORMATS for _, d in f.pairs))
+#: every extension a file of a registered format has (data files included), longest first
+FILE_EXTENSIONS = tuple(sorted(dict.fromkeys(e for f in FORMATS for e in f.extensions + sum(f.pairs, ())),
+                               key=len, reverse=True))
 #: what --to accepts (and completes): format names, then extensions
 TO_CHOICES = tuple(f.name for f in FORMATS if f.can_write) + ("nifti",) + tuple(
     k for k in OUTPUT_EXTENSIONS if k not in BY_NAME)
@@ -229,7 +234,7 @@ def format_for_output(path: str, to: str | None = None) -> str:
     raise UsageError(f"cannot tell the output format from {os.path.basename(path)!r}; use --to FORMAT")
 
 
-__all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DEFAULT_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
+__all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DATA_EXTENSIONS", "DEFAULT_EXTENSIONS", "FILE_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
            "GZ_FILE_EXTENSIONS", "HEAD_SIZE", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend",
            "capable", "detect", "extension_in_name", "files", "format_for_output", "header_files",
            "is_pair_data", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs"]

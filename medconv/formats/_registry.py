@@ -37,7 +37,8 @@ class Format:
     default_extension: str = ""
     #: the extensions that, given to --to or ending a destination, write exactly that file
     written: tuple = ()
-    #: (header extension, data extension) of an image stored as two files (.hdr + .img)
+    #: (header extension, data extension) of an image stored as two files (.hdr + .img); the
+    #: first pair names what a write makes by default
     pairs: tuple = ()
     #: what a written file can hold (documented in the README, tested by the round trips)
     dtypes: tuple = ()
@@ -78,11 +79,11 @@ FORMATS = (
            dtypes=("uint8", "int16", "int32", "float32", "float64", "complex64"), ndims=(2, 3, 4), colour=("rgb",)),
     Format("metaimage", "medconv.formats.metaimage", (".mha", ".mhd"), _sniff.metaimage, True,
            "MetaImage (.mha, .mhd + .raw/.zraw)",
-           label="MetaImage", default_extension=".mha", written=(".mhd", ".mha"), pairs=((".mhd", ".raw"),),
+           label="MetaImage", default_extension=".mha", written=(".mhd", ".mha"), pairs=((".mhd", ".raw"), (".mhd", ".zraw")),
            dtypes=ALL_DTYPES, ndims=(2, 3, 4), colour=("rgb", "rgba")),
     Format("nrrd", "medconv.formats.nrrd", (".nrrd", ".nhdr"), _sniff.nrrd, True,
            "NRRD (.nrrd, .nhdr + data)",
-           label="NRRD", default_extension=".nrrd", written=(".nrrd", ".nhdr"), pairs=((".nhdr", ".raw"),),
+           label="NRRD", default_extension=".nrrd", written=(".nrrd", ".nhdr"), pairs=((".nhdr", ".raw"), (".nhdr", ".raw.gz")),
            dtypes=ALL_DTYPES, ndims=(2, 3, 4), colour=("rgb", "rgba")),
     Format("minc", "medconv.formats.minc", (".mnc",), _sniff.minc, True,
            "MINC1 (NetCDF) and MINC2 (HDF5)",
