@@ -5,7 +5,7 @@ import importlib
 import os
 
 from .. import io
-from ..errors import CorruptInput, InputError, UnsupportedFormat, UsageError
+from ..errors import CorruptInput, InputError, OutputError, UnsupportedFormat, UsageError
 from . import _sniff
 from ._registry import ALIASES, ALL_DTYPES, BY_NAME, CAPABILITIES, FORMATS, RASTER, Format
 
@@ -84,6 +84,13 @@ def named_files(path: str) -> list:
                 and "%" not in value:
             found.append(os.path.join(os.path.dirname(path), value))
     return found
+
+
+def check_dimensions(volume, name: str, path: str) -> None:
+    """Refuse to write a volume with more dimensions than format `name` holds (its row's ndims)."""
+    most = max(BY_NAME[name].ndims)
+    if volume.ndim > most:
+        raise OutputError(f"{BY_NAME[name].label or name} holds at most {most} dimensions, not {volume.ndim}", path)
 
 
 def capable(name: str, capability: str) -> bool:
@@ -236,5 +243,5 @@ def format_for_output(path: str, to: str | None = None) -> str:
 
 __all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DATA_EXTENSIONS", "DEFAULT_EXTENSIONS", "FILE_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
            "GZ_FILE_EXTENSIONS", "HEAD_SIZE", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend",
-           "capable", "detect", "extension_in_name", "files", "format_for_output", "header_files",
+           "capable", "check_dimensions", "detect", "extension_in_name", "files", "format_for_output", "header_files",
            "is_pair_data", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs"]

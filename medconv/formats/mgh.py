@@ -225,8 +225,9 @@ def _storable(volume: Volume, path: str) -> np.ndarray:
 
 
 def write(volume: Volume, path: str, fmt: str = "mgh", *, force: bool = False, protect=(), **options) -> list:
-    if volume.ndim > 4:
-        raise OutputError(f"MGH holds at most 4 dimensions, not {volume.ndim}", path)
+    from . import check_dimensions
+
+    check_dimensions(volume, "mgh", path)
     arr = _storable(volume, path)
     grid = volume.grid_shape
     if volume.ndim == 2:

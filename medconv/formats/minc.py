@@ -214,8 +214,9 @@ def _storable(volume: Volume, path: str) -> np.ndarray:
 def write(volume: Volume, path: str, fmt: str = "minc", *, force: bool = False, protect=(), **options) -> list:
     import h5py
 
-    if volume.ndim > 4:
-        raise OutputError(f"MINC output holds at most 4 dimensions, not {volume.ndim}", path)
+    from . import check_dimensions
+
+    check_dimensions(volume, "minc", path)
     arr = _storable(volume, path)
     grid = volume.grid_shape
     if volume.ndim == 2:
