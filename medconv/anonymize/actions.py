@@ -394,7 +394,8 @@ BURN_SUSPECT_MODALITIES = ("US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC")
 
 
 def burned_in_status(ds) -> tuple:
-    """(flagged YES, suspect reason or None) for burned-in text (pitfall 23)."""
+    """(flagged YES, suspect reason or None) for text burned into the pixels, which removing
+    elements cannot reach: a name written into an ultrasound or screen-capture image stays."""
     image_type = ds.get("ImageType") or []
     image_type = [str(v) for v in ([image_type] if isinstance(image_type, str) else image_type)]
     return burned_in_verdict(str(ds.get("BurnedInAnnotation", "")), str(ds.get("Modality", "")), image_type,
