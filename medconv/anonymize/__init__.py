@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .. import io, log
 from ..errors import CorruptInput, InputError, MedconvError, OutputError, UsageError
+from ..formats import BY_NAME
 from .actions import (
     ENCAPSULATED_DOCUMENT,
     MAX_NESTING,
@@ -56,6 +57,8 @@ def walk_inputs(paths):
     return out
 
 
+#: the name ending of the DICOM files the structured layout writes (1.dcm, 2.dcm, ...)
+_DICOM_FILE = BY_NAME["dicom"].extensions[0]
 #: the formats whose gzipped files are rewritten (inflated, scrubbed, compressed again)
 _GZIPPED = ("nifti1", "nifti2", "mgh")
 #: files up to this size are read whole while being classified, so an image is opened once
@@ -389,7 +392,7 @@ class Runner:
         folder = self._series_folder(self.output, self.pseudo, result)
         n = self.counters.get(folder, 0) + 1
         self.counters[folder] = n
-        return os.path.join(folder, f"{n}.dcm")
+        return os.path.join(folder, str(n) + _DICOM_FILE)
 
     def _series_folder(self, output, pseudo, result) -> str:
         key = (result["pid"], result["study"], result["series"])
