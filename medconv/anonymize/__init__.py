@@ -211,8 +211,6 @@ class Runner:
         from collections import deque
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..batch import _init_worker
-
         # In the structured layout a worker also writes each file, under a temporary name in its
         # series folder (file creation is the slow part on many file systems, and the bytes then
         # never cross a pipe); the main process names and renames them in input order.
@@ -221,26 +219,30 @@ class Runner:
         chunks = iter([f for _, _, f in files[i:i + _CHUNK]] for i in range(0, len(files), _CHUNK))
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        stop = ctx.Event()  # set when the run ends early: workers leave the rest of their chunk
         pending: list = []
         window: deque = deque()
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(log.is_quiet(), stop))
         try:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(log.is_quiet(),)) as pool:
-                window.extend(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
-                while window:
-                    # result first, then out of the window: an interrupt while waiting must leave the
-                    # future where the clean-up below finds its temporary files
-                    results, mapping = window[0].result()
-                    window.popleft()
-                    for c in _take(chunks, 1):
-                        window.append(pool.submit(_work_chunk, setup, c))
-                    for kind, values in mapping.items():
-                        self.pseudo.mapping.setdefault(kind, {}).update(values)
+            window.extend(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
+            while window:
+                window[0].result()  # waiting: a stop here leaves the chunk where the clean-up finds it
+                with io.uninterrupted:  # taken out of the window and recorded as one step
+                    results, mapping = window.popleft().result()
                     pending = list(reversed(results))
-                    while pending:
-                        yield pending.pop()
+                    io.LIVE_TEMPS.update(r["tmp"] for r in results if r and r.get("tmp"))
+                for c in _take(chunks, 1):
+                    window.append(pool.submit(_work_chunk, setup, c))
+                for kind, values in mapping.items():
+                    self.pseudo.mapping.setdefault(kind, {}).update(values)
+                while pending:
+                    yield pending[-1]  # taken off only once used: a stop before that discards it
+                    pending.pop()
         finally:
-            # stopped early (an error, Ctrl-C): temporary files nobody will rename are removed
+            # stopped early (an error, a stop signal): workers stop after their current file, and
+            # the temporary files nobody will rename are removed
+            stop.set()
             leftovers = list(pending)
             for future in window:
                 if not future.cancel():
@@ -250,6 +252,7 @@ class Runner:
                         pass
             for result in leftovers:
                 _discard(result)
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _real(self, path: str) -> str:
         """os.path.realpath, with each directory resolved once per run (thousands of files share a few)."""
@@ -399,15 +402,11 @@ class Runner:
                     raise OutputError("destination is a directory", dest)
                 if not self.force:
                     raise OutputError("destination exists (use --force to replace it)", dest)
-            try:
-                os.replace(tmp, dest)
-            except OSError as exc:
-                raise OutputError(f"cannot write here ({exc.strerror})", dest) from None
-            tmp = None
-            self.summary.done += 1
-        finally:
-            if tmp is not None:
-                _discard(result)
+        except BaseException:
+            _discard(result)
+            raise
+        io.commit_temp(tmp, dest)  # removed on any failure
+        self.summary.done += 1
 
     def _dicom_with_pydicom(self, full: str) -> dict | None:
         """The reference path, for every file fast.py steps aside from; None when there is nothing to write."""
@@ -469,6 +468,7 @@ def _work_chunk(setup, paths):
     None means "the main process does this file" (not DICOM, large, unusual, or any error), so
     every message and failure is reported there, exactly as without workers.
     """
+    from ..batch import _WORKER
     from .fast import FastAnonymizer
 
     opts, key, skip_flagged, output = setup
@@ -476,20 +476,55 @@ def _work_chunk(setup, paths):
     fast = FastAnonymizer(Anonymizer(opts, pseudo))
     out = []
     made: set = set()
-    for full in paths:
-        try:
-            whole = []
-            if classify(full, keep=whole) != "dicom" or not whole:
-                out.append(None)
+    stop = _WORKER.get("stop")
+    try:
+        for full in paths:
+            if _STOPPED or (stop is not None and stop.is_set()):
+                out.append(None)  # the run is ending: the rest of the chunk is not started
                 continue
-            result = fast.anonymize(whole[0], skip_flagged=skip_flagged)
-            if result is not None and output is not None and result.get("bytes") is not None:
-                folder = series_folder(output, pseudo, result)
-                result["tmp"] = io.write_temp(folder, result.pop("bytes"), made)
-            out.append(result)
-        except Exception:
-            out.append(None)  # the main process does it again, and reports what goes wrong
+            try:
+                whole = []
+                if classify(full, keep=whole) != "dicom" or not whole:
+                    out.append(None)
+                    continue
+                result = fast.anonymize(whole[0], skip_flagged=skip_flagged)
+                if result is not None and output is not None and result.get("bytes") is not None:
+                    folder = series_folder(output, pseudo, result)
+                    result["tmp"] = io.write_temp(folder, result.pop("bytes"), made)
+                out.append(result)
+            except Exception:
+                out.append(None)  # the main process does it again, and reports what goes wrong
+    except BaseException:
+        for result in out:
+            _discard(result)
+        io.remove_live_temps()
+        raise
+    io.LIVE_TEMPS.clear()  # the temporary files are the main process's now (it records them)
     return out, pseudo.mapping
+
+
+#: the stop signals a worker process received (it finishes its current file, then stops)
+_STOPPED: list = []
+
+
+def _init_worker(quiet: bool, stop) -> None:
+    """A worker of the parallel path: SIGINT, SIGTERM and SIGHUP (sent to the whole process group)
+    only make it stop after the current file; the main process removes what it wrote."""
+    import signal
+
+    from ..batch import _init_worker as init
+
+    init(quiet, stop)
+
+    def stopping(signum, frame):
+        _STOPPED.append(signum)
+        if hasattr(signal, "alarm"):
+            signal.alarm(60)  # ended by SIGALRM should the main process be gone without stopping it
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, stopping)
 
 
 def series_folder(output: str, pseudo, result: dict) -> str:
@@ -502,10 +537,7 @@ def _discard(result) -> None:
     """Remove the temporary file of a worker's result that will not be renamed."""
     tmp = result.get("tmp") if isinstance(result, dict) else None
     if tmp:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        io.discard_temp(tmp)
 
 
 def _defined_lengths(ds) -> None:
