@@ -132,6 +132,9 @@ class Runner:
 
     def run(self, paths, jobs: int | None = 1):
         files = walk_inputs(paths)
+        if self.in_place:
+            for _, _, full in files:  # before anything is written
+                refuse_linked(full)
         # Resolved once: io.atomic_outputs would resolve every input again for every output.
         self.protect = {self._real(f) for _, _, f in files}
         if self.pseudo.generated:
@@ -533,6 +536,28 @@ def series_folder(output: str, pseudo, result: dict) -> str:
                         pseudo.short("series", result["series"]))
 
 
+def refuse_linked(path: str) -> None:
+    """--in-place replaces a file by renaming a new one over it: on a symbolic link (DataLad and
+    git-annex trees) that replaces the link and leaves the identified file it points to, and on a
+    file with other hard links those names keep the original. Both are refused."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return  # reported when it is read
+    import stat
+
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise InputError(f"is a symbolic link to {target}: --in-place would replace the link and leave the "
+                         "file it points to as it is; unlock or copy the file first, or write to -o DIR", path)
+    if st.st_nlink > 1:
+        raise InputError(f"has {st.st_nlink} hard links: --in-place would replace this name only and the "
+                         "others would keep the original; write to -o DIR instead", path)
+
+
 def _discard(result) -> None:
     """Remove the temporary file of a worker's result that will not be renamed."""
     tmp = result.get("tmp") if isinstance(result, dict) else None
@@ -667,6 +692,21 @@ def check_mapping_path(mapping: str, paths, output: str | None, in_place: bool, 
                              "identifiers; write it elsewhere")
     if os.path.lexists(mapping) and not force:
         raise OutputError("destination exists (use --force to replace it)", mapping)
+    if os.path.isdir(mapping):
+        raise OutputError("destination is a directory", mapping)
+    # the folder must exist and take a new file now: found only after the run, a mapping made
+    # with a random key would be lost for good
+    parent = os.path.dirname(os.path.abspath(mapping))
+    if not os.path.isdir(parent):
+        raise OutputError("the mapping's folder does not exist", mapping)
+    probe = os.path.join(parent, f".medconv-{os.urandom(6).hex()}.part")
+    try:
+        with io.uninterrupted:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write the mapping in this folder ({exc.strerror})", mapping) from None
 
 
 def finish(runner: Runner, mapping_path: str | None) -> int:

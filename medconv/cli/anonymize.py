@@ -80,7 +80,15 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
         return _dry_run(runner, paths, as_json)
     if mapping:
         check_mapping_path(mapping, paths, output, in_place, force)
-    runner.run(paths, jobs=jobs)
+    try:
+        runner.run(paths, jobs=jobs)
+    except BaseException:
+        if mapping and runner.summary.done and runner.pseudo.mapping:
+            # stopped part-way: the pseudonyms of the files already written are kept
+            from ..anonymize.pseudonym import write_mapping
+
+            write_mapping(mapping, runner.pseudo.mapping, force=force)
+        raise
     code = finish(runner, mapping)
     if code:
         sys.exit(code)
