@@ -74,13 +74,12 @@ def classify(path: str, keep: list | None = None) -> str | None:
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path) from None
     if head[:2] == b"\x1f\x8b":
-        import gzip
         import zlib
 
-        try:
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(1024)
-        except (OSError, EOFError, zlib.error):
+        try:  # the first member's start only: bytes after it must not hide the image
+            with open(path, "rb") as fh:
+                head = zlib.decompressobj(31).decompress(fh.read(1 << 16), 1024)
+        except (OSError, zlib.error):
             return None
         kind = _first(head, _sniff, ("nifti1", "nifti2", "mgh"))
         return kind + ".gz" if kind else None
@@ -282,12 +281,9 @@ class Runner:
             io.write_bytes_atomic(os.path.abspath(dest), data, force=force, made_dirs=self._made_dirs)
             return
         with io.atomic_outputs(dests, force=force) as temps:
-            with open(temps[0], "wb") as fh:
-                fh.write(data)
-            for tmp, (_, src) in zip(temps[1:], extra):
-                import shutil
-
-                shutil.copyfile(src, tmp)
+            for tmp, blob in zip(temps, [data, *[b for _, b in extra]]):
+                with open(tmp, "wb") as fh:
+                    fh.write(blob)
 
     def one(self, kind: str, root: str, rel: str, full: str, data: bytes | None = None) -> None:
         from . import headers
@@ -300,50 +296,25 @@ class Runner:
                 # anonymised all the same and stderr keeps medconv's one-line messages
                 warnings.simplefilter("ignore")
                 return self.dicom(rel, full, data)
-        if data is None or kind.endswith(".gz"):
-            data = io.read_bytes(full)  # gzip inflated
-        companions = []
-        if kind.endswith(".gz"):
-            if kind == "mgh.gz":
-                new, _ = headers.scrub_mgh(data, full)
-            else:
-                new, _ = headers.scrub_nifti_like(data, kind[:-3], full)
-            import gzip
-
-            new_bytes = gzip.compress(new, compresslevel=6, mtime=0)
-        elif kind in ("nifti1", "nifti2", "analyze"):
-            new_bytes, _ = headers.scrub_nifti_like(data, kind, full)
-            if full.lower().endswith(".hdr"):
-                img = full[:-4] + (".img" if full.endswith(".hdr") else ".IMG")
-                if not os.path.exists(img):
-                    raise InputError("the .img file of this .hdr is missing", full)
-                companions.append(img)
-        elif kind == "metaimage":
-            new_bytes, _ = headers.scrub_metaimage(data, full)
-            companions += _detached(new_bytes, full, b"elementdatafile", b"=")
-        elif kind == "nrrd":
-            new_bytes, _ = headers.scrub_nrrd(data, full)
-            companions += _detached(new_bytes, full, b"data file", b":")
-        elif kind == "json":
-            new_bytes, _ = headers.scrub_json(data, full)
-        elif kind == "mgh":
-            new_bytes, _ = headers.scrub_mgh(data, full)
-        elif kind == "minc":
-            new_bytes, _ = headers.scrub_minc(data, full)  # read back and compared with the input
-        elif kind in ("png", "jpeg", "tiff", "bmp"):
-            new_bytes, _ = headers.scrub_raster(kind, data, full)  # pixels decoded and compared
-        else:
+        if kind not in ("nifti1", "nifti2", "analyze", "metaimage", "nrrd", "json", "mgh", "minc", "png", "jpeg",
+                        "tiff", "bmp", "nifti1.gz", "nifti2.gz", "mgh.gz"):
             self.summary.skipped += 1
             return
+        # header scrubbed, data cut to what the header describes (companions: a detached data
+        # file, the .img of a .hdr); MINC and rasters are decoded again and compared
+        new_bytes, _, companions = headers.scrub_file(kind, full, data)
         dest = self._dest(rel, full)
         extra = []
         if not self.in_place and self.layout != "mirror" and not self._named_warned:
             self._named_warned = True  # once per run; --layout mirror already warned about every name
             log.warn("files other than DICOM keep their relative paths under the output; rename any "
                      "folder or file whose name identifies someone", full)
-        if not self.in_place:
-            for c in companions:
-                extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), c))
+        for c, kept in companions:
+            if self.in_place:
+                refuse_linked(c)
+                extra.append((c, kept))
+            else:
+                extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), kept))
 
         self._write(dest, new_bytes, extra)
         self.summary.done += 1
@@ -633,21 +604,6 @@ def _check_complete(ds, path: str) -> None:
 @functools.lru_cache(maxsize=4096)
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "ANON"
-
-
-def _detached(header: bytes, path: str, key: bytes, sep: bytes) -> list:
-    """The relative data file a detached MetaImage/NRRD header names (to copy beside it)."""
-    for line in header.splitlines():
-        k, _, v = line.partition(sep)
-        if k.strip().lower() == key:
-            v = v.strip().decode("latin-1")
-            if v.upper() in ("LOCAL", "") or v.upper().startswith("LIST") or "%" in v:
-                return []
-            src = os.path.join(os.path.dirname(path), v)
-            if os.path.isabs(v) or os.sep in v or not os.path.exists(src):
-                raise InputError(f"the data file {v!r} must be a file beside the header", path)
-            return [src]
-    return []
 
 
 def _ensure_meta(ds) -> None:

@@ -158,29 +158,18 @@ def _walk(ds, prefix, path, findings, letters, deid, top=False):
 
 
 def check_other(path: str, kind: str, findings: list) -> None:
-    from .. import io
+    """Findings for a file that is not DICOM: whatever anonymize would remove from it (fields,
+    bytes no header field accounts for, in the file and in its detached data or .img)."""
     from . import headers
 
-    def report(changed, label):
-        for name in changed:
-            findings.append({"path": path, "where": f"{label} {name}", "what": "identifying or free-text field"})
-
-    data = io.read_bytes(path)
-    kind = kind.removesuffix(".gz")
-    if kind == "mgh":
-        report(headers.scrub_mgh(data, path)[1], "MGH")
-    elif kind == "minc":
-        report(headers.scrub_minc(data, path, verify=False)[1], "MINC attribute")
-    elif kind in ("png", "jpeg", "tiff", "bmp"):
-        report(headers.scrub_raster(kind, data, path, verify=False)[1], f"{kind.upper()}")
-    elif kind in ("nifti1", "nifti2", "analyze"):
-        report(headers.scrub_nifti_like(data, kind, path)[1], kind)
-    elif kind == "metaimage":
-        report(headers.scrub_metaimage(data, path)[1], "MetaImage key")
-    elif kind == "nrrd":
-        report(headers.scrub_nrrd(data, path)[1], "NRRD field")
-    elif kind == "json":
-        report(headers.scrub_json(data, path)[1], "JSON key")
+    label = {"mgh": "MGH", "minc": "MINC attribute", "png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP",
+             "metaimage": "MetaImage key", "nrrd": "NRRD field", "json": "JSON key"}.get(kind.removesuffix(".gz"),
+                                                                                       kind.removesuffix(".gz"))
+    _, changed, _ = headers.scrub_file(kind, path, verify=False)
+    for name in changed:
+        what = ("bytes that no header field accounts for" if "data " in name or name.endswith("data")
+                else "identifying or free-text field")
+        findings.append({"path": path, "where": f"{label} {name}", "what": what})
 
 
 def check(paths, patient_ids=(), letters=frozenset()) -> list:

@@ -32,6 +32,7 @@ bit-identical. Every scrubber returns (new bytes, names of the fields it removed
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from ..errors import CorruptInput, MedconvError, UnsupportedFormat
@@ -142,22 +143,10 @@ def scrub_nifti_like(data: bytes, fmt: str, path: str) -> tuple:
 def _nifti_data_end(buf, fmt: str, endian: str, vox: int):
     """vox_offset + the voxel data's size of a single-file NIfTI, or None when the header's dim
     and bitpix do not give a size (the file is then kept to its end)."""
-    import struct
-
-    if fmt == "nifti1":
-        dims = struct.unpack_from(endian + "8h", buf, 40)
-        (bitpix,) = struct.unpack_from(endian + "h", buf, 72)
-    else:
-        dims = struct.unpack_from(endian + "8q", buf, 16)
-        (bitpix,) = struct.unpack_from(endian + "h", buf, 14)
-    if not 1 <= dims[0] <= 7 or bitpix <= 0 or bitpix % 8 or vox < (348 if fmt == "nifti1" else 540):
+    if vox < (348 if fmt == "nifti1" else 540):
         return None
-    count = 1
-    for d in dims[1:dims[0] + 1]:
-        if d < 1:
-            return None
-        count *= d
-    return vox + count * (bitpix // 8)
+    nbytes = _nifti_voxel_bytes(buf, fmt, endian)
+    return None if nbytes is None else vox + nbytes
 
 
 def _analyze_originator_text(buf, endian: str) -> bool:
@@ -183,12 +172,20 @@ def scrub_metaimage(data: bytes, path: str) -> tuple:
         line = data[pos:end]
         pos = end
         key = line.split(b"=", 1)[0].strip().decode("latin-1").lower()
-        if key in METAIMAGE_KEYS:
+        if key == "headersize":
+            pass  # the bytes it skips are dropped with it (data_region)
+        elif key in METAIMAGE_KEYS:
             out.append(line)
         elif line.strip():
             changed.append(key or "?")
         if key == "elementdatafile":
-            return b"".join(out) + data[pos:], changed
+            layout = metaimage_layout(data[:pos], path)
+            if layout["file"].upper() != "LOCAL":  # detached: see scrub_file
+                if any(data[pos:]):
+                    changed.append("data after the header")
+                return b"".join(out), changed
+            kept, more = data_region(data, pos, layout, path)
+            return b"".join(out) + kept, changed + more
     raise CorruptInput("MetaImage header has no ElementDataFile line", path)
 
 
@@ -209,7 +206,13 @@ def scrub_nrrd(data: bytes, path: str) -> tuple:
             continue
         if not text:
             out.append(line)
-            return b"".join(out) + data[pos:], changed
+            layout = nrrd_layout(data[:pos], path)
+            if layout["file"]:  # detached: see scrub_file
+                if any(data[pos:]):
+                    changed.append("data after the header")
+                return b"".join(out), changed
+            kept, more = data_region(data, pos, layout, path)
+            return b"".join(out) + kept, changed + more
         if text.startswith("#"):
             changed.append("comment")
             continue
@@ -230,6 +233,8 @@ def scrub_nrrd(data: bytes, path: str) -> tuple:
                 out.append(line)
             else:
                 changed.append(field)
+        elif field in ("line skip", "lineskip", "byte skip", "byteskip"):
+            pass  # the bytes they skip are dropped with them (data_region)
         elif field in NRRD_FIELDS:
             out.append(line)
         else:
@@ -425,11 +430,37 @@ def scrub_minc(data: bytes, path: str, verify: bool = True) -> tuple:
             new, changed = _scrub_minc2(data, path)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # h5py on a damaged file
             raise CorruptInput(f"cannot copy the MINC2 objects ({type(exc).__name__})", path) from None
+        end = _hdf5_end(data)
+        if end is not None and any(memoryview(data)[end:]):
+            changed.append("data after the HDF5 file")  # the copy ends where HDF5 says
     else:
         raise CorruptInput("not a MINC file (neither NetCDF nor HDF5)", path)
     if verify and changed:
         _verify_minc(path, new)
     return (new, changed) if changed else (data, changed)
+
+
+def _hdf5_end(data: bytes):
+    """The end-of-file address of an HDF5 file whose superblock is at offset 0, or None."""
+    import struct
+
+    version = data[8] if len(data) > 8 else None
+    try:
+        if version in (0, 1):
+            size_off = data[13]
+            at = 24 + (4 if version == 1 else 0) + 2 * size_off  # base and free-space addresses skipped
+        elif version in (2, 3):
+            size_off = data[9]
+            at = 12 + 2 * size_off  # base and superblock-extension addresses skipped
+        else:
+            return None
+        fmt = {4: "<I", 8: "<Q"}.get(size_off)
+        if fmt is None:
+            return None
+        (end,) = struct.unpack_from(fmt, data, at)
+    except (IndexError, struct.error):
+        return None
+    return end if 0 < end <= len(data) else None
 
 
 def _minc2_keep(root) -> list:
@@ -1079,15 +1110,100 @@ def _same_pixels(old: bytes, new: bytes, path: str) -> None:
         raise UnsupportedFormat("the pixels would change when the metadata is removed; not anonymised", path)
 
 
+def _rle_end(data, start: int, four: bool, path: str) -> int:
+    """Offset just after the end-of-bitmap marker of BMP RLE8/RLE4 data starting at `start`."""
+    i = start
+    while i + 1 < len(data):
+        count, code = data[i], data[i + 1]
+        i += 2
+        if count or code == 0:
+            continue  # a run, or the end of a line
+        if code == 1:
+            return i
+        if code == 2:
+            i += 2  # delta
+        else:
+            n = (code + 1) // 2 if four else code  # absolute run, padded to 16 bits
+            i += n + (n & 1)
+    raise CorruptInput("BMP RLE data has no end-of-bitmap marker", path)
+
+
+def scrub_bmp(data: bytes, path: str) -> tuple:
+    """Rebuild a BMP from exactly what its headers describe: file header (reserved fields zeroed),
+    DIB header, bit masks, palette and pixel rows (their padding zeroed). A gap before the pixels,
+    bytes after them and an embedded or linked colour profile are dropped."""
+    import struct
+
+    if data[:2] != b"BM" or len(data) < 26:
+        raise CorruptInput("not a BMP file", path)
+    (off,) = struct.unpack_from("<I", data, 10)
+    (hsize,) = struct.unpack_from("<I", data, 14)
+    changed = []
+    if hsize == 12:
+        width, height, _, bits = struct.unpack_from("<HHHH", data, 18)
+        compression, entry, colours = 0, 3, 0
+    elif hsize in (16, 40, 52, 56, 64, 108, 124):
+        if len(data) < 14 + max(hsize, 40):
+            raise CorruptInput("BMP header is truncated", path)
+        width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
+        (colours,) = struct.unpack_from("<I", data, 46)
+        entry = 4
+    else:
+        raise CorruptInput(f"unknown BMP header size {hsize}", path)
+    if compression in (4, 5):
+        raise UnsupportedFormat("BMP holding a JPEG or PNG stream is not supported; convert it first", path)
+    dib = bytearray(data[14:14 + hsize])
+    masks = 12 if compression == 3 and hsize == 40 else 16 if compression == 6 and hsize == 40 else 0
+    palette = (colours or (1 << bits)) * entry if bits <= 8 else colours * entry
+    at = 14 + hsize + masks + palette
+    if hsize == 124 and dib[56:60] in (b"DEBM", b"KNIL"):  # PROFILE_EMBEDDED / PROFILE_LINKED (a file name)
+        changed.append("colour profile")
+        dib[56:60] = b"BGRs"  # sRGB
+        dib[112:120] = bytes(8)  # profile offset and size
+    if off < at or off > len(data):
+        raise CorruptInput("BMP pixel offset is inside the headers or past the end", path)
+    rows = abs(height)
+    if compression in (1, 2):
+        end = _rle_end(data, off, compression == 2, path)
+        pixels = bytearray(data[off:end])
+    else:
+        stride = ((width * bits + 31) // 32) * 4
+        need = stride * rows
+        if off + need > len(data):
+            raise CorruptInput(f"BMP pixel data is {len(data) - off} bytes, the header needs {need}", path)
+        pixels = bytearray(data[off:off + need])
+        used = (width * bits + 7) // 8
+        if used < stride:
+            padding = False
+            for r in range(rows):
+                row = memoryview(pixels)[r * stride + used:(r + 1) * stride]
+                if any(row):
+                    padding = True
+                    pixels[r * stride + used:(r + 1) * stride] = bytes(stride - used)
+            if padding:
+                changed.append("row padding")
+        end = off + need
+    if any(data[6:10]):
+        changed.append("reserved fields")
+    if any(data[at:off]):
+        changed.append("data before the pixels")
+    if any(data[end:]):
+        changed.append("data after the pixels")
+    if hsize >= 40 and struct.unpack_from("<I", dib, 20)[0]:
+        struct.pack_into("<I", dib, 20, len(pixels))  # biSizeImage: what is there now
+    head = data[14 + hsize:at]
+    total = at + len(pixels)
+    out = b"BM" + struct.pack("<IHHI", total, 0, 0, at) + bytes(dib) + head + bytes(pixels)
+    return (out if changed else data), changed
+
+
 def scrub_raster(kind: str, data: bytes, path: str, verify: bool = True) -> tuple:
     """(new bytes, fields removed) for png, jpeg, tiff or bmp; with `verify` the pixels are decoded
     before and after and must be identical."""
-    if kind == "bmp":
-        return data, []  # no text fields
     import struct
 
     try:
-        new, changed = {"png": scrub_png, "jpeg": scrub_jpeg, "tiff": scrub_tiff}[kind](data, path)
+        new, changed = {"png": scrub_png, "jpeg": scrub_jpeg, "tiff": scrub_tiff, "bmp": scrub_bmp}[kind](data, path)
     except (struct.error, IndexError, ValueError, OverflowError):
         raise CorruptInput(f"malformed {kind.upper()} structure", path) from None
     if not changed:
@@ -1095,3 +1211,442 @@ def scrub_raster(kind: str, data: bytes, path: str, verify: bool = True) -> tupl
     if verify:
         _same_pixels(data, new, path)
     return new, changed
+
+
+# --- bytes that no header field accounts for ----------------------------------------------------
+#
+# Whatever lies outside the bytes a header describes (after the voxels, skipped before them, after
+# a compressed stream, in a gzip header's name or comment) is dropped: the kept bytes are exactly
+# the ones a reader uses. The names returned go to --check like any removed field.
+
+#: bytes per MetaImage element type
+_MET_SIZE = {"MET_CHAR": 1, "MET_ASCII_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4,
+             "MET_UINT": 4, "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8,
+             "MET_FLOAT": 4, "MET_DOUBLE": 8}
+#: bytes per NRRD type name
+_NRRD_SIZE = {}
+for _size, _names in ((1, "signed char,int8,int8_t,uchar,unsigned char,uint8,uint8_t,char"),
+                      (2, "short,short int,signed short,signed short int,int16,int16_t,ushort,unsigned short,"
+                          "unsigned short int,uint16,uint16_t"),
+                      (4, "int,signed int,int32,int32_t,uint,unsigned int,uint32,uint32_t,float"),
+                      (8, "longlong,long long,long long int,signed long long,signed long long int,int64,int64_t,"
+                          "ulonglong,unsigned long long,unsigned long long int,uint64,uint64_t,double")):
+    for _name in _names.split(","):
+        _NRRD_SIZE[_name] = _size
+_NRRD_ENCODING = {"raw": "raw", "gz": "gzip", "gzip": "gzip", "bz2": "bzip2", "bzip2": "bzip2", "txt": "ascii",
+                  "text": "ascii", "ascii": "ascii", "hex": "hex"}
+_NUMBER = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def _gzip_header(raw, pos: int, path: str) -> tuple:
+    """(offset of the deflate data, fields found) of the gzip member header at `pos`."""
+    import struct
+
+    if len(raw) < pos + 10 or raw[pos + 2] != 8:
+        raise CorruptInput("malformed gzip header", path)
+    flags, at, found = raw[pos + 3], pos + 10, []
+    try:
+        if flags & 4:  # FEXTRA
+            (n,) = struct.unpack_from("<H", raw, at)
+            if any(raw[at + 2:at + 2 + n]):
+                found.append("gzip extra field")
+            at += 2 + n
+        for bit, name in ((8, "gzip file name"), (16, "gzip comment")):
+            if flags & bit:
+                end = raw.index(b"\x00", at)
+                if end > at:
+                    found.append(name)
+                at = end + 1
+        if flags & 2:  # FHCRC
+            at += 2
+    except (struct.error, ValueError):
+        raise CorruptInput("malformed gzip header", path) from None
+    if at > len(raw):
+        raise CorruptInput("malformed gzip header", path)
+    return at, found
+
+
+def inflate_gzip(raw: bytes, path: str, limit: int | None = None, what: str = "data after the image") -> tuple:
+    """(inflated bytes, what is not kept): every gzip member of `raw`, inflated up to `limit` bytes
+    (memory stays within it). Reported: the gzip header's file name, comment or extra field (written
+    back empty), bytes after the last member and inflated bytes beyond `limit` (named `what`)."""
+    import zlib
+
+    out, notes, pos, total = [], [], 0, 0
+    view = memoryview(raw)
+    while pos < len(raw):
+        if raw[pos:pos + 2] != b"\x1f\x8b":
+            if pos == 0:
+                raise CorruptInput("not a gzip file", path)
+            if any(view[pos:]):
+                notes.append("data after the gzip stream")
+            break
+        start, found = _gzip_header(raw, pos, path)
+        notes += [f for f in found if f not in notes]
+        dec = zlib.decompressobj(-15)
+        room = None if limit is None else max(limit - total, 0)
+        try:
+            piece = dec.decompress(view[start:]) if room is None else dec.decompress(view[start:], room + 1)
+        except zlib.error as exc:
+            raise CorruptInput(f"compressed data is corrupt ({exc})", path) from None
+        if room is not None and len(piece) > room:
+            out.append(piece[:room])
+            notes.append(what)  # more than the header accounts for: not inflated further
+            break
+        out.append(piece)
+        total += len(piece)
+        if not dec.eof:
+            raise CorruptInput("compressed data is truncated", path)
+        pos = len(raw) - len(dec.unused_data) + 8  # after the member's CRC32 and size
+    return b"".join(out), notes
+
+
+def _compressed_end(raw, start: int, size: int, encoding: str, path: str) -> tuple:
+    """(end offset, decoded bytes) of the compressed streams (zlib, gzip members or bzip2) from
+    `start` that decode to at least `size` bytes; output discarded as it comes."""
+    import bz2
+    import zlib
+
+    view, pos, got = memoryview(raw), start, 0
+    try:
+        while got < size:
+            if pos >= len(raw):
+                raise CorruptInput(f"compressed data is truncated ({got} of {size} bytes)", path)
+            dec = bz2.BZ2Decompressor() if encoding == "bzip2" else zlib.decompressobj(47)  # zlib or gzip
+            got += len(dec.decompress(view[pos:], 1 << 22))
+            while not dec.eof:
+                if encoding == "bzip2":
+                    if dec.needs_input:
+                        raise CorruptInput("compressed data is truncated", path)
+                    got += len(dec.decompress(b"", 1 << 22))
+                else:
+                    if not dec.unconsumed_tail:
+                        raise CorruptInput("compressed data is truncated", path)
+                    got += len(dec.decompress(dec.unconsumed_tail, 1 << 22))
+            pos = len(raw) - len(dec.unused_data)
+    except (zlib.error, OSError, ValueError, EOFError) as exc:
+        raise CorruptInput(f"compressed data is corrupt ({exc})", path) from None
+    return pos, got
+
+
+def _text_end(raw, start: int, count: int, path: str, hexdigits: bool = False) -> int:
+    """Offset just after the `count`-th number (or, hex, the 2*count-th hex digit) from `start`,
+    with its line end; anything but numbers and separators before it is refused."""
+    if hexdigits:
+        regex, sep, need = re.compile(rb"[0-9A-Fa-f]"), re.compile(rb"\s*"), 2 * count
+    else:
+        regex, sep, need = _NUMBER, re.compile(rb"[\s,]*"), count
+    pos, seen = start, 0
+    while seen < need:
+        pos = sep.match(raw, pos).end()
+        m = regex.match(raw, pos)
+        if not m:
+            if pos >= len(raw):
+                raise CorruptInput("the text data holds fewer values than the header says", path)
+            raise CorruptInput("the text data holds something that is not a value", path)
+        pos, seen = m.end(), seen + 1
+    if raw[pos:pos + 2] == b"\r\n":
+        return pos + 2
+    return pos + 1 if raw[pos:pos + 1] == b"\n" else pos
+
+
+def _skip_lines(raw, start: int, lines: int, path: str) -> int:
+    for _ in range(lines):
+        end = raw.find(b"\n", start)
+        if end < 0:
+            raise CorruptInput("line skip goes past the end of the data", path)
+        start = end + 1
+    return start
+
+
+def data_region(raw, start: int, layout: dict, path: str) -> tuple:
+    """(kept bytes, names of what is dropped) of the data that follows an attached header from
+    `start` (0 for a detached data file), as `layout` (metaimage_layout/nrrd_layout) describes it:
+    skipped lines and bytes, and whatever follows the data, go; so do decoded bytes beyond the
+    header's size (the stream is then compressed again)."""
+    changed = []
+    view = memoryview(raw)
+    first = start
+    start = _skip_lines(raw, start, layout.get("line_skip", 0), path)
+    skip, size, enc = layout.get("byte_skip", 0), layout["size"], layout["encoding"]
+    if skip == -1:
+        if enc != "raw":
+            raise CorruptInput("a header size or byte skip of -1 needs raw data", path)
+        begin = len(raw) - size
+        if begin < start:
+            raise CorruptInput(f"the data is {len(raw) - start} bytes, the header needs {size}", path)
+    elif skip and enc != "raw" and layout.get("skip_decoded"):
+        raise UnsupportedFormat("NRRD byte skip inside compressed or text data is not supported; convert the "
+                                "file to NIfTI first", path)
+    else:
+        begin = start + skip
+    if begin > first and any(view[first:begin]):
+        changed.append("data skipped before the voxels")
+    kept = None
+    if enc == "raw":
+        end = begin + size
+        if end > len(raw):
+            raise CorruptInput(f"the data is {len(raw) - begin} bytes, the header needs {size}", path)
+    elif enc in ("zlib", "gzip", "bzip2"):
+        end, got = _compressed_end(raw, begin, size, enc, path)
+        if got > size:  # the stream holds more than the voxels: only they are kept, compressed again
+            changed.append("data after the voxels")
+            kept = _recompress(bytes(view[begin:end]), size, enc, path)
+    else:
+        end = _text_end(raw, begin, size, path, hexdigits=enc == "hex")
+    if end < len(raw) and any(view[end:]):
+        changed.append("data after the voxels")
+    return (bytes(view[begin:end]) if kept is None else kept), changed
+
+
+def _recompress(blob: bytes, size: int, encoding: str, path: str) -> bytes:
+    import bz2
+    import gzip
+    import zlib
+
+    if encoding == "bzip2":
+        dec = bz2.BZ2Decompressor()
+        data = dec.decompress(blob, size)
+        while len(data) < size and not dec.eof:
+            data += dec.decompress(b"", size - len(data))
+        return bz2.compress(data[:size])
+    if blob[:2] == b"\x1f\x8b":
+        return gzip.compress(inflate_gzip(blob, path, limit=size)[0], compresslevel=6, mtime=0)
+    dec = zlib.decompressobj()
+    return zlib.compress(dec.decompress(blob, size), 6)
+
+
+def _header_lines(text: bytes, sep: str) -> dict:
+    out = {}
+    for line in text.decode("latin-1").splitlines():
+        if line.startswith("#") or sep not in line or (sep == ":" and ":=" in line):
+            continue
+        k, _, v = line.partition(sep)
+        out.setdefault(k.strip().lower(), v.strip())
+    return out
+
+
+def metaimage_layout(header: bytes, path: str) -> dict:
+    """Data size, encoding, header size and data file of a MetaImage header."""
+    h = _header_lines(header, "=")
+    try:
+        dims = [int(x) for x in h["dimsize"].split()]
+        elem = _MET_SIZE[h["elementtype"].upper()]
+        channels = int(h.get("elementnumberofchannels", "1") or 1)
+        skip = int(h.get("headersize", "0") or 0)
+    except (KeyError, ValueError):
+        raise CorruptInput("MetaImage header without a valid DimSize or ElementType", path) from None
+    size = channels
+    for d in dims:
+        size *= d
+    compressed = h.get("compresseddata", "false").lower() == "true"
+    binary = h.get("binarydata", "true").lower() != "false"
+    return {"size": size if not binary else size * elem,
+            "encoding": "zlib" if compressed else ("raw" if binary else "ascii"),
+            "byte_skip": max(skip, -1), "file": h.get("elementdatafile", "")}
+
+
+def nrrd_layout(header: bytes, path: str) -> dict:
+    """Data size, encoding, skips and data file of a NRRD header."""
+    h = _header_lines(header, ":")
+    try:
+        sizes = [int(x) for x in h["sizes"].split()]
+        elem = _NRRD_SIZE[re.sub(r"\s+", " ", h["type"].lower())]
+        enc = _NRRD_ENCODING[h.get("encoding", "").lower()]
+        line_skip = int(h.get("line skip", h.get("lineskip", "0")) or 0)
+        byte_skip = int(h.get("byte skip", h.get("byteskip", "0")) or 0)
+    except (KeyError, ValueError):
+        raise CorruptInput("NRRD header without valid sizes, type or encoding", path) from None
+    size = 1
+    for d in sizes:
+        size *= d
+    return {"size": size if enc in ("ascii",) else size * elem, "encoding": enc, "line_skip": max(line_skip, 0),
+            "byte_skip": max(byte_skip, -1), "skip_decoded": True,
+            "file": h.get("data file", h.get("datafile", ""))}
+
+
+def _nifti_voxel_bytes(buf, fmt: str, endian: str):
+    """Bytes of voxel data a NIfTI-1/Analyze (fmt "nifti1") or NIfTI-2 header declares, or None."""
+    import struct
+
+    if fmt == "nifti2":
+        dims = struct.unpack_from(endian + "8q", buf, 16)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 14)
+    else:
+        dims = struct.unpack_from(endian + "8h", buf, 40)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 72)
+    if not 1 <= dims[0] <= 7 or bitpix <= 0 or bitpix % 8:
+        return None
+    count = 1
+    for d in dims[1:dims[0] + 1]:
+        if d < 1:
+            return None
+        count *= d
+    return count * (bitpix // 8)
+
+
+def nifti_pair_data(img: bytes, header: bytes, fmt: str, path: str) -> tuple:
+    """(kept bytes, what is dropped) of the .img of a NIfTI/Analyze .hdr/.img pair: bytes before
+    vox_offset zeroed (the offset stays valid), bytes after the voxels dropped."""
+    import struct
+
+    size = 540 if fmt == "nifti2" else 348
+    if len(header) < size:
+        raise CorruptInput("header is truncated", path)
+    endian = "<" if struct.unpack_from("<i", header, 0)[0] == size else ">"
+    two = fmt == "nifti2"
+    vox = struct.unpack_from(endian + ("q" if two else "f"), header, 168 if two else 108)[0]
+    vox = int(vox) if vox == vox and 0 <= vox < 1 << 40 else 0
+    nbytes = _nifti_voxel_bytes(header, "nifti2" if two else "nifti1", endian)
+    if nbytes is None:
+        return img, []
+    end = vox + nbytes
+    if len(img) < end:
+        raise CorruptInput(f"the .img file is {len(img)} bytes, the header needs {end}", path)
+    changed = []
+    buf = bytearray(img[:end])
+    if any(buf[:vox]):
+        changed.append("data before the voxels")
+        buf[:vox] = bytes(vox)
+    if any(memoryview(img)[end:]):
+        changed.append("data after the voxels")
+    return bytes(buf), changed
+
+
+def img_companion(path: str):
+    """The .img (or .img.gz) beside a .hdr (or .hdr.gz), or None."""
+    base = path[:-3] if path.lower().endswith(".gz") else path
+    if not base.lower().endswith(".hdr"):
+        return None
+    stem, ext = base[:-4], base[-4:]
+    img = ".IMG" if ext == ".HDR" else ".img"
+    for cand in (stem + img, stem + img + ".gz", stem + img.lower(), stem + img.lower() + ".gz"):
+        if os.path.exists(cand):
+            return cand
+    return ""
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        from ..errors import InputError
+
+        raise InputError(f"cannot read ({exc.strerror})", path) from None
+
+
+def _gz_limit(kind: str, head: bytes, path: str):
+    """Inflated bytes a gzipped NIfTI/MGH header accounts for (None: no bound from the header)."""
+    import struct
+
+    if kind == "mgh":
+        if len(head) < 28:
+            return None
+        version, w, h, d, frames, dtype = struct.unpack_from(">6i", head, 0)
+        if dtype not in _MGH_ITEMSIZE or min(w, h, d, frames) <= 0:
+            return None
+        return _MGH_HEADER + w * h * d * frames * _MGH_ITEMSIZE[dtype] + (1 << 24)  # + the tags
+    size = 540 if kind == "nifti2" else 348
+    if len(head) < size:
+        return None
+    endian = "<" if struct.unpack_from("<i", head, 0)[0] == size else ">"
+    vox = struct.unpack_from(endian + ("q" if kind == "nifti2" else "f"), head, 168 if kind == "nifti2" else 108)[0]
+    if vox != vox or head[344:346] != b"n+" and kind != "nifti2" or kind == "nifti2" and head[4:6] != b"n+":
+        return None  # a .hdr (its data is in the .img) or Analyze: no voxel data here
+    return _nifti_data_end(head, "nifti2" if kind == "nifti2" else "nifti1", endian, int(vox))
+
+
+def _data_file(layout: dict, path: str):
+    """The detached data file a MetaImage/NRRD header names (beside it), or None when attached."""
+    v = layout.get("file", "").strip()
+    if v.upper() in ("LOCAL", ""):
+        return None
+    if v.upper().startswith("LIST") or "%" in v or len(v.split()) > 1:
+        raise UnsupportedFormat("a header with a list or pattern of data files is not supported; convert the "
+                                "image first", path)
+    src = os.path.join(os.path.dirname(path), v)
+    if os.path.isabs(v) or "/" in v or os.sep in v or not os.path.isfile(src):
+        from ..errors import InputError
+
+        raise InputError(f"the data file {v!r} must be a file beside the header", path)
+    return src
+
+
+def scrub_file(kind: str, path: str, data: bytes | None = None, verify: bool = True) -> tuple:
+    """(new bytes, names of what is removed, [(companion path, its new bytes)]) of one file that is
+    not DICOM: the header scrubbed, and its data (attached, a detached data file or the .img of a
+    .hdr) cut to exactly what the header describes. `kind` is anonymize.classify's; `data` the
+    file's bytes when already read; `verify` decodes rasters and MINC again to compare."""
+    import gzip
+
+    gz = kind.endswith(".gz")
+    base = kind[:-3] if gz else kind
+    notes = []
+    if data is None:
+        data = _read(path)
+    if gz:
+        head, _ = inflate_gzip(data, path, limit=544)
+        data, notes = inflate_gzip(data, path, limit=_gz_limit(base, head, path),
+                                   what="data after the voxels" if base != "mgh" else "tail data")
+    companions = []
+    if base in ("nifti1", "nifti2", "analyze"):
+        new, changed = scrub_nifti_like(data, base, path)
+        img = img_companion(path)
+        if img == "":
+            from ..errors import InputError
+
+            raise InputError("the .img file of this .hdr is missing", path)
+        if img:
+            raw = _read(img)
+            if img.lower().endswith(".gz"):
+                inflated, more = inflate_gzip(raw, img, limit=_pair_limit(data, base), what="data after the voxels")
+                kept, ch = nifti_pair_data(inflated, data, base, img)
+                kept = gzip.compress(kept, compresslevel=6, mtime=0)
+                ch = more + ch
+            else:
+                kept, ch = nifti_pair_data(raw, data, base, img)
+            companions.append((img, kept))
+            changed += [f"{os.path.basename(img)}: {c}" for c in ch]
+    elif base == "metaimage":
+        new, changed = scrub_metaimage(data, path)
+        src = _data_file(metaimage_layout(data, path), path)
+        if src:
+            kept, ch = data_region(_read(src), 0, metaimage_layout(data, path), src)
+            companions.append((src, kept))
+            changed += [f"{os.path.basename(src)}: {c}" for c in ch]
+    elif base == "nrrd":
+        new, changed = scrub_nrrd(data, path)
+        layout = nrrd_layout(data[:data.find(b"\n\n") + 1] if b"\n\n" in data else data, path)
+        src = _data_file(layout, path)
+        if src:
+            raw = _read(src)
+            kept, ch = data_region(raw, 0, layout, src)
+            companions.append((src, kept))
+            changed += [f"{os.path.basename(src)}: {c}" for c in ch]
+    elif base == "json":
+        new, changed = scrub_json(data, path)
+    elif base == "mgh":
+        new, changed = scrub_mgh(data, path)
+    elif base == "minc":
+        new, changed = scrub_minc(data, path, verify=verify)
+    elif base in ("png", "jpeg", "tiff", "bmp"):
+        new, changed = scrub_raster(base, data, path, verify=verify)
+    else:
+        raise UnsupportedFormat(f"no scrubber for {kind}", path)
+    if gz:
+        new = gzip.compress(new, compresslevel=6, mtime=0)
+    return new, notes + changed, companions
+
+
+def _pair_limit(header: bytes, kind: str):
+    import struct
+
+    size = 540 if kind == "nifti2" else 348
+    endian = "<" if struct.unpack_from("<i", header, 0)[0] == size else ">"
+    two = kind == "nifti2"
+    vox = struct.unpack_from(endian + ("q" if two else "f"), header, 168 if two else 108)[0]
+    nbytes = _nifti_voxel_bytes(header, "nifti2" if two else "nifti1", endian)
+    if nbytes is None or vox != vox or not 0 <= vox < 1 << 40:
+        return None
+    return int(vox) + nbytes

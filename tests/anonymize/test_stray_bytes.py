@@ -1,0 +1,368 @@
+"""Bytes that no header field accounts for (after the voxels, skipped before them, in a gap, after a
+compressed stream, in a gzip header) are reported by --check and dropped by anonymize, in every
+format, attached or detached data alike; voxels and geometry stay the same."""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from helpers import nibabel_data, run
+
+nib = pytest.importorskip("nibabel")
+MARK = b"DOE JOHN 19700101"
+
+
+def _volume():
+    import medconv
+
+    return medconv.Volume(np.arange(4 * 5 * 3, dtype=np.int16).reshape(4, 5, 3),
+                          np.diag([2.0, 3.0, 4.0, 1.0]))
+
+
+def _write(folder, name, **options):
+    import medconv
+
+    return [os.path.basename(p) for p in medconv.write(_volume(), folder / name, force=True, **options)]
+
+
+def _nib(folder, name, cls):
+    img = cls(np.arange(60, dtype=np.int16).reshape(4, 5, 3), np.diag([2.0, 3.0, 4.0, 1.0]))
+    nib.save(img, str(folder / name))
+
+
+def _append(path, extra=MARK):
+    with open(path, "ab") as fh:
+        fh.write(extra)
+
+
+def _gzip_append(path):
+    """Another gzip member after the image: inflates to bytes after the voxels."""
+    _append(path, gzip.compress(MARK))
+
+
+def _gzip_name(path):
+    """A gzip header whose file-name field holds the marker, and bytes after the stream."""
+    data = gzip.decompress(open(path, "rb").read())
+    head = b"\x1f\x8b\x08\x08" + bytes(6) + MARK + b"\x00"
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = comp.compress(data) + comp.flush()
+    open(path, "wb").write(head + body + struct.pack("<II", zlib.crc32(data), len(data)) + MARK)
+
+
+def _insert_before_data(path, marker_at, field, fmt, value):
+    """Rewrite a text header with an extra skip field and the marker in the skipped bytes."""
+    data = open(path, "rb").read()
+    end = data.index(marker_at) + len(marker_at)
+    line = (field + fmt.format(len(MARK) + 1)).encode()
+    return data[:end] + line + data[end:], value
+
+
+# --- builders: (files written, how to plant, the file that carries the marker) ----------------
+
+def mha(d):
+    return _write(d, "v.mha"), lambda: _append(d / "v.mha")
+
+
+def mha_zlib(d):
+    return _write(d, "v.mha", compress=True), lambda: _append(d / "v.mha")
+
+
+def mha_header_size(d):
+    def plant():
+        data = (d / "v.mha").read_bytes()
+        at = data.index(b"ElementDataFile")
+        data = data[:at] + f"HeaderSize = {len(MARK)}\n".encode() + data[at:]
+        end = data.index(b"\n", data.index(b"ElementDataFile")) + 1
+        (d / "v.mha").write_bytes(data[:end] + MARK + data[end:])
+    return _write(d, "v.mha"), plant
+
+
+def mhd_raw(d):
+    return _write(d, "v.mhd"), lambda: _append(d / "v.raw")
+
+
+def mhd_zraw(d):
+    return _write(d, "v.mhd", compress=True), lambda: _append(d / "v.zraw")
+
+
+def mhd_raw_at_end(d):
+    def plant():  # HeaderSize = -1: the data are the file's last bytes, anything before is skipped
+        data = (d / "v.mhd").read_bytes()
+        at = data.index(b"ElementDataFile")
+        (d / "v.mhd").write_bytes(data[:at] + b"HeaderSize = -1\n" + data[at:])
+        (d / "v.raw").write_bytes(MARK + (d / "v.raw").read_bytes())
+    return _write(d, "v.mhd"), plant
+
+
+def nrrd_gzip(d):
+    return _write(d, "v.nrrd"), lambda: _append(d / "v.nrrd")
+
+
+def nrrd_gzip_member(d):
+    return _write(d, "v.nrrd"), lambda: _gzip_append(d / "v.nrrd")
+
+
+def nrrd_raw(d):
+    return _write(d, "v.nrrd", encoding="raw"), lambda: _append(d / "v.nrrd")
+
+
+def nrrd_byte_skip(d):
+    def plant():
+        data = (d / "v.nrrd").read_bytes()
+        head, _, body = data.partition(b"\n\n")
+        (d / "v.nrrd").write_bytes(head + f"\nbyte skip: {len(MARK)}\nline skip: 1".encode() + b"\n\n"
+                                   + b"comment line\n" + MARK + body)
+    return _write(d, "v.nrrd", encoding="raw"), plant
+
+
+def nrrd_ascii(d):
+    (d / "v.nrrd").write_bytes(b"NRRD0004\ntype: short\ndimension: 2\nsizes: 3 2\nencoding: ascii\n\n"
+                               b"1 2 3\n4 5 6\n")
+    return ["v.nrrd"], lambda: _append(d / "v.nrrd", b"\n" + MARK + b"\n")
+
+
+def nhdr_raw(d):
+    return _write(d, "v.nhdr"), lambda: _append(d / "v.raw")
+
+
+def nhdr_gzip(d):
+    return _write(d, "v.nhdr", encoding="gzip"), lambda: _append(d / "v.raw.gz")
+
+
+def nhdr_trailing_header(d):
+    return _write(d, "v.nhdr"), lambda: _append(d / "v.nhdr", b"\n" + MARK)
+
+
+def nifti_pair(d):
+    _nib(d, "v.img", nib.Nifti1Pair)
+    return ["v.hdr", "v.img"], lambda: _append(d / "v.img")
+
+
+def nifti_pair_offset(d):
+    def plant():  # vox_offset > 0 in the .img: the bytes before the voxels are not image data
+        hdr = bytearray((d / "v.hdr").read_bytes())
+        struct.pack_into("<f", hdr, 108, 32.0)
+        (d / "v.hdr").write_bytes(bytes(hdr))
+        (d / "v.img").write_bytes(MARK.ljust(32, b"\0") + (d / "v.img").read_bytes())
+    _nib(d, "v.img", nib.Nifti1Pair)
+    return ["v.hdr", "v.img"], plant
+
+
+def analyze_pair(d):
+    _nib(d, "v.img", nib.AnalyzeImage)
+    return ["v.hdr", "v.img"], lambda: _append(d / "v.img")
+
+
+def nifti_pair_gz(d):
+    _nib(d, "v.img.gz", nib.Nifti1Pair)
+    return ["v.hdr.gz", "v.img.gz"], lambda: (_gzip_append(d / "v.img.gz"), _append(d / "v.img.gz"))
+
+
+def nii(d):
+    _nib(d, "v.nii", nib.Nifti1Image)
+    return ["v.nii"], lambda: _append(d / "v.nii")
+
+
+def nii_gz(d):
+    _nib(d, "v.nii.gz", nib.Nifti1Image)
+    return ["v.nii.gz"], lambda: _gzip_append(d / "v.nii.gz")
+
+
+def nii_gz_header(d):
+    _nib(d, "v.nii.gz", nib.Nifti1Image)
+    return ["v.nii.gz"], lambda: _gzip_name(d / "v.nii.gz")
+
+
+def mgh(d):
+    _nib(d, "v.mgh", nib.MGHImage)
+    return ["v.mgh"], lambda: _append(d / "v.mgh")
+
+
+def mgz(d):
+    _nib(d, "v.mgz", nib.MGHImage)
+    return ["v.mgz"], lambda: (_gzip_name(d / "v.mgz"))
+
+
+def minc1(d):
+    shutil.copy(nibabel_data("minc1_1_scale.mnc"), d / "v.mnc")
+    return ["v.mnc"], lambda: _append(d / "v.mnc")
+
+
+def minc2(d):
+    pytest.importorskip("h5py")
+    shutil.copy(nibabel_data("minc2_1_scale.mnc"), d / "v.mnc")
+    return ["v.mnc"], lambda: _append(d / "v.mnc")
+
+
+def _pil(d, name, **kw):
+    from PIL import Image
+
+    Image.fromarray(np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)).save(d / name, **kw)
+    return [name]
+
+
+def png(d):
+    return _pil(d, "v.png"), lambda: _append(d / "v.png")
+
+
+def jpeg(d):
+    return _pil(d, "v.jpg"), lambda: _append(d / "v.jpg")
+
+
+def tiff(d):
+    return _pil(d, "v.tif"), lambda: _append(d / "v.tif")
+
+
+def bmp(d):
+    return _pil(d, "v.bmp"), lambda: _append(d / "v.bmp")
+
+
+def bmp_gap(d):
+    def plant():  # the pixels moved on: a gap holding the marker between palette and pixels
+        data = (d / "v.bmp").read_bytes()
+        (off,) = struct.unpack_from("<I", data, 10)
+        new = bytearray(data[:off] + MARK + data[off:])
+        struct.pack_into("<I", new, 10, off + len(MARK))
+        struct.pack_into("<I", new, 2, len(new))
+        struct.pack_into("<HH", new, 6, 0x4f44, 0x2045)  # reserved fields: "DO", "E "
+        (d / "v.bmp").write_bytes(bytes(new))
+    return _pil(d, "v.bmp"), plant
+
+
+def bmp_row_padding(d):
+    def plant():  # 7 RGB pixels = 21 bytes a row, padded to 24: the padding holds the marker
+        data = bytearray((d / "v.bmp").read_bytes())
+        (off,) = struct.unpack_from("<I", data, 10)
+        for r in range(5):
+            data[off + r * 24 + 21:off + r * 24 + 24] = b"DOE"
+        (d / "v.bmp").write_bytes(bytes(data))
+    return _pil(d, "v.bmp"), plant
+
+
+bmp_row_padding.marker = b"DOE"
+
+
+BUILDERS = [mha, mha_zlib, mha_header_size, mhd_raw, mhd_zraw, mhd_raw_at_end, nrrd_gzip, nrrd_gzip_member,
+            nrrd_raw, nrrd_byte_skip, nrrd_ascii, nhdr_raw, nhdr_gzip, nhdr_trailing_header, nifti_pair,
+            nifti_pair_offset, analyze_pair, nifti_pair_gz, nii, nii_gz, nii_gz_header, mgh, mgz, minc1, minc2, png,
+            jpeg, tiff, bmp, bmp_gap, bmp_row_padding]
+
+
+def _all_bytes(folder) -> bytes:
+    """Every byte under `folder`, gzip streams inflated as well."""
+    out = []
+    for d, _, files in os.walk(folder):
+        for f in files:
+            data = open(os.path.join(d, f), "rb").read()
+            out.append(data)
+            if data[:2] == b"\x1f\x8b":
+                try:
+                    out.append(gzip.decompress(data))
+                except (OSError, EOFError):
+                    pass
+            for magic, wbits in ((b"\x78", 15), (b"\x1f\x8b", 31)):  # zlib and gzip streams anywhere
+                i = data.find(magic)
+                while 0 <= i < len(data) - 2:
+                    try:
+                        out.append(zlib.decompressobj(wbits).decompress(data[i:]))
+                    except zlib.error:
+                        pass
+                    i = data.find(magic, i + 1)
+    return b"\n".join(out)
+
+
+def _pixels(path):
+    import medconv
+
+    path = str(path)
+    if path.endswith((".png", ".jpg", ".tif", ".bmp")):
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return np.asarray(im).copy(), None
+    v = medconv.read(path)
+    return np.asarray(v.array), v.affine
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=[b.__name__ for b in BUILDERS])
+def test_stray_bytes_reported_and_dropped(tmp_path, build):
+    clean_src = tmp_path / "build"
+    clean_src.mkdir()
+    files, _ = build(clean_src)
+    # the clean image, anonymised once: nothing else is left to remove in it
+    clean = tmp_path / "clean"
+    r = run("anonymize", clean_src, "-o", clean, "--key", "k", "--layout", "mirror", "-q")
+    assert r.code == 0, r.err
+    main = files[0]
+    assert run("anonymize", "--check", clean).code == 0
+    before = _pixels(clean / main)
+    # the same image with stray bytes
+    src = tmp_path / "in"
+    shutil.copytree(clean, src)
+    _, plant = build_plant(build, src)
+    plant()
+    mark = getattr(build, "marker", MARK)
+    assert mark in _all_bytes(src)
+    r = run("anonymize", "--check", src)
+    assert r.code == 1, r.out
+    assert "data" in r.out or "gzip" in r.out or "padding" in r.out or "reserved" in r.out, r.out
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror", "-q")
+    assert r.code == 0, r.err
+    assert mark not in _all_bytes(out)
+    assert sorted(os.listdir(out)) == sorted(os.listdir(clean))
+    r = run("anonymize", "--check", out)
+    assert r.code == 0, r.out
+    after = _pixels(out / main)
+    assert np.array_equal(before[0], after[0])
+    if before[1] is not None:
+        assert np.allclose(before[1], after[1])
+
+
+def build_plant(build, folder):
+    """The planting function of `build`, bound to `folder`, whose (anonymised) files are kept."""
+    saved = {f: (folder / f).read_bytes() for f in os.listdir(folder)}
+    files, plant = build(folder)  # rebuilds the files: put the anonymised ones back
+    for f in os.listdir(folder):
+        if f not in saved:
+            os.unlink(folder / f)
+    for f, data in saved.items():
+        (folder / f).write_bytes(data)
+    return files, plant
+
+
+def test_in_place_cuts_detached_data_too(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _write(src, "v.mhd")
+    run("anonymize", src, "--in-place", "--key", "k", "-q")
+    clean = (src / "v.raw").read_bytes()
+    _append(src / "v.raw")
+    assert run("anonymize", "--check", src).code == 1
+    r = run("anonymize", src, "--in-place", "--key", "k")
+    assert r.code == 0, r.err
+    assert (src / "v.raw").read_bytes() == clean
+    assert run("anonymize", "--check", src).code == 0
+
+
+def test_missing_or_short_data_is_refused_cleanly(tmp_path):
+    from helpers import assert_clean_error
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _write(src, "v.mhd")
+    (src / "v.raw").write_bytes((src / "v.raw").read_bytes()[:-3])
+    r = run("anonymize", src / "v.mhd", "-o", tmp_path / "o", "--key", "k")
+    assert_clean_error(r, 3, "v.raw", "the header needs")
+    assert not (tmp_path / "o").exists()
+    _nib(src, "p.img", nib.Nifti1Pair)
+    os.unlink(src / "p.img")
+    r = run("anonymize", src / "p.hdr", "-o", tmp_path / "o", "--key", "k")
+    assert_clean_error(r, 3, "p.hdr", ".img file of this .hdr is missing")
+    assert not (tmp_path / "o").exists()
