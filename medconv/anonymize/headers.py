@@ -715,6 +715,16 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
 
     ends = [v[5] + nbytes(v) for v in variables if not is_record(v)] + ([rec_end] if rec_end is not None else [])
     data_end = len(data) if records_all and rec_end is None else max(ends + [pos])
+    # bytes between the header and the variables' data, or between variables, belong to nothing:
+    # the file is then written again from its variables
+    used = sorted([(0, pos)] + [(v[5], v[5] + nbytes(v)) for v in variables if not is_record(v)]
+                  + ([(rec_start, data_end)] if records_all else []))
+    cursor = 0
+    for start, end in used:
+        if start > cursor and any(memoryview(data)[cursor:min(start, data_end)]):
+            changed.append("data between the variables")
+            break
+        cursor = max(cursor, end)
     if not changed:
         if len(data) > data_end and any(data[data_end:]):
             # bytes after the last variable's data belong to nothing: dropped

@@ -366,3 +366,32 @@ def test_missing_or_short_data_is_refused_cleanly(tmp_path):
     r = run("anonymize", src / "p.hdr", "-o", tmp_path / "o", "--key", "k")
     assert_clean_error(r, 3, "p.hdr", ".img file of this .hdr is missing")
     assert not (tmp_path / "o").exists()
+
+
+def _netcdf(gap: bytes) -> bytes:
+    """A minimal NetCDF classic file: one dimension `xspace` (8), one byte variable `image` whose
+    data start `len(gap)` bytes after the header, the gap holding `gap`."""
+    def name(text):
+        b = text.encode()
+        return struct.pack(">I", len(b)) + b + bytes(-len(b) % 4)
+
+    def header(begin):
+        return (b"CDF\x01" + struct.pack(">I", 0) + struct.pack(">II", 0x0A, 1) + name("xspace")
+                + struct.pack(">I", 8) + bytes(8) + struct.pack(">II", 0x0B, 1) + name("image")
+                + struct.pack(">II", 1, 0) + bytes(8) + struct.pack(">III", 1, 8, begin))
+
+    size = len(header(0))
+    return header(size + len(gap)) + gap + bytes(range(1, 9))
+
+
+def test_minc1_gap_between_header_and_data():
+    from medconv.anonymize import headers
+
+    clean = _netcdf(b"")
+    assert headers._scrub_minc1(clean, "x") == (clean, [])
+    planted = _netcdf(MARK.ljust(20, b"\0"))
+    new, changed = headers._scrub_minc1(planted, "x")
+    assert changed == ["data between the variables"]
+    assert MARK not in new and new == clean  # the variable's data follow the header again
+    zeros = _netcdf(bytes(20))  # a gap of zeros holds nothing: left as it is
+    assert headers._scrub_minc1(zeros, "x") == (zeros, [])
