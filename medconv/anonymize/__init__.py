@@ -302,7 +302,7 @@ class Runner:
             return
         # header scrubbed, data cut to what the header describes (companions: a detached data
         # file, the .img of a .hdr); MINC and rasters are decoded again and compared
-        new_bytes, _, companions = headers.scrub_file(kind, full, data)
+        new_bytes, _, companions = headers.scrub_file(kind, full, data, keep_descriptors=self.opts.keep_descriptors)
         dest = self._dest(rel, full)
         extra = []
         if not self.in_place and self.layout != "mirror" and not self._named_warned:

@@ -157,7 +157,7 @@ def _walk(ds, prefix, path, findings, letters, deid, top=False):
             findings.append({"path": path, "where": where, "what": f"{bad}: {mask(elem.value)}"})
 
 
-def check_other(path: str, kind: str, findings: list) -> None:
+def check_other(path: str, kind: str, findings: list, letters=frozenset()) -> None:
     """Findings for a file that is not DICOM: whatever anonymize would remove from it (fields,
     bytes no header field accounts for, in the file and in its detached data or .img)."""
     from . import headers
@@ -165,7 +165,8 @@ def check_other(path: str, kind: str, findings: list) -> None:
     label = {"mgh": "MGH", "minc": "MINC attribute", "png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP",
              "metaimage": "MetaImage key", "nrrd": "NRRD field", "json": "JSON key"}.get(kind.removesuffix(".gz"),
                                                                                        kind.removesuffix(".gz"))
-    _, changed, _ = headers.scrub_file(kind, path, verify=False)
+    # judged with the options given (--keep-descriptors keeps sidecar free text and unknown keys)
+    _, changed, _ = headers.scrub_file(kind, path, verify=False, keep_descriptors="S" in set(letters))
     for name in changed:
         what = ("bytes that no header field accounts for" if "data " in name or name.endswith("data")
                 else "identifying or free-text field")
@@ -204,7 +205,7 @@ def check(paths, patient_ids=(), letters=frozenset()) -> list:
             if kind == "dicom":
                 check_dicom(full, findings, patient_ids, letters)
             else:
-                check_other(full, kind, findings)
+                check_other(full, kind, findings, letters)
         except MedconvError as exc:
             findings.append({"path": shown, "where": "file", "what": exc.message})
     return findings

@@ -281,11 +281,21 @@ def mapping_file(path: str, data: bytes | None = None) -> bool:
         return False
 
 
-def scrub_json(data: bytes, path: str) -> tuple:
-    """(new bytes, keys removed) of a JSON sidecar: at any depth, keys that identify (SIDECAR_KEYS,
-    names, births, addresses, physicians, comments, institution...), keys that do not look like a
-    field name (a name, ID or UID used as a key), and tables of original -> pseudonym are removed. A medconv mapping file is
-    refused (it is never copied). A UTF-8 byte order mark is accepted and not written back."""
+_KNOWN: set = set()
+
+
+def scrub_json(data: bytes, path: str, keep_descriptors: bool = False) -> tuple:
+    """(new bytes, keys removed) of a JSON sidecar: at any depth, only the acquisition keys of
+    sidecar_keys (BIDS, dcm2niix, medconv's own) are kept; removed are keys that identify
+    (SIDECAR_KEYS: the profile's keywords it does not keep), free-text DESCRIPTORS, keys that do not
+    look like a field name (a name, ID or UID used as a key), tables of original -> pseudonym and
+    every unknown key. With `keep_descriptors` the descriptors and unknown keys stay (the
+    identifying ones still go). A medconv mapping file is refused (it is never copied). A UTF-8
+    byte order mark is accepted and not written back."""
+    from .sidecar_keys import DESCRIPTORS, LABELLED, allowed
+
+    if not _KNOWN:
+        _KNOWN.update(allowed())
     try:
         obj = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -294,21 +304,37 @@ def scrub_json(data: bytes, path: str) -> tuple:
         raise UnsupportedFormat(MAPPING_MESSAGE, path)
     changed = []
 
-    def walk(o):
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) or (
+            isinstance(v, list) and all(number(x) for x in v))
+
+    def walk(o, labelled=False):
         if isinstance(o, dict):
             for k in list(o):
                 low = k.lower()
-                if low in SIDECAR_KEYS or re.search(r"(name|birth|address|physician|comments?)$|^institution", low):
-                    changed.append(k)
-                    del o[k]
-                elif not _JSON_FIELD.fullmatch(k) or _PSEUDONYM_VALUE.fullmatch(k):
+                if not _JSON_FIELD.fullmatch(k) or _PSEUDONYM_VALUE.fullmatch(k):
                     changed.append("key that is not a field name")  # the key itself may identify
+                    del o[k]
+                elif labelled:  # landmark labels: numbers only
+                    if not number(o[k]):
+                        changed.append(k)
+                        del o[k]
+                elif low in DESCRIPTORS:
+                    if not keep_descriptors:
+                        changed.append(f"{k} (free text)")
+                        del o[k]
+                elif low in SIDECAR_KEYS or (low not in _KNOWN and re.search(
+                        r"(name|birth|address|physician|comments?)$|^institution", low)):
+                    changed.append(k)
                     del o[k]
                 elif _pseudonym_table(o[k]):
                     changed.append(k)  # original -> pseudonym: its keys are the originals
                     del o[k]
+                elif low not in _KNOWN and not keep_descriptors:
+                    changed.append(f"unknown key {k}")
+                    del o[k]
                 else:
-                    walk(o[k])
+                    walk(o[k], labelled=low in LABELLED)
         elif isinstance(o, list):
             for v in o:
                 walk(v)
@@ -1583,7 +1609,8 @@ def _data_file(layout: dict, path: str):
     return src
 
 
-def scrub_file(kind: str, path: str, data: bytes | None = None, verify: bool = True) -> tuple:
+def scrub_file(kind: str, path: str, data: bytes | None = None, verify: bool = True,
+               keep_descriptors: bool = False) -> tuple:
     """(new bytes, names of what is removed, [(companion path, its new bytes)]) of one file that is
     not DICOM: the header scrubbed, and its data (attached, a detached data file or the .img of a
     .hdr) cut to exactly what the header describes. `kind` is anonymize.classify's; `data` the
@@ -1635,7 +1662,7 @@ def scrub_file(kind: str, path: str, data: bytes | None = None, verify: bool = T
             companions.append((src, kept))
             changed += [f"{os.path.basename(src)}: {c}" for c in ch]
     elif base == "json":
-        new, changed = scrub_json(data, path)
+        new, changed = scrub_json(data, path, keep_descriptors)
     elif base == "mgh":
         new, changed = scrub_mgh(data, path)
     elif base == "minc":
