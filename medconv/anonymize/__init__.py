@@ -121,8 +121,8 @@ class Runner:
         self.force = force
         self.exclude_burned_in = exclude_burned_in
         self.keep_going = keep_going
-        self._named_warned = False
         self.summary = Summary()
+        self._renamed_note = False
         self.counters: dict = {}
         self.protect: set = set()
         self._real_dirs: dict = {}
@@ -268,6 +268,22 @@ class Runner:
     def _dest(self, rel: str, full: str) -> str:
         return full if self.in_place else os.path.join(self.output, rel)
 
+    def _renamed(self, rel: str) -> str:
+        """The structured layout's path of a file that is not DICOM: every folder and the file's name
+        (its known extension kept) replaced by keyed pseudonyms, so no input name reaches the output;
+        the same name gives the same pseudonym (a .hdr and its .img, an image and its .json stay
+        pairs). The table goes to --mapping."""
+        parts = rel.split(os.sep)
+        new = os.path.join(*[self.pseudo.short("folder", p) for p in parts[:-1]], self._renamed_name(parts[-1]))
+        self.pseudo.mapping.setdefault("path", {})[rel] = new
+        return new
+
+    def _renamed_name(self, name: str) -> str:
+        low = name.lower()
+        ext = next((e for e in _KNOWN_EXTENSIONS if low.endswith(e) and len(name) > len(e)), "")
+        stem = name[:len(name) - len(ext)]
+        return self.pseudo.short("file", stem) + ext
+
     def _write(self, dest: str, data: bytes, extra=()):
         """Write one output (plus companions) atomically."""
         dests = [dest, *[d for d, _ in extra]]
@@ -303,16 +319,21 @@ class Runner:
         # header scrubbed, data cut to what the header describes (companions: a detached data
         # file, the .img of a .hdr); MINC and rasters are decoded again and compared
         new_bytes, _, companions = headers.scrub_file(kind, full, data, keep_descriptors=self.opts.keep_descriptors)
-        dest = self._dest(rel, full)
+        renamed = not self.in_place and self.layout != "mirror"
+        dest = os.path.join(self.output, self._renamed(rel)) if renamed else self._dest(rel, full)
+        if renamed and not self._renamed_note:
+            self._renamed_note = True  # once per run
+            log.note("folder and file names of files other than DICOM are replaced by keyed pseudonyms "
+                     "(--mapping lists them; --layout mirror keeps the input's names)")
         extra = []
-        if not self.in_place and self.layout != "mirror" and not self._named_warned:
-            self._named_warned = True  # once per run; --layout mirror already warned about every name
-            log.warn("files other than DICOM keep their relative paths under the output; rename any "
-                     "folder or file whose name identifies someone", full)
         for c, kept in companions:
             if self.in_place:
                 refuse_linked(c)
                 extra.append((c, kept))
+            elif renamed:
+                name = self._renamed_name(os.path.basename(c))
+                new_bytes = headers.point_to(kind, new_bytes, name)  # a detached header names its data file
+                extra.append((os.path.join(os.path.dirname(dest), name), kept))
             else:
                 extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), kept))
 
@@ -425,6 +446,10 @@ class Runner:
 
 #: files per task of a worker process
 _CHUNK = 64
+#: extensions kept when a file is renamed (the rest of its name is replaced)
+_KNOWN_EXTENSIONS = (".nii.gz", ".hdr.gz", ".img.gz", ".raw.gz", ".nii", ".hdr", ".img", ".mha", ".mhd", ".raw",
+                     ".zraw", ".nrrd", ".nhdr", ".mgh", ".mgz", ".mnc", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
+                     ".bmp", ".json")
 
 
 def _take(iterator, n):

@@ -258,11 +258,11 @@ def _pseudonym_table(o) -> bool:
 
 
 def is_mapping(obj) -> bool:
-    """True for a medconv --mapping table: a JSON object whose keys are among "patient"/"uid" with
+    """True for a medconv --mapping table: a JSON object whose keys are among "patient"/"uid"/"path" with
     dict values, or whose values are all tables of original -> pseudonym."""
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, dict) for v in obj.values()):
         return False
-    return set(obj) <= {"patient", "uid"} or all(_pseudonym_table(v) for v in obj.values())
+    return set(obj) <= {"patient", "uid", "path"} or all(_pseudonym_table(v) for v in obj.values())
 
 
 def mapping_file(path: str, data: bytes | None = None) -> bool:
@@ -273,7 +273,7 @@ def mapping_file(path: str, data: bytes | None = None) -> bool:
                 data = fh.read()
         except OSError:
             return False
-    if not any(m in data for m in (b'"patient"', b'"uid"', b'"ANON-', b'"2.25.')):
+    if not any(m in data for m in (b'"patient"', b'"uid"', b'"path"', b'"ANON-', b'"2.25.')):
         return False  # cheap: a sidecar is not parsed twice
     try:
         return is_mapping(json.loads(data.decode("utf-8-sig")))
@@ -1562,6 +1562,20 @@ def img_companion(path: str):
     return ""
 
 
+def point_to(kind: str, header: bytes, name: str) -> bytes:
+    """A detached MetaImage/NRRD header naming `name` as its data file (other kinds unchanged)."""
+    key, sep = {"metaimage": (b"elementdatafile", b"="), "nrrd": (b"data file", b":")}.get(kind, (None, None))
+    if key is None:
+        return header
+    lines = header.split(b"\n")
+    for i, line in enumerate(lines):
+        k, found, _ = line.partition(sep)
+        if found and k.strip().lower() in (key, key.replace(b" ", b"")):
+            lines[i] = k + sep + b" " + name.encode("latin-1")
+            break
+    return b"\n".join(lines)
+
+
 def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -1598,7 +1612,7 @@ def _data_file(layout: dict, path: str):
     v = layout.get("file", "").strip()
     if v.upper() in ("LOCAL", ""):
         return None
-    if v.upper().startswith("LIST") or "%" in v or len(v.split()) > 1:
+    if v.upper().startswith("LIST") or "%" in v:
         raise UnsupportedFormat("a header with a list or pattern of data files is not supported; convert the "
                                 "image first", path)
     src = os.path.join(os.path.dirname(path), v)

@@ -114,3 +114,43 @@ def test_in_place_on_a_hard_linked_file_is_refused(tmp_path):
     r = run("anonymize", src, "--in-place", "--key", "k")
     assert r.code == 0, r.err
     assert pydicom.dcmread(src / "0.dcm").PatientIdentityRemoved == "YES"
+
+
+def test_renamed_pairs_stay_pairs_and_headers_name_their_data(tmp_path):
+    """A .hdr and its .img, an image and its sidecar keep one pseudonym stem; a detached header names
+    its renamed data file; the output reads back like the input."""
+    import nibabel as nib
+    import numpy as np
+
+    import medconv
+
+    src = tmp_path / "in" / "Doe^John 1970"
+    src.mkdir(parents=True)
+    img = nib.Nifti1Pair(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4))
+    nib.save(img, str(src / "DOE_t1.img"))
+    nib.save(nib.Nifti1Image(img.get_fdata().astype(np.int16), np.eye(4)), str(src / "DOE_t2.nii.gz"))
+    (src / "DOE_t2.json").write_text(json.dumps({"EchoTime": 0.01}))
+    vol = medconv.read(str(src / "DOE_t1.hdr"))
+    medconv.write(vol, src / "DOE_ct.mhd")
+    medconv.write(vol, src / "DOE_mr.nhdr")
+    os.rename(src / "DOE_mr.raw", src / "DOE_data.raw")  # a data file named unlike its header
+    text = (src / "DOE_mr.nhdr").read_text().replace("data file: DOE_mr.raw", "data file: DOE_data.raw")
+    (src / "DOE_mr.nhdr").write_text(text)
+    out = tmp_path / "o"
+    r = run("anonymize", tmp_path / "in", "-o", out, "--key", "k")
+    assert r.code == 0, r.err
+    assert "replaced by keyed pseudonyms" in r.err
+    (folder,) = os.listdir(out)
+    names = sorted(os.listdir(out / folder))
+    assert not [n for n in names if "DOE" in n or "John" in n] and "Doe" not in folder
+    stems = {}
+    for n in names:
+        stem, _, ext = n.partition(".")
+        stems.setdefault(stem, []).append(ext)
+    assert sorted(stems.values()) == sorted([["hdr", "img"], ["json", "nii.gz"], ["mhd", "raw"], ["nhdr"], ["raw"]])
+    for n in names:
+        if n.endswith((".hdr", ".nii.gz", ".mhd", ".nhdr")):
+            assert np.array_equal(medconv.read(str(out / folder / n)).array, vol.array), n
+        if n.endswith((".mhd", ".nhdr")):
+            assert b"DOE" not in (out / folder / n).read_bytes()
+    assert run("anonymize", "--check", out).code == 0
