@@ -459,11 +459,22 @@ def scrub_minc(data: bytes, path: str, verify: bool = True) -> tuple:
         end = _hdf5_end(data)
         if end is not None and any(memoryview(data)[end:]):
             changed.append("data after the HDF5 file")  # the copy ends where HDF5 says
+        elif _strings(data) - _strings(new):
+            # text left in HDF5 free space (an attribute deleted by another tool, say): the copy,
+            # made object by object, holds none of it
+            changed.append("data that no HDF5 object holds")
     else:
         raise CorruptInput("not a MINC file (neither NetCDF nor HDF5)", path)
-    if verify and changed:
+    hdf5 = data[:4] != b"CDF\x01" and data[:4] != b"CDF\x02"
+    if verify and (changed or hdf5):
         _verify_minc(path, new)
-    return (new, changed) if changed else (data, changed)
+    # MINC2 is always written as the copy: stale bytes in free space need not be printable to matter
+    return (new, changed) if changed or hdf5 else (data, changed)
+
+
+def _strings(data: bytes) -> set:
+    """Runs of 6 or more printable ASCII characters."""
+    return set(re.findall(rb"[\x20-\x7e]{6,}", data))
 
 
 def _hdf5_end(data: bytes):

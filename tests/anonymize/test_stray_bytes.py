@@ -395,3 +395,26 @@ def test_minc1_gap_between_header_and_data():
     assert MARK not in new and new == clean  # the variable's data follow the header again
     zeros = _netcdf(bytes(20))  # a gap of zeros holds nothing: left as it is
     assert headers._scrub_minc1(zeros, "x") == (zeros, [])
+
+
+def test_minc2_text_left_in_hdf5_free_space(tmp_path):
+    """An attribute deleted by another tool leaves its text in the HDF5 file's free space."""
+    h5py = pytest.importorskip("h5py")
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(nibabel_data("minc2_1_scale.mnc"), src / "v.mnc")
+    clean = tmp_path / "clean"
+    assert run("anonymize", src, "-o", clean, "--key", "k", "--layout", "mirror", "-q").code == 0
+    shutil.copy(clean / "v.mnc", src / "v.mnc")
+    with h5py.File(src / "v.mnc", "a") as fh:
+        fh["minc-2.0"].attrs["note"] = MARK + b" free text"
+    with h5py.File(src / "v.mnc", "a") as fh:
+        del fh["minc-2.0"].attrs["note"]
+    assert MARK in (src / "v.mnc").read_bytes()
+    r = run("anonymize", "--check", src)
+    assert r.code == 1 and "no HDF5 object holds" in r.out, r.out
+    out = tmp_path / "out"
+    assert run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror", "-q").code == 0
+    assert MARK not in (out / "v.mnc").read_bytes()
+    assert run("anonymize", "--check", out).code == 0
+    assert np.array_equal(_pixels(out / "v.mnc")[0], _pixels(clean / "v.mnc")[0])
