@@ -231,9 +231,11 @@ class Runner:
             while window:
                 window[0].result()  # waiting: a stop here leaves the chunk where the clean-up finds it
                 with io.uninterrupted:  # taken out of the window and recorded as one step
-                    results, mapping = window.popleft().result()
+                    results, mapping, stopped = window.popleft().result()
                     pending = list(reversed(results))
                     io.LIVE_TEMPS.update(r["tmp"] for r in results if r and r.get("tmp"))
+                if stopped:
+                    raise KeyboardInterrupt  # a worker was sent a stop signal: the run stops as a whole
                 for c in _take(chunks, 1):
                     window.append(pool.submit(_work_chunk, setup, c))
                 for kind, values in mapping.items():
@@ -462,7 +464,8 @@ def _take(iterator, n):
 
 
 def _work_chunk(setup, paths):
-    """In a worker: the fast path over some files -> ([result or None], pseudonym mapping made).
+    """In a worker: the fast path over some files -> ([result or None], pseudonym mapping made,
+    whether a stop signal reached this worker).
 
     None means "the main process does this file" (not DICOM, large, unusual, or any error), so
     every message and failure is reported there, exactly as without workers.
@@ -499,7 +502,7 @@ def _work_chunk(setup, paths):
         io.remove_live_temps()
         raise
     io.LIVE_TEMPS.clear()  # the temporary files are the main process's now (it records them)
-    return out, pseudo.mapping
+    return out, pseudo.mapping, bool(_STOPPED)
 
 
 #: the stop signals a worker process received (it finishes its current file, then stops)

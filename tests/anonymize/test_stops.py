@@ -72,3 +72,34 @@ def test_stop_signal_leaves_no_temporary_file(tree, tmp_path, signame, jobs, mom
     time.sleep(0.05)
     ps = subprocess.run(["ps", "-o", "pid=", "-g", str(proc.pid)], capture_output=True, text=True)
     assert not ps.stdout.strip()
+
+
+@pytest.mark.parametrize("target", ["main", "worker"])
+def test_stop_signal_to_one_process_stops_the_run(tree, tmp_path, target):
+    """`kill PID` reaches the main process alone (workers then stop after their current file); a
+    worker stopped alone stops the run as well. Either way nothing partial is left."""
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env.pop("MEDCONV_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "medconv", "anonymize", str(tree), "-o", str(out), "--key", "k",
+                             "-j", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and _count(out) < 200:
+        time.sleep(0.001)
+    if target == "main":
+        proc.send_signal(signal.SIGTERM)
+        expected = 128 + signal.SIGTERM
+    else:
+        kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
+        os.kill(int(kids.split()[0]), signal.SIGTERM)
+        expected = 130
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == expected, err
+    assert "Traceback" not in err and "medconv: error: interrupted" in err
+    left = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files]
+    assert not [f for f in left if f.endswith(".part")]
+    assert len(left) < N
+    time.sleep(0.05)
+    ps = subprocess.run(["ps", "-o", "pid=", "-g", str(proc.pid)], capture_output=True, text=True)
+    assert not ps.stdout.strip()
