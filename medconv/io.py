@@ -295,15 +295,15 @@ def atomic_outputs(paths, force: bool = False, protect=()):
             # any failure of the file system while writing (disk full, file-size limit, I/O
             # error, ...) is an output error naming the destination, never a crash
             raise write_error(exc, _destination_of(exc, temps, paths)) from None
-        for tmp, p in zip(temps, paths):
-            try:
-                os.chmod(tmp, 0o644 & ~_umask())
-                with uninterrupted:  # renamed and forgotten as one step
+        with uninterrupted:  # the set is renamed whole (and forgotten) before a stop is acted on
+            for tmp, p in zip(temps, paths):
+                try:
+                    os.chmod(tmp, 0o644 & ~_umask())
                     os.replace(tmp, p)
-                    LIVE_TEMPS.discard(tmp)
-            except OSError as exc:
-                raise write_error(exc, p) from None
-        temps = []
+                except OSError as exc:
+                    raise write_error(exc, p) from None
+                LIVE_TEMPS.discard(tmp)
+            temps = []
     finally:
         for tmp in temps:
             discard_temp(tmp)
