@@ -1443,7 +1443,9 @@ def data_region(raw, start: int, layout: dict, path: str) -> tuple:
         end = _text_end(raw, begin, size, path, hexdigits=enc == "hex")
     if end < len(raw) and any(view[end:]):
         changed.append("data after the voxels")
-    return (bytes(view[begin:end]) if kept is None else kept), changed
+    if kept is None:
+        kept = raw if (begin, end) == (0, len(raw)) and isinstance(raw, bytes) else bytes(view[begin:end])
+    return kept, changed
 
 
 def _recompress(blob: bytes, size: int, encoding: str, path: str) -> bytes:
@@ -1551,12 +1553,13 @@ def nifti_pair_data(img: bytes, header: bytes, fmt: str, path: str) -> tuple:
     if len(img) < end:
         raise CorruptInput(f"the .img file is {len(img)} bytes, the header needs {end}", path)
     changed = []
-    buf = bytearray(img[:end])
-    if any(buf[:vox]):
-        changed.append("data before the voxels")
-        buf[:vox] = bytes(vox)
     if any(memoryview(img)[end:]):
         changed.append("data after the voxels")
+    if not any(memoryview(img)[:vox]):
+        return (img if end == len(img) else img[:end]), changed  # the usual case: no copy to edit
+    changed.insert(0, "data before the voxels")
+    buf = bytearray(img[:end])
+    buf[:vox] = bytes(vox)
     return bytes(buf), changed
 
 
