@@ -25,9 +25,13 @@ bit-identical. Every scrubber returns (new bytes, names of the fields it removed
   block) and TIFF (every tag not needed to decode or for geometry, EXIF/GPS IFDs,
   any other ASCII tag, unreferenced bytes) are edited at the byte level, never
   re-encoded; the pixels are decoded before and after and must be identical. BMP
-  has no text fields.
-- JSON sidecars: identifying keys (every DICOM keyword the profile does not keep), keys that are
-  not field names, tables of pseudonyms; a medconv mapping file is never copied.
+  is rebuilt from exactly its headers, masks, palette and pixel rows.
+- Bytes no header field accounts for (after the data, skipped before it, after a compressed
+  stream, in a gzip header, in a detached data file or a .hdr's .img) are dropped: scrub_file
+  applies all of this to one file and its data file, for anonymize and --check alike.
+- JSON sidecars: only known acquisition keys (sidecar_keys.py) at any depth; identifying keys,
+  free-text descriptors (unless --keep-descriptors), keys that are not field names, tables of
+  pseudonyms and unknown keys (unless --keep-descriptors) go; a medconv mapping file is never copied.
 """
 from __future__ import annotations
 
