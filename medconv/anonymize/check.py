@@ -162,15 +162,19 @@ def check_other(path: str, kind: str, findings: list, letters=frozenset()) -> No
     bytes no header field accounts for, in the file and in its detached data or .img)."""
     from . import headers
 
-    label = {"mgh": "MGH", "minc": "MINC attribute", "png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP",
-             "metaimage": "MetaImage key", "nrrd": "NRRD field", "json": "JSON key"}.get(kind.removesuffix(".gz"),
-                                                                                       kind.removesuffix(".gz"))
+    base = kind.removesuffix(".gz")
+    fmt = {"mgh": "MGH", "minc": "MINC", "png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP",
+           "metaimage": "MetaImage", "nrrd": "NRRD", "json": "JSON"}.get(base, base)
+    field = {"minc": "MINC attribute", "metaimage": "MetaImage key", "nrrd": "NRRD field", "json": "JSON key"}
     # judged with the options given (--keep-descriptors keeps sidecar free text and unknown keys)
     _, changed, _ = headers.scrub_file(kind, path, verify=False, keep_descriptors="S" in set(letters))
     for name in changed:
-        what = ("bytes that no header field accounts for" if "data " in name or name.endswith("data")
-                else "identifying or free-text field")
-        findings.append({"path": path, "where": f"{label} {name}", "what": what})
+        stray = "data " in name or name.endswith(("data", "padding", "reserved fields")) or name.startswith("gzip")
+        if stray:
+            findings.append({"path": path, "where": f"{fmt} {name}", "what": "bytes that no header field accounts for"})
+        else:
+            findings.append({"path": path, "where": f"{field.get(base, fmt)} {name}",
+                             "what": "identifying or free-text field"})
 
 
 def check(paths, patient_ids=(), letters=frozenset()) -> list:
