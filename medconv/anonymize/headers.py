@@ -1353,16 +1353,18 @@ def inflate_gzip(raw: bytes, path: str, limit: int | None = None, what: str = "d
 
 
 def _compressed_end(raw, start: int, size: int, encoding: str, path: str) -> tuple:
-    """(end offset, decoded bytes) of the compressed streams (zlib, gzip members or bzip2) from
-    `start` that decode to at least `size` bytes; output discarded as it comes."""
+    """(end offset, decoded bytes, fields found in gzip headers) of the compressed streams (zlib, gzip
+    members or bzip2) from `start` that decode to at least `size` bytes; output discarded as it comes."""
     import bz2
     import zlib
 
-    view, pos, got = memoryview(raw), start, 0
+    view, pos, got, named = memoryview(raw), start, 0, []
     try:
         while got < size:
             if pos >= len(raw):
                 raise CorruptInput(f"compressed data is truncated ({got} of {size} bytes)", path)
+            if encoding != "bzip2" and raw[pos:pos + 2] == b"\x1f\x8b":
+                named += [f for f in _gzip_header(raw, pos, path)[1] if f not in named]
             dec = bz2.BZ2Decompressor() if encoding == "bzip2" else zlib.decompressobj(47)  # zlib or gzip
             got += len(dec.decompress(view[pos:], 1 << 22))
             while not dec.eof:
@@ -1377,7 +1379,7 @@ def _compressed_end(raw, start: int, size: int, encoding: str, path: str) -> tup
             pos = len(raw) - len(dec.unused_data)
     except (zlib.error, OSError, ValueError, EOFError) as exc:
         raise CorruptInput(f"compressed data is corrupt ({exc})", path) from None
-    return pos, got
+    return pos, got, named
 
 
 def _text_end(raw, start: int, count: int, path: str, hexdigits: bool = False) -> int:
@@ -1439,9 +1441,9 @@ def data_region(raw, start: int, layout: dict, path: str) -> tuple:
         if end > len(raw):
             raise CorruptInput(f"the data is {len(raw) - begin} bytes, the header needs {size}", path)
     elif enc in ("zlib", "gzip", "bzip2"):
-        end, got = _compressed_end(raw, begin, size, enc, path)
-        if got > size:  # the stream holds more than the voxels: only they are kept, compressed again
-            changed.append("data after the voxels")
+        end, got, named = _compressed_end(raw, begin, size, enc, path)
+        if got > size or named:  # more than the voxels, or a name in a gzip header: compressed again
+            changed += named + (["data after the voxels"] if got > size else [])
             kept = _recompress(bytes(view[begin:end]), size, enc, path)
     else:
         end = _text_end(raw, begin, size, path, hexdigits=enc == "hex")

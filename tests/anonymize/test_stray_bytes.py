@@ -135,6 +135,16 @@ def nhdr_gzip(d):
     return _write(d, "v.nhdr", encoding="gzip"), lambda: _append(d / "v.raw.gz")
 
 
+def nhdr_gzip_name(d):
+    return _write(d, "v.nhdr", encoding="gzip"), lambda: _gzip_name(d / "v.raw.gz")
+
+
+def nrrd_hex(d):
+    (d / "v.nrrd").write_bytes(b"NRRD0004\ntype: uchar\ndimension: 2\nsizes: 3 2\nencoding: hex\n\n"
+                               b"0102 03\n04 0506\n")
+    return ["v.nrrd"], lambda: _append(d / "v.nrrd", MARK.hex().encode() + b"\n" + MARK)
+
+
 def nhdr_trailing_header(d):
     return _write(d, "v.nhdr"), lambda: _append(d / "v.nhdr", b"\n" + MARK)
 
@@ -249,7 +259,7 @@ bmp_row_padding.marker = b"DOE"
 
 
 BUILDERS = [mha, mha_zlib, mha_header_size, mhd_raw, mhd_zraw, mhd_raw_at_end, nrrd_gzip, nrrd_gzip_member,
-            nrrd_raw, nrrd_byte_skip, nrrd_ascii, nhdr_raw, nhdr_gzip, nhdr_trailing_header, nifti_pair,
+            nrrd_raw, nrrd_byte_skip, nrrd_ascii, nhdr_raw, nhdr_gzip, nhdr_gzip_name, nrrd_hex, nhdr_trailing_header, nifti_pair,
             nifti_pair_offset, analyze_pair, nifti_pair_gz, nii, nii_gz, nii_gz_header, mgh, mgz, minc1, minc2, png,
             jpeg, tiff, bmp, bmp_gap, bmp_row_padding]
 
