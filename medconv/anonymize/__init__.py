@@ -61,6 +61,8 @@ def classify(path: str, keep: list | None = None) -> str | None:
     name = os.path.basename(path)
     if name.upper() in SKIP_NAMES:
         return None
+    if name.lower().endswith((".img", ".img.gz", ".raw", ".raw.gz", ".zraw")):
+        return None  # the data of a header (.hdr, .mhd, .nhdr): written with it, never on its own
     try:
         with open(path, "rb", buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -88,8 +90,6 @@ def classify(path: str, keep: list | None = None) -> str | None:
 
         # a medconv --mapping table (original identifiers): its own kind, never copied
         return "mapping" if mapping_file(path, keep[-1] if keep and size < _READ_WHOLE else None) else "json"
-    if name.lower().endswith(".img"):
-        return None  # the data half of a .hdr/.img pair: copied with its header
     # dicom first: a DICOM file's preamble may hold a TIFF header (dual-personality files)
     return _first(head, _sniff, ("dicom", "nifti1", "nifti2", "analyze", "nrrd", "minc", "mgh", "png", "jpeg",
                                  "tiff", "bmp", "metaimage"))

@@ -428,3 +428,20 @@ def test_minc2_text_left_in_hdf5_free_space(tmp_path):
     assert MARK not in (out / "v.mnc").read_bytes()
     assert run("anonymize", "--check", out).code == 0
     assert np.array_equal(_pixels(out / "v.mnc")[0], _pixels(clean / "v.mnc")[0])
+
+
+def test_data_files_are_never_taken_for_images_of_their_own(tmp_path):
+    """A .img.gz (or .raw) whose voxels happen to start like an MGH header is still the data of its
+    header: written once, with it, never as an image of its own."""
+    src = tmp_path / "in"
+    src.mkdir()
+    arr = np.zeros(60, dtype=">i4")
+    arr[:6] = [1, 2, 2, 2, 1, 0]  # reads as an MGH header: version 1, 2x2x2, one frame, uchar
+    nib.save(nib.Nifti1Pair(arr.reshape(3, 4, 5), np.eye(4)), str(src / "v.img.gz"))
+    (src / "w.raw").write_bytes(arr.tobytes())
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror")
+    assert r.code == 0, r.err
+    assert sorted(os.listdir(out)) == ["v.hdr.gz", "v.img.gz"]
+    assert "anonymised 1 file(s), skipped 2" in r.err
+    assert np.array_equal(nib.load(str(out / "v.img.gz")).get_fdata().reshape(-1)[:6], [1, 2, 2, 2, 1, 0])
