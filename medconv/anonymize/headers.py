@@ -48,6 +48,11 @@ NIFTI2_TEXT = {"descrip": (240, 80), "aux_file": (320, 24), "intent_name": (508,
 ANALYZE_TEXT = {"data_type": (4, 10), "db_name": (14, 18), "descrip": (148, 80), "aux_file": (228, 24),
                 "generated": (263, 10), "scannum": (273, 10), "patient_id": (283, 10), "exp_date": (293, 10),
                 "exp_time": (303, 10), "hist_un0": (313, 3)}
+#: (offset, length) of numeric fields no reader uses (NIfTI-1 kept them from Analyze unused; the
+#: last eight int32 of Analyze's data history): room for anything, zeroed
+NIFTI1_UNUSED = {"glmax": (140, 4), "glmin": (144, 4)}
+ANALYZE_UNUSED = {"session_error": (36, 2), "hkey_un0": (39, 1), "views": (316, 4), "vols_added": (320, 4), "start_field": (324, 4), "field_skip": (328, 4),
+                  "omax": (332, 4), "omin": (336, 4), "smax": (340, 4), "smin": (344, 4)}
 
 METAIMAGE_KEYS = {
     "objecttype", "objectsubtype", "ndims", "binarydata", "binarydatabyteordermsb", "byteordermsb",
@@ -113,7 +118,8 @@ def scrub_nifti_like(data: bytes, fmt: str, path: str) -> tuple:
     size = 540 if fmt == "nifti2" else 348
     if len(buf) < size:
         raise CorruptInput("header is truncated", path)
-    fields = {"nifti1": NIFTI1_TEXT, "nifti2": NIFTI2_TEXT, "analyze": ANALYZE_TEXT}[fmt]
+    fields = {"nifti1": {**NIFTI1_TEXT, **NIFTI1_UNUSED}, "nifti2": NIFTI2_TEXT,
+              "analyze": {**ANALYZE_TEXT, **ANALYZE_UNUSED}}[fmt]
     changed = _blank(buf, fields)
     import struct
 

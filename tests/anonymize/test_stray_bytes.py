@@ -445,3 +445,25 @@ def test_data_files_are_never_taken_for_images_of_their_own(tmp_path):
     assert sorted(os.listdir(out)) == ["v.hdr.gz", "v.img.gz"]
     assert "anonymised 1 file(s), skipped 2" in r.err
     assert np.array_equal(nib.load(str(out / "v.img.gz")).get_fdata().reshape(-1)[:6], [1, 2, 2, 2, 1, 0])
+
+
+@pytest.mark.parametrize(("cls", "name", "fields"), [
+    (nib.Nifti1Image, "v.nii", {"glmax": 140, "glmin": 144}),
+    (nib.AnalyzeImage, "v.img", {"views": 316, "omax": 332, "smin": 344})])
+def test_unused_numeric_header_fields_cleared(tmp_path, cls, name, fields):
+    """Header fields no reader uses hold four bytes each of anything: zeroed, and reported."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _nib(src, name, cls)
+    header = src / ("v.nii" if name == "v.nii" else "v.hdr")
+    data = bytearray(header.read_bytes())
+    for at in fields.values():
+        data[at:at + 4] = b"DOE "
+    header.write_bytes(bytes(data))
+    r = run("anonymize", "--check", src)
+    assert r.code == 1 and all(f in r.out for f in fields), r.out
+    out = tmp_path / "out"
+    assert run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror", "-q").code == 0
+    assert b"DOE" not in _all_bytes(out)
+    assert run("anonymize", "--check", out).code == 0
+    assert np.array_equal(_pixels(out / name)[0], _pixels(src / name)[0])
