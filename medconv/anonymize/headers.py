@@ -672,6 +672,7 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
             nonlocal pos
             n = u32()
             s = data[pos:pos + n]
+            padding.append(data[pos + n:pos + _pad4(n)])
             pos += _pad4(n)
             return s.decode("utf-8", "replace")
 
@@ -685,9 +686,11 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
                 key, typ, count = name(), u32(), u32()
                 size = count * _NC_SIZE[typ]
                 out.append((key, typ, count, data[pos:pos + size]))
+                padding.append(data[pos + size:pos + _pad4(size)])
                 pos += _pad4(size)
             return out
 
+        padding: list = []  # the bytes that round names and values up to 4: zero in a clean file
         numrecs = u32()
         tag, n = u32(), u32()
         dims = [(name(), u32()) for _ in range(n)] if tag == 0x0A else []
@@ -714,7 +717,7 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
 
     if any(i >= len(dims) for v in variables for i in v[1]):
         raise CorruptInput("malformed NetCDF header (unknown dimension)", path)
-    changed = []
+    changed = ["header padding"] if any(any(p) for p in padding) else []
     keep = [v for v in variables if v[0] in _MINC1_KEEP]
     for v in variables:
         if v[0] not in _MINC1_KEEP:

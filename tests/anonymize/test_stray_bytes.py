@@ -467,3 +467,14 @@ def test_unused_numeric_header_fields_cleared(tmp_path, cls, name, fields):
     assert b"DOE" not in _all_bytes(out)
     assert run("anonymize", "--check", out).code == 0
     assert np.array_equal(_pixels(out / name)[0], _pixels(src / name)[0])
+
+
+def test_minc1_header_padding():
+    """Names in a NetCDF header are padded to four bytes: padding that is not zero is rewritten."""
+    from medconv.anonymize import headers
+
+    clean = _netcdf(b"")
+    at = clean.index(b"image") + 5  # "image" is padded with three bytes
+    planted = clean[:at] + b"DOE" + clean[at + 3:]
+    new, changed = headers._scrub_minc1(planted, "x")
+    assert changed == ["header padding"] and new == clean
