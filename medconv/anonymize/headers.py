@@ -851,16 +851,47 @@ def scrub_png(data: bytes, path: str) -> tuple:
         end = pos + 12 + n
         if end > len(data):
             raise CorruptInput("PNG file is truncated", path)
-        if not kind[0] & 0x20 or kind in _PNG_KEEP:  # bit 5 of the first letter clear: critical
+        if kind in (b"IHDR", b"PLTE", b"IDAT") or kind in _PNG_KEEP:
             out.append(data[pos:end])
-        else:
+        elif kind == b"IEND":
+            if n:
+                changed.append("data in IEND")
+            out.append(b"\x00\x00\x00\x00IEND\xaeB`\x82")
+        else:  # text, time, unknown ancillary chunks, and critical ones no decoder knows
             changed.append(kind.decode("latin-1"))
         pos = end
         if kind == b"IEND":
             break
     if any(data[pos:]):
         changed.append("data after IEND")
-    return b"".join(out), changed
+    return _png_stream_only(out, changed, path), changed
+
+
+def _png_stream_only(chunks: list, changed: list, path: str) -> bytes:
+    """The chunks with the image data (IDAT) cut to its zlib stream: bytes after the stream's end
+    are read by no decoder. Written as one IDAT chunk when anything is cut."""
+    import struct
+    import zlib
+
+    idat = [i for i, c in enumerate(chunks) if c[4:8] == b"IDAT"]
+    if not idat:
+        return b"".join(chunks)
+    stream = b"".join(chunks[i][8:-4] for i in idat)
+    dec = zlib.decompressobj()
+    try:  # the output is discarded as it comes: only where the stream ends matters
+        dec.decompress(stream, 1 << 24)
+        while dec.unconsumed_tail and not dec.eof:
+            dec.decompress(dec.unconsumed_tail, 1 << 24)
+    except zlib.error:
+        return b"".join(chunks)  # not for this function to judge: the pixel comparison does
+    if not dec.eof or not dec.unused_data:
+        return b"".join(chunks)
+    end = len(stream) - len(dec.unused_data)
+    if any(stream[end:]):
+        changed.append("data after the image stream")
+    body = stream[:end]
+    one = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    return b"".join(chunks[:idat[0]]) + one + b"".join(c for i, c in enumerate(chunks) if i > idat[0] and i not in idat)
 
 
 def _exif_orientation(seg: bytes):

@@ -478,3 +478,35 @@ def test_minc1_header_padding():
     planted = clean[:at] + b"DOE" + clean[at + 3:]
     new, changed = headers._scrub_minc1(planted, "x")
     assert changed == ["header padding"] and new == clean
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+@pytest.mark.parametrize("where", ["idat-tail", "critical", "iend"])
+def test_png_bytes_no_decoder_reads(tmp_path, where):
+    """After the zlib stream inside IDAT, in a critical chunk no decoder knows, inside IEND."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _pil(src, "v.png")
+    data = (src / "v.png").read_bytes()
+    at = data.index(b"IDAT") - 4
+    (n,) = struct.unpack_from(">I", data, at)
+    body = data[at + 8:at + 8 + n]
+    end = data.index(b"IEND") - 4
+    if where == "idat-tail":
+        data = data[:at] + _png_chunk(b"IDAT", body + MARK) + data[at + 12 + n:]
+    elif where == "critical":
+        data = data[:end] + _png_chunk(b"DOEJ", MARK) + data[end:]
+    else:
+        data = data[:end] + _png_chunk(b"IEND", MARK)
+    (src / "v.png").write_bytes(data)
+    r = run("anonymize", "--check", src)
+    assert r.code == 1, r.out
+    out = tmp_path / "out"
+    r = run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror", "-q")
+    assert r.code == 0, r.err
+    assert MARK not in (out / "v.png").read_bytes()
+    assert run("anonymize", "--check", out).code == 0
+    assert np.array_equal(_pixels(out / "v.png")[0], _pixels(src / "v.png")[0])
