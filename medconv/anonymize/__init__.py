@@ -61,7 +61,7 @@ def classify(path: str, keep: list | None = None) -> str | None:
     name = os.path.basename(path)
     if name.upper() in SKIP_NAMES:
         return None
-    if name.lower().endswith((".img", ".img.gz", ".raw", ".raw.gz", ".zraw")):
+    if name.lower().endswith(_DATA_FILES):
         return None  # the data of a header (.hdr, .mhd, .nhdr): written with it, never on its own
     try:
         with open(path, "rb", buffering=0) as fh:
@@ -132,8 +132,9 @@ class Runner:
     def run(self, paths, jobs: int | None = 1):
         files = walk_inputs(paths)
         if self.in_place:
-            for _, _, full in files:  # before anything is written
-                refuse_linked(full)
+            for _, _, full in files:  # before anything is written: links among the files to rewrite
+                if _linked(full) and (full.lower().endswith(_DATA_FILES) or classify(full) not in (None, "mapping")):
+                    refuse_linked(full)
         # Resolved once: io.atomic_outputs would resolve every input again for every output.
         self.protect = {self._real(f) for _, _, f in files}
         if self.pseudo.generated:
@@ -533,6 +534,20 @@ def series_folder(output: str, pseudo, result: dict) -> str:
     """The structured layout's folder of a result: DIR/<patient>/<study>/<series>."""
     return os.path.join(output, _safe(result["pid"]), pseudo.short("study", result["study"]),
                         pseudo.short("series", result["series"]))
+
+
+#: the data files of a header (.hdr, .mhd, .nhdr), rewritten with it
+_DATA_FILES = (".img", ".img.gz", ".raw", ".raw.gz", ".zraw")
+
+
+def _linked(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISLNK(st.st_mode) or st.st_nlink > 1
 
 
 def refuse_linked(path: str) -> None:

@@ -154,3 +154,25 @@ def test_renamed_pairs_stay_pairs_and_headers_name_their_data(tmp_path):
         if n.endswith((".mhd", ".nhdr")):
             assert b"DOE" not in (out / folder / n).read_bytes()
     assert run("anonymize", "--check", out).code == 0
+
+
+def test_in_place_ignores_links_to_files_it_does_not_rewrite(tmp_path):
+    """A linked text file (skipped: not an image) does not stop --in-place; a linked data file of a
+    header does, before anything is written."""
+    import numpy as np
+
+    import medconv
+
+    src = _tree(tmp_path, 1)
+    (tmp_path / "notes.txt").write_text("x")
+    os.symlink(tmp_path / "notes.txt", src / "notes.txt")
+    r = run("anonymize", src, "--in-place", "--key", "k")
+    assert r.code == 0, r.err
+    vol = medconv.Volume(np.zeros((2, 2, 2), np.int16), np.eye(4))
+    medconv.write(vol, tmp_path / "v.mhd")
+    os.symlink(tmp_path / "v.raw", src / "v.raw")
+    (src / "v.mhd").write_bytes((tmp_path / "v.mhd").read_bytes())
+    before = (src / "0.dcm").read_bytes()
+    r = run("anonymize", src, "--in-place", "--key", "k")
+    assert_clean_error(r, 3, "v.raw", "symbolic link")
+    assert (src / "0.dcm").read_bytes() == before
