@@ -1120,6 +1120,28 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
 
     kept_ifds = []
 
+    def strip_needs(by_tag, n):
+        """Bytes each of `n` uncompressed strips holds rows for (a byte count claiming more leaves
+        room no decoder reads); no limit (a huge number) when the tags do not say."""
+        none = [1 << 62] * n
+        try:
+            def first(tag, default):
+                return numbers(*by_tag[tag])[0] if tag in by_tag else default
+
+            if first(259, 1) != 1:
+                return none
+            width, length, spp = first(256, 0), first(257, 0), first(277, 1)
+            bits = numbers(*by_tag[258]) if 258 in by_tag else [1]
+            rps = min(first(278, length) or length, length)
+            planar = first(284, 1) == 2
+            if not (width and length and rps and bits):
+                return none
+            stride = (width * (bits[0] if planar else sum(bits if len(bits) == spp else bits[:1] * spp)) + 7) // 8
+            per_plane = -(-length // rps)
+            return [min(rps, length - (i % per_plane) * rps) * stride for i in range(n)]
+        except (IndexError, struct.error, ValueError, TypeError, ZeroDivisionError):
+            return none
+
     def ifd(off):
         items, nxt = entries(off)
         kept_ifds.append(off)
@@ -1158,8 +1180,10 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
             by_tag[tag] = (typ, count, raw)
         for a, b in _TIFF_DATA:
             if a in by_tag and b in by_tag:
-                starts = numbers(*by_tag[a])
-                used += [(o, o + n) for o, n in zip(starts, numbers(*by_tag[b]))]
+                starts, counts = numbers(*by_tag[a]), numbers(*by_tag[b])
+                if a == 273:  # uncompressed strips: only the bytes of their rows are read
+                    counts = [min(n, need) for n, need in zip(counts, strip_needs(by_tag, len(counts)))]
+                used += [(o, o + n) for o, n in zip(starts, counts)]
     used.sort()
     cursor, slack = 0, False
     for start, end in used:

@@ -510,3 +510,39 @@ def test_png_bytes_no_decoder_reads(tmp_path, where):
     assert MARK not in (out / "v.png").read_bytes()
     assert run("anonymize", "--check", out).code == 0
     assert np.array_equal(_pixels(out / "v.png")[0], _pixels(src / "v.png")[0])
+
+
+def test_tiff_strip_byte_count_claiming_more_than_its_rows(tmp_path):
+    """An uncompressed strip whose byte count claims more than its rows: the excess is read by no
+    decoder and is zeroed."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _pil(src, "v.tif")
+    data = bytearray((src / "v.tif").read_bytes())
+    from PIL import Image
+
+    with Image.open(src / "v.tif") as im:
+        offsets, counts = im.tag_v2[273], im.tag_v2[279]
+    assert len(offsets) == 1 and counts[0] == 5 * 7 * 3
+    # move the strip to the end with the marker after its rows, and claim the marker as the strip's
+    strip = bytes(data[offsets[0]:offsets[0] + counts[0]])
+    new_off = len(data)
+    data += strip + MARK
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    (n,) = struct.unpack_from("<H", data, ifd)
+    for i in range(n):
+        tag, typ, cnt = struct.unpack_from("<HHI", data, ifd + 2 + 12 * i)
+        if tag == 273:
+            struct.pack_into("<I" if typ == 4 else "<H", data, ifd + 10 + 12 * i, new_off)
+        if tag == 279:
+            struct.pack_into("<I" if typ == 4 else "<H", data, ifd + 10 + 12 * i, counts[0] + len(MARK))
+    data[offsets[0]:offsets[0] + counts[0]] = bytes(counts[0])
+    (src / "v.tif").write_bytes(bytes(data))
+    assert np.array_equal(_pixels(src / "v.tif")[0], np.arange(105, dtype=np.uint8).reshape(5, 7, 3))
+    r = run("anonymize", "--check", src)
+    assert r.code == 1, r.out
+    out = tmp_path / "out"
+    assert run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror", "-q").code == 0
+    assert MARK not in (out / "v.tif").read_bytes()
+    assert np.array_equal(_pixels(out / "v.tif")[0], _pixels(src / "v.tif")[0])
+    assert run("anonymize", "--check", out).code == 0
