@@ -281,6 +281,14 @@ class Runner:
         self.pseudo.mapping.setdefault("path", {})[rel] = new
         return new
 
+    def _renamed_path(self, value: str) -> str:
+        """A relative path written in a sidecar ("ses-1/func/x_bold.nii.gz", "bids::sub-1/..."), each
+        part renamed as the files themselves are."""
+        prefix = "bids::" if value.startswith("bids::") else ""
+        parts = value[len(prefix):].split("/")
+        folders = [p if p in ("", ".", "..") else self.pseudo.short("folder", p) for p in parts[:-1]]
+        return prefix + "/".join([*folders, self._renamed_name(parts[-1]) if parts[-1] else ""])
+
     def _renamed_name(self, name: str) -> str:
         low = name.lower()
         ext = next((e for e in _KNOWN_EXTENSIONS if low.endswith(e) and len(name) > len(e)), "")
@@ -324,6 +332,9 @@ class Runner:
         new_bytes, _, companions = headers.scrub_file(kind, full, data, keep_descriptors=self.opts.keep_descriptors)
         renamed = not self.in_place and self.layout != "mirror"
         dest = os.path.join(self.output, self._renamed(rel)) if renamed else self._dest(rel, full)
+        if renamed and kind == "json":
+            # paths to other files of the tree (IntendedFor, Sources) name them as they are now
+            new_bytes = headers.renamed_paths(new_bytes, self._renamed_path)
         if renamed and not self._renamed_note:
             self._renamed_note = True  # once per run
             log.note("folder and file names of files other than DICOM are replaced by keyed pseudonyms "

@@ -353,6 +353,30 @@ def scrub_json(data: bytes, path: str, keep_descriptors: bool = False) -> tuple:
     return (json.dumps(obj, indent=2) + "\n").encode("utf-8"), changed
 
 
+#: sidecar keys whose values are paths to other files of the tree
+PATH_KEYS = {"intendedfor", "sources", "rawsources", "associatedemptyroom"}
+
+
+def renamed_paths(data: bytes, rename) -> bytes:
+    """A scrubbed sidecar whose path values (PATH_KEYS, at any depth) go through `rename`."""
+    obj = json.loads(data.decode("utf-8"))
+
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k.lower() in PATH_KEYS:
+                    o[k] = rename(v) if isinstance(v, str) else [rename(x) if isinstance(x, str) else x for x in v] \
+                        if isinstance(v, list) else v
+                else:
+                    walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(obj)
+    return (json.dumps(obj, indent=2) + "\n").encode("utf-8")
+
+
 # --- MGH / MGZ -------------------------------------------------------------------------------
 
 _MGH_HEADER = 284

@@ -69,3 +69,34 @@ def test_medconv_sidecar_keys_are_known(tmp_path):
     known = allowed()
     assert {bids.lower() for bids, *_ in FIELDS} <= known
     assert {"seriesdescription", "protocolname"} <= DESCRIPTORS
+
+
+def test_paths_in_sidecars_follow_the_renamed_files(tmp_path):
+    """IntendedFor and Sources name other files of the tree: renamed like them (so they still point
+    to them, and no input name survives), or kept as they are with --layout mirror."""
+    import os
+
+    import nibabel as nib
+    import numpy as np
+
+    src = tmp_path / "in" / "DOE_JOHN"
+    (src / "func").mkdir(parents=True)
+    (src / "fmap").mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), src / "func" / "DOE_JOHN_bold.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), src / "fmap" / "DOE_JOHN_epi.nii.gz")
+    (src / "fmap" / "DOE_JOHN_epi.json").write_text(json.dumps(
+        {"EchoTime": 0.01, "IntendedFor": ["func/DOE_JOHN_bold.nii.gz", "bids::DOE_JOHN/func/DOE_JOHN_bold.nii.gz"],
+         "Sources": "func/DOE_JOHN_bold.nii.gz"}))
+    out = tmp_path / "out"
+    r = run("anonymize", tmp_path / "in", "-o", out, "--key", "k")
+    assert r.code == 0, r.err
+    (sidecar,) = out.rglob("*.json")
+    doc = json.loads(sidecar.read_text())
+    assert "DOE" not in sidecar.read_text()
+    subject = sidecar.parent.parent
+    target = doc["IntendedFor"][0]
+    assert (subject / target).exists() and doc["Sources"] == target
+    assert doc["IntendedFor"][1] == f"bids::{subject.name}/{target}"
+    assert os.path.exists(out / doc["IntendedFor"][1][len("bids::"):])
+    kept = _anon(tmp_path / "in", tmp_path / "mirror")
+    assert kept["IntendedFor"][0] == "func/DOE_JOHN_bold.nii.gz"
