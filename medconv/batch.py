@@ -172,7 +172,11 @@ _WORKER: dict = {}
 
 
 def _init_worker(quiet: bool, stop=None) -> None:
+    from . import io
+
     _WORKER["stop"] = stop
+    io._HOLD.update(depth=0, pending=None)  # a fork copies the parent's state: this process starts afresh
+    io.LIVE_TEMPS.clear()  # the parent's temporary files are the parent's to remove
     log.set_quiet(quiet)
     # Ctrl-C reaches the whole process group: only the main process acts on it, so a worker
     # never dies half-way through writing a file

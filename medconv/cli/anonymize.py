@@ -14,7 +14,8 @@ from . import options
 @click.option("-o", "--output", "output", type=click.Path(), metavar="DIR", help="Write anonymised files into DIR.")
 @click.option("--in-place", is_flag=True, help="Replace each input atomically (temp file + rename).")
 @click.option("--layout", type=click.Choice(["structured", "mirror"]), default="structured", show_default=True,
-              help="DICOM output tree: DIR/<patient>/<study>/<series>/<n>.dcm, or the input's relative paths.")
+              help="structured: DICOM as DIR/<patient>/<study>/<series>/<n>.dcm, other files with keyed "
+              "pseudonyms of their folder and file names; mirror: the input's relative paths and names.")
 @click.option("--key", metavar="SECRET", help="Key of the keyed pseudonyms (else env MEDCONV_ANON_KEY, else random).")
 @click.option("--patient-id", metavar="VALUE", help="Use VALUE as PatientID and PatientName instead of a pseudonym.")
 @click.option("--keep-dates", is_flag=True, help="Retain longitudinal full dates.")
@@ -86,7 +87,15 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
         return _dry_run(runner, paths, as_json)
     if mapping:
         check_mapping_path(mapping, paths, output, in_place, force)
-    runner.run(paths, jobs=jobs)
+    try:
+        runner.run(paths, jobs=jobs)
+    except BaseException:
+        if mapping and runner.summary.done and runner.pseudo.mapping:
+            # stopped part-way: the pseudonyms of the files already written are kept
+            from ..anonymize.pseudonym import write_mapping
+
+            write_mapping(mapping, runner.pseudo.mapping, force=force)
+        raise
     code = finish(runner, mapping)
     if code:
         sys.exit(code)

@@ -741,6 +741,20 @@ def header_of(path: str) -> str:
     return path
 
 
+def data_of(path: str):
+    """The .img (or .img.gz) beside a .hdr (or .hdr.gz); "" when it is missing, None for a path
+    that is no pair's header."""
+    base = path[:-3] if path.lower().endswith(".gz") else path
+    if not base.lower().endswith(".hdr"):
+        return None
+    stem, ext = base[:-4], base[-4:]
+    img = ".IMG" if ext == ".HDR" else ".img"
+    for cand in (stem + img, stem + img + ".gz", stem + img.lower(), stem + img.lower() + ".gz"):
+        if os.path.exists(cand):
+            return cand
+    return ""
+
+
 def output_paths(path: str, fmt: str) -> list:
     low = path.lower()
     if fmt == "analyze" or low.endswith((".hdr", ".img", ".img.gz")):
