@@ -11,7 +11,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 
-from .. import io, log
+from .. import io, log, untrusted
 from ..errors import CorruptInput, InputError, MedconvError, OutputError, UsageError
 from .actions import Anonymizer, Options, burned_in_status
 from .pseudonym import Pseudonymizer, write_mapping
@@ -311,7 +311,7 @@ class Runner:
                 img = full[:-4] + (".img" if full.endswith(".hdr") else ".IMG")
                 if not os.path.exists(img):
                     raise InputError("the .img file of this .hdr is missing", full)
-                companions.append(img)
+                companions.append(untrusted.reference(full, os.path.basename(img), "image file"))
         elif kind == "metaimage":
             new_bytes, _ = headers.scrub_metaimage(data, full)
             companions += _detached(new_bytes, full, b"elementdatafile", b"=")
@@ -337,7 +337,8 @@ class Runner:
                      "folder or file whose name identifies someone", full)
         if not self.in_place:
             for c in companions:
-                extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), c))
+                # at the same place relative to the header (a data file may sit in a sub-folder)
+                extra.append((os.path.join(os.path.dirname(dest), os.path.relpath(c, os.path.dirname(full))), c))
 
         self._write(dest, new_bytes, extra)
         self.summary.done += 1
@@ -586,9 +587,13 @@ def _detached(header: bytes, path: str, key: bytes, sep: bytes) -> list:
             v = v.strip().decode("latin-1")
             if v.upper() in ("LOCAL", "") or v.upper().startswith("LIST") or "%" in v:
                 return []
-            src = os.path.join(os.path.dirname(path), v)
-            if os.path.isabs(v) or os.sep in v or not os.path.exists(src):
-                raise InputError(f"the data file {v!r} must be a file beside the header", path)
+            src = untrusted.reference(path, v)  # the rule every reader applies
+            rel = os.path.relpath(src, os.path.dirname(path) or ".")
+            if os.path.isabs(rel) or rel.split(os.sep)[0] == "..":
+                raise InputError(f"the data file {untrusted.shown(v)} is outside the header's folder; anonymize "
+                                 "copies data files only from the header's folder or below", path)
+            if not os.path.isfile(src):
+                raise InputError(f"the data file {untrusted.shown(v)} is missing", path)
             return [src]
     return []
 

@@ -91,11 +91,23 @@ def _set_quiet(ctx, param, value):
     return value
 
 
+def _set_allow_external(ctx, param, value):
+    if value:
+        from .. import untrusted
+
+        untrusted.allow_external()  # through the environment: batch workers see it too
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="medconv", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks on errors (also MEDCONV_DEBUG=1).")
 @click.option("-q", "--quiet", is_flag=True, callback=_set_quiet, expose_value=False, is_eager=True,
               help="Silence warnings and notes on stderr.")
+@click.option("--allow-external-data", is_flag=True, callback=_set_allow_external, expose_value=False,
+              is_eager=True, help="Let headers read data files outside their own folder (absolute paths, '..', "
+                                  "symbolic links, HDF5 external storage); also MEDCONV_ALLOW_EXTERNAL_DATA=1. "
+                                  "Unsafe on files from others.")
 def cli(debug):
     """Convert and inspect medical image files.
 

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import geometry, io
+from .. import geometry, io, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 
@@ -331,37 +331,46 @@ def _get(hdr: dict, *names, default=None):
     return default
 
 
-def _list_files(hdr: dict, end: int, blob: bytes, path: str, ndims: int) -> tuple:
-    """(file names, dimensions per file) for LIST and pattern ElementDataFile forms."""
+def _list_files(hdr: dict, end: int, blob: bytes, path: str, ndims: int, resolve: bool = True,
+                expected=None) -> tuple:
+    """(file paths, dimensions per file) for LIST and pattern ElementDataFile forms (None, None for
+    others). Every name passes the rule of `untrusted` (`resolve`); a count other than `expected(file
+    dimensions)` is refused before any name is resolved."""
     spec = str(hdr["ElementDataFile"])
     words = spec.split()
-    base = os.path.dirname(path)
     if words and words[0].upper() == "LIST":
         file_dim = ndims - 1
         if len(words) > 1:
             m = re.match(r"(\d+)", words[1])
             if not m or not 1 <= int(m.group(1)) <= ndims:
-                raise CorruptInput(f"bad LIST dimension {words[1]!r}", path)
+                raise CorruptInput(f"bad LIST dimension {untrusted.shown(words[1])}", path)
             file_dim = int(m.group(1))
-        names = [line.strip() for line in blob[end:].decode("latin-1").splitlines() if line.strip()]
-        return [os.path.join(base, n) for n in names], file_dim
+        names = []
+        for line in blob[end:].decode("latin-1").splitlines():
+            if line.strip():
+                if len(names) >= untrusted.MAX_FILES:
+                    raise CorruptInput(f"ElementDataFile LIST names more than {untrusted.MAX_FILES} files", path)
+                names.append(line.strip())
+        _check_count(len(names), expected, file_dim, path)
+        if not resolve:
+            return names, file_dim
+        return untrusted.list_names(path, names), file_dim
     if len(words) >= 4 and "%" in words[0]:
         try:
             lo, hi, step = int(words[1]), int(words[2]), int(words[3])
             file_dim = int(words[4]) if len(words) > 4 else ndims - 1
         except ValueError:
-            raise CorruptInput(f"bad ElementDataFile pattern {spec!r}", path) from None
+            raise CorruptInput(f"bad ElementDataFile pattern {untrusted.shown(spec)}", path) from None
         if step == 0 or (hi - lo) * step < 0 or not 1 <= file_dim <= ndims:
-            raise CorruptInput(f"bad ElementDataFile pattern {spec!r}", path)
-        count = (hi - lo) // step + 1
-        if count > 1 << 20:
-            raise CorruptInput(f"ElementDataFile pattern names {count} files", path)
-        try:
-            names = [words[0] % i for i in range(lo, hi + (1 if step > 0 else -1), step)]
-        except (TypeError, ValueError):
-            raise CorruptInput(f"bad ElementDataFile pattern {spec!r}", path) from None
-        return [os.path.join(base, n) for n in names], file_dim
+            raise CorruptInput(f"bad ElementDataFile pattern {untrusted.shown(spec)}", path)
+        _check_count((hi - lo) // step + 1, expected, file_dim, path)
+        return untrusted.pattern_names(path, words[0], lo, hi, step, resolve=resolve), file_dim
     return None, None
+
+
+def _check_count(count: int, expected, file_dim: int, path: str) -> None:
+    if expected is not None and count != expected(file_dim):
+        raise CorruptInput(f"ElementDataFile lists {count} files but DimSize needs {expected(file_dim)}", path)
 
 
 def _layout(hdr: dict, path: str):
@@ -431,9 +440,10 @@ def _chunks(hdr: dict, end: int, blob: bytes, path: str, ndims: int, dims: list,
         if header_size == -1:
             return [Chunk(path, -1, total, encoding)]
         return [Chunk(path, end + max(header_size, 0), total, encoding)]
-    files, file_dim = _list_files(hdr, end, blob, path, ndims)
+    files, file_dim = _list_files(hdr, end, blob, path, ndims,
+                                  expected=lambda d: int(np.prod(dims[d:], dtype=object)))
     if files is None:
-        data = os.path.join(os.path.dirname(path), spec)
+        data = untrusted.reference(path, spec)
         offset = -1 if header_size == -1 else max(header_size, 0)
         return [Chunk(data, offset, total, encoding)]
     per_file = int(np.prod(dims[:file_dim], dtype=object)) * elem_bytes
@@ -486,9 +496,9 @@ def read_header(path: str, fmt: str | None = None) -> dict:
     out = dict(hdr)
     ndims = _get(hdr, "NDims")
     if isinstance(ndims, int) and 1 <= ndims <= 4:
-        files, _ = _list_files(hdr, end, blob, path, ndims)
+        files, _ = _list_files(hdr, end, blob, path, ndims, resolve=False)
         if files is not None:
-            out["ElementDataFiles"] = [os.path.basename(f) for f in files]
+            out["ElementDataFiles"] = files
     return out
 
 

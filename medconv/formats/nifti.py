@@ -16,7 +16,7 @@ import struct
 
 import numpy as np
 
-from .. import geometry, io, log
+from .. import geometry, io, log, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 
@@ -166,6 +166,8 @@ def _pair_paths(path: str, need_data: bool = True):
         return hdr, None, False
     if img is None:
         raise CorruptInput(f"the image file of this pair is missing ({os.path.basename(base)}.img)", path)
+    if path != img:  # the header names its image file by its own name: a symbolic link may not lead away
+        untrusted.reference(hdr, os.path.basename(img), "image file")
     return hdr, img, img.lower().endswith(".gz")
 
 
