@@ -134,8 +134,7 @@ def check_hdf5(fh, header: str) -> None:
             link = group.get(name, getlink=True)
             where = f"{group.name.rstrip('/')}/{name}"
             if isinstance(link, h5py.ExternalLink):
-                raise _refuse(header, "HDF5 external link", f"{where} -> {link.filename}:{link.path}",
-                              "reads another file")
+                raise _refuse(header, "HDF5 object", where, f"is an external link to {shown(link.filename)}")
             if not isinstance(link, h5py.HardLink):
                 continue  # a soft link names an object of this file, found through its hard link
             try:
@@ -154,13 +153,17 @@ def check_hdf5(fh, header: str) -> None:
             elif isinstance(obj, h5py.Dataset):
                 external = obj.external
                 if external:
-                    raise _refuse(header, "HDF5 external storage of", f"{where} in {external[0][0]!r}",
-                                  "reads another file")
+                    raise _refuse(header, "HDF5 dataset", where,
+                                  f"keeps its data in another file ({shown(_text(external[0][0]))})")
                 if obj.is_virtual:
                     for source in obj.virtual_sources():
                         if source.file_name != ".":
-                            raise _refuse(header, "HDF5 virtual dataset", f"{where} from {source.file_name}",
-                                          "reads another file")
+                            raise _refuse(header, "HDF5 virtual dataset", where,
+                                          f"reads another file ({shown(source.file_name)})")
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 # -- showing values --------------------------------------------------------------------

@@ -580,21 +580,34 @@ def _safe(name: str) -> str:
 
 
 def _detached(header: bytes, path: str, key: bytes, sep: bytes) -> list:
-    """The relative data file a detached MetaImage/NRRD header names (to copy beside it)."""
-    for line in header.splitlines():
+    """The data files a detached MetaImage/NRRD header names (to copy beside it): one name, a LIST or
+    a numbered pattern, each under the rule every reader applies (medconv.untrusted)."""
+    lines = header.splitlines()
+    for n, line in enumerate(lines):
         k, _, v = line.partition(sep)
         if k.strip().lower() == key:
             v = v.strip().decode("latin-1")
-            if v.upper() in ("LOCAL", "") or v.upper().startswith("LIST") or "%" in v:
+            words = v.split()
+            if v.upper() in ("LOCAL", ""):
                 return []
-            src = untrusted.reference(path, v)  # the rule every reader applies
-            rel = os.path.relpath(src, os.path.dirname(path) or ".")
-            if os.path.isabs(rel) or rel.split(os.sep)[0] == "..":
-                raise InputError(f"the data file {untrusted.shown(v)} is outside the header's folder; anonymize "
-                                 "copies data files only from the header's folder or below", path)
-            if not os.path.isfile(src):
-                raise InputError(f"the data file {untrusted.shown(v)} is missing", path)
-            return [src]
+            if words[0].upper() == "LIST":
+                sources = untrusted.list_names(path, [x.decode("latin-1") for x in lines[n + 1:]])
+            elif "%" in words[0] and len(words) >= 4:
+                try:
+                    lo, hi, step = int(words[1]), int(words[2]), int(words[3])
+                except ValueError:
+                    raise InputError(f"bad data file pattern {untrusted.shown(v)}", path) from None
+                sources = untrusted.pattern_names(path, words[0], lo, hi, step)
+            else:
+                sources = [untrusted.reference(path, v)]
+            for src in sources:
+                rel = os.path.relpath(src, os.path.dirname(path) or ".")
+                if os.path.isabs(rel) or rel.split(os.sep)[0] == "..":
+                    raise InputError(f"the data file {untrusted.shown(rel)} is outside the header's folder; "
+                                     "anonymize copies data files only from the header's folder or below", path)
+                if not os.path.isfile(src):
+                    raise InputError(f"the data file {untrusted.shown(rel)} is missing", path)
+            return sources
     return []
 
 

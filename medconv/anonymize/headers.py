@@ -498,6 +498,9 @@ def _scrub_minc2(data: bytes, path: str) -> tuple:
     changed = []
     out = BytesIO()
     with src, h5py.File(out, "w") as dst:
+        from .. import untrusted
+
+        untrusted.check_hdf5(src, path)  # external storage and links would be copied as references
         changed += [f"/{k}" for k in src.attrs]
         changed += [f"/{k}" for k in src if k != "minc-2.0"]
         if "minc-2.0" not in src:

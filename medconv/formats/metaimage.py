@@ -346,7 +346,13 @@ def _list_files(hdr: dict, end: int, blob: bytes, path: str, ndims: int, resolve
                 raise CorruptInput(f"bad LIST dimension {untrusted.shown(words[1])}", path)
             file_dim = int(m.group(1))
         names = []
-        for line in blob[end:].decode("latin-1").splitlines():
+        try:  # the names fill the rest of the file (the header was read in blocks: it may hold more)
+            with open(path, "rb") as fh:
+                fh.seek(end)
+                rest = fh.read(_MAX_HEADER)
+        except OSError:
+            rest = blob[end:]
+        for line in rest.decode("latin-1").splitlines():
             if line.strip():
                 if len(names) >= untrusted.MAX_FILES:
                     raise CorruptInput(f"ElementDataFile LIST names more than {untrusted.MAX_FILES} files", path)
