@@ -51,7 +51,6 @@ class Header:
 # -- reading -------------------------------------------------------------------------------
 def _read_dicom_file(path: str):
     """Full Dataset with file meta; large values deferred so pixels are neither decoded nor loaded."""
-    import pydicom
 
     from . import log
     from .dicom.scan import open_dicom
@@ -65,12 +64,14 @@ def _read_dicom_file(path: str):
             warnings.simplefilter("ignore")
             # A gzip-inflated buffer cannot be re-opened by name, so it is read whole.
             defer = _DEFER if hasattr(fh, "name") else None
-            ds = pydicom.dcmread(fh if defer is None else path, defer_size=defer, force=True)
+            from .dicom import guards as dcm_guards
+            ds = dcm_guards.dcmread(fh if defer is None else path, path, defer_size=defer, force=True)
             if defer is not None and _transfer_syntax(ds) == _DEFLATED:
                 # offsets of a deflated data set point into the inflated stream: nothing can be deferred
                 defer = None
                 fh.seek(0)
-                ds = pydicom.dcmread(fh, force=True)
+                from .dicom import guards as dcm_guards
+                ds = dcm_guards.dcmread(fh, path, force=True)
             # Parse every element now (sequences included): an element that cannot be parsed is kept as
             # its raw bytes, shown as <unreadable: ...> and reported, while everything else is shown.
             for where, problem in _walk_all(ds):
@@ -609,7 +610,6 @@ def _scalar(v):
 # -- series differences -------------------------------------------------------------------
 def differences(header: Header, limit: int = 3) -> list:
     """Elements whose values differ across the files of the series: tag, name, distinct, values."""
-    import pydicom
 
     seen: dict = {}
     order: list = []
@@ -621,7 +621,8 @@ def differences(header: Header, limit: int = 3) -> list:
                 from .dicom.scan import open_dicom
 
                 with open_dicom(path) as fh:
-                    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+                    from .dicom import guards as dcm_guards
+                    ds = dcm_guards.dcmread(fh, path, stop_before_pixels=True, force=True)
             except Exception as exc:
                 raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
         _walk_all(ds)  # unreadable elements compare by their raw bytes (reported once, by load)

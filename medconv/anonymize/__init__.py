@@ -421,7 +421,8 @@ class Runner:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom's per-element warnings are noise here
-                ds = pydicom.dcmread(full, force=True)
+                from ..dicom import guards as dcm_guards
+                ds = dcm_guards.dcmread(full, full, force=True)
                 list(ds.keys())
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None

@@ -67,12 +67,12 @@ def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) 
     as Options.letters()): what the file says was done is not taken on trust."""
     import warnings
 
-    import pydicom
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
+            from ..dicom import guards as dcm_guards
+            ds = dcm_guards.dcmread(path, path, force=True)
             list(ds.keys())
     except Exception as exc:
         findings.append({"path": path, "where": "file", "what": f"unreadable DICOM ({type(exc).__name__})"})

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import struct
 
+from .guards import MAX_DEPTH, too_deep
+
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _NATIVE = {"1.2.840.10008.1.2": (False, False), "1.2.840.10008.1.2.1": (True, False),
            "1.2.840.10008.1.2.2": (True, True)}
@@ -125,16 +127,18 @@ class LightDataset:
         if self._full is None:
             import warnings
 
-            import pydicom
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._full = pydicom.dcmread(self.path, stop_before_pixels=True, force=True)
+                from . import guards as dcm_guards
+                self._full = dcm_guards.dcmread(self.path, self.path, stop_before_pixels=True, force=True)
         return self._full
 
 
-def _skip_undefined(buf, pos, explicit, big, end_tag):
+def _skip_undefined(buf, pos, explicit, big, end_tag, depth=1):
     """Position after the delimiter `end_tag` of an undefined-length sequence or item."""
+    if depth > 2 * MAX_DEPTH:  # sequences and items: pydicom's reader then refuses the file by name
+        raise Unsupported("sequences nested too deep")
     fmt = ">HH" if big else "<HH"
     while True:
         if pos + 8 > len(buf):
@@ -146,12 +150,13 @@ def _skip_undefined(buf, pos, explicit, big, end_tag):
             if (group, elem) == end_tag:
                 return pos
             if elem == 0xE000:  # an item
-                pos = _skip_undefined(buf, pos, explicit, big, (0xFFFE, 0xE00D)) if length == 0xFFFFFFFF else pos + length
+                pos = _skip_undefined(buf, pos, explicit, big, (0xFFFE, 0xE00D), depth + 1) \
+                    if length == 0xFFFFFFFF else pos + length
             continue
-        pos, _, _, _ = _element(buf, pos, explicit, big)
+        pos, _, _, _ = _element(buf, pos, explicit, big, depth + 1)
 
 
-def _element(buf, pos, explicit, big):
+def _element(buf, pos, explicit, big, depth=0):
     """(next position, tag, vr, value bytes or None for sequences) of the element at pos."""
     group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
     u32, u16 = (">I", ">H") if big else ("<I", "<H")
@@ -174,9 +179,12 @@ def _element(buf, pos, explicit, big):
     if length == 0xFFFFFFFF:
         if (vr not in (None, "SQ", "UN")) or (group, elem) in _PIXEL:
             raise Unsupported("undefined length")
-        return _skip_undefined(buf, start, explicit if vr != "UN" else False, big, (0xFFFE, 0xE0DD)), tag, vr, None
+        return (_skip_undefined(buf, start, explicit if vr != "UN" else False, big, (0xFFFE, 0xE0DD), depth + 1),
+                tag, vr, None)
     if start + length > len(buf):
         raise Unsupported("header longer than the buffer")
+    if vr == "SQ" and length and too_deep(buf, start, start + length, explicit, big, depth // 2 + 1):
+        raise Unsupported("sequences nested too deep")  # pydicom's reader then refuses the file by name
     return start + length, tag, vr, (None if vr == "SQ" else buf[start:start + length])
 
 

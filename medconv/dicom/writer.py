@@ -360,14 +360,14 @@ def _patient_orientation(vec) -> str:
 
 
 def _read_template(template):
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     template = os.fspath(template)
     if not os.path.isfile(template):
         raise InputError("no such file (--template)", template)
     try:
-        ref = pydicom.dcmread(template, stop_before_pixels=True)
+        from . import guards as dcm_guards
+        ref = dcm_guards.dcmread(template, template, stop_before_pixels=True)
         _ = [ref.get(k) for k in TEMPLATE_KEYWORDS]  # decode now: a malformed element is an input error
     except InvalidDicomError:
         raise InputError("the --template file is not DICOM", template) from None
