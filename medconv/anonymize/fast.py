@@ -14,7 +14,6 @@ from __future__ import annotations
 import struct
 
 from ..dicom.guards import MAX_DEPTH
-
 from . import profile
 from .actions import (
     CODES,
