@@ -212,6 +212,90 @@ def _inflate_into(fh, out: memoryview, skip: int, encoding: str, name: str, path
     return got
 
 
+def inflated_pieces(ch: Chunk, path: str):
+    """The decoded bytes of one compressed chunk (zlib, gzip or bzip2), piece by piece, exactly
+    `ch.nbytes` of them after `ch.skip`: never more inflated than that, a short stream refused."""
+    name = os.path.basename(ch.file)
+    if ch.encoding == "bzip2":
+        import bz2
+
+        new, errors = bz2.BZ2Decompressor, (OSError, ValueError, EOFError)
+    else:
+        from isal import isal_zlib
+
+        def new():
+            return isal_zlib.decompressobj(wbits=47)
+
+        errors = (Exception,)
+    want, skip = ch.nbytes, ch.skip
+    try:
+        with open(ch.file, "rb") as fh:
+            fh.seek(ch.offset)
+            dec, pending = new(), b""
+            while want > 0:
+                if not pending:
+                    pending = fh.read(_CHUNK)
+                if not pending:
+                    piece = dec.flush() if ch.encoding != "bzip2" and not dec.eof else b""
+                    if not piece:
+                        break
+                else:
+                    limit = min(_CHUNK, want + skip)
+                    if ch.encoding == "bzip2":
+                        piece = dec.decompress(pending, max_length=limit)
+                        pending = b""
+                    else:
+                        piece = dec.decompress(pending, limit)
+                        pending = dec.unconsumed_tail
+                if skip:
+                    cut = min(skip, len(piece))
+                    piece, skip = piece[cut:], skip - cut
+                piece = piece[:want]
+                if piece:
+                    want -= len(piece)
+                    yield piece
+                if dec.eof and want > 0:
+                    pending = dec.unused_data + pending or fh.read(_CHUNK)
+                    if not pending:
+                        break
+                    dec = new()
+    except errors as exc:
+        raise CorruptInput(f"compressed data in {name} is corrupt ({exc})", path) from None
+    if want > 0:
+        raise CorruptInput(f"truncated: {ch.nbytes - want} of {ch.nbytes} bytes of voxel data in {name}", path)
+
+
+def stream_slabs(volume, planes: int):
+    """Yield (t, k0, k1, slab[i, j, k0:k1]) of a compressed MetaImage/NRRD volume in file order
+    while inflating (see nifti.stream_slabs): memory holds one slab, never the volume."""
+    ch, dtype = volume.chunk_stream
+    shape = tuple(volume.stored_shape) + (1,) * max(0, 3 - len(volume.stored_shape))
+    nx, ny, nz = shape[:3]
+    nt = int(np.prod(shape[3:], dtype=np.int64)) if len(shape) > 3 else 1
+    plane = nx * ny * dtype.itemsize
+    planes = max(1, int(planes))
+    pieces = inflated_pieces(ch, volume.path)
+    carry = b""
+    for t in range(nt):
+        for k0 in range(0, nz, planes):
+            k1 = min(nz, k0 + planes)
+            want = plane * (k1 - k0)
+            buf = bytearray(want)
+            got = min(len(carry), want)
+            buf[:got] = carry[:got]
+            carry = carry[got:]
+            while got < want:
+                piece = next(pieces, None)
+                if piece is None:
+                    raise CorruptInput("truncated: the compressed voxel data ends early", volume.path)
+                n = min(len(piece), want - got)
+                buf[got:got + n] = piece[:n]
+                got += n
+                carry = piece[n:]
+            slab = np.frombuffer(buf, dtype=dtype).reshape((nx, ny, k1 - k0), order="F")
+            yield t, k0, k1, slab if dtype.isnative else slab.astype(dtype.newbyteorder("="))
+
+
 def _parse_text_values(text: bytes, dtype: np.dtype, count: int, name: str, path: str) -> np.ndarray:
     words = text.replace(b",", b" ").split()
     if len(words) < count:
@@ -491,6 +575,10 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     vol = Volume(affine=affine, value_kind=value_kind, time_step=time_step if len(shape) > 3 else None,
                  header=hdr, format="metaimage", path=path, loader=loader, stored_shape=shape,
                  stored_dtype=dtype.newbyteorder("="))
+    if len(chunks) == 1 and chunks[0].encoding in ("zlib", "bzip2") and channels == 1:
+        # what stats needs to read the voxels slab by slab while inflating (see stream_slabs)
+        vol.chunk_stream = (chunks[0], dtype)
+        header_only = True  # inflated when used (stats streams it): a corrupt stream fails then
     if not header_only:
         vol.array  # noqa: B018 - read now so a corrupt stream fails inside read()
     return vol

@@ -69,12 +69,20 @@ def deflate_bomb(inflated: int, head: bytes = b"", tail: bytes = b"", wbits: int
     the zeros (repeated full-flush blocks): a few MB hold gigabytes."""
     comp = zlib.compressobj(9, zlib.DEFLATED, wbits)
     block = 1 << 22
-    zeros = comp.compress(bytes(block)) + comp.flush(zlib.Z_FULL_FLUSH)
     start = comp.compress(head) + comp.flush(zlib.Z_FULL_FLUSH)
+    zeros = comp.compress(bytes(block)) + comp.flush(zlib.Z_FULL_FLUSH)
     reps, rest = divmod(inflated, block)
     end = comp.compress(bytes(rest) + tail) + comp.flush()
     # a full flush leaves no history: the zeros' block decodes the same wherever it is repeated
-    return start + zeros * reps + end
+    stream = start + zeros * reps + end
+    if wbits > 0:  # a zlib stream ends with the Adler-32 of everything: make it right
+        adler = zlib.adler32(head)
+        block_bytes = bytes(block)
+        for _ in range(reps):
+            adler = zlib.adler32(block_bytes, adler)
+        adler = zlib.adler32(bytes(rest) + tail, adler)
+        stream = stream[:-4] + struct.pack(">I", adler)
+    return stream
 
 
 def deflated_dicom_bomb(inflated: int) -> bytes:
@@ -86,9 +94,16 @@ def deflated_dicom_bomb(inflated: int) -> bytes:
     return _meta(DEFLATED) + deflate_bomb(inflated, body[:cut] + private, body[cut:])
 
 
-def gzip_bomb(inflated: int, head: bytes = b"") -> bytes:
-    """A gzip file: `head` then `inflated` zero bytes."""
+def gzip_bomb(inflated: int, head: bytes = b"", valid: bool = False) -> bytes:
+    """A gzip file: `head` then `inflated` zero bytes (its CRC right only when `valid`: a reader
+    that stops where it should never gets to check it)."""
     raw = deflate_bomb(inflated, head)
     size = (len(head) + inflated) & 0xFFFFFFFF
-    crc = zlib.crc32(bytes(0))  # not checked before the end: the reader must stop long before
+    crc = zlib.crc32(head)
+    if valid:
+        block = bytes(1 << 22)
+        reps, rest = divmod(inflated, len(block))
+        for _ in range(reps):
+            crc = zlib.crc32(block, crc)
+        crc = zlib.crc32(bytes(rest), crc)
     return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + raw + struct.pack("<II", crc, size)
