@@ -29,11 +29,12 @@ def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def read_bytes(path: str, limit: int | None = None) -> bytes:
+def read_bytes(path: str, limit: int | None = None, most: int | None = None) -> bytes:
     """Read a file (or its first `limit` bytes), decompressing gzip transparently.
 
     `limit` often comes from a header: a negative one is a corrupt input, and a huge one never
-    allocates more than the bytes really there."""
+    allocates more than the bytes really there. `most`: the size the file's header declares (plus
+    slack) when the whole file is read: a gzip stream inflating beyond it is refused (a bomb)."""
     if limit is not None and limit < 0:
         raise CorruptInput(f"header declares a negative size ({limit})", path)
     try:
@@ -41,7 +42,7 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
             head = fh.read(2)
             fh.seek(0)
             if head == GZIP_MAGIC:
-                return gunzip_file(path, limit)
+                return gunzip_file(path, limit, most)
             if limit is not None:
                 import stat
 
@@ -57,14 +58,21 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
         raise InputError("permission denied", path) from None
 
 
-def gunzip_file(path: str, limit: int | None = None) -> bytes:
-    """Decompress a gzip file (the whole of it, or at least its first `limit` bytes)."""
+def gunzip_file(path: str, limit: int | None = None, most: int | None = None) -> bytes:
+    """Decompress a gzip file (the whole of it, or at least its first `limit` bytes); with `most`,
+    a stream holding more than `most` bytes is refused before more is inflated."""
     from isal import igzip
 
     try:
         with igzip.open(path, "rb") as fh:
-            if limit is None:
+            if limit is None and most is None:
                 return fh.read()
+            if limit is None:
+                blob = _read_at_most(fh, most + 1)
+                if len(blob) > most:
+                    raise CorruptInput(f"compressed data inflates to more than {most} bytes, more than its header "
+                                       "declares (refused as a decompression bomb)", path)
+                return blob
             chunks, left = [], limit
             while left > 0:  # in pieces: a header's huge claim must not allocate before reading
                 piece = fh.read(min(left, 1 << 24))
@@ -77,6 +85,17 @@ def gunzip_file(path: str, limit: int | None = None) -> bytes:
         if limit is not None:
             raise CorruptInput(f"not a valid gzip stream ({exc})", path) from None
         raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
+
+
+def _read_at_most(fh, n: int) -> bytes:
+    chunks, left = [], n
+    while left > 0:
+        piece = fh.read(min(left, 1 << 24))
+        if not piece:
+            break
+        chunks.append(piece)
+        left -= len(piece)
+    return b"".join(chunks)
 
 
 def _gzip_errors() -> tuple:

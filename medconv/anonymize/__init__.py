@@ -8,6 +8,7 @@ what identifying data remains.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -294,8 +295,10 @@ class Runner:
                 # anonymised all the same and stderr keeps medconv's one-line messages
                 warnings.simplefilter("ignore")
                 return self.dicom(rel, full, data)
-        if data is None or kind.endswith(".gz"):
-            data = io.read_bytes(full)  # gzip inflated
+        if kind.endswith(".gz"):
+            data = io.read_bytes(full, most=declared_gz_size(kind, full))  # inflated, no further than declared
+        elif data is None:
+            data = io.read_bytes(full)
         companions = []
         if kind.endswith(".gz"):
             if kind == "mgh.gz":
@@ -573,6 +576,27 @@ def _check_complete(ds, path: str) -> None:
         if len(elem.value or b"") < needed:
             raise CorruptInput(f"pixel data is {len(elem.value or b'')} bytes, the header needs {needed} "
                                "(truncated file?)", path)
+
+
+def declared_gz_size(kind: str, path: str) -> int:
+    """The bytes a gzip-compressed NIfTI or MGH file declares (header, extensions, voxels, plus the
+    format's slack), refused at once when a compressed file of this size cannot hold them."""
+    from ..errors import guard
+    from ..formats import mgh, nifti
+
+    head = io.read_bytes(path, 1024)
+    with guard(path, "compressed image"):
+        if kind.startswith("mgh"):
+            _, _, nbytes = mgh._layout(mgh._parse(head, path))
+            declared, slack = mgh.HEADER_SIZE + nbytes, mgh.TAIL_SLACK
+        else:
+            fmt = kind.removesuffix(".gz")
+            hdr = nifti.parse_header(head, fmt, path)
+            shape, dtype, _ = nifti._data_layout(hdr, fmt, path)
+            nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+            declared, slack = max(int(hdr["vox_offset"]), nifti.HEADER_SIZE[fmt]) + nbytes, 1 << 20
+    io.check_size(path, declared, io.file_size(path) * 1032 + 1024, "image data (for its compressed size)")
+    return declared + slack
 
 
 @functools.lru_cache(maxsize=4096)

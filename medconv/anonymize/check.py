@@ -165,7 +165,12 @@ def check_other(path: str, kind: str, findings: list) -> None:
         for name in changed:
             findings.append({"path": path, "where": f"{label} {name}", "what": "identifying or free-text field"})
 
-    data = io.read_bytes(path)
+    if kind.endswith(".gz"):
+        from . import declared_gz_size
+
+        data = io.read_bytes(path, most=declared_gz_size(kind, path))  # no further than declared
+    else:
+        data = io.read_bytes(path)
     kind = kind.removesuffix(".gz")
     if kind == "mgh":
         report(headers.scrub_mgh(data, path)[1], "MGH")

@@ -464,6 +464,10 @@ def _single_file_offset(hdr, kind, path, data_path, compressed, nbytes) -> int:
     return offset
 
 
+#: largest .hdr (header plus extensions) of a pair read whole
+MAX_PAIR_HEADER = 64 << 20
+
+
 def read_extensions(path: str) -> list:
     """NIfTI extensions: [{code, name, size, content bytes}]."""
     hdr_path, data_path, compressed, raw, kind = _read_raw_header(path, need_data=False)
@@ -472,7 +476,7 @@ def read_extensions(path: str) -> list:
     hdr = parse_header(raw, kind, path)
     size = HEADER_SIZE[kind]
     end = int(hdr["vox_offset"]) if hdr_path == data_path else None
-    blob = io.read_bytes(hdr_path, end if end else None)
+    blob = io.read_bytes(hdr_path, end if end else None, most=None if end else MAX_PAIR_HEADER)
     if len(blob) < size + 4 or blob[size] == 0:
         return []
     out, pos = [], size + 4
