@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from security import hostile
 from helpers import ROOT, Result, assert_clean_error, run
+from security import hostile
 
 #: address space a command may use: Python, numpy, pydicom and friends take ~400 MB of it
 LIMIT = 900 << 20
