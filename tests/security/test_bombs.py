@@ -24,8 +24,8 @@ GB2 = 2 << 30
 
 def limited(*argv, limit: int = LIMIT) -> Result:
     """`medconv ARGV` in a fresh interpreter whose address space is capped at `limit` bytes."""
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (%d, %d)); "
-            "from medconv.cli import main; main(sys.argv[1:])" % (limit, limit))
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+            "from medconv.cli import main; main(sys.argv[1:])")
     env = dict(os.environ, MEDCONV_ANON_KEY="test-key")
     env.pop("MEDCONV_DEBUG", None)
     proc = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True,
@@ -97,13 +97,13 @@ def _detached(tmp_path, fmt: str, encoding: str, sizes=(64, 64, 64)) -> str:
     if fmt == "nrrd":
         data = tmp_path / ("d.raw.gz" if encoding == "gzip" else "d.raw.bz2")
         header = tmp_path / "h.nhdr"
-        header.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: %d %d %d\nendian: little\n"
-                          "encoding: %s\ndata file: %s\n" % (*sizes, encoding, data.name))
+        header.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: {} {} {}\nendian: little\n"
+                          "encoding: {}\ndata file: {}\n".format(*sizes, encoding, data.name))
     else:
         data = tmp_path / "d.zraw"
         header = tmp_path / "h.mhd"
-        header.write_text("NDims = 3\nDimSize = %d %d %d\nElementType = MET_SHORT\nCompressedData = True\n"
-                          "ElementDataFile = d.zraw\n" % sizes)
+        header.write_text("NDims = 3\nDimSize = {} {} {}\nElementType = MET_SHORT\nCompressedData = True\n"
+                          "ElementDataFile = d.zraw\n".format(*sizes))
     if encoding == "bzip2":
         data.write_bytes(bz2.compress(bytes(64 << 20), 9))  # bzip2 of zeros: 64 MB in a few dozen bytes
     else:
