@@ -120,7 +120,16 @@ def cli(debug):
     """
 
 
+#: longest error line (a value quoted from an input is cut where it is made; this bounds the rest)
+MAX_ERROR = 2000
+
+
 def _error(message: str) -> None:
+    from ..untrusted import escape
+
+    message = escape(message)
+    if len(message) > MAX_ERROR:
+        message = message[:MAX_ERROR] + "..."
     click.echo(f"medconv: error: {message}", err=True)
 
 

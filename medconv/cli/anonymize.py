@@ -102,8 +102,10 @@ def _dry_run(runner, paths, as_json):
     if as_json:
         click.echo(json.dumps({"path": first, "elements": rows}, indent=2))
     else:
-        click.echo(f"# {first}: nothing written")
-        click.echo(render(rows))
+        from .render import safe
+
+        click.echo(f"# {safe(first)}: nothing written")
+        click.echo("\n".join(safe(line) for line in render(rows).split("\n")))
 
 
 def _check(paths, as_json, patient_ids=(), letters=frozenset()):
@@ -115,6 +117,8 @@ def _check(paths, as_json, patient_ids=(), letters=frozenset()):
     if as_json:
         click.echo(json.dumps(findings, indent=2))
     else:
+        from .render import safe
+
         for f in findings:
-            click.echo(f"{f['path']}: {f['where']}: {f['what']}")
+            click.echo(safe(f"{f['path']}: {f['where']}: {f['what']}"))
     sys.exit(1 if findings else 0)  # click.Exit codes are dropped by main() in non-standalone mode

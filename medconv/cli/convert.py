@@ -123,9 +123,11 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
             task.force = True  # an incomplete multi-file output (a .hdr without its .img) is redone
     todo = [t for t in tasks if not t.skip]
     if dry_run:
+        from .render import safe
+
         for t in tasks:
             why = t.skip and f"skipped: {t.skip}" or (not os.path.lexists(t.src) and "input missing") or ""
-            click.echo(f"{t} -> {t.dst}" + (f"  ({why})" if why else ""))
+            click.echo(safe(f"{t} -> {t.dst}" + (f"  ({why})" if why else "")))
         return
     skipped = len(tasks) - len(todo)
     if skipped:

@@ -16,7 +16,7 @@ _BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
 #: keyword -> (tag, VR used when the file is implicit VR)
 TAGS = {
-    "SOPClassUID": (0x00080016, "UI"), "SOPInstanceUID": (0x00080018, "UI"), "ImageType": (0x00080008, "CS"),
+    "SpecificCharacterSet": (0x00080005, "CS"), "SOPClassUID": (0x00080016, "UI"), "SOPInstanceUID": (0x00080018, "UI"), "ImageType": (0x00080008, "CS"),
     "Modality": (0x00080060, "CS"),
     "Manufacturer": (0x00080070, "LO"), "SeriesDescription": (0x0008103E, "LO"),
     "ManufacturerModelName": (0x00081090, "LO"), "AcquisitionTime": (0x00080032, "TM"),
@@ -40,6 +40,14 @@ TAGS = {
     "DoseGridScaling": (0x3004000E, "DS"), "NominalCardiacTriggerDelayTime": (0x00209153, "FD"),
     "DiffusionBValue": (0x00189087, "FD"), "EffectiveEchoTime": (0x00189082, "FD"),
 }
+#: value representations whose text follows the Specific Character Set
+_CHARSET_VRS = {"SH", "LO", "ST", "LT", "PN", "UC", "UT"}
+#: single-byte and UTF-8 character sets decoded without pydicom (DICOM term -> Python codec)
+_CHARSETS = {"ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3",
+             "ISO_IR 110": "iso8859_4", "ISO_IR 144": "iso8859_5", "ISO_IR 127": "iso8859_6",
+             "ISO_IR 126": "iso8859_7", "ISO_IR 138": "iso8859_8", "ISO_IR 148": "iso8859_9",
+             "ISO_IR 166": "tis_620", "ISO_IR 192": "utf-8", "GB18030": "gb18030", "GBK": "gbk",
+             "ISO_IR 13": "shift_jis"}
 # functional groups, DICOMDIR, palette, Modality LUT
 _NEEDS_PYDICOM = {0x52009230, 0x52009229, 0x00041220, 0x00281101, 0x00283000}
 
@@ -115,12 +123,30 @@ class LightDataset:
                 return default
             values = struct.unpack(f"{self._endian}{n}{code}", raw[: n * struct.calcsize(code)])
             return values[0] if n == 1 else list(values)
-        text = raw.decode("latin-1").rstrip("\x00 ").strip()
+        text = (self._decode(raw) if vr in _CHARSET_VRS else raw.decode("latin-1")).rstrip("\x00 ").strip()
         if text == "":
             return default
         if vr in ("DS", "IS", "CS") and "\\" in text:
             return [v.strip() for v in text.split("\\")]
         return text
+
+    def _decode(self, raw: bytes) -> str:
+        """Text in the file's Specific Character Set (as pydicom decodes it; Latin-1 when unset)."""
+        entry = self._el.get(0x00080005)
+        if entry is None:
+            return raw.decode("latin-1")
+        terms = [t.strip() for t in entry[1].decode("latin-1").rstrip("\x00 ").split("\\")]
+        terms = [t for t in terms if t] or ["ISO_IR 6"]
+        if len(terms) == 1 and terms[0] in _CHARSETS:
+            return raw.decode(_CHARSETS[terms[0]], "replace")
+        from pydicom.charset import (
+            decode_bytes,  # code extensions (ISO 2022 escapes): pydicom's rules
+        )
+
+        try:
+            return decode_bytes(raw, terms, {"\\", "^", "="})
+        except Exception:  # an unknown term: the bytes as Latin-1, as pydicom falls back
+            return raw.decode("latin-1")
 
     def dataset(self):
         """The full pydicom Dataset of this file (pixel data not read)."""
