@@ -188,14 +188,21 @@ def file_size(path: str) -> int:
         return 0
 
 
-def check_size(path: str, needed: int, available: int, what: str = "voxel data") -> None:
-    """Refuse to allocate what a header claims when the bytes are not there."""
-    if needed < 0:
+def check_size(path: str, needed: int, available: int, what: str = "voxel data", offset: int = 0,
+               compressed: int | None = None) -> None:
+    """Refuse to allocate what a header claims when the bytes are not there.
+
+    `needed` and `available` count from the start of the file; the data starts at `offset`, so the
+    message counts the data's own bytes. `compressed`: `available` is what that many compressed
+    bytes can inflate to at most, and the message says so."""
+    if needed < 0 or needed - offset < 0:
         raise CorruptInput(f"header declares a negative {what} size", path)
     if needed > available:
-        raise CorruptInput(
-            f"header declares {needed} bytes of {what} but only {available} are present (truncated?)", path
-        )
+        if compressed is not None:
+            raise CorruptInput(f"header declares {needed - offset} bytes of {what}, more than {compressed} "
+                               "compressed bytes can hold", path)
+        raise CorruptInput(f"header declares {needed - offset} bytes of {what} but only "
+                           f"{max(0, available - offset)} are present (truncated?)", path)
 
 
 #: temporary files being written right now (for the last-resort clean-up after a stop signal)
@@ -306,15 +313,23 @@ def write_temp(folder: str, data, made_dirs: set | None = None, shown: str | Non
     return tmp
 
 
+def errno_of(exc: BaseException):
+    """The errno of an OSError, or of the one a library's error wraps in its text: HDF5 (h5py) says
+    "... errno = 27, error message = ..." in a RuntimeError, pydicom re-raises an OSError with only
+    a message ("With tag ... got exception: [Errno 28] No space left on device" and a traceback)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    import re
+
+    found = re.search(r"errno = (\d+)|\[Errno (\d+)\]", str(exc))
+    return int(found.group(1) or found.group(2)) if found else None
+
+
 def write_error(exc: BaseException, path: str) -> OutputError:
     """The OutputError for an OSError (or a library's error wrapping one) raised while writing `path`."""
-    if not isinstance(exc, OSError):
-        import re
-
-        # HDF5 (h5py) says "... errno = 27, error message = 'File too large'" in a RuntimeError
-        found = re.search(r"errno = (\d+)", str(exc))
-        if found:
-            code = int(found.group(1))
+    if not isinstance(exc, OSError) or exc.errno is None:
+        code = errno_of(exc)
+        if code is not None:
             exc = OSError(code, os.strerror(code))
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
@@ -323,10 +338,17 @@ def write_error(exc: BaseException, path: str) -> OutputError:
             return OutputError("cannot write (File too large: the file-size limit was reached)", path)
         if isinstance(exc, PermissionError):
             return OutputError("permission denied", path)
-        reason = exc.strerror or str(exc) or type(exc).__name__
-    else:
-        reason = str(exc) or type(exc).__name__
-    return OutputError(f"cannot write ({reason})", path)
+    return OutputError(f"cannot write ({reason_of(exc)})", path)
+
+
+def reason_of(exc: BaseException) -> str:
+    """Why a write failed, in one bounded line (the strerror of the errno a library's text names)."""
+    code = errno_of(exc)
+    if code is not None:
+        return os.strerror(code)
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    return reason[:200] + "..." if len(reason) > 200 else reason
 
 
 def _destination_of(exc: OSError, temps, paths) -> str:

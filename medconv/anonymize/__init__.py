@@ -182,9 +182,7 @@ class Runner:
                         self.summary.skipped += 1
                         continue
                     self.one(kind, root, rel, full, whole[0] if whole else None)
-                except OutputError:
-                    raise
-                except MedconvError as exc:
+                except MedconvError as exc:  # an output error too: with -k the run goes on, as convert -k does
                     self._failed(full, exc)
                 except Exception as exc:
                     # A malformed element deep in one file (pydicom parses sequences lazily) is that
@@ -595,7 +593,8 @@ def declared_gz_size(kind: str, path: str) -> int:
             shape, dtype, _ = nifti._data_layout(hdr, fmt, path)
             nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
             declared, slack = max(int(hdr["vox_offset"]), nifti.HEADER_SIZE[fmt]) + nbytes, 1 << 20
-    io.check_size(path, declared, io.file_size(path) * 1032 + 1024, "image data (for its compressed size)")
+    io.check_size(path, declared, io.file_size(path) * 1032 + 1024, "header and image data",
+                  compressed=io.file_size(path))
     return declared + slack
 
 

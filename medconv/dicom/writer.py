@@ -5,6 +5,7 @@ failure never leaves a partial series and a reader never sees one half-written.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import os
@@ -544,17 +545,22 @@ def _write_directory(dest, shown, force, fill):
                 raise
             tmp = None
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            code = io.errno_of(exc)  # pydicom re-raises a write's OSError with a traceback as its text
+            if code == errno.ENOSPC:
                 raise OutputError("disk full", shown) from None
-            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if code in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise OutputError("permission denied", shown) from None
-            raise OutputError(f"cannot write the series ({exc.strerror or exc})", shown) from None
+            raise OutputError(f"cannot write the series ({io.reason_of(exc)})", shown) from None
     finally:
         io.LIVE_TEMPS.discard(registered)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            if os.path.islink(old):  # the destination was a symbolic link: the link goes, not its target
+                with contextlib.suppress(OSError):
+                    os.unlink(old)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -82,13 +82,14 @@ def check_chunks(chunks, path: str) -> list:
                 offset = size - ch.nbytes
                 if offset < 0:
                     io.check_size(path, ch.nbytes, size)
-            io.check_size(path, offset + ch.skip + ch.nbytes, size)
+            io.check_size(path, offset + ch.skip + ch.nbytes, size, offset=offset + ch.skip)
         else:
             offset = max(offset, 0)
             avail = size - offset
             # deflate cannot expand more than ~1032:1, text needs at least one character per value
             factor = {"zlib": 1032, "bzip2": 1 << 20, "ascii": 8, "hex": 1}[ch.encoding]
-            io.check_size(path, ch.skip + ch.nbytes, max(avail, 0) * factor + 1024 * (factor > 1))
+            io.check_size(path, ch.skip + ch.nbytes, max(avail, 0) * factor + 1024 * (factor > 1), offset=ch.skip,
+                          compressed=max(avail, 0))
         out.append(ch._replace(offset=offset, lineskip=0))
     return out
 

@@ -95,10 +95,11 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     hdr, compressed = _read_head(path)
     dims, dtype, nbytes = _layout(hdr)
     if not compressed:
-        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path))
+        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path), offset=HEADER_SIZE)
     else:
         # gzip rarely beats ~1000:1; refuse absurd claims before decompressing anything
-        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path) * 1032 + 1024)
+        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path) * 1032 + 1024, offset=HEADER_SIZE,
+                      compressed=io.file_size(path))
     try:
         affine, known = affine_of(hdr)
     except CorruptInput as exc:

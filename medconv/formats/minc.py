@@ -116,7 +116,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     if not np.isfinite(affine).all():
         raise CorruptInput("the dimension steps, starts or cosines contain NaN or infinite values", path)
     io.check_size(path, int(np.prod(shape, dtype=np.int64)) * stored.itemsize,
-                  io.file_size(path) * 1032 + 1024)  # HDF5 may compress chunks
+                  io.file_size(path) * 1032 + 1024, compressed=io.file_size(path))  # HDF5 may compress chunks
 
     def loader():
         try:

@@ -313,7 +313,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     native = dtype.newbyteorder("=")
     if not compressed:
-        io.check_size(path, offset + nbytes, io.file_size(data_path))
+        io.check_size(path, offset + nbytes, io.file_size(data_path), offset=offset)
         if nbytes == 0:
             arr = np.zeros(0, dtype)
         else:
@@ -321,7 +321,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
     else:
         csize = io.file_size(data_path)
         # deflate cannot expand more than ~1032:1; a larger claim is a lie
-        io.check_size(path, offset + nbytes, csize * 1032 + 1024)
+        io.check_size(path, offset + nbytes, csize * 1032 + 1024, offset=offset, compressed=csize)
         from isal import igzip
 
         arr = np.empty(nbytes // dtype.itemsize, dtype=dtype)
@@ -389,7 +389,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
     if kind != "analyze":
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
     if not compressed:
-        io.check_size(path, offset + nbytes, io.file_size(data_path))
+        io.check_size(path, offset + nbytes, io.file_size(data_path), offset=offset)
     elif offset + nbytes > io.file_size(data_path) * 1032 + 1024:
         # deflate expands at most ~1032:1: a tiny .nii.gz cannot hold billions of voxels
         raise CorruptInput(f"header declares {offset + nbytes} bytes of voxel data, more than a "

@@ -156,7 +156,14 @@ def _exif_tags(img) -> dict:
 
 def read_header(path: str, fmt: str | None = None) -> dict:
     """Size, mode, bit depth, DPI, text chunks, EXIF/TIFF tags with their values, ICC profile presence."""
+    from ..errors import guard
+
     img = _open(path)
+    with guard(path, f"{(img.format or 'image').lower()} file"):  # Pillow parses frames and tags lazily
+        return _header_of(img)
+
+
+def _header_of(img) -> dict:
     bits = {"1": 1, "L": 8, "P": 8, "LA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8,
             "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(img.mode)
     out = {"format": img.format, "width": img.size[0], "height": img.size[1], "mode": img.mode,
