@@ -438,15 +438,32 @@ def dicom_json(ds, bulk: bool = False) -> dict:
         warnings.simplefilter("ignore")
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
-            out.update(meta.to_json_dict(**kwargs))
+            out.update(_json_dict(meta, kwargs))
         out.update(_top_level_json(ds, bulk, kwargs))
     return _strip_omitted(out, bulk)
+
+
+def _json_dict(ds, kwargs) -> dict:
+    """pydicom's DICOM JSON of a data set; an element whose value pydicom cannot put in JSON (a DS
+    holding bytes that are not a number) becomes a marked entry instead of failing the whole."""
+    try:
+        return ds.to_json_dict(**kwargs)
+    except Exception:
+        pass
+    out = {}
+    for elem in ds:
+        try:
+            out[f"{int(elem.tag):08X}"] = elem.to_json_dict(kwargs.get("bulk_data_element_handler"),
+                                                             kwargs.get("bulk_data_threshold", 1024))
+        except Exception as exc:
+            out[f"{int(elem.tag):08X}"] = {"vr": elem.VR, "medconv:unreadable": f"<unreadable: {type(exc).__name__}>"}
+    return out
 
 
 def _top_level_json(ds, bulk, kwargs) -> dict:
     """Without --bulk, deferred binary values (pixel data) are described, never read from disk."""
     if bulk:
-        return ds.to_json_dict(**kwargs)
+        return _json_dict(ds, kwargs)
     from pydicom.dataset import Dataset
 
     kept = Dataset()
@@ -458,7 +475,7 @@ def _top_level_json(ds, bulk, kwargs) -> dict:
         else:
             kept.add(ds[elem.tag])
     kept.set_original_encoding(ds.is_implicit_VR, ds.is_little_endian, ds.original_character_set)
-    doc = kept.to_json_dict(**kwargs)
+    doc = _json_dict(kept, kwargs)
     doc.update(skipped)
     return dict(sorted(doc.items()))
 

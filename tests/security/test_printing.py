@@ -248,3 +248,12 @@ def test_size_messages_count_the_data_bytes(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     result = run("info", path)
     assert_clean_error(result, 3, "declares 384 bytes of voxel data but only 374 are present")
+
+
+def test_header_json_with_a_value_pydicom_cannot_put_in_json(tmp_path):
+    path = tmp_path / "ds.dcm"
+    path.write_bytes(hostile.dicom(extra=hostile._el(0x18, 0x50, b"DS", b"63\x00\x00\x00\x8033900")))
+    result = run("header", "--json", path)
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert "medconv:unreadable" in doc["00180050"] or doc["00180050"]["vr"] == "DS"
