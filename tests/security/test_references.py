@@ -262,3 +262,16 @@ def test_anonymize_refuses_detached_data_outside_and_copies_data_below(tree):
     assert result.code == 0, result.err
     assert (tree / "out" / "sub" / "v.raw").read_bytes() == SECRET
     assert os.path.exists(tree / "out" / os.path.basename(header))
+
+
+def test_anonymize_copies_list_and_pattern_data_files(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "l.mhd").write_text(MHD.replace("4 4 8", "2 2 2").format(spec="LIST 2") + "s0.raw\ns1.raw\n")
+    (src / "p.nhdr").write_text(NRRD.replace("4 4 8", "2 2 2").format(spec="q%d.raw 0 1 1 2"))
+    for name, value in (("s0.raw", 0), ("s1.raw", 5), ("q0.raw", 0), ("q1.raw", 7)):
+        (src / name).write_bytes(bytes([value] * 4))
+    result = run("anonymize", src, "-o", tmp_path / "out")
+    assert result.code == 0, result.err
+    assert run("stats", tmp_path / "out" / "l.mhd", "--get", "max").out.strip() == "5"
+    assert run("stats", tmp_path / "out" / "p.nhdr", "--get", "max").out.strip() == "7"
