@@ -223,4 +223,6 @@ def check(paths, patient_ids=(), letters=frozenset()) -> list:
                 check_other(full, kind, findings)
         except MedconvError as exc:
             findings.append({"path": shown, "where": "file", "what": exc.message})
+        except Exception as exc:  # pydicom parses lazily: a damaged element fails where it is used
+            findings.append({"path": shown, "where": "file", "what": f"unreadable ({type(exc).__name__})"})
     return findings

@@ -257,3 +257,13 @@ def test_header_json_with_a_value_pydicom_cannot_put_in_json(tmp_path):
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert "medconv:unreadable" in doc["00180050"] or doc["00180050"]["vr"] == "DS"
+
+
+def test_anonymize_check_on_an_unknown_value_representation(tmp_path):
+    blob = hostile.dicom()
+    at = blob.index(b"\x02\x00\x03\x00UI")
+    path = tmp_path / "vr.dcm"
+    path.write_bytes(blob[:at + 4] + b"EI" + blob[at + 6:])  # found by the fuzzer: exit 70 before
+    result = run("anonymize", "--check", path)
+    assert result.code == 1, result.err
+    assert "unreadable" in result.out and "Traceback" not in result.err
