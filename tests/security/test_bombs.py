@@ -188,3 +188,23 @@ def test_deflated_dicom_within_its_declared_size_reads(tmp_path):
     result = run("stats", gz, "--get", "max")
     assert result.code == 0, result.err
     assert result.out.strip() == "63"
+
+
+@pytest.mark.parametrize("fmt", ["nrrd", "metaimage"])
+def test_numbered_pattern_bomb_under_a_memory_cap(tmp_path, fmt):
+    """`%999999999d`: a 1 GB file name (6.8 GB and a 1 GB error line, or a traceback under
+    `ulimit -v`) before names were bounded."""
+    if fmt == "nrrd":
+        header = tmp_path / "h.nhdr"
+        header.write_text("NRRD0004\ntype: uint8\ndimension: 2\nsizes: 4 2\nencoding: raw\n"
+                          "data file: %999999999d 1 2 1\n")
+    else:
+        header = tmp_path / "h.mhd"
+        header.write_text("NDims = 2\nDimSize = 4 2\nElementType = MET_UCHAR\nElementDataFile = %999999999d 1 2 1\n")
+    for command in ("info", "stats", "header"):
+        result = limited(command, header, limit=600 << 20)
+        if command == "header":
+            assert result.code in (0, 3) and "Traceback" not in result.err, result.err
+            continue
+        assert_clean_error(result, 3, "width")
+        assert len(result.err) < 400
