@@ -95,6 +95,10 @@ def _transfer_syntax(ds) -> str:
     return str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
 
 
+class Truncated(Exception):
+    """A value the file ends inside of (shown as <unreadable: Truncated: N of M bytes present>)."""
+
+
 def _warn_truncated(ds, path) -> None:
     """Deferred values are not read, so say when the file ends before one of them does."""
     from pydicom.dataelem import RawDataElement
@@ -108,6 +112,8 @@ def _warn_truncated(ds, path) -> None:
             present = max(0, size - raw.value_tell)
             if present < raw.length:
                 log.warn(f"{_tag(raw.tag)} is truncated: {present} of {raw.length} bytes present", path)
+                # never read: reading a deferred value allocates the length it claims (gigabytes)
+                ds._dict[tag] = _unreadable(raw, ds, Truncated(f"{present} of {raw.length} bytes present"))
 
 
 def _walk_all(ds, where: str = "") -> list:

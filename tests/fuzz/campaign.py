@@ -44,6 +44,8 @@ MEMORY_CAP = 1 << 30
 TIME_LIMIT = 30
 #: longest error line accepted
 MAX_ERROR_LINE = 2100
+#: stdout read back (a longer JSON document is not checked)
+MAX_OUTPUT = 64 << 20
 #: largest real file taken as a seed
 MAX_SEED_BYTES = 2 << 20
 
@@ -281,7 +283,7 @@ def call(argv: list, workdir: str) -> dict:
         time.sleep(0.002)
     code = os.waitstatus_to_exitcode(status)
     with open(out_path, "rb") as fh:
-        out = fh.read(1 << 20).decode("utf-8", "replace")
+        out = fh.read(MAX_OUTPUT + 1).decode("utf-8", "replace")
     with open(err_path, "rb") as fh:
         err = fh.read(1 << 20).decode("utf-8", "replace")
     return {"code": code, "out": out, "err": err, "seconds": time.monotonic() - start, "hung": hung,
@@ -307,7 +309,7 @@ def judge(argv: list, result: dict) -> str | None:
         return "not one error line"
     if any(len(l) > MAX_ERROR_LINE for l in lines):
         return "error line too long"
-    if "--json" in argv and code == 0 and result["out"].strip():
+    if "--json" in argv and code == 0 and result["out"].strip() and len(result["out"]) <= MAX_OUTPUT:
         try:
             json.loads(result["out"])
         except ValueError:

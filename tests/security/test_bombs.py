@@ -208,3 +208,16 @@ def test_numbered_pattern_bomb_under_a_memory_cap(tmp_path, fmt):
             continue
         assert_clean_error(result, 3, "width")
         assert len(result.err) < 400
+
+
+def test_a_value_claiming_gigabytes_in_a_small_file_is_never_read(tmp_path):
+    """Found by the fuzzer: a truncated element declaring 2 GB made `header --get` allocate it."""
+    import struct
+
+    body = hostile.dataset(pixels=False) + struct.pack("<HH2sHI", 0x7FE0, 0x10, b"OB", 0, GB2) + b"x" * 100
+    path = tmp_path / "claim.dcm"
+    path.write_bytes(hostile.dicom(body))
+    for argv in (["header", "--get", "PixelData", path], ["header", "--json", "--bulk", path], ["header", path]):
+        result = limited(*argv, limit=700 << 20)
+        assert result.code in (0, 3), (argv, result.err)
+        assert "MemoryError" not in result.err and "internal error" not in result.err, result.err
