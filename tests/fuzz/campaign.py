@@ -349,6 +349,7 @@ def campaign(seed: int, calls: int | None, budget: float | None, everything: boo
         seeds = _generated(seeds_dir) + _real(seeds_dir, everything)
     finally:
         log.set_quiet(False)
+    largest = max(os.path.getsize(f) for *_, files in seeds for f in files)
     baseline = _rss()
     stats = collections.Counter()
     codes = collections.Counter()
@@ -406,7 +407,7 @@ def campaign(seed: int, calls: int | None, budget: float | None, everything: boo
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {"seed": seed, "calls": stats["calls"], "seconds": round(time.monotonic() - started, 1),
-            "seed_files": len(seeds), "exit_codes": dict(sorted(codes.items())),
+            "seed_files": len(seeds), "largest_seed_mb": round(largest / 2 ** 20, 2), "exit_codes": dict(sorted(codes.items())),
             "tracebacks": stats["traceback"], "exit_70": stats["exit 70"], "hangs": stats["hang"],
             "other_failures": sum(v for k, v in stats.items() if k not in ("calls", "traceback", "exit 70", "hang")),
             "peak_rss_mb": round(peak / 2 ** 20, 1), "peak_call": peak_call,
