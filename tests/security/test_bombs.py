@@ -221,3 +221,30 @@ def test_a_value_claiming_gigabytes_in_a_small_file_is_never_read(tmp_path):
         result = limited(*argv, limit=700 << 20)
         assert result.code in (0, 3), (argv, result.err)
         assert "MemoryError" not in result.err and "internal error" not in result.err, result.err
+
+
+@pytest.mark.parametrize("fmt", ["bmp", "tiff"])
+def test_uncompressed_raster_claims_are_checked_before_allocating(tmp_path, fmt):
+    """Found by the fuzzer: a BMP whose header says 5000 x 20000 made Pillow allocate 100 MB."""
+    import struct
+
+    from PIL import Image
+
+    path = tmp_path / f"x.{fmt}"
+    Image.new("L", (64, 64)).save(path)
+    blob = bytearray(path.read_bytes())
+    if fmt == "bmp":
+        blob[18:26] = struct.pack("<ii", 5000, 20000)
+    else:  # ImageWidth / ImageLength entries of the first IFD
+        ifd = struct.unpack_from("<I", blob, 4)[0]
+        for k in range(struct.unpack_from("<H", blob, ifd)[0]):
+            at = ifd + 2 + 12 * k
+            tag, typ = struct.unpack_from("<HH", blob, at)
+            if tag in (256, 257):
+                blob[at + 2:at + 12] = struct.pack("<HII", 4, 1, 20000)
+    path.write_bytes(bytes(blob))
+    for command in ("info", "stats"):
+        result = limited(command, path, limit=600 << 20)
+        # refused from the header, before Pillow allocates (it would then find the data short)
+        assert_clean_error(result, 3, "uncompressed pixels", "more than this")
+    assert run("stats", path).code == 3
