@@ -186,14 +186,16 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     results, failed = batch.run(todo, func, keep_going=keep_going, on_error=report, jobs=jobs,
                                 progress=None if dry_run else "convert")
     if dry_run:  # the plan of what passed every check the run makes; what would fail is reported
+        from .render import safe
+
         planned = dict(results)  # task destination -> what the run would write
         for t in tasks:
             if t.skip:
-                click.echo(f"{t} -> {t.dst}  (skipped: {t.skip})")
+                click.echo(safe(f"{t} -> {t.dst}  (skipped: {t.skip})"))
             elif t.extra.get("refused"):
-                click.echo(f"{t} -> {t.dst}  (refused: {t.extra['refused']})")
+                click.echo(safe(f"{t} -> {t.dst}  (refused: {t.extra['refused']})"))
             elif t.dst in planned:
-                click.echo(f"{t} -> {planned[t.dst]}")
+                click.echo(safe(f"{t} -> {planned[t.dst]}"))
     batch.finish(failures + failed, len(todo) + len(failures))
 
 

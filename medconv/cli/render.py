@@ -18,6 +18,14 @@ def colour_allowed(stream=None) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
+def safe(value) -> str:
+    """A value from an input as printed text: control and bidirectional characters escaped (\\x1b,
+    \\u202e, ...), so nothing printed can drive a terminal. Every text rendering goes through it."""
+    from ..untrusted import escape
+
+    return escape(value if isinstance(value, str) else str(value))
+
+
 def jsonable(value):
     """Plain Python values for json (numpy scalars and arrays, tuples, bytes, NaN)."""
     if isinstance(value, dict):
@@ -51,7 +59,7 @@ def format_scalar(value) -> str:
         return format(value, ".10g")
     if hasattr(value, "item") and not hasattr(value, "__len__"):
         return format_scalar(value.item())
-    return str(value)
+    return safe(value)
 
 
 def flatten(value):
@@ -105,9 +113,9 @@ def cell(value) -> str:
         if value and isinstance(value[0], (list, tuple)):
             return "\n".join(" ".join(_short(v) for v in row) for row in value)
         return " x ".join(_short(v) for v in value) if all(isinstance(v, (int, float)) for v in value) else \
-            ", ".join(str(v) for v in value)
+            ", ".join(safe(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+        return ", ".join(f"{safe(k)}={_short(v)}" for k, v in value.items())
     if value is None:
         return "-"
     return _short(value)
@@ -116,7 +124,7 @@ def cell(value) -> str:
 def _short(value) -> str:
     if isinstance(value, float):
         return format(value, ".6g")
-    return str(value)
+    return safe(value)
 
 
 #: table columns holding free text, folded when the terminal is narrow (the others stay whole)
@@ -129,7 +137,7 @@ def print_records(records, columns, title=None) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        console = Console(no_color=not colour_allowed(), highlight=False)
+        console = Console(no_color=not colour_allowed(), highlight=False, markup=False, emoji=False)
         if len(records) == 1:
             table = Table(show_header=False, box=None, pad_edge=False, title=title)
             table.add_column(style="bold")
