@@ -576,12 +576,19 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     vol = Volume(affine=affine, value_kind=value_kind, time_step=time_step if len(shape) > 3 else None,
                  header=hdr, format="metaimage", path=path, loader=loader, stored_shape=shape,
                  stored_dtype=dtype.newbyteorder("="))
-    if len(chunks) == 1 and chunks[0].encoding in ("zlib", "bzip2") and channels == 1:
-        # what stats needs to read the voxels slab by slab while inflating (see stream_slabs)
+    return finish_read(vol, chunks, dtype, header_only, streamable=channels == 1)
+
+
+def finish_read(vol: Volume, chunks: list, dtype: np.dtype, header_only: bool, streamable: bool) -> Volume:
+    """A read volume made ready: one compressed chunk of scalar voxels in file order is left to be
+    inflated when used, as stats streams it slab by slab (Volume.stream, see stream_slabs), and a
+    corrupt stream fails then; anything else is read now unless header-only, so that a corrupt
+    file fails inside read()."""
+    if streamable and len(chunks) == 1 and chunks[0].encoding in ("zlib", "bzip2"):
         vol.stream = (chunks[0], dtype)
-        header_only = True  # inflated when used (stats streams it): a corrupt stream fails then
+        header_only = True
     if not header_only:
-        vol.array  # noqa: B018 - read now so a corrupt stream fails inside read()
+        vol.array  # noqa: B018
     return vol
 
 

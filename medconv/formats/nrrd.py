@@ -29,6 +29,7 @@ from .metaimage import (
     check_chunks,
     data_dtype,
     file_order_bytes,
+    finish_read,
     load_elements,
     number,
     write_array,
@@ -389,14 +390,8 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     vol = Volume(affine=affine, value_kind=kind, time_step=time_step if others else None, metadata=metadata,
                  header=hdr, format="nrrd", path=path, orientation_known=known, loader=loader,
                  stored_shape=order_shape, stored_dtype=dtype.newbyteorder("="))
-    if len(chunks) == 1 and chunks[0].encoding in ("zlib", "bzip2") and colour is None \
-            and order == list(range(dim)) and order_shape == shape:
-        # what stats needs to read the voxels slab by slab while inflating (see metaimage.stream_slabs)
-        vol.stream = (chunks[0], dtype)
-        header_only = True  # inflated when used (stats streams it): a corrupt stream fails then
-    if not header_only:
-        vol.array  # noqa: B018 - decode now so a corrupt stream fails inside read()
-    return vol
+    return finish_read(vol, chunks, dtype, header_only,
+                       streamable=colour is None and order == list(range(dim)) and order_shape == shape)
 
 
 def read_header(path: str, fmt: str | None = None) -> dict:
