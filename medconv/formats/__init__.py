@@ -86,11 +86,17 @@ def named_files(path: str) -> list:
     return found
 
 
-def check_dimensions(volume, name: str, path: str) -> None:
-    """Refuse to write a volume with more dimensions than format `name` holds (its row's ndims)."""
+def values_to_write(volume, name: str, path: str, storable):
+    """The voxels a backend of format `name` writes, `storable(volume, path)`, a 2D image as one
+    slice of a 3D grid; a volume with more dimensions than the format holds (its row's ndims) is
+    refused first."""
     most = max(BY_NAME[name].ndims)
     if volume.ndim > most:
         raise OutputError(f"{BY_NAME[name].label or name} holds at most {most} dimensions, not {volume.ndim}", path)
+    arr = storable(volume, path)
+    if volume.ndim == 2:
+        arr = arr.reshape(volume.grid_shape + (1,))
+    return arr
 
 
 def capable(name: str, capability: str) -> bool:
@@ -243,5 +249,6 @@ def format_for_output(path: str, to: str | None = None) -> str:
 
 __all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DATA_EXTENSIONS", "DEFAULT_EXTENSIONS", "FILE_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
            "GZ_FILE_EXTENSIONS", "HEAD_SIZE", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend",
-           "capable", "check_dimensions", "detect", "extension_in_name", "files", "format_for_output", "header_files",
-           "is_pair_data", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs"]
+           "capable", "detect", "extension_in_name", "files", "format_for_output", "header_files",
+           "is_pair_data", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs",
+           "values_to_write"]

@@ -230,13 +230,9 @@ def _storable(volume: Volume, path: str) -> np.ndarray:
 
 
 def write(volume: Volume, path: str, fmt: str = "mgh", *, force: bool = False, protect=(), **options) -> list:
-    from . import check_dimensions
+    from . import values_to_write
 
-    check_dimensions(volume, "mgh", path)
-    arr = _storable(volume, path)
-    grid = volume.grid_shape
-    if volume.ndim == 2:
-        arr = arr.reshape(grid + (1,))
+    arr = values_to_write(volume, "mgh", path, _storable)
     if arr.ndim == 3:
         arr = arr.reshape(arr.shape + (1,))
     dims = arr.shape

@@ -231,13 +231,9 @@ def _storable(volume: Volume, path: str) -> np.ndarray:
 def write(volume: Volume, path: str, fmt: str = "minc", *, force: bool = False, protect=(), **options) -> list:
     import h5py
 
-    from . import check_dimensions
+    from . import values_to_write
 
-    check_dimensions(volume, "minc", path)
-    arr = _storable(volume, path)
-    grid = volume.grid_shape
-    if volume.ndim == 2:
-        arr = arr.reshape(grid + (1,))
+    arr = values_to_write(volume, "minc", path, _storable)
     if not np.isfinite(volume.affine).all():
         raise OutputError("MINC cannot hold this geometry value: the affine holds NaN or infinite values", path)
     rot = volume.affine[:3, :3]
