@@ -1,8 +1,9 @@
 """The formats as data: what each format is and knows, defined here once.
 
-A row names the backend module, the extensions (the first written one is the default file),
-the companion files of images stored as two files, the dtypes a written file can hold, and
-the optional capabilities the backend declares. A backend module is imported only when a
+A row names the backend module, the extensions it reads, the file a format name writes and the
+extensions --to takes, the companion files of images stored as two files, the dtypes and
+dimensions a written file can hold, the name messages give it, and the optional capabilities
+the backend declares. A backend module is imported only when a
 file of its format is read or written. Every backend module has the same surface:
 
     read(path, fmt, header_only=False) -> Volume
