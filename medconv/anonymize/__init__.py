@@ -165,9 +165,9 @@ class Runner:
             jobs = default_jobs(len(files) // _CHUNK)
         parallel = self.fast is not None and jobs > 1 and len(files) >= 2 * _CHUNK
         ready = self._parallel(files, jobs) if parallel else None
-        from ..batch import _Progress
+        from ..batch import Progress
 
-        bar = _Progress("anonymize", len(files))  # only on a terminal
+        bar = Progress("anonymize", len(files))  # only on a terminal
         try:
             for root, rel, full in files:
                 bar.advance()
@@ -607,7 +607,7 @@ def _init_worker(quiet: bool, stop) -> None:
     only make it stop after the current file; the main process removes what it wrote."""
     import signal
 
-    from ..batch import _init_worker as init
+    from ..batch import init_worker as init
 
     init(quiet, stop)
 
