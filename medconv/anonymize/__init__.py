@@ -439,12 +439,12 @@ class Runner:
                 log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it afterwards", full)
             self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
             return None
-        _check_truncated(ds, full)  # first: it reads the elements pydicom has not decoded yet
+        check_truncated(ds, full)  # first: it reads the elements pydicom has not decoded yet
         depth = _nesting(ds)
         if depth > MAX_NESTING:
             raise InputError(f"sequences nested {depth} levels deep (medconv anonymises up to {MAX_NESTING})",
                              full)
-        header_only = _check_complete(ds, full)
+        header_only = check_complete(ds, full)
         what = unscrubbable(ds.get("SOPClassUID"))
         if what and not self.opts.keep_unscrubbable:
             return {"bytes": None, "unscrubbable": what, "flagged": False, "suspect": None}
@@ -617,7 +617,7 @@ def _defined_lengths(ds) -> None:
                 _defined_lengths(item)
 
 
-def _check_truncated(ds, path: str) -> None:
+def check_truncated(ds, path: str) -> None:
     """pydicom keeps a short last value and drops a cut element header without a word; a file cut
     anywhere in its top-level data set is refused rather than anonymised into a plausible stub."""
     from pydicom.dataelem import RawDataElement
@@ -643,7 +643,7 @@ def _check_truncated(ds, path: str) -> None:
             raise CorruptInput("the file ends inside an element header (truncated file?)", path)
 
 
-def _check_complete(ds, path: str) -> bool:
+def check_complete(ds, path: str) -> bool:
     """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short.
 
     True for an image object that holds no element of group 0028 and no pixels at all: a header-only
