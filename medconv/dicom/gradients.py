@@ -109,7 +109,7 @@ def _creator_blocks(ds, group: int):
     if dataset is not None and isinstance(ds, dataset.Dataset):
         lo, hi = (group << 16) | 0x10, (group << 16) | 0xFF
         try:
-            return sorted({int(tag) & 0xFF for tag in ds._dict if lo <= tag <= hi})
+            return sorted({tag & 0xFF for tag in map(int, ds._dict) if lo <= tag <= hi})
         except Exception:
             pass
     return range(0x10, 0x100)
