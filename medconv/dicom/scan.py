@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io as pyio
 import os
+import stat
 import struct
 import warnings
 
@@ -256,8 +257,7 @@ def scan(path: str) -> list:
             raise InputError("no DICOM image in this file", path)
         _remember(key, frames)
         return list(frames)
-    files = walk(path)
-    key = _tree_key(path, files)
+    files, key = _walk_stamped(path)
     cached = _SCANS.get(key) if key is not None else None
     if cached is not None:
         return type(cached)(cached, cached.skipped, cached.partial)
@@ -296,6 +296,23 @@ def _file_key(path):
     except OSError:
         return None
     return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def _walk_stamped(path):
+    """walk(path) and _tree_key(path, its files) with one stat per file."""
+    found, stamps = [], []
+    for root, dirs, files in os.walk(path, onerror=None):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # not a file walk() lists (os.path.isfile is False)
+            if stat.S_ISREG(st.st_mode):
+                found.append(full)
+                stamps.append((full, st.st_size, st.st_mtime_ns))
+    return found, (os.path.abspath(path), tuple(stamps))
 
 
 def _tree_key(path, files):
