@@ -174,6 +174,7 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
         jobs = batch.default_jobs(len(todo))
     if jobs > 1:
         io.set_compression(threads=1)  # the workers already use the cores
+        _before_fork()
     if sidecar_keys:
         common["sidecar_keys"] = sidecar_keys
     func = functools.partial(convert_task, common, sidecar, strict)
@@ -197,6 +198,15 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
             elif t.dst in planned:
                 click.echo(safe(f"{t} -> {planned[t.dst]}"))
     batch.finish(failures + failed, len(todo) + len(failures))
+
+
+def _before_fork():
+    """What every worker would import on its own is imported once, before the pool forks them."""
+    try:
+        from .. import dicom
+    except ImportError:
+        return
+    dicom.before_workers()
 
 
 def _lost_files(paths):
