@@ -200,7 +200,7 @@ def atomic_outputs(paths, force: bool = False, protect=()):
     paths = [os.path.abspath(p) for p in paths]
     for p in paths:
         # only an existing file can be an input: compare with the inputs just for those
-        if protect and os.path.lexists(p) and any(_same_file(p, q) for q in protect):
+        if protect and os.path.lexists(p) and any(same_file(p, q) for q in protect):
             raise OutputError("refusing to overwrite an input file", p)
         if os.path.lexists(p) and not force:
             raise OutputError("destination exists (use --force to replace it)", p)
@@ -327,7 +327,7 @@ def _destination_of(exc: OSError, temps, paths) -> str:
     return paths[0]
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:

@@ -56,17 +56,34 @@ def unplaced_damage(path) -> list:
 def list_series(path) -> list:
     """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector);
     `refused` says why a series that lost a file to damage cannot be read."""
-    from .damage import refusal
+    path = os.fspath(path)
+    return [_described(s, path) for s in _all_series(path)]
+
+
+@_quiet
+def survey(path) -> tuple:
+    """What a batch plan needs of `path`, from one scan: (series, damaged). `series` holds one dict
+    per series as list_series gives it, with the series itself under "scanned" (`read` takes it as
+    `series` without scanning again); `damaged` the (file, error) of a folder's damaged files that no
+    series claims."""
+    from .damage import unplaced_error
 
     path = os.fspath(path)
-    out = []
-    for s in _all_series(path):
-        d = s.as_dict()
-        exc = refusal(s, path)
-        if exc is not None:
-            d["refused"] = exc.message
-        out.append(d)
-    return out
+    if not os.path.isdir(path):
+        return [{**_described(s, path), "scanned": s} for s in _all_series(path)], []
+    all_series, lost = _all_series(path, with_unplaced=True)
+    return ([{**_described(s, path), "scanned": s} for s in all_series],
+            [(k.path, unplaced_error(k, path)) for k in lost])
+
+
+def _described(s, path) -> dict:
+    from .damage import refusal
+
+    d = s.as_dict()
+    exc = refusal(s, path)
+    if exc is not None:
+        d["refused"] = exc.message
+    return d
 
 
 def _choose(all_series, path, series):
@@ -113,6 +130,11 @@ def _refuse_mixed_sizes(all_series, path):
 
 
 def select(path, series=None):
+    """The series of `path` that `series` (a selector, or a series `survey` found) names."""
+    from .assemble import Series
+
+    if isinstance(series, Series):
+        return series
     path = os.fspath(path)
     return _choose(_all_series(path), path, series)
 

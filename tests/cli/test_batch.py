@@ -478,15 +478,14 @@ def test_directory_with_several_series_gives_one_output_each(tmp_path):
 
 
 def test_directory_series_with_fake_list_series(tmp_path, monkeypatch):
-    from medconv import dicom
-    from medconv.cli import convert as cli_convert
+    from medconv import dicom, plan
 
     d = tmp_path / "fake"
     d.mkdir()
     fake = [{"series_number": 1, "series_description": "a/b", "modality": "MR", "protocol": "p", "selector": "1"},
             {"series_number": 1, "series_description": "a/b", "modality": "MR", "protocol": "p", "selector": "1.2"}]
-    monkeypatch.setattr(dicom, "list_series", lambda path: fake, raising=False)
-    tasks = cli_convert.plan([str(d)], str(tmp_path / "out"), None, "nifti1", None)
+    monkeypatch.setattr(dicom, "survey", lambda path: (fake, []), raising=False)
+    tasks = plan.plan([str(d)], str(tmp_path / "out"), to="nifti1")
     assert [t.series for t in tasks] == ["1", "1.2"]
     assert [os.path.basename(t.dst) for t in tasks] == ["1_a_b.nii.gz", "1_a_b_2.nii.gz"]
 
@@ -544,9 +543,9 @@ def test_template_must_exist_and_needs_dicom_output(tmp_path):
 
 
 def test_keep_going_summary_names_the_series(tmp_path, monkeypatch):
-    from medconv.cli import convert as cli_convert
+    from medconv.plan import Task
 
-    tasks = [cli_convert.Task("export", "out/a.nii.gz", series="3", label="export [series 3]")]
+    tasks = [Task("export", "out/a.nii.gz", series="3", label="export [series 3]")]
     with pytest.raises(Exception) as info:
         batch.finish([(tasks[0], InputError("broken", "export"))], 2)
     assert "export [series 3]" in str(info.value) and info.value.exit_code == 5
