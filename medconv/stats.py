@@ -17,6 +17,7 @@ Complex values are summarised by their magnitude.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -708,3 +709,84 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                     rec["centroid"] = [float(v) for v in (np.asarray(volume.affine, float) @ ijk)[:3]]
                     records.append(rec)
     return records
+
+
+# -- many inputs ---------------------------------------------------------------------------
+
+def compute_many(paths, *, mask=None, labels=None, names=None, label_volumes=False, background=False,
+                 percentiles=DEFAULT_PERCENTILES, exact=True, pooled=False, series=None, jobs=None,
+                 keep_going=False, on_error=None) -> tuple:
+    """The statistics rows of many inputs, in worker processes with `jobs`: (results, failures, fields).
+
+    `mask` and `labels` are paths (read once per process, on the same grid as each input); `names`
+    {label: name} (read_label_names). Without `paths`, the rows of the label map itself (its label
+    volumes and centroids). `label_volumes`: each input is a label map. `results` holds the rows of
+    each input that succeeded, in input order; `failures` (input, MedconvError) under `keep_going`
+    (reported through on_error, default a warning; end with batch.finish); `fields` the row fields
+    in their order.
+    """
+    import functools
+
+    from . import batch, log
+
+    label_only = not paths
+    # read once here, so a bad mask or label map is one error before any work (workers read their own copy)
+    if mask:
+        read_cached(mask, series)
+    label_map = read_cached(labels, series) if labels else None
+    qs = DEFAULT_PERCENTILES if percentiles is None else tuple(percentiles)
+    one = functools.partial(_rows_of, mask_path=mask, labels_path=labels, series=series, names=names,
+                            label_volumes=label_volumes, background=background, pooled=pooled, qs=qs,
+                            exact=exact, label_only=label_only)  # picklable, for the process pool
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    results, failures = batch.run([labels] if label_only else list(paths), one, keep_going=keep_going,
+                                  on_error=on_error or report, jobs=jobs, progress="stats")
+    if label_map is not None or label_volumes:
+        fields = LABEL_FIELDS
+    else:
+        fields = FIELDS + tuple(percentile_key(q) for q in (qs if exact else ())) + TAIL_FIELDS
+    return results, failures, fields
+
+
+@functools.lru_cache(maxsize=4)
+def read_cached(path, series=None):
+    """A volume by path (a mask or label map is read once per process, whatever the inputs)."""
+    from . import detect, read
+
+    if series is not None and detect(path) == "dicom":
+        return read(path, series=series)
+    return read(path)
+
+
+def _rows_of(path, *, mask_path, labels_path, series, names, label_volumes, background, pooled, qs, exact,
+             label_only):
+    """The rows of one input (a module-level function, so worker processes can run it)."""
+    from . import log
+
+    mask = read_cached(mask_path, series) if mask_path else None
+    labels = read_cached(labels_path, series) if labels_path else None
+
+    def no_labels(recs, label_path, of_path=None):
+        if not recs:
+            within = f" inside mask {mask_path}" if mask_path else ""
+            of = f" (statistics of {of_path})" if of_path and of_path != label_path else ""
+            log.note(f"no label values in {label_path}{within}{of}")
+        return recs
+
+    if label_only:
+        recs = no_labels(compute_labels(labels, labels, mask=mask, names=names, background=background,
+                                        values=False), labels_path)
+    else:
+        volume = read_cached.__wrapped__(path, series)  # inputs are not cached: each is read once anyway
+        if label_volumes:
+            recs = no_labels(compute_labels(volume, volume, mask=mask, names=names, background=background,
+                                            values=False), path)
+        elif labels is not None:
+            recs = no_labels(compute_labels(volume, labels, mask=mask, names=names, pooled=pooled,
+                                            background=background), labels_path, path)
+        else:
+            recs = compute(volume, mask=mask, percentiles=qs, pooled=pooled, exact=exact)
+    return [{"path": path, **r} for r in recs]
