@@ -207,9 +207,9 @@ def _rebuild_error(cls, message, path):
     """The MedconvError a worker raised, rebuilt on this side of the process boundary."""
     try:
         return cls(message, path)
-    except TypeError:
-        err = MedconvError(message, path)
-        err.exit_code = getattr(cls, "exit_code", 1)
+    except TypeError:  # a subclass with its own constructor: the same class, built as the base builds
+        err = cls.__new__(cls)
+        MedconvError.__init__(err, message, path)
         return err
 
 

@@ -182,7 +182,7 @@ def iter_slabs(volume, planes: int, t_only: int | None = None):
     """(t, k0, k1, stored slab [i, j, k0:k1(, c)]) in file order: inflated while read for a .nii.gz,
     sliced from the (memory-mapped or decoded) array otherwise. With `t_only`, the slabs of that
     volume of a 4D image only (a .nii.gz stops inflating after it)."""
-    from .stats import _grid4, _release
+    from .stats import grid4, release_pages
 
     if getattr(volume, "gz_stream", None) is not None and volume.data is None:
         from .formats.nifti import stream_slabs
@@ -193,14 +193,14 @@ def iter_slabs(volume, planes: int, t_only: int | None = None):
             elif item[0] > t_only:
                 return
         return
-    arr = _grid4(volume)
+    arr = grid4(volume)
     nz, nt = arr.shape[2], arr.shape[3]
     for t in range(nt) if t_only is None else [t_only]:
         for k0 in range(0, nz, planes):
             k1 = min(nz, k0 + planes)
             slab = arr[:, :, k0:k1, t]
             yield t, k0, k1, np.asarray(slab)
-            _release(slab)
+            release_pages(slab)
 
 
 def _real(volume, slab: np.ndarray) -> np.ndarray:
@@ -335,7 +335,7 @@ def header_fields(volume, label, series=None) -> dict:
     """The native header of the file `label` (a volume's source) as flat field -> plain value
     (DICOM elements by keyword; sequences and pixel data left out)."""
     from . import header as header_mod
-    from .cli.render import jsonable
+    from .values import jsonable
 
     path = label
     if not path or not os.path.exists(path):

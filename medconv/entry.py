@@ -18,71 +18,9 @@ def main(argv=None) -> None:
 
         sys.stdout.write(f"medconv {__version__}\n")
         sys.exit(0)
-    _stop_on_signals()
+    from . import signals
+
+    signals.install()
     from .cli import main as cli_main
 
     cli_main(argv)
-
-
-#: the signal that ended the run (SIGTERM from Slurm, docker stop, timeout; SIGHUP), if any
-stopped_by: list = []
-
-
-#: seconds the normal clean-up gets after a stop signal before the process is ended regardless
-STOP_DEADLINE = 15.0
-
-
-def _stop_on_signals() -> None:
-    """SIGINT, SIGTERM and SIGHUP stop medconv: outputs being written are discarded and nothing
-    partial is left; the exit code is 130 for Ctrl-C, else 128 + the signal's number.
-
-    The stop is an exception raised wherever the main thread is, which unwinds every write through
-    its clean-up. An exception can land inside a threaded compressor's queue handling and leave its
-    threads waiting forever, so a watchdog ends the process after STOP_DEADLINE seconds (or at a
-    second signal), removing the temporary files still being written first.
-    """
-    import signal
-
-    def stop(signum, frame):
-        if stopped_by:  # a second signal: no more waiting
-            _end_now(stopped_by[0])
-        stopped_by.append(signum)
-        import threading
-
-        threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
-        raise KeyboardInterrupt
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
-            signal.signal(sig, stop)
-
-
-def _watchdog(signum: int) -> None:
-    import time
-
-    time.sleep(STOP_DEADLINE)
-    _end_now(signum)
-
-
-def _end_now(signum: int) -> None:
-    """Remove the temporary files still being written and end the process at once."""
-    import os
-    import shutil
-
-    from . import io
-
-    for tmp in list(io.LIVE_TEMPS):
-        try:
-            if os.path.isdir(tmp) and not os.path.islink(tmp):
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                os.unlink(tmp)
-        except OSError:
-            pass
-    try:
-        sys.stderr.write("medconv: error: interrupted; finished outputs are complete, nothing partial was left\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
-    os._exit(130 if signum == 2 else 128 + signum)

@@ -361,7 +361,7 @@ def _dataset_lines(ds, root, terminal, depth) -> list:
 # -- generic (non-DICOM) helpers ----------------------------------------------------------
 def dict_lines(data, depth: int = 0) -> list:
     """(depth, name, value_text) rows of a nested dict/list header."""
-    from .cli.render import format_get
+    from .values import format_get
 
     out = []
     items = data.items() if isinstance(data, dict) else enumerate(data)
@@ -403,7 +403,7 @@ def text_fields(header: Header):
                 parts.append(f"{sub.split('_')[-1] if key == 'xyzt_units' else sub}={data[sub]}")
                 folded.add(sub)
         out[key] = (value, parts)
-    from .cli.render import format_get
+    from .values import format_get
 
     return {k: (f"{format_get(v)} ({', '.join(parts)})" if parts else v) for k, (v, parts) in out.items()
             if k not in folded}
@@ -469,7 +469,7 @@ def _top_level_json(ds, bulk, kwargs) -> dict:
 
 
 def to_json(header: Header, bulk: bool = False):
-    from .cli.render import jsonable
+    from .values import jsonable
 
     if header.is_dicom:
         return dicom_json(header.data, bulk)

@@ -28,7 +28,7 @@ from .errors import InputError, UsageError
 DEFAULT_PERCENTILES = (2.0, 98.0)
 SLAB_VOXELS = 1 << 21  # ~2 M voxels per slab: a float64 temporary of 16 MiB at most
 MAX_BINS = 1 << 24  # largest value range counted with a histogram (int32/int64 data)
-RELEASE_BYTES = 1 << 28  # memory maps larger than this give visited pages back (see _release)
+RELEASE_BYTES = 1 << 28  # memory maps larger than this give visited pages back (see release_pages)
 MAX_LABEL_BINS = 1 << 16  # label ranges up to this use direct indexing, larger ones np.unique
 CHANNEL_NAMES = {"rgb": "rgb", "rgba": "rgba"}
 GRID_TOL_MM = 1e-3
@@ -61,7 +61,7 @@ def parse_percentiles(values) -> tuple:
 
 # -- slabs ---------------------------------------------------------------------------------
 
-def _grid4(volume) -> np.ndarray:
+def grid4(volume) -> np.ndarray:
     """The stored array as [i, j, k, t(, c)] (2D images get k=1, extra time axes are merged)."""
     arr = volume.array
     ch = volume.value_kind in CHANNEL_NAMES
@@ -83,7 +83,7 @@ def _slab_ranges(shape, slab_voxels):
         yield k0, min(int(shape[2]), k0 + step)
 
 
-def _release(arr) -> None:
+def release_pages(arr) -> None:
     """Ask the kernel to reclaim the pages of a memory-mapped slab already visited, so resident
     memory stays bounded. MADV_PAGEOUT never loses data (unlike MADV_DONTNEED on a copy-on-write
     map): clean pages are dropped, modified ones stay. Maps under RELEASE_BYTES are left alone:
@@ -134,9 +134,9 @@ def _mask_grid(mask) -> np.ndarray:
     """The mask as [i, j, k, t]: its stored values when they are its real values (memory-mapped
     where possible), else a boolean array of its non-zero real values (slope/intercept applied)."""
     if mask.scaling is None:
-        return _grid4(mask)
+        return grid4(mask)
     real = np.asarray(mask.real())
-    return _grid4(mask.replace(data=(real != 0) & ~np.isnan(real) if real.dtype.kind == "f" else real != 0,
+    return grid4(mask.replace(data=(real != 0) & ~np.isnan(real) if real.dtype.kind == "f" else real != 0,
                                scaling=None))
 
 
@@ -385,7 +385,7 @@ def _int_range(volume, arr4, mask4, slab_voxels):
             a, b = int(slab.min()), int(slab.max())
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        _release(slab)
+        release_pages(slab)
     if lo is None:
         return (0, 0)
     if hi - lo + 1 > MAX_BINS or hi > np.iinfo(np.int64).max:
@@ -469,7 +469,7 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
     qs = tuple(percentiles) if exact else ()
     if _streamable(volume, exact):
         return _compute_streamed(volume, mask4, qs, exact, pooled, slab_voxels)
-    arr4 = _grid4(volume)
+    arr4 = grid4(volume)
     channels = volume.channels if volume.value_kind in CHANNEL_NAMES else 0
     n_t = arr4.shape[3]
     vox = voxel_volume_mm3(volume)
@@ -485,7 +485,7 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
                 sel = _mask_slab(mask4, k0, k1)
                 slab = chan[:, :, k0:k1, t]
                 acc.add(np.asarray(slab), sel)
-                _release(slab)
+                release_pages(slab)
             if not pooled or t == n_t - 1:
                 rec = {}
                 if n_t > 1 and not pooled:
@@ -594,7 +594,7 @@ def _label_range(labels, lab4, slab_voxels):
             a, b = int(slab.min()), int(slab.max())
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        _release(slab)
+        release_pages(slab)
     if lo is None or hi - lo + 1 > MAX_LABEL_BINS:
         return None
     return lo, hi
@@ -610,8 +610,8 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
     check_same_grid(volume, labels, "label map")
     if mask is not None:
         check_same_grid(volume, mask, "mask")
-    arr4 = _grid4(volume)
-    lab4 = _grid4(labels)
+    arr4 = grid4(volume)
+    lab4 = grid4(labels)
     mask4 = _mask_grid(mask) if mask is not None else None
     lab_range = _label_range(labels, lab4, slab_voxels)
     channels = volume.channels if volume.value_kind in CHANNEL_NAMES and values else 0
@@ -651,7 +651,7 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                 if values:
                     slab = chan[:, :, k0:k1, t]
                     x = real_values(volume, np.asarray(slab)).ravel(order="F")
-                    _release(slab)
+                    release_pages(slab)
                     if sel is not None:
                         x = x[sel.ravel(order="F")]
                     fin = np.isfinite(x) if x.dtype.kind == "f" else None
@@ -675,7 +675,7 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                     voxels = np.zeros_like(voxels)
                     si = sj = sk = np.zeros(nk)
                 acc.add(keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
-                _release(lab4[:, :, k0:k1, 0])
+                release_pages(lab4[:, :, k0:k1, 0])
             if not pooled or t == n_t - 1:
                 for key in sorted(acc.rows):
                     if key == 0 and not background:

@@ -133,14 +133,12 @@ def display(record: dict) -> dict:
 def _series_failures(records):
     """(label, error) of the records of series that could not be read, each reported once."""
     from .. import log
-    from ..errors import MedconvError
+    from ..errors import ExitStatus, error_for
 
     out = []
     for r in records:
         if "error" in r:
             label = f"{r['path']} [{r['file']}]" if "file" in r else f"{r['path']} [series {r['selector']}]"
             log.warn(f"skipped: {r['error']}", label)
-            exc = MedconvError(r["error"], r["path"])
-            exc.exit_code = r.get("exit_code", 3)
-            out.append((label, exc))
+            out.append((label, error_for(r.get("exit_code", ExitStatus.INPUT), r["error"], r["path"])))
     return out
