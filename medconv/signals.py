@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-
 #: the signal that ended the run (SIGTERM from Slurm, docker stop, timeout; SIGHUP), if any
 stopped_by: list = []
 
