@@ -215,6 +215,19 @@ def load(path, series=None) -> Header:
     return Header(path, "dicom", _read_dicom_file(path), [path])
 
 
+def load_many(paths, *, series=None, keep_going: bool = False, on_error=None) -> tuple:
+    """The headers of many paths, read one after the other (cheap, and printed in order):
+    (headers, failures). Under `keep_going`, failures are reported through on_error(path, error)
+    (default: a warning); end with batch.finish."""
+    from . import batch, log
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    return batch.run(paths, lambda p: load(p, series=series), keep_going=keep_going, on_error=on_error or report,
+                     jobs=1)
+
+
 # -- DICOM helpers ------------------------------------------------------------------------
 def _elements(ds):
     """(element, summarise) in tag order; pixel data and deferred binary values stay on disk."""
