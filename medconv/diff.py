@@ -433,19 +433,10 @@ def _tree(root: str):
             images[os.path.relpath(f, root)] = f
     series = {}
     if dicom_files:
-        from .dicom import _quiet
-        from .dicom.assemble import group
-        from .dicom.scan import read_file
-
-        @_quiet
-        def groups(paths):
-            frames = []
-            for p in paths:
-                frames.extend(read_file(p))
-            return group(frames)
+        from .dicom import series_of_files
 
         count: dict = {}
-        for s in groups(dicom_files):
+        for s in series_of_files(dicom_files):
             n = count.get(s.series_uid, 0)
             count[s.series_uid] = n + 1
             paths = list(dict.fromkeys(fr.path for fr in s.frames))

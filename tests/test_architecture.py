@@ -27,7 +27,6 @@ PRIVATE_EXCEPTIONS = {
     ("medconv.dicom", "medconv.dicom.assemble", "_order_key"),
     ("medconv.dicom.damage", "medconv.dicom.assemble", "_close"),
     ("medconv.dicom.mosaic", "medconv.dicom.sidecar", "_seconds"),
-    ("medconv.diff", "medconv.dicom", "_quiet"),
     ("medconv.formats.nifti", "medconv.io", "_gzip_errors"),
 }
 

@@ -76,6 +76,18 @@ def survey(path) -> tuple:
             [(k.path, unplaced_error(k, path)) for k in lost])
 
 
+@_quiet
+def series_of_files(paths) -> list:
+    """The series that the DICOM files `paths` form (headers only)."""
+    from .assemble import group
+    from .scan import read_file
+
+    frames = []
+    for p in paths:
+        frames.extend(read_file(p))
+    return group(frames)
+
+
 def _described(s, path) -> dict:
     from .damage import refusal
 
