@@ -12,6 +12,7 @@ Peers that are not installed are skipped with a note. Ratios are peer / medconv
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import statistics
@@ -269,6 +270,18 @@ import sys, dicom2nifti, dicom2nifti.settings as s
 s.disable_validate_slice_increment()
 dicom2nifti.dicom_series_to_nifti(sys.argv[1], sys.argv[2], reorient_nifti=False)
 """
+DCMANON_TREE = """
+import os, sys, dcmanon
+anonymizer, src, dst = dcmanon.Anonymizer(), sys.argv[1], sys.argv[2]
+for root, dirs, files in os.walk(src):
+    dirs.sort()
+    out = os.path.join(dst, os.path.relpath(root, src))
+    os.makedirs(out, exist_ok=True)
+    for name in sorted(files):
+        data = anonymizer.anonymize(os.path.join(root, name))
+        with open(os.path.join(out, name), "wb") as fh:
+            fh.write(data)
+"""
 NIB_STATS = """
 import sys, numpy as np, nibabel as nib
 d = nib.load(sys.argv[1]).get_fdata(dtype=np.float32)
@@ -444,6 +457,10 @@ def tasks(repeats):
         ("gdcmanon", [gdcmanon, "-e", "-c", cert, "--continue", "-r", "-i", tree, "-o",
                       os.path.join(out_dir, "anon_gdcm")] if gdcmanon and cert else None,
          gdcm_note, clean("anon_gdcm")),
+        ("dcmanon", python_snippet(DCMANON_TREE) + [tree, os.path.join(out_dir, "anon_dcmanon")]
+         if importlib.util.find_spec("dcmanon") else None,
+         "Rust, its default rules, files written from a Python loop" if importlib.util.find_spec("dcmanon")
+         else "not installed (pip install dcmanon)", clean("anon_dcmanon")),
     ]))
     return rows
 

@@ -133,12 +133,14 @@ def slice_volume(volume, index: int):
 def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, dtype: str | None = None,
             orient: str | None = None, slice_index: int | None = None, window_spec: str | None = None,
             series=None, strict: bool = False, fill_gaps: bool = False, sidecar_path: str | None = None,
-            per_input_folder: bool = False, dry_run: bool = False, say_dicom: bool = False,
-            philips_scaling: str | None = None, **write_options) -> list:
+            sidecar_keys: dict | None = None, per_input_folder: bool = False, dry_run: bool = False,
+            say_dicom: bool = False, philips_scaling: str | None = None, **write_options) -> list:
     """Convert one input; returns the files written.
 
     DICOM-only reading options: `series` (which series of a directory), `strict` (refuse
-    uneven slice spacing) and `fill_gaps` (insert empty slices where slices are missing). `sidecar_path`: also write the BIDS JSON sidecar of the source.
+    uneven slice spacing) and `fill_gaps` (insert empty slices where slices are missing). `sidecar_path`: also write the BIDS JSON sidecar of the source
+    (`sidecar_keys`: {"add": [...], "drop": [...], "only": [...] or None} chooses its keys). A DICOM
+    diffusion series written as NIfTI always gets its .bval/.bvec beside it.
     `per_input_folder`: a 3D input to a 2D format writes a folder named after `dst` (without its
     extension) holding one file per slice. `dry_run`: every check of the run, nothing written;
     returns what the run would write. `say_dicom`: note that a DICOM series is being written.
@@ -165,6 +167,7 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
     if window_spec not in (None, "auto"):
         _parse_window(window_spec)
     volume = read(src, fmt=src_fmt, header_only=dry_run, **read_options)
+    _check_gradient_files(volume, dst, fmt, force, slice_index)
     if dry_run:
         return _check_volume(volume, src, dst, fmt, force=force, dtype=dtype, orient=orient, slice_index=slice_index,
                              window_spec=window_spec, per_input_folder=per_input_folder)
@@ -172,10 +175,18 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
                               slice_index=slice_index, window_spec=window_spec, per_input_folder=per_input_folder,
                               say_dicom=say_dicom, **write_options)
     if sidecar_path:
+        complete = volume.metadata.get("sidecar_complete")
+        if complete is not None:  # a fast-path header: the complete sidecar reads the full one
+            volume.metadata["sidecar"] = complete()
         if volume.metadata.get("sidecar"):
             from .dicom.sidecar import write_sidecar
 
-            written += write_sidecar(volume, sidecar_path, force=force)
+            plan = _axis_plan(volume, fmt, orient)
+            if plan is not None:  # the written voxel axes are not DICOM's: the sidecar follows them
+                from .dicom.sidecar import reoriented
+
+                volume.metadata["sidecar"] = reoriented(volume.metadata["sidecar"], *plan)
+            written += write_sidecar(volume, sidecar_path, force=force, **(sidecar_keys or {}))
         else:
             log.warn("no acquisition metadata for a sidecar (only DICOM inputs have it)", src)
     return written
@@ -202,7 +213,65 @@ def _convert_volume(volume, src, dst, fmt, *, force, dtype, orient, slice_index,
         volume = volume.replace(data=volume.array.astype(wider))
     if fmt == "dicom" and say_dicom:
         log.note(f"writing a DICOM series of {dicom_file_count(volume)} files into {dst}")
-    return write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
+    if _flips_rows(volume, fmt, orient):
+        volume = dicom_rows_flipped(volume)
+    written = write(volume, dst, to=fmt, force=force, protect=_input_files(src), **write_options)
+    if fmt in _NIFTI and slice_index is None and volume.metadata.get("diffusion"):
+        from .dicom.gradients import write_fsl
+
+        written += write_fsl(volume, dst, force=force)
+    return written
+
+
+_NIFTI = ("nifti1", "nifti2")
+
+
+def _flips_rows(volume, fmt, orient) -> bool:
+    """A DICOM diffusion series written as NIfTI is stored bottom-up, as dcm2niix stores it."""
+    return fmt in _NIFTI and volume.format == "dicom" and not orient and bool(volume.metadata.get("diffusion"))
+
+
+def _axis_plan(volume, fmt, orient):
+    """(perm, flips) from the read volume's voxel axes to the written ones, or None when unchanged."""
+    from . import geometry
+
+    if fmt in RASTER or volume.ndim < 3:
+        return None
+    if orient:
+        try:
+            perm, flips, _ = geometry.reorient_plan(volume.affine, orient, tuple(volume.spatial_shape))
+        except UsageError:
+            return None
+        return perm, flips
+    if _flips_rows(volume, fmt, orient):
+        return (0, 1, 2), (False, True, False)
+    return None
+
+
+def dicom_rows_flipped(volume):
+    """A DICOM volume with its rows in reverse order (the affine follows, no voxel moves): a
+    diffusion NIfTI is stored bottom-up as dcm2niix stores it, so its voxel axes, and the
+    b-vectors that follow them, are dcm2niix's."""
+    import numpy as np
+
+    if volume.ndim < 2:
+        return volume
+    ny = volume.grid_shape[1]
+    affine = volume.affine.copy()
+    affine[:3, 3] = affine[:3, 3] + affine[:3, 1] * (ny - 1)
+    affine[:3, 1] = -affine[:3, 1]
+    return volume.replace(data=np.flip(volume.array, axis=1), affine=affine)
+
+
+def _check_gradient_files(volume, dst, fmt, force, slice_index):
+    """Refuse, before anything is written, a diffusion output whose .bval/.bvec exist (without --force)."""
+    if force or fmt not in _NIFTI or slice_index is not None or not volume.metadata.get("diffusion"):
+        return
+    from .dicom.gradients import fsl_paths
+
+    for p in fsl_paths(dst):
+        if os.path.lexists(p):
+            raise OutputError("exists (use --force to replace it)", p)
 
 
 _LABELS = {"nifti1": "NIfTI-1", "nifti2": "NIfTI-2", "analyze": "Analyze 7.5", "metaimage": "MetaImage",

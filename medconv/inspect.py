@@ -6,7 +6,7 @@ import os
 INFO_FIELDS = ("path", "format", "shape", "ndim", "spacing", "dtype", "value_kind", "scaling", "affine",
                "orientation", "size_bytes", "modality", "series_uid", "series_number", "series_description",
                "n_files", "transfer_syntax", "selector", "folder", "time_unit", "orientation_assumed",
-               "suffix", "scaling_rule")
+               "suffix", "scaling_rule", "n_diffusion_directions", "b_values")
 #: keys of Volume.metadata that info may print (nothing patient-identifying)
 _META_KEYS = ("modality", "series_uid", "series_number", "series_description", "n_files", "transfer_syntax",
               "suffix", "scaling_rule")
@@ -28,6 +28,10 @@ def volume_record(volume, path: str, size_bytes: int | None = None) -> dict:
         # places it with (LAS unless the header's orient field says otherwise), flagged as assumed
         record["orientation"] = volume.orientation
         record["orientation_assumed"] = True
+    if volume.metadata.get("diffusion"):
+        from .dicom.gradients import summary
+
+        record.update(summary(volume.metadata["diffusion"]))
     return record
 
 

@@ -27,6 +27,8 @@ PRIVATE_EXCEPTIONS = {
     ("medconv.dicom", "medconv.dicom.assemble", "_order_key"),
     ("medconv.dicom.damage", "medconv.dicom.assemble", "_close"),
     ("medconv.dicom.mosaic", "medconv.dicom.sidecar", "_seconds"),
+    ("medconv.dicom.sidecar", "medconv.dicom.gradients", "_item"),
+    ("medconv.dicom.sidecar", "medconv.dicom.gradients", "_value"),
     ("medconv.formats.nifti", "medconv.io", "_gzip_errors"),
 }
 

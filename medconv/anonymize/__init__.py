@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 
 from .. import io, log
 from ..errors import CorruptInput, InputError, MedconvError, OutputError, UsageError
-from .actions import Anonymizer, Options, burned_in_status
+from .actions import (
+    ENCAPSULATED_DOCUMENT,
+    MAX_NESTING,
+    MEDIA_DIRECTORY_CLASS,
+    Anonymizer,
+    Options,
+    burned_in_status,
+    deep_stack,
+    unscrubbable,
+)
 from .pseudonym import Pseudonymizer, write_mapping
 
 SKIP_NAMES = {"DICOMDIR"}
@@ -25,6 +34,7 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     failures: list = field(default_factory=list)
+    unscrubbable: int = 0  # DICOM objects left out: their content cannot be de-identified
 
 
 def walk_inputs(paths):
@@ -351,6 +361,15 @@ class Runner:
             result = self._dicom_with_pydicom(full)
             if result is None:
                 return
+        if result.get("unscrubbable"):
+            if result.get("bytes") is None and result.get("tmp") is None:
+                self.summary.unscrubbable += 1  # reported once, with the count, by finish()
+                return
+            log.warn(f"copied with --keep-unscrubbable: its {result['unscrubbable']} content is not "
+                     "de-identified; read it before sharing", full)
+        if result.get("header_only"):
+            log.warn("image object without pixel data (a header-only object, or a file cut short before "
+                     "its image): header de-identified", full)
         flagged, suspect = result["flagged"], result["suspect"]
         if flagged:
             if self.exclude_burned_in:
@@ -411,8 +430,14 @@ class Runner:
 
     def _dicom_with_pydicom(self, full: str) -> dict | None:
         """The reference path, for every file fast.py steps aside from; None when there is nothing to write."""
+        # What the byte-level path hands over for nesting deeper than its own walk is done here; deeper
+        # than MAX_NESTING is refused before writing, since pydicom's writer turns a RecursionError into
+        # messages quoting the whole stack at every level (gigabytes)
+        with deep_stack():
+            return self._pydicom_path(full)
+
+    def _pydicom_path(self, full: str) -> dict | None:
         import warnings
-        from io import BytesIO
 
         import pydicom
         from pydicom.errors import InvalidDicomError
@@ -422,32 +447,90 @@ class Runner:
                 warnings.simplefilter("ignore")  # pydicom's per-element warnings are noise here
                 ds = pydicom.dcmread(full, force=True)
                 list(ds.keys())
+        except RecursionError:
+            raise InputError(f"cannot read as DICOM: sequences nested deeper than {MAX_NESTING} levels",
+                             full) from None
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read as DICOM ({type(exc).__name__})", full) from None
         if len(ds) == 0 or ("SOPClassUID" not in ds and "PixelData" not in ds):
+            meta = getattr(ds, "file_meta", None)
+            if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY_CLASS:
+                log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it afterwards", full)
             self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
             return None
-        _check_truncated(ds, full)
-        _check_complete(ds, full)
+        _check_truncated(ds, full)  # first: it reads the elements pydicom has not decoded yet
+        depth = _nesting(ds)
+        if depth > MAX_NESTING:
+            raise InputError(f"sequences nested {depth} levels deep (medconv anonymises up to {MAX_NESTING})",
+                             full)
+        header_only = _check_complete(ds, full)
+        what = unscrubbable(ds.get("SOPClassUID"))
+        if what and not self.opts.keep_unscrubbable:
+            return {"bytes": None, "unscrubbable": what, "flagged": False, "suspect": None}
         flagged, suspect = burned_in_status(ds)
         if flagged and self.exclude_burned_in:
             return {"flagged": True, "suspect": None, "bytes": None}
+        document = ds[ENCAPSULATED_DOCUMENT] if what and ENCAPSULATED_DOCUMENT in ds else None
+        document = None if document is None else (document.VR, document.value)
         try:
             pid = self.anon.anonymize(ds)
+            if document is not None:
+                ds.add_new(ENCAPSULATED_DOCUMENT, *document)  # --keep-unscrubbable: the document as it is
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise InputError(f"cannot anonymise this DICOM data set ({type(exc).__name__})", full) from None
         _ensure_meta(ds)
         _defined_lengths(ds)
         ds.preamble = b"\0" * 128  # a preamble can hold anything (TIFF headers, text): never copied
-        buf = BytesIO()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+                data = _write_dataset(ds)
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputError(f"cannot write the anonymised data set ({type(exc).__name__})", full) from None
-        return {"bytes": buf.getvalue(), "pid": pid, "flagged": flagged, "suspect": suspect,
+        return {"bytes": data, "pid": pid, "flagged": flagged, "suspect": suspect, "unscrubbable": what,
+                "header_only": header_only,
                 "study": str(ds.get("StudyInstanceUID", "") or ""), "series": str(ds.get("SeriesInstanceUID", "") or "")}
+
+
+def _nesting(ds) -> int:
+    """How many sequence levels `ds` nests (walked without recursion, reading every item)."""
+    deepest, stack = 0, [(ds, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for elem in item:
+            if elem.VR == "SQ":
+                stack.extend((child, depth + 1) for child in elem.value or [])
+    return deepest
+
+
+def _write_dataset(ds) -> bytes:
+    """The Part 10 bytes of an anonymised data set. pydicom refuses to write command elements
+    (group 0000) that some stored objects carry; those the profile kept (UIDs it replaced) are
+    encoded apart and placed after the file meta, where their tags sort."""
+    import struct
+    from io import BytesIO
+
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    command = Dataset()
+    for tag in [e.tag for e in ds if e.tag.group == 0]:
+        command[tag] = ds[tag]
+        del ds[tag]
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    data = buf.getvalue()
+    ts = ds.file_meta.TransferSyntaxUID
+    if not len(command) or ts.is_deflated:
+        return data
+    enc = DicomBytesIO()
+    enc.is_little_endian, enc.is_implicit_VR = ts.is_little_endian, ts.is_implicit_VR
+    write_dataset(enc, command)
+    meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
+    return data[:meta_end] + enc.getvalue() + data[meta_end:]
 
 
 #: files per task of a worker process
@@ -545,17 +628,24 @@ def _check_truncated(ds, path: str) -> None:
             raise CorruptInput("the file ends inside an element header (truncated file?)", path)
 
 
-def _check_complete(ds, path: str) -> None:
-    """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short."""
+def _check_complete(ds, path: str) -> bool:
+    """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short.
+
+    True for an image object that holds no element of group 0028 and no pixels at all: a header-only
+    object (DICOMDIR test sets, objects stripped for sharing), de-identified like any other with a
+    warning. An object cut inside its image module (some of group 0028, no pixels) is refused.
+    """
     from ..errors import CorruptInput
     from .actions import is_image_class
 
     pixel_keys = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
     if "Rows" not in ds or "Columns" not in ds:
         if is_image_class(ds.get("SOPClassUID", "")) and not any(k in ds for k in pixel_keys):
+            if not any(tag >> 16 == 0x0028 for tag in ds._dict):
+                return True
             # an image object without its image module: cut at an element boundary
             raise CorruptInput("image without rows, columns or pixel data (truncated file?)", path)
-        return
+        return False
     if not any(k in ds for k in pixel_keys):
         raise CorruptInput("image without pixel data (truncated file?)", path)
     elem = ds["PixelData"] if "PixelData" in ds else None  # noqa: SIM401 - the element, not its value
@@ -567,10 +657,11 @@ def _check_complete(ds, path: str) -> None:
             needed = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * frames \
                 * int(ds.get("BitsAllocated", 16)) // 8
         except (TypeError, ValueError):
-            return
+            return False
         if len(elem.value or b"") < needed:
             raise CorruptInput(f"pixel data is {len(elem.value or b'')} bytes, the header needs {needed} "
                                "(truncated file?)", path)
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -642,5 +733,12 @@ def finish(runner: Runner, mapping_path: str | None) -> int:
     s = runner.summary
     if mapping_path:
         write_mapping(mapping_path, runner.pseudo.mapping, force=runner.force)
+    if s.unscrubbable and runner.in_place:
+        log.warn(f"left {s.unscrubbable} DICOM object(s) as they are, still identified: their content cannot be "
+                 "de-identified (encapsulated PDF/CDA/3D documents, raw data); remove them, or use "
+                 "--keep-unscrubbable to de-identify their headers")
+    elif s.unscrubbable:
+        log.warn(f"left out {s.unscrubbable} DICOM object(s) whose content cannot be de-identified (encapsulated "
+                 "PDF/CDA/3D documents, raw data); --keep-unscrubbable copies them")
     log.note(f"anonymised {s.done} file(s), skipped {s.skipped} (not images), failed {s.failed}")
     return 5 if s.failed else 0

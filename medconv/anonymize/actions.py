@@ -1,7 +1,9 @@
 """Apply the confidentiality profile to a pydicom Dataset, recursively."""
 from __future__ import annotations
 
+import contextlib
 import datetime
+import sys
 from dataclasses import dataclass, field
 
 from . import profile
@@ -19,6 +21,15 @@ CODES = {
     "private": ("113111", "Retain Safe Private Option"),
 }
 DATE_VRS = ("DA", "DT", "TM")
+#: combined codes: the choice that keeps the data set valid and reveals least
+COMBINED = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "Z", "X/Z/U*": "U"}
+#: free text given the dummy value inside an item of a D sequence when the table does not name it
+DUMMY_TEXT_VRS = ("LO", "LT", "SH", "ST", "UT", "UC", "UR")
+
+
+def is_code_attribute(tag: int) -> bool:
+    """Code Value ... Mapping Resource Name (0008,0100)-(0008,0122): the Code Sequence macro."""
+    return 0x00080100 <= tag <= 0x00080122
 #: the writer of an anonymised file names itself (the input's implementation name is free text):
 #: pydicom's implementation UID, as medconv's DICOM writer uses, and medconv's version
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498.1"
@@ -43,6 +54,7 @@ class Options:
     keep_device: bool = False
     keep_patient_characteristics: bool = False
     patient_id: str | None = None
+    keep_unscrubbable: bool = False
     warnings: list = field(default_factory=list)
 
     def letters(self) -> set:
@@ -78,6 +90,38 @@ _IMAGE_CLASSES = {f"1.2.840.10008.5.1.4.1.1.{s}" for s in (
     "4.4", "6.1", "6.2", "7", "7.1", "7.2", "7.3", "7.4", "12.1", "12.1.1", "12.2", "12.2.1", "20", "128",
     "130", "481.1", "481.2", "77.1.1", "77.1.2", "77.1.4", "77.1.5.1", "77.1.5.2", "77.1.5.4", "13.1.1",
     "13.1.2", "13.1.3", "14.1", "14.2")}
+
+
+#: SOP classes whose content no profile can clean: encapsulated PDF, CDA, STL, OBJ, MTL documents
+#: (free-form files inside the object) and Raw Data (vendor-defined bytes)
+UNSCRUBBABLE_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.104.1": "encapsulated PDF", "1.2.840.10008.5.1.4.1.1.104.2": "encapsulated CDA",
+    "1.2.840.10008.5.1.4.1.1.104.3": "encapsulated STL", "1.2.840.10008.5.1.4.1.1.104.4": "encapsulated OBJ",
+    "1.2.840.10008.5.1.4.1.1.104.5": "encapsulated MTL", "1.2.840.10008.5.1.4.1.1.66": "raw data",
+}
+MEDIA_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
+ENCAPSULATED_DOCUMENT = 0x00420011
+
+
+def unscrubbable(sop_class) -> str | None:
+    """What an object of this class holds that cannot be de-identified, or None."""
+    return UNSCRUBBABLE_CLASSES.get(str(sop_class or "").strip().rstrip("\0"))
+
+
+#: deepest sequence nesting the pydicom path takes (real objects nest a few levels; SR trees a few tens)
+MAX_NESTING = 1000
+
+
+@contextlib.contextmanager
+def deep_stack():
+    """pydicom reads and writes nested sequences recursively (4-5 Python frames a level), as medconv
+    walks them: the recursion limit is raised while one file is handled, so MAX_NESTING levels fit."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 12 * MAX_NESTING))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def is_image_class(sop_class: str) -> bool:
@@ -174,7 +218,12 @@ class Anonymizer:
         self.letters = opts.letters()
 
     # -- one data set, recursively -------------------------------------------------
-    def clean(self, ds, top: bool = False) -> None:
+    def clean(self, ds, top: bool = False, dummy: bool = False, codes_ok: bool = False) -> None:
+        """Apply the profile to every element of `ds`. `dummy`: inside an item of a sequence whose
+        action is D (Content Sequence, Graphic Annotation Sequence...), where free text the table
+        does not name gets the dummy value too; `codes_ok`: in a nested item where the code
+        attributes (Code Value, Code Meaning...) are vocabulary, kept as the concept names of SR
+        content are."""
         for elem in list(ds):
             tag = int(elem.tag)
             if elem.tag.is_private:
@@ -191,12 +240,12 @@ class Anonymizer:
 
                     ds[elem.tag] = DataElement(elem.tag, "SQ", seq)
                     for item in seq:
-                        self.clean(item)
+                        self.clean(item, dummy=dummy, codes_ok=True)
                 elif elem.VR == "SQ":
                     # a kept private sequence is not a hiding place: its public elements follow the
                     # profile, and UIDs everywhere keep pointing at the renamed objects
                     for item in elem.value:
-                        self.clean(item)
+                        self.clean(item, dummy=dummy, codes_ok=True)
                 elif elem.VR == "UI" and not self.opts.keep_uids:
                     self._replace_uids(elem)
                 continue
@@ -208,16 +257,19 @@ class Anonymizer:
             if top and tag in (0x00100010, 0x00100020):
                 continue  # set from the pseudonym after the walk
             if action is None:
-                self._unlisted(ds, elem)
+                if not profile.known_public(tag):
+                    del ds[elem.tag]  # named by neither the table nor the dictionary: cannot be vetted
+                    continue
+                self._unlisted(ds, elem, dummy, codes_ok)
             else:
-                self._apply(ds, elem, action)
+                self._apply(ds, elem, action, dummy)
 
-    def _unlisted(self, ds, elem) -> None:
+    def _unlisted(self, ds, elem, dummy: bool = False, codes_ok: bool = False) -> None:
         """Attributes the table does not name: UIDs, dates and names are still handled."""
         vr = elem.VR
         if vr == "SQ":
             for item in elem.value:
-                self.clean(item)
+                self.clean(item, dummy=dummy, codes_ok=True)
         elif vr == "UI":
             if not self.opts.keep_uids and int(elem.tag) not in VOCABULARY_UID_TAGS:
                 self._replace_uids(elem)
@@ -233,6 +285,9 @@ class Anonymizer:
         elif vr == "UN":
             # A public tag unknown to the dictionary: its content cannot be vetted.
             del ds[elem.tag]
+        elif dummy and vr in DUMMY_TEXT_VRS and not (codes_ok and is_code_attribute(int(elem.tag))) \
+                and elem.value not in (None, "", b""):
+            elem.value = "ANONYMIZED"
 
     def _replace_uids(self, elem) -> None:
         def one(v):
@@ -253,17 +308,21 @@ class Anonymizer:
         else:
             elem.value = shift_date(elem.value, days, elem.VR)
 
-    def _apply(self, ds, elem, action: str) -> None:
+    def _apply(self, ds, elem, action: str, dummy: bool = False) -> None:
         vr = elem.VR
         # Combined codes: the choice that keeps the data set valid and reveals least.
-        choice = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "Z", "X/Z/U*": "U"}.get(action, action)
+        choice = COMBINED.get(action, action)
         if choice == "D" and vr in DATE_VRS and "/" in action:
             # A dummy date destroys intervals and looks real; empty or remove instead.
             choice = "Z" if "Z" in action else "X"
+        if choice == "C" and vr not in DATE_VRS and vr != "SQ":
+            # dates shifted (times kept); a value of another VR cannot be cleaned: the basic action
+            return self._apply(ds, elem, profile.row_for(int(elem.tag)).basic, dummy)
+        if choice in ("K", "C", "U") and vr == "SQ":
+            for item in elem.value:
+                self.clean(item, dummy=dummy, codes_ok=True)
+            return
         if choice == "K":
-            if vr == "SQ":
-                for item in elem.value:
-                    self.clean(item)
             return
         if choice == "X":
             del ds[elem.tag]
@@ -273,17 +332,14 @@ class Anonymizer:
             if vr in ("DA", "DT"):
                 self._shift(elem)
         elif choice == "U":
-            if vr == "SQ":
-                for item in elem.value:
-                    self.clean(item)
-            elif vr == "UI":
+            if vr == "UI":
                 self._replace_uids(elem)
             else:
                 del ds[elem.tag]
         elif choice == "D":
             if vr == "SQ":
                 for item in elem.value:
-                    self.clean(item)
+                    self.clean(item, dummy=True)
             elif elem.value not in (None, "", b"") or vr == "UI":
                 elem.value = _dummy(elem, self.pseudo, self.opts)
 

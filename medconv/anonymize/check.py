@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from . import profile
-from .actions import VOCABULARY_UID_TAGS, is_registry_uid, lookup
+from .actions import CODES, VOCABULARY_UID_TAGS, is_registry_uid, lookup, unscrubbable
 
 DATE_IN_NAME = re.compile(r"(?<!\d)(19|20)\d\d[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
 #: what a patient pseudonym looks like (pseudonym.Pseudonymizer.patient)
@@ -13,6 +13,19 @@ PSEUDONYM = re.compile(r"ANON-[BCDFGHJKMNPQRSTV]{16}")
 DUMMIES = {"PN": {"ANONYMIZED"}, "DA": {"19000101"}, "TM": {"000000"}, "DT": {"19000101000000"}}
 #: file meta elements an anonymised file may hold (everything else can name a host or application)
 META_KEPT = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
+#: free text the table leaves in place that can still hold a name: listed under "review"
+#: (Code Meaning, Content Description, Graphic Layer Description, Segment Label; and any text of
+#: VR LT, ST, UT or UC the table does not name: Text Value, Document Title, Unformatted Text Value...)
+REVIEW_TAGS = {0x00080104, 0x00700081, 0x00700068, 0x00620005}
+REVIEW_VRS = ("LT", "ST", "UT", "UC")
+#: coding schemes of published vocabularies: their Code Meanings are the vocabulary's, not free text
+#: (a local scheme, 99xxx or L..., is a site's own list and is reviewed)
+STANDARD_SCHEMES = {"DCM", "SCT", "SRT", "SNM3", "LN", "UCUM", "FMA", "RADLEX", "NCIT", "UMLS", "MSH", "I10", "I9C",
+                    "ICD10", "ICDO3", "HL70396", "ACR", "NEU", "UBERON", "RXNORM", "PUBCHEM_CID", "MDC", "NCDR",
+                    "BARI", "CD2", "DC", "ISO3166_1", "ISO639_1", "ISO639_2", "DCMUID", "CAS", "ITIS_TSN", "MGI",
+                    "IBSI", "ATC", "NDC", "RFC5646", "NYUMCCG", "HGNC", "ENSEMBL", "NICIP", "POS", "SCPECG"}
+#: text medconv itself writes: the dummy value and the code meanings of its de-identification methods
+OWN_TEXT = {"ANONYMIZED"} | {meaning for _, meaning in CODES.values()}
 
 
 def mask(value) -> str:
@@ -67,6 +80,18 @@ def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) 
     as Options.letters()): what the file says was done is not taken on trust."""
     import warnings
 
+    from .actions import deep_stack
+
+    # deeply nested sequences are walked as the anonymiser walks them; pydicom's warnings about values
+    # it decodes on the way (VR rules) are noise here
+    with deep_stack(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _check_dicom(path, findings, patient_ids, letters)
+
+
+def _check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) -> None:
+    import warnings
+
     import pydicom
 
     try:
@@ -78,6 +103,10 @@ def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) 
         findings.append({"path": path, "where": "file", "what": f"unreadable DICOM ({type(exc).__name__})"})
         return
     letters = set(letters)
+    what = unscrubbable(ds.get("SOPClassUID"))
+    if what:
+        findings.append({"path": path, "where": "SOPClassUID", "what": f"{what}: its content cannot be "
+                         "de-identified by a program"})
     preamble = getattr(ds, "preamble", None)
     if preamble and any(preamble):
         findings.append({"path": path, "where": "preamble", "what": "the 128 bytes before DICM hold data"})
@@ -106,13 +135,15 @@ def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) 
     except Exception as exc:
         findings.append({"path": path, "where": "data set", "what": f"cannot be parsed ({type(exc).__name__})"})
     name = str(ds.get("PatientName", "") or "")
-    if not deid:
+    if not deid and not PSEUDONYM.fullmatch(name.strip()) and name.strip() not in accepted:
+        # (a pseudonym or the --patient-id given is what medconv names its output folders after)
         for part in re.split(r"[\^ ]+", name):
             if len(part) >= 3 and part.lower() in path.lower():
                 findings.append({"path": path, "where": "file name", "what": f"contains the patient name {mask(part)}"})
 
 
 def _walk(ds, prefix, path, findings, letters, deid, top=False):
+    scheme = str(ds.get(0x00080102).value or "").strip().upper() if 0x00080102 in ds else ""
     for elem in ds:
         tag = int(elem.tag)
         where = prefix + (elem.keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
@@ -127,6 +158,10 @@ def _walk(ds, prefix, path, findings, letters, deid, top=False):
             continue  # checked against the pseudonym form above
         action = profile.effective_action(tag, letters)
         vr = elem.VR
+        if action is None and not profile.known_public(tag):
+            findings.append({"path": path, "where": where, "what": "public element named by neither the profile "
+                             "table nor the data dictionary"})
+            continue
         if vr == "SQ":
             if action in ("X", "Z", "X/Z") and not _empty(elem):
                 findings.append({"path": path, "where": where, "what": f"sequence the profile removes ({action})"})
@@ -155,6 +190,20 @@ def _walk(ds, prefix, path, findings, letters, deid, top=False):
                 bad = "original UID"
         if bad:
             findings.append({"path": path, "where": where, "what": f"{bad}: {mask(elem.value)}"})
+        elif _review(tag, vr, action, letters) and str(elem.value).strip() not in OWN_TEXT and not (
+                tag == 0x00080104 and scheme in STANDARD_SCHEMES):
+            findings.append({"path": path, "where": where, "review": True,
+                             "what": f"free text that may hold a name: {mask(elem.value)}"})
+
+
+def _review(tag: int, vr: str, action, letters) -> bool:
+    """Free text left in place that a person should read: named in REVIEW_TAGS, unlisted text of a
+    free-text VR, or a value kept under a clean option (--keep-descriptors)."""
+    if action is None:
+        return tag in REVIEW_TAGS or vr in REVIEW_VRS
+    row = profile.row_for(tag)
+    return action == "K" and row is not None and row.basic != "K" and any(
+        row.options.get(x) == "C" for x in letters if x in profile.REVIEWED_CLEAN)
 
 
 def check_other(path: str, kind: str, findings: list) -> None:

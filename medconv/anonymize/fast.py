@@ -16,14 +16,18 @@ import struct
 from . import profile
 from .actions import (
     CODES,
+    COMBINED,
     DATE_VRS,
+    DUMMY_TEXT_VRS,
     IMPLEMENTATION_UID,
     VOCABULARY_UID_TAGS,
     implementation_name,
+    is_code_attribute,
     is_image_class,
     is_registry_uid,
     lookup,
     shift_date,
+    unscrubbable,
 )
 
 #: Transfer syntaxes whose data set is explicit VR little endian (native and encapsulated)
@@ -41,7 +45,6 @@ _SHORT = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", 
 _TEXT_DUMMY = {"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"}
 _NUMBER_DUMMY = {"IS": b"0 ", "DS": b"0 ", "US": b"\0\0", "SS": b"\0\0", "UL": b"\0" * 4, "SL": b"\0" * 4,
                  "FL": b"\0" * 4, "FD": b"\0" * 8, "UV": b"\0" * 8, "SV": b"\0" * 8}
-_COMBINED = {"X/Z": "Z", "X/Z/D": "Z", "X/D": "D", "Z/D": "D", "X/Z/U*": "U"}
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
@@ -213,12 +216,14 @@ class FastAnonymizer:
         self.opts = anonymizer.opts
         self.pseudo = anonymizer.pseudo
         self.letters = anonymizer.letters
+        self.actions = profile.actions_for(frozenset(self.letters))
 
     # -- the walk, mirroring Anonymizer.clean ------------------------------------------
-    def _clean(self, elements, top=False) -> list:
-        """[(tag, bytes)] of the cleaned data set, in tag order."""
+    def _clean(self, elements, top=False, dummy=False, codes_ok=False) -> list:
+        """[(tag, bytes)] of the cleaned data set, in tag order (dummy, codes_ok: as Anonymizer.clean)."""
         out = []
         keep_private = self.opts.keep_private
+        actions = self.actions
         for el in elements:
             tag = el.tag
             if tag >> 16 & 1:
@@ -233,10 +238,12 @@ class FastAnonymizer:
                 continue
             if top and tag in (_PATIENT_NAME, _PATIENT_ID):
                 continue
-            action = profile.effective_action(tag, self.letters)
-            if el.vr == "UN":
+            action = actions.get(tag)  # 50xx/60xx groups went with lookup() above
+            if action is None and not profile.known_public(tag):
+                continue  # named by neither the table nor the dictionary: cannot be vetted
+            if el.vr == "UN" and profile.dictionary_vr(tag) != "UN":
                 raise Fallback  # pydicom would look the VR up in its dictionary
-            new = self._unlisted(el) if action is None else self._apply(el, action)
+            new = self._unlisted(el, dummy, codes_ok) if action is None else self._apply(el, action, dummy)
             if new is not None:
                 out.append((tag, new))
         out.sort(key=_first)
@@ -247,13 +254,14 @@ class FastAnonymizer:
             return _sequence(el.tag, [b"".join(self._raw(e) for e in item) for item in el.items])
         return bytes(el.raw)
 
-    def _recurse(self, el) -> bytes:
-        return _sequence(el.tag, [b"".join(b for _, b in self._clean(item)) for item in el.items])
+    def _recurse(self, el, dummy=False, codes_ok=True) -> bytes:
+        return _sequence(el.tag, [b"".join(b for _, b in self._clean(item, False, dummy, codes_ok))
+                                  for item in el.items])
 
-    def _unlisted(self, el):
+    def _unlisted(self, el, dummy=False, codes_ok=False):
         vr = el.vr
         if vr == "SQ":
-            return self._recurse(el)
+            return self._recurse(el, dummy)
         if vr == "UI":
             return self._raw(el) if self.opts.keep_uids or el.tag in VOCABULARY_UID_TAGS else self._uids(el)
         if vr in DATE_VRS:
@@ -264,6 +272,8 @@ class FastAnonymizer:
             return _encode(el.tag, vr, b"")
         if vr == "PN":
             return _encode(el.tag, vr, b"")
+        if dummy and vr in DUMMY_TEXT_VRS and not (codes_ok and is_code_attribute(el.tag)) and _has_value(el):
+            return _encode(el.tag, vr, b"ANONYMIZED")
         return self._raw(el)
 
     def _uids(self, el) -> bytes:
@@ -282,13 +292,17 @@ class FastAnonymizer:
             return self._raw(el)
         return _str(el.tag, el.vr, [shift_date(v, self.opts.shift_days, el.vr) for v in values])
 
-    def _apply(self, el, action: str):
+    def _apply(self, el, action: str, dummy=False):
         vr = el.vr
-        choice = _COMBINED.get(action, action)
+        choice = COMBINED.get(action, action)
         if choice == "D" and vr in DATE_VRS and "/" in action:
             choice = "Z" if "Z" in action else "X"
+        if choice == "C" and vr not in DATE_VRS and vr != "SQ":
+            return self._apply(el, profile.row_for(el.tag).basic, dummy)
+        if choice in ("K", "C", "U") and vr == "SQ":
+            return self._recurse(el, dummy)
         if choice == "K":
-            return self._recurse(el) if vr == "SQ" else self._raw(el)
+            return self._raw(el)
         if choice == "X":
             return None
         if choice == "Z":
@@ -296,12 +310,10 @@ class FastAnonymizer:
         if choice == "C":
             return self._shift(el) if vr in ("DA", "DT") else self._raw(el)
         if choice == "U":
-            if vr == "SQ":
-                return self._recurse(el)
             return self._uids(el) if vr == "UI" else None
         if choice == "D":
             if vr == "SQ":
-                return self._recurse(el)
+                return self._recurse(el, True, False)
             if vr == "UI":
                 values = _values(el)
                 return _str(el.tag, vr, [self.pseudo.uid(v) for v in values]) if values else _encode(el.tag, vr, b"")
@@ -315,7 +327,7 @@ class FastAnonymizer:
                 return _encode(el.tag, vr, b"000000")
             if vr == "DT":
                 return _encode(el.tag, vr, b"19000101000000")
-            if vr in ("OB", "OW", "OF", "OD", "OL", "OV"):
+            if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
                 return _encode(el.tag, vr, b"")
             if vr in _TEXT_DUMMY:
                 return _encode(el.tag, vr, b"ANONYMIZED")
@@ -331,7 +343,8 @@ class FastAnonymizer:
         """
         try:
             return self._file(memoryview(data), skip_flagged)
-        except (Fallback, struct.error, IndexError, ValueError):
+        except (Fallback, struct.error, IndexError, ValueError, RecursionError):
+            # RecursionError: sequences nested deeper than this walk goes; the pydicom path takes them
             return None
 
     def _file(self, buf, skip_flagged=False) -> dict:
@@ -357,6 +370,11 @@ class FastAnonymizer:
         charset = top.get(0x00080005)
         if charset is not None and _text(charset).strip() not in ("", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"):
             raise Fallback
+        if unscrubbable(_text(top[0x00080016])):
+            if self.opts.keep_unscrubbable:
+                raise Fallback  # the pydicom path copies it with its document
+            return {"bytes": None, "unscrubbable": unscrubbable(_text(top[0x00080016])), "flagged": False,
+                    "suspect": None}
         _check_pixels(top, ts)
         flagged, suspect = _burned_in(top)
         if flagged and skip_flagged:

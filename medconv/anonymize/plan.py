@@ -35,7 +35,8 @@ def plan_dataset(before, after, letters: set, prefix: str = "", rows: list | Non
         if elem.tag.is_private:
             action = "private"
         else:
-            action = "X" if lookup(tag) == "X" else (profile.effective_action(tag, letters) or "-")
+            action = "X" if lookup(tag) == "X" else (profile.effective_action(tag, letters)
+                                                     or ("-" if profile.known_public(tag) else "unknown"))
         row = {"tag": prefix + _tag(elem), "name": _name(elem), "vr": elem.VR, "action": action}
         if elem.tag not in after:
             rows.append({**row, "result": "removed", "new": ""})

@@ -51,6 +51,9 @@ class Pseudonymizer:
         """A 2.25 UID (a 128-bit integer, at most 44 characters) derived from the original UID:
         96 bits of keyed digest and a 32-bit keyed tag of those bits."""
         value = str(value).strip().rstrip("\x00")
+        made = self.mapping.get("uid", {}).get(value)
+        if made is not None:
+            return made  # a study's, series' or frame of reference's UID, met again in the next file
         if not value or self._is_own_uid(value):
             return value
         body = self._digest("uid", value)[:12]

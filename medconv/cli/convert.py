@@ -30,7 +30,14 @@ from . import options
                    "extension at the end ('{stem}.nii') chooses the output file when --to is absent.")
 @options.series
 @click.option("--sidecar", is_flag=True,
-              help="Also write a JSON sidecar of acquisition metadata (BIDS keys) beside each output.")
+              help="Also write a JSON sidecar of acquisition metadata (dcm2niix's BIDS keys) beside each output. "
+                   "DICOM diffusion series written as NIfTI always get .bval/.bvec.")
+@click.option("--sidecar-add", "sidecar_add", multiple=True, metavar="KEYWORD|gggg,eeee",
+              help="Also put this DICOM element in the sidecar (repeatable; private ones under their tag).")
+@click.option("--sidecar-drop", "sidecar_drop", multiple=True, metavar="KEY",
+              help="Leave this key out of the sidecar (repeatable).")
+@click.option("--sidecar-only", "sidecar_only", metavar="KEY,...",
+              help="Write only these sidecar keys.")
 @click.option("--strict", is_flag=True, help="DICOM: refuse any series with uneven slice spacing instead of warning.")
 @click.option("--fill-gaps", is_flag=True,
               help="DICOM: where whole slices are missing, insert empty slices (value 0) so every real slice keeps "
@@ -47,8 +54,8 @@ from . import options
 @options.keep_going
 @options.quiet
 def command(paths, from_list, output, to, force, dtype, orient, slice_index, window_spec, nifti2,
-            compression_level, name_template, series, sidecar, strict, fill_gaps, philips_scaling, template_path, jobs,
-            skip_existing, update, dry_run, keep_going):
+            compression_level, name_template, series, sidecar, sidecar_add, sidecar_drop, sidecar_only, strict, fill_gaps,
+            philips_scaling, template_path, jobs, skip_existing, update, dry_run, keep_going):
     """Convert images between formats; the output format follows DST's extension or --to.
 
     A DST ending in / is a DICOM series folder. Many inputs (arguments, --from-list FILE or -
@@ -73,9 +80,13 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
     from .. import batch, log
     from .. import plan as planning
     from ..convert import convert_many
+    from ..dicom.sidecar import key_choice
     from ..errors import UsageError
 
     paths = options.read_path_list(paths, from_list)
+    sidecar_keys = key_choice(sidecar_add, sidecar_drop, sidecar_only)
+    if sidecar_keys and not sidecar:
+        sidecar = True  # choosing sidecar keys asks for the sidecar
     if from_list and not paths and output is not None:
         # an empty list (a Slurm array task past the end of files.txt, a find that matched nothing)
         # is nothing to do, as with xargs -r or GNU parallel
@@ -95,7 +106,7 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
         tasks = planning.plan(paths, output, to=to, template=name_template, series=series)
     planning.mark_existing(tasks, "skip" if skip_existing else "update" if update else None)
     done, failures = convert_many(tasks, jobs=jobs, keep_going=keep_going, force=force, dry_run=dry_run,
-                                  sidecar=sidecar, strict=strict, template=template_path,
+                                  sidecar=sidecar, sidecar_keys=sidecar_keys, strict=strict, template=template_path,
                                   compression_level=compression_level,
                                   **_conversion_options(dtype, orient, slice_index, window_spec, nifti2, fill_gaps,
                                                         philips_scaling))

@@ -217,7 +217,7 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philip
     if philips_scaling not in PHILIPS_SCALINGS:
         raise UsageError(f"--philips-scaling takes {' or '.join(PHILIPS_SCALINGS)}, not {philips_scaling!r}")
     from ..volume import Volume
-    from . import damage, mosaic, pixels, sidecar
+    from . import damage, gradients, mosaic, pixels, sidecar
     from .assemble import layout
 
     damage.check(s, path)  # a series that lost a file is refused on its own
@@ -227,10 +227,14 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philip
     if mosaic.kind(f0):
         return _mosaic_volume(s, path, header_only)
     by_t, nz, nt, affine, step_t = layout(s, strict=strict, path=path, gaps=gaps)
-    f0 = by_t[0][0]
+    diffusion = gradients.from_frames(by_t=by_t) if s.modality == "MR" else None
+    by_t, diffusion = gradients.drop_derived(by_t, diffusion)
+    nt = len(by_t)
+    f0 = next(f for f in by_t[0] if f is not None)
     frames = [f for row in by_t for f in row if f is not None]
     dtype = pixels.stored_dtype(f0)
     colour = pixels.is_colour(f0)
+
     def scale_of(f):
         return f.scaling(philips_scaling)
 
@@ -257,7 +261,13 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philip
     pad = _first_value(ds, "PixelPaddingValue")
     if pad is not None:
         meta["pixel_padding_value"] = pad
-    meta["sidecar"] = sidecar.build(ds, [f for f in by_t[0] if f is not None] if nz > 1 else None)
+    if diffusion:
+        meta["diffusion"] = diffusion
+    part = sidecar.part_of_suffix(s.suffix)
+    meta["sidecar"] = sidecar.build(ds, by_t=by_t, affine=affine, part=part)
+    if sidecar.is_partial(ds):  # the fast path read no full header: convert --sidecar completes it
+        meta["sidecar_complete"] = functools.partial(sidecar.build, ds, by_t=by_t, affine=affine, part=part,
+                                                     complete=True)
 
     flip_rows = f0.pe_reversed  # GE epi_pepolar: reversed volumes are stored with their rows upside down
 
@@ -277,7 +287,7 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philip
 def _mosaic_volume(s, path, header_only):
     """Mosaic files (Siemens MOSAIC, UIH VFRAME: one volume per file, tiles in one image) -> 3D/4D volume."""
     from ..volume import Volume
-    from . import mosaic, pixels, sidecar
+    from . import gradients, mosaic, pixels, sidecar
     from .assemble import _order_key
 
     # one file per volume, in NIfTI volume order: files[t].ds is volume t's data set (per-volume
@@ -305,10 +315,13 @@ def _mosaic_volume(s, path, header_only):
         "series_description": s.series_description, "protocol": s.protocol, "n_files": len(s.files),
         "transfer_syntax": f0.transfer_syntax, "photometric": f0.photometric,
         "window_center": _first_value(f0.ds, "WindowCenter"), "window_width": _first_value(f0.ds, "WindowWidth"),
-        "size_bytes": s.size_bytes, "sidecar": sidecar.build(f0.ds),
+        "size_bytes": s.size_bytes,
+        "sidecar": sidecar.build(datasets=[f.ds for f in files], grid=(lay.tile_cols, lay.tile_rows),
+                                 slice_times=lay.timing),
     }
-    if lay.timing:
-        meta["sidecar"]["SliceTiming"] = lay.timing
+    diffusion = gradients.from_frames(datasets=[f.ds for f in files])
+    if diffusion:
+        meta["diffusion"] = diffusion
     common = {"affine": affine, "scaling": None if real_float else (f0.slope, f0.intercept), "metadata": meta,
               "header": f0.ds, "time_step": (tr_s / 1000.0) if tr_s and nt > 1 else None, "format": "dicom",
               "path": path}

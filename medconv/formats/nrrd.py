@@ -375,6 +375,12 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
         return arr.reshape(order_shape) if order_shape != shape else arr
 
     metadata = {}
+    if others:  # a DWI NRRD (3D Slicer's DWMRI keys): its gradients, for .bval/.bvec and info
+        from ..dicom.gradients import from_dwmri
+
+        diffusion = from_dwmri(hdr.get(KEY_VALUES, {}), hdr, sizes[others[0]])
+        if diffusion:
+            metadata["diffusion"] = diffusion
     vol = Volume(affine=affine, value_kind=kind, time_step=time_step if others else None, metadata=metadata,
                  header=hdr, format="nrrd", path=path, orientation_known=known, loader=loader,
                  stored_shape=order_shape, stored_dtype=dtype.newbyteorder("="))
@@ -444,6 +450,13 @@ def _header_text(volume: Volume, dtype: np.dtype, encoding: str, data_name) -> s
         kinds.append("time")
     space = {2: "space dimension: 2", 3: "space: left-posterior-superior",
              4: "space: left-posterior-superior-time"}[nd]
+    dwi = _dwmri(volume) if nd == 4 else None
+    if dwi is not None:
+        # a diffusion series as 3D Slicer and DWIConvert write it: the gradient axis first (fastest), a list
+        space, origin = "space: left-posterior-superior", origin[:3]
+        sizes = [sizes[-1]] + sizes[:-1]
+        dirs = ["none"] + [_vec([float(x) for x in d.strip("()").split(",")][:3]) for d in dirs[:-1]]
+        kinds = ["list"] + kinds[:-1]
     lines = ["NRRD0004", "# Complete NRRD file format specification at:",
              "# http://teem.sourceforge.net/nrrd/format.html",
              f"type: {_WRITE_TYPE[dtype.str.lstrip('<>=|')]}", f"dimension: {len(sizes)}",
@@ -452,9 +465,29 @@ def _header_text(volume: Volume, dtype: np.dtype, encoding: str, data_name) -> s
     if dtype.itemsize > 1:
         lines.append(f"endian: {'little' if np.little_endian else 'big'}")
     lines += [f"encoding: {encoding}", f"space origin: {_vec(origin)}"]
+    if dwi is not None:
+        lines.append("measurement frame: (1,0,0) (0,1,0) (0,0,1)")
     if data_name:
         lines.append(f"data file: {data_name}")
+    if dwi is not None:
+        lines += dwi
     return "\n".join(lines) + "\n" + ("" if data_name else "\n")
+
+
+def _dwmri(volume):
+    """NRRD key/value lines of a diffusion series (gradients in patient LPS axes, identity measurement
+    frame, each gradient scaled so |g|^2 x DWMRI_b-value is its b-value), or None."""
+    diffusion = volume.metadata.get("diffusion")
+    if not diffusion or len(diffusion["bvals"]) != volume.n_volumes:
+        return None
+    bmax = max(diffusion["bvals"])
+    if bmax <= 0:
+        return None
+    out = ["modality:=DWMRI", f"DWMRI_b-value:={number(bmax)}"]
+    for t, (b, g) in enumerate(zip(diffusion["bvals"], diffusion["vectors"])):
+        scale = (b / bmax) ** 0.5
+        out.append(f"DWMRI_gradient_{t:04d}:=" + " ".join(number(float(v) * scale + 0.0) for v in g))
+    return out
 
 
 def write(volume: Volume, path: str, fmt: str = "nrrd", *, force: bool = False, protect=(),
@@ -471,7 +504,12 @@ def write(volume: Volume, path: str, fmt: str = "nrrd", *, force: bool = False, 
     if encoding not in ("raw", "gzip"):
         raise OutputError(f"medconv writes NRRD data raw or gzip, not {encoding!r}", path)
     paths = output_paths(path, encoding)
-    arr = file_order_bytes(volume)
+    if volume.ndim == 4 and _dwmri(volume) is not None:  # gradient axis fastest (see _header_text)
+        arr = np.ascontiguousarray(np.moveaxis(volume.array, 3, 0).T)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+    else:
+        arr = file_order_bytes(volume)
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     header = _header_text(volume, dtype, encoding, os.path.basename(paths[1]) if detached else None)

@@ -55,7 +55,7 @@ def _table_elements(ds: Dataset, offset: int) -> int:
         except KeyError:
             continue
         value = _value(tag, vr, offset + i)
-        if value is None or tag >> 16 in (0x0002, 0x7FE0) or tag in (0x00080016, 0x00080018):
+        if value is None or tag >> 16 in (0x0000, 0x0002, 0x7FE0) or tag in (0x00080016, 0x00080018):
             continue
         ds.add_new(tag, vr, value)
         n += 1

@@ -9,37 +9,36 @@ from medconv.anonymize.actions import Options, shift_date
 VALID = {"D", "Z", "X", "K", "C", "U", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"}
 
 
-def test_table_is_large_and_well_formed():
-    assert len(profile.TABLE) >= 400
-    assert "PS3.15" in profile.EDITION
-    for tag, (keyword, action, flags) in profile.TABLE.items():
-        assert action in VALID, (hex(tag), action)
-        assert set(flags) <= set(profile.OPTION_ACTION), (keyword, flags)
-        assert not (tag >> 16) & 1, keyword  # no private groups in the standard table
+def test_table_is_read_from_the_data_file_and_well_formed():
+    assert profile.ROW_COUNT == 621 and len(profile.ROWS) == 617 and len(profile.REPEATING) == 3
+    assert profile.PRIVATE_ROW is not None and profile.PRIVATE_ROW.basic == "X"
+    assert "PS3.15" in profile.EDITION and "January 2025" in profile.EDITION
+    for tag, row in profile.ROWS.items():
+        assert row.basic in VALID, (hex(tag), row.basic)
+        assert set(row.options) <= set(profile.COLUMNS), row
+        assert set(row.options.values()) <= {"K", "C"}, row
+        assert not (tag >> 16) & 1, row.name  # no private groups in the standard table
+
+
+def test_licence_ships_with_the_table():
+    import os
+
+    folder = os.path.dirname(profile.TABLE_FILE)
+    assert "Permission is hereby granted" in open(os.path.join(folder, "LICENSE"), encoding="utf-8").read()
 
 
 @pytest.mark.parametrize("keyword,action", [
-    ("PatientName", "Z"), ("PatientID", "Z"), ("PatientBirthDate", "Z"), ("AccessionNumber", "Z"),
+    ("PatientName", "Z"), ("PatientID", "Z/D"), ("PatientBirthDate", "Z"), ("AccessionNumber", "Z"),
     ("StudyDate", "Z"), ("ContentDate", "Z/D"), ("InstitutionName", "X/Z/D"), ("ReferringPhysicianName", "Z"),
     ("StudyInstanceUID", "U"), ("SOPInstanceUID", "U"), ("OtherPatientIDs", "X"), ("PatientAddress", "X"),
     ("ReferencedImageSequence", "X/Z/U*"), ("RequestAttributesSequence", "X"), ("PatientAge", "X"),
+    ("StationAETitle", "X"), ("ContentSequence", "D"), ("ROIName", "Z"),
 ])
 def test_key_rows(keyword, action):
-    rows = {kw: (tag, a) for tag, (kw, a, _) in profile.TABLE.items()}
-    assert rows[keyword][1] == action
     from pydicom.datadict import tag_for_keyword
 
-    assert rows[keyword][0] == tag_for_keyword(keyword)
-
-
-def test_keywords_match_the_dictionary():
-    from pydicom.datadict import keyword_for_tag
-
-    known = [(tag, kw) for tag, (kw, _, _) in profile.TABLE.items() if keyword_for_tag(tag)]
-    assert len(known) > 350
-    wrong = [(hex(t), kw, keyword_for_tag(t)) for t, kw in known if keyword_for_tag(t) != kw]
-    # Retired/renamed attributes may carry a different pydicom keyword; the list must stay tiny.
-    assert not wrong, wrong
+    assert profile.ROWS[tag_for_keyword(keyword)].basic == action
+    assert profile.TABLE[tag_for_keyword(keyword)][:2] == (keyword, action)
 
 
 def test_options_change_the_action():
@@ -53,6 +52,24 @@ def test_options_change_the_action():
     assert profile.effective_action(0x00081030, Options(keep_descriptors=True).letters()) == "K"
     assert profile.effective_action(0x00100010, Options(keep_dates=True, keep_uids=True).letters()) == "Z"
     assert profile.effective_action(0x7FE00010, set()) is None
+    # C under Retain Device Identity (an AE title to clean): no program can, the basic action stays
+    assert profile.effective_action(0x00080055, Options(keep_device=True).letters()) == "X"
+    # C under Clean Structured Content: kept for the user's review
+    assert profile.effective_action(0x0040A730, Options(keep_descriptors=True).letters()) == "K"
+    assert profile.effective_action(0x60023000, set()) == "X"  # a repeating-group row
+
+
+def test_stricter_additions_never_override_the_table():
+    assert profile.STRICTER and not set(profile.STRICTER) & set(profile.ROWS)
+    assert profile.effective_action(0x30040006, set()) == "X"  # Dose Comment: not in the table
+    assert profile.effective_action(0x00100033, set()) == "X"  # a birth date written as text
+    assert profile.effective_action(0x30040006, Options(keep_descriptors=True).letters()) == "K"
+
+
+def test_known_public_tags():
+    assert profile.known_public(0x00100010) and profile.known_public(0x00280010)
+    assert profile.known_public(0x60020010) and profile.known_public(0x00280410)  # repeating entries
+    assert not profile.known_public(0x04009999) and not profile.known_public(0x00221234)
 
 
 @pytest.mark.parametrize("value,days,vr,expected", [

@@ -268,17 +268,34 @@ def test_check_ignores_what_the_file_claims_and_reads_the_preamble(tmp_path):
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)
 def test_image_cut_at_an_element_boundary_is_refused(tmp_path, engine):
-    """Cut exactly between two elements, before Rows: the data set parses, but an image object
-    without its image is a truncated file, not something to anonymise into a stub."""
+    """Cut exactly between two elements inside the image module (after Samples per Pixel, before
+    Rows): the data set parses, but an image object without its image is a truncated file, not
+    something to anonymise into a stub."""
     src = tmp_path / "in"
     src.mkdir()
     make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
     raw = (src / "a.dcm").read_bytes()
-    cut = raw.index(b"\x28\x00\x02\x00")  # (0028,0002) SamplesPerPixel, explicit VR little endian
+    cut = raw.index(b"\x28\x00\x04\x00")  # (0028,0004) PhotometricInterpretation, explicit VR little endian
     (src / "a.dcm").write_bytes(raw[:cut])
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 3 and "truncated" in r.err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_image_object_without_any_image_module_is_a_header_only_object(tmp_path, engine):
+    """No element of group 0028 and no pixels (DICOMDIR test sets, objects stripped for sharing):
+    de-identified like any other object, with a warning that says it may also be a cut file."""
+    src = tmp_path / "in"
+    src.mkdir()
+    make_dicom(src / "a.dcm", generate_uid(), generate_uid(), generate_uid())
+    raw = (src / "a.dcm").read_bytes()
+    cut = raw.index(b"\x28\x00\x02\x00")  # (0028,0002) SamplesPerPixel: the first of group 0028
+    (src / "a.dcm").write_bytes(raw[:cut])
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    assert r.code == 0, r.err
+    assert "without pixel data" in r.err and "anonymised 1 file(s)" in r.err
+    assert run("anonymize", "--check", tmp_path / "o").code == 0
 
 
 def test_dry_run_refuses_what_a_real_run_refuses(tmp_path):
