@@ -616,10 +616,7 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
     lab_range = _label_range(labels, lab4, slab_voxels)
     channels = volume.channels if volume.value_kind in CHANNEL_NAMES and values else 0
     n_t = arr4.shape[3] if values else 1
-    vox = voxel_volume_mm3(volume)
-    names = names or {}
     records = []
-    ni, nj = arr4.shape[0], arr4.shape[1]
     for c in range(max(channels, 1)):
         chan = arr4[..., c] if channels else arr4
         acc = None
@@ -632,82 +629,95 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                     lab = labels.real(lab)
                 if c == 0 and t == 0:
                     _check_integer_labels(lab, labels.path)
-                sel = _mask_slab(mask4, k0, k1)
-                if not background:  # background is most of a segmentation: leave it out early
-                    sel = (lab != 0) if sel is None else (sel & (lab != 0))
-                if lab.dtype.kind == "f":  # a NaN is no label
-                    sel = np.isfinite(lab) if sel is None else (sel & np.isfinite(lab))
-                idx, keys = _label_keys(lab, lab_range)
-                shape = lab.shape
-                ii = np.broadcast_to(np.arange(ni, dtype=np.float64)[:, None, None], shape).ravel(order="F")
-                jj = np.broadcast_to(np.arange(nj, dtype=np.float64)[None, :, None], shape).ravel(order="F")
-                kk = np.broadcast_to(np.arange(k0, k1, dtype=np.float64)[None, None, :], shape).ravel(order="F")
-                if sel is not None:
-                    flat = sel.ravel(order="F")
-                    idx, ii, jj, kk = idx[flat], ii[flat], jj[flat], kk[flat]
-                nk = keys.size
-                voxels = np.bincount(idx, minlength=nk)
-                si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
-                if values:
-                    slab = chan[:, :, k0:k1, t]
-                    x = real_values(volume, np.asarray(slab)).ravel(order="F")
-                    release_pages(slab)
-                    if sel is not None:
-                        x = x[sel.ravel(order="F")]
-                    fin = np.isfinite(x) if x.dtype.kind == "f" else None
-                    nan = np.bincount(idx[~fin], minlength=nk) if fin is not None else np.zeros(nk, np.int64)
-                    xi, xf = (idx, x) if fin is None else (idx[fin], x[fin])
-                    xf64 = xf.astype(np.float64, copy=False)
-                    n = np.bincount(xi, minlength=nk)
-                    sums = np.bincount(xi, weights=xf64, minlength=nk)
-                    means = np.divide(sums, n, out=np.zeros(nk), where=n > 0)
-                    dev = xf64 - means[xi]
-                    m2 = np.bincount(xi, weights=dev * dev, minlength=nk)
-                    lo = np.full(nk, np.inf)
-                    hi = np.full(nk, -np.inf)
-                    np.minimum.at(lo, xi, xf64)
-                    np.maximum.at(hi, xi, xf64)
-                else:
-                    nan = n = np.zeros(nk, np.int64)
-                    sums = m2 = lo = hi = np.zeros(nk)
-                present = voxels > 0
-                if pooled and t:  # the label geometry is counted once, from the first volume
-                    voxels = np.zeros_like(voxels)
-                    si = sj = sk = np.zeros(nk)
-                acc.add(keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
+                slab = chan[:, :, k0:k1, t] if values else None
+                _add_label_slab(acc, volume, lab, slab, _mask_slab(mask4, k0, k1), (k0, k1), lab_range,
+                                background=background, geometry=not (pooled and t))
                 release_pages(lab4[:, :, k0:k1, 0])
             if not pooled or t == n_t - 1:
-                for key in sorted(acc.rows):
-                    if key == 0 and not background:
-                        continue
-                    row = acc.rows[key]
-                    rec = {}
-                    if n_t > 1 and not pooled:
-                        rec["volume"] = t
-                    if channels:
-                        rec["channel"] = CHANNEL_NAMES[volume.value_kind][c]
-                    label = int(key) if float(key).is_integer() else float(key)
-                    rec["label"] = label
-                    if names:
-                        rec["name"] = names.get(label, "")
-                    voxels = int(row[0])
-                    rec["voxels"] = voxels
-                    if values:
-                        rec["nan"] = int(row[1])
-                    rec["volume_mm3"] = voxels * vox
-                    rec["volume_ml"] = voxels * vox / 1000.0
-                    if values:
-                        n = int(row[2])
-                        int_vals = volume.scaling is None and volume.dtype.kind in "iu"
-                        rec["mean"] = float(row[3]) if n else None
-                        rec["std"] = math.sqrt(max(float(row[4]), 0.0) / n) if n else None
-                        conv = (int) if int_vals else float
-                        rec["min"] = conv(row[5]) if n else None
-                        rec["max"] = conv(row[6]) if n else None
-                    ijk = np.array([row[7], row[8], row[9], voxels], dtype=float) / voxels
-                    ijk[3] = 1.0
-                    rec["centroid"] = [float(v) for v in (np.asarray(volume.affine, float) @ ijk)[:3]]
-                    records.append(rec)
+                where = {"volume": t} if n_t > 1 and not pooled else {}
+                if channels:
+                    where["channel"] = CHANNEL_NAMES[volume.value_kind][c]
+                records += _label_records(acc, volume, where, names or {}, background=background, values=values)
+    return records
+
+
+def _add_label_slab(acc, volume, lab, slab, sel, ks, lab_range, *, background, geometry) -> None:
+    """Count one slab of the label map (and of the values, unless `slab` is None) into `acc`;
+    without `geometry` (a later volume pooled with the first) the label geometry is not counted again."""
+    if not background:  # background is most of a segmentation: leave it out early
+        sel = (lab != 0) if sel is None else (sel & (lab != 0))
+    if lab.dtype.kind == "f":  # a NaN is no label
+        sel = np.isfinite(lab) if sel is None else (sel & np.isfinite(lab))
+    idx, keys = _label_keys(lab, lab_range)
+    shape = lab.shape
+    ii = np.broadcast_to(np.arange(shape[0], dtype=np.float64)[:, None, None], shape).ravel(order="F")
+    jj = np.broadcast_to(np.arange(shape[1], dtype=np.float64)[None, :, None], shape).ravel(order="F")
+    kk = np.broadcast_to(np.arange(ks[0], ks[1], dtype=np.float64)[None, None, :], shape).ravel(order="F")
+    if sel is not None:
+        flat = sel.ravel(order="F")
+        idx, ii, jj, kk = idx[flat], ii[flat], jj[flat], kk[flat]
+    nk = keys.size
+    voxels = np.bincount(idx, minlength=nk)
+    si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
+    if slab is not None:
+        x = real_values(volume, np.asarray(slab)).ravel(order="F")
+        release_pages(slab)
+        if sel is not None:
+            x = x[sel.ravel(order="F")]
+        fin = np.isfinite(x) if x.dtype.kind == "f" else None
+        nan = np.bincount(idx[~fin], minlength=nk) if fin is not None else np.zeros(nk, np.int64)
+        xi, xf = (idx, x) if fin is None else (idx[fin], x[fin])
+        xf64 = xf.astype(np.float64, copy=False)
+        n = np.bincount(xi, minlength=nk)
+        sums = np.bincount(xi, weights=xf64, minlength=nk)
+        means = np.divide(sums, n, out=np.zeros(nk), where=n > 0)
+        dev = xf64 - means[xi]
+        m2 = np.bincount(xi, weights=dev * dev, minlength=nk)
+        lo = np.full(nk, np.inf)
+        hi = np.full(nk, -np.inf)
+        np.minimum.at(lo, xi, xf64)
+        np.maximum.at(hi, xi, xf64)
+    else:
+        nan = n = np.zeros(nk, np.int64)
+        sums = m2 = lo = hi = np.zeros(nk)
+    present = voxels > 0
+    if not geometry:  # the label geometry is counted once, from the first volume
+        voxels = np.zeros_like(voxels)
+        si = sj = sk = np.zeros(nk)
+    acc.add(keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
+
+
+def _label_records(acc, volume, where: dict, names: dict, *, background, values) -> list:
+    """The records of the labels counted in `acc`, each starting with `where` (volume, channel)."""
+    vox = voxel_volume_mm3(volume)
+    records = []
+    for key in sorted(acc.rows):
+        if key == 0 and not background:
+            continue
+        row = acc.rows[key]
+        rec = dict(where)
+        label = int(key) if float(key).is_integer() else float(key)
+        rec["label"] = label
+        if names:
+            rec["name"] = names.get(label, "")
+        voxels = int(row[0])
+        rec["voxels"] = voxels
+        if values:
+            rec["nan"] = int(row[1])
+        rec["volume_mm3"] = voxels * vox
+        rec["volume_ml"] = voxels * vox / 1000.0
+        if values:
+            n = int(row[2])
+            int_vals = volume.scaling is None and volume.dtype.kind in "iu"
+            rec["mean"] = float(row[3]) if n else None
+            rec["std"] = math.sqrt(max(float(row[4]), 0.0) / n) if n else None
+            conv = (int) if int_vals else float
+            rec["min"] = conv(row[5]) if n else None
+            rec["max"] = conv(row[6]) if n else None
+        ijk = np.array([row[7], row[8], row[9], voxels], dtype=float) / voxels
+        ijk[3] = 1.0
+        rec["centroid"] = [float(v) for v in (np.asarray(volume.affine, float) @ ijk)[:3]]
+        records.append(rec)
     return records
 
 
