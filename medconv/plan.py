@@ -10,6 +10,7 @@ output names, existing outputs. A Python user plans a batch here and runs it wit
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 
 #: what -o DIR writes when neither `to` nor an extension ending the template says: NIfTI-1 .nii.gz,
@@ -25,7 +26,8 @@ class Task:
     """One planned conversion: what to read (and which series), where to write, in which format.
 
     `scanned` is the DICOM series found while planning: reading it needs no second scan of the
-    folder (it stays in this process: a worker process finds the series again by `series`).
+    folder. A worker process forked after planning takes the same series from its copy of this
+    process; any other finds it again by `series`.
     `refused` says why a series that lost a file to damage is not converted; `damaged` lists
     (label, error) of the damaged files of the input that no series claims (reported as failures).
     """
@@ -48,8 +50,23 @@ class Task:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["scanned"] = None  # the series' frames stay in the process that scanned them
+        if self.scanned is not None:  # the frames stay in this process: a key to them travels
+            state["scanned"] = _scan_key(self.scanned)
         return state
+
+    def __setstate__(self, state):
+        key = state.get("scanned")
+        series = _SCANNED.get(key[0]) if isinstance(key, tuple) else None
+        state["scanned"] = series if series is not None and _scan_key(series) == key else None
+        self.__dict__.update(state)
+
+
+#: the series planned in this process, by id (a worker forked after planning inherits them)
+_SCANNED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _scan_key(series) -> tuple:
+    return id(series), series.selector, series.frames[0].path
 
 
 def output_format(to: str | None, template: str | None = None) -> tuple:
@@ -103,6 +120,9 @@ def plan(inputs, out_dir: str, *, to: str | None = None, template: str | None = 
             entries.append((src, meta, series, template or naming.DEFAULT_TEMPLATE, meta and meta.get("scanned"),
                             damaged))
     names = _names(entries, series)
+    for entry in entries:
+        if entry[4] is not None:
+            _SCANNED[id(entry[4])] = entry[4]
     return [Task(src, naming.destination(out_dir, name, token), series=sel, label=label, fmt=fmt,
                  slice_folder=fmt in RASTER, refused=(meta or {}).get("refused", ""), damaged=damaged,
                  scanned=scanned)

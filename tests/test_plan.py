@@ -113,8 +113,11 @@ def test_mark_existing_skips_updates_and_redoes_half_pairs(tmp_path):
     assert plan.mark_existing(tasks, "update") == 0 and tasks[0].force
 
 
-def test_a_task_sent_to_a_worker_leaves_its_scanned_series_behind(tmp_path):
+def test_a_task_sent_to_a_worker_carries_a_key_to_its_scanned_series(tmp_path, monkeypatch):
+    """A forked worker takes the planned series from its copy of the planning process; where that
+    copy does not hold it, the task still names its series by selector."""
     import pickle
+    import weakref
 
     from medconv import plan
 
@@ -122,8 +125,33 @@ def test_a_task_sent_to_a_worker_leaves_its_scanned_series_behind(tmp_path):
     _two_series(tmp_path / "export")
     tasks = plan.plan([str(tmp_path / "export")], str(tmp_path / "out"))
     assert [t.series for t in tasks] == ["2", "7"] and all(t.scanned is not None for t in tasks)
-    copy = pickle.loads(pickle.dumps(tasks[1]))
-    assert copy.scanned is None and (copy.series, copy.dst, copy.fmt) == ("7", tasks[1].dst, "nifti1")
+    data = pickle.dumps(tasks[1])
+    assert len(data) < 1000  # the frames do not travel
+    copy = pickle.loads(data)
+    assert copy.scanned is tasks[1].scanned and (copy.series, copy.dst, copy.fmt) == ("7", tasks[1].dst, "nifti1")
+    monkeypatch.setattr(plan, "_SCANNED", weakref.WeakValueDictionary())
+    assert pickle.loads(data).scanned is None
+
+
+def test_a_two_series_folder_is_scanned_once_with_worker_processes(tmp_path, monkeypatch):
+    from medconv.dicom import scan
+
+    pytest.importorskip("pydicom")
+    _two_series(tmp_path / "export")
+    log = tmp_path / "walks.txt"
+    real = scan.walk
+
+    def walk(path):
+        with open(log, "a") as fh:  # worker processes write here too
+            fh.write(path + "\n")
+        return real(path)
+
+    monkeypatch.setattr(scan, "walk", walk)
+    scan._SCANS.clear()
+    r = run("convert", tmp_path / "export", "-o", tmp_path / "out", "--to", "nifti1", "-j", "2")
+    assert r.code == 0, r.err
+    assert sorted(os.listdir(tmp_path / "out")) == ["2_T1.nii.gz", "7_CT.nii.gz"]
+    assert len(log.read_text().splitlines()) == 1
 
 
 def test_stats_compute_many_gives_the_rows_the_command_prints(tmp_path):
