@@ -41,18 +41,6 @@ def _all_series(path, with_unplaced=False):
 
 
 @_quiet
-def unplaced_damage(path) -> list:
-    """Errors for the damaged files of a directory that no series claims (a part of it that failed)."""
-    from .damage import unplaced_error
-
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        return []
-    _, lost = _all_series(path, with_unplaced=True)
-    return [(k.path, unplaced_error(k, path)) for k in lost]
-
-
-@_quiet
 def list_series(path) -> list:
     """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector);
     `refused` says why a series that lost a file to damage cannot be read."""
