@@ -12,12 +12,7 @@ from helpers import run
 def _two_series(d):
     import dcmgen
 
-    d.mkdir()
-    for k in range(3):
-        dcmgen.write_slice(str(d / f"a{k}.dcm"), np.full((6, 5), k, np.int16), ipp=(0, 0, 2.0 * k),
-                           series_uid="1.2.3.4.5.1", series_number=2, description="T1", instance=k + 1)
-        dcmgen.write_slice(str(d / f"b{k}.dcm"), np.full((6, 5), 10 + k, np.int16), ipp=(0, 0, 2.0 * k),
-                           series_uid="1.2.3.4.5.2", series_number=7, description="CT", instance=k + 1)
+    dcmgen.two_series(d)
 
 
 def _count_scans(monkeypatch):
@@ -36,7 +31,7 @@ def test_a_two_series_folder_is_scanned_once(tmp_path, monkeypatch):
     walks = _count_scans(monkeypatch)
     r = run("convert", tmp_path / "export", "-o", tmp_path / "out", "--to", "nifti1", "-j", "1")
     assert r.code == 0, r.err
-    assert sorted(os.listdir(tmp_path / "out")) == ["2_T1.nii.gz", "7_CT.nii.gz"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["2_T1_ax.nii.gz", "7_CT_body.nii.gz"]
     assert len(walks) == 1
 
 
@@ -58,7 +53,7 @@ def test_readme_python_use_runs_as_written(tmp_path, monkeypatch, capsys):
     medconv.write(ct.replace(data=(ct.array > 0).astype(np.uint8), scaling=None), tmp_path / "liver.nii.gz")
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
-    assert sorted(os.listdir(tmp_path / "nifti")) == ["2_T1.nii.gz", "7_CT.nii.gz", "ct.nii.gz"]
+    assert sorted(os.listdir(tmp_path / "nifti")) == ["2_T1_ax.nii.gz", "7_CT_body.nii.gz", "ct.nii.gz"]
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 4 and out[0].startswith("export/ [series 2] -> ")
 
@@ -150,7 +145,7 @@ def test_a_two_series_folder_is_scanned_once_with_worker_processes(tmp_path, mon
     scan._SCANS.clear()
     r = run("convert", tmp_path / "export", "-o", tmp_path / "out", "--to", "nifti1", "-j", "2")
     assert r.code == 0, r.err
-    assert sorted(os.listdir(tmp_path / "out")) == ["2_T1.nii.gz", "7_CT.nii.gz"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["2_T1_ax.nii.gz", "7_CT_body.nii.gz"]
     assert len(log.read_text().splitlines()) == 1
 
 

@@ -455,12 +455,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_nothing_partial(tmp_path, signame)
 def _two_series(d):
     import dcmgen
 
-    d.mkdir()
-    for k in range(3):
-        dcmgen.write_slice(str(d / f"a{k}.dcm"), np.full((6, 5), k, np.int16), ipp=(0, 0, 2.0 * k),
-                           series_uid="1.2.3.4.5.1", series_number=2, description="T1 ax/../", instance=k + 1)
-        dcmgen.write_slice(str(d / f"b{k}.dcm"), np.full((6, 5), 10 + k, np.int16), ipp=(0, 0, 2.0 * k),
-                           series_uid="1.2.3.4.5.2", series_number=7, description="CT\tbody", instance=k + 1)
+    dcmgen.two_series(d)
 
 
 def test_directory_with_several_series_gives_one_output_each(tmp_path):
