@@ -52,7 +52,7 @@ def read(path, *, header_only: bool = False, fmt: str | None = None, **options):
 
 def _warn_if_sheared(volume, path) -> None:
     """Voxel axes that are not perpendicular are kept as stored (every voxel stays where the file
-    puts it), but ITK-based tools refuse such images: say so (pitfall 14)."""
+    puts it), but ITK-based tools refuse such images: say so."""
     import numpy as np
 
     from . import geometry, log
@@ -86,7 +86,10 @@ def write(volume, path, *, to: str | None = None, force: bool = False, protect=(
         return backend(name).write(volume, path, name, force=force, protect=protect, **options)
 
 
-def Volume(*args, **kwargs):
-    from .volume import Volume as _Volume
+def __getattr__(name):
+    """`medconv.Volume` is the Volume class, imported on first use (numpy stays unloaded until then)."""
+    if name == "Volume":
+        from .volume import Volume
 
-    return _Volume(*args, **kwargs)
+        return Volume
+    raise AttributeError(f"module 'medconv' has no attribute {name!r}")

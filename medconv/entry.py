@@ -1,7 +1,7 @@
 """Console-script entry point.
 
 `medconv --version` is what pipelines call to record the tool's version, often once per
-job; it is answered here, before the command-line framework and its ~45 ms of imports are
+job; it is answered here, before the command-line framework and its imports are
 loaded. Everything else goes to `medconv.cli.main` unchanged.
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) == 1 and args[0] in _VERSION_FLAGS:
         from . import __version__
+        from .errors import ExitStatus
 
         sys.stdout.write(f"medconv {__version__}\n")
-        sys.exit(0)
+        sys.exit(ExitStatus.OK)
     from . import signals
 
     signals.install()

@@ -160,3 +160,16 @@ def test_stats_compute_many_gives_the_rows_the_command_prints(tmp_path):
     r = run("stats", *srcs, "--percentile", "5", "50", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out) == [row for rows in results for row in rows]
+
+
+def test_medconv_volume_is_the_class(tmp_path):
+    import subprocess
+    import sys
+
+    import medconv
+    from medconv.volume import Volume
+
+    assert medconv.Volume is Volume and isinstance(medconv.read(_nifti(tmp_path / "a.nii.gz")), medconv.Volume)
+    code = "import sys, medconv; print('numpy' in sys.modules); medconv.Volume; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
