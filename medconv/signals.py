@@ -68,4 +68,13 @@ def _end_now(signum: int) -> None:
         sys.stderr.flush()
     except Exception:
         pass
-    os._exit(130 if signum == 2 else 128 + signum)
+    os._exit(exit_status(signum))
+
+
+def exit_status(signum: int) -> int:
+    """The exit status of a run a signal stopped: 130 for Ctrl-C, else the shell's 128 + the signal."""
+    import signal
+
+    from .errors import ExitStatus
+
+    return int(ExitStatus.INTERRUPTED) if signum == signal.SIGINT else 128 + signum

@@ -126,10 +126,10 @@ def _exit(code: int) -> None:
     from ..errors import ExitStatus
 
     if code == ExitStatus.INTERRUPTED:
-        from ..signals import stopped_by
+        from ..signals import exit_status, stopped_by
 
         if stopped_by:  # SIGTERM/SIGHUP: the shell's convention, 128 + the signal
-            code = 128 + stopped_by[0]
+            code = exit_status(stopped_by[0])
     if code >= 128 and any(t.is_alive() and not t.daemon for t in threading.enumerate()
                            if t is not threading.main_thread()):
         for stream in (sys.stdout, sys.stderr):
