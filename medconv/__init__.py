@@ -52,7 +52,7 @@ def read(path, *, header_only: bool = False, fmt: str | None = None, **options):
 
 def _warn_if_sheared(volume, path) -> None:
     """Voxel axes that are not perpendicular are kept as stored (every voxel stays where the file
-    puts it), but ITK-based tools refuse such images: say so."""
+    puts it), but ITK-based tools refuse such images: say so (pitfall 14)."""
     import numpy as np
 
     from . import geometry, log
