@@ -35,7 +35,7 @@ def run(items, func, *, keep_going: bool = False, on_error=None, jobs: int | Non
     if jobs is None:
         jobs = default_jobs(len(items))
     jobs = max(1, min(int(jobs), len(items) or 1))
-    bar = _Progress(progress, len(items))
+    bar = Progress(progress, len(items))
     try:
         if jobs == 1:
             return _run_serial(items, func, keep_going, on_error, bar)
@@ -70,7 +70,7 @@ def _run_pool(items, func, keep_going, on_error, bar, jobs):
     # fork: workers start in milliseconds and inherit the imported modules; elsewhere spawn
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     stop = ctx.Event()  # raised on a failure without -k or a stop signal: queued items do not start
-    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
                                    initargs=(log.is_quiet(), stop))
     outcomes = [None] * len(items)
     messages = [""] * len(items)
@@ -167,12 +167,23 @@ def _terminate(procs) -> None:
             pass
 
 
-#: set in a worker by _init_worker: "stop", the main process's flag (a failure without -k, a signal)
+#: set in a worker by init_worker: "stop", the main process's flag (a failure without -k, a signal)
 _WORKER: dict = {}
 
 
-def _init_worker(quiet: bool, stop=None) -> None:
+def worker_stop():
+    """In a worker process: the main process's stop flag (set after a failure without -k or a stop
+    signal: queued items do not start), else None."""
+    return _WORKER.get("stop")
+
+
+def init_worker(quiet: bool, stop=None) -> None:
+    """The start of a worker process: the parent's quiet setting and stop flag; Ctrl-C left to the
+    main process."""
+    from . import io
+
     _WORKER["stop"] = stop
+    io.forget_parent_state()  # a fork copies the parent's state: this process starts afresh
     log.set_quiet(quiet)
     # Ctrl-C reaches the whole process group: only the main process acts on it, so a worker
     # never dies half-way through writing a file
@@ -184,7 +195,7 @@ def _call(func, item):
     and so do its stderr messages, which the main process prints in input order."""
     import io
 
-    stop = _WORKER.get("stop")
+    stop = worker_stop()
     if stop is not None and stop.is_set():
         return ("cancelled", None), ""  # queued before the batch stopped: not started
     captured, saved = io.StringIO(), sys.stderr
@@ -217,7 +228,7 @@ def _rebuild_error(cls, message, path):
 PROGRESS_DELAY = 1.0
 
 
-class _Progress:
+class Progress:
     """A rich progress bar on stderr, only on a terminal and without --quiet; it appears once the
     batch has run PROGRESS_DELAY seconds and is removed when the batch ends (transient)."""
 

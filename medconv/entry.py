@@ -22,6 +22,10 @@ def main(argv=None) -> None:
     from . import signals
 
     signals.install()
+    from . import io
     from .cli import main as cli_main
 
-    cli_main(argv)
+    try:
+        cli_main(argv)
+    finally:
+        io.remove_live_temps()  # a run stopped part-way: temporary files still recorded go

@@ -73,9 +73,14 @@ class OutputError(MedconvError):
 
 
 class BatchFailed(MedconvError):
-    """Some inputs of a --keep-going batch failed: exit 5."""
+    """Some inputs of a --keep-going batch failed: exit 5. `reported`: a summary on stderr has said
+    which, so no error line follows."""
 
     exit_code = ExitStatus.PARTIAL
+
+    def __init__(self, message: str, path=None, *, reported: bool = False):
+        super().__init__(message, path)
+        self.silent = reported
 
 
 class Interrupted(MedconvError):

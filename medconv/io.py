@@ -188,6 +188,86 @@ def check_size(path: str, needed: int, available: int, what: str = "voxel data")
 
 #: temporary files being written right now (for the last-resort clean-up after a stop signal)
 LIVE_TEMPS: set = set()
+#: depth of `uninterrupted` sections, and the stop signal held back while inside one
+_HOLD = {"depth": 0, "pending": None}
+
+
+class _Uninterrupted:
+    """A section that a stop signal does not cut in two: creating a temporary file and recording
+    it in LIVE_TEMPS, or renaming it into place and forgetting it, happen together or not at all.
+
+    The stop handler (signals.py) calls `hold_signal`; a signal that arrives inside the section is
+    raised as KeyboardInterrupt when the outermost section ends."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        _HOLD["depth"] += 1
+
+    def __exit__(self, *exc):
+        _HOLD["depth"] -= 1
+        if _HOLD["depth"] == 0 and _HOLD["pending"] is not None:
+            _HOLD["pending"] = None
+            raise KeyboardInterrupt
+        return False
+
+
+uninterrupted = _Uninterrupted()
+
+
+def hold_signal(signum: int) -> bool:
+    """For the stop handler: True when a stop must wait for the current section's end."""
+    if _HOLD["depth"] > 0:
+        _HOLD["pending"] = signum
+        return True
+    return False
+
+
+def discard_temp(tmp: str) -> None:
+    """Remove a temporary file (if still there) and forget it."""
+    with uninterrupted:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        LIVE_TEMPS.discard(tmp)
+
+
+def commit_temp(tmp: str, path: str) -> None:
+    """Rename a temporary file (from write_temp) into place; on any failure, KeyboardInterrupt
+    included, the temporary file is removed."""
+    done = False
+    try:
+        with uninterrupted:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise write_error(exc, path) from None
+            done = True
+            LIVE_TEMPS.discard(tmp)
+    finally:
+        if not done:
+            discard_temp(tmp)
+
+
+def forget_parent_state() -> None:
+    """In a forked worker: the parent's held signal and temporary files are the parent's, not this
+    process's (a fork copies them)."""
+    _HOLD.update(depth=0, pending=None)
+    LIVE_TEMPS.clear()
+
+
+def remove_live_temps() -> None:
+    """Remove every temporary file still recorded (the end of a run stopped part-way)."""
+    import shutil
+
+    for tmp in list(LIVE_TEMPS):
+        try:
+            if os.path.isdir(tmp) and not os.path.islink(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                os.unlink(tmp)
+        except OSError:
+            pass
+        LIVE_TEMPS.discard(tmp)
 
 
 @contextlib.contextmanager
@@ -215,12 +295,13 @@ def atomic_outputs(paths, force: bool = False, protect=()):
     temps = []
     try:
         for p in paths:
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=".medconv-", suffix=".part", dir=os.path.dirname(p))
-            except OSError as exc:
-                raise OutputError(f"cannot write here ({exc.strerror})", p) from None
-            temps.append(tmp)  # tracked at once: an interrupt from here on removes it
-            LIVE_TEMPS.add(tmp)
+            with uninterrupted:  # created and tracked as one step: a stop signal waits for both
+                try:
+                    fd, tmp = tempfile.mkstemp(prefix=".medconv-", suffix=".part", dir=os.path.dirname(p))
+                except OSError as exc:
+                    raise OutputError(f"cannot write here ({exc.strerror})", p) from None
+                temps.append(tmp)
+                LIVE_TEMPS.add(tmp)
             os.close(fd)
         try:
             yield temps
@@ -228,19 +309,18 @@ def atomic_outputs(paths, force: bool = False, protect=()):
             # any failure of the file system while writing (disk full, file-size limit, I/O
             # error, ...) is an output error naming the destination, never a crash
             raise write_error(exc, _destination_of(exc, temps, paths)) from None
-        for tmp, p in zip(temps, paths):
-            try:
-                os.chmod(tmp, 0o644 & ~_umask())
-                os.replace(tmp, p)
-            except OSError as exc:
-                raise write_error(exc, p) from None
-        LIVE_TEMPS.difference_update(temps)
-        temps = []
+        with uninterrupted:  # the set is renamed whole (and forgotten) before a stop is acted on
+            for tmp, p in zip(temps, paths):
+                try:
+                    os.chmod(tmp, 0o644 & ~_umask())
+                    os.replace(tmp, p)
+                except OSError as exc:
+                    raise write_error(exc, p) from None
+                LIVE_TEMPS.discard(tmp)
+            temps = []
     finally:
-        LIVE_TEMPS.difference_update(temps)
         for tmp in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            discard_temp(tmp)
 
 
 def write_bytes_atomic(path: str, data, force: bool = False, made_dirs: set | None = None) -> None:
@@ -254,19 +334,14 @@ def write_bytes_atomic(path: str, data, force: bool = False, made_dirs: set | No
             raise OutputError("destination is a directory", path)
         if not force:
             raise OutputError("destination exists (use --force to replace it)", path)
-    tmp = write_temp(os.path.dirname(path) or ".", data, made_dirs, shown=path)
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise write_error(exc, path) from None
+    commit_temp(write_temp(os.path.dirname(path) or ".", data, made_dirs, shown=path), path)
 
 
 def write_temp(folder: str, data, made_dirs: set | None = None, shown: str | None = None) -> str:
     """Write `data` whole to a new hidden temporary file in `folder` (created if needed); its path.
 
-    The caller renames it into place (or removes it); nothing is left behind on failure here.
+    The caller renames it into place (commit_temp) or removes it (discard_temp); until then it is in
+    LIVE_TEMPS, removed at the end of a stopped run. Nothing is left behind on failure here.
     """
     if made_dirs is None or folder not in made_dirs:
         try:
@@ -276,10 +351,12 @@ def write_temp(folder: str, data, made_dirs: set | None = None, shown: str | Non
         if made_dirs is not None:
             made_dirs.add(folder)
     tmp = os.path.join(folder, f".medconv-{os.urandom(6).hex()}.part")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror})", shown or folder) from None
+    with uninterrupted:  # created and tracked as one step
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write here ({exc.strerror})", shown or folder) from None
+        LIVE_TEMPS.add(tmp)
     try:
         try:
             view = memoryview(data)
@@ -287,10 +364,11 @@ def write_temp(folder: str, data, made_dirs: set | None = None, shown: str | Non
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise write_error(exc, shown or tmp) from None
+    except BaseException as exc:  # a stop signal too: nothing is left behind
+        discard_temp(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(exc, shown or tmp) from None
+        raise
     return tmp
 
 

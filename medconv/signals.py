@@ -25,14 +25,17 @@ def install() -> None:
     second signal), removing the temporary files still being written first.
     """
     import signal
+    import threading
+
+    from . import io
 
     def stop(signum, frame):
         if stopped_by:  # a second signal: no more waiting
             _end_now(stopped_by[0])
         stopped_by.append(signum)
-        import threading
-
         threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
+        if io.hold_signal(signum):
+            return  # raised when the temporary file being created or renamed is recorded or gone
         raise KeyboardInterrupt
 
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
@@ -49,20 +52,21 @@ def _watchdog(signum: int) -> None:
 
 
 def _end_now(signum: int) -> None:
-    """Remove the temporary files still being written and end the process at once."""
+    """End worker processes, remove the temporary files still being written and end the process
+    at once."""
     import os
-    import shutil
 
     from . import io
 
-    for tmp in list(io.LIVE_TEMPS):
-        try:
-            if os.path.isdir(tmp) and not os.path.islink(tmp):
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                os.unlink(tmp)
-        except OSError:
-            pass
+    if "multiprocessing" in sys.modules:
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            try:
+                child.kill()  # a worker must not go on writing once its parent is gone
+            except (OSError, ValueError, AttributeError):
+                pass
+    io.remove_live_temps()
     try:
         sys.stderr.write("medconv: error: interrupted; finished outputs are complete, nothing partial was left\n")
         sys.stderr.flush()

@@ -19,8 +19,6 @@ CLI_IMPORTERS = {"medconv.entry", "medconv.completions"}
 #: (importing module, imported module, name): private names still used across modules, left for the
 #: format backends, the DICOM package and anonymisation to retire
 PRIVATE_EXCEPTIONS = {
-    ("medconv.anonymize", "medconv.batch", "_Progress"),
-    ("medconv.anonymize", "medconv.batch", "_init_worker"),
     ("medconv.anonymize.headers", "medconv.formats.mgh", "_tags"),
     ("medconv.anonymize.plan", "medconv.anonymize", "_check_complete"),
     ("medconv.anonymize.plan", "medconv.anonymize", "_check_truncated"),
@@ -196,3 +194,28 @@ def test_no_private_name_used_across_modules_beyond_the_known_exceptions():
     found = private_imports()
     assert found <= PRIVATE_EXCEPTIONS, sorted(found - PRIVATE_EXCEPTIONS)
     assert not PRIVATE_EXCEPTIONS - found, f"exceptions no longer needed: {sorted(PRIVATE_EXCEPTIONS - found)}"
+
+
+#: the modules that end the process: the CLI's one handler, the entry point's version answer, the
+#: stop-signal watchdog
+EXITERS = {"medconv.cli", "medconv.entry", "medconv.signals"}
+
+
+def process_exits() -> list:
+    """(module, line, call) of each sys.exit/os._exit/ctx.exit outside EXITERS, and of each one anywhere
+    whose status is a bare number."""
+    out = []
+    for m, tree in TREES.items():
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("exit", "_exit") and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in ("sys", "os", "ctx")):
+                continue
+            bare = any(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in node.args)
+            if m not in EXITERS or bare:
+                out.append((m, node.lineno, ast.unparse(node)))
+    return out
+
+
+def test_exit_statuses_are_set_in_one_place():
+    assert process_exits() == []

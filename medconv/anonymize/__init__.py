@@ -71,6 +71,8 @@ def classify(path: str, keep: list | None = None) -> str | None:
     name = os.path.basename(path)
     if name.upper() in SKIP_NAMES:
         return None
+    if name.lower().endswith(_DATA_FILES):
+        return None  # the data of a header (.hdr, .mhd, .nhdr): written with it, never on its own
     try:
         with open(path, "rb", buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -84,13 +86,12 @@ def classify(path: str, keep: list | None = None) -> str | None:
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path) from None
     if head[:2] == b"\x1f\x8b":
-        import gzip
         import zlib
 
-        try:
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(1024)
-        except (OSError, EOFError, zlib.error):
+        try:  # the first member's start only: bytes after it must not hide the image
+            with open(path, "rb") as fh:
+                head = zlib.decompressobj(31).decompress(fh.read(1 << 16), 1024)
+        except (OSError, zlib.error):
             return None
         kind = _first(head, _sniff, ("nifti1", "nifti2", "mgh"))
         return kind + ".gz" if kind else None
@@ -99,8 +100,6 @@ def classify(path: str, keep: list | None = None) -> str | None:
 
         # a medconv --mapping table (original identifiers): its own kind, never copied
         return "mapping" if mapping_file(path, keep[-1] if keep and size < _READ_WHOLE else None) else "json"
-    if name.lower().endswith(".img"):
-        return None  # the data half of a .hdr/.img pair: copied with its header
     # dicom first: a DICOM file's preamble may hold a TIFF header (dual-personality files)
     return _first(head, _sniff, ("dicom", "nifti1", "nifti2", "analyze", "nrrd", "minc", "mgh", "png", "jpeg",
                                  "tiff", "bmp", "metaimage"))
@@ -132,8 +131,8 @@ class Runner:
         self.force = force
         self.exclude_burned_in = exclude_burned_in
         self.keep_going = keep_going
-        self._named_warned = False
         self.summary = Summary()
+        self._renamed_note = False
         self.counters: dict = {}
         self.protect: set = set()
         self._real_dirs: dict = {}
@@ -142,6 +141,10 @@ class Runner:
 
     def run(self, paths, jobs: int | None = 1):
         files = walk_inputs(paths)
+        if self.in_place:
+            for _, _, full in files:  # before anything is written: links among the files to rewrite
+                if _linked(full) and (full.lower().endswith(_DATA_FILES) or classify(full) not in (None, "mapping")):
+                    refuse_linked(full)
         # Resolved once: io.atomic_outputs would resolve every input again for every output.
         self.protect = {self._real(f) for _, _, f in files}
         if self.pseudo.generated:
@@ -162,9 +165,9 @@ class Runner:
             jobs = default_jobs(len(files) // _CHUNK)
         parallel = self.fast is not None and jobs > 1 and len(files) >= 2 * _CHUNK
         ready = self._parallel(files, jobs) if parallel else None
-        from ..batch import _Progress
+        from ..batch import Progress
 
-        bar = _Progress("anonymize", len(files))  # only on a terminal
+        bar = Progress("anonymize", len(files))  # only on a terminal
         try:
             for root, rel, full in files:
                 bar.advance()
@@ -221,8 +224,6 @@ class Runner:
         from collections import deque
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..batch import _init_worker
-
         # In the structured layout a worker also writes each file, under a temporary name in its
         # series folder (file creation is the slow part on many file systems, and the bytes then
         # never cross a pipe); the main process names and renames them in input order.
@@ -231,26 +232,32 @@ class Runner:
         chunks = iter([f for _, _, f in files[i:i + _CHUNK]] for i in range(0, len(files), _CHUNK))
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        stop = ctx.Event()  # set when the run ends early: workers leave the rest of their chunk
         pending: list = []
         window: deque = deque()
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(log.is_quiet(), stop))
         try:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(log.is_quiet(),)) as pool:
-                window.extend(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
-                while window:
-                    # result first, then out of the window: an interrupt while waiting must leave the
-                    # future where the clean-up below finds its temporary files
-                    results, mapping = window[0].result()
-                    window.popleft()
-                    for c in _take(chunks, 1):
-                        window.append(pool.submit(_work_chunk, setup, c))
-                    for kind, values in mapping.items():
-                        self.pseudo.mapping.setdefault(kind, {}).update(values)
+            window.extend(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
+            while window:
+                window[0].result()  # waiting: a stop here leaves the chunk where the clean-up finds it
+                with io.uninterrupted:  # taken out of the window and recorded as one step
+                    results, mapping, stopped = window.popleft().result()
                     pending = list(reversed(results))
-                    while pending:
-                        yield pending.pop()
+                    io.LIVE_TEMPS.update(r["tmp"] for r in results if r and r.get("tmp"))
+                if stopped:
+                    raise KeyboardInterrupt  # a worker was sent a stop signal: the run stops as a whole
+                for c in _take(chunks, 1):
+                    window.append(pool.submit(_work_chunk, setup, c))
+                for kind, values in mapping.items():
+                    self.pseudo.mapping.setdefault(kind, {}).update(values)
+                while pending:
+                    yield pending[-1]  # taken off only once used: a stop before that discards it
+                    pending.pop()
         finally:
-            # stopped early (an error, Ctrl-C): temporary files nobody will rename are removed
+            # stopped early (an error, a stop signal): workers stop after their current file, and
+            # the temporary files nobody will rename are removed
+            stop.set()
             leftovers = list(pending)
             for future in window:
                 if not future.cancel():
@@ -260,6 +267,7 @@ class Runner:
                         pass
             for result in leftovers:
                 _discard(result)
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _real(self, path: str) -> str:
         """os.path.realpath, with each directory resolved once per run (thousands of files share a few)."""
@@ -272,6 +280,30 @@ class Runner:
 
     def _dest(self, rel: str, full: str) -> str:
         return full if self.in_place else os.path.join(self.output, rel)
+
+    def _renamed(self, rel: str) -> str:
+        """The structured layout's path of a file that is not DICOM: every folder and the file's name
+        (its known extension kept) replaced by keyed pseudonyms, so no input name reaches the output;
+        the same name gives the same pseudonym (a .hdr and its .img, an image and its .json stay
+        pairs). The table goes to --mapping."""
+        parts = rel.split(os.sep)
+        new = os.path.join(*[self.pseudo.short("folder", p) for p in parts[:-1]], self._renamed_name(parts[-1]))
+        self.pseudo.mapping.setdefault("path", {})[rel] = new
+        return new
+
+    def _renamed_path(self, value: str) -> str:
+        """A relative path written in a sidecar ("ses-1/func/x_bold.nii.gz", "bids::sub-1/..."), each
+        part renamed as the files themselves are."""
+        prefix = "bids::" if value.startswith("bids::") else ""
+        parts = value[len(prefix):].split("/")
+        folders = [p if p in ("", ".", "..") else self.pseudo.short("folder", p) for p in parts[:-1]]
+        return prefix + "/".join([*folders, self._renamed_name(parts[-1]) if parts[-1] else ""])
+
+    def _renamed_name(self, name: str) -> str:
+        low = name.lower()
+        ext = next((e for e in _KNOWN_EXTENSIONS if low.endswith(e) and len(name) > len(e)), "")
+        stem = name[:len(name) - len(ext)]
+        return self.pseudo.short("file", stem) + ext
 
     def _write(self, dest: str, data: bytes, extra=()):
         """Write one output (plus companions) atomically."""
@@ -286,12 +318,9 @@ class Runner:
             io.write_bytes_atomic(os.path.abspath(dest), data, force=force, made_dirs=self._made_dirs)
             return
         with io.atomic_outputs(dests, force=force) as temps:
-            with open(temps[0], "wb") as fh:
-                fh.write(data)
-            for tmp, (_, src) in zip(temps[1:], extra):
-                import shutil
-
-                shutil.copyfile(src, tmp)
+            for tmp, blob in zip(temps, [data, *[b for _, b in extra]]):
+                with open(tmp, "wb") as fh:
+                    fh.write(blob)
 
     def one(self, kind: str, root: str, rel: str, full: str, data: bytes | None = None) -> None:
         from . import headers
@@ -304,50 +333,33 @@ class Runner:
                 # anonymised all the same and stderr keeps medconv's one-line messages
                 warnings.simplefilter("ignore")
                 return self.dicom(rel, full, data)
-        if data is None or kind.endswith(".gz"):
-            data = io.read_bytes(full)  # gzip inflated
-        companions = []
-        if kind.endswith(".gz"):
-            if kind == "mgh.gz":
-                new, _ = headers.scrub_mgh(data, full)
-            else:
-                new, _ = headers.scrub_nifti_like(data, kind[:-3], full)
-            import gzip
-
-            new_bytes = gzip.compress(new, compresslevel=6, mtime=0)
-        elif kind in ("nifti1", "nifti2", "analyze"):
-            new_bytes, _ = headers.scrub_nifti_like(data, kind, full)
-            if full.lower().endswith(".hdr"):
-                img = full[:-4] + (".img" if full.endswith(".hdr") else ".IMG")
-                if not os.path.exists(img):
-                    raise InputError("the .img file of this .hdr is missing", full)
-                companions.append(img)
-        elif kind == "metaimage":
-            new_bytes, _ = headers.scrub_metaimage(data, full)
-            companions += _detached(new_bytes, full, b"elementdatafile", b"=")
-        elif kind == "nrrd":
-            new_bytes, _ = headers.scrub_nrrd(data, full)
-            companions += _detached(new_bytes, full, b"data file", b":")
-        elif kind == "json":
-            new_bytes, _ = headers.scrub_json(data, full)
-        elif kind == "mgh":
-            new_bytes, _ = headers.scrub_mgh(data, full)
-        elif kind == "minc":
-            new_bytes, _ = headers.scrub_minc(data, full)  # read back and compared with the input
-        elif kind in ("png", "jpeg", "tiff", "bmp"):
-            new_bytes, _ = headers.scrub_raster(kind, data, full)  # pixels decoded and compared
-        else:
+        if kind not in ("nifti1", "nifti2", "analyze", "metaimage", "nrrd", "json", "mgh", "minc", "png", "jpeg",
+                        "tiff", "bmp", "nifti1.gz", "nifti2.gz", "mgh.gz"):
             self.summary.skipped += 1
             return
-        dest = self._dest(rel, full)
+        # header scrubbed, data cut to what the header describes (companions: a detached data
+        # file, the .img of a .hdr); MINC and rasters are decoded again and compared
+        new_bytes, _, companions = headers.scrub_file(kind, full, data, keep_descriptors=self.opts.keep_descriptors)
+        renamed = not self.in_place and self.layout != "mirror"
+        dest = os.path.join(self.output, self._renamed(rel)) if renamed else self._dest(rel, full)
+        if renamed and kind == "json":
+            # paths to other files of the tree (IntendedFor, Sources) name them as they are now
+            new_bytes = headers.renamed_paths(new_bytes, self._renamed_path)
+        if renamed and not self._renamed_note:
+            self._renamed_note = True  # once per run
+            log.note("folder and file names of files other than DICOM are replaced by keyed pseudonyms "
+                     "(--mapping lists them; --layout mirror keeps the input's names)")
         extra = []
-        if not self.in_place and self.layout != "mirror" and not self._named_warned:
-            self._named_warned = True  # once per run; --layout mirror already warned about every name
-            log.warn("files other than DICOM keep their relative paths under the output; rename any "
-                     "folder or file whose name identifies someone", full)
-        if not self.in_place:
-            for c in companions:
-                extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), c))
+        for c, kept in companions:
+            if self.in_place:
+                refuse_linked(c)
+                extra.append((c, kept))
+            elif renamed:
+                name = self._renamed_name(os.path.basename(c))
+                new_bytes = headers.point_to(kind, new_bytes, name)  # a detached header names its data file
+                extra.append((os.path.join(os.path.dirname(dest), name), kept))
+            else:
+                extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), kept))
 
         self._write(dest, new_bytes, extra)
         self.summary.done += 1
@@ -418,15 +430,11 @@ class Runner:
                     raise OutputError("destination is a directory", dest)
                 if not self.force:
                     raise OutputError("destination exists (use --force to replace it)", dest)
-            try:
-                os.replace(tmp, dest)
-            except OSError as exc:
-                raise OutputError(f"cannot write here ({exc.strerror})", dest) from None
-            tmp = None
-            self.summary.done += 1
-        finally:
-            if tmp is not None:
-                _discard(result)
+        except BaseException:
+            _discard(result)
+            raise
+        io.commit_temp(tmp, dest)  # removed on any failure
+        self.summary.done += 1
 
     def _dicom_with_pydicom(self, full: str) -> dict | None:
         """The reference path, for every file fast.py steps aside from; None when there is nothing to write."""
@@ -535,6 +543,10 @@ def _write_dataset(ds) -> bytes:
 
 #: files per task of a worker process
 _CHUNK = 64
+#: extensions kept when a file is renamed (the rest of its name is replaced)
+_KNOWN_EXTENSIONS = (".nii.gz", ".hdr.gz", ".img.gz", ".raw.gz", ".nii", ".hdr", ".img", ".mha", ".mhd", ".raw",
+                     ".zraw", ".nrrd", ".nhdr", ".mgh", ".mgz", ".mnc", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
+                     ".bmp", ".json")
 
 
 def _take(iterator, n):
@@ -547,11 +559,13 @@ def _take(iterator, n):
 
 
 def _work_chunk(setup, paths):
-    """In a worker: the fast path over some files -> ([result or None], pseudonym mapping made).
+    """In a worker: the fast path over some files -> ([result or None], pseudonym mapping made,
+    whether a stop signal reached this worker).
 
     None means "the main process does this file" (not DICOM, large, unusual, or any error), so
     every message and failure is reported there, exactly as without workers.
     """
+    from ..batch import worker_stop
     from .fast import FastAnonymizer
 
     opts, key, skip_flagged, output = setup
@@ -559,20 +573,55 @@ def _work_chunk(setup, paths):
     fast = FastAnonymizer(Anonymizer(opts, pseudo))
     out = []
     made: set = set()
-    for full in paths:
-        try:
-            whole = []
-            if classify(full, keep=whole) != "dicom" or not whole:
-                out.append(None)
+    stop = worker_stop()
+    try:
+        for full in paths:
+            if _STOPPED or (stop is not None and stop.is_set()):
+                out.append(None)  # the run is ending: the rest of the chunk is not started
                 continue
-            result = fast.anonymize(whole[0], skip_flagged=skip_flagged)
-            if result is not None and output is not None and result.get("bytes") is not None:
-                folder = series_folder(output, pseudo, result)
-                result["tmp"] = io.write_temp(folder, result.pop("bytes"), made)
-            out.append(result)
-        except Exception:
-            out.append(None)  # the main process does it again, and reports what goes wrong
-    return out, pseudo.mapping
+            try:
+                whole = []
+                if classify(full, keep=whole) != "dicom" or not whole:
+                    out.append(None)
+                    continue
+                result = fast.anonymize(whole[0], skip_flagged=skip_flagged)
+                if result is not None and output is not None and result.get("bytes") is not None:
+                    folder = series_folder(output, pseudo, result)
+                    result["tmp"] = io.write_temp(folder, result.pop("bytes"), made)
+                out.append(result)
+            except Exception:
+                out.append(None)  # the main process does it again, and reports what goes wrong
+    except BaseException:
+        for result in out:
+            _discard(result)
+        io.remove_live_temps()
+        raise
+    io.LIVE_TEMPS.clear()  # the temporary files are the main process's now (it records them)
+    return out, pseudo.mapping, bool(_STOPPED)
+
+
+#: the stop signals a worker process received (it finishes its current file, then stops)
+_STOPPED: list = []
+
+
+def _init_worker(quiet: bool, stop) -> None:
+    """A worker of the parallel path: SIGINT, SIGTERM and SIGHUP (sent to the whole process group)
+    only make it stop after the current file; the main process removes what it wrote."""
+    import signal
+
+    from ..batch import init_worker as init
+
+    init(quiet, stop)
+
+    def stopping(signum, frame):
+        _STOPPED.append(signum)
+        if hasattr(signal, "alarm"):
+            signal.alarm(60)  # ended by SIGALRM should the main process be gone without stopping it
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, stopping)
 
 
 def series_folder(output: str, pseudo, result: dict) -> str:
@@ -581,14 +630,47 @@ def series_folder(output: str, pseudo, result: dict) -> str:
                         pseudo.short("series", result["series"]))
 
 
+#: the data files of a header (.hdr, .mhd, .nhdr), rewritten with it
+_DATA_FILES = (".img", ".img.gz", ".raw", ".raw.gz", ".zraw")
+
+
+def _linked(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISLNK(st.st_mode) or st.st_nlink > 1
+
+
+def refuse_linked(path: str) -> None:
+    """--in-place replaces a file by renaming a new one over it: on a symbolic link (DataLad and
+    git-annex trees) that replaces the link and leaves the identified file it points to, and on a
+    file with other hard links those names keep the original. Both are refused."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return  # reported when it is read
+    import stat
+
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise InputError(f"is a symbolic link to {target}: --in-place would replace the link and leave the "
+                         "file it points to as it is; unlock or copy the file first, or write to -o DIR", path)
+    if st.st_nlink > 1:
+        raise InputError(f"has {st.st_nlink} hard links: --in-place would replace this name only and the "
+                         "others would keep the original; write to -o DIR instead", path)
+
+
 def _discard(result) -> None:
     """Remove the temporary file of a worker's result that will not be renamed."""
     tmp = result.get("tmp") if isinstance(result, dict) else None
     if tmp:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        io.discard_temp(tmp)
 
 
 def _defined_lengths(ds) -> None:
@@ -669,21 +751,6 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "ANON"
 
 
-def _detached(header: bytes, path: str, key: bytes, sep: bytes) -> list:
-    """The relative data file a detached MetaImage/NRRD header names (to copy beside it)."""
-    for line in header.splitlines():
-        k, _, v = line.partition(sep)
-        if k.strip().lower() == key:
-            v = v.strip().decode("latin-1")
-            if v.upper() in ("LOCAL", "") or v.upper().startswith("LIST") or "%" in v:
-                return []
-            src = os.path.join(os.path.dirname(path), v)
-            if os.path.isabs(v) or os.sep in v or not os.path.exists(src):
-                raise InputError(f"the data file {v!r} must be a file beside the header", path)
-            return [src]
-    return []
-
-
 def _ensure_meta(ds) -> None:
     """Files read without a meta header get one matching their encoding, so they save as Part 10."""
     from pydicom.dataset import FileMetaDataset
@@ -726,10 +793,26 @@ def check_mapping_path(mapping: str, paths, output: str | None, in_place: bool, 
                              "identifiers; write it elsewhere")
     if os.path.lexists(mapping) and not force:
         raise OutputError("destination exists (use --force to replace it)", mapping)
+    if os.path.isdir(mapping):
+        raise OutputError("destination is a directory", mapping)
+    # the folder must exist and take a new file now: found only after the run, a mapping made
+    # with a random key would be lost for good
+    parent = os.path.dirname(os.path.abspath(mapping))
+    if not os.path.isdir(parent):
+        raise OutputError("the mapping's folder does not exist", mapping)
+    probe = os.path.join(parent, f".medconv-{os.urandom(6).hex()}.part")
+    try:
+        with io.uninterrupted:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write the mapping in this folder ({exc.strerror})", mapping) from None
 
 
-def finish(runner: Runner, mapping_path: str | None) -> int:
-    """Write the mapping, print the summary on stderr, return the exit code."""
+def finish(runner: Runner, mapping_path: str | None) -> None:
+    """Write the mapping and print the summary on stderr; BatchFailed (exit 5) when files failed
+    under --keep-going (the summary has said so)."""
     s = runner.summary
     if mapping_path:
         write_mapping(mapping_path, runner.pseudo.mapping, force=runner.force)
@@ -741,4 +824,7 @@ def finish(runner: Runner, mapping_path: str | None) -> int:
         log.warn(f"left out {s.unscrubbable} DICOM object(s) whose content cannot be de-identified (encapsulated "
                  "PDF/CDA/3D documents, raw data); --keep-unscrubbable copies them")
     log.note(f"anonymised {s.done} file(s), skipped {s.skipped} (not images), failed {s.failed}")
-    return 5 if s.failed else 0
+    if s.failed:
+        from ..errors import BatchFailed
+
+        raise BatchFailed(f"{s.failed} file(s) failed", reported=True)

@@ -206,30 +206,24 @@ def _review(tag: int, vr: str, action, letters) -> bool:
         row.options.get(x) == "C" for x in letters if x in profile.REVIEWED_CLEAN)
 
 
-def check_other(path: str, kind: str, findings: list) -> None:
-    from .. import io
+def check_other(path: str, kind: str, findings: list, letters=frozenset()) -> None:
+    """Findings for a file that is not DICOM: whatever anonymize would remove from it (fields,
+    bytes no header field accounts for, in the file and in its detached data or .img)."""
     from . import headers
 
-    def report(changed, label):
-        for name in changed:
-            findings.append({"path": path, "where": f"{label} {name}", "what": "identifying or free-text field"})
-
-    data = io.read_bytes(path)
-    kind = kind.removesuffix(".gz")
-    if kind == "mgh":
-        report(headers.scrub_mgh(data, path)[1], "MGH")
-    elif kind == "minc":
-        report(headers.scrub_minc(data, path, verify=False)[1], "MINC attribute")
-    elif kind in ("png", "jpeg", "tiff", "bmp"):
-        report(headers.scrub_raster(kind, data, path, verify=False)[1], f"{kind.upper()}")
-    elif kind in ("nifti1", "nifti2", "analyze"):
-        report(headers.scrub_nifti_like(data, kind, path)[1], kind)
-    elif kind == "metaimage":
-        report(headers.scrub_metaimage(data, path)[1], "MetaImage key")
-    elif kind == "nrrd":
-        report(headers.scrub_nrrd(data, path)[1], "NRRD field")
-    elif kind == "json":
-        report(headers.scrub_json(data, path)[1], "JSON key")
+    base = kind.removesuffix(".gz")
+    fmt = {"mgh": "MGH", "minc": "MINC", "png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP",
+           "metaimage": "MetaImage", "nrrd": "NRRD", "json": "JSON"}.get(base, base)
+    field = {"minc": "MINC attribute", "metaimage": "MetaImage key", "nrrd": "NRRD field", "json": "JSON key"}
+    # judged with the options given (--keep-descriptors keeps sidecar free text and unknown keys)
+    _, changed, _ = headers.scrub_file(kind, path, verify=False, keep_descriptors="S" in set(letters))
+    for name in changed:
+        stray = "data " in name or name.endswith(("data", "padding", "reserved fields")) or name.startswith("gzip")
+        if stray:
+            findings.append({"path": path, "where": f"{fmt} {name}", "what": "bytes that no header field accounts for"})
+        else:
+            findings.append({"path": path, "where": f"{field.get(base, fmt)} {name}",
+                             "what": "identifying or free-text field"})
 
 
 def check(paths, patient_ids=(), letters=frozenset()) -> list:
@@ -264,7 +258,7 @@ def check(paths, patient_ids=(), letters=frozenset()) -> list:
             if kind == "dicom":
                 check_dicom(full, findings, patient_ids, letters)
             else:
-                check_other(full, kind, findings)
+                check_other(full, kind, findings, letters)
         except MedconvError as exc:
             findings.append({"path": shown, "where": "file", "what": exc.message})
     return findings

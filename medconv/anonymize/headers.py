@@ -25,13 +25,18 @@ bit-identical. Every scrubber returns (new bytes, names of the fields it removed
   block) and TIFF (every tag not needed to decode or for geometry, EXIF/GPS IFDs,
   any other ASCII tag, unreferenced bytes) are edited at the byte level, never
   re-encoded; the pixels are decoded before and after and must be identical. BMP
-  has no text fields.
-- JSON sidecars: identifying keys (every DICOM keyword the profile does not keep), keys that are
-  not field names, tables of pseudonyms; a medconv mapping file is never copied.
+  is rebuilt from exactly its headers, masks, palette and pixel rows.
+- Bytes no header field accounts for (after the data, skipped before it, after a compressed
+  stream, in a gzip header, in a detached data file or a .hdr's .img) are dropped: scrub_file
+  applies all of this to one file and its data file, for anonymize and --check alike.
+- JSON sidecars: only known acquisition keys (sidecar_keys.py) at any depth; identifying keys,
+  free-text descriptors (unless --keep-descriptors), keys that are not field names, tables of
+  pseudonyms and unknown keys (unless --keep-descriptors) go; a medconv mapping file is never copied.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from ..errors import CorruptInput, MedconvError, UnsupportedFormat
@@ -43,6 +48,11 @@ NIFTI2_TEXT = {"descrip": (240, 80), "aux_file": (320, 24), "intent_name": (508,
 ANALYZE_TEXT = {"data_type": (4, 10), "db_name": (14, 18), "descrip": (148, 80), "aux_file": (228, 24),
                 "generated": (263, 10), "scannum": (273, 10), "patient_id": (283, 10), "exp_date": (293, 10),
                 "exp_time": (303, 10), "hist_un0": (313, 3)}
+#: (offset, length) of numeric fields no reader uses (NIfTI-1 kept them from Analyze unused; the
+#: last eight int32 of Analyze's data history): room for anything, zeroed
+NIFTI1_UNUSED = {"glmax": (140, 4), "glmin": (144, 4)}
+ANALYZE_UNUSED = {"session_error": (36, 2), "hkey_un0": (39, 1), "views": (316, 4), "vols_added": (320, 4), "start_field": (324, 4), "field_skip": (328, 4),
+                  "omax": (332, 4), "omin": (336, 4), "smax": (340, 4), "smin": (344, 4)}
 
 METAIMAGE_KEYS = {
     "objecttype", "objectsubtype", "ndims", "binarydata", "binarydatabyteordermsb", "byteordermsb",
@@ -108,7 +118,8 @@ def scrub_nifti_like(data: bytes, fmt: str, path: str) -> tuple:
     size = 540 if fmt == "nifti2" else 348
     if len(buf) < size:
         raise CorruptInput("header is truncated", path)
-    fields = {"nifti1": NIFTI1_TEXT, "nifti2": NIFTI2_TEXT, "analyze": ANALYZE_TEXT}[fmt]
+    fields = {"nifti1": {**NIFTI1_TEXT, **NIFTI1_UNUSED}, "nifti2": NIFTI2_TEXT,
+              "analyze": {**ANALYZE_TEXT, **ANALYZE_UNUSED}}[fmt]
     changed = _blank(buf, fields)
     import struct
 
@@ -142,22 +153,10 @@ def scrub_nifti_like(data: bytes, fmt: str, path: str) -> tuple:
 def _nifti_data_end(buf, fmt: str, endian: str, vox: int):
     """vox_offset + the voxel data's size of a single-file NIfTI, or None when the header's dim
     and bitpix do not give a size (the file is then kept to its end)."""
-    import struct
-
-    if fmt == "nifti1":
-        dims = struct.unpack_from(endian + "8h", buf, 40)
-        (bitpix,) = struct.unpack_from(endian + "h", buf, 72)
-    else:
-        dims = struct.unpack_from(endian + "8q", buf, 16)
-        (bitpix,) = struct.unpack_from(endian + "h", buf, 14)
-    if not 1 <= dims[0] <= 7 or bitpix <= 0 or bitpix % 8 or vox < (348 if fmt == "nifti1" else 540):
+    if vox < (348 if fmt == "nifti1" else 540):
         return None
-    count = 1
-    for d in dims[1:dims[0] + 1]:
-        if d < 1:
-            return None
-        count *= d
-    return vox + count * (bitpix // 8)
+    nbytes = _nifti_voxel_bytes(buf, fmt, endian)
+    return None if nbytes is None else vox + nbytes
 
 
 def _analyze_originator_text(buf, endian: str) -> bool:
@@ -183,12 +182,20 @@ def scrub_metaimage(data: bytes, path: str) -> tuple:
         line = data[pos:end]
         pos = end
         key = line.split(b"=", 1)[0].strip().decode("latin-1").lower()
-        if key in METAIMAGE_KEYS:
+        if key == "headersize":
+            pass  # the bytes it skips are dropped with it (data_region)
+        elif key in METAIMAGE_KEYS:
             out.append(line)
         elif line.strip():
             changed.append(key or "?")
         if key == "elementdatafile":
-            return b"".join(out) + data[pos:], changed
+            layout = metaimage_layout(data[:pos], path)
+            if layout["file"].upper() != "LOCAL":  # detached: see scrub_file
+                if any(data[pos:]):
+                    changed.append("data after the header")
+                return b"".join(out), changed
+            kept, more = data_region(data, pos, layout, path)
+            return b"".join(out) + kept, changed + more
     raise CorruptInput("MetaImage header has no ElementDataFile line", path)
 
 
@@ -209,7 +216,13 @@ def scrub_nrrd(data: bytes, path: str) -> tuple:
             continue
         if not text:
             out.append(line)
-            return b"".join(out) + data[pos:], changed
+            layout = nrrd_layout(data[:pos], path)
+            if layout["file"]:  # detached: see scrub_file
+                if any(data[pos:]):
+                    changed.append("data after the header")
+                return b"".join(out), changed
+            kept, more = data_region(data, pos, layout, path)
+            return b"".join(out) + kept, changed + more
         if text.startswith("#"):
             changed.append("comment")
             continue
@@ -230,6 +243,8 @@ def scrub_nrrd(data: bytes, path: str) -> tuple:
                 out.append(line)
             else:
                 changed.append(field)
+        elif field in ("line skip", "lineskip", "byte skip", "byteskip"):
+            pass  # the bytes they skip are dropped with them (data_region)
         elif field in NRRD_FIELDS:
             out.append(line)
         else:
@@ -253,11 +268,11 @@ def _pseudonym_table(o) -> bool:
 
 
 def is_mapping(obj) -> bool:
-    """True for a medconv --mapping table: a JSON object whose keys are among "patient"/"uid" with
+    """True for a medconv --mapping table: a JSON object whose keys are among "patient"/"uid"/"path" with
     dict values, or whose values are all tables of original -> pseudonym."""
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, dict) for v in obj.values()):
         return False
-    return set(obj) <= {"patient", "uid"} or all(_pseudonym_table(v) for v in obj.values())
+    return set(obj) <= {"patient", "uid", "path"} or all(_pseudonym_table(v) for v in obj.values())
 
 
 def mapping_file(path: str, data: bytes | None = None) -> bool:
@@ -268,7 +283,7 @@ def mapping_file(path: str, data: bytes | None = None) -> bool:
                 data = fh.read()
         except OSError:
             return False
-    if not any(m in data for m in (b'"patient"', b'"uid"', b'"ANON-', b'"2.25.')):
+    if not any(m in data for m in (b'"patient"', b'"uid"', b'"path"', b'"ANON-', b'"2.25.')):
         return False  # cheap: a sidecar is not parsed twice
     try:
         return is_mapping(json.loads(data.decode("utf-8-sig")))
@@ -276,11 +291,21 @@ def mapping_file(path: str, data: bytes | None = None) -> bool:
         return False
 
 
-def scrub_json(data: bytes, path: str) -> tuple:
-    """(new bytes, keys removed) of a JSON sidecar: at any depth, keys that identify (SIDECAR_KEYS,
-    names, births, addresses, physicians, comments, institution...), keys that do not look like a
-    field name (a name, ID or UID used as a key), and tables of original -> pseudonym are removed. A medconv mapping file is
-    refused (it is never copied). A UTF-8 byte order mark is accepted and not written back."""
+_KNOWN: set = set()
+
+
+def scrub_json(data: bytes, path: str, keep_descriptors: bool = False) -> tuple:
+    """(new bytes, keys removed) of a JSON sidecar: at any depth, only the acquisition keys of
+    sidecar_keys (BIDS, dcm2niix, medconv's own) are kept; removed are keys that identify
+    (SIDECAR_KEYS: the profile's keywords it does not keep), free-text DESCRIPTORS, keys that do not
+    look like a field name (a name, ID or UID used as a key), tables of original -> pseudonym and
+    every unknown key. With `keep_descriptors` the descriptors and unknown keys stay (the
+    identifying ones still go). A medconv mapping file is refused (it is never copied). A UTF-8
+    byte order mark is accepted and not written back."""
+    from .sidecar_keys import DESCRIPTORS, LABELLED, allowed
+
+    if not _KNOWN:
+        _KNOWN.update(allowed())
     try:
         obj = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -289,27 +314,67 @@ def scrub_json(data: bytes, path: str) -> tuple:
         raise UnsupportedFormat(MAPPING_MESSAGE, path)
     changed = []
 
-    def walk(o):
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) or (
+            isinstance(v, list) and all(number(x) for x in v))
+
+    def walk(o, labelled=False):
         if isinstance(o, dict):
             for k in list(o):
                 low = k.lower()
-                if low in SIDECAR_KEYS or re.search(r"(name|birth|address|physician|comments?)$|^institution", low):
-                    changed.append(k)
-                    del o[k]
-                elif not _JSON_FIELD.fullmatch(k) or _PSEUDONYM_VALUE.fullmatch(k):
+                if not _JSON_FIELD.fullmatch(k) or _PSEUDONYM_VALUE.fullmatch(k):
                     changed.append("key that is not a field name")  # the key itself may identify
+                    del o[k]
+                elif labelled:  # landmark labels: numbers only
+                    if not number(o[k]):
+                        changed.append(k)
+                        del o[k]
+                elif low in DESCRIPTORS:
+                    if not keep_descriptors:
+                        changed.append(f"{k} (free text)")
+                        del o[k]
+                elif low in SIDECAR_KEYS or (low not in _KNOWN and re.search(
+                        r"(name|birth|address|physician|comments?)$|^institution", low)):
+                    changed.append(k)
                     del o[k]
                 elif _pseudonym_table(o[k]):
                     changed.append(k)  # original -> pseudonym: its keys are the originals
                     del o[k]
+                elif low not in _KNOWN and not keep_descriptors:
+                    changed.append(f"unknown key {k}")
+                    del o[k]
                 else:
-                    walk(o[k])
+                    walk(o[k], labelled=low in LABELLED)
         elif isinstance(o, list):
             for v in o:
                 walk(v)
 
     walk(obj)
     return (json.dumps(obj, indent=2) + "\n").encode("utf-8"), changed
+
+
+#: sidecar keys whose values are paths to other files of the tree
+PATH_KEYS = {"intendedfor", "sources", "rawsources", "associatedemptyroom"}
+
+
+def renamed_paths(data: bytes, rename) -> bytes:
+    """A scrubbed sidecar whose path values (PATH_KEYS, at any depth) go through `rename`."""
+    obj = json.loads(data.decode("utf-8"))
+
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k.lower() in PATH_KEYS:
+                    o[k] = rename(v) if isinstance(v, str) else [rename(x) if isinstance(x, str) else x for x in v] \
+                        if isinstance(v, list) else v
+                else:
+                    walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(obj)
+    return (json.dumps(obj, indent=2) + "\n").encode("utf-8")
 
 
 # --- MGH / MGZ -------------------------------------------------------------------------------
@@ -425,11 +490,48 @@ def scrub_minc(data: bytes, path: str, verify: bool = True) -> tuple:
             new, changed = _scrub_minc2(data, path)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # h5py on a damaged file
             raise CorruptInput(f"cannot copy the MINC2 objects ({type(exc).__name__})", path) from None
+        end = _hdf5_end(data)
+        if end is not None and any(memoryview(data)[end:]):
+            changed.append("data after the HDF5 file")  # the copy ends where HDF5 says
+        elif _strings(data) - _strings(new):
+            # text left in HDF5 free space (an attribute deleted by another tool, say): the copy,
+            # made object by object, holds none of it
+            changed.append("data that no HDF5 object holds")
     else:
         raise CorruptInput("not a MINC file (neither NetCDF nor HDF5)", path)
-    if verify and changed:
+    hdf5 = data[:4] != b"CDF\x01" and data[:4] != b"CDF\x02"
+    if verify and (changed or hdf5):
         _verify_minc(path, new)
-    return (new, changed) if changed else (data, changed)
+    # MINC2 is always written as the copy: stale bytes in free space need not be printable to matter
+    return (new, changed) if changed or hdf5 else (data, changed)
+
+
+def _strings(data: bytes) -> set:
+    """Runs of 6 or more printable ASCII characters."""
+    return set(re.findall(rb"[\x20-\x7e]{6,}", data))
+
+
+def _hdf5_end(data: bytes):
+    """The end-of-file address of an HDF5 file whose superblock is at offset 0, or None."""
+    import struct
+
+    version = data[8] if len(data) > 8 else None
+    try:
+        if version in (0, 1):
+            size_off = data[13]
+            at = 24 + (4 if version == 1 else 0) + 2 * size_off  # base and free-space addresses skipped
+        elif version in (2, 3):
+            size_off = data[9]
+            at = 12 + 2 * size_off  # base and superblock-extension addresses skipped
+        else:
+            return None
+        fmt = {4: "<I", 8: "<Q"}.get(size_off)
+        if fmt is None:
+            return None
+        (end,) = struct.unpack_from(fmt, data, at)
+    except (IndexError, struct.error):
+        return None
+    return end if 0 < end <= len(data) else None
 
 
 def _minc2_keep(root) -> list:
@@ -594,6 +696,7 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
             nonlocal pos
             n = u32()
             s = data[pos:pos + n]
+            padding.append(data[pos + n:pos + _pad4(n)])
             pos += _pad4(n)
             return s.decode("utf-8", "replace")
 
@@ -607,9 +710,11 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
                 key, typ, count = name(), u32(), u32()
                 size = count * _NC_SIZE[typ]
                 out.append((key, typ, count, data[pos:pos + size]))
+                padding.append(data[pos + size:pos + _pad4(size)])
                 pos += _pad4(size)
             return out
 
+        padding: list = []  # the bytes that round names and values up to 4: zero in a clean file
         numrecs = u32()
         tag, n = u32(), u32()
         dims = [(name(), u32()) for _ in range(n)] if tag == 0x0A else []
@@ -636,7 +741,7 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
 
     if any(i >= len(dims) for v in variables for i in v[1]):
         raise CorruptInput("malformed NetCDF header (unknown dimension)", path)
-    changed = []
+    changed = ["header padding"] if any(any(p) for p in padding) else []
     keep = [v for v in variables if v[0] in _MINC1_KEEP]
     for v in variables:
         if v[0] not in _MINC1_KEEP:
@@ -684,6 +789,16 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
 
     ends = [v[5] + nbytes(v) for v in variables if not is_record(v)] + ([rec_end] if rec_end is not None else [])
     data_end = len(data) if records_all and rec_end is None else max(ends + [pos])
+    # bytes between the header and the variables' data, or between variables, belong to nothing:
+    # the file is then written again from its variables
+    used = sorted([(0, pos)] + [(v[5], v[5] + nbytes(v)) for v in variables if not is_record(v)]
+                  + ([(rec_start, data_end)] if records_all else []))
+    cursor = 0
+    for start, end in used:
+        if start > cursor and any(memoryview(data)[cursor:min(start, data_end)]):
+            changed.append("data between the variables")
+            break
+        cursor = max(cursor, end)
     if not changed:
         if len(data) > data_end and any(data[data_end:]):
             # bytes after the last variable's data belong to nothing: dropped
@@ -760,16 +875,47 @@ def scrub_png(data: bytes, path: str) -> tuple:
         end = pos + 12 + n
         if end > len(data):
             raise CorruptInput("PNG file is truncated", path)
-        if not kind[0] & 0x20 or kind in _PNG_KEEP:  # bit 5 of the first letter clear: critical
+        if kind in (b"IHDR", b"PLTE", b"IDAT") or kind in _PNG_KEEP:
             out.append(data[pos:end])
-        else:
+        elif kind == b"IEND":
+            if n:
+                changed.append("data in IEND")
+            out.append(b"\x00\x00\x00\x00IEND\xaeB`\x82")
+        else:  # text, time, unknown ancillary chunks, and critical ones no decoder knows
             changed.append(kind.decode("latin-1"))
         pos = end
         if kind == b"IEND":
             break
     if any(data[pos:]):
         changed.append("data after IEND")
-    return b"".join(out), changed
+    return _png_stream_only(out, changed, path), changed
+
+
+def _png_stream_only(chunks: list, changed: list, path: str) -> bytes:
+    """The chunks with the image data (IDAT) cut to its zlib stream: bytes after the stream's end
+    are read by no decoder. Written as one IDAT chunk when anything is cut."""
+    import struct
+    import zlib
+
+    idat = [i for i, c in enumerate(chunks) if c[4:8] == b"IDAT"]
+    if not idat:
+        return b"".join(chunks)
+    stream = b"".join(chunks[i][8:-4] for i in idat)
+    dec = zlib.decompressobj()
+    try:  # the output is discarded as it comes: only where the stream ends matters
+        dec.decompress(stream, 1 << 24)
+        while dec.unconsumed_tail and not dec.eof:
+            dec.decompress(dec.unconsumed_tail, 1 << 24)
+    except zlib.error:
+        return b"".join(chunks)  # not for this function to judge: the pixel comparison does
+    if not dec.eof or not dec.unused_data:
+        return b"".join(chunks)
+    end = len(stream) - len(dec.unused_data)
+    if any(stream[end:]):
+        changed.append("data after the image stream")
+    body = stream[:end]
+    one = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    return b"".join(chunks[:idat[0]]) + one + b"".join(c for i, c in enumerate(chunks) if i > idat[0] and i not in idat)
 
 
 def _exif_orientation(seg: bytes):
@@ -998,6 +1144,28 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
 
     kept_ifds = []
 
+    def strip_needs(by_tag, n):
+        """Bytes each of `n` uncompressed strips holds rows for (a byte count claiming more leaves
+        room no decoder reads); no limit (a huge number) when the tags do not say."""
+        none = [1 << 62] * n
+        try:
+            def first(tag, default):
+                return numbers(*by_tag[tag])[0] if tag in by_tag else default
+
+            if first(259, 1) != 1:
+                return none
+            width, length, spp = first(256, 0), first(257, 0), first(277, 1)
+            bits = numbers(*by_tag[258]) if 258 in by_tag else [1]
+            rps = min(first(278, length) or length, length)
+            planar = first(284, 1) == 2
+            if not (width and length and rps and bits):
+                return none
+            stride = (width * (bits[0] if planar else sum(bits if len(bits) == spp else bits[:1] * spp)) + 7) // 8
+            per_plane = -(-length // rps)
+            return [min(rps, length - (i % per_plane) * rps) * stride for i in range(n)]
+        except (IndexError, struct.error, ValueError, TypeError, ZeroDivisionError):
+            return none
+
     def ifd(off):
         items, nxt = entries(off)
         kept_ifds.append(off)
@@ -1036,8 +1204,10 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
             by_tag[tag] = (typ, count, raw)
         for a, b in _TIFF_DATA:
             if a in by_tag and b in by_tag:
-                starts = numbers(*by_tag[a])
-                used += [(o, o + n) for o, n in zip(starts, numbers(*by_tag[b]))]
+                starts, counts = numbers(*by_tag[a]), numbers(*by_tag[b])
+                if a == 273:  # uncompressed strips: only the bytes of their rows are read
+                    counts = [min(n, need) for n, need in zip(counts, strip_needs(by_tag, len(counts)))]
+                used += [(o, o + n) for o, n in zip(starts, counts)]
     used.sort()
     cursor, slack = 0, False
     for start, end in used:
@@ -1079,15 +1249,100 @@ def _same_pixels(old: bytes, new: bytes, path: str) -> None:
         raise UnsupportedFormat("the pixels would change when the metadata is removed; not anonymised", path)
 
 
+def _rle_end(data, start: int, four: bool, path: str) -> int:
+    """Offset just after the end-of-bitmap marker of BMP RLE8/RLE4 data starting at `start`."""
+    i = start
+    while i + 1 < len(data):
+        count, code = data[i], data[i + 1]
+        i += 2
+        if count or code == 0:
+            continue  # a run, or the end of a line
+        if code == 1:
+            return i
+        if code == 2:
+            i += 2  # delta
+        else:
+            n = (code + 1) // 2 if four else code  # absolute run, padded to 16 bits
+            i += n + (n & 1)
+    raise CorruptInput("BMP RLE data has no end-of-bitmap marker", path)
+
+
+def scrub_bmp(data: bytes, path: str) -> tuple:
+    """Rebuild a BMP from exactly what its headers describe: file header (reserved fields zeroed),
+    DIB header, bit masks, palette and pixel rows (their padding zeroed). A gap before the pixels,
+    bytes after them and an embedded or linked colour profile are dropped."""
+    import struct
+
+    if data[:2] != b"BM" or len(data) < 26:
+        raise CorruptInput("not a BMP file", path)
+    (off,) = struct.unpack_from("<I", data, 10)
+    (hsize,) = struct.unpack_from("<I", data, 14)
+    changed = []
+    if hsize == 12:
+        width, height, _, bits = struct.unpack_from("<HHHH", data, 18)
+        compression, entry, colours = 0, 3, 0
+    elif hsize in (16, 40, 52, 56, 64, 108, 124):
+        if len(data) < 14 + max(hsize, 40):
+            raise CorruptInput("BMP header is truncated", path)
+        width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
+        (colours,) = struct.unpack_from("<I", data, 46)
+        entry = 4
+    else:
+        raise CorruptInput(f"unknown BMP header size {hsize}", path)
+    if compression in (4, 5):
+        raise UnsupportedFormat("BMP holding a JPEG or PNG stream is not supported; convert it first", path)
+    dib = bytearray(data[14:14 + hsize])
+    masks = 12 if compression == 3 and hsize == 40 else 16 if compression == 6 and hsize == 40 else 0
+    palette = (colours or (1 << bits)) * entry if bits <= 8 else colours * entry
+    at = 14 + hsize + masks + palette
+    if hsize == 124 and dib[56:60] in (b"DEBM", b"KNIL"):  # PROFILE_EMBEDDED / PROFILE_LINKED (a file name)
+        changed.append("colour profile")
+        dib[56:60] = b"BGRs"  # sRGB
+        dib[112:120] = bytes(8)  # profile offset and size
+    if off < at or off > len(data):
+        raise CorruptInput("BMP pixel offset is inside the headers or past the end", path)
+    rows = abs(height)
+    if compression in (1, 2):
+        end = _rle_end(data, off, compression == 2, path)
+        pixels = bytearray(data[off:end])
+    else:
+        stride = ((width * bits + 31) // 32) * 4
+        need = stride * rows
+        if off + need > len(data):
+            raise CorruptInput(f"BMP pixel data is {len(data) - off} bytes, the header needs {need}", path)
+        pixels = bytearray(data[off:off + need])
+        used = (width * bits + 7) // 8
+        if used < stride:
+            padding = False
+            for r in range(rows):
+                row = memoryview(pixels)[r * stride + used:(r + 1) * stride]
+                if any(row):
+                    padding = True
+                    pixels[r * stride + used:(r + 1) * stride] = bytes(stride - used)
+            if padding:
+                changed.append("row padding")
+        end = off + need
+    if any(data[6:10]):
+        changed.append("reserved fields")
+    if any(data[at:off]):
+        changed.append("data before the pixels")
+    if any(data[end:]):
+        changed.append("data after the pixels")
+    if hsize >= 40 and struct.unpack_from("<I", dib, 20)[0]:
+        struct.pack_into("<I", dib, 20, len(pixels))  # biSizeImage: what is there now
+    head = data[14 + hsize:at]
+    total = at + len(pixels)
+    out = b"BM" + struct.pack("<IHHI", total, 0, 0, at) + bytes(dib) + head + bytes(pixels)
+    return (out if changed else data), changed
+
+
 def scrub_raster(kind: str, data: bytes, path: str, verify: bool = True) -> tuple:
     """(new bytes, fields removed) for png, jpeg, tiff or bmp; with `verify` the pixels are decoded
     before and after and must be identical."""
-    if kind == "bmp":
-        return data, []  # no text fields
     import struct
 
     try:
-        new, changed = {"png": scrub_png, "jpeg": scrub_jpeg, "tiff": scrub_tiff}[kind](data, path)
+        new, changed = {"png": scrub_png, "jpeg": scrub_jpeg, "tiff": scrub_tiff, "bmp": scrub_bmp}[kind](data, path)
     except (struct.error, IndexError, ValueError, OverflowError):
         raise CorruptInput(f"malformed {kind.upper()} structure", path) from None
     if not changed:
@@ -1095,3 +1350,462 @@ def scrub_raster(kind: str, data: bytes, path: str, verify: bool = True) -> tupl
     if verify:
         _same_pixels(data, new, path)
     return new, changed
+
+
+# --- bytes that no header field accounts for ----------------------------------------------------
+#
+# Whatever lies outside the bytes a header describes (after the voxels, skipped before them, after
+# a compressed stream, in a gzip header's name or comment) is dropped: the kept bytes are exactly
+# the ones a reader uses. The names returned go to --check like any removed field.
+
+#: bytes per MetaImage element type
+_MET_SIZE = {"MET_CHAR": 1, "MET_ASCII_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4,
+             "MET_UINT": 4, "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8,
+             "MET_FLOAT": 4, "MET_DOUBLE": 8}
+#: bytes per NRRD type name
+_NRRD_SIZE = {}
+for _size, _names in ((1, "signed char,int8,int8_t,uchar,unsigned char,uint8,uint8_t,char"),
+                      (2, "short,short int,signed short,signed short int,int16,int16_t,ushort,unsigned short,"
+                          "unsigned short int,uint16,uint16_t"),
+                      (4, "int,signed int,int32,int32_t,uint,unsigned int,uint32,uint32_t,float"),
+                      (8, "longlong,long long,long long int,signed long long,signed long long int,int64,int64_t,"
+                          "ulonglong,unsigned long long,unsigned long long int,uint64,uint64_t,double")):
+    for _name in _names.split(","):
+        _NRRD_SIZE[_name] = _size
+_NRRD_ENCODING = {"raw": "raw", "gz": "gzip", "gzip": "gzip", "bz2": "bzip2", "bzip2": "bzip2", "txt": "ascii",
+                  "text": "ascii", "ascii": "ascii", "hex": "hex"}
+_NUMBER = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def _gzip_header(raw, pos: int, path: str) -> tuple:
+    """(offset of the deflate data, fields found) of the gzip member header at `pos`."""
+    import struct
+
+    if len(raw) < pos + 10 or raw[pos + 2] != 8:
+        raise CorruptInput("malformed gzip header", path)
+    flags, at, found = raw[pos + 3], pos + 10, []
+    try:
+        if flags & 4:  # FEXTRA
+            (n,) = struct.unpack_from("<H", raw, at)
+            if any(raw[at + 2:at + 2 + n]):
+                found.append("gzip extra field")
+            at += 2 + n
+        for bit, name in ((8, "gzip file name"), (16, "gzip comment")):
+            if flags & bit:
+                end = raw.index(b"\x00", at)
+                if end > at:
+                    found.append(name)
+                at = end + 1
+        if flags & 2:  # FHCRC
+            at += 2
+    except (struct.error, ValueError):
+        raise CorruptInput("malformed gzip header", path) from None
+    if at > len(raw):
+        raise CorruptInput("malformed gzip header", path)
+    return at, found
+
+
+def inflate_gzip(raw: bytes, path: str, limit: int | None = None, what: str = "data after the image") -> tuple:
+    """(inflated bytes, what is not kept): every gzip member of `raw`, inflated up to `limit` bytes
+    (memory stays within it). Reported: the gzip header's file name, comment or extra field (written
+    back empty), bytes after the last member and inflated bytes beyond `limit` (named `what`)."""
+    import zlib
+
+    out, notes, pos, total = [], [], 0, 0
+    view = memoryview(raw)
+    while pos < len(raw):
+        if raw[pos:pos + 2] != b"\x1f\x8b":
+            if pos == 0:
+                raise CorruptInput("not a gzip file", path)
+            if any(view[pos:]):
+                notes.append("data after the gzip stream")
+            break
+        start, found = _gzip_header(raw, pos, path)
+        notes += [f for f in found if f not in notes]
+        dec = zlib.decompressobj(-15)
+        room = None if limit is None else max(limit - total, 0)
+        try:
+            piece = dec.decompress(view[start:]) if room is None else dec.decompress(view[start:], room + 1)
+        except zlib.error as exc:
+            raise CorruptInput(f"compressed data is corrupt ({exc})", path) from None
+        if room is not None and len(piece) > room:
+            out.append(piece[:room])
+            notes.append(what)  # more than the header accounts for: not inflated further
+            break
+        out.append(piece)
+        total += len(piece)
+        if not dec.eof:
+            raise CorruptInput("compressed data is truncated", path)
+        pos = len(raw) - len(dec.unused_data) + 8  # after the member's CRC32 and size
+    return b"".join(out), notes
+
+
+def _compressed_end(raw, start: int, size: int, encoding: str, path: str) -> tuple:
+    """(end offset, decoded bytes, fields found in gzip headers) of the compressed streams (zlib, gzip
+    members or bzip2) from `start` that decode to at least `size` bytes; output discarded as it comes."""
+    import bz2
+    import zlib
+
+    view, pos, got, named = memoryview(raw), start, 0, []
+    try:
+        while got < size:
+            if pos >= len(raw):
+                raise CorruptInput(f"compressed data is truncated ({got} of {size} bytes)", path)
+            if encoding != "bzip2" and raw[pos:pos + 2] == b"\x1f\x8b":
+                named += [f for f in _gzip_header(raw, pos, path)[1] if f not in named]
+            dec = bz2.BZ2Decompressor() if encoding == "bzip2" else zlib.decompressobj(47)  # zlib or gzip
+            got += len(dec.decompress(view[pos:], 1 << 22))
+            while not dec.eof:
+                if encoding == "bzip2":
+                    if dec.needs_input:
+                        raise CorruptInput("compressed data is truncated", path)
+                    got += len(dec.decompress(b"", 1 << 22))
+                else:
+                    if not dec.unconsumed_tail:
+                        raise CorruptInput("compressed data is truncated", path)
+                    got += len(dec.decompress(dec.unconsumed_tail, 1 << 22))
+            pos = len(raw) - len(dec.unused_data)
+    except (zlib.error, OSError, ValueError, EOFError) as exc:
+        raise CorruptInput(f"compressed data is corrupt ({exc})", path) from None
+    return pos, got, named
+
+
+def _text_end(raw, start: int, count: int, path: str, hexdigits: bool = False) -> int:
+    """Offset just after the `count`-th number (or, hex, the 2*count-th hex digit) from `start`,
+    with its line end; anything but numbers and separators before it is refused."""
+    if hexdigits:
+        regex, sep, need = re.compile(rb"[0-9A-Fa-f]"), re.compile(rb"\s*"), 2 * count
+    else:
+        regex, sep, need = _NUMBER, re.compile(rb"[\s,]*"), count
+    pos, seen = start, 0
+    while seen < need:
+        pos = sep.match(raw, pos).end()
+        m = regex.match(raw, pos)
+        if not m:
+            if pos >= len(raw):
+                raise CorruptInput("the text data holds fewer values than the header says", path)
+            raise CorruptInput("the text data holds something that is not a value", path)
+        pos, seen = m.end(), seen + 1
+    if raw[pos:pos + 2] == b"\r\n":
+        return pos + 2
+    return pos + 1 if raw[pos:pos + 1] == b"\n" else pos
+
+
+def _skip_lines(raw, start: int, lines: int, path: str) -> int:
+    for _ in range(lines):
+        end = raw.find(b"\n", start)
+        if end < 0:
+            raise CorruptInput("line skip goes past the end of the data", path)
+        start = end + 1
+    return start
+
+
+def data_region(raw, start: int, layout: dict, path: str) -> tuple:
+    """(kept bytes, names of what is dropped) of the data that follows an attached header from
+    `start` (0 for a detached data file), as `layout` (metaimage_layout/nrrd_layout) describes it:
+    skipped lines and bytes, and whatever follows the data, go; so do decoded bytes beyond the
+    header's size (the stream is then compressed again)."""
+    changed = []
+    view = memoryview(raw)
+    first = start
+    start = _skip_lines(raw, start, layout.get("line_skip", 0), path)
+    skip, size, enc = layout.get("byte_skip", 0), layout["size"], layout["encoding"]
+    if skip == -1:
+        if enc != "raw":
+            raise CorruptInput("a header size or byte skip of -1 needs raw data", path)
+        begin = len(raw) - size
+        if begin < start:
+            raise CorruptInput(f"the data is {len(raw) - start} bytes, the header needs {size}", path)
+    elif skip and enc != "raw" and layout.get("skip_decoded"):
+        raise UnsupportedFormat("NRRD byte skip inside compressed or text data is not supported; convert the "
+                                "file to NIfTI first", path)
+    else:
+        begin = start + skip
+    if begin > first and any(view[first:begin]):
+        changed.append("data skipped before the voxels")
+    kept = None
+    if enc == "raw":
+        end = begin + size
+        if end > len(raw):
+            raise CorruptInput(f"the data is {len(raw) - begin} bytes, the header needs {size}", path)
+    elif enc in ("zlib", "gzip", "bzip2"):
+        end, got, named = _compressed_end(raw, begin, size, enc, path)
+        if got > size or named:  # more than the voxels, or a name in a gzip header: compressed again
+            changed += named + (["data after the voxels"] if got > size else [])
+            kept = _recompress(bytes(view[begin:end]), size, enc, path)
+    else:
+        end = _text_end(raw, begin, size, path, hexdigits=enc == "hex")
+    if end < len(raw) and any(view[end:]):
+        changed.append("data after the voxels")
+    if kept is None:
+        kept = raw if (begin, end) == (0, len(raw)) and isinstance(raw, bytes) else bytes(view[begin:end])
+    return kept, changed
+
+
+def _recompress(blob: bytes, size: int, encoding: str, path: str) -> bytes:
+    import bz2
+    import gzip
+    import zlib
+
+    if encoding == "bzip2":
+        dec = bz2.BZ2Decompressor()
+        data = dec.decompress(blob, size)
+        while len(data) < size and not dec.eof:
+            data += dec.decompress(b"", size - len(data))
+        return bz2.compress(data[:size])
+    if blob[:2] == b"\x1f\x8b":
+        return gzip.compress(inflate_gzip(blob, path, limit=size)[0], compresslevel=6, mtime=0)
+    dec = zlib.decompressobj()
+    return zlib.compress(dec.decompress(blob, size), 6)
+
+
+def _header_lines(text: bytes, sep: str) -> dict:
+    out = {}
+    for line in text.decode("latin-1").splitlines():
+        if line.startswith("#") or sep not in line or (sep == ":" and ":=" in line):
+            continue
+        k, _, v = line.partition(sep)
+        out.setdefault(k.strip().lower(), v.strip())
+    return out
+
+
+def metaimage_layout(header: bytes, path: str) -> dict:
+    """Data size, encoding, header size and data file of a MetaImage header."""
+    h = _header_lines(header, "=")
+    try:
+        dims = [int(x) for x in h["dimsize"].split()]
+        elem = _MET_SIZE[h["elementtype"].upper()]
+        channels = int(h.get("elementnumberofchannels", "1") or 1)
+        skip = int(h.get("headersize", "0") or 0)
+    except (KeyError, ValueError):
+        raise CorruptInput("MetaImage header without a valid DimSize or ElementType", path) from None
+    size = channels
+    for d in dims:
+        size *= d
+    compressed = h.get("compresseddata", "false").lower() == "true"
+    binary = h.get("binarydata", "true").lower() != "false"
+    return {"size": size if not binary else size * elem,
+            "encoding": "zlib" if compressed else ("raw" if binary else "ascii"),
+            "byte_skip": max(skip, -1), "file": h.get("elementdatafile", "")}
+
+
+def nrrd_layout(header: bytes, path: str) -> dict:
+    """Data size, encoding, skips and data file of a NRRD header."""
+    h = _header_lines(header, ":")
+    try:
+        sizes = [int(x) for x in h["sizes"].split()]
+        elem = _NRRD_SIZE[re.sub(r"\s+", " ", h["type"].lower())]
+        enc = _NRRD_ENCODING[h.get("encoding", "").lower()]
+        line_skip = int(h.get("line skip", h.get("lineskip", "0")) or 0)
+        byte_skip = int(h.get("byte skip", h.get("byteskip", "0")) or 0)
+    except (KeyError, ValueError):
+        raise CorruptInput("NRRD header without valid sizes, type or encoding", path) from None
+    size = 1
+    for d in sizes:
+        size *= d
+    return {"size": size if enc in ("ascii",) else size * elem, "encoding": enc, "line_skip": max(line_skip, 0),
+            "byte_skip": max(byte_skip, -1), "skip_decoded": True,
+            "file": h.get("data file", h.get("datafile", ""))}
+
+
+def _nifti_voxel_bytes(buf, fmt: str, endian: str):
+    """Bytes of voxel data a NIfTI-1/Analyze (fmt "nifti1") or NIfTI-2 header declares, or None."""
+    import struct
+
+    if fmt == "nifti2":
+        dims = struct.unpack_from(endian + "8q", buf, 16)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 14)
+    else:
+        dims = struct.unpack_from(endian + "8h", buf, 40)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 72)
+    if not 1 <= dims[0] <= 7 or bitpix <= 0 or bitpix % 8:
+        return None
+    count = 1
+    for d in dims[1:dims[0] + 1]:
+        if d < 1:
+            return None
+        count *= d
+    return count * (bitpix // 8)
+
+
+def nifti_pair_data(img: bytes, header: bytes, fmt: str, path: str) -> tuple:
+    """(kept bytes, what is dropped) of the .img of a NIfTI/Analyze .hdr/.img pair: bytes before
+    vox_offset zeroed (the offset stays valid), bytes after the voxels dropped."""
+    import struct
+
+    size = 540 if fmt == "nifti2" else 348
+    if len(header) < size:
+        raise CorruptInput("header is truncated", path)
+    endian = "<" if struct.unpack_from("<i", header, 0)[0] == size else ">"
+    two = fmt == "nifti2"
+    vox = struct.unpack_from(endian + ("q" if two else "f"), header, 168 if two else 108)[0]
+    vox = int(vox) if vox == vox and 0 <= vox < 1 << 40 else 0
+    nbytes = _nifti_voxel_bytes(header, "nifti2" if two else "nifti1", endian)
+    if nbytes is None:
+        return img, []
+    end = vox + nbytes
+    if len(img) < end:
+        raise CorruptInput(f"the .img file is {len(img)} bytes, the header needs {end}", path)
+    changed = []
+    if any(memoryview(img)[end:]):
+        changed.append("data after the voxels")
+    if not any(memoryview(img)[:vox]):
+        return (img if end == len(img) else img[:end]), changed  # the usual case: no copy to edit
+    changed.insert(0, "data before the voxels")
+    buf = bytearray(img[:end])
+    buf[:vox] = bytes(vox)
+    return bytes(buf), changed
+
+
+def img_companion(path: str):
+    """The .img (or .img.gz) beside a .hdr (or .hdr.gz), or None."""
+    base = path[:-3] if path.lower().endswith(".gz") else path
+    if not base.lower().endswith(".hdr"):
+        return None
+    stem, ext = base[:-4], base[-4:]
+    img = ".IMG" if ext == ".HDR" else ".img"
+    for cand in (stem + img, stem + img + ".gz", stem + img.lower(), stem + img.lower() + ".gz"):
+        if os.path.exists(cand):
+            return cand
+    return ""
+
+
+def point_to(kind: str, header: bytes, name: str) -> bytes:
+    """A detached MetaImage/NRRD header naming `name` as its data file (other kinds unchanged)."""
+    key, sep = {"metaimage": (b"elementdatafile", b"="), "nrrd": (b"data file", b":")}.get(kind, (None, None))
+    if key is None:
+        return header
+    lines = header.split(b"\n")
+    for i, line in enumerate(lines):
+        k, found, _ = line.partition(sep)
+        if found and k.strip().lower() in (key, key.replace(b" ", b"")):
+            lines[i] = k + sep + b" " + name.encode("latin-1")
+            break
+    return b"\n".join(lines)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        from ..errors import InputError
+
+        raise InputError(f"cannot read ({exc.strerror})", path) from None
+
+
+def _gz_limit(kind: str, head: bytes, path: str):
+    """Inflated bytes a gzipped NIfTI/MGH header accounts for (None: no bound from the header)."""
+    import struct
+
+    if kind == "mgh":
+        if len(head) < 28:
+            return None
+        version, w, h, d, frames, dtype = struct.unpack_from(">6i", head, 0)
+        if dtype not in _MGH_ITEMSIZE or min(w, h, d, frames) <= 0:
+            return None
+        return _MGH_HEADER + w * h * d * frames * _MGH_ITEMSIZE[dtype] + (1 << 24)  # + the tags
+    size = 540 if kind == "nifti2" else 348
+    if len(head) < size:
+        return None
+    endian = "<" if struct.unpack_from("<i", head, 0)[0] == size else ">"
+    vox = struct.unpack_from(endian + ("q" if kind == "nifti2" else "f"), head, 168 if kind == "nifti2" else 108)[0]
+    if vox != vox or head[344:346] != b"n+" and kind != "nifti2" or kind == "nifti2" and head[4:6] != b"n+":
+        return None  # a .hdr (its data is in the .img) or Analyze: no voxel data here
+    return _nifti_data_end(head, "nifti2" if kind == "nifti2" else "nifti1", endian, int(vox))
+
+
+def _data_file(layout: dict, path: str):
+    """The detached data file a MetaImage/NRRD header names (beside it), or None when attached."""
+    v = layout.get("file", "").strip()
+    if v.upper() in ("LOCAL", ""):
+        return None
+    if v.upper().startswith("LIST") or "%" in v:
+        raise UnsupportedFormat("a header with a list or pattern of data files is not supported; convert the "
+                                "image first", path)
+    src = os.path.join(os.path.dirname(path), v)
+    if os.path.isabs(v) or "/" in v or os.sep in v or not os.path.isfile(src):
+        from ..errors import InputError
+
+        raise InputError(f"the data file {v!r} must be a file beside the header", path)
+    return src
+
+
+def scrub_file(kind: str, path: str, data: bytes | None = None, verify: bool = True,
+               keep_descriptors: bool = False) -> tuple:
+    """(new bytes, names of what is removed, [(companion path, its new bytes)]) of one file that is
+    not DICOM: the header scrubbed, and its data (attached, a detached data file or the .img of a
+    .hdr) cut to exactly what the header describes. `kind` is anonymize.classify's; `data` the
+    file's bytes when already read; `verify` decodes rasters and MINC again to compare."""
+    import gzip
+
+    gz = kind.endswith(".gz")
+    base = kind[:-3] if gz else kind
+    notes = []
+    if data is None:
+        data = _read(path)
+    if gz:
+        head, _ = inflate_gzip(data, path, limit=544)
+        data, notes = inflate_gzip(data, path, limit=_gz_limit(base, head, path),
+                                   what="data after the voxels" if base != "mgh" else "tail data")
+    companions = []
+    if base in ("nifti1", "nifti2", "analyze"):
+        new, changed = scrub_nifti_like(data, base, path)
+        img = img_companion(path)
+        if img == "":
+            from ..errors import InputError
+
+            raise InputError("the .img file of this .hdr is missing", path)
+        if img:
+            raw = _read(img)
+            if img.lower().endswith(".gz"):
+                inflated, more = inflate_gzip(raw, img, limit=_pair_limit(data, base), what="data after the voxels")
+                kept, ch = nifti_pair_data(inflated, data, base, img)
+                kept = gzip.compress(kept, compresslevel=6, mtime=0)
+                ch = more + ch
+            else:
+                kept, ch = nifti_pair_data(raw, data, base, img)
+            companions.append((img, kept))
+            changed += [f"{os.path.basename(img)}: {c}" for c in ch]
+    elif base == "metaimage":
+        new, changed = scrub_metaimage(data, path)
+        src = _data_file(metaimage_layout(data, path), path)
+        if src:
+            kept, ch = data_region(_read(src), 0, metaimage_layout(data, path), src)
+            companions.append((src, kept))
+            changed += [f"{os.path.basename(src)}: {c}" for c in ch]
+    elif base == "nrrd":
+        new, changed = scrub_nrrd(data, path)
+        layout = nrrd_layout(data[:data.find(b"\n\n") + 1] if b"\n\n" in data else data, path)
+        src = _data_file(layout, path)
+        if src:
+            raw = _read(src)
+            kept, ch = data_region(raw, 0, layout, src)
+            companions.append((src, kept))
+            changed += [f"{os.path.basename(src)}: {c}" for c in ch]
+    elif base == "json":
+        new, changed = scrub_json(data, path, keep_descriptors)
+    elif base == "mgh":
+        new, changed = scrub_mgh(data, path)
+    elif base == "minc":
+        new, changed = scrub_minc(data, path, verify=verify)
+    elif base in ("png", "jpeg", "tiff", "bmp"):
+        new, changed = scrub_raster(base, data, path, verify=verify)
+    else:
+        raise UnsupportedFormat(f"no scrubber for {kind}", path)
+    if gz:
+        new = gzip.compress(new, compresslevel=6, mtime=0)
+    return new, notes + changed, companions
+
+
+def _pair_limit(header: bytes, kind: str):
+    import struct
+
+    size = 540 if kind == "nifti2" else 348
+    endian = "<" if struct.unpack_from("<i", header, 0)[0] == size else ">"
+    two = kind == "nifti2"
+    vox = struct.unpack_from(endian + ("q" if two else "f"), header, 168 if two else 108)[0]
+    nbytes = _nifti_voxel_bytes(header, "nifti2" if two else "nifti1", endian)
+    if nbytes is None or vox != vox or not 0 <= vox < 1 << 40:
+        return None
+    return int(vox) + nbytes

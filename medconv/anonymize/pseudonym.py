@@ -91,15 +91,21 @@ def write_mapping(path: str, mapping: dict, force: bool = False) -> None:
 
     if os.path.lexists(path) and not force:
         raise OutputError("destination exists (use --force to replace it)", path)
+    from .. import io
+
     parent = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(parent, f".medconv-{secrets.token_hex(6)}.part")
+    text = json.dumps(mapping, indent=1, sort_keys=True)
     try:
-        # Created 0600 from the start so the table is never readable by others, even briefly.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with io.uninterrupted:  # created and recorded as one step (removed if the run is stopped)
+            # Created 0600 from the start so the table is never readable by others, even briefly.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            io.LIVE_TEMPS.add(tmp)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(mapping, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+            fh.write(text)
+        with io.uninterrupted:
+            os.replace(tmp, path)
+            io.LIVE_TEMPS.discard(tmp)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        io.discard_temp(tmp)
         raise OutputError(f"cannot write the mapping ({exc.strerror})", path) from None

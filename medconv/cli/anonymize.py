@@ -1,8 +1,6 @@
 """medconv anonymize: de-identify DICOM (PS3.15 basic profile) and scrub other headers."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from . import options
@@ -14,7 +12,8 @@ from . import options
 @click.option("-o", "--output", "output", type=click.Path(), metavar="DIR", help="Write anonymised files into DIR.")
 @click.option("--in-place", is_flag=True, help="Replace each input atomically (temp file + rename).")
 @click.option("--layout", type=click.Choice(["structured", "mirror"]), default="structured", show_default=True,
-              help="DICOM output tree: DIR/<patient>/<study>/<series>/<n>.dcm, or the input's relative paths.")
+              help="structured: DICOM as DIR/<patient>/<study>/<series>/<n>.dcm, other files with keyed "
+              "pseudonyms of their folder and file names; mirror: the input's relative paths and names.")
 @click.option("--key", metavar="SECRET", help="Key of the keyed pseudonyms (else env MEDCONV_ANON_KEY, else random).")
 @click.option("--patient-id", metavar="VALUE", help="Use VALUE as PatientID and PatientName instead of a pseudonym.")
 @click.option("--keep-dates", is_flag=True, help="Retain longitudinal full dates.")
@@ -86,10 +85,16 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
         return _dry_run(runner, paths, as_json)
     if mapping:
         check_mapping_path(mapping, paths, output, in_place, force)
-    runner.run(paths, jobs=jobs)
-    code = finish(runner, mapping)
-    if code:
-        sys.exit(code)
+    try:
+        runner.run(paths, jobs=jobs)
+    except BaseException:
+        if mapping and runner.summary.done and runner.pseudo.mapping:
+            # stopped part-way: the pseudonyms of the files already written are kept
+            from ..anonymize.pseudonym import write_mapping
+
+            write_mapping(mapping, runner.pseudo.mapping, force=force)
+        raise
+    finish(runner, mapping)
 
 
 def _dry_run(runner, paths, as_json):
@@ -128,4 +133,7 @@ def _check(paths, as_json, patient_ids=(), letters=frozenset(), strict=False):
     if review and not strict:
         log.note(f"{len(review)} free-text value(s) listed under \"review\": read them; not counted "
                  "(--strict counts them)")
-    sys.exit(1 if len(findings) > (0 if strict else len(review)) else 0)  # click.Exit codes are dropped by main() in non-standalone mode
+    if len(findings) > (0 if strict else len(review)):
+        from ..errors import CheckFailed
+
+        raise CheckFailed(f"{len(findings)} finding(s) of identifying data")

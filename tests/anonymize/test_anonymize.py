@@ -353,7 +353,7 @@ def test_nifti_scrubbed_bit_identical(tmp_path):
     r = run("anonymize", "--check", src)
     assert r.code == 1 and "descrip" in r.out and "extensions" in r.out and "PatientName" in r.out
     out = tmp_path / "out"
-    r = run("anonymize", src, "-o", out, "--key", "k")
+    r = run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror")
     assert r.code == 0, r.err
     for name in ("a.nii.gz", "b.nii"):
         new, old = nib.load(out / name), nib.load(src / name)
@@ -386,7 +386,7 @@ def test_analyze_metaimage_nrrd(tmp_path):
     (src / "n.nrrd").write_bytes(b"NRRD0004\n# Doe^Johnathan\ntype: uint8\ndimension: 1\nsizes: 4\n"
                                  b"encoding: raw\npatient:=Doe^Johnathan\ncontent: PID12345\n\n\x01\x02\x03\x04")
     out = tmp_path / "out"
-    r = run("anonymize", src, "-o", out, "--key", "k")
+    r = run("anonymize", src, "-o", out, "--key", "k", "--layout", "mirror")
     assert r.code == 0, r.err
     for name in ("ana.hdr", "ana.img", "m.mha", "n.nrrd"):
         data = open(out / name, "rb").read()
@@ -407,7 +407,7 @@ def test_mgh_minc_scrubbed(tmp_path, name, fmt):
     src = tmp_path / "in"
     src.mkdir()
     (src / name).write_bytes(open(nibabel_data(name), "rb").read())
-    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--layout", "mirror")
     assert r.code == 0 and "anonymised 1 file(s)" in r.err, r.err
     assert out_files(tmp_path / "o") == [str(tmp_path / "o" / name)]
     assert "not verifiable" not in run("anonymize", "--check", src).out
@@ -421,7 +421,7 @@ def test_metaimage_detached_and_in_place(tmp_path):
                                 b"ElementType = MET_UCHAR\nElementDataFile = v.raw\n")
     (src / "v.raw").write_bytes(b"\x01\x02\x03\x04")
     (src / "n.nii").write_bytes(b"")  # an empty file is not an image: skipped
-    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
+    r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k", "--layout", "mirror")
     assert r.code == 0, r.err
     assert b"20240305" not in (tmp_path / "o" / "v.mhd").read_bytes()
     assert (tmp_path / "o" / "v.raw").read_bytes() == b"\x01\x02\x03\x04"

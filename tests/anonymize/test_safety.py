@@ -197,9 +197,9 @@ def test_existing_mapping_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "o").exists()  # a random key's mapping would otherwise be lost for good
 
 
-def test_non_dicom_paths_kept_with_one_warning(tmp_path):
-    """Other formats keep their relative paths (the documented layout); a name can identify, so the run
-    says so, once."""
+def test_non_dicom_names_replaced_unless_mirror(tmp_path):
+    """Folder and file names of other formats are replaced by keyed pseudonyms in the structured
+    layout (pairs stay pairs); --layout mirror keeps them, with a warning."""
     import nibabel as nib
     import numpy as np
 
@@ -207,10 +207,16 @@ def test_non_dicom_paths_kept_with_one_warning(tmp_path):
     src.mkdir(parents=True)
     for name in ("a.nii", "b.nii"):
         nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), src / name)
-    r = run("anonymize", tmp_path / "in", "-o", tmp_path / "o", "--key", "k")
+    r = run("anonymize", tmp_path / "in", "-o", tmp_path / "o", "--key", "k", "--mapping", tmp_path / "m.json")
     assert r.code == 0, r.err
-    assert (tmp_path / "o" / "Doe_John" / "a.nii").exists()
-    assert r.err.count("keep their relative paths") == 1
+    written = sorted(os.path.relpath(os.path.join(d, f), tmp_path / "o") for d, _, fs in os.walk(tmp_path / "o")
+                     for f in fs)
+    assert len(written) == 2 and not [w for w in written if "Doe" in w or "a.nii" in w]
+    paths = json.loads((tmp_path / "m.json").read_text())["path"]
+    assert sorted(paths.values()) == written and os.path.join("Doe_John", "a.nii") in paths
+    r = run("anonymize", tmp_path / "in", "-o", tmp_path / "m", "--key", "k", "--layout", "mirror")
+    assert r.code == 0 and (tmp_path / "m" / "Doe_John" / "a.nii").exists()
+    assert "keeps input folder and file names" in r.err
 
 
 def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
