@@ -87,8 +87,11 @@ $(VENV)/.installed-lint: pyproject.toml | $(PY)
 lint: $(VENV)/.installed-lint  ## ruff over the package, tests and bench (rules in pyproject.toml)
 	$(VENV)/bin/ruff check medconv tests bench
 
-fuzz: $(VENV)/.installed-test  ## longer fuzzing run of every reader
-	MEDCONV_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/fuzz
+SEED ?= 1
+CALLS ?= 10000
+fuzz: $(VENV)/.installed-test  ## longer fuzzing: every reader, then CALLS mutated calls of every command (SEED=N)
+	MEDCONV_FUZZ_EXAMPLES=2000 MEDCONV_FUZZ_BUDGET=0 $(PY) -m pytest -q tests/fuzz
+	PYTHONPATH=tests:tests/dicom nice $(PY) tests/fuzz/campaign.py --seed $(SEED) --calls $(CALLS) --all-seeds
 
 clean:  ## remove build and demo outputs (keeps .venv)
 	rm -rf $(DEMO_DIR) build *.egg-info .pytest_cache

@@ -487,6 +487,8 @@ def main():
             continue
         base = None
         for tool, argv, note, setup in tools:
+            if argv is not None and (note or "").startswith("not installed"):
+                note = ""  # the note names what to install; this peer is there
             if argv is None:
                 results.append((task, tool, None, None, None, None, None, note or "not installed"))
                 continue

@@ -117,4 +117,7 @@ class guard:
         if isinstance(exc, MemoryError):
             raise InputError("not enough memory to read this file (does its header claim a huge size?)",
                              self.path) from None
-        raise CorruptInput(f"cannot read this {self.what} ({type(exc).__name__}: {exc})", self.path) from None
+        text = str(exc).replace("\n", " ")
+        if len(text) > 200:  # a library's message may quote the file at length
+            text = text[:200] + "..."
+        raise CorruptInput(f"cannot read this {self.what} ({type(exc).__name__}: {text})", self.path) from None

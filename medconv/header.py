@@ -51,7 +51,6 @@ class Header:
 # -- reading -------------------------------------------------------------------------------
 def _read_dicom_file(path: str):
     """Full Dataset with file meta; large values deferred so pixels are neither decoded nor loaded."""
-    import pydicom
 
     from . import log
     from .dicom.scan import open_dicom
@@ -65,12 +64,14 @@ def _read_dicom_file(path: str):
             warnings.simplefilter("ignore")
             # A gzip-inflated buffer cannot be re-opened by name, so it is read whole.
             defer = _DEFER if hasattr(fh, "name") else None
-            ds = pydicom.dcmread(fh if defer is None else path, defer_size=defer, force=True)
+            from .dicom import guards as dcm_guards
+            ds = dcm_guards.dcmread(fh if defer is None else path, path, defer_size=defer, force=True)
             if defer is not None and _transfer_syntax(ds) == _DEFLATED:
                 # offsets of a deflated data set point into the inflated stream: nothing can be deferred
                 defer = None
                 fh.seek(0)
-                ds = pydicom.dcmread(fh, force=True)
+                from .dicom import guards as dcm_guards
+                ds = dcm_guards.dcmread(fh, path, force=True)
             # Parse every element now (sequences included): an element that cannot be parsed is kept as
             # its raw bytes, shown as <unreadable: ...> and reported, while everything else is shown.
             for where, problem in _walk_all(ds):
@@ -94,6 +95,10 @@ def _transfer_syntax(ds) -> str:
     return str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
 
 
+class Truncated(Exception):
+    """A value the file ends inside of (shown as <unreadable: Truncated: N of M bytes present>)."""
+
+
 def _warn_truncated(ds, path) -> None:
     """Deferred values are not read, so say when the file ends before one of them does."""
     from pydicom.dataelem import RawDataElement
@@ -107,6 +112,8 @@ def _warn_truncated(ds, path) -> None:
             present = max(0, size - raw.value_tell)
             if present < raw.length:
                 log.warn(f"{_tag(raw.tag)} is truncated: {present} of {raw.length} bytes present", path)
+                # never read: reading a deferred value allocates the length it claims (gigabytes)
+                ds._dict[tag] = _unreadable(raw, ds, Truncated(f"{present} of {raw.length} bytes present"))
 
 
 def _walk_all(ds, where: str = "") -> list:
@@ -456,15 +463,32 @@ def dicom_json(ds, bulk: bool = False) -> dict:
         warnings.simplefilter("ignore")
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
-            out.update(meta.to_json_dict(**kwargs))
+            out.update(_json_dict(meta, kwargs))
         out.update(_top_level_json(ds, bulk, kwargs))
     return _strip_omitted(out, bulk)
+
+
+def _json_dict(ds, kwargs) -> dict:
+    """pydicom's DICOM JSON of a data set; an element whose value pydicom cannot put in JSON (a DS
+    holding bytes that are not a number) becomes a marked entry instead of failing the whole."""
+    try:
+        return ds.to_json_dict(**kwargs)
+    except Exception:
+        pass
+    out = {}
+    for elem in ds:
+        try:
+            out[f"{int(elem.tag):08X}"] = elem.to_json_dict(kwargs.get("bulk_data_element_handler"),
+                                                             kwargs.get("bulk_data_threshold", 1024))
+        except Exception as exc:
+            out[f"{int(elem.tag):08X}"] = {"vr": elem.VR, "medconv:unreadable": f"<unreadable: {type(exc).__name__}>"}
+    return out
 
 
 def _top_level_json(ds, bulk, kwargs) -> dict:
     """Without --bulk, deferred binary values (pixel data) are described, never read from disk."""
     if bulk:
-        return ds.to_json_dict(**kwargs)
+        return _json_dict(ds, kwargs)
     from pydicom.dataset import Dataset
 
     kept = Dataset()
@@ -476,7 +500,7 @@ def _top_level_json(ds, bulk, kwargs) -> dict:
         else:
             kept.add(ds[elem.tag])
     kept.set_original_encoding(ds.is_implicit_VR, ds.is_little_endian, ds.original_character_set)
-    doc = kept.to_json_dict(**kwargs)
+    doc = _json_dict(kept, kwargs)
     doc.update(skipped)
     return dict(sorted(doc.items()))
 
@@ -628,7 +652,6 @@ def _scalar(v):
 # -- series differences -------------------------------------------------------------------
 def differences(header: Header, limit: int = 3) -> list:
     """Elements whose values differ across the files of the series: tag, name, distinct, values."""
-    import pydicom
 
     seen: dict = {}
     order: list = []
@@ -640,7 +663,8 @@ def differences(header: Header, limit: int = 3) -> list:
                 from .dicom.scan import open_dicom
 
                 with open_dicom(path) as fh:
-                    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+                    from .dicom import guards as dcm_guards
+                    ds = dcm_guards.dcmread(fh, path, stop_before_pixels=True, force=True)
             except Exception as exc:
                 raise CorruptInput(f"malformed DICOM header ({type(exc).__name__}: {exc})", path) from None
         _walk_all(ds)  # unreadable elements compare by their raw bytes (reported once, by load)

@@ -29,11 +29,12 @@ def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def read_bytes(path: str, limit: int | None = None) -> bytes:
+def read_bytes(path: str, limit: int | None = None, most: int | None = None) -> bytes:
     """Read a file (or its first `limit` bytes), decompressing gzip transparently.
 
     `limit` often comes from a header: a negative one is a corrupt input, and a huge one never
-    allocates more than the bytes really there."""
+    allocates more than the bytes really there. `most`: the size the file's header declares (plus
+    slack) when the whole file is read: a gzip stream inflating beyond it is refused (a bomb)."""
     if limit is not None and limit < 0:
         raise CorruptInput(f"header declares a negative size ({limit})", path)
     try:
@@ -41,7 +42,7 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
             head = fh.read(2)
             fh.seek(0)
             if head == GZIP_MAGIC:
-                return gunzip_file(path, limit)
+                return gunzip_file(path, limit, most)
             if limit is not None:
                 import stat
 
@@ -57,14 +58,21 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
         raise InputError("permission denied", path) from None
 
 
-def gunzip_file(path: str, limit: int | None = None) -> bytes:
-    """Decompress a gzip file (the whole of it, or at least its first `limit` bytes)."""
+def gunzip_file(path: str, limit: int | None = None, most: int | None = None) -> bytes:
+    """Decompress a gzip file (the whole of it, or at least its first `limit` bytes); with `most`,
+    a stream holding more than `most` bytes is refused before more is inflated."""
     from isal import igzip
 
     try:
         with igzip.open(path, "rb") as fh:
-            if limit is None:
+            if limit is None and most is None:
                 return fh.read()
+            if limit is None:
+                blob = _read_at_most(fh, most + 1)
+                if len(blob) > most:
+                    raise CorruptInput(f"compressed data inflates to more than {most} bytes, more than its header "
+                                       "declares (refused as a decompression bomb)", path)
+                return blob
             chunks, left = [], limit
             while left > 0:  # in pieces: a header's huge claim must not allocate before reading
                 piece = fh.read(min(left, 1 << 24))
@@ -77,6 +85,17 @@ def gunzip_file(path: str, limit: int | None = None) -> bytes:
         if limit is not None:
             raise CorruptInput(f"not a valid gzip stream ({exc})", path) from None
         raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
+
+
+def _read_at_most(fh, n: int) -> bytes:
+    chunks, left = [], n
+    while left > 0:
+        piece = fh.read(min(left, 1 << 24))
+        if not piece:
+            break
+        chunks.append(piece)
+        left -= len(piece)
+    return b"".join(chunks)
 
 
 def _gzip_errors() -> tuple:
@@ -176,14 +195,21 @@ def file_size(path: str) -> int:
         return 0
 
 
-def check_size(path: str, needed: int, available: int, what: str = "voxel data") -> None:
-    """Refuse to allocate what a header claims when the bytes are not there."""
-    if needed < 0:
+def check_size(path: str, needed: int, available: int, what: str = "voxel data", offset: int = 0,
+               compressed: int | None = None) -> None:
+    """Refuse to allocate what a header claims when the bytes are not there.
+
+    `needed` and `available` count from the start of the file; the data starts at `offset`, so the
+    message counts the data's own bytes. `compressed`: `available` is what that many compressed
+    bytes can inflate to at most, and the message says so."""
+    if needed < 0 or needed - offset < 0:
         raise CorruptInput(f"header declares a negative {what} size", path)
     if needed > available:
-        raise CorruptInput(
-            f"header declares {needed} bytes of {what} but only {available} are present (truncated?)", path
-        )
+        if compressed is not None:
+            raise CorruptInput(f"header declares {needed - offset} bytes of {what}, more than {compressed} "
+                               "compressed bytes can hold", path)
+        raise CorruptInput(f"header declares {needed - offset} bytes of {what} but only "
+                           f"{max(0, available - offset)} are present (truncated?)", path)
 
 
 #: temporary files being written right now (for the last-resort clean-up after a stop signal)
@@ -372,15 +398,23 @@ def write_temp(folder: str, data, made_dirs: set | None = None, shown: str | Non
     return tmp
 
 
+def errno_of(exc: BaseException):
+    """The errno of an OSError, or of the one a library's error wraps in its text: HDF5 (h5py) says
+    "... errno = 27, error message = ..." in a RuntimeError, pydicom re-raises an OSError with only
+    a message ("With tag ... got exception: [Errno 28] No space left on device" and a traceback)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    import re
+
+    found = re.search(r"errno = (\d+)|\[Errno (\d+)\]", str(exc))
+    return int(found.group(1) or found.group(2)) if found else None
+
+
 def write_error(exc: BaseException, path: str) -> OutputError:
     """The OutputError for an OSError (or a library's error wrapping one) raised while writing `path`."""
-    if not isinstance(exc, OSError):
-        import re
-
-        # HDF5 (h5py) says "... errno = 27, error message = 'File too large'" in a RuntimeError
-        found = re.search(r"errno = (\d+)", str(exc))
-        if found:
-            code = int(found.group(1))
+    if not isinstance(exc, OSError) or exc.errno is None:
+        code = errno_of(exc)
+        if code is not None:
             exc = OSError(code, os.strerror(code))
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
@@ -389,10 +423,17 @@ def write_error(exc: BaseException, path: str) -> OutputError:
             return OutputError("cannot write (File too large: the file-size limit was reached)", path)
         if isinstance(exc, PermissionError):
             return OutputError("permission denied", path)
-        reason = exc.strerror or str(exc) or type(exc).__name__
-    else:
-        reason = str(exc) or type(exc).__name__
-    return OutputError(f"cannot write ({reason})", path)
+    return OutputError(f"cannot write ({reason_of(exc)})", path)
+
+
+def reason_of(exc: BaseException) -> str:
+    """Why a write failed, in one bounded line (the strerror of the errno a library's text names)."""
+    code = errno_of(exc)
+    if code is not None:
+        return os.strerror(code)
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    return reason[:200] + "..." if len(reason) > 200 else reason
 
 
 def _destination_of(exc: OSError, temps, paths) -> str:

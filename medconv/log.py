@@ -17,11 +17,15 @@ def is_quiet() -> bool:
 def warn(message: str, path: str | None = None) -> None:
     """A warning the user should see (silenced by --quiet)."""
     if not _state["quiet"]:
+        from .untrusted import escape
+
         where = f"{path}: " if path else ""
-        print(f"medconv: warning: {where}{message}", file=sys.stderr)
+        print(escape(f"medconv: warning: {where}{message}"), file=sys.stderr)
 
 
 def note(message: str) -> None:
     """An informative line on stderr (silenced by --quiet)."""
     if not _state["quiet"]:
-        print(f"medconv: {message}", file=sys.stderr)
+        from .untrusted import escape
+
+        print(escape(f"medconv: {message}"), file=sys.stderr)

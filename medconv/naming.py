@@ -16,6 +16,7 @@ SERIES_TEMPLATE = "{series_number}_{series_description}"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 _DOTS = re.compile(r"\.{2,}")
 _SPEC = re.compile(r"^0?[1-9]?d?$")
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
 #: bounded so that name + clash suffix + extension stays well under NAME_MAX (255 bytes)
 MAX_COMPONENT = 120
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
@@ -93,8 +94,8 @@ def render_name(template: str, fields: dict) -> str:
         number = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif spec and isinstance(value, str) and value.strip().isdigit():
-            number = int(value.strip())
+        elif spec and isinstance(value, str) and _DIGITS.match(value.strip()):
+            number = int(value.strip())  # ASCII digits, at most 18: a 5,000-digit value stays text
         if number is not None:
             pieces.append(format(number, spec or ""))
         else:

@@ -500,14 +500,18 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
 def _streamable(volume, exact: bool) -> bool:
     """A .nii.gz not yet in memory whose statistics need one pass: read while inflating. Exact
     percentiles of wide integers or floats keep the values anyway, so those load the volume."""
-    if getattr(volume, "gz_stream", None) is None or volume.data is not None:
+    if getattr(volume, "gz_stream", None) is None and getattr(volume, "chunk_stream", None) is None \
+            or volume.data is not None:
         return False
     dt = volume.dtype
     return not exact or (dt.kind in "iu" and dt.itemsize <= 2)
 
 
 def _compute_streamed(volume, mask4, qs, exact, pooled, slab_voxels) -> list:
-    from .formats.nifti import stream_slabs
+    if getattr(volume, "chunk_stream", None) is not None:
+        from .formats.metaimage import stream_slabs
+    else:
+        from .formats.nifti import stream_slabs
 
     shape = tuple(volume.stored_shape) + (1,) * max(0, 3 - len(volume.stored_shape))
     nx, ny, nz = shape[:3]

@@ -7,6 +7,14 @@ from __future__ import annotations
 import math
 
 
+def safe(value) -> str:
+    """A value from an input as printed text: control and bidirectional characters escaped (\\x1b,
+    \\u202e, ...), so nothing printed can drive a terminal. Every text rendering goes through it."""
+    from .untrusted import escape
+
+    return escape(value if isinstance(value, str) else str(value))
+
+
 def jsonable(value):
     """Plain Python values for json (numpy scalars and arrays, tuples, bytes, NaN)."""
     if isinstance(value, dict):
@@ -35,7 +43,7 @@ def format_scalar(value) -> str:
         return format(value, ".10g")
     if hasattr(value, "item") and not hasattr(value, "__len__"):
         return format_scalar(value.item())
-    return str(value)
+    return safe(value)
 
 
 def flatten(value):

@@ -194,9 +194,7 @@ class Runner:
                         self.summary.skipped += 1
                         continue
                     self.one(kind, root, rel, full, whole[0] if whole else None)
-                except OutputError:
-                    raise
-                except MedconvError as exc:
+                except MedconvError as exc:  # an output error too: with -k the run goes on, as convert -k does
                     self._failed(full, exc)
                 except Exception as exc:
                     # A malformed element deep in one file (pydicom parses sequences lazily) is that
@@ -358,8 +356,8 @@ class Runner:
                 name = self._renamed_name(os.path.basename(c))
                 new_bytes = headers.point_to(kind, new_bytes, name)  # a detached header names its data file
                 extra.append((os.path.join(os.path.dirname(dest), name), kept))
-            else:
-                extra.append((os.path.join(os.path.dirname(dest), os.path.basename(c)), kept))
+            else:  # at the same place relative to its header (a data file may sit in a sub-folder)
+                extra.append((os.path.join(os.path.dirname(dest), os.path.relpath(c, os.path.dirname(full))), kept))
 
         self._write(dest, new_bytes, extra)
         self.summary.done += 1
@@ -447,13 +445,13 @@ class Runner:
     def _pydicom_path(self, full: str) -> dict | None:
         import warnings
 
-        import pydicom
         from pydicom.errors import InvalidDicomError
 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom's per-element warnings are noise here
-                ds = pydicom.dcmread(full, force=True)
+                from ..dicom import guards as dcm_guards
+                ds = dcm_guards.dcmread(full, full, force=True)
                 list(ds.keys())
         except RecursionError:
             raise InputError(f"cannot read as DICOM: sequences nested deeper than {MAX_NESTING} levels",

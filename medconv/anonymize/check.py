@@ -92,12 +92,12 @@ def check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) 
 def _check_dicom(path: str, findings: list, patient_ids=(), letters=frozenset()) -> None:
     import warnings
 
-    import pydicom
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
+            from ..dicom import guards as dcm_guards
+            ds = dcm_guards.dcmread(path, path, force=True)
             list(ds.keys())
     except Exception as exc:
         findings.append({"path": path, "where": "file", "what": f"unreadable DICOM ({type(exc).__name__})"})
@@ -261,4 +261,6 @@ def check(paths, patient_ids=(), letters=frozenset()) -> list:
                 check_other(full, kind, findings, letters)
         except MedconvError as exc:
             findings.append({"path": shown, "where": "file", "what": exc.message})
+        except Exception as exc:  # pydicom parses lazily: a damaged element fails where it is used
+            findings.append({"path": shown, "where": "file", "what": f"unreadable ({type(exc).__name__})"})
     return findings

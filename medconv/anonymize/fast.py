@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 
+from ..dicom.guards import MAX_DEPTH
 from . import profile
 from .actions import (
     CODES,
@@ -74,7 +75,7 @@ class Element:
         self.tag, self.vr, self.raw, self.items = tag, vr, raw, items
 
 
-def _parse(buf, pos, end, stop_at_item_end=False):
+def _parse(buf, pos, end, stop_at_item_end=False, depth=0):
     """Elements of one data set in buf[pos:end] -> ([Element], position after it)."""
     out = []
     unpack = struct.unpack_from
@@ -99,7 +100,9 @@ def _parse(buf, pos, end, stop_at_item_end=False):
         else:
             raise Fallback
         if vr == b"SQ":
-            items, stop = _items(buf, start, end, length)
+            if depth >= MAX_DEPTH:
+                raise Fallback  # the pydicom path refuses it by name
+            items, stop = _items(buf, start, end, length, depth + 1)
             out.append(Element(tag, "SQ", None, items))
             pos = stop
             continue
@@ -120,7 +123,7 @@ def _parse(buf, pos, end, stop_at_item_end=False):
     return out, pos
 
 
-def _items(buf, pos, end, length):
+def _items(buf, pos, end, length, depth=1):
     """Items of a sequence starting at pos -> ([[Element]], position after the sequence)."""
     items = []
     unpack = struct.unpack_from
@@ -139,11 +142,11 @@ def _items(buf, pos, end, length):
         if tag != _ITEM:
             raise Fallback
         if ilen == _UNDEFINED:
-            elements, pos = _parse(buf, pos + 8, seq_end, stop_at_item_end=True)
+            elements, pos = _parse(buf, pos + 8, seq_end, stop_at_item_end=True, depth=depth)
         else:
             if pos + 8 + ilen > seq_end:
                 raise Fallback
-            elements, stop = _parse(buf, pos + 8, pos + 8 + ilen)
+            elements, stop = _parse(buf, pos + 8, pos + 8 + ilen, depth=depth)
             pos = stop
         items.append(elements)
     if length == _UNDEFINED:

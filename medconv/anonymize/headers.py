@@ -600,6 +600,9 @@ def _scrub_minc2(data: bytes, path: str) -> tuple:
     changed = []
     out = BytesIO()
     with src, h5py.File(out, "w") as dst:
+        from .. import untrusted
+
+        untrusted.check_hdf5(src, path)  # external storage and links would be copied as references
         changed += [f"/{k}" for k in src.attrs]
         changed += [f"/{k}" for k in src if k != "minc-2.0"]
         if "minc-2.0" not in src:
@@ -1405,10 +1408,16 @@ def _gzip_header(raw, pos: int, path: str) -> tuple:
     return at, found
 
 
-def inflate_gzip(raw: bytes, path: str, limit: int | None = None, what: str = "data after the image") -> tuple:
+#: inflated bytes past what a header declares that are dropped as stray data; more is a bomb
+BOMB_SLACK = 1 << 20
+
+
+def inflate_gzip(raw: bytes, path: str, limit: int | None = None, what: str = "data after the image",
+                 refuse_bombs: bool = False) -> tuple:
     """(inflated bytes, what is not kept): every gzip member of `raw`, inflated up to `limit` bytes
     (memory stays within it). Reported: the gzip header's file name, comment or extra field (written
-    back empty), bytes after the last member and inflated bytes beyond `limit` (named `what`)."""
+    back empty), bytes after the last member and inflated bytes beyond `limit` (named `what`). With
+    `refuse_bombs`, a stream holding more than BOMB_SLACK bytes beyond `limit` is refused instead."""
     import zlib
 
     out, notes, pos, total = [], [], 0, 0
@@ -1424,10 +1433,14 @@ def inflate_gzip(raw: bytes, path: str, limit: int | None = None, what: str = "d
         notes += [f for f in found if f not in notes]
         dec = zlib.decompressobj(-15)
         room = None if limit is None else max(limit - total, 0)
+        extra = BOMB_SLACK if refuse_bombs else 0
         try:
-            piece = dec.decompress(view[start:]) if room is None else dec.decompress(view[start:], room + 1)
+            piece = dec.decompress(view[start:]) if room is None else dec.decompress(view[start:], room + extra + 1)
         except zlib.error as exc:
             raise CorruptInput(f"compressed data is corrupt ({exc})", path) from None
+        if room is not None and len(piece) > room + extra and refuse_bombs:
+            raise CorruptInput(f"inflates to more than the {limit} bytes its header declares: refused as a "
+                               "decompression bomb", path)
         if room is not None and len(piece) > room:
             out.append(piece[:room])
             notes.append(what)  # more than the header accounts for: not inflated further
@@ -1723,11 +1736,13 @@ def _data_file(layout: dict, path: str):
     if v.upper().startswith("LIST") or "%" in v:
         raise UnsupportedFormat("a header with a list or pattern of data files is not supported; convert the "
                                 "image first", path)
-    src = os.path.join(os.path.dirname(path), v)
-    if os.path.isabs(v) or "/" in v or os.sep in v or not os.path.isfile(src):
+    from .. import untrusted
+
+    src = untrusted.reference(path, v)  # the rule every reader applies: in the header's folder or below
+    if not os.path.isfile(src):
         from ..errors import InputError
 
-        raise InputError(f"the data file {v!r} must be a file beside the header", path)
+        raise InputError(f"the data file {untrusted.shown(v)} is missing", path)
     return src
 
 
@@ -1747,7 +1762,7 @@ def scrub_file(kind: str, path: str, data: bytes | None = None, verify: bool = T
     if gz:
         head, _ = inflate_gzip(data, path, limit=544)
         data, notes = inflate_gzip(data, path, limit=_gz_limit(base, head, path),
-                                   what="data after the voxels" if base != "mgh" else "tail data")
+                                   what="data after the voxels" if base != "mgh" else "tail data", refuse_bombs=True)
     companions = []
     if base in ("nifti1", "nifti2", "analyze"):
         new, changed = scrub_nifti_like(data, base, path)
@@ -1757,9 +1772,13 @@ def scrub_file(kind: str, path: str, data: bytes | None = None, verify: bool = T
 
             raise InputError("the .img file of this .hdr is missing", path)
         if img:
+            from .. import untrusted
+
+            img = untrusted.reference(path, os.path.basename(img), "image file")  # a link may lead out
             raw = _read(img)
             if img.lower().endswith(".gz"):
-                inflated, more = inflate_gzip(raw, img, limit=_pair_limit(data, base), what="data after the voxels")
+                inflated, more = inflate_gzip(raw, img, limit=_pair_limit(data, base), what="data after the voxels",
+                                              refuse_bombs=True)
                 kept, ch = nifti_pair_data(inflated, data, base, img)
                 kept = gzip.compress(kept, compresslevel=6, mtime=0)
                 ch = more + ch

@@ -68,15 +68,14 @@ def plan_file(path: str, runner) -> list:
     import copy
     import warnings
 
-    import pydicom
-
     from ..errors import CorruptInput, MedconvError
     from . import _check_complete, _check_truncated
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True)
+            from ..dicom import guards as dcm_guards
+            ds = dcm_guards.dcmread(path, path, force=True)
             _check_truncated(ds, path)  # what a real run refuses, the plan refuses too
             _check_complete(ds, path)
             before = copy.deepcopy(ds)

@@ -92,12 +92,24 @@ def _set_quiet(ctx, param, value):
     return value
 
 
+def _set_allow_external(ctx, param, value):
+    if value:
+        from .. import untrusted
+
+        untrusted.allow_external()  # through the environment: batch workers see it too
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              invoke_without_command=True, no_args_is_help=False)
 @click.version_option(__version__, "-V", "--version", prog_name="medconv", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks on errors (also MEDCONV_DEBUG=1).")
 @click.option("-q", "--quiet", is_flag=True, callback=_set_quiet, expose_value=False, is_eager=True,
               help="Silence warnings and notes on stderr.")
+@click.option("--allow-external-data", is_flag=True, callback=_set_allow_external, expose_value=False,
+              is_eager=True, help="Let headers read data files outside their own folder (absolute paths, '..', "
+                                  "symbolic links, HDF5 external storage); also MEDCONV_ALLOW_EXTERNAL_DATA=1. "
+                                  "Unsafe on files from others.")
 @click.pass_context
 def cli(ctx, debug):
     """Convert and inspect medical image files.
@@ -113,7 +125,16 @@ def cli(ctx, debug):
         click.echo(ctx.get_help())
 
 
+#: longest error line (a value quoted from an input is cut where it is made; this bounds the rest)
+MAX_ERROR = 2000
+
+
 def _error(message: str) -> None:
+    from ..untrusted import escape
+
+    message = escape(message)
+    if len(message) > MAX_ERROR:
+        message = message[:MAX_ERROR] + "..."
     click.echo(f"medconv: error: {message}", err=True)
 
 

@@ -113,8 +113,10 @@ def _dry_run(runner, paths, as_json):
     if as_json:
         click.echo(json.dumps({"path": first, "elements": rows}, indent=2))
     else:
-        click.echo(f"# {first}: nothing written")
-        click.echo(render(rows))
+        from .render import safe
+
+        click.echo(f"# {safe(first)}: nothing written")
+        click.echo("\n".join(safe(line) for line in render(rows).split("\n")))
 
 
 def _check(paths, as_json, patient_ids=(), letters=frozenset(), strict=False):
@@ -128,8 +130,10 @@ def _check(paths, as_json, patient_ids=(), letters=frozenset(), strict=False):
     if as_json:
         click.echo(json.dumps(findings, indent=2))
     else:
+        from .render import safe
+
         for f in findings:
-            click.echo(f"{f['path']}: {f['where']}: {'review: ' if f.get('review') else ''}{f['what']}")
+            click.echo(safe(f"{f['path']}: {f['where']}: {'review: ' if f.get('review') else ''}{f['what']}"))
     if review and not strict:
         log.note(f"{len(review)} free-text value(s) listed under \"review\": read them; not counted "
                  "(--strict counts them)")

@@ -111,14 +111,16 @@ def command(paths, from_list, output, to, force, dtype, orient, slice_index, win
                                   **_conversion_options(dtype, orient, slice_index, window_spec, nifti2, fill_gaps,
                                                         philips_scaling))
     if dry_run:  # the plan of what passed every check the run makes; what would fail is reported
+        from .render import safe
+
         planned = {id(task): result for task, result in done}
         for t in tasks:
             if t.skip:
-                click.echo(f"{t} -> {t.dst}  (skipped: {t.skip})")
+                click.echo(safe(f"{t} -> {t.dst}  (skipped: {t.skip})"))
             elif t.refused:
-                click.echo(f"{t} -> {t.dst}  (refused: {t.refused})")
+                click.echo(safe(f"{t} -> {t.dst}  (refused: {t.refused})"))
             elif id(t) in planned:
-                click.echo(f"{t} -> {planned[id(t)]}")
+                click.echo(safe(f"{t} -> {planned[id(t)]}"))
     batch.finish(failures, len(done) + len(failures))
 
 

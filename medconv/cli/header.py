@@ -74,7 +74,7 @@ def _show(headers, as_json, get_fields, all_files, bulk, many, hdr, render) -> N
             return
         for t in tables:
             if many:
-                sys.stdout.write(f"# {t['path']}\n")
+                sys.stdout.write(f"# {render.safe(t['path'])}\n")
             _print_differences(t, render)
         return
 
@@ -86,7 +86,7 @@ def _show(headers, as_json, get_fields, all_files, bulk, many, hdr, render) -> N
         return
     for h in headers:
         if many:
-            sys.stdout.write(f"# {h.path} ({h.fmt})\n")
+            sys.stdout.write(f"# {render.safe(h.path)} ({h.fmt})\n")
         _print_header(h, hdr, render)
 
 
@@ -130,6 +130,7 @@ def _print_header(h, hdr, render) -> None:
             return
         for depth, tag, vr, name, value in rows:
             indent = "  " * depth
+            name, value = render.safe(name), render.safe(value)
             if tag == "#":
                 sys.stdout.write(f"# {name}\n")
             elif tag == ">":
@@ -144,14 +145,14 @@ def _print_header(h, hdr, render) -> None:
         return
     width = max((len(name) + 2 * depth for depth, name, _ in rows), default=0)
     for depth, name, value in rows:
-        label = "  " * depth + name
-        sys.stdout.write(f"{label:<{width}}  {value}".rstrip() + "\n")
+        label = "  " * depth + render.safe(name)
+        sys.stdout.write(f"{label:<{width}}  {render.safe(value)}".rstrip() + "\n")
 
 
 def _console(render):
     from rich.console import Console
 
-    return Console(no_color=not render.colour_allowed(), highlight=False, soft_wrap=True)
+    return Console(no_color=not render.colour_allowed(), highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def _rich_dicom(rows, render) -> None:
@@ -160,6 +161,7 @@ def _rich_dicom(rows, render) -> None:
     console = _console(render)
     for depth, tag, vr, name, value in rows:
         indent = "  " * depth
+        name, value = render.safe(name), render.safe(value)
         if tag == "#":
             console.print(Text(f"# {name}", style="bold"))
         elif tag == ">":
@@ -182,7 +184,7 @@ def _rich_fields(rows, render) -> None:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for depth, name, value in rows:
-        table.add_row("  " * depth + name, value)
+        table.add_row("  " * depth + render.safe(name), render.safe(value))
     _console(render).print(table)
 
 
@@ -194,7 +196,8 @@ def _print_differences(t, render) -> None:
         sys.stdout.write(f"all {t['files']} files share every element value\n")
         return
     cols = ["tag", "name", "distinct", "values"]
-    table = [[r["tag"], r["name"], f"{r['distinct']}", " | ".join(r["values"]) + (" ..." if r["distinct"] > len(r["values"]) else "")]
+    table = [[r["tag"], render.safe(r["name"]), f"{r['distinct']}",
+              " | ".join(render.safe(v) for v in r["values"]) + (" ..." if r["distinct"] > len(r["values"]) else "")]
              for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
     sys.stdout.write(f"{t['files']} files; elements that differ:\n")

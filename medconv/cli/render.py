@@ -6,7 +6,7 @@ import os
 import sys
 
 from ..errors import UsageError
-from ..values import format_get, jsonable
+from ..values import format_get, jsonable, safe
 
 
 def stdout_is_terminal() -> bool:
@@ -53,9 +53,9 @@ def cell(value) -> str:
         if value and isinstance(value[0], (list, tuple)):
             return "\n".join(" ".join(_short(v) for v in row) for row in value)
         return " x ".join(_short(v) for v in value) if all(isinstance(v, (int, float)) for v in value) else \
-            ", ".join(str(v) for v in value)
+            ", ".join(safe(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+        return ", ".join(f"{safe(k)}={_short(v)}" for k, v in value.items())
     if value is None:
         return "-"
     return _short(value)
@@ -64,7 +64,7 @@ def cell(value) -> str:
 def _short(value) -> str:
     if isinstance(value, float):
         return format(value, ".6g")
-    return str(value)
+    return safe(value)
 
 
 #: table columns holding free text, folded when the terminal is narrow (the others stay whole)
@@ -77,7 +77,7 @@ def print_records(records, columns, title=None) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        console = Console(no_color=not colour_allowed(), highlight=False)
+        console = Console(no_color=not colour_allowed(), highlight=False, markup=False, emoji=False)
         if len(records) == 1:
             table = Table(show_header=False, box=None, pad_edge=False, title=title)
             table.add_column(style="bold")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import struct
 
+from .guards import MAX_DEPTH, too_deep
+
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _NATIVE = {"1.2.840.10008.1.2": (False, False), "1.2.840.10008.1.2.1": (True, False),
            "1.2.840.10008.1.2.2": (True, True)}
@@ -14,7 +16,7 @@ _BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
 #: keyword -> (tag, VR used when the file is implicit VR)
 TAGS = {
-    "SOPClassUID": (0x00080016, "UI"), "SOPInstanceUID": (0x00080018, "UI"), "ImageType": (0x00080008, "CS"),
+    "SpecificCharacterSet": (0x00080005, "CS"), "SOPClassUID": (0x00080016, "UI"), "SOPInstanceUID": (0x00080018, "UI"), "ImageType": (0x00080008, "CS"),
     "Modality": (0x00080060, "CS"),
     "Manufacturer": (0x00080070, "LO"), "SeriesDescription": (0x0008103E, "LO"),
     "ManufacturerModelName": (0x00081090, "LO"), "AcquisitionTime": (0x00080032, "TM"),
@@ -55,6 +57,14 @@ TAGS = {
     "FrameAcquisitionDateTime": (0x00189074, "DT"), "DiffusionGradientOrientation": (0x00189089, "FD"),
     "DiffusionDirectionality": (0x00189075, "CS"), "PhilipsDiffusionDirection": (0x20011004, "CS"),
 }
+#: value representations whose text follows the Specific Character Set
+_CHARSET_VRS = {"SH", "LO", "ST", "LT", "PN", "UC", "UT"}
+#: single-byte and UTF-8 character sets decoded without pydicom (DICOM term -> Python codec)
+_CHARSETS = {"ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3",
+             "ISO_IR 110": "iso8859_4", "ISO_IR 144": "iso8859_5", "ISO_IR 127": "iso8859_6",
+             "ISO_IR 126": "iso8859_7", "ISO_IR 138": "iso8859_8", "ISO_IR 148": "iso8859_9",
+             "ISO_IR 166": "tis_620", "ISO_IR 192": "utf-8", "GB18030": "gb18030", "GBK": "gbk",
+             "ISO_IR 13": "shift_jis"}
 #: tag -> (keyword, VR used when the file is implicit VR)
 BY_TAG = {tag: (keyword, vr) for keyword, (tag, vr) in TAGS.items()}
 #: sequences parsed into items (the functional groups and the sequences Frame reads in them)
@@ -84,7 +94,26 @@ class _Meta:
             raise AttributeError(key) from None
 
 
-def _decode(vr, raw, endian, default=None):
+def decode_text(raw: bytes, charset) -> str:
+    """Text in the file's Specific Character Set (`charset`: that element's raw bytes, None when the
+    file has none: Latin-1), as pydicom decodes it."""
+    if charset is None:
+        return raw.decode("latin-1")
+    terms = [t.strip() for t in bytes(charset).decode("latin-1").rstrip("\x00 ").split("\\")]
+    terms = [t for t in terms if t] or ["ISO_IR 6"]
+    if len(terms) == 1 and terms[0] in _CHARSETS:
+        return raw.decode(_CHARSETS[terms[0]], "replace")
+    from pydicom.charset import (
+        decode_bytes,  # code extensions (ISO 2022 escapes): pydicom's rules
+    )
+
+    try:
+        return decode_bytes(raw, terms, {"\\", "^", "="})
+    except Exception:  # an unknown term: the bytes as Latin-1, as pydicom falls back
+        return raw.decode("latin-1")
+
+
+def _decode(vr, raw, endian, default=None, charset=None):
     """An element's value from its raw bytes: numbers for binary VRs, text (a list when multi-valued)."""
     if vr == "SQ":
         return raw if raw else default
@@ -95,7 +124,7 @@ def _decode(vr, raw, endian, default=None):
             return default
         values = struct.unpack(f"{endian}{n}{code}", raw[: n * struct.calcsize(code)])
         return values[0] if n == 1 else list(values)
-    text = raw.decode("latin-1").rstrip("\x00 ").strip()
+    text = (decode_text(raw, charset) if vr in _CHARSET_VRS else raw.decode("latin-1")).rstrip("\x00 ").strip()
     if text == "":
         return default
     if vr in ("DS", "IS", "CS") and "\\" in text:
@@ -196,7 +225,8 @@ class LightDataset:
             vr, raw = self._el[tag]
             known = BY_TAG.get(tag)
             vr = known[1] if known is not None and vr in (None, "UN") else vr
-            value = self._values[tag] = _decode(vr, raw, self._endian, None)
+            charset = self._el.get(0x00080005)
+            value = self._values[tag] = _decode(vr, raw, self._endian, None, charset and charset[1])
         return default if value is None else value
 
     def dataset(self):
@@ -204,16 +234,18 @@ class LightDataset:
         if self._full is None:
             import warnings
 
-            import pydicom
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._full = pydicom.dcmread(self.path, stop_before_pixels=True, force=True)
+                from . import guards as dcm_guards
+                self._full = dcm_guards.dcmread(self.path, self.path, stop_before_pixels=True, force=True)
         return self._full
 
 
-def _skip_undefined(buf, pos, explicit, big, end_tag):
+def _skip_undefined(buf, pos, explicit, big, end_tag, depth=1):
     """Position after the delimiter `end_tag` of an undefined-length sequence or item."""
+    if depth > 2 * MAX_DEPTH:  # sequences and items: pydicom's reader then refuses the file by name
+        raise Unsupported("sequences nested too deep")
     fmt = ">HH" if big else "<HH"
     while True:
         if pos + 8 > len(buf):
@@ -225,18 +257,20 @@ def _skip_undefined(buf, pos, explicit, big, end_tag):
             if (group, elem) == end_tag:
                 return pos
             if elem == 0xE000:  # an item
-                pos = _skip_undefined(buf, pos, explicit, big, (0xFFFE, 0xE00D)) if length == 0xFFFFFFFF else pos + length
+                pos = _skip_undefined(buf, pos, explicit, big, (0xFFFE, 0xE00D), depth + 1) \
+                    if length == 0xFFFFFFFF else pos + length
             continue
-        pos, _, _, _ = _element(buf, pos, explicit, big)
+        pos, _, _, _ = _element(buf, pos, explicit, big, None, depth + 1)
 
 
-#: sequences nested deeper than this are not walked (pydicom reads such a file, or refuses it)
-MAX_DEPTH = 8
+#: functional-group sequences nested deeper than this are not parsed here (pydicom reads such a file,
+#: or refuses it past guards.MAX_DEPTH)
+MAX_WALK_DEPTH = 8
 
 
 def _items(buf, pos, end, explicit, big, endian, depth=0):
     """The items of a sequence whose value starts at `pos` (end None: undefined length)."""
-    if depth >= MAX_DEPTH:
+    if depth >= MAX_WALK_DEPTH:
         raise Unsupported("sequences nested too deep")
     fmt = ">HH" if big else "<HH"
     u32 = ">I" if big else "<I"
@@ -345,9 +379,12 @@ def _element(buf, pos, explicit, big, endian=None, depth=0):
     if length == 0xFFFFFFFF:
         if (vr not in (None, "SQ", "UN")) or (group, elem) in _PIXEL:
             raise Unsupported("undefined length")
-        return _skip_undefined(buf, start, explicit if vr != "UN" else False, big, (0xFFFE, 0xE0DD)), tag, vr, None
+        return (_skip_undefined(buf, start, explicit if vr != "UN" else False, big, (0xFFFE, 0xE0DD), depth + 1),
+                tag, vr, None)
     if start + length > len(buf):
         raise Unsupported("header longer than the buffer")
+    if vr == "SQ" and length and too_deep(buf, start, start + length, explicit, big, depth // 2 + 1):
+        raise Unsupported("sequences nested too deep")  # pydicom's reader then refuses the file by name
     return start + length, tag, vr, (None if vr == "SQ" else buf[start:start + length])
 
 

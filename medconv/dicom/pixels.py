@@ -162,7 +162,6 @@ def _decode_frames(ds, indices, ts):
 
 def _decode_file(path, frames_in_file):
     """Decode every needed frame of one file through pydicom: {frame index: array}."""
-    import pydicom
 
     try:
         import warnings
@@ -172,7 +171,8 @@ def _decode_file(path, frames_in_file):
             from .scan import open_dicom
 
             with open_dicom(path) as fh:
-                ds = pydicom.dcmread(fh, force=True)
+                from . import guards as dcm_guards
+                ds = dcm_guards.dcmread(fh, path, force=True)
         f0 = frames_in_file[0]
         if "TransferSyntaxUID" not in ds.file_meta:
             ds.file_meta.TransferSyntaxUID = f0.transfer_syntax

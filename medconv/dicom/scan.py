@@ -34,8 +34,11 @@ def open_dicom(path: str):
     """A binary file object of the DICOM bytes (gzip-compressed files are inflated in memory)."""
     fh = open(path, "rb")
     if fh.read(2) == b"\x1f\x8b":
-        fh.close()
-        return pyio.BytesIO(io.read_bytes(path))
+        from .guards import inflate
+
+        fh.seek(0)
+        with fh:  # inflated no further than the data set declares (no gzip bombs)
+            return pyio.BytesIO(inflate(fh.read(), 31, path, offset=None))
     fh.seek(0)
     return fh
 
@@ -172,13 +175,13 @@ def read_file(path: str, strict_single: bool = False) -> list:
     frames = _read_light(path, size, strict_single)
     if frames is not None:
         return frames
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         with open_dicom(path) as fh, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's VR/charset notes are not the user's business
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            from . import guards as dcm_guards
+            ds = dcm_guards.dcmread(fh, path, stop_before_pixels=True, force=True)
             ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or _IMPLICIT)
             if getattr(ds, "file_meta", None) is not None and "TransferSyntaxUID" not in ds.file_meta:
                 ds.file_meta.TransferSyntaxUID = ts

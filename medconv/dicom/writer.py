@@ -5,6 +5,7 @@ failure never leaves a partial series and a reader never sees one half-written.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import os
@@ -360,14 +361,14 @@ def _patient_orientation(vec) -> str:
 
 
 def _read_template(template):
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     template = os.fspath(template)
     if not os.path.isfile(template):
         raise InputError("no such file (--template)", template)
     try:
-        ref = pydicom.dcmread(template, stop_before_pixels=True)
+        from . import guards as dcm_guards
+        ref = dcm_guards.dcmread(template, template, stop_before_pixels=True)
         _ = [ref.get(k) for k in TEMPLATE_KEYWORDS]  # decode now: a malformed element is an input error
     except InvalidDicomError:
         raise InputError("the --template file is not DICOM", template) from None
@@ -544,17 +545,22 @@ def _write_directory(dest, shown, force, fill):
                 raise
             tmp = None
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            code = io.errno_of(exc)  # pydicom re-raises a write's OSError with a traceback as its text
+            if code == errno.ENOSPC:
                 raise OutputError("disk full", shown) from None
-            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if code in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise OutputError("permission denied", shown) from None
-            raise OutputError(f"cannot write the series ({exc.strerror or exc})", shown) from None
+            raise OutputError(f"cannot write the series ({io.reason_of(exc)})", shown) from None
     finally:
         io.LIVE_TEMPS.discard(registered)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            if os.path.islink(old):  # the destination was a symbolic link: the link goes, not its target
+                with contextlib.suppress(OSError):
+                    os.unlink(old)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:

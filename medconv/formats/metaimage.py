@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import geometry, io
+from .. import geometry, io, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 
@@ -82,13 +82,14 @@ def check_chunks(chunks, path: str) -> list:
                 offset = size - ch.nbytes
                 if offset < 0:
                     io.check_size(path, ch.nbytes, size)
-            io.check_size(path, offset + ch.skip + ch.nbytes, size)
+            io.check_size(path, offset + ch.skip + ch.nbytes, size, offset=offset + ch.skip)
         else:
             offset = max(offset, 0)
             avail = size - offset
             # deflate cannot expand more than ~1032:1, text needs at least one character per value
             factor = {"zlib": 1032, "bzip2": 1 << 20, "ascii": 8, "hex": 1}[ch.encoding]
-            io.check_size(path, ch.skip + ch.nbytes, max(avail, 0) * factor + 1024 * (factor > 1))
+            io.check_size(path, ch.skip + ch.nbytes, max(avail, 0) * factor + 1024 * (factor > 1), offset=ch.skip,
+                          compressed=max(avail, 0))
         out.append(ch._replace(offset=offset, lineskip=0))
     return out
 
@@ -212,6 +213,90 @@ def _inflate_into(fh, out: memoryview, skip: int, encoding: str, name: str, path
     return got
 
 
+def inflated_pieces(ch: Chunk, path: str):
+    """The decoded bytes of one compressed chunk (zlib, gzip or bzip2), piece by piece, exactly
+    `ch.nbytes` of them after `ch.skip`: never more inflated than that, a short stream refused."""
+    name = os.path.basename(ch.file)
+    if ch.encoding == "bzip2":
+        import bz2
+
+        new, errors = bz2.BZ2Decompressor, (OSError, ValueError, EOFError)
+    else:
+        from isal import isal_zlib
+
+        def new():
+            return isal_zlib.decompressobj(wbits=47)
+
+        errors = (Exception,)
+    want, skip = ch.nbytes, ch.skip
+    try:
+        with open(ch.file, "rb") as fh:
+            fh.seek(ch.offset)
+            dec, pending = new(), b""
+            while want > 0:
+                if not pending:
+                    pending = fh.read(_CHUNK)
+                if not pending:
+                    piece = dec.flush() if ch.encoding != "bzip2" and not dec.eof else b""
+                    if not piece:
+                        break
+                else:
+                    limit = min(_CHUNK, want + skip)
+                    if ch.encoding == "bzip2":
+                        piece = dec.decompress(pending, max_length=limit)
+                        pending = b""
+                    else:
+                        piece = dec.decompress(pending, limit)
+                        pending = dec.unconsumed_tail
+                if skip:
+                    cut = min(skip, len(piece))
+                    piece, skip = piece[cut:], skip - cut
+                piece = piece[:want]
+                if piece:
+                    want -= len(piece)
+                    yield piece
+                if dec.eof and want > 0:
+                    pending = dec.unused_data + pending or fh.read(_CHUNK)
+                    if not pending:
+                        break
+                    dec = new()
+    except errors as exc:
+        raise CorruptInput(f"compressed data in {name} is corrupt ({exc})", path) from None
+    if want > 0:
+        raise CorruptInput(f"truncated: {ch.nbytes - want} of {ch.nbytes} bytes of voxel data in {name}", path)
+
+
+def stream_slabs(volume, planes: int):
+    """Yield (t, k0, k1, slab[i, j, k0:k1]) of a compressed MetaImage/NRRD volume in file order
+    while inflating (see nifti.stream_slabs): memory holds one slab, never the volume."""
+    ch, dtype = volume.chunk_stream
+    shape = tuple(volume.stored_shape) + (1,) * max(0, 3 - len(volume.stored_shape))
+    nx, ny, nz = shape[:3]
+    nt = int(np.prod(shape[3:], dtype=np.int64)) if len(shape) > 3 else 1
+    plane = nx * ny * dtype.itemsize
+    planes = max(1, int(planes))
+    pieces = inflated_pieces(ch, volume.path)
+    carry = b""
+    for t in range(nt):
+        for k0 in range(0, nz, planes):
+            k1 = min(nz, k0 + planes)
+            want = plane * (k1 - k0)
+            buf = bytearray(want)
+            got = min(len(carry), want)
+            buf[:got] = carry[:got]
+            carry = carry[got:]
+            while got < want:
+                piece = next(pieces, None)
+                if piece is None:
+                    raise CorruptInput("truncated: the compressed voxel data ends early", volume.path)
+                n = min(len(piece), want - got)
+                buf[got:got + n] = piece[:n]
+                got += n
+                carry = piece[n:]
+            slab = np.frombuffer(buf, dtype=dtype).reshape((nx, ny, k1 - k0), order="F")
+            yield t, k0, k1, slab if dtype.isnative else slab.astype(dtype.newbyteorder("="))
+
+
 def _parse_text_values(text: bytes, dtype: np.dtype, count: int, name: str, path: str) -> np.ndarray:
     words = text.replace(b",", b" ").split()
     if len(words) < count:
@@ -331,37 +416,52 @@ def _get(hdr: dict, *names, default=None):
     return default
 
 
-def _list_files(hdr: dict, end: int, blob: bytes, path: str, ndims: int) -> tuple:
-    """(file names, dimensions per file) for LIST and pattern ElementDataFile forms."""
+def _list_files(hdr: dict, end: int, blob: bytes, path: str, ndims: int, resolve: bool = True,
+                expected=None) -> tuple:
+    """(file paths, dimensions per file) for LIST and pattern ElementDataFile forms (None, None for
+    others). Every name passes the rule of `untrusted` (`resolve`); a count other than `expected(file
+    dimensions)` is refused before any name is resolved."""
     spec = str(hdr["ElementDataFile"])
     words = spec.split()
-    base = os.path.dirname(path)
     if words and words[0].upper() == "LIST":
         file_dim = ndims - 1
         if len(words) > 1:
             m = re.match(r"(\d+)", words[1])
             if not m or not 1 <= int(m.group(1)) <= ndims:
-                raise CorruptInput(f"bad LIST dimension {words[1]!r}", path)
+                raise CorruptInput(f"bad LIST dimension {untrusted.shown(words[1])}", path)
             file_dim = int(m.group(1))
-        names = [line.strip() for line in blob[end:].decode("latin-1").splitlines() if line.strip()]
-        return [os.path.join(base, n) for n in names], file_dim
+        names = []
+        try:  # the names fill the rest of the file (the header was read in blocks: it may hold more)
+            with open(path, "rb") as fh:
+                fh.seek(end)
+                rest = fh.read(_MAX_HEADER)
+        except OSError:
+            rest = blob[end:]
+        for line in rest.decode("latin-1").splitlines():
+            if line.strip():
+                if len(names) >= untrusted.MAX_FILES:
+                    raise CorruptInput(f"ElementDataFile LIST names more than {untrusted.MAX_FILES} files", path)
+                names.append(line.strip())
+        _check_count(len(names), expected, file_dim, path)
+        if not resolve:
+            return names, file_dim
+        return untrusted.list_names(path, names), file_dim
     if len(words) >= 4 and "%" in words[0]:
         try:
             lo, hi, step = int(words[1]), int(words[2]), int(words[3])
             file_dim = int(words[4]) if len(words) > 4 else ndims - 1
         except ValueError:
-            raise CorruptInput(f"bad ElementDataFile pattern {spec!r}", path) from None
+            raise CorruptInput(f"bad ElementDataFile pattern {untrusted.shown(spec)}", path) from None
         if step == 0 or (hi - lo) * step < 0 or not 1 <= file_dim <= ndims:
-            raise CorruptInput(f"bad ElementDataFile pattern {spec!r}", path)
-        count = (hi - lo) // step + 1
-        if count > 1 << 20:
-            raise CorruptInput(f"ElementDataFile pattern names {count} files", path)
-        try:
-            names = [words[0] % i for i in range(lo, hi + (1 if step > 0 else -1), step)]
-        except (TypeError, ValueError):
-            raise CorruptInput(f"bad ElementDataFile pattern {spec!r}", path) from None
-        return [os.path.join(base, n) for n in names], file_dim
+            raise CorruptInput(f"bad ElementDataFile pattern {untrusted.shown(spec)}", path)
+        _check_count((hi - lo) // step + 1, expected, file_dim, path)
+        return untrusted.pattern_names(path, words[0], lo, hi, step, resolve=resolve), file_dim
     return None, None
+
+
+def _check_count(count: int, expected, file_dim: int, path: str) -> None:
+    if expected is not None and count != expected(file_dim):
+        raise CorruptInput(f"ElementDataFile lists {count} files but DimSize needs {expected(file_dim)}", path)
 
 
 def _layout(hdr: dict, path: str):
@@ -431,9 +531,10 @@ def _chunks(hdr: dict, end: int, blob: bytes, path: str, ndims: int, dims: list,
         if header_size == -1:
             return [Chunk(path, -1, total, encoding)]
         return [Chunk(path, end + max(header_size, 0), total, encoding)]
-    files, file_dim = _list_files(hdr, end, blob, path, ndims)
+    files, file_dim = _list_files(hdr, end, blob, path, ndims,
+                                  expected=lambda d: int(np.prod(dims[d:], dtype=object)))
     if files is None:
-        data = os.path.join(os.path.dirname(path), spec)
+        data = untrusted.reference(path, spec)
         offset = -1 if header_size == -1 else max(header_size, 0)
         return [Chunk(data, offset, total, encoding)]
     per_file = int(np.prod(dims[:file_dim], dtype=object)) * elem_bytes
@@ -475,6 +576,10 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     vol = Volume(affine=affine, value_kind=value_kind, time_step=time_step if len(shape) > 3 else None,
                  header=hdr, format="metaimage", path=path, loader=loader, stored_shape=shape,
                  stored_dtype=dtype.newbyteorder("="))
+    if len(chunks) == 1 and chunks[0].encoding in ("zlib", "bzip2") and channels == 1:
+        # what stats needs to read the voxels slab by slab while inflating (see stream_slabs)
+        vol.chunk_stream = (chunks[0], dtype)
+        header_only = True  # inflated when used (stats streams it): a corrupt stream fails then
     if not header_only:
         vol.array  # noqa: B018 - read now so a corrupt stream fails inside read()
     return vol
@@ -486,9 +591,9 @@ def read_header(path: str, fmt: str | None = None) -> dict:
     out = dict(hdr)
     ndims = _get(hdr, "NDims")
     if isinstance(ndims, int) and 1 <= ndims <= 4:
-        files, _ = _list_files(hdr, end, blob, path, ndims)
+        files, _ = _list_files(hdr, end, blob, path, ndims, resolve=False)
         if files is not None:
-            out["ElementDataFiles"] = [os.path.basename(f) for f in files]
+            out["ElementDataFiles"] = files
     return out
 
 

@@ -82,6 +82,10 @@ def affine_of(hdr) -> tuple:
     return aff, known
 
 
+#: bytes a compressed MGH file may hold after its voxels (TR, flip angle, TE, TI, FOV, tags)
+TAIL_SLACK = 16 << 20
+
+
 def _read_head(path: str) -> tuple:
     raw = io.read_bytes(path, HEADER_SIZE)
     return _parse(raw, path), _is_compressed(path)
@@ -91,10 +95,11 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     hdr, compressed = _read_head(path)
     dims, dtype, nbytes = _layout(hdr)
     if not compressed:
-        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path))
+        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path), offset=HEADER_SIZE)
     else:
         # gzip rarely beats ~1000:1; refuse absurd claims before decompressing anything
-        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path) * 1032 + 1024)
+        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path) * 1032 + 1024, offset=HEADER_SIZE,
+                      compressed=io.file_size(path))
     try:
         affine, known = affine_of(hdr)
     except CorruptInput as exc:
@@ -103,7 +108,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     cache = {}
     # a gzip tail (TR) costs a full decompression: pay it for 4D files, where TR is the time step
     if compressed and (not header_only or dims[3] > 1):
-        cache["blob"] = io.read_bytes(path)
+        cache["blob"] = io.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
     if not compressed or "blob" in cache:
         hdr.update(_tail(path, compressed, nbytes, cache.get("blob")))
     tr = hdr.get("tr")
@@ -113,7 +118,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
         metadata["time_unit"] = "ms"  # MGH gives TR in milliseconds
 
     def loader():
-        blob = cache.pop("blob", None) or io.read_bytes(path)
+        blob = cache.pop("blob", None) or io.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
         if len(blob) < HEADER_SIZE + nbytes:
             raise CorruptInput(f"truncated: {len(blob) - HEADER_SIZE} of {nbytes} bytes of voxel data present",
                                path)
@@ -132,7 +137,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
 def _tail(path: str, compressed: bool, nbytes: int, blob: bytes | None = None) -> dict:
     """TR, flip angle, TE, TI, FOV and tags after the voxel data (all optional)."""
     if compressed:
-        blob = blob if blob is not None else io.read_bytes(path)
+        blob = blob if blob is not None else io.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
         rest = blob[HEADER_SIZE + nbytes:]
     else:
         with open(path, "rb") as fh:

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from .. import io
+from .. import io, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 
@@ -41,6 +41,7 @@ def _load(path: str):
         klass = Minc1Image
     elif head[:8] == b"\x89HDF\r\n\x1a\n":
         klass = Minc2Image
+        _check_references(path)
     else:
         raise CorruptInput("not a MINC file (neither NetCDF nor HDF5)", path)
     try:
@@ -58,6 +59,21 @@ def _load(path: str):
     except (KeyError, OSError, TypeError, IndexError, AttributeError, ImageFileError) as exc:
         raise CorruptInput(f"not a readable MINC file ({type(exc).__name__}: {exc})", path) from None
     return img
+
+
+def _check_references(path: str) -> None:
+    """Refuse a MINC2 file whose HDF5 objects read other files (see medconv.untrusted)."""
+    import h5py
+
+    from ..errors import guard
+
+    with guard(path, "MINC2 (HDF5) file"):
+        try:
+            fh = h5py.File(path, "r")
+        except OSError as exc:
+            raise CorruptInput(f"not a readable HDF5 file ({exc})", path) from None
+        with fh:
+            untrusted.check_hdf5(fh, path)
 
 
 def _values(var) -> np.ndarray:
@@ -100,7 +116,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     if not np.isfinite(affine).all():
         raise CorruptInput("the dimension steps, starts or cosines contain NaN or infinite values", path)
     io.check_size(path, int(np.prod(shape, dtype=np.int64)) * stored.itemsize,
-                  io.file_size(path) * 1032 + 1024)  # HDF5 may compress chunks
+                  io.file_size(path) * 1032 + 1024, compressed=io.file_size(path))  # HDF5 may compress chunks
 
     def loader():
         try:
@@ -179,6 +195,7 @@ def _header_minc2(path: str) -> dict:
     except OSError as exc:
         raise CorruptInput(f"not a readable HDF5 file ({exc})", path) from None
     with fh:
+        untrusted.check_hdf5(fh, path)
         if "minc-2.0" not in fh:
             raise CorruptInput("HDF5 file without a /minc-2.0 group: not MINC2", path)
         root = fh["minc-2.0"]

@@ -16,7 +16,7 @@ import struct
 
 import numpy as np
 
-from .. import geometry, io, log
+from .. import geometry, io, log, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 
@@ -166,6 +166,8 @@ def _pair_paths(path: str, need_data: bool = True):
         return hdr, None, False
     if img is None:
         raise CorruptInput(f"the image file of this pair is missing ({os.path.basename(base)}.img)", path)
+    if path != img:  # the header names its image file by its own name: a symbolic link may not lead away
+        untrusted.reference(hdr, os.path.basename(img), "image file")
     return hdr, img, img.lower().endswith(".gz")
 
 
@@ -311,7 +313,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     native = dtype.newbyteorder("=")
     if not compressed:
-        io.check_size(path, offset + nbytes, io.file_size(data_path))
+        io.check_size(path, offset + nbytes, io.file_size(data_path), offset=offset)
         if nbytes == 0:
             arr = np.zeros(0, dtype)
         else:
@@ -319,7 +321,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
     else:
         csize = io.file_size(data_path)
         # deflate cannot expand more than ~1032:1; a larger claim is a lie
-        io.check_size(path, offset + nbytes, csize * 1032 + 1024)
+        io.check_size(path, offset + nbytes, csize * 1032 + 1024, offset=offset, compressed=csize)
         from isal import igzip
 
         arr = np.empty(nbytes // dtype.itemsize, dtype=dtype)
@@ -389,7 +391,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
     if kind != "analyze":
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
     if not compressed:
-        io.check_size(path, offset + nbytes, io.file_size(data_path))
+        io.check_size(path, offset + nbytes, io.file_size(data_path), offset=offset)
     elif offset + nbytes > io.file_size(data_path) * 1032 + 1024:
         # deflate expands at most ~1032:1: a tiny .nii.gz cannot hold billions of voxels
         raise CorruptInput(f"header declares {offset + nbytes} bytes of voxel data, more than a "
@@ -464,6 +466,10 @@ def _single_file_offset(hdr, kind, path, data_path, compressed, nbytes) -> int:
     return offset
 
 
+#: largest .hdr (header plus extensions) of a pair read whole
+MAX_PAIR_HEADER = 64 << 20
+
+
 def read_extensions(path: str) -> list:
     """NIfTI extensions: [{code, name, size, content bytes}]."""
     hdr_path, data_path, compressed, raw, kind = _read_raw_header(path, need_data=False)
@@ -472,7 +478,7 @@ def read_extensions(path: str) -> list:
     hdr = parse_header(raw, kind, path)
     size = HEADER_SIZE[kind]
     end = int(hdr["vox_offset"]) if hdr_path == data_path else None
-    blob = io.read_bytes(hdr_path, end if end else None)
+    blob = io.read_bytes(hdr_path, end if end else None, most=None if end else MAX_PAIR_HEADER)
     if len(blob) < size + 4 or blob[size] == 0:
         return []
     out, pos = [], size + 4

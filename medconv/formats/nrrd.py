@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from .. import geometry, io
+from .. import geometry, io, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 from .metaimage import (
@@ -154,9 +154,14 @@ def parse(path: str) -> tuple:
         n_fields += 1
         if field in ("data file", "datafile") and str(value).strip().upper().startswith("LIST"):
             # the rest of the header names the data files, one per line
-            rest = [l.strip() for l in lines[n:] if l.strip()]
-            if end is not None:
-                rest += [l.strip() for l in blob[end:end + _MAX_HEADER].decode("latin-1").splitlines() if l.strip()]
+            more = blob[end:end + _MAX_HEADER].decode("latin-1").splitlines() if end is not None else []
+            rest = []
+            for name in (l.strip() for src in (lines[n:], more) for l in src):
+                if not name:
+                    continue
+                if len(rest) >= untrusted.MAX_FILES:  # bounded as they come: 16 MB of names is millions
+                    raise CorruptInput(f"the data file LIST names more than {untrusted.MAX_FILES} files", path)
+                rest.append(name)
             hdr["data files"] = rest
             end = None
             break
@@ -323,26 +328,28 @@ def _data_chunks(hdr: dict, end, path: str, sizes: list, itemsize: int, encoding
         if end is None:
             raise CorruptInput("NRRD header has no data (no blank line, no data file)", path)
         return [chunk(path, total, end)]
-    base = os.path.dirname(path)
     words = str(spec).split()
     if words and words[0].upper() == "LIST":
-        names = hdr.get("data files") or []
         sub = int(words[1]) if len(words) > 1 and words[1].isdigit() else len(sizes) - 1
-        return _split(hdr, [os.path.join(base, n) for n in names], sub, sizes, itemsize, chunk, path)
+        names = hdr.get("data files") or []
+        if 1 <= sub <= len(sizes) and len(names) != int(np.prod(sizes[sub:], dtype=object)):
+            return _split(hdr, names, sub, sizes, itemsize, chunk, path)  # refused: the count is wrong
+        return _split(hdr, untrusted.list_names(path, names), sub, sizes, itemsize, chunk, path)
     if len(words) >= 4 and "%" in words[0]:
         try:
             lo, hi, step = int(words[1]), int(words[2]), int(words[3])
             sub = int(words[4]) if len(words) > 4 else len(sizes) - 1
         except ValueError:
-            raise CorruptInput(f"bad data file pattern {spec!r}", path) from None
-        if step == 0 or (hi - lo) * step < 0 or (hi - lo) // step + 1 > 1 << 20:
-            raise CorruptInput(f"bad data file pattern {spec!r}", path)
-        try:
-            names = [words[0] % i for i in range(lo, hi + (1 if step > 0 else -1), step)]
-        except (TypeError, ValueError):
-            raise CorruptInput(f"bad data file pattern {spec!r}", path) from None
-        return _split(hdr, [os.path.join(base, n) for n in names], sub, sizes, itemsize, chunk, path)
-    return [chunk(os.path.join(base, str(spec).strip()), total)]
+            raise CorruptInput(f"bad data file pattern {untrusted.shown(spec)}", path) from None
+        if not 1 <= sub <= len(sizes):
+            raise CorruptInput(f"bad data file sub-dimension {sub}", path)
+        expected = int(np.prod(sizes[sub:], dtype=object))
+        if step and (hi - lo) * step >= 0 and (hi - lo) // step + 1 != expected:
+            raise CorruptInput(f"the data file pattern names {(hi - lo) // step + 1} files but the sizes "
+                               f"need {expected}", path)
+        files = untrusted.pattern_names(path, words[0], lo, hi, step)
+        return _split(hdr, files, sub, sizes, itemsize, chunk, path)
+    return [chunk(untrusted.reference(path, str(spec).strip()), total)]
 
 
 def _split(hdr, files, sub, sizes, itemsize, chunk, path):
@@ -384,6 +391,11 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     vol = Volume(affine=affine, value_kind=kind, time_step=time_step if others else None, metadata=metadata,
                  header=hdr, format="nrrd", path=path, orientation_known=known, loader=loader,
                  stored_shape=order_shape, stored_dtype=dtype.newbyteorder("="))
+    if len(chunks) == 1 and chunks[0].encoding in ("zlib", "bzip2") and colour is None \
+            and order == list(range(dim)) and order_shape == shape:
+        # what stats needs to read the voxels slab by slab while inflating (see metaimage.stream_slabs)
+        vol.chunk_stream = (chunks[0], dtype)
+        header_only = True  # inflated when used (stats streams it): a corrupt stream fails then
     if not header_only:
         vol.array  # noqa: B018 - decode now so a corrupt stream fails inside read()
     return vol

@@ -35,6 +35,7 @@ def _open(path: str):
         raise InputError("no such file", path)
     try:
         img = Image.open(path)
+        _check_raw_tiles(img, path)
         img.load()
     except UnidentifiedImageError:
         raise CorruptInput("not a readable image (Pillow does not recognise its content)", path) from None
@@ -43,6 +44,20 @@ def _open(path: str):
     except Image.DecompressionBombError as exc:
         raise CorruptInput(f"image is implausibly large ({exc})", path) from None
     return img
+
+
+def _check_raw_tiles(img, path: str) -> None:
+    """Refuse uncompressed pixels (BMP, TIFF, ...) the file cannot hold, before Pillow allocates the
+    image its header declares: every pixel takes at least one bit."""
+    size = os.path.getsize(path)
+    for tile in getattr(img, "tile", None) or ():
+        try:
+            codec, (x0, y0, x1, y1), offset = tile[0], tile[1], int(tile[2])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if codec == "raw" and offset + (abs(x1 - x0) * abs(y1 - y0)) // 8 > size:
+            raise CorruptInput(f"truncated: the header declares {abs(x1 - x0)} x {abs(y1 - y0)} uncompressed pixels "
+                               f"from byte {offset}, more than this {size}-byte file holds", path)
 
 
 def _to_array(img, path: str) -> tuple:
@@ -156,7 +171,14 @@ def _exif_tags(img) -> dict:
 
 def read_header(path: str, fmt: str | None = None) -> dict:
     """Size, mode, bit depth, DPI, text chunks, EXIF/TIFF tags with their values, ICC profile presence."""
+    from ..errors import guard
+
     img = _open(path)
+    with guard(path, f"{(img.format or 'image').lower()} file"):  # Pillow parses frames and tags lazily
+        return _header_of(img)
+
+
+def _header_of(img) -> dict:
     bits = {"1": 1, "L": 8, "P": 8, "LA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8,
             "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(img.mode)
     out = {"format": img.format, "width": img.size[0], "height": img.size[1], "mode": img.mode,

@@ -18,9 +18,6 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian, generate_uid
 from test_anonymize import make_dicom, out_files
 
-from medconv.anonymize import Runner
-from medconv.anonymize.actions import Options
-
 ENGINES = ["bytes", "pydicom"]
 SECRET = b"DOE JOHN 19700101"
 
@@ -275,18 +272,23 @@ def _deep_sr(depth: int) -> bytes:
     return b"\0" * 128 + b"DICM" + el(0x00020000, b"UL", struct.pack("<I", len(meta))) + meta + body
 
 
-def test_deep_nesting_falls_back_to_the_pydicom_path(tmp_path):
-    """Nesting deeper than the byte-level walk goes: that path steps aside (it raised RecursionError,
-    exit 3), and the pydicom path anonymises the file."""
+@pytest.mark.parametrize("engine", ["fast", "pydicom"])
+def test_deep_nesting_within_the_bound_is_anonymised_and_beyond_refused(tmp_path, monkeypatch, engine):
+    """Sequences nested within the bound every DICOM reader applies are walked by both engines; 400
+    levels are refused as corrupt by both (one line, nothing written), never a RecursionError."""
+    if engine == "pydicom":
+        monkeypatch.setenv("MEDCONV_ANON_ENGINE", "pydicom")
     src = tmp_path / "in"
     src.mkdir()
-    data = _deep_sr(400)
-    (src / "deep.dcm").write_bytes(data)
-    assert Runner(Options(), key="k", output=str(tmp_path / "x")).fast.anonymize(data) is None
+    (src / "deep.dcm").write_bytes(_deep_sr(30))
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 0, r.err
     assert SECRET not in _all_bytes(tmp_path / "o") and b"Doe^John" not in _all_bytes(tmp_path / "o")
     assert run("anonymize", "--check", tmp_path / "o").code == 0
+    (src / "deep.dcm").write_bytes(_deep_sr(400))
+    r = run("anonymize", src, "-o", tmp_path / "p", "--key", "k")
+    assert r.code == 3 and "nested" in r.err and "Traceback" not in r.err, r.err
+    assert not os.path.exists(tmp_path / "p") or not os.listdir(tmp_path / "p")
 
 
 def test_nesting_beyond_the_bound_is_refused_cleanly(tmp_path):

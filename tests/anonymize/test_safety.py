@@ -307,7 +307,9 @@ def test_image_object_without_any_image_module_is_a_header_only_object(tmp_path,
 def test_dry_run_refuses_what_a_real_run_refuses(tmp_path):
     src = _one(tmp_path)
     raw = (src / "a.dcm").read_bytes()
-    (src / "a.dcm").write_bytes(raw[:700])
+    (src / "a.dcm").write_bytes(raw[:-100])  # cut inside its pixel data: a real run refuses it
+    real = run("anonymize", src / "a.dcm", "-o", tmp_path / "o", "--key", "k")
+    assert real.code == 3 and "truncated" in real.err
     r = run("anonymize", src / "a.dcm", "--dry-run")
     assert r.code == 3 and "truncated" in r.err
 
