@@ -71,8 +71,7 @@ def write(volume, path, *, to: str | None = None, force: bool = False, protect=(
     """Write a Volume; the format comes from `to` or the extension. Returns the files written."""
     import os
 
-    from .formats import backend, format_for_output
-    from .formats._registry import BY_NAME
+    from .formats import BY_NAME, backend, format_for_output
 
     path = os.fspath(path)
     name = format_for_output(path, to)

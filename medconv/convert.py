@@ -7,8 +7,7 @@ import numpy as np
 
 from . import log
 from .errors import OutputError, UsageError
-from .formats import DEFAULT_EXTENSIONS, RASTER, format_for_output
-from .formats._registry import BY_NAME
+from .formats import BY_NAME, DEFAULT_EXTENSIONS, RASTER, format_for_output
 from .naming import stem_of
 
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")

@@ -19,6 +19,8 @@ CLI_IMPORTERS = {"medconv.entry", "medconv.completions"}
 #: (importing module, imported module, name): private names still used across modules, left for the
 #: format backends, the DICOM package and anonymisation to retire
 PRIVATE_EXCEPTIONS = {
+    ("medconv.anonymize", "medconv.formats", "_sniff"),
+    ("medconv.dicom.scan", "medconv.formats", "_sniff"),
     ("medconv.anonymize.headers", "medconv.formats.mgh", "_tags"),
     ("medconv.anonymize.plan", "medconv.anonymize", "_check_complete"),
     ("medconv.anonymize.plan", "medconv.anonymize", "_check_truncated"),
@@ -148,11 +150,15 @@ def import_cycles(top_level_only: bool = True) -> list:
 
 def private_imports() -> set:
     """(importer, module, name) of each private name of one medconv module used by another:
-    `from m import _x`, or `m._x` on a name bound to the module m by an import."""
+    `from m import _x`, or `m._x` on a name bound to the module m by an import; and (importer,
+    package, module) of each private module (`_m`) imported from outside its package."""
     found = set()
     for m, tree in TREES.items():
         aliases = {}
         for target, name, node in _imports(m, tree, False):
+            package, _, leaf = target.rpartition(".")
+            if leaf.startswith("_") and not leaf.startswith("__") and _package(m) != package:
+                found.add((m, package, leaf))  # a private module, or a name taken from one
             for alias in node.names:
                 bound = alias.asname or alias.name.split(".")[0]
                 if name is None and target in MODULES and target.endswith(alias.name) and target != m:
