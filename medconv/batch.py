@@ -1,7 +1,11 @@
 """Many inputs: run one function per input (in order, or in a process pool re-ordered to input
-order), with a progress bar on a terminal, stopping or going on after failures."""
+order), with a progress bar on a terminal, stopping or going on after failures.
+
+`imap` is the engine every batch goes through (convert, info, header, stats, diff, view and
+anonymize); `run` collects its outcomes into results and failures."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -21,120 +25,205 @@ def default_jobs(n_items: int) -> int:
     return max(1, min(cpus, n_items))
 
 
-def run(items, func, *, keep_going: bool = False, on_error=None, jobs: int | None = 1, progress: str | None = None):
+def run(items, func, *, keep_going: bool = False, on_error=None, jobs: int | None = 1, chunk: int = 1,
+        progress: str | None = None):
     """Call func(item) for each item; returns (results in input order, failures).
 
-    Without keep_going the first MedconvError propagates. With it, failures are
-    collected as (item, error) and reported through on_error(item, error); call
-    finish(failures, total) once the successful results have been used.
+    Without keep_going the first MedconvError propagates (with jobs > 1: the earliest input's, and
+    nothing more starts once any item has failed). With it, failures are collected as (item, error)
+    and reported through on_error(item, error); call finish(failures, total) once the successful
+    results have been used.
     With jobs > 1, func and the items must be picklable (a module-level function,
     or functools.partial of one); results still come back in input order.
-    `progress` names the bar shown on a terminal (None: no bar).
+    `chunk` items go to a worker at a time; `progress` names the bar shown on a terminal (None: no bar).
     """
     items = list(items)
+    results, failures = [], []
+    try:
+        with contextlib.closing(imap(items, func, jobs=jobs, chunk=chunk, progress=progress,
+                                     fail_fast=not keep_going)) as outcomes:
+            for item, kind, value in outcomes:
+                if kind == "ok":
+                    results.append(value)
+                elif kind == "bug" or (kind == "error" and not keep_going):
+                    raise value
+                elif kind == "error":
+                    failures.append((item, value))
+                    if on_error:
+                        on_error(item, value)
+                # "cancelled": not run, after a failure that is raised
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; finished outputs are complete, nothing partial was left") from None
+    return results, failures
+
+
+def imap(items, func, *, jobs: int | None = 1, chunk: int = 1, window: int | None = None,
+         progress: str | None = None, on_discard=None, fail_fast: bool = False, stop_signals: bool = False):
+    """Yield (item, kind, value) for each item, in input order; kind is
+
+    - "ok": value is func(item);
+    - "error": value is the MedconvError func raised (rebuilt in this process);
+    - "bug": value is any other exception (from a worker: a RuntimeError naming it);
+    - "cancelled": not run, because the batch was stopping (value None).
+
+    With jobs > 1 the items go to a process pool (fork where there is one) `chunk` at a time. At
+    most `window` chunks are out at once, counting those finished and not yet yielded (which bounds
+    memory and whatever the results hold on disk); None: up to 4 * jobs running or queued, finished
+    ones wait in memory. Temporary files a worker made (io.LIVE_TEMPS) become this process's
+    with the chunk's results. A worker's stderr is printed here, in input order.
+    fail_fast: any failure, whenever it comes, stops the batch (nothing more starts; running
+    items finish). stop_signals: a worker sent SIGINT, SIGTERM or SIGHUP finishes its current item
+    and the batch stops (KeyboardInterrupt here); without it a worker ignores SIGINT.
+    Closing the iterator early (or Ctrl-C) stops the pool; `on_discard(value)` is then called for
+    every "ok" value not handed out, and for the last one handed out (whose use may not have
+    finished: on_discard must accept a value already used).
+    """
+    items = list(items)
+    n_chunks = -(-len(items) // max(1, chunk))
     if jobs is None:
-        jobs = default_jobs(len(items))
-    jobs = max(1, min(int(jobs), len(items) or 1))
+        jobs = default_jobs(n_chunks)
+    jobs = max(1, min(int(jobs), n_chunks or 1))
     bar = Progress(progress, len(items))
     try:
         if jobs == 1:
-            return _run_serial(items, func, keep_going, on_error, bar)
-        return _run_pool(items, func, keep_going, on_error, bar, jobs)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted; finished outputs are complete, nothing partial was left") from None
+            yield from _imap_serial(items, func, bar)
+        else:
+            pool = _Pool(items, func, jobs, max(1, chunk), window, bar, fail_fast, stop_signals)
+            yield from pool.outcomes(on_discard)
     finally:
         bar.close()
 
 
-def _run_serial(items, func, keep_going, on_error, bar):
-    results, failures = [], []
+def _imap_serial(items, func, bar):
     for item in items:
         try:
-            results.append(func(item))
+            kind, value = "ok", func(item)
         except MedconvError as exc:
-            if not keep_going:
-                raise
-            failures.append((item, exc))
-            if on_error:
-                on_error(item, exc)
+            kind, value = "error", exc
+        except Exception as exc:
+            kind, value = "bug", exc
+        bar.advance()
+        yield item, kind, value
+
+
+class _Pool:
+    """The process pool of one imap: chunks submitted in input order, outcomes held until their
+    turn, the stop flag workers check before each item."""
+
+    def __init__(self, items, func, jobs, chunk, window, bar, fail_fast, stop_signals):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.items, self.func, self.chunk, self.bar, self.fail_fast = items, func, chunk, bar, fail_fast
+        self.limit = 4 * jobs if window is None else max(1, window)
+        self.count_held = window is not None
+        methods = multiprocessing.get_all_start_methods()
+        # fork: workers start in milliseconds and inherit the imported modules; elsewhere spawn
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # raised when the batch stops (a failure with fail_fast, a stop signal, closed early):
+        # items not started yet are not started
+        self.stop = ctx.Event()
+        self.executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
+                                            initargs=(log.is_quiet(), self.stop, stop_signals))
+        self.pending = {}  # future -> start of its chunk
+        self.held = {}  # start of a finished chunk -> [(kind, value, message)], until its turn
+        self.submitted = 0  # chunks start below this index
+        self.stopping = False
+
+    def outcomes(self, on_discard):
+        current = []  # the chunk being handed out, from its end: the last one handed out included
+        try:
+            for start in range(0, len(self.items), self.chunk):
+                self._refill()
+                while start not in self.held:
+                    if self.stopping and start >= self.submitted:  # never submitted
+                        self.held[start] = [("cancelled", None, "")] * len(self.items[start:start + self.chunk])
+                    else:
+                        self._wait()
+                current = self.held.pop(start)[::-1]
+                self._refill()
+                for k in range(len(current)):
+                    kind, value, message = current[-1]
+                    if message:
+                        self.bar.write(message)
+                    yield self.items[start + k], kind, value
+                    current.pop()  # taken off only once used: a stop before that discards it
+        except BaseException:
+            self._close(on_discard, current)
+            raise
+        self.executor.shutdown(wait=True)
+
+    def _refill(self) -> None:
+        while not self.stopping and self.submitted < len(self.items):
+            if len(self.pending) + (len(self.held) if self.count_held else 0) >= self.limit:
+                return
+            start = self.submitted
+            self.submitted += self.chunk
+            future = self.executor.submit(_call_chunk, self.func, self.items[start:start + self.chunk])
+            self.pending[future] = start
+
+    def _wait(self) -> None:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+        failed = signalled = False
+        for future in finished:
+            outs, signalled_here = self._take(future)
+            signalled = signalled or signalled_here
+            for kind, _, _ in outs:
+                if kind != "cancelled":
+                    self.bar.advance()
+                failed = failed or kind in ("error", "bug")
+        if signalled:
+            raise KeyboardInterrupt  # a worker was sent a stop signal: the batch stops as a whole
+        if failed and self.fail_fast:
+            # the batch stops at its first failure: nothing more starts (running items finish, their
+            # outputs complete); the earliest failed input comes first, in input order
+            self.stopping = True
+            self.stop.set()
+            for future in self.pending:
+                future.cancel()
+        self._refill()
+
+    def _take(self, future):
+        """A finished chunk's outcomes, moved to `held`; its temporary files recorded here."""
+        from . import io
+
+        n = len(self.items[self.pending[future]:self.pending[future] + self.chunk])
+        with io.uninterrupted:  # taken from the pool and recorded as one step
+            if future.cancelled():
+                outs, temps, signalled = [("cancelled", None, "")] * n, (), False
+            else:
+                outs, temps, signalled = future.result()
+            io.LIVE_TEMPS.update(temps)
+            self.held[self.pending.pop(future)] = outs = [_outcome(*out) for out in outs]
+        return outs, signalled
+
+    def _close(self, on_discard, current) -> None:
+        """Stopped early (a failure, a stop signal, closed): workers stop after their current item;
+        on_discard gets every value nobody will use."""
+        self.stop.set()
+        try:
+            if on_discard is not None:
+                for future in list(self.pending):
+                    if not future.cancel():
+                        with contextlib.suppress(BaseException):
+                            self._take(future)
+                leftovers = [out for outs in self.held.values() for out in outs] + current
+                for kind, value, _ in leftovers:
+                    if kind == "ok":
+                        on_discard(value)
         finally:
-            bar.advance()
-    return results, failures
+            _stop(self.executor)
 
 
-def _run_pool(items, func, keep_going, on_error, bar, jobs):
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    methods = multiprocessing.get_all_start_methods()
-    # fork: workers start in milliseconds and inherit the imported modules; elsewhere spawn
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    stop = ctx.Event()  # raised on a failure without -k or a stop signal: queued items do not start
-    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker,
-                                   initargs=(log.is_quiet(), stop))
-    outcomes = [None] * len(items)
-    messages = [""] * len(items)
-    failures = []
-    done_upto = 0
-    try:
-        # a few items per worker in flight (small items would otherwise wait on the main process);
-        # after a failure (without -k) or a stop signal, the stop flag keeps queued ones from starting
-        todo = iter(enumerate(items))
-        pending = {}
-        stopping = False
-
-        def refill():
-            while not stopping and len(pending) < 4 * jobs:
-                nxt = next(todo, None)
-                if nxt is None:
-                    return
-                pending[executor.submit(_call, func, nxt[1])] = nxt[0]
-
-        refill()
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            failed = False
-            for fut in finished:
-                i = pending.pop(fut)
-                if fut.cancelled():
-                    outcomes[i] = ("cancelled", None)
-                    continue
-                outcomes[i], messages[i] = fut.result()
-                failed = failed or outcomes[i][0] in ("error", "bug")
-                bar.advance()
-            if failed and not keep_going:
-                # the batch stops at its first failure: nothing more starts (running items finish,
-                # their outputs complete); the earliest failed input is raised below, in input order
-                stopping = True
-                stop.set()
-                for fut in pending:
-                    fut.cancel()
-                for i, _ in todo:
-                    outcomes[i] = ("cancelled", None)
-            refill()
-            # report in input order, so the first failure raised is the earliest input's
-            while done_upto < len(items) and outcomes[done_upto] is not None:
-                kind, value = outcomes[done_upto]
-                if messages[done_upto]:
-                    bar.write(messages[done_upto])
-                if kind == "error":
-                    value = _rebuild_error(*value)
-                if kind == "error":
-                    if not keep_going:
-                        raise value
-                    failures.append((items[done_upto], value))
-                    if on_error:
-                        on_error(items[done_upto], value)
-                elif kind == "bug":
-                    raise RuntimeError(value)
-                done_upto += 1  # ("cancelled", None): not run, after a failure that is raised
-    except BaseException:
-        stop.set()
-        _stop(executor)
-        raise
-    executor.shutdown(wait=True)
-    results = [value for kind, value in outcomes if kind == "ok"]
-    return results, failures
+def _outcome(kind, value, message):
+    """A worker's outcome as this process sees it: errors rebuilt as exceptions."""
+    if kind == "error":
+        value = _rebuild_error(*value)
+    elif kind == "bug":
+        value = RuntimeError(value)
+    return kind, value, message
 
 
 def _stop(executor) -> None:
@@ -167,27 +256,53 @@ def _terminate(procs) -> None:
             pass
 
 
-#: set in a worker by init_worker: "stop", the main process's flag (a failure without -k, a signal)
+#: set in a worker by init_worker: "stop", the main process's flag (the batch is stopping), and
+#: "signalled", the stop signals this worker received
 _WORKER: dict = {}
 
 
-def worker_stop():
-    """In a worker process: the main process's stop flag (set after a failure without -k or a stop
-    signal: queued items do not start), else None."""
-    return _WORKER.get("stop")
+def init_worker(quiet: bool, stop=None, stop_signals: bool = False) -> None:
+    """A pool worker's start: a fork copies the parent's state, so this process starts afresh.
 
-
-def init_worker(quiet: bool, stop=None) -> None:
-    """The start of a worker process: the parent's quiet setting and stop flag; Ctrl-C left to the
-    main process."""
+    Ctrl-C reaches the whole process group and only the main process acts on it, so a worker never
+    dies half-way through writing a file. With stop_signals, SIGINT, SIGTERM and SIGHUP (sent to
+    the group, or to this worker alone) make the worker finish its current item and the batch stop.
+    """
     from . import io
 
-    _WORKER["stop"] = stop
-    io.forget_parent_state()  # a fork copies the parent's state: this process starts afresh
+    _WORKER.update(stop=stop, signalled=[])
+    io.forget_parent_state()  # the parent's held signal and temporary files are the parent's
     log.set_quiet(quiet)
-    # Ctrl-C reaches the whole process group: only the main process acts on it, so a worker
-    # never dies half-way through writing a file
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not stop_signals:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, _signalled)
+
+
+def _signalled(signum, frame) -> None:
+    _WORKER["signalled"].append(signum)
+    if hasattr(signal, "alarm"):
+        signal.alarm(60)  # ended by SIGALRM should the main process be gone without stopping it
+
+
+def _call_chunk(func, items):
+    """In a worker: the outcomes of some items, the temporary files they left for the main process
+    to commit or remove (handed over with them), and whether a stop signal reached this worker."""
+    from . import io
+
+    out = []
+    try:
+        for item in items:
+            out.append(_call(func, item))
+    except BaseException:
+        io.remove_live_temps()
+        raise
+    temps = list(io.LIVE_TEMPS)
+    io.LIVE_TEMPS.clear()  # the main process's now (it records them)
+    return out, temps, bool(_WORKER.get("signalled"))
 
 
 def _call(func, item):
@@ -195,21 +310,21 @@ def _call(func, item):
     and so do its stderr messages, which the main process prints in input order."""
     import io
 
-    stop = worker_stop()
-    if stop is not None and stop.is_set():
-        return ("cancelled", None), ""  # queued before the batch stopped: not started
+    stop = _WORKER.get("stop")
+    if _WORKER.get("signalled") or (stop is not None and stop.is_set()):
+        return "cancelled", None, ""  # the batch is stopping: not started
     captured, saved = io.StringIO(), sys.stderr
     sys.stderr = captured
     try:
-        return ("ok", func(item)), captured.getvalue()
+        return "ok", func(item), captured.getvalue()
     except MedconvError as exc:
-        return ("error", (type(exc), exc.message, exc.path)), captured.getvalue()
+        return "error", (type(exc), exc.message, exc.path), captured.getvalue()
     except Exception as exc:
         import traceback
 
         if os.environ.get("MEDCONV_DEBUG", "") not in ("", "0"):
             traceback.print_exc()
-        return ("bug", f"{type(exc).__name__}: {exc}"), captured.getvalue()
+        return "bug", f"{type(exc).__name__}: {exc}", captured.getvalue()
     finally:
         sys.stderr = saved
 

@@ -22,8 +22,6 @@ PRIVATE_EXCEPTIONS = {
     ("medconv.anonymize", "medconv.formats", "_sniff"),
     ("medconv.dicom.scan", "medconv.formats", "_sniff"),
     ("medconv.anonymize.headers", "medconv.formats.mgh", "_tags"),
-    ("medconv.anonymize.plan", "medconv.anonymize", "_check_complete"),
-    ("medconv.anonymize.plan", "medconv.anonymize", "_check_truncated"),
     ("medconv.dicom", "medconv.dicom.assemble", "_order_key"),
     ("medconv.dicom.damage", "medconv.dicom.assemble", "_close"),
     ("medconv.dicom.mosaic", "medconv.dicom.sidecar", "_seconds"),

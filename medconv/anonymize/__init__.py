@@ -218,54 +218,29 @@ class Runner:
     def _parallel(self, files, jobs: int):
         """The fast path's result (or None: do it here) for every file, in input order, from worker
         processes; a few chunks in flight, so memory stays bounded whatever the tree's size."""
-        import multiprocessing
-        from collections import deque
-        from concurrent.futures import ProcessPoolExecutor
+        import contextlib
+
+        from ..batch import imap
 
         # In the structured layout a worker also writes each file, under a temporary name in its
         # series folder (file creation is the slow part on many file systems, and the bytes then
         # never cross a pipe); the main process names and renames them in input order.
         structured = self.output is not None and not self.in_place and self.layout != "mirror"
-        setup = (self.opts, self.pseudo._key, self.exclude_burned_in, self.output if structured else None)
-        chunks = iter([f for _, _, f in files[i:i + _CHUNK]] for i in range(0, len(files), _CHUNK))
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        stop = ctx.Event()  # set when the run ends early: workers leave the rest of their chunk
-        pending: list = []
-        window: deque = deque()
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(log.is_quiet(), stop))
-        try:
-            window.extend(pool.submit(_work_chunk, setup, c) for c in _take(chunks, 2 * jobs))
-            while window:
-                window[0].result()  # waiting: a stop here leaves the chunk where the clean-up finds it
-                with io.uninterrupted:  # taken out of the window and recorded as one step
-                    results, mapping, stopped = window.popleft().result()
-                    pending = list(reversed(results))
-                    io.LIVE_TEMPS.update(r["tmp"] for r in results if r and r.get("tmp"))
-                if stopped:
-                    raise KeyboardInterrupt  # a worker was sent a stop signal: the run stops as a whole
-                for c in _take(chunks, 1):
-                    window.append(pool.submit(_work_chunk, setup, c))
-                for kind, values in mapping.items():
-                    self.pseudo.mapping.setdefault(kind, {}).update(values)
-                while pending:
-                    yield pending[-1]  # taken off only once used: a stop before that discards it
-                    pending.pop()
-        finally:
-            # stopped early (an error, a stop signal): workers stop after their current file, and
-            # the temporary files nobody will rename are removed
-            stop.set()
-            leftovers = list(pending)
-            for future in window:
-                if not future.cancel():
-                    try:
-                        leftovers += future.result()[0]
-                    except BaseException:
-                        pass
-            for result in leftovers:
-                _discard(result)
-            pool.shutdown(wait=True, cancel_futures=True)
+        setup = (os.urandom(8), self.opts, self.pseudo._key, self.exclude_burned_in,
+                 self.output if structured else None)
+        # stopped early (an error, a stop signal): workers stop after their current file, and the
+        # temporary files nobody will rename are removed
+        outcomes = imap([f for _, _, f in files], functools.partial(_work_one, setup), jobs=jobs, chunk=_CHUNK,
+                        window=2 * jobs, on_discard=_discard_outcome, stop_signals=True)
+        with contextlib.closing(outcomes):
+            for _, kind, value in outcomes:
+                if kind != "ok":
+                    yield None  # not run (the batch is stopping): done here, if at all
+                    continue
+                result, mapping = value
+                for what, values in mapping.items():
+                    self.pseudo.mapping.setdefault(what, {}).update(values)
+                yield result
 
     def _real(self, path: str) -> str:
         """os.path.realpath, with each directory resolved once per run (thousands of files share a few)."""
@@ -464,12 +439,12 @@ class Runner:
                 log.warn("DICOMDIR skipped: it lists patient names and old paths; rebuild it afterwards", full)
             self.summary.skipped += 1  # no DICOM object in it: nothing is written for it
             return None
-        _check_truncated(ds, full)  # first: it reads the elements pydicom has not decoded yet
+        check_truncated(ds, full)  # first: it reads the elements pydicom has not decoded yet
         depth = _nesting(ds)
         if depth > MAX_NESTING:
             raise InputError(f"sequences nested {depth} levels deep (medconv anonymises up to {MAX_NESTING})",
                              full)
-        header_only = _check_complete(ds, full)
+        header_only = check_complete(ds, full)
         what = unscrubbable(ds.get("SOPClassUID"))
         if what and not self.opts.keep_unscrubbable:
             return {"bytes": None, "unscrubbable": what, "flagged": False, "suspect": None}
@@ -547,79 +522,35 @@ _KNOWN_EXTENSIONS = (".nii.gz", ".hdr.gz", ".img.gz", ".raw.gz", ".nii", ".hdr",
                      ".bmp", ".json")
 
 
-def _take(iterator, n):
-    out = []
-    for item in iterator:
-        out.append(item)
-        if len(out) == n:
-            break
-    return out
+#: a worker's anonymiser, made for the first file of a run and kept for the others
+_WORKER_STATE: dict = {}
 
 
-def _work_chunk(setup, paths):
-    """In a worker: the fast path over some files -> ([result or None], pseudonym mapping made,
-    whether a stop signal reached this worker).
+def _work_one(setup, full):
+    """In a worker: the fast path over one file -> (result or None, pseudonym mapping made).
 
     None means "the main process does this file" (not DICOM, large, unusual, or any error), so
     every message and failure is reported there, exactly as without workers.
     """
-    from ..batch import worker_stop
     from .fast import FastAnonymizer
 
-    opts, key, skip_flagged, output = setup
-    pseudo = Pseudonymizer(raw_key=key)
-    fast = FastAnonymizer(Anonymizer(opts, pseudo))
-    out = []
-    made: set = set()
-    stop = worker_stop()
+    run_id, opts, key, skip_flagged, output = setup
+    if _WORKER_STATE.get("run") != run_id:
+        pseudo = Pseudonymizer(raw_key=key)
+        _WORKER_STATE.update(run=run_id, pseudo=pseudo, fast=FastAnonymizer(Anonymizer(opts, pseudo)), made=set())
+    pseudo = _WORKER_STATE["pseudo"]
+    pseudo.mapping = {}  # what this file adds
     try:
-        for full in paths:
-            if _STOPPED or (stop is not None and stop.is_set()):
-                out.append(None)  # the run is ending: the rest of the chunk is not started
-                continue
-            try:
-                whole = []
-                if classify(full, keep=whole) != "dicom" or not whole:
-                    out.append(None)
-                    continue
-                result = fast.anonymize(whole[0], skip_flagged=skip_flagged)
-                if result is not None and output is not None and result.get("bytes") is not None:
-                    folder = series_folder(output, pseudo, result)
-                    result["tmp"] = io.write_temp(folder, result.pop("bytes"), made)
-                out.append(result)
-            except Exception:
-                out.append(None)  # the main process does it again, and reports what goes wrong
-    except BaseException:
-        for result in out:
-            _discard(result)
-        io.remove_live_temps()
-        raise
-    io.LIVE_TEMPS.clear()  # the temporary files are the main process's now (it records them)
-    return out, pseudo.mapping, bool(_STOPPED)
-
-
-#: the stop signals a worker process received (it finishes its current file, then stops)
-_STOPPED: list = []
-
-
-def _init_worker(quiet: bool, stop) -> None:
-    """A worker of the parallel path: SIGINT, SIGTERM and SIGHUP (sent to the whole process group)
-    only make it stop after the current file; the main process removes what it wrote."""
-    import signal
-
-    from ..batch import init_worker as init
-
-    init(quiet, stop)
-
-    def stopping(signum, frame):
-        _STOPPED.append(signum)
-        if hasattr(signal, "alarm"):
-            signal.alarm(60)  # ended by SIGALRM should the main process be gone without stopping it
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            signal.signal(sig, stopping)
+        whole = []
+        if classify(full, keep=whole) != "dicom" or not whole:
+            return None, pseudo.mapping
+        result = _WORKER_STATE["fast"].anonymize(whole[0], skip_flagged=skip_flagged)
+        if result is not None and output is not None and result.get("bytes") is not None:
+            folder = series_folder(output, pseudo, result)
+            result["tmp"] = io.write_temp(folder, result.pop("bytes"), _WORKER_STATE["made"])
+        return result, pseudo.mapping
+    except Exception:
+        return None, pseudo.mapping  # the main process does it again, and reports what goes wrong
 
 
 def series_folder(output: str, pseudo, result: dict) -> str:
@@ -671,6 +602,10 @@ def _discard(result) -> None:
         io.discard_temp(tmp)
 
 
+def _discard_outcome(value) -> None:
+    _discard(value[0])
+
+
 def _defined_lengths(ds) -> None:
     """Sequences and items written with explicit lengths, as the byte-level path writes them, so a
     file comes out the same whichever path anonymised it (and anonymising it again is a no-op)."""
@@ -682,7 +617,7 @@ def _defined_lengths(ds) -> None:
                 _defined_lengths(item)
 
 
-def _check_truncated(ds, path: str) -> None:
+def check_truncated(ds, path: str) -> None:
     """pydicom keeps a short last value and drops a cut element header without a word; a file cut
     anywhere in its top-level data set is refused rather than anonymised into a plausible stub."""
     from pydicom.dataelem import RawDataElement
@@ -708,7 +643,7 @@ def _check_truncated(ds, path: str) -> None:
             raise CorruptInput("the file ends inside an element header (truncated file?)", path)
 
 
-def _check_complete(ds, path: str) -> bool:
+def check_complete(ds, path: str) -> bool:
     """pydicom stops quietly at a truncated element; refuse an image whose pixels are missing or short.
 
     True for an image object that holds no element of group 0028 and no pixels at all: a header-only

@@ -69,15 +69,15 @@ def plan_file(path: str, runner) -> list:
     import warnings
 
     from ..errors import CorruptInput, MedconvError
-    from . import _check_complete, _check_truncated
+    from . import check_complete, check_truncated
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from ..dicom import guards as dcm_guards
             ds = dcm_guards.dcmread(path, path, force=True)
-            _check_truncated(ds, path)  # what a real run refuses, the plan refuses too
-            _check_complete(ds, path)
+            check_truncated(ds, path)  # what a real run refuses, the plan refuses too
+            check_complete(ds, path)
             before = copy.deepcopy(ds)
             runner.anon.anonymize(ds)
             rows = []

@@ -105,6 +105,9 @@ def display(record: dict) -> dict:
         for step in spacing[3:]:
             text += f", {_number(float(step) * _TIME_UNITS.get(unit, 1.0))} {unit}"
         out["spacing"] = text
+    bvals = record.get("b_values")
+    if isinstance(bvals, (list, tuple)) and bvals:  # the table lists each b-value once
+        out["b_values"] = " ".join(_number(b) for b in sorted({round(float(b), 3) for b in bvals}))
     ts = record.get("transfer_syntax")
     if ts:
         out["transfer_syntax"] = TRANSFER_SYNTAXES.get(str(ts), short_uid(ts))

@@ -221,3 +221,11 @@ def test_png_to_nifti_is_2d_and_the_note_names_lps(tmp_path):
     nib.save(img, tmp_path / "bare.nii")
     r = run("convert", tmp_path / "bare.nii", tmp_path / "bare.nii.gz")
     assert r.code == 0 and "Analyze convention" in r.err
+
+
+def test_table_lists_each_b_value_once():
+    from medconv.cli.info import display
+
+    record = {"b_values": [0.0, 1000.0, 1000.0, 0.0, 2000.0004], "n_diffusion_directions": 2}
+    assert display(record)["b_values"] == "0 1000 2000"
+    assert record["b_values"][1] == 1000.0  # --json keeps every volume's value
