@@ -579,12 +579,22 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
         jobs = batch.default_jobs(len(todo))
     if jobs > 1:
         io.set_compression(threads=1)  # the workers already use the cores
+        _before_fork()
     failures = _refusals(tasks, todo) + [d for t in tasks for d in t.damaged]
     results, failed = batch.run(todo, functools.partial(_run_task, common), keep_going=keep_going,
                                 on_error=on_error or _report_failure, jobs=jobs,
                                 progress=None if dry_run else "convert")
     lost = {id(t) for t, _ in failed}
     return list(zip([t for t in todo if id(t) not in lost], results)), failures + failed
+
+
+def _before_fork() -> None:
+    """What every worker would import on its own is imported once, before the pool forks them."""
+    try:
+        from . import dicom
+    except ImportError:
+        return
+    dicom.before_workers()
 
 
 def _check_template(template, tasks) -> None:

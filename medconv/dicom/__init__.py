@@ -28,6 +28,20 @@ def _quiet(func):
     return wrapper
 
 
+def before_workers() -> None:
+    """Before a batch forks its workers: when a series scanned in this process is MR (every worker
+    then reads a full header through pydicom), pydicom is imported once here, not once per worker."""
+    import multiprocessing
+    import sys
+
+    from .scan import _SCANS
+
+    if "pydicom" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        return
+    if any(getattr(f, "modality", None) == "MR" for frames in list(_SCANS.values()) for f in frames):
+        import pydicom  # noqa: F401
+
+
 def _all_series(path, with_unplaced=False):
     """The series under `path`; a series that lost a file to damage is listed too (and refused when read).
     With `with_unplaced`, also the damaged files no series claims: (series, [Skip])."""

@@ -381,7 +381,7 @@ def layout(series, strict=False, path=None, gaps="refuse"):
     if nt > 1:
         trig = [f.trigger for f in (by_t[t][0] for t in range(nt))]
         if all(v is not None for v in trig) and len(set(trig)) == nt:
-            step_t = float(np.median(np.diff(trig))) / 1000.0
+            step_t = _median(np.diff(trig)) / 1000.0
         else:
             tr = first.ds.get("RepetitionTime") if first.ds is not None else None
             try:
@@ -395,10 +395,20 @@ def layout(series, strict=False, path=None, gaps="refuse"):
     return by_t, nz, nt, affine, step_t
 
 
+def _median(values) -> float:
+    """float(np.median(values)) for a float64 array, sorted here: np.median imports numpy.ma on every
+    call's NaN check. Other dtypes, NaN and empty input go to np.median itself."""
+    a = np.sort(np.asarray(values).ravel())
+    if a.dtype != np.float64 or a.size == 0 or np.isnan(a[-1]):
+        return float(np.median(values))
+    mid = a.size // 2
+    return float(a[mid]) if a.size % 2 else float((a[mid - 1] + a[mid]) / 2)
+
+
 def _typical_step(steps) -> float:
     """The slice step: the median gap, unless every gap is a whole multiple of the smallest one (slices
     missing in half the gaps or more: the median would be a multiple and the grid wrong)."""
-    typical = float(np.median(steps))
+    typical = _median(steps)
     base = float(steps.min())
     if POSITION_TOL < base < typical * (1 - GAP_TOL):
         ratios = steps / base
@@ -449,7 +459,7 @@ def _acquisition_step(times):
     steps = np.where(steps < 0, steps + 86400.0, steps)  # a series that runs past midnight
     if not np.all(steps > 0):
         return None
-    return float(np.median(steps))
+    return _median(steps)
 
 
 def _note_instance_order(series, stack):

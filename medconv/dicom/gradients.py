@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def private(ds, group: int, creator: str, element: int):
     if ds is None:
         return None
     want = creator.strip().upper()
-    for block in range(0x10, 0x100):
+    for block in _creator_blocks(ds, group):
         name = _value(ds, (group << 16) | block)
         if name is None:
             continue
@@ -99,6 +100,19 @@ def private(ds, group: int, creator: str, element: int):
     if _value(ds, (group << 16) | 0x10) is None:
         return _value(ds, (group << 16) | 0x1000 | (element & 0xFF))
     return None
+
+
+def _creator_blocks(ds, group: int):
+    """The private creator blocks (0x10-0xFF) of `group` worth asking `ds` for, in ascending order:
+    those a pydicom Dataset holds (asking it for an absent tag finds nothing), else all of them."""
+    dataset = sys.modules.get("pydicom.dataset")
+    if dataset is not None and isinstance(ds, dataset.Dataset):
+        lo, hi = (group << 16) | 0x10, (group << 16) | 0xFF
+        try:
+            return sorted({tag & 0xFF for tag in map(int, ds._dict) if lo <= tag <= hi})
+        except Exception:
+            pass
+    return range(0x10, 0x100)
 
 
 def _item(seq):

@@ -195,6 +195,11 @@ def dcmread(source, path=None, **kwargs):
     return ds
 
 
+#: bytes each further level of nesting takes inside a sequence's value at the least: an item
+#: header (8) and the header of the sequence element within it (8 or more)
+_MIN_LEVEL_BYTES = 16
+
+
 def check_depth(ds, path) -> None:
     """Refuse a data set whose sequences nest deeper than MAX_DEPTH (walked without recursion)."""
     from pydicom.datadict import dictionary_VR
@@ -221,6 +226,9 @@ def check_depth(ds, path) -> None:
                     continue
                 if depth + 1 > MAX_DEPTH:
                     raise deeper_than_allowed(path)
+                if isinstance(raw, RawDataElement) and raw.value is not None \
+                        and len(raw.value) // _MIN_LEVEL_BYTES < MAX_DEPTH - depth:
+                    continue  # too few bytes to nest past MAX_DEPTH: left unparsed until something reads it
                 try:
                     items = current[tag].value
                 except RecursionError:

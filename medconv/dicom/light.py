@@ -438,6 +438,8 @@ def _parse(path, buf, size):
     explicit, big = _NATIVE[ts]
     elements = {}
     wanted = {t for t, _ in TAGS.values()}
+    fast = explicit and not big
+    head, u32, size_buf = _HEAD_LE.unpack_from, _U32_LE.unpack_from, len(buf)
     while True:
         if pos + 8 > len(buf):
             if pos >= size:
@@ -457,6 +459,29 @@ def _parse(path, buf, size):
                 raise Unsupported("encapsulated")
             ds = LightDataset(path, elements, meta, not big, explicit)
             return ds, (group << 16) | elem, (start + hdr, length)
+        if fast and pos + 12 <= size_buf:
+            # explicit VR little endian, an element of defined length that is no sequence: what
+            # _element returns for it, walked inline (headers hold hundreds of elements)
+            _, _, vrb, short = head(buf, pos)
+            if vrb in _LONG_VRS:
+                length, start = u32(buf, pos + 8)[0], pos + 12
+            elif vrb.isalpha() and vrb.isupper():
+                length, start = short, pos + 8
+            else:
+                raise Unsupported("bad VR")
+            if length != 0xFFFFFFFF and vrb != b"SQ":
+                tag = (group << 16) | elem
+                end = start + length
+                if end > size_buf:
+                    raise Unsupported("header longer than the buffer")
+                pos = end
+                if length & 1:
+                    _odd_length(tag, path)
+                if tag in _NEEDS_PYDICOM:
+                    raise Unsupported("needs pydicom")
+                if tag in wanted:
+                    elements[tag] = (vrb.decode("ascii"), bytes(buf[start:end]))
+                continue
         pos, tag, vr, value = _element(buf, pos, explicit, big, "<" if not big else ">")
         if isinstance(value, list):
             elements[tag] = (vr, value)

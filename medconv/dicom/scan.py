@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io as pyio
 import os
+import stat
 import struct
 import warnings
 
@@ -247,12 +248,16 @@ def scan(path: str) -> list:
         # a DICOMDIR names the files of its tree: read the tree it sits at the root of
         return scan(os.path.dirname(os.path.abspath(path)))
     if os.path.isfile(path):
+        key = _file_key(path)
+        cached = _SCANS.get(key) if key is not None else None
+        if cached is not None:
+            return list(cached)
         frames = read_file(path, strict_single=True)
         if not frames:
             raise InputError("no DICOM image in this file", path)
-        return frames
-    files = walk(path)
-    key = _tree_key(path, files)
+        _remember(key, frames)
+        return list(frames)
+    files, key = _walk_stamped(path)
     cached = _SCANS.get(key) if key is not None else None
     if cached is not None:
         return type(cached)(cached, cached.skipped, cached.partial)
@@ -267,16 +272,47 @@ def scan(path: str) -> list:
     damage.summary(path, frames, n_dicom)
     if not frames and not frames.partial:
         raise damage.nothing_usable(path, frames, n_dicom)
-    if len(_SCANS) >= 4:
-        _SCANS.pop(next(iter(_SCANS)))
-    if key is not None:
-        _SCANS[key] = frames
+    _remember(key, frames)
     return damage.Frames(frames, frames.skipped, frames.partial)
 
 
-#: directory scans of this process, keyed by every file's name, size and mtime: converting the
-#: series of one directory one by one parses each header once, and any change to the tree misses
+#: scans of this process (directories, and single files), keyed by every file's name, size and mtime:
+#: converting the series of one directory (or the outputs of one enhanced file) one by one parses
+#: each header once, and any change to the tree misses
 _SCANS: dict = {}
+
+
+def _remember(key, frames) -> None:
+    if key is None:
+        return
+    if len(_SCANS) >= 4:
+        _SCANS.pop(next(iter(_SCANS)))
+    _SCANS[key] = frames
+
+
+def _file_key(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def _walk_stamped(path):
+    """walk(path) and _tree_key(path, its files) with one stat per file."""
+    found, stamps = [], []
+    for root, dirs, files in os.walk(path, onerror=None):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # not a file walk() lists (os.path.isfile is False)
+            if stat.S_ISREG(st.st_mode):
+                found.append(full)
+                stamps.append((full, st.st_size, st.st_mtime_ns))
+    return found, (os.path.abspath(path), tuple(stamps))
 
 
 def _tree_key(path, files):
