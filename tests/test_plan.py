@@ -19,8 +19,8 @@ def _count_scans(monkeypatch):
     from medconv.dicom import scan
 
     walks = []
-    real = scan.walk
-    monkeypatch.setattr(scan, "walk", lambda path: walks.append(path) or real(path))
+    real = scan._walk_stamped  # a folder's walk (its files and their sizes and times)
+    monkeypatch.setattr(scan, "_walk_stamped", lambda path: walks.append(path) or real(path))
     scan._SCANS.clear()
     return walks
 
@@ -134,14 +134,14 @@ def test_a_two_series_folder_is_scanned_once_with_worker_processes(tmp_path, mon
     pytest.importorskip("pydicom")
     _two_series(tmp_path / "export")
     log = tmp_path / "walks.txt"
-    real = scan.walk
+    real = scan._walk_stamped  # a folder's walk (its files and their sizes and times)
 
     def walk(path):
         with open(log, "a") as fh:  # worker processes write here too
             fh.write(path + "\n")
         return real(path)
 
-    monkeypatch.setattr(scan, "walk", walk)
+    monkeypatch.setattr(scan, "_walk_stamped", walk)
     scan._SCANS.clear()
     r = run("convert", tmp_path / "export", "-o", tmp_path / "out", "--to", "nifti1", "-j", "2")
     assert r.code == 0, r.err
