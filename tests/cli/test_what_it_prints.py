@@ -4,42 +4,32 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import medconv
-from helpers import ROOT, TESTDATA, make_volume, nibabel_data, run, run_on_terminal, run_subprocess
+from helpers import (
+    ROOT,
+    TESTDATA,
+    make_volume,
+    nibabel_data,
+    run,
+    run_on_terminal,
+    run_pty,
+    run_subprocess,
+)
 
 
 def _stdout_on_terminal(*argv, columns=160, cwd=ROOT):
     """Run medconv with stdout on a pseudo-terminal COLUMNS wide; returns (exit code, text without
     the terminal's style codes)."""
-    import pty
     import re
 
     env = dict(os.environ, COLUMNS=str(columns), NO_COLOR="1", TERM="xterm")
-    env.pop("MEDCONV_DEBUG", None)
-    master, slave = pty.openpty()
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "medconv", *map(str, argv)], stdout=slave,
-                            stderr=subprocess.DEVNULL, cwd=cwd, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(master)
-    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
-    return proc.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    code, text, _ = run_pty(argv, tty="stdout", env=env, cwd=cwd)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text.replace("\r\n", "\n"))
 
 
 # ---- medconv alone ---------------------------------------------------------------------------
