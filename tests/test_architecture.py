@@ -22,12 +22,6 @@ PRIVATE_EXCEPTIONS = {
     ("medconv.anonymize", "medconv.formats", "_sniff"),
     ("medconv.dicom.scan", "medconv.formats", "_sniff"),
     ("medconv.anonymize.headers", "medconv.formats.mgh", "_tags"),
-    ("medconv.dicom", "medconv.dicom.assemble", "_order_key"),
-    ("medconv.dicom", "medconv.dicom.scan", "_SCANS"),
-    ("medconv.dicom.damage", "medconv.dicom.assemble", "_close"),
-    ("medconv.dicom.mosaic", "medconv.dicom.sidecar", "_seconds"),
-    ("medconv.dicom.sidecar", "medconv.dicom.gradients", "_item"),
-    ("medconv.dicom.sidecar", "medconv.dicom.gradients", "_value"),
     ("medconv.formats.nifti", "medconv.io", "_gzip_errors"),
 }
 

@@ -21,7 +21,7 @@ def _count_scans(monkeypatch):
     walks = []
     real = scan._walk_stamped  # a folder's walk (its files and their sizes and times)
     monkeypatch.setattr(scan, "_walk_stamped", lambda path: walks.append(path) or real(path))
-    scan._SCANS.clear()
+    scan.SCANS.clear()
     return walks
 
 
@@ -142,7 +142,7 @@ def test_a_two_series_folder_is_scanned_once_with_worker_processes(tmp_path, mon
         return real(path)
 
     monkeypatch.setattr(scan, "_walk_stamped", walk)
-    scan._SCANS.clear()
+    scan.SCANS.clear()
     r = run("convert", tmp_path / "export", "-o", tmp_path / "out", "--to", "nifti1", "-j", "2")
     assert r.code == 0, r.err
     assert sorted(os.listdir(tmp_path / "out")) == ["2_T1_ax.nii.gz", "7_CT_body.nii.gz"]

@@ -34,11 +34,11 @@ def before_workers() -> None:
     import multiprocessing
     import sys
 
-    from .scan import _SCANS
+    from .scan import SCANS
 
     if "pydicom" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
         return
-    if any(getattr(f, "modality", None) == "MR" for frames in list(_SCANS.values()) for f in frames):
+    if any(getattr(f, "modality", None) == "MR" for frames in list(SCANS.values()) for f in frames):
         import pydicom  # noqa: F401
 
 
@@ -290,11 +290,11 @@ def _mosaic_volume(s, path, header_only):
     """Mosaic files (Siemens MOSAIC, UIH VFRAME: one volume per file, tiles in one image) -> 3D/4D volume."""
     from ..volume import Volume
     from . import gradients, mosaic, pixels, sidecar
-    from .assemble import _order_key
+    from .assemble import order_key
 
     # one file per volume, in NIfTI volume order: files[t].ds is volume t's data set (per-volume
     # sidecar values such as b-values and gradients come from there)
-    files = sorted(s.frames, key=_order_key)
+    files = sorted(s.frames, key=order_key)
     f0 = files[0]
     lay = mosaic.layout(f0)
     mosaic.check_files(files, lay)

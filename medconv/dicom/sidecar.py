@@ -479,7 +479,8 @@ def part_of_suffix(suffix):
 
 def _part(look, base):
     """MAGNITUDE/PHASE/REAL/IMAGINARY/FIELDMAPHZ of the frame, or None when nothing says."""
-    from .gradients import _item, _value
+    from .gradients import element_value as _value
+    from .gradients import first_item as _item
 
     if look.per is not None:
         ftype = _item(_value(look.per, "MRImageFrameTypeSequence"))
@@ -853,7 +854,8 @@ def _slice_timing(by_t, look):
     """Slice times (s, from the first slice) of the first volume from the vendor's own per-slice
     times: the frame acquisition times of enhanced files, or UIH's per-slice times. Whole-second
     AcquisitionTime values of classic files are never used."""
-    from .gradients import _item, _value
+    from .gradients import element_value as _value
+    from .gradients import first_item as _item
 
     if not by_t:
         return None
@@ -896,7 +898,7 @@ def _classic_timing(row):
     return [_number(round(t - t0, 5)) for t in times]
 
 
-def _seconds(tm):
+def seconds_of_day(tm):
     """Seconds of day of a DICOM TM value, or None."""
     return _dt_seconds(tm)
 
