@@ -86,7 +86,10 @@ def write(volume, path, *, to: str | None = None, force: bool = False, protect=(
         return backend(name).write(volume, path, name, force=force, protect=protect, **options)
 
 
-def Volume(*args, **kwargs):
-    from .volume import Volume as _Volume
+def __getattr__(name):
+    """`medconv.Volume` is the Volume class, imported on first use (numpy stays unloaded until then)."""
+    if name == "Volume":
+        from .volume import Volume
 
-    return _Volume(*args, **kwargs)
+        return Volume
+    raise AttributeError(f"module 'medconv' has no attribute {name!r}")

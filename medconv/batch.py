@@ -271,8 +271,7 @@ def init_worker(quiet: bool, stop=None, stop_signals: bool = False) -> None:
     from . import io
 
     _WORKER.update(stop=stop, signalled=[])
-    io._HOLD.update(depth=0, pending=None)
-    io.LIVE_TEMPS.clear()  # the parent's temporary files are the parent's to remove
+    io.forget_parent_state()  # the parent's held signal and temporary files are the parent's
     log.set_quiet(quiet)
     if not stop_signals:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -334,9 +333,9 @@ def _rebuild_error(cls, message, path):
     """The MedconvError a worker raised, rebuilt on this side of the process boundary."""
     try:
         return cls(message, path)
-    except TypeError:
-        err = MedconvError(message, path)
-        err.exit_code = getattr(cls, "exit_code", 1)
+    except TypeError:  # a subclass with its own constructor: the same class, built as the base builds
+        err = cls.__new__(cls)
+        MedconvError.__init__(err, message, path)
         return err
 
 

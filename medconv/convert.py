@@ -7,15 +7,8 @@ import numpy as np
 
 from . import log
 from .errors import OutputError, UsageError
-from .formats import (
-    ALL_DTYPES,
-    BY_NAME,
-    DEFAULT_EXTENSIONS,
-    GZ_EXTENSIONS,
-    RASTER,
-    files,
-    format_for_output,
-)
+from .formats import ALL_DTYPES, BY_NAME, DEFAULT_EXTENSIONS, RASTER, files, format_for_output
+from .naming import stem_of
 
 DTYPES = ALL_DTYPES
 
@@ -426,11 +419,11 @@ def _no_voxels():
 
 
 def _check_destinations(paths, src, src_fmt, force) -> None:
-    from .io import _same_file
+    from .io import same_file
 
     protect = _input_files(src, src_fmt)
     for p in paths:
-        if os.path.lexists(p) and any(_same_file(p, q) for q in protect):
+        if os.path.lexists(p) and any(same_file(p, q) for q in protect):
             raise OutputError("refusing to overwrite an input file", p)
         if os.path.lexists(p) and not force:
             raise OutputError("destination exists (use --force to replace it)", p)
@@ -479,7 +472,7 @@ def _raster_folder(volume, src, dst, fmt, slice_index, per_input_folder):
     if not (volume.ndim == 3 and volume.spatial_shape[2] > 1 and slice_index is None):
         return None
     if dst.endswith(("/", os.sep)) or os.path.isdir(dst):
-        return dst, _stem(src), DEFAULT_EXTENSIONS[fmt]
+        return dst, stem_of(src), DEFAULT_EXTENSIONS[fmt]
     if per_input_folder:  # out/NAME.png -> out/NAME/NAME_000.png ...
         base, ext = os.path.splitext(dst)
         return base + os.sep, os.path.basename(base), ext or DEFAULT_EXTENSIONS[fmt]
@@ -540,9 +533,104 @@ def _raster_values(volume, fmt, window_spec, dtype, dst=None):
 
 
 
-def _stem(path: str) -> str:
-    name = os.path.basename(os.path.normpath(path))
-    for ext in (*GZ_EXTENSIONS, ".tar.gz"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return os.path.splitext(name)[0] or "image"
+def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, force: bool = False,
+                 dry_run: bool = False, sidecar: bool = False, strict: bool = False, template: str | None = None,
+                 compression_level: int | None = None, on_error=None, **options) -> tuple:
+    """Run planned tasks (`plan.plan` or `plan.pair`, after `plan.mark_existing`) through the batch engine.
+
+    Returns (done, failures): done holds (task, files written) in task order, or with `dry_run`
+    (task, what the run would write) after every check the run makes; failures holds (task or label,
+    MedconvError). Skipped tasks are not run. A series refused at planning (a file of it damaged) and
+    a damaged file no series claims are failures reported here, while the rest is converted; when
+    nothing else is left, the refusal is raised. Without `keep_going` the first failure is raised;
+    with it, failures are reported through on_error(task, error) (default: a warning) and the caller
+    ends the batch with `batch.finish(failures, len(done) + len(failures))`.
+
+    `options` are those of `convert` (dtype, orient, slice_index, window_spec, fill_gaps, ...);
+    `template` a reference DICOM file for DICOM outputs; `compression_level` 0-9 for deflated outputs.
+    """
+    import functools
+
+    from . import batch, io
+
+    tasks = list(tasks)
+    _check_template(template, tasks)
+    if compression_level is not None:
+        io.set_compression(level=compression_level)
+    todo = [t for t in tasks if not t.skip and not t.refused]
+    skipped = [t for t in tasks if t.skip]
+    if skipped and not dry_run:
+        why = "up to date" if skipped[0].skip == "destination is up to date" else "destination exists"
+        log.note(f"{len(skipped)} of {len(tasks)} inputs skipped ({why})")
+    common = {**options, "force": force, "strict": strict, "dry_run": dry_run, "sidecar": sidecar}
+    if template is not None:
+        common["template"] = template
+    if jobs is None:
+        jobs = batch.default_jobs(len(todo))
+    if jobs > 1:
+        io.set_compression(threads=1)  # the workers already use the cores
+        _before_fork()
+    failures = _refusals(tasks, todo) + [d for t in tasks for d in t.damaged]
+    results, failed = batch.run(todo, functools.partial(_run_task, common), keep_going=keep_going,
+                                on_error=on_error or _report_failure, jobs=jobs,
+                                progress=None if dry_run else "convert")
+    lost = {id(t) for t, _ in failed}
+    return list(zip([t for t in todo if id(t) not in lost], results)), failures + failed
+
+
+def _before_fork() -> None:
+    """What every worker would import on its own is imported once, before the pool forks them."""
+    try:
+        from . import dicom
+    except ImportError:
+        return
+    dicom.before_workers()
+
+
+def _check_template(template, tasks) -> None:
+    if template is None:
+        return
+    if any(t.fmt != "dicom" for t in tasks):
+        raise UsageError("--template applies to DICOM outputs (--to dicom)")
+    if not os.path.isfile(template):
+        from .errors import InputError
+
+        raise InputError("no such file (--template)", template)
+
+
+def _report_failure(task, exc) -> None:
+    log.warn(f"failed: {exc.message}", exc.path or str(task))
+
+
+def _refusals(tasks, todo) -> list:
+    """(task, error) of the series of a directory refused at planning (a file of theirs is damaged):
+    reported and counted as failed while the other series are converted; alone, they are the error."""
+    from .errors import CorruptInput
+
+    refused = [t for t in tasks if t.refused and not t.skip]
+    out = [(t, CorruptInput(t.refused, t.src)) for t in refused]
+    if out and not todo:
+        if len(out) == 1:
+            raise out[0][1]
+        raise CorruptInput(f"no series here can be converted ({len(out)} series refused; first: "
+                           f"{out[0][1].message})", refused[0].src)
+    for task, exc in out:
+        log.warn(f"failed: {exc.message}", str(task))
+    return out
+
+
+def _run_task(common: dict, task):
+    """Convert one task (in a worker with jobs > 1): the files written, or with dry_run the planned
+    destination."""
+    from .plan import sidecar_path
+
+    options = dict(common)
+    sidecar = options.pop("sidecar")
+    options["force"] = options["force"] or task.force
+    if task.implied_dicom:
+        options["say_dicom"] = True
+    if task.slice_folder:
+        options["per_input_folder"] = True
+    series = task.scanned if task.scanned is not None else task.series
+    return convert(task.src, task.dst, to=task.fmt, series=series,
+                   sidecar_path=sidecar_path(task.dst) if sidecar else None, **options)

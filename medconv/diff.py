@@ -183,7 +183,7 @@ def iter_slabs(volume, planes: int, t_only: int | None = None):
     sliced from the (memory-mapped or decoded) array otherwise. With `t_only`, the slabs of that
     volume of a 4D image only (a .nii.gz stops inflating after it)."""
     from .formats import stream_slabs
-    from .stats import _grid4, _release
+    from .stats import grid4, release_pages
 
     streamed = stream_slabs(volume, planes)
     if streamed is not None:
@@ -193,14 +193,14 @@ def iter_slabs(volume, planes: int, t_only: int | None = None):
             elif item[0] > t_only:
                 return
         return
-    arr = _grid4(volume)
+    arr = grid4(volume)
     nz, nt = arr.shape[2], arr.shape[3]
     for t in range(nt) if t_only is None else [t_only]:
         for k0 in range(0, nz, planes):
             k1 = min(nz, k0 + planes)
             slab = arr[:, :, k0:k1, t]
             yield t, k0, k1, np.asarray(slab)
-            _release(slab)
+            release_pages(slab)
 
 
 def _real(volume, slab: np.ndarray) -> np.ndarray:
@@ -335,7 +335,7 @@ def header_fields(volume, label, series=None) -> dict:
     """The native header of the file `label` (a volume's source) as flat field -> plain value
     (DICOM elements by keyword; sequences and pixel data left out)."""
     from . import header as header_mod
-    from .cli.render import jsonable
+    from .values import jsonable
 
     path = label
     if not path or not os.path.exists(path):
@@ -425,19 +425,10 @@ def _tree(root: str):
             images[os.path.relpath(f, root)] = f
     series = {}
     if dicom_files:
-        from .dicom import _quiet
-        from .dicom.assemble import group
-        from .dicom.scan import read_file
-
-        @_quiet
-        def groups(paths):
-            frames = []
-            for p in paths:
-                frames.extend(read_file(p))
-            return group(frames)
+        from .dicom import series_of_files
 
         count: dict = {}
-        for s in groups(dicom_files):
+        for s in series_of_files(dicom_files):
             n = count.get(s.series_uid, 0)
             count[s.series_uid] = n + 1
             paths = list(dict.fromkeys(fr.path for fr in s.frames))

@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 import os
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The exit status of the medconv command, one per kind of outcome (docs/cli.md, "Exit codes")."""
+
+    OK = 0
+    FOUND = 1  # a check found something: diff found differences, anonymize --check identifying data
+    USAGE = 2
+    INPUT = 3
+    OUTPUT = 4
+    PARTIAL = 5  # a --keep-going batch finished with some inputs failed
+    INTERNAL = 70  # a bug
+    INTERRUPTED = 130  # Ctrl-C (another stop signal: 128 + its number)
 
 
 class MedconvError(Exception):
-    """Base error: carries the exit code and, optionally, the path it concerns."""
+    """Base error: carries the exit status and, optionally, the path it concerns."""
 
-    exit_code = 1
+    exit_code = ExitStatus.FOUND
+    #: the command has already said everything (a check's findings): no error line follows
+    silent = False
 
     def __init__(self, message: str, path: str | os.PathLike | None = None):
         super().__init__(message)
@@ -19,21 +35,23 @@ class MedconvError(Exception):
 
 
 class CheckFailed(MedconvError):
-    """A check (diff, anonymize --check) found something: exit 1."""
+    """A check found something (diff: the inputs differ; anonymize --check: identifying data left):
+    exit 1. The command has printed its findings, so no error line follows."""
 
-    exit_code = 1
+    exit_code = ExitStatus.FOUND
+    silent = True
 
 
 class UsageError(MedconvError):
     """Bad option or value: exit 2."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class InputError(MedconvError):
     """Missing, unreadable, unsupported or corrupt input: exit 3."""
 
-    exit_code = 3
+    exit_code = ExitStatus.INPUT
 
 
 class UnsupportedFormat(InputError):
@@ -51,19 +69,32 @@ class MissingDependency(InputError):
 class OutputError(MedconvError):
     """Destination exists, not writable, disk full, or cannot hold the volume: exit 4."""
 
-    exit_code = 4
+    exit_code = ExitStatus.OUTPUT
 
 
 class BatchFailed(MedconvError):
-    """Some inputs of a --keep-going batch failed: exit 5."""
+    """Some inputs of a --keep-going batch failed: exit 5. `reported`: a summary on stderr has said
+    which, so no error line follows."""
 
-    exit_code = 5
+    exit_code = ExitStatus.PARTIAL
+
+    def __init__(self, message: str, path=None, *, reported: bool = False):
+        super().__init__(message, path)
+        self.silent = reported
 
 
 class Interrupted(MedconvError):
     """Ctrl-C: exit 130."""
 
-    exit_code = 130
+    exit_code = ExitStatus.INTERRUPTED
+
+
+def error_for(status: int, message: str, path=None) -> MedconvError:
+    """An error of the class that exits with `status` (a failure recorded as data, raised later)."""
+    for cls in (InputError, OutputError, UsageError, BatchFailed, CheckFailed, Interrupted):
+        if cls.exit_code == status:
+            return cls(message, path)
+    return MedconvError(message, path)
 
 
 class guard:

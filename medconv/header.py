@@ -222,6 +222,19 @@ def load(path, series=None) -> Header:
     return Header(path, "dicom", _read_dicom_file(path), [path])
 
 
+def load_many(paths, *, series=None, keep_going: bool = False, on_error=None) -> tuple:
+    """The headers of many paths, read one after the other (cheap, and printed in order):
+    (headers, failures). Under `keep_going`, failures are reported through on_error(path, error)
+    (default: a warning); end with batch.finish."""
+    from . import batch, log
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    return batch.run(paths, lambda p: load(p, series=series), keep_going=keep_going, on_error=on_error or report,
+                     jobs=1)
+
+
 # -- DICOM helpers ------------------------------------------------------------------------
 def _elements(ds):
     """(element, summarise) in tag order; pixel data and deferred binary values stay on disk."""
@@ -368,7 +381,7 @@ def _dataset_lines(ds, root, terminal, depth) -> list:
 # -- generic (non-DICOM) helpers ----------------------------------------------------------
 def dict_lines(data, depth: int = 0) -> list:
     """(depth, name, value_text) rows of a nested dict/list header."""
-    from .cli.render import format_get
+    from .values import format_get
 
     out = []
     items = data.items() if isinstance(data, dict) else enumerate(data)
@@ -410,7 +423,7 @@ def text_fields(header: Header):
                 parts.append(f"{sub.split('_')[-1] if key == 'xyzt_units' else sub}={data[sub]}")
                 folded.add(sub)
         out[key] = (value, parts)
-    from .cli.render import format_get
+    from .values import format_get
 
     return {k: (f"{format_get(v)} ({', '.join(parts)})" if parts else v) for k, (v, parts) in out.items()
             if k not in folded}
@@ -493,7 +506,7 @@ def _top_level_json(ds, bulk, kwargs) -> dict:
 
 
 def to_json(header: Header, bulk: bool = False):
-    from .cli.render import jsonable
+    from .values import jsonable
 
     if header.is_dicom:
         return dicom_json(header.data, bulk)

@@ -55,3 +55,39 @@ def info(path: str, series=None) -> list:
             return backend(fmt).info_records(path, series=series)
     volume = read(path, header_only=True, fmt=fmt)
     return [volume_record(volume, path)]
+
+
+def info_many(paths, *, series=None, jobs: int | None = None, keep_going: bool = False, on_error=None) -> tuple:
+    """`info` records of many paths, in worker processes with `jobs`: (records, failures).
+
+    A series of a directory that cannot be read is a failure of its own (label, error), warned about
+    like a failed input, while the other series keep their records. Under `keep_going`, failures are
+    reported through on_error(path, error) (default: a warning); end with batch.finish.
+    """
+    import functools
+
+    from . import batch, log
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    one = functools.partial(info, series=series)  # picklable, for the process pool
+    results, failures = batch.run(paths, one, keep_going=keep_going, on_error=on_error or report, jobs=jobs,
+                                  progress="info")
+    records = [r for recs in results for r in recs]
+    failures += _series_failures(records)
+    return [r for r in records if "error" not in r], failures
+
+
+def _series_failures(records) -> list:
+    """(label, error) of the records of series that could not be read, each reported once."""
+    from . import log
+    from .errors import ExitStatus, error_for
+
+    out = []
+    for r in records:
+        if "error" in r:
+            label = f"{r['path']} [{r['file']}]" if "file" in r else f"{r['path']} [series {r['selector']}]"
+            log.warn(f"skipped: {r['error']}", label)
+            out.append((label, error_for(r.get("exit_code", ExitStatus.INPUT), r["error"], r["path"])))
+    return out

@@ -205,7 +205,7 @@ class _Uninterrupted:
     """A section that a stop signal does not cut in two: creating a temporary file and recording
     it in LIVE_TEMPS, or renaming it into place and forgetting it, happen together or not at all.
 
-    The stop handler (entry.py) calls `hold_signal`; a signal that arrives inside the section is
+    The stop handler (signals.py) calls `hold_signal`; a signal that arrives inside the section is
     raised as KeyboardInterrupt when the outermost section ends."""
 
     __slots__ = ()
@@ -257,6 +257,13 @@ def commit_temp(tmp: str, path: str) -> None:
             discard_temp(tmp)
 
 
+def forget_parent_state() -> None:
+    """In a forked worker: the parent's held signal and temporary files are the parent's, not this
+    process's (a fork copies them)."""
+    _HOLD.update(depth=0, pending=None)
+    LIVE_TEMPS.clear()
+
+
 def remove_live_temps() -> None:
     """Remove every temporary file still recorded (the end of a run stopped part-way)."""
     import shutil
@@ -282,7 +289,7 @@ def atomic_outputs(paths, force: bool = False, protect=()):
     paths = [os.path.abspath(p) for p in paths]
     for p in paths:
         # only an existing file can be an input: compare with the inputs just for those
-        if protect and os.path.lexists(p) and any(_same_file(p, q) for q in protect):
+        if protect and os.path.lexists(p) and any(same_file(p, q) for q in protect):
             raise OutputError("refusing to overwrite an input file", p)
         if os.path.lexists(p) and not force:
             raise OutputError("destination exists (use --force to replace it)", p)
@@ -422,7 +429,7 @@ def _destination_of(exc: OSError, temps, paths) -> str:
     return paths[0]
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:

@@ -35,9 +35,14 @@ def sanitise(value) -> str:
 
 
 def stem_of(path: str) -> str:
-    from .convert import _stem
+    """A file's name without its extension (.nii.gz, .img.gz and .tar.gz whole); a folder's name."""
+    name = os.path.basename(os.path.normpath(path))
+    from .formats import GZ_EXTENSIONS
 
-    return _stem(path)
+    for ext in (*GZ_EXTENSIONS, ".tar.gz"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return os.path.splitext(name)[0] or "image"
 
 
 def fields_for(path: str, index: int, metadata: dict | None = None) -> dict:
@@ -129,14 +134,3 @@ def destination(outdir: str, name: str, fmt_name: str) -> str:
         return os.path.join(outdir, name) + os.sep
     return os.path.join(outdir, name + ext)
 
-
-def plan_outputs(paths, outdir: str, template: str, fmt_name: str, metadata=None) -> list:
-    """[(src, dst)] with distinct, deterministic destinations (a warning for each clash).
-
-    `metadata`, when given, is one dict per path (series number, description, ...).
-    """
-    metadata = metadata or [None] * len(paths)
-    names = [render_name(template, fields_for(src, index, meta))
-             for index, (src, meta) in enumerate(zip(paths, metadata))]
-    names = unique_names(names, list(paths))
-    return [(src, destination(outdir, name, fmt_name)) for src, name in zip(paths, names)]

@@ -17,6 +17,7 @@ Complex values are summarised by their magnitude.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -27,7 +28,7 @@ from .errors import InputError, UsageError
 DEFAULT_PERCENTILES = (2.0, 98.0)
 SLAB_VOXELS = 1 << 21  # ~2 M voxels per slab: a float64 temporary of 16 MiB at most
 MAX_BINS = 1 << 24  # largest value range counted with a histogram (int32/int64 data)
-RELEASE_BYTES = 1 << 28  # memory maps larger than this give visited pages back (see _release)
+RELEASE_BYTES = 1 << 28  # memory maps larger than this give visited pages back (see release_pages)
 MAX_LABEL_BINS = 1 << 16  # label ranges up to this use direct indexing, larger ones np.unique
 CHANNEL_NAMES = {"rgb": "rgb", "rgba": "rgba"}
 GRID_TOL_MM = 1e-3
@@ -60,7 +61,7 @@ def parse_percentiles(values) -> tuple:
 
 # -- slabs ---------------------------------------------------------------------------------
 
-def _grid4(volume) -> np.ndarray:
+def grid4(volume) -> np.ndarray:
     """The stored array as [i, j, k, t(, c)] (2D images get k=1, extra time axes are merged)."""
     arr = volume.array
     ch = volume.value_kind in CHANNEL_NAMES
@@ -82,7 +83,7 @@ def _slab_ranges(shape, slab_voxels):
         yield k0, min(int(shape[2]), k0 + step)
 
 
-def _release(arr) -> None:
+def release_pages(arr) -> None:
     """Ask the kernel to reclaim the pages of a memory-mapped slab already visited, so resident
     memory stays bounded. MADV_PAGEOUT never loses data (unlike MADV_DONTNEED on a copy-on-write
     map): clean pages are dropped, modified ones stay. Maps under RELEASE_BYTES are left alone:
@@ -133,9 +134,9 @@ def _mask_grid(mask) -> np.ndarray:
     """The mask as [i, j, k, t]: its stored values when they are its real values (memory-mapped
     where possible), else a boolean array of its non-zero real values (slope/intercept applied)."""
     if mask.scaling is None:
-        return _grid4(mask)
+        return grid4(mask)
     real = np.asarray(mask.real())
-    return _grid4(mask.replace(data=(real != 0) & ~np.isnan(real) if real.dtype.kind == "f" else real != 0,
+    return grid4(mask.replace(data=(real != 0) & ~np.isnan(real) if real.dtype.kind == "f" else real != 0,
                                scaling=None))
 
 
@@ -384,7 +385,7 @@ def _int_range(volume, arr4, mask4, slab_voxels):
             a, b = int(slab.min()), int(slab.max())
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        _release(slab)
+        release_pages(slab)
     if lo is None:
         return (0, 0)
     if hi - lo + 1 > MAX_BINS or hi > np.iinfo(np.int64).max:
@@ -468,7 +469,7 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
     qs = tuple(percentiles) if exact else ()
     if _streamable(volume, exact):
         return _compute_streamed(volume, mask4, qs, exact, pooled, slab_voxels)
-    arr4 = _grid4(volume)
+    arr4 = grid4(volume)
     channels = volume.channels if volume.value_kind in CHANNEL_NAMES else 0
     n_t = arr4.shape[3]
     vox = voxel_volume_mm3(volume)
@@ -484,7 +485,7 @@ def compute(volume, *, mask=None, percentiles=DEFAULT_PERCENTILES, pooled=False,
                 sel = _mask_slab(mask4, k0, k1)
                 slab = chan[:, :, k0:k1, t]
                 acc.add(np.asarray(slab), sel)
-                _release(slab)
+                release_pages(slab)
             if not pooled or t == n_t - 1:
                 rec = {}
                 if n_t > 1 and not pooled:
@@ -595,7 +596,7 @@ def _label_range(labels, lab4, slab_voxels):
             a, b = int(slab.min()), int(slab.max())
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        _release(slab)
+        release_pages(slab)
     if lo is None or hi - lo + 1 > MAX_LABEL_BINS:
         return None
     return lo, hi
@@ -611,16 +612,13 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
     check_same_grid(volume, labels, "label map")
     if mask is not None:
         check_same_grid(volume, mask, "mask")
-    arr4 = _grid4(volume)
-    lab4 = _grid4(labels)
+    arr4 = grid4(volume)
+    lab4 = grid4(labels)
     mask4 = _mask_grid(mask) if mask is not None else None
     lab_range = _label_range(labels, lab4, slab_voxels)
     channels = volume.channels if volume.value_kind in CHANNEL_NAMES and values else 0
     n_t = arr4.shape[3] if values else 1
-    vox = voxel_volume_mm3(volume)
-    names = names or {}
     records = []
-    ni, nj = arr4.shape[0], arr4.shape[1]
     for c in range(max(channels, 1)):
         chan = arr4[..., c] if channels else arr4
         acc = None
@@ -633,80 +631,174 @@ def compute_labels(volume, labels, *, mask=None, names=None, pooled=False, backg
                     lab = labels.real(lab)
                 if c == 0 and t == 0:
                     _check_integer_labels(lab, labels.path)
-                sel = _mask_slab(mask4, k0, k1)
-                if not background:  # background is most of a segmentation: leave it out early
-                    sel = (lab != 0) if sel is None else (sel & (lab != 0))
-                if lab.dtype.kind == "f":  # a NaN is no label
-                    sel = np.isfinite(lab) if sel is None else (sel & np.isfinite(lab))
-                idx, keys = _label_keys(lab, lab_range)
-                shape = lab.shape
-                ii = np.broadcast_to(np.arange(ni, dtype=np.float64)[:, None, None], shape).ravel(order="F")
-                jj = np.broadcast_to(np.arange(nj, dtype=np.float64)[None, :, None], shape).ravel(order="F")
-                kk = np.broadcast_to(np.arange(k0, k1, dtype=np.float64)[None, None, :], shape).ravel(order="F")
-                if sel is not None:
-                    flat = sel.ravel(order="F")
-                    idx, ii, jj, kk = idx[flat], ii[flat], jj[flat], kk[flat]
-                nk = keys.size
-                voxels = np.bincount(idx, minlength=nk)
-                si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
-                if values:
-                    slab = chan[:, :, k0:k1, t]
-                    x = real_values(volume, np.asarray(slab)).ravel(order="F")
-                    _release(slab)
-                    if sel is not None:
-                        x = x[sel.ravel(order="F")]
-                    fin = np.isfinite(x) if x.dtype.kind == "f" else None
-                    nan = np.bincount(idx[~fin], minlength=nk) if fin is not None else np.zeros(nk, np.int64)
-                    xi, xf = (idx, x) if fin is None else (idx[fin], x[fin])
-                    xf64 = xf.astype(np.float64, copy=False)
-                    n = np.bincount(xi, minlength=nk)
-                    sums = np.bincount(xi, weights=xf64, minlength=nk)
-                    means = np.divide(sums, n, out=np.zeros(nk), where=n > 0)
-                    dev = xf64 - means[xi]
-                    m2 = np.bincount(xi, weights=dev * dev, minlength=nk)
-                    lo = np.full(nk, np.inf)
-                    hi = np.full(nk, -np.inf)
-                    np.minimum.at(lo, xi, xf64)
-                    np.maximum.at(hi, xi, xf64)
-                else:
-                    nan = n = np.zeros(nk, np.int64)
-                    sums = m2 = lo = hi = np.zeros(nk)
-                present = voxels > 0
-                if pooled and t:  # the label geometry is counted once, from the first volume
-                    voxels = np.zeros_like(voxels)
-                    si = sj = sk = np.zeros(nk)
-                acc.add(keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
-                _release(lab4[:, :, k0:k1, 0])
+                slab = chan[:, :, k0:k1, t] if values else None
+                _add_label_slab(acc, volume, lab, slab, _mask_slab(mask4, k0, k1), (k0, k1), lab_range,
+                                background=background, geometry=not (pooled and t))
+                release_pages(lab4[:, :, k0:k1, 0])
             if not pooled or t == n_t - 1:
-                for key in sorted(acc.rows):
-                    if key == 0 and not background:
-                        continue
-                    row = acc.rows[key]
-                    rec = {}
-                    if n_t > 1 and not pooled:
-                        rec["volume"] = t
-                    if channels:
-                        rec["channel"] = CHANNEL_NAMES[volume.value_kind][c]
-                    label = int(key) if float(key).is_integer() else float(key)
-                    rec["label"] = label
-                    if names:
-                        rec["name"] = names.get(label, "")
-                    voxels = int(row[0])
-                    rec["voxels"] = voxels
-                    if values:
-                        rec["nan"] = int(row[1])
-                    rec["volume_mm3"] = voxels * vox
-                    rec["volume_ml"] = voxels * vox / 1000.0
-                    if values:
-                        n = int(row[2])
-                        int_vals = volume.scaling is None and volume.dtype.kind in "iu"
-                        rec["mean"] = float(row[3]) if n else None
-                        rec["std"] = math.sqrt(max(float(row[4]), 0.0) / n) if n else None
-                        conv = (int) if int_vals else float
-                        rec["min"] = conv(row[5]) if n else None
-                        rec["max"] = conv(row[6]) if n else None
-                    ijk = np.array([row[7], row[8], row[9], voxels], dtype=float) / voxels
-                    ijk[3] = 1.0
-                    rec["centroid"] = [float(v) for v in (np.asarray(volume.affine, float) @ ijk)[:3]]
-                    records.append(rec)
+                where = {"volume": t} if n_t > 1 and not pooled else {}
+                if channels:
+                    where["channel"] = CHANNEL_NAMES[volume.value_kind][c]
+                records += _label_records(acc, volume, where, names or {}, background=background, values=values)
     return records
+
+
+def _add_label_slab(acc, volume, lab, slab, sel, ks, lab_range, *, background, geometry) -> None:
+    """Count one slab of the label map (and of the values, unless `slab` is None) into `acc`;
+    without `geometry` (a later volume pooled with the first) the label geometry is not counted again."""
+    if not background:  # background is most of a segmentation: leave it out early
+        sel = (lab != 0) if sel is None else (sel & (lab != 0))
+    if lab.dtype.kind == "f":  # a NaN is no label
+        sel = np.isfinite(lab) if sel is None else (sel & np.isfinite(lab))
+    idx, keys = _label_keys(lab, lab_range)
+    shape = lab.shape
+    ii = np.broadcast_to(np.arange(shape[0], dtype=np.float64)[:, None, None], shape).ravel(order="F")
+    jj = np.broadcast_to(np.arange(shape[1], dtype=np.float64)[None, :, None], shape).ravel(order="F")
+    kk = np.broadcast_to(np.arange(ks[0], ks[1], dtype=np.float64)[None, None, :], shape).ravel(order="F")
+    if sel is not None:
+        flat = sel.ravel(order="F")
+        idx, ii, jj, kk = idx[flat], ii[flat], jj[flat], kk[flat]
+    nk = keys.size
+    voxels = np.bincount(idx, minlength=nk)
+    si, sj, sk = (np.bincount(idx, weights=w, minlength=nk) for w in (ii, jj, kk))
+    if slab is not None:
+        x = real_values(volume, np.asarray(slab)).ravel(order="F")
+        release_pages(slab)
+        if sel is not None:
+            x = x[sel.ravel(order="F")]
+        fin = np.isfinite(x) if x.dtype.kind == "f" else None
+        nan = np.bincount(idx[~fin], minlength=nk) if fin is not None else np.zeros(nk, np.int64)
+        xi, xf = (idx, x) if fin is None else (idx[fin], x[fin])
+        xf64 = xf.astype(np.float64, copy=False)
+        n = np.bincount(xi, minlength=nk)
+        sums = np.bincount(xi, weights=xf64, minlength=nk)
+        means = np.divide(sums, n, out=np.zeros(nk), where=n > 0)
+        dev = xf64 - means[xi]
+        m2 = np.bincount(xi, weights=dev * dev, minlength=nk)
+        lo = np.full(nk, np.inf)
+        hi = np.full(nk, -np.inf)
+        np.minimum.at(lo, xi, xf64)
+        np.maximum.at(hi, xi, xf64)
+    else:
+        nan = n = np.zeros(nk, np.int64)
+        sums = m2 = lo = hi = np.zeros(nk)
+    present = voxels > 0
+    if not geometry:  # the label geometry is counted once, from the first volume
+        voxels = np.zeros_like(voxels)
+        si = sj = sk = np.zeros(nk)
+    acc.add(keys, present, voxels, nan, n, sums, m2, lo, hi, si, sj, sk)
+
+
+def _label_records(acc, volume, where: dict, names: dict, *, background, values) -> list:
+    """The records of the labels counted in `acc`, each starting with `where` (volume, channel)."""
+    vox = voxel_volume_mm3(volume)
+    records = []
+    for key in sorted(acc.rows):
+        if key == 0 and not background:
+            continue
+        row = acc.rows[key]
+        rec = dict(where)
+        label = int(key) if float(key).is_integer() else float(key)
+        rec["label"] = label
+        if names:
+            rec["name"] = names.get(label, "")
+        voxels = int(row[0])
+        rec["voxels"] = voxels
+        if values:
+            rec["nan"] = int(row[1])
+        rec["volume_mm3"] = voxels * vox
+        rec["volume_ml"] = voxels * vox / 1000.0
+        if values:
+            n = int(row[2])
+            int_vals = volume.scaling is None and volume.dtype.kind in "iu"
+            rec["mean"] = float(row[3]) if n else None
+            rec["std"] = math.sqrt(max(float(row[4]), 0.0) / n) if n else None
+            conv = (int) if int_vals else float
+            rec["min"] = conv(row[5]) if n else None
+            rec["max"] = conv(row[6]) if n else None
+        ijk = np.array([row[7], row[8], row[9], voxels], dtype=float) / voxels
+        ijk[3] = 1.0
+        rec["centroid"] = [float(v) for v in (np.asarray(volume.affine, float) @ ijk)[:3]]
+        records.append(rec)
+    return records
+
+
+# -- many inputs ---------------------------------------------------------------------------
+
+def compute_many(paths, *, mask=None, labels=None, names=None, label_volumes=False, background=False,
+                 percentiles=DEFAULT_PERCENTILES, exact=True, pooled=False, series=None, jobs=None,
+                 keep_going=False, on_error=None) -> tuple:
+    """The statistics rows of many inputs, in worker processes with `jobs`: (results, failures, fields).
+
+    `mask` and `labels` are paths (read once per process, on the same grid as each input); `names`
+    {label: name} (read_label_names). Without `paths`, the rows of the label map itself (its label
+    volumes and centroids). `label_volumes`: each input is a label map. `results` holds the rows of
+    each input that succeeded, in input order; `failures` (input, MedconvError) under `keep_going`
+    (reported through on_error, default a warning; end with batch.finish); `fields` the row fields
+    in their order.
+    """
+    import functools
+
+    from . import batch, log
+
+    label_only = not paths
+    # read once here, so a bad mask or label map is one error before any work (workers read their own copy)
+    if mask:
+        read_cached(mask, series)
+    label_map = read_cached(labels, series) if labels else None
+    qs = DEFAULT_PERCENTILES if percentiles is None else tuple(percentiles)
+    one = functools.partial(_rows_of, mask_path=mask, labels_path=labels, series=series, names=names,
+                            label_volumes=label_volumes, background=background, pooled=pooled, qs=qs,
+                            exact=exact, label_only=label_only)  # picklable, for the process pool
+
+    def report(path, exc):
+        log.warn(f"skipped: {exc.message}", exc.path or path)
+
+    results, failures = batch.run([labels] if label_only else list(paths), one, keep_going=keep_going,
+                                  on_error=on_error or report, jobs=jobs, progress="stats")
+    if label_map is not None or label_volumes:
+        fields = LABEL_FIELDS
+    else:
+        fields = FIELDS + tuple(percentile_key(q) for q in (qs if exact else ())) + TAIL_FIELDS
+    return results, failures, fields
+
+
+@functools.lru_cache(maxsize=4)
+def read_cached(path, series=None):
+    """A volume by path (a mask or label map is read once per process, whatever the inputs)."""
+    from . import detect, read
+
+    if series is not None and detect(path) == "dicom":
+        return read(path, series=series)
+    return read(path)
+
+
+def _rows_of(path, *, mask_path, labels_path, series, names, label_volumes, background, pooled, qs, exact,
+             label_only):
+    """The rows of one input (a module-level function, so worker processes can run it)."""
+    from . import log
+
+    mask = read_cached(mask_path, series) if mask_path else None
+    labels = read_cached(labels_path, series) if labels_path else None
+
+    def no_labels(recs, label_path, of_path=None):
+        if not recs:
+            within = f" inside mask {mask_path}" if mask_path else ""
+            of = f" (statistics of {of_path})" if of_path and of_path != label_path else ""
+            log.note(f"no label values in {label_path}{within}{of}")
+        return recs
+
+    if label_only:
+        recs = no_labels(compute_labels(labels, labels, mask=mask, names=names, background=background,
+                                        values=False), labels_path)
+    else:
+        volume = read_cached.__wrapped__(path, series)  # inputs are not cached: each is read once anyway
+        if label_volumes:
+            recs = no_labels(compute_labels(volume, volume, mask=mask, names=names, background=background,
+                                            values=False), path)
+        elif labels is not None:
+            recs = no_labels(compute_labels(volume, labels, mask=mask, names=names, pooled=pooled,
+                                            background=background), labels_path, path)
+        else:
+            recs = compute(volume, mask=mask, percentiles=qs, pooled=pooled, exact=exact)
+    return [{"path": path, **r} for r in recs]

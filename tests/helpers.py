@@ -53,22 +53,18 @@ def run_subprocess(*argv, env=None, input=None) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_on_terminal(*argv) -> Result:
-    """Run `python -m medconv ARGV...` with stderr on a pseudo-terminal (stdout stays a pipe)."""
+def run_pty(argv, *, tty="stderr", env=None, cwd=ROOT) -> tuple:
+    """Run `python -m medconv ARGV...` with one stream on a pseudo-terminal and the other a pipe:
+    (exit code, what the terminal received, what the pipe received)."""
     import pty
 
-    env = dict(os.environ)
+    env = dict(os.environ if env is None else env)
     env.pop("MEDCONV_DEBUG", None)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "medconv", *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=slave, cwd=ROOT, env=env)
-    out, _ = proc.communicate(timeout=60)
+    streams = {"stdout": slave, "stderr": subprocess.PIPE} if tty == "stdout" else \
+        {"stdout": subprocess.PIPE, "stderr": slave}
+    proc = subprocess.Popen([sys.executable, "-m", "medconv", *map(str, argv)], cwd=cwd, env=env, **streams)
     os.close(slave)
-    return Result(proc.returncode, out.decode(), drain_pty(master).decode("utf-8", "replace"))
-
-
-def drain_pty(master: int) -> bytes:
-    """All that was written to a pseudo-terminal until every writer closed it; `master` is closed."""
     chunks = []
     while True:
         try:
@@ -78,8 +74,15 @@ def drain_pty(master: int) -> bytes:
         if not data:
             break
         chunks.append(data)
+    out, err = proc.communicate(timeout=60)
     os.close(master)
-    return b"".join(chunks)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace"), (out if tty == "stderr" else err).decode()
+
+
+def run_on_terminal(*argv) -> Result:
+    """Run `python -m medconv ARGV...` with stderr on a pseudo-terminal (stdout stays a pipe)."""
+    code, err, out = run_pty(argv)
+    return Result(code, out, err)
 
 
 def assert_clean_error(result: Result, code: int, *needles):

@@ -93,9 +93,8 @@ def test_every_option_named_exists_where_it_is_named():
 
 def test_every_exit_code_named_exists():
     from medconv import errors
-    from medconv.cli import EXIT_INTERNAL
 
-    known = {0, EXIT_INTERNAL}
+    known = {0, errors.ExitStatus.INTERNAL}
     known.update(cls.exit_code for cls in vars(errors).values()
                  if isinstance(cls, type) and issubclass(cls, errors.MedconvError))
     # a stop signal ends the run with 128 + its number (Ctrl-C: 130)

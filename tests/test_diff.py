@@ -152,7 +152,7 @@ def test_nan_equals_nan_but_not_a_number():
 
 
 def run_json_safe(result):
-    from medconv.cli.render import jsonable
+    from medconv.values import jsonable
 
     return json.loads(json.dumps(jsonable(result), allow_nan=False))
 

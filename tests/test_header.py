@@ -357,7 +357,7 @@ def test_nifti_text_decodes_codes_and_extensions():
 @pytest.mark.parametrize("name", ["test.mgz", "minc2_1_scale.mnc", "minc1_1_scale.mnc"])
 def test_other_formats_json_is_backend_header(name):
     from medconv import formats
-    from medconv.cli.render import jsonable
+    from medconv.values import jsonable
 
     path = nibabel_data(name)
     fmt = formats.detect(path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import medconv
-from helpers import ROOT, assert_clean_error, drain_pty, oblique_affine, run
+from helpers import ROOT, assert_clean_error, oblique_affine, run, run_pty
 from medconv import view as viewlib
 from medconv.volume import Volume
 
@@ -234,21 +234,15 @@ def test_terminal_protocols_announced():
 
 
 def test_terminal_output_on_a_pty_fits_columns(tmp_path):
-    import pty
 
     vol, _ = _marked(np.eye(4))
     medconv.write(vol, tmp_path / "a.nii.gz")
-    master, slave = pty.openpty()
     env = dict(os.environ, COLUMNS="50", LINES="40", TERM="xterm-256color")
     for key in ("KITTY_WINDOW_ID", "TERM_PROGRAM", "LC_TERMINAL", "MEDCONV_TERMINAL_GRAPHICS"):
         env.pop(key, None)
-    proc = subprocess.Popen([sys.executable, "-m", "medconv", "view", str(tmp_path / "a.nii.gz")], stdout=slave,
-                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
-    os.close(slave)
-    data = drain_pty(master)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    text = _ANSI.sub("", data.decode("utf-8")).replace("\r", "")
+    code, shown, err = run_pty(["view", tmp_path / "a.nii.gz"], tty="stdout", env=env)
+    assert code == 0, err
+    text = _ANSI.sub("", shown).replace("\r", "")
     lines = [line for line in text.split("\n") if line]
     assert lines and max(len(line) for line in lines) <= 50
     assert len(lines) <= 40

@@ -739,8 +739,9 @@ def check_mapping_path(mapping: str, paths, output: str | None, in_place: bool, 
         raise OutputError(f"cannot write the mapping in this folder ({exc.strerror})", mapping) from None
 
 
-def finish(runner: Runner, mapping_path: str | None) -> int:
-    """Write the mapping, print the summary on stderr, return the exit code."""
+def finish(runner: Runner, mapping_path: str | None) -> None:
+    """Write the mapping and print the summary on stderr; BatchFailed (exit 5) when files failed
+    under --keep-going (the summary has said so)."""
     s = runner.summary
     if mapping_path:
         write_mapping(mapping_path, runner.pseudo.mapping, force=runner.force)
@@ -752,4 +753,7 @@ def finish(runner: Runner, mapping_path: str | None) -> int:
         log.warn(f"left out {s.unscrubbable} DICOM object(s) whose content cannot be de-identified (encapsulated "
                  "PDF/CDA/3D documents, raw data); --keep-unscrubbable copies them")
     log.note(f"anonymised {s.done} file(s), skipped {s.skipped} (not images), failed {s.failed}")
-    return 5 if s.failed else 0
+    if s.failed:
+        from ..errors import BatchFailed
+
+        raise BatchFailed(f"{s.failed} file(s) failed", reported=True)

@@ -22,7 +22,6 @@ COMMANDS = {
     "view": ("medconv.cli.view", "Orthogonal slices or a montage as PNG, in the terminal, or a QC page."),
     "formats": ("medconv.cli.formats", "List the formats medconv reads and writes."),
 }
-EXIT_INTERNAL = 70
 
 
 class LazyGroup(click.Group):
@@ -145,11 +144,13 @@ def _exit(code: int) -> None:
     are already cleaned up by then, so the process ends at once."""
     import threading
 
-    if code == 130:
-        from ..entry import stopped_by
+    from ..errors import ExitStatus
+
+    if code == ExitStatus.INTERRUPTED:
+        from ..signals import exit_status, stopped_by
 
         if stopped_by:  # SIGTERM/SIGHUP: the shell's convention, 128 + the signal
-            code = 128 + stopped_by[0]
+            code = exit_status(stopped_by[0])
     if code >= 128 and any(t.is_alive() and not t.daemon for t in threading.enumerate()
                            if t is not threading.main_thread()):
         from .. import io
@@ -160,15 +161,16 @@ def _exit(code: int) -> None:
                 stream.flush()
             except Exception:
                 pass
-        os._exit(code)
-    sys.exit(code)
+        os._exit(int(code))
+    sys.exit(int(code))
 
 
 def main(argv=None) -> None:
-    """Entry point of the console script and of `python -m medconv`."""
+    """Entry point of the console script and of `python -m medconv`: the one place where an outcome
+    becomes an exit status (ExitStatus; each MedconvError carries its own)."""
     import warnings
 
-    from ..errors import MedconvError
+    from ..errors import ExitStatus, MedconvError
 
     debug = _debug_enabled(argv)
     try:
@@ -180,33 +182,34 @@ def main(argv=None) -> None:
                 warnings.simplefilter("ignore")
             rv = cli.main(args=argv, prog_name="medconv", standalone_mode=False)
         if isinstance(rv, int) and rv:  # ctx.exit(code) returns the code when not standalone
-            sys.exit(rv)
+            _exit(rv)
     except MedconvError as exc:
-        if debug:
-            _traceback()
-        _error(str(exc).replace("\n", " "))
+        if not exc.silent:
+            if debug:
+                _traceback()
+            _error(str(exc).replace("\n", " "))
         _exit(exc.exit_code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except click.exceptions.Abort:
         _error("interrupted")
-        _exit(130)
+        _exit(ExitStatus.INTERRUPTED)
     except click.ClickException as exc:
         if debug:
             _traceback()
         _error(_usage_message(exc))
-        sys.exit(exc.exit_code if isinstance(exc, click.UsageError) else 2)
+        _exit(exc.exit_code if isinstance(exc, click.UsageError) else ExitStatus.USAGE)
     except KeyboardInterrupt:
         _error("interrupted")
-        _exit(130)
+        _exit(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         try:
             sys.stdout = None
         finally:
-            os._exit(0)
+            os._exit(ExitStatus.OK)
     except Exception as exc:  # a bug: still one line, and a code no other failure uses
         if debug:
             _traceback()
         _error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(0)
+        _exit(ExitStatus.INTERNAL)
+    _exit(ExitStatus.OK)

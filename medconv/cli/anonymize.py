@@ -1,8 +1,6 @@
 """medconv anonymize: de-identify DICOM (PS3.15 basic profile) and scrub other headers."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from . import options
@@ -96,9 +94,7 @@ def command(paths, from_list, output, in_place, layout, key, patient_id, keep_da
 
             write_mapping(mapping, runner.pseudo.mapping, force=force)
         raise
-    code = finish(runner, mapping)
-    if code:
-        sys.exit(code)
+    finish(runner, mapping)
 
 
 def _dry_run(runner, paths, as_json):
@@ -141,4 +137,7 @@ def _check(paths, as_json, patient_ids=(), letters=frozenset(), strict=False):
     if review and not strict:
         log.note(f"{len(review)} free-text value(s) listed under \"review\": read them; not counted "
                  "(--strict counts them)")
-    sys.exit(1 if len(findings) > (0 if strict else len(review)) else 0)  # click.Exit codes are dropped by main() in non-standalone mode
+    if len(findings) > (0 if strict else len(review)):
+        from ..errors import CheckFailed
+
+        raise CheckFailed(f"{len(findings)} finding(s) of identifying data")

@@ -83,7 +83,8 @@ def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, same_layo
             names = "; ".join(_name(item) for item, _ in result["failed"][:3])
             raise InputError(f"{len(result['failed'])} of {result['total']} pairs could not be read ({names})",
                              path_a)
-        sys.exit(0 if result["same"] else 1)
+        _found(result)
+        return
     result = diff.compare(path_a, path_b, series=series, **opts)
     if result.get("layout") and not same_layout:
         log.note(f"{path_b} stores the same world grid in another voxel order ({result['layout']['b']}, "
@@ -95,7 +96,15 @@ def command(path_a, path_b, rtol, atol, atol_mm, header, ignore_dtype, same_layo
         render.print_json([result], many=False)
     elif not quiet:
         sys.stdout.write("".join(_safe(line) + "\n" for line in report_lines(result)))
-    sys.exit(0 if result["same"] else 1)
+    _found(result)
+
+
+def _found(result) -> None:
+    """Differences are a check's finding: exit 1, after the report."""
+    if not result["same"]:
+        from ..errors import CheckFailed
+
+        raise CheckFailed("the inputs differ")
 
 
 def _name(item) -> str:

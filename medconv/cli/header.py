@@ -43,7 +43,7 @@ def command(paths, from_list, as_json, get_fields, series, all_files, bulk, keep
       medconv header mr.dcm --json | jq '."00100010"'
     """
 
-    from .. import batch, log
+    from .. import batch
     from .. import header as hdr
     from ..errors import UsageError
     from . import render
@@ -54,12 +54,7 @@ def command(paths, from_list, as_json, get_fields, series, all_files, bulk, keep
     if bulk and not as_json:
         raise UsageError("--bulk goes with --json")
 
-    def report(path, exc):
-        log.warn(f"skipped: {exc.message}", exc.path or path)
-
-    # headers are read one after the other (reading a header is cheap; they are printed in order)
-    headers, failures = batch.run(paths, lambda p: hdr.load(p, series=series), keep_going=keep_going,
-                                  on_error=report, jobs=1)
+    headers, failures = hdr.load_many(paths, series=series, keep_going=keep_going)
     _show(headers, as_json, get_fields, all_files, bulk, len(paths) > 1, hdr, render)
     batch.finish(failures, len(paths))
 

@@ -31,9 +31,7 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
       nx=$(medconv info ct.nii.gz --get shape)
       find data -name '*.mha' | medconv info --from-list - --json -j 4
     """
-    import functools
-
-    from .. import batch, inspect, log
+    from .. import batch, inspect
     from ..errors import UsageError
     from . import render
 
@@ -44,15 +42,7 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
     if unknown:  # refused before anything is read or printed
         raise UsageError(f"unknown field {unknown[0]!r}; fields are: {', '.join(inspect.INFO_FIELDS)}")
 
-    one = functools.partial(inspect.info, series=series)  # picklable, for the process pool
-
-    def report(path, exc):
-        log.warn(f"skipped: {exc.message}", exc.path or path)
-
-    results, failures = batch.run(paths, one, keep_going=keep_going, on_error=report, jobs=jobs, progress="info")
-    records = [r for recs in results for r in recs]
-    failures += _series_failures(records)  # a series of a directory that cannot be read: its own row
-    records = [r for r in records if "error" not in r]
+    records, failures = inspect.info_many(paths, series=series, jobs=jobs, keep_going=keep_going)
     columns = [f for f in inspect.INFO_FIELDS if any(f in r for r in records)]
     if len(records) > 1 and not as_json and not get_fields:
         columns = [c for c in columns if c not in ("affine", "scaling", "series_uid", "value_kind", "ndim")]
@@ -132,18 +122,3 @@ def display(record: dict) -> dict:
         out["orientation"] = f"{record.get('orientation')} (assumed)"
     return out
 
-
-def _series_failures(records):
-    """(label, error) of the records of series that could not be read, each reported once."""
-    from .. import log
-    from ..errors import MedconvError
-
-    out = []
-    for r in records:
-        if "error" in r:
-            label = f"{r['path']} [{r['file']}]" if "file" in r else f"{r['path']} [series {r['selector']}]"
-            log.warn(f"skipped: {r['error']}", label)
-            exc = MedconvError(r["error"], r["path"])
-            exc.exit_code = r.get("exit_code", 3)
-            out.append((label, exc))
-    return out

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 
 from ..errors import UsageError
+from ..values import format_get, jsonable, safe
 
 
 def stdout_is_terminal() -> bool:
@@ -18,69 +18,9 @@ def colour_allowed(stream=None) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def safe(value) -> str:
-    """A value from an input as printed text: control and bidirectional characters escaped (\\x1b,
-    \\u202e, ...), so nothing printed can drive a terminal. Every text rendering goes through it."""
-    from ..untrusted import escape
-
-    return escape(value if isinstance(value, str) else str(value))
-
-
-def jsonable(value):
-    """Plain Python values for json (numpy scalars and arrays, tuples, bytes, NaN)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return jsonable(value.tolist())
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return None
-        return value
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return value
-
-
 def print_json(records, many: bool) -> None:
     doc = [jsonable(r) for r in records] if many else jsonable(records[0])
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-
-
-def format_scalar(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value)) if not math.copysign(1, value) < 0 or value != 0 else "0"
-        return format(value, ".10g")
-    if hasattr(value, "item") and not hasattr(value, "__len__"):
-        return format_scalar(value.item())
-    return safe(value)
-
-
-def flatten(value):
-    if isinstance(value, dict):
-        out = []
-        for v in value.values():
-            out.extend(flatten(v))
-        return out
-    if isinstance(value, (list, tuple)) or (hasattr(value, "tolist") and hasattr(value, "__len__")):
-        out = []
-        for v in (value.tolist() if hasattr(value, "tolist") else value):
-            out.extend(flatten(v))
-        return out
-    return [value]
-
-
-def format_get(value) -> str:
-    """A --get value: scalars bare, lists space-separated (nested lists flattened)."""
-    if isinstance(value, (list, tuple, dict)) or (hasattr(value, "tolist") and hasattr(value, "__len__")):
-        return " ".join(format_scalar(v) for v in flatten(value))
-    return format_scalar(value)
 
 
 def print_get(records, fields, lookup=None) -> None:

@@ -1,8 +1,6 @@
 """medconv stats: statistics of real voxel values, with masks, labels, 4D and colour."""
 from __future__ import annotations
 
-import functools
-
 import click
 
 from . import options
@@ -110,9 +108,8 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
       medconv stats case_*/segmentation.nii.gz --label-volumes --tsv > volumes.tsv
       medconv stats sub-*_bold.nii.gz --pooled --tsv > table.tsv
     """
-    from .. import batch, log, stats
+    from .. import batch, stats
     from ..errors import UsageError
-    from . import render
 
     paths = options.read_path_list(paths, from_list)
     if not paths and not labels_path:
@@ -130,26 +127,23 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
         raise UsageError("--no-percentiles cannot be combined with --percentile")
 
     names = stats.read_label_names(names_path) if names_path else None
+    results, failures, fields = stats.compute_many(
+        paths, mask=mask_path, labels=labels_path, names=names, label_volumes=label_volumes, background=background,
+        percentiles=qs, exact=not no_percentiles, pooled=not per_volume, series=series, jobs=jobs,
+        keep_going=keep_going)
+    _show(results, failures, fields, paths, labels_path, label_volumes, names, as_json, as_tsv, get_fields)
+    batch.finish(failures, max(len(paths), 1))
+
+
+def _show(results, failures, fields, paths, labels_path, label_volumes, names, as_json, as_tsv, get_fields) -> None:
+    """Print the rows: TSV, JSON, --get values or a table."""
+    from . import render
+
     label_only = not paths
-    # read once here, so a bad mask or label map is one error before any work (workers read their own copy)
-    if mask_path:
-        _read(mask_path, series)
-    labels = _read(labels_path, series) if labels_path else None
-    one = functools.partial(_one, mask_path=mask_path, labels_path=labels_path, series=series, names=names,
-                            label_volumes=label_volumes, background=background, pooled=not per_volume, qs=qs,
-                            exact=not no_percentiles, label_only=label_only)  # picklable, for the process pool
-
-    def report(path, exc):
-        log.warn(f"skipped: {exc.message}", exc.path or path)
-
     items = [labels_path] if label_only else paths
-    results, failures = batch.run(items, one, keep_going=keep_going, on_error=report, jobs=jobs,
-                                  progress="stats")
+    label_rows = bool(labels_path) or label_volumes
     records = [r for recs in results for r in recs]
-    base = stats.LABEL_FIELDS if labels is not None or label_volumes else (
-        stats.FIELDS + tuple(stats.percentile_key(q) for q in (() if no_percentiles else qs)) + stats.TAIL_FIELDS)
-    label_rows = labels is not None or label_volumes
-    columns = [f for f in base if any(f in r for r in records)] or _label_columns(label_only or label_volumes, names)
+    columns = [f for f in fields if any(f in r for r in records)] or _label_columns(label_only or label_volumes, names)
     if not results:
         pass  # every input failed: the summary below says why
     elif as_tsv:
@@ -174,49 +168,6 @@ def command(paths, from_list, mask_path, labels_path, names_path, label_volumes,
         # label rows are always a list, so a script does not break when one label is present
         render.render(records, as_json=as_json, get_fields=get_fields, columns=columns,
                       many=len(paths) > 1 or len(records) > 1 or label_rows)
-    batch.finish(failures, max(len(paths), 1))
-
-
-@functools.lru_cache(maxsize=4)
-def _read(path, series=None):
-    """A volume by path (the mask and label map are read once per process, whatever the inputs)."""
-    from .. import detect
-    from .. import read as read_volume
-
-    if series is not None and detect(path) == "dicom":
-        return read_volume(path, series=series)
-    return read_volume(path)
-
-
-def _one(path, *, mask_path, labels_path, series, names, label_volumes, background, pooled, qs, exact,
-         label_only):
-    """The rows of one input (a module-level function, so worker processes can run it)."""
-    from .. import log, stats
-
-    mask = _read(mask_path, series) if mask_path else None
-    labels = _read(labels_path, series) if labels_path else None
-
-    def no_labels(recs, label_path, of_path=None):
-        if not recs:
-            within = f" inside mask {mask_path}" if mask_path else ""
-            of = f" (statistics of {of_path})" if of_path and of_path != label_path else ""
-            log.note(f"no label values in {label_path}{within}{of}")
-        return recs
-
-    if label_only:
-        recs = no_labels(stats.compute_labels(labels, labels, mask=mask, names=names, background=background,
-                                              values=False), labels_path)
-    else:
-        volume = _read.__wrapped__(path, series)  # inputs are not cached: each is read once anyway
-        if label_volumes:
-            recs = no_labels(stats.compute_labels(volume, volume, mask=mask, names=names, background=background,
-                                                  values=False), path)
-        elif labels is not None:
-            recs = no_labels(stats.compute_labels(volume, labels, mask=mask, names=names, pooled=pooled,
-                                                  background=background), labels_path, path)
-        else:
-            recs = stats.compute(volume, mask=mask, percentiles=qs, pooled=pooled, exact=exact)
-    return [{"path": path, **r} for r in recs]
 
 
 def _label_columns(geometry_only: bool, names) -> list:

@@ -34,11 +34,11 @@ def before_workers() -> None:
     import multiprocessing
     import sys
 
-    from .scan import _SCANS
+    from .scan import SCANS
 
     if "pydicom" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
         return
-    if any(getattr(f, "modality", None) == "MR" for frames in list(_SCANS.values()) for f in frames):
+    if any(getattr(f, "modality", None) == "MR" for frames in list(SCANS.values()) for f in frames):
         import pydicom  # noqa: F401
 
 
@@ -55,32 +55,49 @@ def _all_series(path, with_unplaced=False):
 
 
 @_quiet
-def unplaced_damage(path) -> list:
-    """Errors for the damaged files of a directory that no series claims (a part of it that failed)."""
+def list_series(path) -> list:
+    """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector);
+    `refused` says why a series that lost a file to damage cannot be read."""
+    path = os.fspath(path)
+    return [_described(s, path) for s in _all_series(path)]
+
+
+@_quiet
+def survey(path) -> tuple:
+    """What a batch plan needs of `path`, from one scan: (series, damaged). `series` holds one dict
+    per series as list_series gives it, with the series itself under "scanned" (`read` takes it as
+    `series` without scanning again); `damaged` the (file, error) of a folder's damaged files that no
+    series claims."""
     from .damage import unplaced_error
 
     path = os.fspath(path)
     if not os.path.isdir(path):
-        return []
-    _, lost = _all_series(path, with_unplaced=True)
-    return [(k.path, unplaced_error(k, path)) for k in lost]
+        return [{**_described(s, path), "scanned": s} for s in _all_series(path)], []
+    all_series, lost = _all_series(path, with_unplaced=True)
+    return ([{**_described(s, path), "scanned": s} for s in all_series],
+            [(k.path, unplaced_error(k, path)) for k in lost])
 
 
 @_quiet
-def list_series(path) -> list:
-    """One dict per series found under `path` (series_uid, series_number, ..., n_files, selector);
-    `refused` says why a series that lost a file to damage cannot be read."""
+def series_of_files(paths) -> list:
+    """The series that the DICOM files `paths` form (headers only)."""
+    from .assemble import group
+    from .scan import read_file
+
+    frames = []
+    for p in paths:
+        frames.extend(read_file(p))
+    return group(frames)
+
+
+def _described(s, path) -> dict:
     from .damage import refusal
 
-    path = os.fspath(path)
-    out = []
-    for s in _all_series(path):
-        d = s.as_dict()
-        exc = refusal(s, path)
-        if exc is not None:
-            d["refused"] = exc.message
-        out.append(d)
-    return out
+    d = s.as_dict()
+    exc = refusal(s, path)
+    if exc is not None:
+        d["refused"] = exc.message
+    return d
 
 
 def _choose(all_series, path, series):
@@ -127,6 +144,11 @@ def _refuse_mixed_sizes(all_series, path):
 
 
 def select(path, series=None):
+    """The series of `path` that `series` (a selector, or a series `survey` found) names."""
+    from .assemble import Series
+
+    if isinstance(series, Series):
+        return series
     path = os.fspath(path)
     return _choose(_all_series(path), path, series)
 
@@ -268,11 +290,11 @@ def _mosaic_volume(s, path, header_only):
     """Mosaic files (Siemens MOSAIC, UIH VFRAME: one volume per file, tiles in one image) -> 3D/4D volume."""
     from ..volume import Volume
     from . import gradients, mosaic, pixels, sidecar
-    from .assemble import _order_key
+    from .assemble import order_key
 
     # one file per volume, in NIfTI volume order: files[t].ds is volume t's data set (per-volume
     # sidecar values such as b-values and gradients come from there)
-    files = sorted(s.frames, key=_order_key)
+    files = sorted(s.frames, key=order_key)
     f0 = files[0]
     lay = mosaic.layout(f0)
     mosaic.check_files(files, lay)

@@ -100,7 +100,7 @@ def _group(frames) -> list:
         exact = sig[:1] + sig[2:9] + sig[10:]  # all but orientation and spacing
         reps = clusters.setdefault(exact, [])
         for i, rep in enumerate(reps):
-            if _close(rep.iop, f.iop, IOP_TOL) and _close(rep.pixel_spacing, f.pixel_spacing, SPACING_TOL):
+            if close_enough(rep.iop, f.iop, IOP_TOL) and close_enough(rep.pixel_spacing, f.pixel_spacing, SPACING_TOL):
                 break
         else:
             reps.append(f)
@@ -208,7 +208,7 @@ def _by_position(frames):
     stacks: dict = {}
     for f in frames:
         stacks.setdefault(round(f.distance / POSITION_TOL), []).append(f)
-    return [sorted(st, key=_order_key) for st in stacks.values()]
+    return [sorted(st, key=order_key) for st in stacks.values()]
 
 
 _SUFFIX = {"phase": "_ph", "real": "_real", "imaginary": "_imaginary", "fieldmaphz": "_fieldmaphz"}
@@ -246,7 +246,7 @@ IOP_TOL = 1e-3
 SPACING_TOL = 1e-3
 
 
-def _close(a, b, tol) -> bool:
+def close_enough(a, b, tol) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if len(a) != len(b):
@@ -258,7 +258,7 @@ def _fmt(v):
     return format(float(v), ".6g")
 
 
-def _order_key(f):
+def order_key(f):
     # enhanced files: the declared dimensions first (Dimension Index Values, the last index the
     # slowest, as the frames of a pCASL label/control x time series are laid out), never file order
     return (tuple(reversed(f.dim_index)) if f.dim_index else (), f.temporal if f.temporal is not None else -1, f.trigger if f.trigger is not None else -1.0,
@@ -314,10 +314,10 @@ def layout(series, strict=False, path=None, gaps="refuse"):
     nz = len(clusters)
     stacks = []
     for c in clusters:
-        stacks.append(sorted((frames[i] for i in c), key=_order_key))
+        stacks.append(sorted((frames[i] for i in c), key=order_key))
     by_t = [[stacks[k][t] for k in range(nz)] for t in range(nt)]
     if nt > 1:
-        keys = [_order_key(s) for s in stacks[0]]
+        keys = [order_key(s) for s in stacks[0]]
         if len({k[:6] for k in keys}) < nt:
             log.warn(f"series {series.selector}: {nt} images share each slice position with nothing "
                      f"(time, trigger, b-value) telling them apart; stacked as {nt} volumes in file order", path)

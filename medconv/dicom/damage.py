@@ -196,7 +196,7 @@ def attach(series_list, frames):
     """Damaged files known only by their series (header cut before the image size) join every series
     of that SeriesInstanceUID whose orientation they do not contradict; a damaged file whose series
     has no intact image becomes a series of its own (listed, and refused)."""
-    from .assemble import IOP_TOL, Series, _close
+    from .assemble import IOP_TOL, Series, close_enough
 
     partial = getattr(frames, "partial", None)
     if not partial:
@@ -205,7 +205,7 @@ def attach(series_list, frames):
     ghosts = {}
     for f in partial:
         hits = [s for s in series_list if s.series_uid == f.series_uid
-                and (f.iop is None or _close(s.frames[0].iop, f.iop, IOP_TOL))]
+                and (f.iop is None or close_enough(s.frames[0].iop, f.iop, IOP_TOL))]
         for s in hits:
             s.frames.append(f)
         if not hits:

@@ -48,7 +48,7 @@ def full(ds):
     return ds
 
 
-def _value(ds, tag):
+def element_value(ds, tag):
     try:
         el = ds.get(tag) if ds is not None else None
     except Exception:
@@ -91,14 +91,14 @@ def private(ds, group: int, creator: str, element: int):
         return None
     want = creator.strip().upper()
     for block in _creator_blocks(ds, group):
-        name = _value(ds, (group << 16) | block)
+        name = element_value(ds, (group << 16) | block)
         if name is None:
             continue
         if str(name).strip().upper() == want:
-            return _value(ds, (group << 16) | (block << 8) | (element & 0xFF))
+            return element_value(ds, (group << 16) | (block << 8) | (element & 0xFF))
     # no creator reserved a block (some exports drop them): the usual place
-    if _value(ds, (group << 16) | 0x10) is None:
-        return _value(ds, (group << 16) | 0x1000 | (element & 0xFF))
+    if element_value(ds, (group << 16) | 0x10) is None:
+        return element_value(ds, (group << 16) | 0x1000 | (element & 0xFF))
     return None
 
 
@@ -115,7 +115,7 @@ def _creator_blocks(ds, group: int):
     return range(0x10, 0x100)
 
 
-def _item(seq):
+def first_item(seq):
     try:
         return seq[0] if seq else None
     except Exception:
@@ -133,14 +133,14 @@ def frame_groups(ds, index):
     except Exception:
         per = None
     try:
-        shared = _item(ds.get("SharedFunctionalGroupsSequence"))
+        shared = first_item(ds.get("SharedFunctionalGroupsSequence"))
     except Exception:
         shared = None
     return per, shared
 
 
 def _vendor(ds) -> str:
-    name = str(_value(ds, "Manufacturer") or "").upper()
+    name = str(element_value(ds, "Manufacturer") or "").upper()
     for key, short in (("SIEMENS", "siemens"), ("GE ", "ge"), ("GE_", "ge"), ("GEMS", "ge"),
                        ("PHILIPS", "philips"), ("UIH", "uih"), ("UNITED IMAGING", "uih"),
                        ("CANON", "canon"), ("TOSHIBA", "canon")):
@@ -168,17 +168,17 @@ def _standard(item):
     """(b, vector, directionality) from an item holding the MR Diffusion Macro."""
     if item is None:
         return None
-    diff = _item(_value(item, "MRDiffusionSequence"))
+    diff = first_item(element_value(item, "MRDiffusionSequence"))
     src = diff if diff is not None else item
-    b = _float(_value(src, "DiffusionBValue"))
+    b = _float(element_value(src, "DiffusionBValue"))
     if b is None:
         return None
-    direction = str(_value(src, "DiffusionDirectionality") or "").strip().upper()
+    direction = str(element_value(src, "DiffusionDirectionality") or "").strip().upper()
     vec = None
-    grad = _item(_value(src, "DiffusionGradientDirectionSequence"))
+    grad = first_item(element_value(src, "DiffusionGradientDirectionSequence"))
     for holder in (grad, src):
         if holder is not None and vec is None:
-            vec = _floats(_value(holder, "DiffusionGradientOrientation"), 3)
+            vec = _floats(element_value(holder, "DiffusionGradientOrientation"), 3)
     return b, vec, direction
 
 
@@ -187,9 +187,9 @@ def _image_axes(ds, per=None, shared=None):
     iop = None
     for group in (per, shared):
         if group is not None and iop is None:
-            iop = _floats(_value(_item(_value(group, "PlaneOrientationSequence")), "ImageOrientationPatient"), 6)
+            iop = _floats(element_value(first_item(element_value(group, "PlaneOrientationSequence")), "ImageOrientationPatient"), 6)
     if iop is None:
-        iop = _floats(_value(ds, "ImageOrientationPatient"), 6)
+        iop = _floats(element_value(ds, "ImageOrientationPatient"), 6)
     if iop is None:
         return None
     row, col = np.array(iop[:3]), np.array(iop[3:])
@@ -243,7 +243,7 @@ def _ge(ds, axes):
     if all(c is not None for c in comps) and axes is not None:
         freq, phase, sl = comps
         row, col, normal = axes
-        pe = str(_value(ds, "InPlanePhaseEncodingDirection") or "COL").strip().upper()
+        pe = str(element_value(ds, "InPlanePhaseEncodingDirection") or "COL").strip().upper()
         f_axis, p_axis = logical_axes(row, col, pe)
         # GE reports the slice component against the normal of its own right-handed frame
         vec = list(freq * f_axis + phase * p_axis - sl * normal)
@@ -278,7 +278,7 @@ _CANON = re.compile(r"b\s*=\s*([-+0-9.eE]+)\s*\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.e
 def _canon(ds, axes):
     """Canon's `b=B(x,y,z)` comment: components along the image's logical axes, stored in the order
     (phase, frequency, -slice) as dcm2niix validated on Canon's data."""
-    text = str(_value(ds, "ImageComments") or "")
+    text = str(element_value(ds, "ImageComments") or "")
     m = _CANON.search(text)
     if not m:
         return None
@@ -289,7 +289,7 @@ def _canon(ds, axes):
     if axes is None:
         return b, None
     row, col, normal = axes
-    pe = str(_value(ds, "InPlanePhaseEncodingDirection") or "COL").strip().upper()
+    pe = str(element_value(ds, "InPlanePhaseEncodingDirection") or "COL").strip().upper()
     f_axis, p_axis = logical_axes(row, col, pe)
     return b, list(y * f_axis + x * p_axis - z * normal)
 
@@ -297,8 +297,8 @@ def _canon(ds, axes):
 def _is_derived_type(ds, per=None) -> bool:
     """ADC/trace/isotropic images by their (frame) image type."""
     kinds = []
-    for holder in (_item(_value(per, "MRImageFrameTypeSequence")) if per is not None else None, ds):
-        t = _value(holder, "FrameType") if holder is not None and holder is not ds else _value(ds, "ImageType")
+    for holder in (first_item(element_value(per, "MRImageFrameTypeSequence")) if per is not None else None, ds):
+        t = element_value(holder, "FrameType") if holder is not None and holder is not ds else element_value(ds, "ImageType")
         if t:
             kinds += [str(v).strip().upper() for v in (t.split("\\") if isinstance(t, str) else t)]
     return any(k in ("ADC", "TRACEW", "TRACE", "ISOTROPIC", "EADC", "FA") for k in kinds)

@@ -188,12 +188,12 @@ def uih_layout(f0):
 
 def _uih_timing(items, order):
     """Slice times (s, spatial order) from each item's AcquisitionTime, relative to the first."""
-    from .sidecar import _seconds
+    from .sidecar import seconds_of_day
 
     times = []
     for k in order.tolist():
         tm = items[k].get("AcquisitionTime")
-        s = _seconds(tm) if tm else None
+        s = seconds_of_day(tm) if tm else None
         if s is None:
             return None
         times.append(s)

@@ -249,7 +249,7 @@ def scan(path: str) -> list:
         return scan(os.path.dirname(os.path.abspath(path)))
     if os.path.isfile(path):
         key = _file_key(path)
-        cached = _SCANS.get(key) if key is not None else None
+        cached = SCANS.get(key) if key is not None else None
         if cached is not None:
             return list(cached)
         frames = read_file(path, strict_single=True)
@@ -258,7 +258,7 @@ def scan(path: str) -> list:
         _remember(key, frames)
         return list(frames)
     files, key = _walk_stamped(path)
-    cached = _SCANS.get(key) if key is not None else None
+    cached = SCANS.get(key) if key is not None else None
     if cached is not None:
         return type(cached)(cached, cached.skipped, cached.partial)
     from . import damage
@@ -279,15 +279,15 @@ def scan(path: str) -> list:
 #: scans of this process (directories, and single files), keyed by every file's name, size and mtime:
 #: converting the series of one directory (or the outputs of one enhanced file) one by one parses
 #: each header once, and any change to the tree misses
-_SCANS: dict = {}
+SCANS: dict = {}
 
 
 def _remember(key, frames) -> None:
     if key is None:
         return
-    if len(_SCANS) >= 4:
-        _SCANS.pop(next(iter(_SCANS)))
-    _SCANS[key] = frames
+    if len(SCANS) >= 4:
+        SCANS.pop(next(iter(SCANS)))
+    SCANS[key] = frames
 
 
 def _file_key(path):

@@ -479,7 +479,8 @@ def part_of_suffix(suffix):
 
 def _part(look, base):
     """MAGNITUDE/PHASE/REAL/IMAGINARY/FIELDMAPHZ of the frame, or None when nothing says."""
-    from .gradients import _item, _value
+    from .gradients import element_value as _value
+    from .gradients import first_item as _item
 
     if look.per is not None:
         ftype = _item(_value(look.per, "MRImageFrameTypeSequence"))
@@ -853,7 +854,8 @@ def _slice_timing(by_t, look):
     """Slice times (s, from the first slice) of the first volume from the vendor's own per-slice
     times: the frame acquisition times of enhanced files, or UIH's per-slice times. Whole-second
     AcquisitionTime values of classic files are never used."""
-    from .gradients import _item, _value
+    from .gradients import element_value as _value
+    from .gradients import first_item as _item
 
     if not by_t:
         return None
@@ -896,7 +898,7 @@ def _classic_timing(row):
     return [_number(round(t - t0, 5)) for t in times]
 
 
-def _seconds(tm):
+def seconds_of_day(tm):
     """Seconds of day of a DICOM TM value, or None."""
     return _dt_seconds(tm)
 
@@ -1020,3 +1022,40 @@ def write_sidecar(volume, json_path: str, force: bool = False, add=(), drop=(), 
     with io.atomic_outputs([json_path], force=force) as (tmp,), open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
     return [json_path]
+
+
+def key_choice(add, drop, only) -> dict | None:
+    """{"add", "drop", "only"} of the --sidecar-* options (None when none is given), checked before
+    anything is read or written: an unknown keyword or key is a usage error (exit 2)."""
+    if not add and not drop and only is None:
+        return None
+    added = [check_add(a) for a in add]
+    drop = [check_add(k) if _tag_of(k) is not None else k for k in drop]
+    for key in drop:
+        check_key(key, "--sidecar-drop", added)
+    keys = None
+    if only is not None:
+        keys = _key_list(only)
+        if not keys:
+            from ..errors import UsageError
+
+            raise UsageError("--sidecar-only needs at least one key")
+        for key in keys:
+            check_key(key, "--sidecar-only", added)
+    return {"add": list(add), "drop": list(drop), "only": keys}
+
+
+def _key_list(text: str) -> list:
+    """'EchoTime,0019,100C,RepetitionTime' -> keys, a gggg,eeee tag kept whole (as its sidecar key)."""
+    import re
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    out, i = [], 0
+    while i < len(parts):
+        if i + 1 < len(parts) and re.fullmatch(r"\(?[0-9A-Fa-f]{4}", parts[i]) and re.fullmatch(r"[0-9A-Fa-f]{4}\)?", parts[i + 1]):
+            out.append(check_add(parts[i] + "," + parts[i + 1]))
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return out

@@ -455,12 +455,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_nothing_partial(tmp_path, signame)
 def _two_series(d):
     import dcmgen
 
-    d.mkdir()
-    for k in range(3):
-        dcmgen.write_slice(str(d / f"a{k}.dcm"), np.full((6, 5), k, np.int16), ipp=(0, 0, 2.0 * k),
-                           series_uid="1.2.3.4.5.1", series_number=2, description="T1 ax/../", instance=k + 1)
-        dcmgen.write_slice(str(d / f"b{k}.dcm"), np.full((6, 5), 10 + k, np.int16), ipp=(0, 0, 2.0 * k),
-                           series_uid="1.2.3.4.5.2", series_number=7, description="CT\tbody", instance=k + 1)
+    dcmgen.two_series(d)
 
 
 def test_directory_with_several_series_gives_one_output_each(tmp_path):
@@ -478,15 +473,14 @@ def test_directory_with_several_series_gives_one_output_each(tmp_path):
 
 
 def test_directory_series_with_fake_list_series(tmp_path, monkeypatch):
-    from medconv import dicom
-    from medconv.cli import convert as cli_convert
+    from medconv import dicom, plan
 
     d = tmp_path / "fake"
     d.mkdir()
     fake = [{"series_number": 1, "series_description": "a/b", "modality": "MR", "protocol": "p", "selector": "1"},
             {"series_number": 1, "series_description": "a/b", "modality": "MR", "protocol": "p", "selector": "1.2"}]
-    monkeypatch.setattr(dicom, "list_series", lambda path: fake, raising=False)
-    tasks = cli_convert.plan([str(d)], str(tmp_path / "out"), None, "nifti1", None)
+    monkeypatch.setattr(dicom, "survey", lambda path: (fake, []), raising=False)
+    tasks = plan.plan([str(d)], str(tmp_path / "out"), to="nifti1")
     assert [t.series for t in tasks] == ["1", "1.2"]
     assert [os.path.basename(t.dst) for t in tasks] == ["1_a_b.nii.gz", "1_a_b_2.nii.gz"]
 
@@ -544,9 +538,9 @@ def test_template_must_exist_and_needs_dicom_output(tmp_path):
 
 
 def test_keep_going_summary_names_the_series(tmp_path, monkeypatch):
-    from medconv.cli import convert as cli_convert
+    from medconv.plan import Task
 
-    tasks = [cli_convert.Task("export", "out/a.nii.gz", series="3", label="export [series 3]")]
+    tasks = [Task("export", "out/a.nii.gz", series="3", label="export [series 3]")]
     with pytest.raises(Exception) as info:
         batch.finish([(tasks[0], InputError("broken", "export"))], 2)
     assert "export [series 3]" in str(info.value) and info.value.exit_code == 5
@@ -650,9 +644,9 @@ def test_stop_watchdog_ends_a_process_whose_clean_up_hangs(tmp_path):
     removes the temporary files still registered and ends the process with the signal's code."""
     part = tmp_path / ".medconv-x.part"
     code = ("import sys, threading, time\n"
-            "import medconv.entry as e, medconv.io as io\n"
+            "import medconv.signals as e, medconv.io as io\n"
             "e.STOP_DEADLINE = 1.0\n"
-            "e._stop_on_signals()\n"
+            "e.install()\n"
             f"open({str(part)!r}, 'w').write('half')\n"
             f"io.LIVE_TEMPS.add({str(part)!r})\n"
             "stuck = threading.Thread(target=threading.Event().wait)\n"

@@ -35,8 +35,7 @@ def test_python_dash_m_works_like_the_script():
 
 
 def test_version_is_answered_before_the_cli_framework_loads():
-    """The console script's entry answers --version without importing click (its imports are the
-    slowest part of a start)."""
+    """The console script's entry answers --version without importing click."""
     import subprocess
     import sys
 

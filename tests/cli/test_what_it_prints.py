@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,11 +12,11 @@ import medconv
 from helpers import (
     ROOT,
     TESTDATA,
-    drain_pty,
     make_volume,
     nibabel_data,
     run,
     run_on_terminal,
+    run_pty,
     run_subprocess,
 )
 
@@ -26,20 +24,12 @@ from helpers import (
 def _stdout_on_terminal(*argv, columns=160, cwd=ROOT):
     """Run medconv with stdout on a pseudo-terminal COLUMNS wide; returns (exit code, text without
     the terminal's style codes)."""
-    import pty
     import re
 
     env = dict(os.environ, COLUMNS=str(columns), NO_COLOR="1", TERM="xterm")
-    env.pop("MEDCONV_DEBUG", None)
-    master, slave = pty.openpty()
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "medconv", *map(str, argv)], stdout=slave,
-                            stderr=subprocess.DEVNULL, cwd=cwd, env=env)
-    os.close(slave)
-    data = drain_pty(master)
-    proc.wait(timeout=60)
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
-    return proc.returncode, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    code, text, _ = run_pty(argv, tty="stdout", env=env, cwd=cwd)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text.replace("\r\n", "\n"))
 
 
 # ---- medconv alone ---------------------------------------------------------------------------

@@ -104,3 +104,13 @@ def expected_affine(iop, spacing, step, origin):
     aff[:3, 2] = step
     aff[:3, 3] = origin
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ aff
+
+
+def two_series(d):
+    """A folder of two 3-slice series: number 2 "T1 ax/../" (values 0-2) and 7 "CT<tab>body" (10-12)."""
+    os.makedirs(d)
+    for k in range(3):
+        write_slice(os.path.join(d, f"a{k}.dcm"), np.full((6, 5), k, np.int16), ipp=(0, 0, 2.0 * k),
+                    series_uid="1.2.3.4.5.1", series_number=2, description="T1 ax/../", instance=k + 1)
+        write_slice(os.path.join(d, f"b{k}.dcm"), np.full((6, 5), 10 + k, np.int16), ipp=(0, 0, 2.0 * k),
+                    series_uid="1.2.3.4.5.2", series_number=7, description="CT\tbody", instance=k + 1)

@@ -468,7 +468,7 @@ def test_series_of_one_directory_parse_each_header_once(tmp_path, monkeypatch):
     calls = []
     real = scan.read_file
     monkeypatch.setattr(scan, "read_file", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
-    scan._SCANS.clear()
+    scan.SCANS.clear()
     r = run("convert", tmp_path / "d", "-o", tmp_path / "out", "--to", "nifti1", "-j", "1")
     assert r.code == 0, r.err
     assert len(os.listdir(tmp_path / "out")) == 2

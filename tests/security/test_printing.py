@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import pty
 import resource
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 import medconv
-from helpers import ROOT, assert_clean_error, drain_pty, make_volume, run
+from helpers import ROOT, assert_clean_error, make_volume, run, run_pty
 from security import hostile
 
 EVIL = b"Evil\x1b]0;pwned\x07\x1b[31mRED\xe2\x80\xaeTXT\xc2\x9b2J"  # OSC title, BEL, SGR, RLO, C1 CSI (UTF-8)
@@ -70,15 +69,7 @@ def test_latin1_and_unset_character_sets_are_unchanged(tmp_path):
 
 def _on_terminal(*argv):
     """stdout on a pseudo-terminal (rich tables), colour off: every ESC byte would be the input's."""
-    master, slave = pty.openpty()
-    env = dict(os.environ, NO_COLOR="1", TERM="xterm", COLUMNS="200")
-    env.pop("MEDCONV_DEBUG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "medconv", *map(str, argv)], stdout=slave,
-                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
-    os.close(slave)
-    data = drain_pty(master)
-    _, err = proc.communicate(timeout=60)
-    return proc.returncode, data.decode("utf-8", "replace"), err.decode()
+    return run_pty(argv, tty="stdout", env=dict(os.environ, NO_COLOR="1", TERM="xterm", COLUMNS="200"))
 
 
 @pytest.mark.parametrize("command", ["info", "header"])
