@@ -378,25 +378,9 @@ def render(volume, *, at=None, voxel=None, window=None, cmap: str = "gray", t: i
     axes = _axes(volume)
     shape = tuple(volume.spatial_shape) + (1,) * (3 - len(volume.spatial_shape))
     if montage is not None:
-        if axis not in _NORMAL:
-            raise UsageError(f"--axis takes axial, coronal or sagittal, not {axis!r}")
-        if montage < 1:
-            raise UsageError("--montage takes a positive number of slices")
-        vox = axes[_NORMAL[axis]][0]
-        n = shape[vox]
-        count = min(montage, n)
-        # evenly spaced, away from the edges (the first and last slices are often empty)
-        idxs = sorted({int(v) for v in np.floor((np.arange(count) + 0.5) * n / count)})
-        sign = axes[_NORMAL[axis]][1]
-        idxs = idxs if sign > 0 else idxs[::-1]  # ordered from I to S, P to A, L to R
-        panels_at = [(axis, i) for i in idxs]
+        panels_at = _montage_panels(axes, shape, montage, axis)
     else:
-        ijk = centre_voxel(volume, at, voxel)
-        # a section one voxel thick shows nothing (a 2D image, a single slice): only the others
-        flat = [name for name in PANELS
-                if any(shape[axes[w][0]] == 1 for w in range(3) if w != _NORMAL[name])]
-        shown = [name for name in PANELS if name not in flat] or list(PANELS)
-        panels_at = [(name, ijk[axes[_NORMAL[name]][0]]) for name in shown]
+        panels_at = _orthogonal_panels(volume, axes, shape, at, voxel)
     plan = _plan(volume, panels_at, neurological)
     requests = [(vox, idx) for _, vox, idx, _ in plan]
     cut = sections(volume, requests, t)
@@ -448,14 +432,44 @@ def render(volume, *, at=None, voxel=None, window=None, cmap: str = "gray", t: i
         if montage is not None:
             draw.text((x0 + 2, y0 + 1), str(idx), fill=TEXT_COLOUR, font=small)
         panels.append(Panel(name, (x0, y0, x1, y1), left, right, top, bottom, idx))
-    y = title_h + rows * cell_h + 3
+    _draw_legend(draw, small, legend, title_h + rows * cell_h + 3, width)
+    return Picture(canvas, panels, rng, legend)
+
+
+def _montage_panels(axes, shape, montage, axis) -> list:
+    """(section name, slice index) of `montage` evenly spaced sections along `axis`."""
+    if axis not in _NORMAL:
+        raise UsageError(f"--axis takes axial, coronal or sagittal, not {axis!r}")
+    if montage < 1:
+        raise UsageError("--montage takes a positive number of slices")
+    vox = axes[_NORMAL[axis]][0]
+    n = shape[vox]
+    count = min(montage, n)
+    # evenly spaced, away from the edges (the first and last slices are often empty)
+    idxs = sorted({int(v) for v in np.floor((np.arange(count) + 0.5) * n / count)})
+    sign = axes[_NORMAL[axis]][1]
+    idxs = idxs if sign > 0 else idxs[::-1]  # ordered from I to S, P to A, L to R
+    return [(axis, i) for i in idxs]
+
+
+def _orthogonal_panels(volume, axes, shape, at, voxel) -> list:
+    """(section name, slice index) of the orthogonal sections through the chosen point."""
+    ijk = centre_voxel(volume, at, voxel)
+    # a section one voxel thick shows nothing (a 2D image, a single slice): only the others
+    flat = [name for name in PANELS
+            if any(shape[axes[w][0]] == 1 for w in range(3) if w != _NORMAL[name])]
+    shown = [name for name in PANELS if name not in flat] or list(PANELS)
+    return [(name, ijk[axes[_NORMAL[name]][0]]) for name in shown]
+
+
+def _draw_legend(draw, small, legend, y, width) -> None:
+    """The label legend below the panels, four entries a row."""
     for n, (value, name, colour) in enumerate(legend):
         x = (n % 4) * (width // 4) + 4
         yy = y + 18 * (n // 4)
         draw.rectangle((x, yy + 2, x + 11, yy + 13), fill=colour)
         text = f"{value}" + (f" {name}" if name else "")
         draw.text((x + 15, yy), text[: max(4, width // 4 // 7)], fill=TEXT_COLOUR, font=small)
-    return Picture(canvas, panels, rng, legend)
 
 
 def _letter(draw, font, text, centre) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 
 from ..errors import CorruptInput, MedconvError, UnsupportedFormat
 
@@ -641,23 +642,7 @@ def _scrub_minc2(data: bytes, path: str) -> tuple:
             src.copy(obj, parent, name=p.rsplit("/", 1)[-1], without_attrs=True)
             pairs.append((obj, droot[p], p + "/"))
         kept = [k for k in ("dimensions", "image") if k in root]
-        for obj, new, label in pairs:
-            for attr in obj.attrs:
-                value = obj.attrs[attr]
-                verdict = _minc_attr(attr, _minc_text(value), names)
-                if verdict is False:
-                    changed.append(f"{label}{attr}" if label else attr)
-                    continue
-                if isinstance(verdict, str):
-                    import numpy as np
-
-                    changed.append(f"{label}{attr}")
-                    new.attrs[attr] = np.bytes_(verdict.encode("latin-1"))
-                    continue
-                try:
-                    new.attrs.create(attr, value, dtype=obj.attrs.get_id(attr).dtype)
-                except (TypeError, ValueError):
-                    new.attrs[attr] = value
+        _minc2_copy_attrs(pairs, names, changed)
         for k in root:
             if k in kept:
                 continue
@@ -674,6 +659,27 @@ def _scrub_minc2(data: bytes, path: str) -> tuple:
     return out.getvalue(), changed
 
 
+def _minc2_copy_attrs(pairs, names, changed) -> None:
+    """Copy the allowed attributes of each (source, copy, label) pair, rewritten where _minc_attr says."""
+    for obj, new, label in pairs:
+        for attr in obj.attrs:
+            value = obj.attrs[attr]
+            verdict = _minc_attr(attr, _minc_text(value), names)
+            if verdict is False:
+                changed.append(f"{label}{attr}" if label else attr)
+                continue
+            if isinstance(verdict, str):
+                import numpy as np
+
+                changed.append(f"{label}{attr}")
+                new.attrs[attr] = np.bytes_(verdict.encode("latin-1"))
+                continue
+            try:
+                new.attrs.create(attr, value, dtype=obj.attrs.get_id(attr).dtype)
+            except (TypeError, ValueError):
+                new.attrs[attr] = value
+
+
 _NC_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8}
 
 
@@ -684,6 +690,77 @@ def _pad4(n: int) -> int:
 def _scrub_minc1(data: bytes, path: str) -> tuple:
     """Rewrite a NetCDF classic file with only the kept variables and attributes; every kept
     variable's data bytes are copied unchanged."""
+    big, pos, numrecs, dims, gatts, variables, padding = _nc_parse(data, path)
+
+    def is_record(v):
+        return _nc_is_record(v, dims)
+
+    if any(i >= len(dims) for v in variables for i in v[1]):
+        raise CorruptInput("malformed NetCDF header (unknown dimension)", path)
+    changed = ["header padding"] if any(any(p) for p in padding) else []
+    keep = [v for v in variables if v[0] in _MINC1_KEEP]
+    for v in variables:
+        if v[0] not in _MINC1_KEEP:
+            # named: the attributes that are not MINC's own bookkeeping (full_name, modality ...)
+            changed += [f"{v[0]}.{a[0]}" for a in v[2] if _minc_attr(
+                a[0], a[3].rstrip(b"\x00").decode("latin-1") if a[1] == 2 else None, set()) is False] or [v[0]]
+            if is_record(v):
+                raise UnsupportedFormat("MINC1 file with a record variable to remove; convert it to NIfTI first", path)
+    names = {v[0] for v in keep}
+    new_gatts = _nc_filter_attrs(gatts, "", names, changed)
+    for v in keep:
+        v[2] = _nc_filter_attrs(v[2], v[0] + ".", names, changed)
+    records_all = [v for v in variables if is_record(v)]
+    rec_start = min((v[5] for v in records_all), default=None)
+    rec_end = None
+    if records_all and numrecs != 0xFFFFFFFF:  # streaming: the record count is not known
+        if len(records_all) == 1:  # one record variable: its records are not padded
+            count = 1
+            for i in records_all[0][1][1:]:
+                count *= dims[i][1]
+            recsize = count * _NC_SIZE[records_all[0][3]]
+        else:
+            recsize = sum(v[4] for v in records_all)
+        rec_end = rec_start + numrecs * recsize
+
+    def nbytes(v):
+        return _nc_nbytes(v, dims)
+
+    ends = [v[5] + nbytes(v) for v in variables if not is_record(v)] + ([rec_end] if rec_end is not None else [])
+    data_end = len(data) if records_all and rec_end is None else max(ends + [pos])
+    # bytes between the header and the variables' data, or between variables, belong to nothing:
+    # the file is then written again from its variables
+    used = sorted([(0, pos)] + [(v[5], v[5] + nbytes(v)) for v in variables if not is_record(v)]
+                  + ([(rec_start, data_end)] if records_all else []))
+    cursor = 0
+    for start, end in used:
+        if start > cursor and any(memoryview(data)[cursor:min(start, data_end)]):
+            changed.append("data between the variables")
+            break
+        cursor = max(cursor, end)
+    if not changed:
+        if len(data) > data_end and any(data[data_end:]):
+            # bytes after the last variable's data belong to nothing: dropped
+            return data[:data_end], ["data after the variables"]
+        return data, changed
+    return _nc_write(data, path, big, numrecs, dims, new_gatts, keep, rec_end), changed
+
+
+def _nc_is_record(v, dims) -> bool:
+    """Whether a parsed NetCDF variable runs along the record (unlimited) dimension."""
+    return bool(v[1]) and dims[v[1][0]][1] == 0
+
+
+def _nc_nbytes(v, dims) -> int:
+    """The unpadded byte size of a parsed NetCDF variable's data."""
+    count = 1
+    for i in v[1]:
+        count *= dims[i][1]
+    return count * _NC_SIZE[v[3]]
+
+
+def _nc_parse(data: bytes, path: str) -> tuple:
+    """(big, header end, numrecs, dims, global attributes, variables, padding) of a NetCDF classic header."""
     import struct
 
     big = data[3] == 2  # 64-bit offsets
@@ -738,75 +815,28 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
             raise ValueError("header")
     except (struct.error, KeyError, ValueError, IndexError):
         raise CorruptInput("malformed NetCDF header", path) from None
+    return big, pos, numrecs, dims, gatts, variables, padding
 
-    def is_record(v):
-        return bool(v[1]) and dims[v[1][0]][1] == 0
 
-    if any(i >= len(dims) for v in variables for i in v[1]):
-        raise CorruptInput("malformed NetCDF header (unknown dimension)", path)
-    changed = ["header padding"] if any(any(p) for p in padding) else []
-    keep = [v for v in variables if v[0] in _MINC1_KEEP]
-    for v in variables:
-        if v[0] not in _MINC1_KEEP:
-            # named: the attributes that are not MINC's own bookkeeping (full_name, modality ...)
-            changed += [f"{v[0]}.{a[0]}" for a in v[2] if _minc_attr(
-                a[0], a[3].rstrip(b"\x00").decode("latin-1") if a[1] == 2 else None, set()) is False] or [v[0]]
-            if is_record(v):
-                raise UnsupportedFormat("MINC1 file with a record variable to remove; convert it to NIfTI first", path)
-    names = {v[0] for v in keep}
-
-    def filt(items, label):
-        out = []
-        for key, typ, count, raw in items:
-            verdict = _minc_attr(key, raw.rstrip(b"\x00").decode("latin-1") if typ == 2 else None, names)
-            if verdict is False:
-                changed.append(f"{label}{key}")
-            elif isinstance(verdict, str):
-                changed.append(f"{label}{key}")
-                raw = verdict.encode("latin-1")
-                out.append((key, typ, len(raw), raw))
-            else:
-                out.append((key, typ, count, raw))
-        return out
-
-    new_gatts = filt(gatts, "")
-    for v in keep:
-        v[2] = filt(v[2], v[0] + ".")
-    records_all = [v for v in variables if is_record(v)]
-    rec_start = min((v[5] for v in records_all), default=None)
-    rec_end = None
-    if records_all and numrecs != 0xFFFFFFFF:  # streaming: the record count is not known
-        if len(records_all) == 1:  # one record variable: its records are not padded
-            count = 1
-            for i in records_all[0][1][1:]:
-                count *= dims[i][1]
-            recsize = count * _NC_SIZE[records_all[0][3]]
+def _nc_filter_attrs(items, label, names, changed):
+    """The attributes kept (text ones possibly rewritten); every removed or rewritten one is added to `changed`."""
+    out = []
+    for key, typ, count, raw in items:
+        verdict = _minc_attr(key, raw.rstrip(b"\x00").decode("latin-1") if typ == 2 else None, names)
+        if verdict is False:
+            changed.append(f"{label}{key}")
+        elif isinstance(verdict, str):
+            changed.append(f"{label}{key}")
+            raw = verdict.encode("latin-1")
+            out.append((key, typ, len(raw), raw))
         else:
-            recsize = sum(v[4] for v in records_all)
-        rec_end = rec_start + numrecs * recsize
-    def nbytes(v):
-        count = 1
-        for i in v[1]:
-            count *= dims[i][1]
-        return count * _NC_SIZE[v[3]]
+            out.append((key, typ, count, raw))
+    return out
 
-    ends = [v[5] + nbytes(v) for v in variables if not is_record(v)] + ([rec_end] if rec_end is not None else [])
-    data_end = len(data) if records_all and rec_end is None else max(ends + [pos])
-    # bytes between the header and the variables' data, or between variables, belong to nothing:
-    # the file is then written again from its variables
-    used = sorted([(0, pos)] + [(v[5], v[5] + nbytes(v)) for v in variables if not is_record(v)]
-                  + ([(rec_start, data_end)] if records_all else []))
-    cursor = 0
-    for start, end in used:
-        if start > cursor and any(memoryview(data)[cursor:min(start, data_end)]):
-            changed.append("data between the variables")
-            break
-        cursor = max(cursor, end)
-    if not changed:
-        if len(data) > data_end and any(data[data_end:]):
-            # bytes after the last variable's data belong to nothing: dropped
-            return data[:data_end], ["data after the variables"]
-        return data, changed
+
+def _nc_write(data, path, big, numrecs, dims, new_gatts, keep, rec_end) -> bytes:
+    """A new NetCDF classic file of the kept variables and attributes, their data bytes copied unchanged."""
+    import struct
 
     def enc_name(s):
         b = s.encode("utf-8")
@@ -832,8 +862,8 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
         return b"".join(out)
 
     size = len(header([0] * len(keep)))
-    fixed = [v for v in keep if not is_record(v)]
-    records = [v for v in keep if is_record(v)]
+    fixed = [v for v in keep if not _nc_is_record(v, dims)]
+    records = [v for v in keep if _nc_is_record(v, dims)]
     body, begins, cursor = [], {}, size
     for v in fixed:
         count = 1
@@ -851,8 +881,7 @@ def _scrub_minc1(data: bytes, path: str) -> tuple:
         for v in records:
             begins[v[0]] = cursor + v[5] - start
         body.append(data[start:rec_end])  # up to the last record (None: streaming, to the end)
-    new = header([begins[v[0]] for v in keep]) + b"".join(body)
-    return new, changed
+    return header([begins[v[0]] for v in keep]) + b"".join(body)
 
 
 # --- rasters: PNG, JPEG, TIFF, BMP -------------------------------------------------------------
@@ -981,22 +1010,8 @@ def scrub_jpeg(data: bytes, path: str) -> tuple:
         body = data[pos + 2:pos + length]
         segment = bytes((0xFF, marker)) + data[pos:pos + length]
         pos += length
-        if marker == 0xE0:  # APP0: rewritten as a minimal JFIF segment; JFXX (thumbnail) and others go
-            if body.startswith(b"JFIF\x00") and len(body) >= 12:
-                jfif = body[:12] + b"\x00\x00"  # identifier, version, units, densities; no thumbnail
-                if jfif != body:
-                    changed.append("APP0")
-                out.append(b"\xff\xe0" + struct.pack(">H", len(jfif) + 2) + jfif)
-            else:
-                changed.append("APP0 JFXX" if body.startswith(b"JFXX\x00") else "APP0")
-            continue
-        if marker == 0xEE:  # APP14: only Adobe's, cut to its 12-byte payload (colour transform)
-            if body.startswith(b"Adobe") and len(body) >= 12:
-                if len(body) > 12:
-                    changed.append("APP14")
-                out.append(b"\xff\xee" + struct.pack(">H", 14) + body[:12])
-            else:
-                changed.append("APP14")
+        if marker in (0xE0, 0xEE):
+            _jpeg_app0_app14(marker, body, out, changed)
             continue
         app = 0xE1 <= marker <= 0xEF and not (marker == 0xE2 and body.startswith(b"ICC_PROFILE\x00"))
         if app or marker == 0xFE:
@@ -1018,19 +1033,8 @@ def scrub_jpeg(data: bytes, path: str) -> tuple:
         out.append(segment)
         if marker == 0xDA:  # entropy-coded data up to the next marker that is not RSTn or a stuffed 0xFF00
             start = pos
-            while True:
-                i = data.find(b"\xff", pos)
-                if i < 0 or i + 1 >= len(data):
-                    raise CorruptInput("JPEG scan is truncated (no EOI marker)", path)
-                nxt = data[i + 1]
-                if nxt == 0xFF:
-                    pos = i + 1
-                elif nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-                    pos = i + 2
-                else:
-                    out.append(data[start:i])
-                    pos = i
-                    break
+            pos = _jpeg_entropy_end(data, pos, path)
+            out.append(data[start:pos])
     if any(data[pos:]):
         changed.append("data after EOI")
     if orientation not in (None, 0, 1):
@@ -1040,6 +1044,43 @@ def scrub_jpeg(data: bytes, path: str) -> tuple:
         new = b"".join(out)
         return new[:at] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + new[at:], changed
     return b"".join(out), changed
+
+
+def _jpeg_app0_app14(marker: int, body: bytes, out: list, changed: list) -> None:
+    """APP0 rewritten as a minimal JFIF segment (JFXX and others go); APP14 kept only as Adobe's 12 bytes."""
+    import struct
+
+    if marker == 0xE0:  # APP0: rewritten as a minimal JFIF segment; JFXX (thumbnail) and others go
+        if body.startswith(b"JFIF\x00") and len(body) >= 12:
+            jfif = body[:12] + b"\x00\x00"  # identifier, version, units, densities; no thumbnail
+            if jfif != body:
+                changed.append("APP0")
+            out.append(b"\xff\xe0" + struct.pack(">H", len(jfif) + 2) + jfif)
+        else:
+            changed.append("APP0 JFXX" if body.startswith(b"JFXX\x00") else "APP0")
+        return
+    # APP14: only Adobe's, cut to its 12-byte payload (colour transform)
+    if body.startswith(b"Adobe") and len(body) >= 12:
+        if len(body) > 12:
+            changed.append("APP14")
+        out.append(b"\xff\xee" + struct.pack(">H", 14) + body[:12])
+    else:
+        changed.append("APP14")
+
+
+def _jpeg_entropy_end(data: bytes, pos: int, path: str) -> int:
+    """Where entropy-coded data from `pos` ends: the next marker that is not RSTn or a stuffed 0xFF00."""
+    while True:
+        i = data.find(b"\xff", pos)
+        if i < 0 or i + 1 >= len(data):
+            raise CorruptInput("JPEG scan is truncated (no EOI marker)", path)
+        nxt = data[i + 1]
+        if nxt == 0xFF:
+            pos = i + 1
+        elif nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+            pos = i + 2
+        else:
+            return i
 
 
 #: TIFF tags removed wherever they are (descriptive, identifying, or pointers to EXIF/GPS data)
@@ -1074,91 +1115,105 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
     are taken out of the IFD and their values, and whole EXIF/GPS IFDs, overwritten with zeros;
     then every byte no kept IFD, value, strip or tile references is zeroed and the file ends at
     the last referenced byte. Strips, tiles and kept tags stay where they are."""
-    import struct
-
     if data[:4] not in (b"II*\x00", b"MM\x00*"):
         raise CorruptInput("not a (classic) TIFF file", path)
-    bo = "<" if data[:2] == b"II" else ">"
-    buf = bytearray(data)
-    changed, seen = [], set()
+    scrub = _TiffScrub(data, path)
+    off = struct.unpack_from(scrub.bo + "I", scrub.buf, 4)[0]
+    while off:
+        off = scrub.ifd(off)
+    scrub.zero_unreferenced()
+    return bytes(scrub.buf), scrub.changed
 
-    def zero(off, n):
+
+class _TiffScrub:
+    """One scrub_tiff pass: the file's bytes, byte order, IFDs seen and kept, and what changed."""
+
+    def __init__(self, data: bytes, path: str):
+        self.path = path
+        self.bo = "<" if data[:2] == b"II" else ">"
+        self.buf = bytearray(data)
+        self.changed, self.seen = [], set()
+        self.kept_ifds = []
+
+    def zero(self, off, n):
+        """Overwrite `n` bytes from `off` with zeros (within the file)."""
         if off >= 0 and n > 0:
-            buf[off:off + n] = bytes(len(buf[off:off + n]))
+            self.buf[off:off + n] = bytes(len(self.buf[off:off + n]))
 
-    def entries(off):
-        if off in seen or off + 2 > len(buf):
-            raise CorruptInput("TIFF IFD offset loops or is out of range", path)
-        seen.add(off)
-        (n,) = struct.unpack_from(bo + "H", buf, off)
-        if off + 6 + 12 * n > len(buf):
-            raise CorruptInput("TIFF IFD is truncated", path)
+    def entries(self, off):
+        """An IFD's entries (tag, type, count, raw 12 bytes) and the next IFD's offset; each IFD once."""
+        if off in self.seen or off + 2 > len(self.buf):
+            raise CorruptInput("TIFF IFD offset loops or is out of range", self.path)
+        self.seen.add(off)
+        (n,) = struct.unpack_from(self.bo + "H", self.buf, off)
+        if off + 6 + 12 * n > len(self.buf):
+            raise CorruptInput("TIFF IFD is truncated", self.path)
         out = []
         for i in range(n):
-            tag, typ, count = struct.unpack_from(bo + "HHI", buf, off + 2 + 12 * i)
-            out.append((tag, typ, count, bytes(buf[off + 2 + 12 * i:off + 14 + 12 * i])))
-        return out, struct.unpack_from(bo + "I", buf, off + 2 + 12 * n)[0]
+            tag, typ, count = struct.unpack_from(self.bo + "HHI", self.buf, off + 2 + 12 * i)
+            out.append((tag, typ, count, bytes(self.buf[off + 2 + 12 * i:off + 14 + 12 * i])))
+        return out, struct.unpack_from(self.bo + "I", self.buf, off + 2 + 12 * n)[0]
 
-    def entries_at(off):
+    def entries_at(self, off):
         """An IFD's entries as they are now (after the dropped ones were taken out)."""
-        (n,) = struct.unpack_from(bo + "H", buf, off)
-        return [struct.unpack_from(bo + "HHI", buf, off + 2 + 12 * i) + (bytes(buf[off + 2 + 12 * i:off + 14 + 12 * i]),)
+        (n,) = struct.unpack_from(self.bo + "H", self.buf, off)
+        return [struct.unpack_from(self.bo + "HHI", self.buf, off + 2 + 12 * i) + (bytes(self.buf[off + 2 + 12 * i:off + 14 + 12 * i]),)
                 for i in range(n)], None
 
-    def numbers(typ, count, raw):
+    def numbers(self, typ, count, raw):
         """The unsigned integers (SHORT, LONG or IFD) an entry holds: offsets or byte counts."""
         fmt = {3: "H", 4: "I", 13: "I"}.get(typ)
         if fmt is None:
             return []
-        where, size = value_range(typ, count, raw)
-        if where is not None and where + size > len(buf):
+        where, size = self.value_range(typ, count, raw)
+        if where is not None and where + size > len(self.buf):
             return []
-        src = raw[8:12] if where is None else bytes(buf[where:where + size])
-        return list(struct.unpack_from(bo + f"{count}{fmt}", src, 0))
+        src = raw[8:12] if where is None else bytes(self.buf[where:where + size])
+        return list(struct.unpack_from(self.bo + f"{count}{fmt}", src, 0))
 
-    def value_range(typ, count, raw):
+    def value_range(self, typ, count, raw):
+        """(offset, size) of an entry's value; offset None when the value sits in the entry."""
         size = count * _TIFF_SIZE.get(typ, 1)
-        return (struct.unpack_from(bo + "I", raw, 8)[0], size) if size > 4 else (None, size)
+        return (struct.unpack_from(self.bo + "I", raw, 8)[0], size) if size > 4 else (None, size)
 
-    def offsets(typ, count, raw):
-        where, size = value_range(typ, count, raw)
-        if typ not in (4, 13) or (where is not None and where + size > len(buf)):
+    def offsets(self, typ, count, raw):
+        """The LONG or IFD offsets an entry holds (sub-IFD pointers)."""
+        where, size = self.value_range(typ, count, raw)
+        if typ not in (4, 13) or (where is not None and where + size > len(self.buf)):
             return []
-        src = raw[8:12] if where is None else bytes(buf[where:where + size])
-        return list(struct.unpack_from(bo + f"{count}I", src, 0))
+        src = raw[8:12] if where is None else bytes(self.buf[where:where + size])
+        return list(struct.unpack_from(self.bo + f"{count}I", src, 0))
 
-    def wipe(off):
+    def wipe(self, off):
         """Zero a whole IFD (EXIF, GPS, Interop) with its values and its own sub-IFDs."""
-        if off in seen or off < 8 or off + 2 > len(buf):
+        if off in self.seen or off < 8 or off + 2 > len(self.buf):
             return
-        items, _ = entries(off)
+        items, _ = self.entries(off)
         for tag, typ, count, raw in items:
-            drop(tag, typ, count, raw)
-        zero(off, 6 + 12 * len(items))
+            self.drop(tag, typ, count, raw)
+        self.zero(off, 6 + 12 * len(items))
 
-    def drop(tag, typ, count, raw):
+    def drop(self, tag, typ, count, raw):
         """Zero one entry's value (and, for an EXIF/GPS/Interop pointer, the whole IFD it names)."""
         if tag in _TIFF_SUB_IFDS:
-            for sub in offsets(typ, count, raw):
-                wipe(sub)
-        where, size = value_range(typ, count, raw)
+            for sub in self.offsets(typ, count, raw):
+                self.wipe(sub)
+        where, size = self.value_range(typ, count, raw)
         if where is not None:
-            zero(where, size)
+            self.zero(where, size)
 
-    kept_ifds = []
-
-    def strip_needs(by_tag, n):
+    def strip_needs(self, by_tag, n):
         """Bytes each of `n` uncompressed strips holds rows for (a byte count claiming more leaves
         room no decoder reads); no limit (a huge number) when the tags do not say."""
         none = [1 << 62] * n
         try:
             def first(tag, default):
-                return numbers(*by_tag[tag])[0] if tag in by_tag else default
+                return self.numbers(*by_tag[tag])[0] if tag in by_tag else default
 
             if first(259, 1) != 1:
                 return none
             width, length, spp = first(256, 0), first(257, 0), first(277, 1)
-            bits = numbers(*by_tag[258]) if 258 in by_tag else [1]
+            bits = self.numbers(*by_tag[258]) if 258 in by_tag else [1]
             rps = min(first(278, length) or length, length)
             planar = first(284, 1) == 2
             if not (width and length and rps and bits):
@@ -1169,61 +1224,60 @@ def scrub_tiff(data: bytes, path: str) -> tuple:
         except (IndexError, struct.error, ValueError, TypeError, ZeroDivisionError):
             return none
 
-    def ifd(off):
-        items, nxt = entries(off)
-        kept_ifds.append(off)
+    def ifd(self, off):
+        """Scrub one IFD (and its SubIFDs) in place; returns the next IFD's offset."""
+        items, nxt = self.entries(off)
+        self.kept_ifds.append(off)
         keep, subs = [], []
         for tag, typ, count, raw in items:
             if tag not in _TIFF_KEEP or (typ == 2 and tag not in _TIFF_ASCII_KEEP):
-                changed.append(TIFF_TAGS.get(tag, f"tag {tag}"))
-                drop(tag, typ, count, raw)
+                self.changed.append(TIFF_TAGS.get(tag, f"tag {tag}"))
+                self.drop(tag, typ, count, raw)
                 continue
             keep.append(raw)
             if tag == 330:  # SubIFDs (reduced images, DNG): scrubbed like the main ones
-                subs += offsets(typ, count, raw)
+                subs += self.offsets(typ, count, raw)
         if len(keep) != len(items):
-            block = struct.pack(bo + "H", len(keep)) + b"".join(keep) + struct.pack(bo + "I", nxt)
-            zero(off, 6 + 12 * len(items))
-            buf[off:off + len(block)] = block
+            block = struct.pack(self.bo + "H", len(keep)) + b"".join(keep) + struct.pack(self.bo + "I", nxt)
+            self.zero(off, 6 + 12 * len(items))
+            self.buf[off:off + len(block)] = block
         for sub in subs:
-            if 8 <= sub < len(buf):
-                ifd(sub)
+            if 8 <= sub < len(self.buf):
+                self.ifd(sub)
         return nxt
 
-    off = struct.unpack_from(bo + "I", buf, 4)[0]
-    while off:
-        off = ifd(off)
-    # every byte that no kept IFD, value, strip or tile references is zeroed, and the file ends
-    # with the last referenced byte: nothing hides in slack space or after the image
-    used = [(0, 8)]
-    for off in kept_ifds:
-        items, _ = entries_at(off)
-        used.append((off, off + 6 + 12 * len(items)))
-        by_tag = {}
-        for tag, typ, count, raw in items:
-            where, size = value_range(typ, count, raw)
-            if where is not None:
-                used.append((where, where + size))
-            by_tag[tag] = (typ, count, raw)
-        for a, b in _TIFF_DATA:
-            if a in by_tag and b in by_tag:
-                starts, counts = numbers(*by_tag[a]), numbers(*by_tag[b])
-                if a == 273:  # uncompressed strips: only the bytes of their rows are read
-                    counts = [min(n, need) for n, need in zip(counts, strip_needs(by_tag, len(counts)))]
-                used += [(o, o + n) for o, n in zip(starts, counts)]
-    used.sort()
-    cursor, slack = 0, False
-    for start, end in used:
-        if start > cursor:
-            slack |= any(buf[cursor:start])
-            zero(cursor, start - cursor)
-        cursor = max(cursor, end)
-    if cursor < len(buf):
-        slack |= any(buf[cursor:])
-        del buf[cursor:]
-    if slack:
-        changed.append("data outside the image structure")
-    return bytes(buf), changed
+    def zero_unreferenced(self):
+        """Zero unreferenced bytes and end the file at the last referenced one."""
+        # every byte that no kept IFD, value, strip or tile references is zeroed, and the file ends
+        # with the last referenced byte: nothing hides in slack space or after the image
+        used = [(0, 8)]
+        for off in self.kept_ifds:
+            items, _ = self.entries_at(off)
+            used.append((off, off + 6 + 12 * len(items)))
+            by_tag = {}
+            for tag, typ, count, raw in items:
+                where, size = self.value_range(typ, count, raw)
+                if where is not None:
+                    used.append((where, where + size))
+                by_tag[tag] = (typ, count, raw)
+            for a, b in _TIFF_DATA:
+                if a in by_tag and b in by_tag:
+                    starts, counts = self.numbers(*by_tag[a]), self.numbers(*by_tag[b])
+                    if a == 273:  # uncompressed strips: only the bytes of their rows are read
+                        counts = [min(n, need) for n, need in zip(counts, self.strip_needs(by_tag, len(counts)))]
+                    used += [(o, o + n) for o, n in zip(starts, counts)]
+        used.sort()
+        cursor, slack = 0, False
+        for start, end in used:
+            if start > cursor:
+                slack |= any(self.buf[cursor:start])
+                self.zero(cursor, start - cursor)
+            cursor = max(cursor, end)
+        if cursor < len(self.buf):
+            slack |= any(self.buf[cursor:])
+            del self.buf[cursor:]
+        if slack:
+            self.changed.append("data outside the image structure")
 
 
 def _same_pixels(old: bytes, new: bytes, path: str) -> None:

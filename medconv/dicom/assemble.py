@@ -295,6 +295,32 @@ def layout(series, strict=False, path=None, gaps="refuse"):
         n = len(ordered)
         return [ordered], n, 1, _affine(f0, None, n), None
     dist = np.array([f.distance for f in frames])
+    clusters, stacks, nt = _position_stacks(series, frames, dist, path)
+    nz = len(clusters)
+    by_t = [[stacks[k][t] for k in range(nz)] for t in range(nt)]
+    if nt > 1:
+        keys = [order_key(s) for s in stacks[0]]
+        if len({k[:6] for k in keys}) < nt:
+            log.warn(f"series {series.selector}: {nt} images share each slice position with nothing "
+                     f"(time, trigger, b-value) telling them apart; stacked as {nt} volumes in file order", path)
+    _note_instance_order(series, by_t[0])
+    positions = [np.array(stacks[k][0].ipp) for k in range(nz)]
+    dists = np.array([dist[c[0]] for c in clusters])
+    first = stacks[0][0]
+    _check_in_plane(series, stacks, dists, first, path, refuse=gaps != "warn")
+    if nz > 1:
+        by_t, nz, slice_vec = _slice_vector(series, by_t, nz, nt, positions, dists, strict, gaps, path)
+    else:
+        slice_vec = None
+    affine = _affine(first, slice_vec, nz)
+    if slice_vec is not None:
+        _warn_gantry_tilt(series, first, slice_vec, path)
+    step_t = _time_step(by_t, nt, first) if nt > 1 else None
+    return by_t, nz, nt, affine, step_t
+
+
+def _position_stacks(series, frames, dist, path):
+    """(clusters of equal positions, their frames in order_key order, images per position); uneven refused."""
     order = np.argsort(dist, kind="stable")
     # cluster equal positions
     clusters = []
@@ -311,83 +337,75 @@ def layout(series, strict=False, path=None, gaps="refuse"):
                            f"{max(counts)} images per position; positions with fewer: {where} mm); "
                            f"cannot stack them", path)
     nt = counts.pop()
-    nz = len(clusters)
     stacks = []
     for c in clusters:
         stacks.append(sorted((frames[i] for i in c), key=order_key))
-    by_t = [[stacks[k][t] for k in range(nz)] for t in range(nt)]
-    if nt > 1:
-        keys = [order_key(s) for s in stacks[0]]
-        if len({k[:6] for k in keys}) < nt:
-            log.warn(f"series {series.selector}: {nt} images share each slice position with nothing "
-                     f"(time, trigger, b-value) telling them apart; stacked as {nt} volumes in file order", path)
-    _note_instance_order(series, by_t[0])
-    positions = [np.array(stacks[k][0].ipp) for k in range(nz)]
-    dists = np.array([dist[c[0]] for c in clusters])
-    first = stacks[0][0]
-    _check_in_plane(series, stacks, dists, first, path, refuse=gaps != "warn")
-    if nz > 1:
-        steps = np.diff(dists)
-        typical = _typical_step(steps)
-        uneven = np.abs(steps - typical) > max(GAP_TOL * typical, POSITION_TOL)
-        if uneven.any():
-            pairs = [f"{_fmt(dists[i])} -> {_fmt(dists[i + 1])} mm" for i in np.nonzero(uneven)[0][:6]]
-            missing = _missing_slices(steps, typical)
-            lacking = sum(m for _, m in missing)
-            what = (f"{lacking} slice{'s' if lacking > 1 else ''} missing" if missing
-                    else "a slice may be missing")
-            msg = (f"series {series.selector}: uneven slice spacing (typical {_fmt(typical)} mm; gaps "
-                   f"{'; '.join(pairs)}): {what}")
-            if strict:
-                raise CorruptInput(msg, path)
-            step = positions[1] - positions[0] if not missing or missing[0][0] != 0 else positions[-1] - positions[-2]
-            slice_vec = step / np.linalg.norm(step) * typical if np.linalg.norm(step) > 0 else None
-            if missing and len(missing) == int(uneven.sum()) and gaps == "fill":
-                for t in range(nt):
-                    row = list(by_t[t])
-                    for i, m in sorted(missing, reverse=True):
-                        row[i + 1:i + 1] = [None] * m
-                    by_t[t] = row
-                nz += lacking
-                log.warn(msg + f"; {lacking} empty slice{'s' if lacking > 1 else ''} (stored value 0) inserted "
-                         "so every real slice keeps its position", path)
-            elif missing and gaps == "refuse":
-                raise CorruptInput(msg + "; a regular grid would misplace every slice after the gap "
-                                   "(convert --fill-gaps inserts empty slices instead)", path)
-            elif gaps != "warn" and (np.abs(steps - typical) > JITTER * typical).any():
-                # not jitter and not whole missing slices: no regular grid holds these positions
-                raise CorruptInput(msg + f"; a gap off the step by more than {JITTER:.0%} would misplace every "
-                                   "slice after it, and no whole number of empty slices fills it", path)
-            else:
-                log.warn(msg + "; voxel positions after the gap are not exact", path)
-        else:
-            slice_vec = (positions[-1] - positions[0]) / (nz - 1)
+    return clusters, stacks, nt
+
+
+def _slice_vector(series, by_t, nz, nt, positions, dists, strict, gaps, path):
+    """(by_t, nz, slice step vector) for two or more slices: uneven spacing warned, refused or gap-filled."""
+    steps = np.diff(dists)
+    typical = _typical_step(steps)
+    uneven = np.abs(steps - typical) > max(GAP_TOL * typical, POSITION_TOL)
+    if not uneven.any():
+        return by_t, nz, (positions[-1] - positions[0]) / (nz - 1)
+    pairs = [f"{_fmt(dists[i])} -> {_fmt(dists[i + 1])} mm" for i in np.nonzero(uneven)[0][:6]]
+    missing = _missing_slices(steps, typical)
+    lacking = sum(m for _, m in missing)
+    what = (f"{lacking} slice{'s' if lacking > 1 else ''} missing" if missing
+            else "a slice may be missing")
+    msg = (f"series {series.selector}: uneven slice spacing (typical {_fmt(typical)} mm; gaps "
+           f"{'; '.join(pairs)}): {what}")
+    if strict:
+        raise CorruptInput(msg, path)
+    step = positions[1] - positions[0] if not missing or missing[0][0] != 0 else positions[-1] - positions[-2]
+    slice_vec = step / np.linalg.norm(step) * typical if np.linalg.norm(step) > 0 else None
+    if missing and len(missing) == int(uneven.sum()) and gaps == "fill":
+        for t in range(nt):
+            row = list(by_t[t])
+            for i, m in sorted(missing, reverse=True):
+                row[i + 1:i + 1] = [None] * m
+            by_t[t] = row
+        nz += lacking
+        log.warn(msg + f"; {lacking} empty slice{'s' if lacking > 1 else ''} (stored value 0) inserted "
+                 "so every real slice keeps its position", path)
+    elif missing and gaps == "refuse":
+        raise CorruptInput(msg + "; a regular grid would misplace every slice after the gap "
+                           "(convert --fill-gaps inserts empty slices instead)", path)
+    elif gaps != "warn" and (np.abs(steps - typical) > JITTER * typical).any():
+        # not jitter and not whole missing slices: no regular grid holds these positions
+        raise CorruptInput(msg + f"; a gap off the step by more than {JITTER:.0%} would misplace every "
+                           "slice after it, and no whole number of empty slices fills it", path)
     else:
-        slice_vec = None
-    affine = _affine(first, slice_vec, nz)
-    if slice_vec is not None:
-        n = first.normal
-        cosang = abs(float(np.dot(n, slice_vec / np.linalg.norm(slice_vec))))
-        if cosang < 1 - 1e-6:
-            angle = np.degrees(np.arccos(min(cosang, 1.0)))
-            log.warn(f"series {series.selector}: gantry tilt of {angle:.2f} degrees; the affine is sheared so "
-                     f"every voxel keeps its true position (the NIfTI sform is exact, the qform is not)", path)
-    step_t = None
-    if nt > 1:
-        trig = [f.trigger for f in (by_t[t][0] for t in range(nt))]
-        if all(v is not None for v in trig) and len(set(trig)) == nt:
-            step_t = _median(np.diff(trig)) / 1000.0
-        else:
-            tr = first.ds.get("RepetitionTime") if first.ds is not None else None
-            try:
-                tr = float(tr) / 1000.0 if tr not in (None, "") else None
-            except (TypeError, ValueError):
-                tr = None
-            # MR: the repetition time is the volume step (fMRI); CT perfusion, NM and secondary captures
-            # carry no TR, and their volumes are told apart by acquisition time.
-            acq = _acquisition_step([by_t[t][0].acq_time for t in range(nt)])
-            step_t = tr if tr and (first.modality == "MR" or acq is None) else acq
-    return by_t, nz, nt, affine, step_t
+        log.warn(msg + "; voxel positions after the gap are not exact", path)
+    return by_t, nz, slice_vec
+
+
+def _warn_gantry_tilt(series, first, slice_vec, path):
+    """Warn when the slice step is not along the slice normal (a sheared affine)."""
+    n = first.normal
+    cosang = abs(float(np.dot(n, slice_vec / np.linalg.norm(slice_vec))))
+    if cosang < 1 - 1e-6:
+        angle = np.degrees(np.arccos(min(cosang, 1.0)))
+        log.warn(f"series {series.selector}: gantry tilt of {angle:.2f} degrees; the affine is sheared so "
+                 f"every voxel keeps its true position (the NIfTI sform is exact, the qform is not)", path)
+
+
+def _time_step(by_t, nt, first):
+    """Seconds between volumes: trigger delays, else the MR repetition time or the acquisition times."""
+    trig = [f.trigger for f in (by_t[t][0] for t in range(nt))]
+    if all(v is not None for v in trig) and len(set(trig)) == nt:
+        return _median(np.diff(trig)) / 1000.0
+    tr = first.ds.get("RepetitionTime") if first.ds is not None else None
+    try:
+        tr = float(tr) / 1000.0 if tr not in (None, "") else None
+    except (TypeError, ValueError):
+        tr = None
+    # MR: the repetition time is the volume step (fMRI); CT perfusion, NM and secondary captures
+    # carry no TR, and their volumes are told apart by acquisition time.
+    acq = _acquisition_step([by_t[t][0].acq_time for t in range(nt)])
+    return tr if tr and (first.modality == "MR" or acq is None) else acq
 
 
 def _median(values) -> float:

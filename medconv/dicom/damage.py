@@ -58,67 +58,8 @@ class Frames(list):
         self.copies = set()  # damaged files that repeat an image read intact
 
 
-# -- reading one file of a tree -----------------------------------------------------------------
-
-def read(path: str, frames: Frames) -> None:
-    """Add the frames of one file of a directory tree to `frames`; a file that cannot be used is
-    reported (one warning line) and recorded instead."""
-    from .scan import read_file
-
-    try:
-        found = read_file(path, strict_single=True)
-    except OSError as exc:  # unreadable (permissions, gone since the walk)
-        reason = f"cannot read it ({exc.strerror or exc})"
-        log.warn(f"skipped: {reason}", path)
-        frames.skipped.append(Skip(path, "damaged", reason))
-        return
-    except CorruptInput as exc:
-        _damaged(path, _reason(exc), frames)
-        return
-    except InputError:  # "holds no image": a non-image object, or a file cut short
-        cut = truncation(path)
-        if cut:
-            _damaged(path, f"truncated: {cut}", frames)
-            return
-        what = _sop_name(_header(path))
-        # a complete file of an image class without pixel data (test sets strip them) is no image
-        reason = f"{what} without pixel data" if what and "Image Storage" in what else (what or "no pixel data")
-        log.warn(f"skipped: not an image ({reason})", path)
-        frames.skipped.append(Skip(path, "not an image", reason))
-        return
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as exc:  # whatever a hostile file trips in a reader: this file only
-        _damaged(path, f"cannot read it ({type(exc).__name__}: {exc})", frames)
-        return
-    if found and found[0].pixel_offset is None and found[0].transfer_syntax != _DEFLATED:
-        cut = _encapsulated_truncation(path)
-        if cut:
-            _damaged(path, f"truncated: {cut}", frames, found[0].ds)
-            return
-    frames.extend(found)
-
-
-def _reason(exc) -> str:
-    msg = exc.message
-    return msg[len("skipped: "):] if msg.startswith("skipped: ") else msg
-
-
-def _header(path):
-    """Whatever pydicom can still read of a file's header (None when nothing)."""
-    import pydicom
-
-    from .scan import open_dicom
-
-    try:
-        with open_dicom(path) as fh, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-    except Exception:
-        return None
-
-
-def _sop_name(ds):
+def sop_name(ds):
+    """The SOP class name (or UID) a header names; None without one."""
     if ds is None:
         return None
     uid = None
@@ -140,11 +81,10 @@ def _sop_name(ds):
     return name or str(uid)
 
 
-def _damaged(path, reason, frames, ds=None):
+def damaged(path, reason, frames, ds):
+    """Report and record a damaged file; `ds` (what its header still says, or None) may place it in a series."""
     log.warn(f"skipped: damaged ({reason})", path)
     frames.skipped.append(Skip(path, "damaged", reason))
-    if ds is None:
-        ds = _header(path)
     if ds is None:
         return
     try:
@@ -393,7 +333,7 @@ def _undefined(buf, pos, explicit, big, tag, depth):
                 return size, tag, cut
 
 
-def _encapsulated_truncation(path):
+def encapsulated_truncation(path):
     """For a file with encapsulated pixel data: what is cut, or None. A complete file almost always
     ends with the pixel data's sequence delimiter; only when it does not is the file walked."""
     try:

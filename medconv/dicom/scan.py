@@ -268,12 +268,77 @@ def scan(path: str) -> list:
     for f in files:
         if looks_like_dicom(f):
             n_dicom += 1
-            damage.read(f, frames)
+            _read_tree_file(f, frames)
     damage.summary(path, frames, n_dicom)
     if not frames and not frames.partial:
         raise damage.nothing_usable(path, frames, n_dicom)
     _remember(key, frames)
     return damage.Frames(frames, frames.skipped, frames.partial)
+
+
+# -- reading one file of a tree -----------------------------------------------------------------
+
+def _read_tree_file(path: str, frames) -> None:
+    """Add the frames of one file of a directory tree to `frames`; a file that cannot be used is
+    reported (one warning line) and recorded instead."""
+    from . import damage
+
+    try:
+        found = read_file(path, strict_single=True)
+    except OSError as exc:  # unreadable (permissions, gone since the walk)
+        reason = f"cannot read it ({exc.strerror or exc})"
+        log.warn(f"skipped: {reason}", path)
+        frames.skipped.append(damage.Skip(path, "damaged", reason))
+        return
+    except CorruptInput as exc:
+        _damaged(path, _reason(exc), frames)
+        return
+    except InputError:  # "holds no image": a non-image object, or a file cut short
+        cut = damage.truncation(path)
+        if cut:
+            _damaged(path, f"truncated: {cut}", frames)
+            return
+        what = damage.sop_name(_header(path))
+        # a complete file of an image class without pixel data (test sets strip them) is no image
+        reason = f"{what} without pixel data" if what and "Image Storage" in what else (what or "no pixel data")
+        log.warn(f"skipped: not an image ({reason})", path)
+        frames.skipped.append(damage.Skip(path, "not an image", reason))
+        return
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # whatever a hostile file trips in a reader: this file only
+        _damaged(path, f"cannot read it ({type(exc).__name__}: {exc})", frames)
+        return
+    if found and found[0].pixel_offset is None and found[0].transfer_syntax != _DEFLATED:
+        cut = damage.encapsulated_truncation(path)
+        if cut:
+            _damaged(path, f"truncated: {cut}", frames, found[0].ds)
+            return
+    frames.extend(found)
+
+
+def _damaged(path, reason, frames, ds=None):
+    """damage.damaged, with what the file's header still says when `ds` is not given."""
+    from . import damage
+
+    damage.damaged(path, reason, frames, ds if ds is not None else _header(path))
+
+
+def _reason(exc) -> str:
+    msg = exc.message
+    return msg[len("skipped: "):] if msg.startswith("skipped: ") else msg
+
+
+def _header(path):
+    """Whatever pydicom can still read of a file's header (None when nothing)."""
+    import pydicom
+
+    try:
+        with open_dicom(path) as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+    except Exception:
+        return None
 
 
 #: scans of this process (directories, and single files), keyed by every file's name, size and mtime:

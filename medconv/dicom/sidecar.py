@@ -610,7 +610,21 @@ def _polarity(out, positive):
 
 
 def _siemens(out, look):
+    """BIDS fields from the Siemens CSA headers, the protocol (ASCCONV) and the XA private elements."""
     image, series, proto = _siemens_headers(look)
+    xa_text = _siemens_image_type(out, look)
+    _siemens_kspace_shim(out, proto)
+    _siemens_coils(out, look, image, proto, xa_text)
+    _siemens_protocol_details(out, proto)
+    _siemens_readout(out, look, image)
+    _siemens_sds_fallbacks(out, look)
+    te = [_asc_number(proto, f"alTE[{i}]") for i in range(2)]
+    if "PHASE" in out.get("ImageType", []) and all(v is not None for v in te):
+        out["EchoTime1"], out["EchoTime2"] = _number(te[0] / 1e6), _number(te[1] / 1e6)
+
+
+def _siemens_image_type(out, look):
+    """ImageTypeText (XA) and NonlinearGradientCorrection; returns the XA image type text."""
     kinds = [v.upper() for v in out.get("ImageType", [])]
     xa_text = _xa_private(look, 0x75)
     if xa_text:
@@ -620,6 +634,11 @@ def _siemens(out, look):
         out["NonlinearGradientCorrection"] = True
     elif "ND" in kinds:
         out["NonlinearGradientCorrection"] = False
+    return xa_text
+
+
+def _siemens_kspace_shim(out, proto):
+    """Partial Fourier, resolutions, reference amplitude and lines, and the shim setting from the protocol."""
     pf = _asc_number(proto, "sKSpace.ucPhasePartialFourier")
     if pf in _SIEMENS_PF:
         out["PartialFourier"] = _SIEMENS_PF[pf]
@@ -637,6 +656,10 @@ def _siemens(out, look):
     shim += [_asc_number(proto, f"sGRADSPEC.alShimCurrent[{i}]") for i in range(5)]
     if all(v is not None for v in shim[:3]) and any(v is not None for v in shim[3:]):
         out["ShimSetting"] = [0 if v is None else v for v in shim]
+
+
+def _siemens_coils(out, look, image, proto, xa_text):
+    """Receive coil name, active elements and coil string, and the image orientation text."""
     coil = None
     for k in ("sCoilSelectMeas.aRxCoilSelectData[0].asList[0].sCoilElementID.tCoilID",
               "asCoilSelectMeas[0].asList[0].sCoilElementID.tCoilID"):
@@ -654,6 +677,10 @@ def _siemens(out, look):
     text = private(look.ds, 0x0051, "SIEMENS MR HEADER", 0x0E)
     if text:
         out["ImageOrientationText"] = str(text).strip()
+
+
+def _siemens_protocol_details(out, proto):
+    """Sequence file, coil combination, consistency, diffusion scheme, delay and acceleration factors."""
     if proto.get("tSequenceFileName"):
         out["PulseSequenceDetails"] = proto["tSequenceFileName"]
     combine = _asc_number(proto, "ucCoilCombineMode")
@@ -679,6 +706,10 @@ def _siemens(out, look):
     accel3 = _asc_number(proto, "sPat.lAccelFact3D")
     if accel3 is not None:
         out["ParallelReductionFactorOutOfPlane"] = accel3
+
+
+def _siemens_readout(out, look, image):
+    """Phase-encode bandwidth, dwell time, phase-encode polarity and table position."""
     bw = _csa(image, "BandwidthPerPixelPhaseEncode")
     bw = bw[0] if bw else (private(look.ds, 0x0019, "SIEMENS MR HEADER", 0x28) or _xa_private(look, 0x53))
     if bw is not None and _number(bw):
@@ -693,6 +724,10 @@ def _siemens(out, look):
     table = _csa(image, "ImaRelTablePosition") or _floats(look.private(0x0021, "SIEMENS MR SDS 01", 0x05))
     if table and len(table) == 3:
         out["TablePosition"] = [_number(v) for v in table]
+
+
+def _siemens_sds_fallbacks(out, look):
+    """Scanning sequence, variant, options, sequence name and consistency from the SDS/SDI private elements."""
     for key, element in (("ScanningSequence", 0x5A), ("SequenceVariant", 0x5B), ("ScanOptions", 0x5C)):
         if key not in out:
             v = look.private(0x0021, "SIEMENS MR SDS 01", element)
@@ -706,9 +741,6 @@ def _siemens(out, look):
         v = look.private(0x0021, "SIEMENS MR SDS 01", 0x10)
         if v:
             out["ConsistencyInfo"] = str(v).strip()
-    te = [_asc_number(proto, f"alTE[{i}]") for i in range(2)]
-    if "PHASE" in out.get("ImageType", []) and all(v is not None for v in te):
-        out["EchoTime1"], out["EchoTime2"] = _number(te[0] / 1e6), _number(te[1] / 1e6)
 
 
 def _ge(out, look):

@@ -74,6 +74,29 @@ def _item(ds, seq_name):
         return None
 
 
+def _functional_groups(ds, index):
+    """This frame's per-frame functional group item and the shared one (both None for a single frame)."""
+    per = shared = None
+    if index is not None:
+        pf = _get(ds, "PerFrameFunctionalGroupsSequence")
+        try:
+            per = pf[index] if pf is not None and index < len(pf) else None
+        except Exception:
+            per = None
+        shared = _item(ds, "SharedFunctionalGroupsSequence")
+    return per, shared
+
+
+def _pick(ds, per, shared, seq_name, keyword):
+    """A value from the per-frame group, then the shared group, then the top-level data set."""
+    for group in (per, shared):
+        if group is not None:
+            item = _item(group, seq_name)
+            if item is not None and _get(item, keyword) is not None:
+                return _get(item, keyword)
+    return _get(ds, keyword)
+
+
 class Frame:
     """Geometry and value properties of one 2D frame of a DICOM file."""
 
@@ -144,6 +167,22 @@ class Frame:
         # which only chooses how they are displayed
         self.modality_lut = bool(_get(ds, "ModalityLUTSequence"))
         self.ds = ds
+        self._read_identity(ds)
+        self._read_pixel_description(ds, float_pixels)
+        self.instance = _int(_get(ds, "InstanceNumber"))
+        self.acq_time = _float(_get(ds, "AcquisitionTime"))
+        self.slice_thickness = _float(_get(ds, "SliceThickness"))
+        per, shared = _functional_groups(ds, index)
+        # this frame's functional group items (pydicom Datasets, or LightItems with .get(keyword)), for
+        # readers of per-frame values beyond the properties below
+        self.per_frame, self.shared_groups = per, shared
+        self._read_geometry(ds, index, n_frames, per, shared)
+        self._read_frame_values(ds, per, shared)
+        self._read_vendor_fields(ds, per, shared)
+        self.pe_reversed = False  # set by the series rules (GE epi_pepolar)
+
+    def _read_identity(self, ds):
+        """Transfer syntax, UIDs, series number and description, modality and protocol."""
         meta = getattr(ds, "file_meta", None)
         ts = _get(meta, "TransferSyntaxUID") if meta is not None else None
         self.transfer_syntax = str(ts) if ts else "1.2.840.10008.1.2"
@@ -153,6 +192,9 @@ class Frame:
         self.series_description = str(_get(ds, "SeriesDescription") or "") or None
         self.modality = str(_get(ds, "Modality") or "") or None
         self.protocol = str(_get(ds, "ProtocolName") or "") or None
+
+    def _read_pixel_description(self, ds, float_pixels):
+        """Matrix size, sample layout, bit depth, signedness, photometric interpretation and ImageType."""
         self.rows = _int(_get(ds, "Rows"))
         self.columns = _int(_get(ds, "Columns"))
         self.samples = _int(_get(ds, "SamplesPerPixel")) or 1
@@ -171,31 +213,11 @@ class Frame:
                 self.image_type = tuple(str(v).upper() for v in image_type)
             except TypeError:
                 self.image_type = (str(image_type).upper(),)
-        self.instance = _int(_get(ds, "InstanceNumber"))
-        self.acq_time = _float(_get(ds, "AcquisitionTime"))
-        self.slice_thickness = _float(_get(ds, "SliceThickness"))
-        per = shared = None
-        if index is not None:
-            pf = _get(ds, "PerFrameFunctionalGroupsSequence")
-            try:
-                per = pf[index] if pf is not None and index < len(pf) else None
-            except Exception:
-                per = None
-            shared = _item(ds, "SharedFunctionalGroupsSequence")
-        # this frame's functional group items (pydicom Datasets, or LightItems with .get(keyword)), for
-        # readers of per-frame values beyond the properties below
-        self.per_frame, self.shared_groups = per, shared
 
-        def pick(seq_name, keyword):
-            for group in (per, shared):
-                if group is not None:
-                    item = _item(group, seq_name)
-                    if item is not None and _get(item, keyword) is not None:
-                        return _get(item, keyword)
-            return _get(ds, keyword)
-
-        self.iop = _floats(pick("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
-        self.ipp = _floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3)
+    def _read_geometry(self, ds, index, n_frames, per, shared):
+        """Orientation, position (public, Philips private or legacy multi-frame offsets) and pixel spacing."""
+        self.iop = _floats(_pick(ds, per, shared, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+        self.ipp = _floats(_pick(ds, per, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
         # Philips files modified after the scanner (PACS, anonymisers) may keep a frame's position and
         # orientation only in the private per-frame item (2005,140F): used when nothing public is there
         private_position = False
@@ -207,7 +229,7 @@ class Frame:
                     private_position = self.ipp is not None
                 if self.iop is None:
                     self.iop = _floats(_get(philips_item, "ImageOrientationPatient"), 6)
-        self.pixel_spacing = _floats(pick("PixelMeasuresSequence", "PixelSpacing"), 2)
+        self.pixel_spacing = _floats(_pick(ds, per, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
         if self.pixel_spacing is not None and not all(math.isfinite(v) and v > 0 for v in self.pixel_spacing):
             # 0 by 0 (seen in CR exports) or worse: no spacing at all, rather than a singular affine
             self.pixel_spacing = None
@@ -224,17 +246,20 @@ class Frame:
                 shift = step * index
             if shift is not None:
                 self.ipp = list(np.asarray(self.ipp) + self.normal * shift)
-        thick = _float(pick("PixelMeasuresSequence", "SliceThickness"))
+        thick = _float(_pick(ds, per, shared, "PixelMeasuresSequence", "SliceThickness"))
         if thick is not None:
             self.slice_thickness = thick
-        slope = _float(pick("PixelValueTransformationSequence", "RescaleSlope"))
-        inter = _float(pick("PixelValueTransformationSequence", "RescaleIntercept"))
+
+    def _read_frame_values(self, ds, per, shared):
+        """Rescale, echo, temporal position, trigger, diffusion, acquisition time and dimension index."""
+        slope = _float(_pick(ds, per, shared, "PixelValueTransformationSequence", "RescaleSlope"))
+        inter = _float(_pick(ds, per, shared, "PixelValueTransformationSequence", "RescaleIntercept"))
         if slope is None:
             slope = _float(_get(ds, "DoseGridScaling"))  # RT dose: stored * scaling = Gy
         self.slope = 1.0 if slope is None or slope == 0 else slope
         self.intercept = 0.0 if inter is None else inter
         self.echo_number = _int(_get(ds, "EchoNumbers"))
-        self.echo_time = _float(pick("MREchoSequence", "EffectiveEchoTime")) if per is not None else None
+        self.echo_time = _float(_pick(ds, per, shared, "MREchoSequence", "EffectiveEchoTime")) if per is not None else None
         if self.echo_time is None:
             self.echo_time = _float(_get(ds, "EchoTime"))
         content = None
@@ -244,12 +269,12 @@ class Frame:
         self.temporal = _int(_get(content, "TemporalPositionIndex")) if content is not None else None
         if self.temporal is None:
             self.temporal = _int(_get(ds, "TemporalPositionIdentifier"))
-        self.trigger = _float(pick("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"))
+        self.trigger = _float(_pick(ds, per, shared, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"))
         if self.trigger is None:
             self.trigger = _float(_get(ds, "TriggerTime"))
-        self.bvalue = _float(pick("MRDiffusionSequence", "DiffusionBValue"))
+        self.bvalue = _float(_pick(ds, per, shared, "MRDiffusionSequence", "DiffusionBValue"))
         self.bvec = _floats(_diffusion_direction(per, shared), 3)
-        directionality = pick("MRDiffusionSequence", "DiffusionDirectionality")
+        directionality = _pick(ds, per, shared, "MRDiffusionSequence", "DiffusionDirectionality")
         self.diffusion_directionality = str(directionality).strip().upper() if directionality else None
         self.acq_datetime = None  # the frame's FrameAcquisitionDateTime as written (DT), enhanced files
         if content is not None:
@@ -266,6 +291,9 @@ class Frame:
                                                         else [index_values]))
             except (TypeError, ValueError):
                 self.dim_index = None
+
+    def _read_vendor_fields(self, ds, per, shared):
+        """Vendor, Philips isotropic flag and scale slope, per-frame type, GE private fields, complex part."""
         manufacturer = str(_get(ds, "Manufacturer") or "").strip().upper()
         self.vendor = ("philips" if manufacturer.startswith("PHILIPS") else "ge" if manufacturer.startswith("GE ")
                        else "siemens" if manufacturer.startswith("SIEMENS") else manufacturer.lower() or None)
@@ -305,7 +333,6 @@ class Frame:
             ge_part = _GE_PARTS.get(_int(_private(ds, 0x0043102F, "GEImageType")))
         self.fieldmap = "FIELD_MAP" in self.frame_type or "B0" in self.frame_type[2:]
         self.complex_part = _complex_part(component, self.frame_type, ge_part)
-        self.pe_reversed = False  # set by the series rules (GE epi_pepolar)
 
     # -- derived geometry ----------------------------------------------------------
     @property

@@ -381,24 +381,49 @@ def _read_template(template):
 
 def _base_dataset(volume, sop_class, modality, geo, pix, ref):
     """Every attribute the series shares; the per-file ones are set while writing."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, generate_uid
-
-    from .. import __version__
+    from pydicom.dataset import Dataset
 
     now = geo["start"]
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.TransferSyntaxUID = EXPLICIT_VR_LE
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = f"MEDCONV_{__version__}"[:16]
     ds = Dataset()
-    ds.file_meta = meta
+    ds.file_meta = _file_meta(sop_class)
     colour = volume.value_kind == "rgb"
     arr = pix["array"]
     meta_in = volume.metadata or {}
     description = meta_in.get("series_description")
     text = [description or ""]
+
+    _set_patient_study(ds, sop_class, now, ref)
+    _set_series(ds, sop_class, modality, now, meta_in, text)
+    _set_frame_of_reference_equipment(ds, sop_class)
+    _set_image_plane(ds, sop_class, now, geo)
+    _set_ct_mr_image(ds, sop_class, volume, geo)
+    bits = _set_image_pixel(ds, colour, meta_in, geo, arr)
+    _set_modality_voi_lut(ds, sop_class, pix, meta_in, colour)
+    if any(any(ord(c) > 127 for c in s) for s in text) and "SpecificCharacterSet" not in ds:
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PixelData = b""
+    ds["PixelData"].VR = "OW" if bits > 8 else "OB"
+    return ds
+
+
+def _file_meta(sop_class):
+    """The file meta information group (explicit VR little endian, medconv as implementation)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    from .. import __version__
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.TransferSyntaxUID = EXPLICIT_VR_LE
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"MEDCONV_{__version__}"[:16]
+    return meta
+
+
+def _set_patient_study(ds, sop_class, now, ref):
+    """SOP Common, Patient and General Study modules: empty, or lent by the template."""
+    from pydicom.uid import generate_uid
 
     # SOP Common
     ds.SOPClassUID = sop_class
@@ -422,7 +447,13 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
         if "StudyInstanceUID" not in ref:
             log.warn("the --template file has no StudyInstanceUID: the series gets a new study")
             ds.StudyInstanceUID = generate_uid()
-    # General Series
+
+
+def _set_series(ds, sop_class, modality, now, meta_in, text):
+    """General Series module; the protocol name joins `text` for the character set check."""
+    from pydicom.uid import generate_uid
+
+    description = meta_in.get("series_description")
     ds.Modality = modality
     ds.SeriesInstanceUID = generate_uid()
     number = meta_in.get("series_number")
@@ -436,6 +467,14 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
     if meta_in.get("protocol"):
         ds.ProtocolName = str(meta_in["protocol"])[:64]
         text.append(ds.ProtocolName)
+
+
+def _set_frame_of_reference_equipment(ds, sop_class):
+    """Frame of Reference and General Equipment (+ SC Equipment) modules."""
+    from pydicom.uid import generate_uid
+
+    from .. import __version__
+
     # Frame of Reference
     ds.FrameOfReferenceUID = generate_uid()
     ds.PositionReferenceIndicator = ""
@@ -446,6 +485,10 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
         ds.ConversionType = "WSD"
         ds.SecondaryCaptureDeviceManufacturer = "medconv"
         ds.SecondaryCaptureDeviceSoftwareVersions = __version__
+
+
+def _set_image_plane(ds, sop_class, now, geo):
+    """General Image and Image Plane modules."""
     # General Image
     # CT and MR want a third value: AXIAL (any cross-section) for CT, OTHER for MR
     third = {CT_STORAGE: ["AXIAL"], MR_STORAGE: ["OTHER"]}.get(sop_class, [])
@@ -463,7 +506,10 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
     ds.ImagePositionPatient = [_ds(v) for v in geo["origin"]]
     ds.SliceThickness = _ds(geo["thickness"])
     ds.SpacingBetweenSlices = _ds(geo["thickness"])
-    # CT / MR image modules: their Type 1 and 2 attributes
+
+
+def _set_ct_mr_image(ds, sop_class, volume, geo):
+    """CT / MR image modules: their Type 1 and 2 attributes."""
     if sop_class == CT_STORAGE:
         ds.KVP = ""
         ds.AcquisitionNumber = ""
@@ -476,7 +522,10 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
         ds.EchoTrainLength = ""
         tr = volume.time_step if geo["grid"][3] > 1 and volume.time_step else None
         ds.RepetitionTime = _ds(tr * 1000.0) if tr else ""
-    # Image Pixel
+
+
+def _set_image_pixel(ds, colour, meta_in, geo, arr):
+    """Image Pixel module; returns the bits allocated."""
     ds.SamplesPerPixel = 3 if colour else 1
     ds.PhotometricInterpretation = "RGB" if colour else (
         "MONOCHROME1" if meta_in.get("photometric") == "MONOCHROME1" else "MONOCHROME2")
@@ -488,6 +537,11 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
     ds.BitsStored = bits
     ds.HighBit = bits - 1
     ds.PixelRepresentation = 1 if arr.dtype.kind == "i" else 0
+    return bits
+
+
+def _set_modality_voi_lut(ds, sop_class, pix, meta_in, colour):
+    """Modality LUT (rescale) and VOI LUT (the source's display window) modules."""
     # Modality LUT: always for CT (Type 1 there), otherwise when values are rescaled
     if pix["slope"] is not None or sop_class == CT_STORAGE:
         ds.RescaleIntercept = pix["intercept"] or "0"
@@ -498,11 +552,6 @@ def _base_dataset(volume, sop_class, modality, geo, pix, ref):
     wc, ww = meta_in.get("window_center"), meta_in.get("window_width")
     if not colour and wc is not None and ww is not None and ww > 0:
         ds.WindowCenter, ds.WindowWidth = _ds(wc), _ds(ww)
-    if any(any(ord(c) > 127 for c in s) for s in text) and "SpecificCharacterSet" not in ds:
-        ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.PixelData = b""
-    ds["PixelData"].VR = "OW" if bits > 8 else "OB"
-    return ds
 
 
 # -- the directory ------------------------------------------------------------------------
