@@ -82,7 +82,7 @@ def gunzip_file(path: str, limit: int | None = None, most: int | None = None) ->
                 chunks.append(piece)
                 left -= len(piece)
             return b"".join(chunks)
-    except _gzip_errors() as exc:
+    except gzip_errors() as exc:
         if limit is not None:
             raise CorruptInput(f"not a valid gzip stream ({exc})", path) from None
         raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
@@ -99,7 +99,7 @@ def _read_at_most(fh, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _gzip_errors() -> tuple:
+def gzip_errors() -> tuple:
     """Exceptions a corrupt gzip stream raises (ISA-L has its own type besides OSError)."""
     from isal.igzip_lib import IsalError
 

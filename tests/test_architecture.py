@@ -18,11 +18,7 @@ CLI_IMPORTERS = {"medconv.entry", "medconv.completions"}
 
 #: (importing module, imported module, name): private names still used across modules, left for the
 #: format backends, the DICOM package and anonymisation to retire
-PRIVATE_EXCEPTIONS = {
-    ("medconv.dicom.scan", "medconv.formats", "_sniff"),
-    ("medconv.anonymize.headers", "medconv.formats.mgh", "_tags"),
-    ("medconv.formats.nifti", "medconv.io", "_gzip_errors"),
-}
+PRIVATE_EXCEPTIONS: set = set()
 
 
 def _modules() -> dict:

@@ -404,20 +404,20 @@ def scrub_mgh(data: bytes, path: str) -> tuple:
     if any(head[_MGH_USED:]):
         changed.append("header padding")
         head[_MGH_USED:] = bytes(_MGH_HEADER - _MGH_USED)
-    from ..formats.mgh import _tags
+    from ..formats.mgh import tag_list
 
     tail = data[end:]
     # TR, flip angle, TE, TI, FoV: kept only as a whole block of five plausible floats that is the
     # whole tail or is followed by tags; anything else (a short or text tail) is dropped
     floats = tail[:20]
     values = struct.unpack(">5f", floats) if len(floats) == 20 else ()
-    if not (values and all(abs(v) < 1e6 for v in values) and (not any(tail[20:]) or _tags(tail[20:]))):
+    if not (values and all(abs(v) < 1e6 for v in values) and (not any(tail[20:]) or tag_list(tail[20:]))):
         floats = b""
         if any(tail):
             changed.append("tail data")
     rest = tail[len(floats):]
     if floats and any(rest):
-        names = [t["name"] if t["name"] != "unknown" else f"tag {t['tag']}" for t in _tags(rest)]
+        names = [t["name"] if t["name"] != "unknown" else f"tag {t['tag']}" for t in tag_list(rest)]
         changed += names or ["tail data"]
     return bytes(head) + data[_MGH_HEADER:end] + floats, changed
 

@@ -19,16 +19,16 @@ _DEFLATED = "1.2.840.10008.1.2.1.99"
 
 def looks_like_dicom(path: str) -> bool:
     """Cheap content test: the DICM preamble, or a plausible first element without one."""
-    from ..formats import _sniff
+    from .. import formats
 
     try:
         with open(path, "rb") as fh:
-            head = fh.read(_sniff.HEAD_SIZE)
+            head = fh.read(formats.HEAD_SIZE)
         if head[:2] == b"\x1f\x8b":
-            head = io.read_bytes(path, _sniff.HEAD_SIZE)
+            head = io.read_bytes(path, formats.HEAD_SIZE)
     except (OSError, InputError):
         return False
-    return _sniff.dicom(head)
+    return formats.BY_NAME["dicom"].sniff(head)
 
 
 def open_dicom(path: str):

@@ -147,11 +147,11 @@ def _tail(path: str, compressed: bool, nbytes: int, blob: bytes | None = None) -
     if len(rest) >= 20:
         tr, flip, te, ti, fov = struct.unpack_from(">5f", rest, 0)
         out.update(tr=tr, flip_angle=flip, te=te, ti=ti, fov=fov)
-        out["tags"] = _tags(rest[20:])
+        out["tags"] = tag_list(rest[20:])
     return out
 
 
-def _tags(blob: bytes) -> list:
+def tag_list(blob: bytes) -> list:
     tags, pos = [], 0
     while pos + 4 <= len(blob):
         (code,) = struct.unpack_from(">i", blob, pos)

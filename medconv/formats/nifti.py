@@ -339,7 +339,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
                     if not n:
                         break
                     got += n
-        except io._gzip_errors() as exc:
+        except io.gzip_errors() as exc:
             raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
         if got < nbytes:
             raise CorruptInput(f"truncated: {got} of {nbytes} bytes of voxel data present", path)
@@ -441,7 +441,7 @@ def stream_slabs(volume, planes: int):
                         got += n
                     slab = np.frombuffer(buf, dtype=dtype).reshape((nx, ny, k1 - k0), order="F")
                     yield t, k0, k1, slab if dtype.isnative else slab.astype(dtype.newbyteorder("="))
-    except io._gzip_errors() as exc:
+    except io.gzip_errors() as exc:
         raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
 
 
