@@ -145,72 +145,21 @@ def _decode_into(ch: Chunk, out: memoryview, dtype: np.dtype, path: str) -> None
         values = _parse_text_values(text, dtype, want // dtype.itemsize, name, path)
         out[:] = values.astype(dtype).view(np.uint8).reshape(-1)
         return
+    got = 0
+    if ch.encoding != "raw":  # inflated piece by piece, never past the bytes wanted; short refused
+        for piece in inflated_pieces(ch._replace(nbytes=want), path):
+            out[got:got + len(piece)] = piece
+            got += len(piece)
+        return
     with open(ch.file, "rb") as fh:
         fh.seek(ch.offset)
-        if ch.encoding == "raw":
-            got = 0
-            while got < want:
-                n = fh.readinto(out[got:got + _CHUNK])
-                if not n:
-                    break
-                got += n
-        else:
-            got = _inflate_into(fh, out, ch.skip, ch.encoding, name, path)
+        while got < want:
+            n = fh.readinto(out[got:got + _CHUNK])
+            if not n:
+                break
+            got += n
     if got < want:
         raise CorruptInput(f"truncated: {got} of {want} bytes of voxel data in {name}", path)
-
-
-def _inflate_into(fh, out: memoryview, skip: int, encoding: str, name: str, path: str) -> int:
-    """Stream-decompress into `out`, never inflating more than asked for (no zip bombs).
-
-    A stream of several members (bgzip, concatenated gzip files) is followed to its end.
-    """
-    if encoding == "bzip2":
-        import bz2
-
-        new = bz2.BZ2Decompressor
-        errors = (OSError, ValueError, EOFError)
-    else:
-        from isal import isal_zlib
-
-        def new():
-            return isal_zlib.decompressobj(wbits=47)  # 32 + 15: zlib or gzip header, detected
-
-        errors = (Exception,)
-    dec = new()
-    want, got, pending = len(out), 0, b""
-    try:
-        while got < want:
-            if not pending:
-                pending = fh.read(_CHUNK)
-            if not pending and (encoding != "bzip2" or dec.needs_input):
-                if encoding != "bzip2" and not dec.eof:
-                    piece = dec.flush()  # output zlib held back under the length limit
-                    n = min(max(len(piece) - skip, 0), want - got)
-                    out[got:got + n] = piece[skip:skip + n]
-                    got += n
-                break
-            limit = min(_CHUNK, want - got + skip)
-            if encoding == "bzip2":
-                piece = dec.decompress(pending, max_length=limit)
-                pending = b""
-            else:
-                piece = dec.decompress(pending, limit)
-                pending = dec.unconsumed_tail
-            if skip:
-                cut = min(skip, len(piece))
-                piece, skip = piece[cut:], skip - cut
-            n = min(len(piece), want - got)
-            out[got:got + n] = piece[:n]
-            got += n
-            if dec.eof and got < want:
-                pending = dec.unused_data + pending or fh.read(_CHUNK)
-                if not pending:
-                    break
-                dec = new()
-    except errors as exc:
-        raise CorruptInput(f"compressed data in {name} is corrupt ({exc})", path) from None
-    return got
 
 
 def inflated_pieces(ch: Chunk, path: str):
