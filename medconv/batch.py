@@ -159,7 +159,8 @@ class _Pool:
                 return
             start = self.submitted
             self.submitted += self.chunk
-            future = self.executor.submit(_call_chunk, self.func, self.items[start:start + self.chunk])
+            with _stop_signals_blocked():  # a worker forked here starts with them held
+                future = self.executor.submit(_call_chunk, self.func, self.items[start:start + self.chunk])
             self.pending[future] = start
 
     def _wait(self) -> None:
@@ -261,6 +262,31 @@ def _terminate(procs) -> None:
 _WORKER: dict = {}
 
 
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked():
+    """Hold SIGINT, SIGTERM and SIGHUP in this thread for the block: the pool forks its workers
+    while a chunk is submitted, and a forked worker keeps the parent's stop handler until
+    init_worker replaces it; a signal sent to the group in that gap would end the worker with a
+    traceback. The worker inherits the held mask and lets the signals in once its own handlers are
+    set; here they are delivered when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _let_stop_signals_in() -> None:
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
 def init_worker(quiet: bool, stop=None, stop_signals: bool = False) -> None:
     """A pool worker's start: a fork copies the parent's state, so this process starts afresh.
 
@@ -275,11 +301,10 @@ def init_worker(quiet: bool, stop=None, stop_signals: bool = False) -> None:
     log.set_quiet(quiet)
     if not stop_signals:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None:
+    else:
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, _signalled)
+    _let_stop_signals_in()  # held since the fork (see _stop_signals_blocked)
 
 
 def _signalled(signum, frame) -> None:
