@@ -29,16 +29,18 @@ def _quiet(func):
 
 
 def before_workers() -> None:
-    """Before a batch forks its workers: when a series scanned in this process is MR (every worker
-    then reads a full header through pydicom), pydicom is imported once here, not once per worker."""
+    """Before a batch forks its workers: when a series scanned in this process has a header the
+    light view does not hold (every worker then reads it through pydicom), pydicom is imported once
+    here, not once per worker."""
     import multiprocessing
     import sys
 
+    from .gradients import is_light
     from .scan import SCANS
 
     if "pydicom" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
         return
-    if any(getattr(f, "modality", None) == "MR" for frames in list(SCANS.values()) for f in frames):
+    if any(not is_light(f.ds) for frames in list(SCANS.values()) for f in frames):
         import pydicom  # noqa: F401
 
 

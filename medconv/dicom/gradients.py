@@ -35,6 +35,14 @@ B0_MAX = 0.0
 SAMPLE_ABOVE = 8
 #: GE adds this to the b-value of (0043,1039) in multi-b and synthetic series
 GE_BIAS = 1_000_000_000
+#: read a light (fast-path) header's values from the light view itself; False: always from the full
+#: pydicom Dataset (the two give the same values: the tests compare them)
+LIGHT_VIEW = True
+
+
+def is_light(ds) -> bool:
+    """Whether `ds` is a light header whose own view answers (see light.LightDataset.value)."""
+    return LIGHT_VIEW and ds is not None and getattr(ds, "is_light", False)
 
 
 # -- small readers (never raise) --------------------------------------------------------
@@ -49,6 +57,9 @@ def full(ds):
 
 
 def element_value(ds, tag):
+    if is_light(ds):
+        v = ds.value(tag)  # light.NeedsFull when the light view does not keep it
+        return None if v is None or v == "" else v
     try:
         el = ds.get(tag) if ds is not None else None
     except Exception:
@@ -89,6 +100,8 @@ def private(ds, group: int, creator: str, element: int):
     spaces ignored); the conventional block 0x10 when no creator names one."""
     if ds is None:
         return None
+    if is_light(ds):
+        return ds.private(group, creator, element)  # light.NeedsFull when it cannot tell
     want = creator.strip().upper()
     for block in _creator_blocks(ds, group):
         name = element_value(ds, (group << 16) | block)
@@ -126,6 +139,10 @@ def frame_groups(ds, index):
     """(per-frame item, shared item) of frame `index` of an enhanced file (None when absent)."""
     if index is None or ds is None:
         return None, None
+    if is_light(ds):
+        pf = ds.value("PerFrameFunctionalGroupsSequence")
+        return (pf[index] if pf is not None and index < len(pf) else None,
+                first_item(ds.value("SharedFunctionalGroupsSequence")))
     per = None
     try:
         pf = ds.get("PerFrameFunctionalGroupsSequence")
@@ -203,18 +220,15 @@ def _siemens(ds):
     b = _float(private(ds, 0x0019, "SIEMENS MR HEADER", 0x0C))
     vec = _floats(private(ds, 0x0019, "SIEMENS MR HEADER", 0x0E), 3)
     if b is None:
+        from . import csa as siemens_csa
+
         try:
-            import warnings
-
-            from nibabel.nicom import csareader
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                csa = csareader.get_csa_header(ds, "image")
-            if csa:
-                b = csareader.get_b_value(csa)
-                vec = csareader.get_vector(csa, "DiffusionGradientDirection", 3)
-                vec = None if vec is None else [float(v) for v in vec]
+            image = siemens_csa.header(ds, "image")
+            if image:
+                b = siemens_csa.scalar(image, "B_value")
+                vec = siemens_csa.vector(image, "DiffusionGradientDirection", 3)
+                if vec is None and siemens_csa.scalar(image, "DiffusionGradientDirection") is not None:
+                    return None  # a direction that is not 3 numbers: no diffusion entry
         except Exception:
             return None
     if b is None:
@@ -307,9 +321,18 @@ def _is_derived_type(ds, per=None) -> bool:
 def frame_entry(ds, index=None):
     """The diffusion Entry of one frame (of a classic file, or frame `index` of an enhanced
     file), or None when it carries no diffusion information."""
+    if is_light(ds):
+        from .light import NeedsFull
+
+        try:
+            return _frame_entry(ds, index)
+        except NeedsFull:
+            pass  # an element the light view does not keep: the full header answers
     ds = full(ds)
-    if ds is None:
-        return None
+    return None if ds is None else _frame_entry(ds, index)
+
+
+def _frame_entry(ds, index):
     per, shared = frame_groups(ds, index)
     vendor = _vendor(ds)
     got = None

@@ -14,49 +14,124 @@ _NATIVE = {"1.2.840.10008.1.2": (False, False), "1.2.840.10008.1.2.1": (True, Fa
 _PIXEL = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 _BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
+#: the standard elements the light view keeps, "keyword tag VR" (VR used when the file is implicit VR)
+_STANDARD = """
+SpecificCharacterSet 00080005 CS | SOPClassUID 00080016 UI | SOPInstanceUID 00080018 UI
+ImageType 00080008 CS | Modality 00080060 CS | Manufacturer 00080070 LO | SeriesDescription 0008103E LO
+ManufacturerModelName 00081090 LO | AcquisitionTime 00080032 TM | ScanningSequence 00180020 CS
+SequenceVariant 00180021 CS | SliceThickness 00180050 DS | KVP 00180060 DS | RepetitionTime 00180080 DS
+EchoTime 00180081 DS | InversionTime 00180082 DS | ImagingFrequency 00180084 DS | EchoNumbers 00180086 IS
+MagneticFieldStrength 00180087 DS | SpacingBetweenSlices 00180088 DS | PixelBandwidth 00180095 DS
+ProtocolName 00181030 LO | TriggerTime 00181060 DS | Exposure 00181152 IS | ConvolutionKernel 00181210 SH
+FlipAngle 00181314 DS | BodyPartExamined 00180015 CS | SeriesInstanceUID 0020000E UI
+SeriesNumber 00200011 IS | AcquisitionNumber 00200012 IS | InstanceNumber 00200013 IS
+ImagePositionPatient 00200032 DS | ImageOrientationPatient 00200037 DS
+TemporalPositionIdentifier 00200100 IS | SamplesPerPixel 00280002 US | PhotometricInterpretation 00280004 CS
+PlanarConfiguration 00280006 US | NumberOfFrames 00280008 IS | Rows 00280010 US | Columns 00280011 US
+PixelSpacing 00280030 DS | BitsAllocated 00280100 US | BitsStored 00280101 US
+PixelRepresentation 00280103 US | PixelPaddingValue 00280120 US | WindowCenter 00281050 DS
+WindowWidth 00281051 DS | RescaleIntercept 00281052 DS | RescaleSlope 00281053 DS
+GridFrameOffsetVector 3004000C DS | DoseGridScaling 3004000E DS | NominalCardiacTriggerDelayTime 00209153 FD
+DiffusionBValue 00189087 FD | EffectiveEchoTime 00189082 FD | PhilipsScaleSlope 2005100E FL
+GEPulseSequenceName 0019109C LO | GEUserData12 001910B3 DS | GEImageType 0043102F SS | FrameType 00089007 CS
+ComplexImageComponent 00089208 CS | DimensionIndexValues 00209157 UL | TemporalPositionIndex 00209128 UL
+FrameAcquisitionDateTime 00189074 DT | DiffusionGradientOrientation 00189089 FD
+DiffusionDirectionality 00189075 CS | PhilipsDiffusionDirection 20011004 CS | AcquisitionDateTime 0008002A DT
+AcquisitionDuration 00189073 FD | AcquisitionMatrix 00181310 US | DeviceSerialNumber 00181000 LO
+EchoTrainLength 00180091 IS | ExposureTime 00181150 IS | ImageComments 00204000 LT
+InPlanePhaseEncodingDirection 00181312 CS | InstitutionAddress 00080081 ST | InstitutionName 00080080 LO
+InstitutionalDepartmentName 00081040 LO | InversionTimes 00189079 FD
+MRAcquisitionFrequencyEncodingSteps 00189058 US | MRAcquisitionPhaseEncodingStepsInPlane 00189231 US
+MRAcquisitionPhaseEncodingStepsOutOfPlane 00189232 US | MRAcquisitionType 00180023 CS
+MagnetizationTransfer 00189020 CS | NumberOfAverages 00180083 DS | NumberOfKSpaceTrajectories 00189093 US
+NumberOfPhaseEncodingSteps 00180089 IS | ParallelAcquisitionTechnique 00189078 CS
+ParallelReductionFactorInPlane 00189069 FD | ParallelReductionFactorOutOfPlane 00189155 FD
+PartialFourierDirection 00189036 CS | PatientPosition 00185100 CS | PercentPhaseFieldOfView 00180094 DS
+PercentSampling 00180093 DS | PerformedProcedureStepDescription 00400254 LO | PulseSequenceName 00189005 SH
+RealWorldValueIntercept 00409224 FD | RealWorldValueSlope 00409225 FD | ReceiveCoilName 00181250 SH
+SAR 00181316 DS | ScanOptions 00180022 CS | SequenceName 00180024 SH | SoftwareVersions 00181020 LO
+Spoiling 00189016 CS | StationName 00081010 SH | StudyDescription 00081030 LO
+TransmitterFrequency 00189098 FD | XRayTubeCurrent 00181151 IS
+PerFrameFunctionalGroupsSequence 52009230 SQ | SharedFunctionalGroupsSequence 52009229 SQ
+PlanePositionSequence 00209113 SQ | PlaneOrientationSequence 00209116 SQ | PixelMeasuresSequence 00289110 SQ
+PixelValueTransformationSequence 00289145 SQ | FrameContentSequence 00209111 SQ | MREchoSequence 00189114 SQ
+CardiacSynchronizationSequence 00189118 SQ | MRDiffusionSequence 00189117 SQ
+DiffusionGradientDirectionSequence 00189076 SQ | MRImageFrameTypeSequence 00189226 SQ
+CTImageFrameTypeSequence 00189329 SQ | MRSpectroscopyFrameTypeSequence 00189227 SQ
+XAXRFFrameCharacteristicsSequence 00189412 SQ | PETFrameTypeSequence 00189751 SQ
+PhilipsPrivateFrameSequence 2005140F SQ | RealWorldValueMappingSequence 00409096 SQ
+MRTimingAndRelatedParametersSequence 00189112 SQ | MRFOVGeometrySequence 00189125 SQ
+MRModifierSequence 00189115 SQ | MRImagingModifierSequence 00189006 SQ | MRReceiveCoilSequence 00189042 SQ
+MRTransmitCoilSequence 00189049 SQ | MRAveragesSequence 00189119 SQ | MRSpatialSaturationSequence 00189107 SQ
+MRMetaboliteMapSequence 00189152 SQ | MRVelocityEncodingSequence 00189197 SQ
+MRArterialSpinLabelingSequence 00189251 SQ | FrameAnatomySequence 00209071 SQ
+FrameVOILUTSequence 00289132 SQ | ReferencedImageSequence 00081140 SQ | DerivationImageSequence 00089124 SQ
+ContrastBolusUsageSequence 00189341 SQ | RespiratorySynchronizationSequence 00209253 SQ
+TemporalPositionSequence 00209310 SQ | PatientOrientationInFrameSequence 00209450 SQ
+IrradiationEventIdentificationSequence 00189477 SQ | PixelIntensityRelationshipLUTSequence 00289422 SQ
+FramePixelShiftSequence 00289415 SQ | FrameDisplayShutterSequence 00189472 SQ
+PlanePositionVolumeSequence 0020930E SQ | PlaneOrientationVolumeSequence 0020930F SQ
+ImageDataTypeSequence 00189807 SQ | UnassignedSharedConvertedAttributesSequence 00209170 SQ
+UnassignedPerFrameConvertedAttributesSequence 00209171 SQ | CTAcquisitionTypeSequence 00189301 SQ
+CTAcquisitionDetailsSequence 00189304 SQ | CTTableDynamicsSequence 00189308 SQ
+CTPositionSequence 00189326 SQ | CTGeometrySequence 00189312 SQ | CTReconstructionSequence 00189314 SQ
+CTExposureSequence 00189321 SQ | CTXRayDetailsSequence 00189325 SQ
+CTAdditionalXRaySourceSequence 00189360 SQ | PETFrameAcquisitionSequence 00189732 SQ
+PETDetectorMotionDetailsSequence 00189733 SQ | PETPositionSequence 00189735 SQ
+PETFrameCorrectionFactorsSequence 00189736 SQ | PETReconstructionSequence 00189749 SQ
+PETTableDynamicsSequence 00189734 SQ | RadiopharmaceuticalUsageSequence 00189737 SQ
+PatientPhysiologicalStateSequence 00189771 SQ
+"""
+
+#: vendor private elements the light view keeps: "creator | group | element VR ...", in whichever
+#: block PRIVATE_BLOCKS their creator reserves (a creator further on: pydicom reads the file); a VR
+#: ending in "?" is one pydicom's dictionary does not know (an implicit VR file's value: pydicom reads it)
+_PRIVATE = """
+SIEMENS MR HEADER | 0019 | 0C IS 0E FD 28 FD
+SIEMENS MR HEADER | 0051 | 0E SH 0F LO
+SIEMENS CSA HEADER | 0029 | 10 OB 20 OB
+GEMS_ACQU_01 | 0019 | 5A FL 9C LO B3 DS BB DS BC DS BD DS E2 DS
+GEMS_PARM_01 | 0043 | 02 SS 03 SS 04 SS 2C SS 2F SS 39 IS 7F DS 83 DS 95 LO B2 UN?
+Philips Imaging DD 001 | 2001 | 03 FL 04 CS 13 SL 20 LO 22 FL
+Philips MR Imaging DD 001 | 2005 | 08 FL 09 FL 0A FL 0E FL B0 FL B1 FL B2 FL
+Image Private Header | 0065 | 04 UN? 05 UN? 09 UN? 37 UN? 50 UN? 51 SQ?
+SIEMENS MR SDS 01 | 0021 | 05 UN? 10 UN? 19 UN? 5A UN? 5B UN? 5C UN? FE SQ?
+SIEMENS MR SDI 02 | 0021 | 1C UN? 42 UN? 4F UN? 53 UN? 75 UN? 77 UN? FE SQ?
+"""
+#: the private blocks whose vendor elements (see _PRIVATE) are kept
+PRIVATE_BLOCKS = range(0x10, 0x20)
+#: private groups whose creators (gggg,0010-00FF) are all kept, so a creator's block is known
+_CREATOR_GROUPS = (0x0019, 0x0021, 0x0029, 0x0043, 0x0051, 0x0065, 0x2001, 0x2005)
+
+
+def _table():
+    """TAGS, and {(group, CREATOR, element): VR (None when pydicom's dictionary knows none)}."""
+    tags = {}
+    for entry in _STANDARD.replace("\n", "|").split("|"):
+        if entry.strip():
+            keyword, tag, vr = entry.split()
+            tags[keyword] = (int(tag, 16), vr)
+    private = {}
+    known = {tag for tag, _ in tags.values()}
+    for line in _PRIVATE.strip().splitlines():
+        creator, group, elements = (part.strip() for part in line.split("|"))
+        group = int(group, 16)
+        words = elements.split()
+        for element, vr in zip(words[::2], words[1::2]):
+            private[(group, creator.upper(), int(element, 16))] = None if vr.endswith("?") else vr
+            for block in PRIVATE_BLOCKS:
+                tag = (group << 16) | (block << 8) | int(element, 16)
+                if tag not in known:
+                    known.add(tag)
+                    tags[f"{creator} {group:04X},{block:02X}{element}"] = (tag, vr.rstrip("?"))
+    for group in _CREATOR_GROUPS:
+        for block in range(0x10, 0x100):
+            tags[f"private creator {group:04X},{block:04X}"] = ((group << 16) | block, "LO")
+    return tags, private
+
+
 #: keyword -> (tag, VR used when the file is implicit VR)
-TAGS = {
-    "SpecificCharacterSet": (0x00080005, "CS"), "SOPClassUID": (0x00080016, "UI"), "SOPInstanceUID": (0x00080018, "UI"), "ImageType": (0x00080008, "CS"),
-    "Modality": (0x00080060, "CS"),
-    "Manufacturer": (0x00080070, "LO"), "SeriesDescription": (0x0008103E, "LO"),
-    "ManufacturerModelName": (0x00081090, "LO"), "AcquisitionTime": (0x00080032, "TM"),
-    "ScanningSequence": (0x00180020, "CS"), "SequenceVariant": (0x00180021, "CS"),
-    "SliceThickness": (0x00180050, "DS"), "KVP": (0x00180060, "DS"), "RepetitionTime": (0x00180080, "DS"),
-    "EchoTime": (0x00180081, "DS"), "InversionTime": (0x00180082, "DS"), "ImagingFrequency": (0x00180084, "DS"),
-    "EchoNumbers": (0x00180086, "IS"), "MagneticFieldStrength": (0x00180087, "DS"),
-    "SpacingBetweenSlices": (0x00180088, "DS"), "PixelBandwidth": (0x00180095, "DS"),
-    "ProtocolName": (0x00181030, "LO"), "TriggerTime": (0x00181060, "DS"), "Exposure": (0x00181152, "IS"),
-    "ConvolutionKernel": (0x00181210, "SH"), "FlipAngle": (0x00181314, "DS"),
-    "BodyPartExamined": (0x00180015, "CS"), "SeriesInstanceUID": (0x0020000E, "UI"),
-    "SeriesNumber": (0x00200011, "IS"), "AcquisitionNumber": (0x00200012, "IS"), "InstanceNumber": (0x00200013, "IS"),
-    "ImagePositionPatient": (0x00200032, "DS"), "ImageOrientationPatient": (0x00200037, "DS"),
-    "TemporalPositionIdentifier": (0x00200100, "IS"), "SamplesPerPixel": (0x00280002, "US"),
-    "PhotometricInterpretation": (0x00280004, "CS"), "PlanarConfiguration": (0x00280006, "US"),
-    "NumberOfFrames": (0x00280008, "IS"), "Rows": (0x00280010, "US"), "Columns": (0x00280011, "US"),
-    "PixelSpacing": (0x00280030, "DS"), "BitsAllocated": (0x00280100, "US"), "BitsStored": (0x00280101, "US"),
-    "PixelRepresentation": (0x00280103, "US"), "PixelPaddingValue": (0x00280120, "US"),
-    "WindowCenter": (0x00281050, "DS"), "WindowWidth": (0x00281051, "DS"), "RescaleIntercept": (0x00281052, "DS"),
-    "RescaleSlope": (0x00281053, "DS"), "GridFrameOffsetVector": (0x3004000C, "DS"),
-    "DoseGridScaling": (0x3004000E, "DS"), "NominalCardiacTriggerDelayTime": (0x00209153, "FD"),
-    "DiffusionBValue": (0x00189087, "FD"), "EffectiveEchoTime": (0x00189082, "FD"),
-    # vendor private elements read by frame rules (Philips scale slope; GE sequence name, UserData12, image type)
-    "PhilipsScaleSlope": (0x2005100E, "FL"), "GEPulseSequenceName": (0x0019109C, "LO"),
-    "GEUserData12": (0x001910B3, "DS"), "GEImageType": (0x0043102F, "SS"),
-    # enhanced multi-frame: the functional groups and what Frame reads inside them
-    "PerFrameFunctionalGroupsSequence": (0x52009230, "SQ"), "SharedFunctionalGroupsSequence": (0x52009229, "SQ"),
-    "PlanePositionSequence": (0x00209113, "SQ"), "PlaneOrientationSequence": (0x00209116, "SQ"),
-    "PixelMeasuresSequence": (0x00289110, "SQ"), "PixelValueTransformationSequence": (0x00289145, "SQ"),
-    "FrameContentSequence": (0x00209111, "SQ"), "MREchoSequence": (0x00189114, "SQ"),
-    "CardiacSynchronizationSequence": (0x00189118, "SQ"), "MRDiffusionSequence": (0x00189117, "SQ"),
-    "DiffusionGradientDirectionSequence": (0x00189076, "SQ"), "MRImageFrameTypeSequence": (0x00189226, "SQ"),
-    "CTImageFrameTypeSequence": (0x00189329, "SQ"), "MRSpectroscopyFrameTypeSequence": (0x00189227, "SQ"),
-    "XAXRFFrameCharacteristicsSequence": (0x00189412, "SQ"), "PETFrameTypeSequence": (0x00189751, "SQ"),
-    "PhilipsPrivateFrameSequence": (0x2005140F, "SQ"),
-    "FrameType": (0x00089007, "CS"), "ComplexImageComponent": (0x00089208, "CS"),
-    "DimensionIndexValues": (0x00209157, "UL"), "TemporalPositionIndex": (0x00209128, "UL"),
-    "FrameAcquisitionDateTime": (0x00189074, "DT"), "DiffusionGradientOrientation": (0x00189089, "FD"),
-    "DiffusionDirectionality": (0x00189075, "CS"), "PhilipsDiffusionDirection": (0x20011004, "CS"),
-}
+TAGS, PRIVATE = _table()
 #: value representations whose text follows the Specific Character Set
 _CHARSET_VRS = {"SH", "LO", "ST", "LT", "PN", "UC", "UT"}
 #: single-byte and UTF-8 character sets decoded without pydicom (DICOM term -> Python codec)
@@ -75,6 +150,67 @@ _NEEDS_PYDICOM = {0x00041220, 0x00281101, 0x00283000}
 
 class Unsupported(Exception):
     """The light parser steps aside; pydicom reads this file."""
+
+
+class NeedsFull(BaseException):  # noqa: N818 (a signal to the caller, not an error)
+    """The light view cannot answer this question (an element it does not keep, a private block
+    elsewhere than usual): ask the full pydicom Dataset instead. A BaseException, so that the vendor
+    readers' `except Exception` (odd private data) never swallow it."""
+
+
+#: every tag the light view keeps (looked up per element while walking)
+WANTED = frozenset(tag for tag, _ in TAGS.values())
+
+
+def _strict(holder, key):
+    """value(): the element `key` (a keyword or an int tag) the light view keeps, or NeedsFull."""
+    if isinstance(key, int):
+        if key not in BY_TAG:
+            raise NeedsFull(f"({key >> 16:04X},{key & 0xFFFF:04X}) is not kept")
+        return holder.get_tag(key)
+    entry = TAGS.get(key)
+    if entry is None:
+        raise NeedsFull(f"{key} is not kept")
+    return holder.get_tag(entry[0])
+
+
+def _private(holder, group, creator, element):
+    """Private element (group, xxEE) in the block `creator` reserves (case and spaces ignored), as
+    pydicom gives it; None when absent; NeedsFull when the light view cannot tell."""
+    want = creator.strip().upper()
+    if (group, want, element & 0xFF) not in PRIVATE or group not in _CREATOR_GROUPS:
+        raise NeedsFull(f"private ({group:04X},xx{element & 0xFF:02X}) of {creator} is not kept")
+    found = None
+    for block in range(0x10, 0x100):
+        name = holder.get_tag((group << 16) | block)
+        if name is not None and str(name).strip().upper() == want:
+            found = block
+            break
+    if found is None:
+        if holder.get_tag((group << 16) | 0x10) is not None:
+            return None  # creators, none of them this one
+        found = 0x10  # no creator at all (some exports drop them): the usual place
+    vr = PRIVATE[(group, want, element & 0xFF)]
+    tag = (group << 16) | (found << 8) | (element & 0xFF)
+    if found not in PRIVATE_BLOCKS or tag not in BY_TAG:
+        raise NeedsFull(f"{creator} at block {found:02X}")
+    raw = holder._el.get(tag)
+    if raw is None:
+        return None
+    file_vr, value = raw
+    vr = file_vr if file_vr not in (None, "UN") else vr
+    if vr is None:
+        raise NeedsFull(f"private ({tag >> 16:04X},{tag & 0xFFFF:04X}) of unknown VR")
+    if vr in ("OB", "OW", "UN"):
+        return bytes(value) if value else None
+    if vr == "SQ" and not isinstance(value, list):
+        raise NeedsFull("a private sequence not parsed")
+    return holder.get_tag(tag)
+
+
+def _sequences(holder):
+    """(tag, items) of the sequences `holder` keeps, in tag order."""
+    return [(tag, value) for tag, (_, value) in sorted(holder._el.items()) if isinstance(value, list)]
 
 
 class _Meta:
@@ -170,6 +306,16 @@ class LightItem:
         entry = TAGS.get(keyword)
         return entry is not None and entry[0] in self._el
 
+    def value(self, key):
+        """The value of `key` (keyword or int tag; None when absent), or NeedsFull when not kept."""
+        return _strict(self, key)
+
+    def private(self, group, creator, element):
+        return _private(self, group, creator, element)
+
+    def sequences(self):
+        return _sequences(self)
+
 
 class LightDataset:
     """The attributes medconv needs, decoded on access.
@@ -228,6 +374,18 @@ class LightDataset:
             charset = self._el.get(0x00080005)
             value = self._values[tag] = _decode(vr, raw, self._endian, None, charset and charset[1])
         return default if value is None else value
+
+    def value(self, key):
+        """The value of `key` (keyword or int tag; None when absent; sequences as lists of LightItem),
+        or NeedsFull when the light view does not keep it."""
+        return _strict(self, key)
+
+    def private(self, group, creator, element):
+        """A vendor private element (see PRIVATE), or NeedsFull."""
+        return _private(self, group, creator, element)
+
+    def sequences(self):
+        return _sequences(self)
 
     def dataset(self):
         """The full pydicom Dataset of this file (pixel data not read)."""
@@ -437,7 +595,7 @@ def _parse(path, buf, size):
         raise Unsupported("transfer syntax")
     explicit, big = _NATIVE[ts]
     elements = {}
-    wanted = {t for t, _ in TAGS.values()}
+    wanted = WANTED
     fast = explicit and not big
     head, u32, size_buf = _HEAD_LE.unpack_from, _U32_LE.unpack_from, len(buf)
     while True:

@@ -40,6 +40,30 @@ def _full(ds):
     return ds.dataset() if getattr(ds, "is_light", False) else ds
 
 
+def _value(ds, tag):
+    """The value of element `tag` of a light header (its own view) or a pydicom Dataset, or None."""
+    from .gradients import is_light
+
+    if is_light(ds):
+        return ds.value(tag)
+    el = ds.get(tag)
+    return None if el is None else el.value
+
+
+def _uih_slices(ds):
+    """(data set, the items of (0065,1051)): the light header's own when it parsed them as a
+    sequence, else the full pydicom Dataset's."""
+    from .gradients import is_light
+
+    if is_light(ds):
+        items = ds.value(UIH_SLICES)
+        if isinstance(items, list):
+            return ds, items
+    ds = _full(ds)
+    el = ds.get(UIH_SLICES)
+    return ds, (list(el.value) if el is not None and el.VR == "SQ" else [])
+
+
 class Layout:
     """Where the tiles are in a mosaic image and where the slices are in the world (LPS)."""
 
@@ -111,9 +135,9 @@ def siemens_layout(f0):
 def _uih_tile(ds, rows, cols, path):
     """(tile rows, tile columns) from (0065,1004) ("64*64"), else from AcquisitionMatrix."""
     sizes = []
-    el = ds.get(UIH_TILE)
-    if el is not None and el.value not in (None, b"", ""):
-        text = el.value.decode("latin-1") if isinstance(el.value, bytes) else str(el.value)
+    value = _value(ds, UIH_TILE)
+    if value not in (None, b"", ""):
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
         m = re.fullmatch(r"\s*(\d+)\s*\*\s*(\d+)\s*", text)
         if m:
             sizes.append((int(m.group(1)), int(m.group(2))))
@@ -143,10 +167,8 @@ def _float3(value):
 def uih_layout(f0):
     """Tiles and geometry of a UIH grid image: tile size from (0065,1004), slice positions from the
     ImagePositionPatient of each (0065,1051) item, tiles in item order, row by row."""
-    ds = _full(f0.ds)
+    ds, items = _uih_slices(f0.ds)
     rows, cols = f0.rows, f0.columns
-    el = ds.get(UIH_SLICES)
-    items = list(el.value) if el is not None and el.VR == "SQ" else []
     positions = [_float3(item.get("ImagePositionPatient")) for item in items]
     if not items or any(p is None for p in positions):
         raise CorruptInput("UIH mosaic (ImageType VFRAME) without a slice position for every slice in "
@@ -156,10 +178,10 @@ def uih_layout(f0):
     n = len(items)
     if n > across * (rows // tr):
         raise CorruptInput(f"UIH mosaic of {rows}x{cols} cannot hold {n} tiles of {tr}x{tc}", f0.path)
-    declared = ds.get(UIH_COUNT)
+    declared = _value(ds, UIH_COUNT)
     try:
-        if declared is not None and int(float(declared.value)) != n:
-            log.warn(f"UIH mosaic declares {int(float(declared.value))} slices in (0065,1050) but lists {n} "
+        if declared is not None and int(float(declared)) != n:
+            log.warn(f"UIH mosaic declares {int(float(declared))} slices in (0065,1050) but lists {n} "
                      "positions; the positions are used", f0.path)
     except (TypeError, ValueError):
         pass

@@ -151,7 +151,9 @@ def _read_light(path: str, size: int, strict_single: bool = False):
         # the whole file walked and no pixel data (raw data, exam cards, reports): no image, and no
         # need to import pydicom to learn it
         if strict_single:
-            raise InputError("DICOM file holds no image (no pixel data)", path)
+            exc = InputError("DICOM file holds no image (no pixel data)", path)
+            exc.light_header = ds  # the whole file was walked: complete, and what its header names
+            raise exc
         return []
     if tag is None or "Rows" not in ds:
         return None  # let pydicom decide what this file is
@@ -293,12 +295,13 @@ def _read_tree_file(path: str, frames) -> None:
     except CorruptInput as exc:
         _damaged(path, _reason(exc), frames)
         return
-    except InputError:  # "holds no image": a non-image object, or a file cut short
-        cut = damage.truncation(path)
+    except InputError as exc:  # "holds no image": a non-image object, or a file cut short
+        light = getattr(exc, "light_header", None)
+        cut = None if light is not None else damage.truncation(path)
         if cut:
             _damaged(path, f"truncated: {cut}", frames)
             return
-        what = damage.sop_name(_header(path))
+        what = _class_name(light) or damage.sop_name(light if light is not None else _header(path))
         # a complete file of an image class without pixel data (test sets strip them) is no image
         reason = f"{what} without pixel data" if what and "Image Storage" in what else (what or "no pixel data")
         log.warn(f"skipped: not an image ({reason})", path)
@@ -315,6 +318,24 @@ def _read_tree_file(path: str, frames) -> None:
             _damaged(path, f"truncated: {cut}", frames, found[0].ds)
             return
     frames.extend(found)
+
+
+#: the storage classes without pixel data found beside images, by name (others: pydicom's UID names)
+_NON_IMAGE_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66": "Raw Data Storage", "1.2.840.10008.5.1.4.1.1.88.11": "Basic Text SR Storage",
+    "1.2.840.10008.5.1.4.1.1.88.22": "Enhanced SR Storage", "1.2.840.10008.5.1.4.1.1.88.33": "Comprehensive SR Storage",
+    "1.2.840.10008.5.1.4.1.1.88.59": "Key Object Selection Document Storage",
+    "1.2.840.10008.5.1.4.1.1.11.1": "Grayscale Softcopy Presentation State Storage",
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF Storage",
+}
+
+
+def _class_name(light):
+    """The name of a light header's storage class when it is one of _NON_IMAGE_CLASSES, else None."""
+    if light is None:
+        return None
+    uid = light.get_known("SOPClassUID") or light.file_meta.get("MediaStorageSOPClassUID")
+    return _NON_IMAGE_CLASSES.get(str(uid or "").strip())
 
 
 def _damaged(path, reason, frames, ds=None):

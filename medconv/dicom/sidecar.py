@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 
-from .gradients import frame_groups, full, private
+from . import gradients
+from .gradients import frame_groups, full, is_light, private
 
 #: every key medconv's sidecar may hold, in the order it writes them (dcm2niix's names)
 KEYS = (
@@ -222,12 +223,16 @@ class Lookup:
     """Attributes of one frame: its per-frame functional group item, the shared one, then the
     top-level data set (the first that holds the keyword wins)."""
 
-    def __init__(self, ds, index=None, complete=False):
+    def __init__(self, ds, index=None, complete=False, use_light=True):
         light = ds is not None and getattr(ds, "is_light", False)
-        # a light (fast-path) data set answers its known keywords without pydicom; the full header
-        # is read for MR, where vendor elements matter, and when the complete sidecar is asked for
-        self.known_only = light and not complete and str(ds.get_known("Modality") or "").upper() != "MR"
-        self.ds = ds if self.known_only else full(ds)
+        # a light (fast-path) data set answers every key, vendor elements included, from the light
+        # view (light.NeedsFull when it does not keep one: build() then asks the full header);
+        # without the light view, only its known keywords for a series that is not MR (unless the
+        # complete sidecar is asked for: see is_partial)
+        self.known_only = light and not complete and not gradients.LIGHT_VIEW and \
+            str(ds.get_known("Modality") or "").upper() != "MR"
+        self.light = not self.known_only and use_light and is_light(ds)
+        self.ds = ds if self.known_only or self.light else full(ds)
         self.index = index
         self.per, self.shared = frame_groups(self.ds, index)
         self._flat = None
@@ -238,6 +243,9 @@ class Lookup:
             for group in (self.per, self.shared):
                 if group is None:
                     continue
+                if self.light:
+                    self._flat += [items[0] for _, items in group.sequences() if len(items) == 1]
+                    continue
                 try:
                     for el in group:
                         if el.VR == "SQ" and el.value is not None and len(el.value) == 1:
@@ -247,6 +255,8 @@ class Lookup:
         return self._flat
 
     def get(self, keyword):
+        if self.light:
+            return self._get_light(keyword)
         for item in [g for g in (self.per, self.shared) if g is not None] + self._groups():
             try:
                 v = item.get(keyword)
@@ -260,6 +270,14 @@ class Lookup:
             v = self.ds.get_known(keyword) if self.known_only else self.ds.get(keyword)
         except Exception:
             return None
+        return None if v == "" else v
+
+    def _get_light(self, keyword):
+        for item in [g for g in (self.per, self.shared) if g is not None] + self._groups():
+            v = item.value(keyword)  # light.NeedsFull when the light view does not keep it
+            if v is not None and v != "":
+                return v
+        v = self.ds.value(keyword)
         return None if v == "" else v
 
     def private(self, group, creator, element):
@@ -302,19 +320,15 @@ def _asc_number(proto, *keys):
 
 def _siemens_headers(look):
     """(CSA image tags, CSA series tags, ASCCONV dict) of a Siemens frame (empty when absent)."""
+    from . import csa
+
     image, series, proto = {}, {}, {}
     ds = look.ds
     try:
-        import warnings
-
-        from nibabel.nicom import csareader
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            h = csareader.get_csa_header(ds, "image")
-            image = h["tags"] if h else {}
-            h = csareader.get_csa_header(ds, "series")
-            series = h["tags"] if h else {}
+        h = csa.header(ds, "image")
+        image = h["tags"] if h else {}
+        h = csa.header(ds, "series")
+        series = h["tags"] if h else {}
     except Exception:
         pass
     text = None
@@ -378,17 +392,26 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     A non-MR series read on the fast path gets the keys its light header knows, unless `complete`
     (see :func:`is_partial`: convert asks for the complete sidecar when it writes one).
     """
+    from .light import NeedsFull
+
     first = None
     if by_t:
         first = next((f for row in by_t for f in row if f is not None), None)
     elif frames:
         first = frames[0]
     if first is not None:
-        look = Lookup(first.ds, first.index, complete)
+        ds, index = first.ds, first.index
     elif datasets:
-        look = Lookup(datasets[0], complete=complete)
+        ds, index = datasets[0], None
     else:
-        look = Lookup(ds, complete=complete)
+        index = None
+    try:
+        return _build(Lookup(ds, index, complete), by_t, frames, grid, slice_times, part)
+    except NeedsFull:  # an element the light header does not keep: the full header answers
+        return _build(Lookup(ds, index, complete, use_light=False), by_t, frames, grid, slice_times, part)
+
+
+def _build(look, by_t, frames, grid, slice_times, part):
     out = {}
     for key, keyword, form in FIELDS:
         try:
@@ -431,7 +454,8 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
 
 def is_partial(ds) -> bool:
     """Whether build() from this data set holds only the fast path's keys (a light, non-MR header)."""
-    return ds is not None and getattr(ds, "is_light", False) and str(ds.get_known("Modality") or "").upper() != "MR"
+    return ds is not None and getattr(ds, "is_light", False) and not gradients.LIGHT_VIEW and \
+        str(ds.get_known("Modality") or "").upper() != "MR"
 
 
 def _finish(out, look):
@@ -900,7 +924,7 @@ def _slice_timing(by_t, look):
     for f in row:
         if f.index is None:
             return None
-        d = full(f.ds)
+        d = f.ds if look.light else full(f.ds)
         per, _ = frame_groups(d, f.index)
         content = _item(_value(per, "FrameContentSequence")) if per is not None else None
         t = _dt_seconds(_value(content, "FrameAcquisitionDateTime")) if content is not None else None
