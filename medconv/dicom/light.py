@@ -181,13 +181,15 @@ def _private(holder, group, creator, element):
     if (group, want, element & 0xFF) not in PRIVATE or group not in _CREATOR_GROUPS:
         raise NeedsFull(f"private ({group:04X},xx{element & 0xFF:02X}) of {creator} is not kept")
     found = None
+    kept, base = holder._el, group << 16
     for block in range(0x10, 0x100):
-        name = holder.get_tag((group << 16) | block)
-        if name is not None and str(name).strip().upper() == want:
-            found = block
-            break
+        if base | block in kept:
+            name = holder.get_tag(base | block)
+            if name is not None and str(name).strip().upper() == want:
+                found = block
+                break
     if found is None:
-        if holder.get_tag((group << 16) | 0x10) is not None:
+        if holder.get_tag(base | 0x10) is not None:
             return None  # creators, none of them this one
         found = 0x10  # no creator at all (some exports drop them): the usual place
     vr = PRIVATE[(group, want, element & 0xFF)]
