@@ -166,7 +166,9 @@ def _read_light(path: str, size: int, strict_single: bool = False):
     check_claims(ds, path, size, n_frames, where)
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [Frame(ds, path, None, 1, size, where, float_pixels)]
-    return [Frame(ds, path, i, n_frames, size, where, float_pixels) for i in range(n_frames)]
+    first = Frame(ds, path, 0, n_frames, size, where, float_pixels)
+    return [first] + [Frame(ds, path, i, n_frames, size, where, float_pixels, like=first)
+                      for i in range(1, n_frames)]
 
 
 def read_file(path: str, strict_single: bool = False) -> list:
@@ -228,7 +230,9 @@ def _frames_of(ds, path, size, tag, where, strict_single):
     offset = where  # (value offset, length) for native data, None for encapsulated
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [Frame(ds, path, None, 1, size, offset, float_pixels)]
-    return [Frame(ds, path, i, n_frames, size, offset, float_pixels) for i in range(n_frames)]
+    first = Frame(ds, path, 0, n_frames, size, offset, float_pixels)
+    return [first] + [Frame(ds, path, i, n_frames, size, offset, float_pixels, like=first)
+                      for i in range(1, n_frames)]
 
 
 def _is_dicomdir(path: str) -> bool:

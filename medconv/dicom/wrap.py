@@ -92,8 +92,10 @@ def _pick(ds, per, shared, seq_name, keyword):
     for group in (per, shared):
         if group is not None:
             item = _item(group, seq_name)
-            if item is not None and _get(item, keyword) is not None:
-                return _get(item, keyword)
+            if item is not None:
+                value = _get(item, keyword)
+                if value is not None:
+                    return value
     return _get(ds, keyword)
 
 
@@ -155,7 +157,13 @@ class Frame:
         "vendor",
     )
 
-    def __init__(self, ds, path, index=None, n_frames=1, size=0, pixel_offset=None, float_pixels=0):
+    #: what every frame of one file shares (read once per file: see `like`)
+    FILE_FIELDS = ("modality_lut", "transfer_syntax", "series_uid", "sop", "series_number", "series_description",
+                   "modality", "protocol", "rows", "columns", "samples", "bits_allocated", "bits_stored", "signed",
+                   "photometric", "planar", "image_type", "instance")
+
+    def __init__(self, ds, path, index=None, n_frames=1, size=0, pixel_offset=None, float_pixels=0, like=None):
+        """`like`: another frame of the same data set, whose FILE_FIELDS this one takes over."""
         self._normal = False  # not computed yet
         self.path = path
         self.index = index  # frame number in a multi-frame file (None for single-frame)
@@ -165,11 +173,15 @@ class Frame:
         self.float_pixels = float_pixels  # 0, 4 (FloatPixelData) or 8 (DoubleFloatPixelData)
         # a Modality LUT Sequence maps stored values to real ones; it comes before any VOI window,
         # which only chooses how they are displayed
-        self.modality_lut = bool(_get(ds, "ModalityLUTSequence"))
         self.ds = ds
-        self._read_identity(ds)
-        self._read_pixel_description(ds, float_pixels)
-        self.instance = _int(_get(ds, "InstanceNumber"))
+        if like is not None and like.ds is ds and like.float_pixels == float_pixels:
+            for name in self.FILE_FIELDS:
+                setattr(self, name, getattr(like, name))
+        else:
+            self.modality_lut = bool(_get(ds, "ModalityLUTSequence"))
+            self._read_identity(ds)
+            self._read_pixel_description(ds, float_pixels)
+            self.instance = _int(_get(ds, "InstanceNumber"))
         self.acq_time = _float(_get(ds, "AcquisitionTime"))
         self.slice_thickness = _float(_get(ds, "SliceThickness"))
         per, shared = _functional_groups(ds, index)
