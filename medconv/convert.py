@@ -568,7 +568,7 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
     if jobs is None:
         jobs = batch.default_jobs(len(todo))
     if jobs > 1:
-        io.set_compression(threads=1)  # the workers already use the cores
+        io.set_compression(threads=0)  # the workers already use the cores: each compresses on its own thread
         _before_fork()
     failures = _refusals(tasks, todo) + [d for t in tasks for d in t.damaged]
     results, failed = batch.run(todo, functools.partial(_run_task, common), keep_going=keep_going,

@@ -25,8 +25,8 @@ def set_compression(level: int | None = None, threads: int | None = None) -> Non
 
 
 def _threads() -> int:
-    if _state["threads"]:
-        return _state["threads"]
+    if _state["threads"] is not None:
+        return _state["threads"]  # 0: compress on the calling thread
     return max(1, min(4, os.cpu_count() or 1))
 
 
