@@ -92,12 +92,8 @@ def read(raw: bytes) -> dict:
     return {"tags": tags, "type": 2 if csa2 else 1, "n_tags": n_tags}
 
 
-def header(ds, kind: str = "image"):
-    """The CSA header `kind` ("image" or "series") of a Siemens data set (light or pydicom), parsed,
-    or None. A light data set raises light.NeedsFull when it cannot tell."""
-    from .gradients import private
-
-    raw = private(ds, 0x0029, "SIEMENS CSA HEADER", 0x10 if kind == "image" else 0x20)
+def parse(raw):
+    """read(raw) of an element's value, or None when it holds no CSA header this reader follows."""
     if not raw or not isinstance(raw, (bytes, bytearray)):
         return None
     try:

@@ -128,6 +128,14 @@ def _creator_blocks(ds, group: int):
     return range(0x10, 0x100)
 
 
+def csa_header(ds, kind="image"):
+    """The Siemens CSA header `kind` ("image" (0029,xx10) or "series" (0029,xx20)) of a data set,
+    parsed (see csa.read), or None; a light data set raises light.NeedsFull when it cannot tell."""
+    from . import csa
+
+    return csa.parse(private(ds, 0x0029, "SIEMENS CSA HEADER", 0x10 if kind == "image" else 0x20))
+
+
 def first_item(seq):
     try:
         return seq[0] if seq else None
@@ -223,7 +231,7 @@ def _siemens(ds):
         from . import csa as siemens_csa
 
         try:
-            image = siemens_csa.header(ds, "image")
+            image = csa_header(ds, "image")
             if image:
                 b = siemens_csa.scalar(image, "B_value")
                 vec = siemens_csa.vector(image, "DiffusionGradientDirection", 3)

@@ -152,7 +152,7 @@ class Unsupported(Exception):
     """The light parser steps aside; pydicom reads this file."""
 
 
-class NeedsFull(BaseException):  # noqa: N818 (a signal to the caller, not an error)
+class NeedsFull(BaseException):
     """The light view cannot answer this question (an element it does not keep, a private block
     elsewhere than usual): ask the full pydicom Dataset instead. A BaseException, so that the vendor
     readers' `except Exception` (odd private data) never swallow it."""

@@ -320,14 +320,12 @@ def _asc_number(proto, *keys):
 
 def _siemens_headers(look):
     """(CSA image tags, CSA series tags, ASCCONV dict) of a Siemens frame (empty when absent)."""
-    from . import csa
-
     image, series, proto = {}, {}, {}
     ds = look.ds
     try:
-        h = csa.header(ds, "image")
+        h = gradients.csa_header(ds, "image")
         image = h["tags"] if h else {}
-        h = csa.header(ds, "series")
+        h = gradients.csa_header(ds, "series")
         series = h["tags"] if h else {}
     except Exception:
         pass
