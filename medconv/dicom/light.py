@@ -14,73 +14,51 @@ _NATIVE = {"1.2.840.10008.1.2": (False, False), "1.2.840.10008.1.2.1": (True, Fa
 _PIXEL = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 _BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
-#: the standard elements the light view keeps, "keyword tag VR" (VR used when the file is implicit VR)
+#: the standard elements the light view keeps, by group: "gggg: eeee Keyword VR, ..." (the
+#: VR is the one used when the file is implicit VR; SQ: parsed into items)
 _STANDARD = """
-SpecificCharacterSet 00080005 CS | SOPClassUID 00080016 UI | SOPInstanceUID 00080018 UI
-ImageType 00080008 CS | Modality 00080060 CS | Manufacturer 00080070 LO | SeriesDescription 0008103E LO
-ManufacturerModelName 00081090 LO | AcquisitionTime 00080032 TM | ScanningSequence 00180020 CS
-SequenceVariant 00180021 CS | SliceThickness 00180050 DS | KVP 00180060 DS | RepetitionTime 00180080 DS
-EchoTime 00180081 DS | InversionTime 00180082 DS | ImagingFrequency 00180084 DS | EchoNumbers 00180086 IS
-MagneticFieldStrength 00180087 DS | SpacingBetweenSlices 00180088 DS | PixelBandwidth 00180095 DS
-ProtocolName 00181030 LO | TriggerTime 00181060 DS | Exposure 00181152 IS | ConvolutionKernel 00181210 SH
-FlipAngle 00181314 DS | BodyPartExamined 00180015 CS | SeriesInstanceUID 0020000E UI
-SeriesNumber 00200011 IS | AcquisitionNumber 00200012 IS | InstanceNumber 00200013 IS
-ImagePositionPatient 00200032 DS | ImageOrientationPatient 00200037 DS
-TemporalPositionIdentifier 00200100 IS | SamplesPerPixel 00280002 US | PhotometricInterpretation 00280004 CS
-PlanarConfiguration 00280006 US | NumberOfFrames 00280008 IS | Rows 00280010 US | Columns 00280011 US
-PixelSpacing 00280030 DS | BitsAllocated 00280100 US | BitsStored 00280101 US
-PixelRepresentation 00280103 US | PixelPaddingValue 00280120 US | WindowCenter 00281050 DS
-WindowWidth 00281051 DS | RescaleIntercept 00281052 DS | RescaleSlope 00281053 DS
-GridFrameOffsetVector 3004000C DS | DoseGridScaling 3004000E DS | NominalCardiacTriggerDelayTime 00209153 FD
-DiffusionBValue 00189087 FD | EffectiveEchoTime 00189082 FD | PhilipsScaleSlope 2005100E FL
-GEPulseSequenceName 0019109C LO | GEUserData12 001910B3 DS | GEImageType 0043102F SS | FrameType 00089007 CS
-ComplexImageComponent 00089208 CS | DimensionIndexValues 00209157 UL | TemporalPositionIndex 00209128 UL
-FrameAcquisitionDateTime 00189074 DT | DiffusionGradientOrientation 00189089 FD
-DiffusionDirectionality 00189075 CS | PhilipsDiffusionDirection 20011004 CS | AcquisitionDateTime 0008002A DT
-AcquisitionDuration 00189073 FD | AcquisitionMatrix 00181310 US | DeviceSerialNumber 00181000 LO
-EchoTrainLength 00180091 IS | ExposureTime 00181150 IS | ImageComments 00204000 LT
-InPlanePhaseEncodingDirection 00181312 CS | InstitutionAddress 00080081 ST | InstitutionName 00080080 LO
-InstitutionalDepartmentName 00081040 LO | InversionTimes 00189079 FD
-MRAcquisitionFrequencyEncodingSteps 00189058 US | MRAcquisitionPhaseEncodingStepsInPlane 00189231 US
-MRAcquisitionPhaseEncodingStepsOutOfPlane 00189232 US | MRAcquisitionType 00180023 CS
-MagnetizationTransfer 00189020 CS | NumberOfAverages 00180083 DS | NumberOfKSpaceTrajectories 00189093 US
-NumberOfPhaseEncodingSteps 00180089 IS | ParallelAcquisitionTechnique 00189078 CS
-ParallelReductionFactorInPlane 00189069 FD | ParallelReductionFactorOutOfPlane 00189155 FD
-PartialFourierDirection 00189036 CS | PatientPosition 00185100 CS | PercentPhaseFieldOfView 00180094 DS
-PercentSampling 00180093 DS | PerformedProcedureStepDescription 00400254 LO | PulseSequenceName 00189005 SH
-RealWorldValueIntercept 00409224 FD | RealWorldValueSlope 00409225 FD | ReceiveCoilName 00181250 SH
-SAR 00181316 DS | ScanOptions 00180022 CS | SequenceName 00180024 SH | SoftwareVersions 00181020 LO
-Spoiling 00189016 CS | StationName 00081010 SH | StudyDescription 00081030 LO
-TransmitterFrequency 00189098 FD | XRayTubeCurrent 00181151 IS
-PerFrameFunctionalGroupsSequence 52009230 SQ | SharedFunctionalGroupsSequence 52009229 SQ
-PlanePositionSequence 00209113 SQ | PlaneOrientationSequence 00209116 SQ | PixelMeasuresSequence 00289110 SQ
-PixelValueTransformationSequence 00289145 SQ | FrameContentSequence 00209111 SQ | MREchoSequence 00189114 SQ
-CardiacSynchronizationSequence 00189118 SQ | MRDiffusionSequence 00189117 SQ
-DiffusionGradientDirectionSequence 00189076 SQ | MRImageFrameTypeSequence 00189226 SQ
-CTImageFrameTypeSequence 00189329 SQ | MRSpectroscopyFrameTypeSequence 00189227 SQ
-XAXRFFrameCharacteristicsSequence 00189412 SQ | PETFrameTypeSequence 00189751 SQ
-PhilipsPrivateFrameSequence 2005140F SQ | RealWorldValueMappingSequence 00409096 SQ
-MRTimingAndRelatedParametersSequence 00189112 SQ | MRFOVGeometrySequence 00189125 SQ
-MRModifierSequence 00189115 SQ | MRImagingModifierSequence 00189006 SQ | MRReceiveCoilSequence 00189042 SQ
-MRTransmitCoilSequence 00189049 SQ | MRAveragesSequence 00189119 SQ | MRSpatialSaturationSequence 00189107 SQ
-MRMetaboliteMapSequence 00189152 SQ | MRVelocityEncodingSequence 00189197 SQ
-MRArterialSpinLabelingSequence 00189251 SQ | FrameAnatomySequence 00209071 SQ
-FrameVOILUTSequence 00289132 SQ | ReferencedImageSequence 00081140 SQ | DerivationImageSequence 00089124 SQ
-ContrastBolusUsageSequence 00189341 SQ | RespiratorySynchronizationSequence 00209253 SQ
-TemporalPositionSequence 00209310 SQ | PatientOrientationInFrameSequence 00209450 SQ
-IrradiationEventIdentificationSequence 00189477 SQ | PixelIntensityRelationshipLUTSequence 00289422 SQ
-FramePixelShiftSequence 00289415 SQ | FrameDisplayShutterSequence 00189472 SQ
-PlanePositionVolumeSequence 0020930E SQ | PlaneOrientationVolumeSequence 0020930F SQ
-ImageDataTypeSequence 00189807 SQ | UnassignedSharedConvertedAttributesSequence 00209170 SQ
-UnassignedPerFrameConvertedAttributesSequence 00209171 SQ | CTAcquisitionTypeSequence 00189301 SQ
-CTAcquisitionDetailsSequence 00189304 SQ | CTTableDynamicsSequence 00189308 SQ
-CTPositionSequence 00189326 SQ | CTGeometrySequence 00189312 SQ | CTReconstructionSequence 00189314 SQ
-CTExposureSequence 00189321 SQ | CTXRayDetailsSequence 00189325 SQ
-CTAdditionalXRaySourceSequence 00189360 SQ | PETFrameAcquisitionSequence 00189732 SQ
-PETDetectorMotionDetailsSequence 00189733 SQ | PETPositionSequence 00189735 SQ
-PETFrameCorrectionFactorsSequence 00189736 SQ | PETReconstructionSequence 00189749 SQ
-PETTableDynamicsSequence 00189734 SQ | RadiopharmaceuticalUsageSequence 00189737 SQ
-PatientPhysiologicalStateSequence 00189771 SQ
+0008: 0005 SpecificCharacterSet CS, 0008 ImageType CS, 0016 SOPClassUID UI, 0018 SOPInstanceUID UI, 002A AcquisitionDateTime DT, 0032 AcquisitionTime TM, 0060 Modality CS, 0070 Manufacturer LO, 0080 InstitutionName LO, 0081 InstitutionAddress ST
+0008: 1010 StationName SH, 1030 StudyDescription LO, 103E SeriesDescription LO, 1040 InstitutionalDepartmentName LO, 1090 ManufacturerModelName LO
+0008: 1140 ReferencedImageSequence SQ
+0008: 9007 FrameType CS
+0008: 9124 DerivationImageSequence SQ
+0008: 9208 ComplexImageComponent CS
+0018: 0015 BodyPartExamined CS, 0020 ScanningSequence CS, 0021 SequenceVariant CS, 0022 ScanOptions CS, 0023 MRAcquisitionType CS, 0024 SequenceName SH, 0050 SliceThickness DS, 0060 KVP DS, 0080 RepetitionTime DS, 0081 EchoTime DS, 0082 InversionTime DS, 0083 NumberOfAverages DS, 0084 ImagingFrequency DS, 0086 EchoNumbers IS, 0087 MagneticFieldStrength DS, 0088 SpacingBetweenSlices DS, 0089 NumberOfPhaseEncodingSteps IS, 0091 EchoTrainLength IS, 0093 PercentSampling DS, 0094 PercentPhaseFieldOfView DS, 0095 PixelBandwidth DS
+0018: 1000 DeviceSerialNumber LO, 1020 SoftwareVersions LO, 1030 ProtocolName LO, 1060 TriggerTime DS
+0018: 1150 ExposureTime IS, 1151 XRayTubeCurrent IS, 1152 Exposure IS
+0018: 1210 ConvolutionKernel SH, 1250 ReceiveCoilName SH
+0018: 1310 AcquisitionMatrix US, 1312 InPlanePhaseEncodingDirection CS, 1314 FlipAngle DS, 1316 SAR DS
+0018: 5100 PatientPosition CS
+0018: 9005 PulseSequenceName SH, 9006 MRImagingModifierSequence SQ, 9016 Spoiling CS, 9020 MagnetizationTransfer CS, 9036 PartialFourierDirection CS, 9042 MRReceiveCoilSequence SQ, 9049 MRTransmitCoilSequence SQ, 9058 MRAcquisitionFrequencyEncodingSteps US, 9069 ParallelReductionFactorInPlane FD, 9073 AcquisitionDuration FD, 9074 FrameAcquisitionDateTime DT, 9075 DiffusionDirectionality CS, 9076 DiffusionGradientDirectionSequence SQ, 9078 ParallelAcquisitionTechnique CS, 9079 InversionTimes FD, 9082 EffectiveEchoTime FD, 9087 DiffusionBValue FD, 9089 DiffusionGradientOrientation FD, 9093 NumberOfKSpaceTrajectories US, 9098 TransmitterFrequency FD
+0018: 9107 MRSpatialSaturationSequence SQ, 9112 MRTimingAndRelatedParametersSequence SQ, 9114 MREchoSequence SQ, 9115 MRModifierSequence SQ, 9117 MRDiffusionSequence SQ, 9118 CardiacSynchronizationSequence SQ, 9119 MRAveragesSequence SQ, 9125 MRFOVGeometrySequence SQ, 9152 MRMetaboliteMapSequence SQ, 9155 ParallelReductionFactorOutOfPlane FD, 9197 MRVelocityEncodingSequence SQ
+0018: 9226 MRImageFrameTypeSequence SQ, 9227 MRSpectroscopyFrameTypeSequence SQ, 9231 MRAcquisitionPhaseEncodingStepsInPlane US, 9232 MRAcquisitionPhaseEncodingStepsOutOfPlane US, 9251 MRArterialSpinLabelingSequence SQ
+0018: 9301 CTAcquisitionTypeSequence SQ, 9304 CTAcquisitionDetailsSequence SQ, 9308 CTTableDynamicsSequence SQ, 9312 CTGeometrySequence SQ, 9314 CTReconstructionSequence SQ, 9321 CTExposureSequence SQ, 9325 CTXRayDetailsSequence SQ, 9326 CTPositionSequence SQ, 9329 CTImageFrameTypeSequence SQ, 9341 ContrastBolusUsageSequence SQ, 9360 CTAdditionalXRaySourceSequence SQ
+0018: 9412 XAXRFFrameCharacteristicsSequence SQ, 9472 FrameDisplayShutterSequence SQ, 9477 IrradiationEventIdentificationSequence SQ
+0018: 9732 PETFrameAcquisitionSequence SQ, 9733 PETDetectorMotionDetailsSequence SQ, 9734 PETTableDynamicsSequence SQ, 9735 PETPositionSequence SQ, 9736 PETFrameCorrectionFactorsSequence SQ, 9737 RadiopharmaceuticalUsageSequence SQ, 9749 PETReconstructionSequence SQ, 9751 PETFrameTypeSequence SQ, 9771 PatientPhysiologicalStateSequence SQ
+0018: 9807 ImageDataTypeSequence SQ
+0019: 109C GEPulseSequenceName LO, 10B3 GEUserData12 DS
+0020: 000E SeriesInstanceUID UI, 0011 SeriesNumber IS, 0012 AcquisitionNumber IS, 0013 InstanceNumber IS, 0032 ImagePositionPatient DS, 0037 ImageOrientationPatient DS
+0020: 0100 TemporalPositionIdentifier IS
+0020: 4000 ImageComments LT
+0020: 9071 FrameAnatomySequence SQ
+0020: 9111 FrameContentSequence SQ, 9113 PlanePositionSequence SQ, 9116 PlaneOrientationSequence SQ, 9128 TemporalPositionIndex UL, 9153 NominalCardiacTriggerDelayTime FD, 9157 DimensionIndexValues UL, 9170 UnassignedSharedConvertedAttributesSequence SQ, 9171 UnassignedPerFrameConvertedAttributesSequence SQ
+0020: 9253 RespiratorySynchronizationSequence SQ
+0020: 930E PlanePositionVolumeSequence SQ, 930F PlaneOrientationVolumeSequence SQ, 9310 TemporalPositionSequence SQ
+0020: 9450 PatientOrientationInFrameSequence SQ
+0028: 0002 SamplesPerPixel US, 0004 PhotometricInterpretation CS, 0006 PlanarConfiguration US, 0008 NumberOfFrames IS, 0010 Rows US, 0011 Columns US, 0030 PixelSpacing DS
+0028: 0100 BitsAllocated US, 0101 BitsStored US, 0103 PixelRepresentation US, 0120 PixelPaddingValue US
+0028: 1050 WindowCenter DS, 1051 WindowWidth DS, 1052 RescaleIntercept DS, 1053 RescaleSlope DS
+0028: 9110 PixelMeasuresSequence SQ, 9132 FrameVOILUTSequence SQ, 9145 PixelValueTransformationSequence SQ
+0028: 9415 FramePixelShiftSequence SQ, 9422 PixelIntensityRelationshipLUTSequence SQ
+0040: 0254 PerformedProcedureStepDescription LO
+0040: 9096 RealWorldValueMappingSequence SQ
+0040: 9224 RealWorldValueIntercept FD, 9225 RealWorldValueSlope FD
+0043: 102F GEImageType SS
+2001: 1004 PhilipsDiffusionDirection CS
+2005: 100E PhilipsScaleSlope FL
+2005: 140F PhilipsPrivateFrameSequence SQ
+3004: 000C GridFrameOffsetVector DS, 000E DoseGridScaling DS
+5200: 9229 SharedFunctionalGroupsSequence SQ, 9230 PerFrameFunctionalGroupsSequence SQ
 """
 
 #: vendor private elements the light view keeps: "creator | group | element VR ...", in whichever
@@ -107,10 +85,11 @@ _CREATOR_GROUPS = (0x0019, 0x0021, 0x0029, 0x0043, 0x0051, 0x0065, 0x2001, 0x200
 def _table():
     """TAGS, and {(group, CREATOR, element): VR (None when pydicom's dictionary knows none)}."""
     tags = {}
-    for entry in _STANDARD.replace("\n", "|").split("|"):
-        if entry.strip():
-            keyword, tag, vr = entry.split()
-            tags[keyword] = (int(tag, 16), vr)
+    for line in _STANDARD.strip().splitlines():
+        group, entries = line.split(":")
+        for entry in entries.split(","):
+            element, keyword, vr = entry.split()
+            tags[keyword] = ((int(group, 16) << 16) | int(element, 16), vr)
     private = {}
     known = {tag for tag, _ in tags.values()}
     for line in _PRIVATE.strip().splitlines():
@@ -270,6 +249,21 @@ def _decode(vr, raw, endian, default=None, charset=None):
     return text
 
 
+def _kept(holder, values, tag, default, charset=None):
+    """get_tag() of a LightItem or LightDataset: the decoded value of a kept element, cached in `values`
+    (`charset`: the data set's Specific Character Set element, if any)."""
+    try:
+        value = values[tag]
+    except KeyError:
+        if tag not in holder._el:
+            return default
+        vr, raw = holder._el[tag]
+        known = BY_TAG.get(tag)
+        vr = known[1] if known is not None and vr in (None, "UN") else vr
+        value = values[tag] = _decode(vr, raw, holder._endian, None, charset and charset[1])
+    return default if value is None else value
+
+
 class LightItem:
     """One item of a sequence parsed by the light parser: the known elements, decoded on access."""
 
@@ -293,16 +287,7 @@ class LightItem:
         values = self._values
         if values is None:
             values = self._values = {}
-        try:
-            value = values[tag]
-        except KeyError:
-            if tag not in self._el:
-                return default
-            vr, raw = self._el[tag]
-            known = BY_TAG.get(tag)
-            vr = known[1] if known is not None and vr in (None, "UN") else vr
-            value = values[tag] = _decode(vr, raw, self._endian, None)
-        return default if value is None else value
+        return _kept(self, values, tag, default)
 
     def __contains__(self, keyword):
         entry = TAGS.get(keyword)
@@ -365,17 +350,7 @@ class LightDataset:
 
     def get_tag(self, tag, default=None):
         """The value of element `tag` (an int, private tags included) when the parser kept it."""
-        try:
-            value = self._values[tag]
-        except KeyError:
-            if tag not in self._el:
-                return default
-            vr, raw = self._el[tag]
-            known = BY_TAG.get(tag)
-            vr = known[1] if known is not None and vr in (None, "UN") else vr
-            charset = self._el.get(0x00080005)
-            value = self._values[tag] = _decode(vr, raw, self._endian, None, charset and charset[1])
-        return default if value is None else value
+        return _kept(self, self._values, tag, default, self._el.get(0x00080005))
 
     def value(self, key):
         """The value of `key` (keyword or int tag; None when absent; sequences as lists of LightItem),
