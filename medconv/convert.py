@@ -549,6 +549,7 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
     `options` are those of `convert` (dtype, orient, slice_index, window_spec, fill_gaps, ...);
     `template` a reference DICOM file for DICOM outputs; `compression_level` 0-9 for deflated outputs.
     """
+    import contextlib
     import functools
 
     from . import batch, io
@@ -568,12 +569,13 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
     if jobs is None:
         jobs = batch.default_jobs(len(todo))
     if jobs > 1:
-        io.set_compression(threads=0)  # the workers already use the cores: each compresses on its own thread
         _before_fork()
     failures = _refusals(tasks, todo) + [d for t in tasks for d in t.damaged]
-    results, failed = batch.run(todo, functools.partial(_run_task, common), keep_going=keep_going,
-                                on_error=on_error or _report_failure, jobs=jobs,
-                                progress=None if dry_run else "convert")
+    # the workers already use the cores: each compresses its outputs on its own thread
+    with io.compression_threads(0) if jobs > 1 else contextlib.nullcontext():
+        results, failed = batch.run(todo, functools.partial(_run_task, common), keep_going=keep_going,
+                                    on_error=on_error or _report_failure, jobs=jobs,
+                                    progress=None if dry_run else "convert")
     lost = {id(t) for t, _ in failed}
     return list(zip([t for t in todo if id(t) not in lost], results)), failures + failed
 

@@ -24,6 +24,17 @@ def set_compression(level: int | None = None, threads: int | None = None) -> Non
         _state["threads"] = int(threads)
 
 
+@contextlib.contextmanager
+def compression_threads(threads: int):
+    """Within the block, .gz outputs are compressed on `threads` threads (0: the calling thread)."""
+    before = _state["threads"]
+    _state["threads"] = int(threads)
+    try:
+        yield
+    finally:
+        _state["threads"] = before
+
+
 def _threads() -> int:
     if _state["threads"] is not None:
         return _state["threads"]  # 0: compress on the calling thread

@@ -97,19 +97,20 @@ def _table():
         group = int(group, 16)
         words = elements.split()
         for element, vr in zip(words[::2], words[1::2]):
-            private[(group, creator.upper(), int(element, 16))] = None if vr.endswith("?") else vr
+            low = int(element, 16)
+            private[(group, creator.upper(), low)] = None if vr.endswith("?") else vr
             for block in PRIVATE_BLOCKS:
-                tag = (group << 16) | (block << 8) | int(element, 16)
+                tag = (group << 16) | (block << 8) | low
                 if tag not in known:
                     known.add(tag)
-                    tags[f"{creator} {group:04X},{block:02X}{element}"] = (tag, vr.rstrip("?"))
-    for group in _CREATOR_GROUPS:
-        for block in range(0x10, 0x100):
-            tags[f"private creator {group:04X},{block:04X}"] = ((group << 16) | block, "LO")
+                    tags[(creator, tag)] = (tag, vr.rstrip("?"))  # private keys: (creator, tag)
+    tags.update({("private creator", tag): (tag, "LO") for group in _CREATOR_GROUPS
+                 for tag in range((group << 16) | 0x10, (group << 16) | 0x100)})
     return tags, private
 
 
-#: keyword -> (tag, VR used when the file is implicit VR)
+#: keyword (standard elements; (creator, tag) for private ones) -> (tag, VR used when the file is
+#: implicit VR)
 TAGS, PRIVATE = _table()
 #: value representations whose text follows the Specific Character Set
 _CHARSET_VRS = {"SH", "LO", "ST", "LT", "PN", "UC", "UT"}

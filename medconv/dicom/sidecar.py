@@ -387,8 +387,9 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     mosaic). `slice_times`: slice times (s) the caller already knows (a mosaic's CSA header).
     `part`: what the output holds when the caller split it (MAGNITUDE, PHASE, REAL, IMAGINARY,
     FIELDMAPHZ), appended to ImageType as dcm2niix does; found from the frame when not given.
-    A non-MR series read on the fast path gets the keys its light header knows, unless `complete`
-    (see :func:`is_partial`: convert asks for the complete sidecar when it writes one).
+    A series read on the fast path answers from its light header (the full pydicom header only when
+    the light view lacks an element); with the light view off (gradients.LIGHT_VIEW), a non-MR
+    one gets the keys its light header knows, unless `complete` (see :func:`is_partial`).
     """
     from .light import NeedsFull
 
