@@ -110,6 +110,53 @@ def _read_native(frame, out):
     _fix_bits(out, frame)
 
 
+#: a multi-frame file's native pixel data up to this many bytes is read in one piece
+BLOCK_READ_MAX = 1 << 28
+#: frames scaled and copied out of such a piece at a time (bounds the temporary arrays)
+BLOCK_FRAMES = 256
+
+
+def _read_multiframe(slots, out, dtype, real_float, scale_of):
+    """Frames of native multi-frame files, each file's pixel data read in one piece and its frames
+    copied (or scaled, with `real_float`) into `out`; the slots left for the per-frame readers."""
+    by_file, rest = {}, []
+    for slot in slots:
+        fr = slot[2]
+        if fr.index is not None and fr.n_frames > 1 and _fast_ok(fr):
+            by_file.setdefault(fr.path, []).append(slot)
+        else:
+            rest.append(slot)
+    for path, entries in by_file.items():
+        fr0 = entries[0][2]
+        offset, length = fr0.pixel_offset
+        need = max(fr.index for _, _, fr in entries) + 1
+        block = np.empty((need,) + out.shape[2:4], dtype=dtype)
+        if block.nbytes > length:
+            raise CorruptInput(f"pixel data holds {length} bytes, fewer than {fr0.n_frames} frames of "
+                               f"{fr0.rows}x{fr0.columns} need", path)
+        if block.nbytes > BLOCK_READ_MAX:
+            rest += entries
+            continue
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            got = fh.readinto(memoryview(block.reshape(-1)).cast("B"))
+        if got != block.nbytes:
+            raise CorruptInput("truncated pixel data", path)
+        if NATIVE[fr0.transfer_syntax] == ">":
+            block.byteswap(inplace=True)
+        _fix_bits(block, fr0)
+        for start in range(0, len(entries), BLOCK_FRAMES):
+            part = entries[start:start + BLOCK_FRAMES]
+            where = ([t for t, _, _ in part], [k for _, k, _ in part])
+            frames = block[[fr.index for _, _, fr in part]]
+            if real_float:
+                scale = np.array([scale_of(fr) for _, _, fr in part], dtype=np.float32)
+                out[where] = frames.astype(np.float32) * scale[:, 0, None, None] + scale[:, 1, None, None]
+            else:
+                out[where] = frames
+    return rest
+
+
 def _decode_error(exc, frame):
     text = str(exc)
     ts = frame.transfer_syntax
@@ -221,7 +268,7 @@ def load(by_t, nz, nt, dtype, real_float=False, scale_of=None):
     empty = [(t, k) for t, k, fr in slots if fr is None]  # missing slices the caller chose to fill
     for t, k in empty:
         out[t, k] = 0
-    slots = [s for s in slots if s[2] is not None]
+    slots = _read_multiframe([s for s in slots if s[2] is not None], out, dtype, real_float, scale_of)
     if all(_fast_ok(fr) for _, _, fr in slots) and not real_float:
         workers = min(len(slots) // 8, os.cpu_count() or 1, 4)
         if workers > 1:
