@@ -1,6 +1,7 @@
 """`convert` as a library call: read, optional reorient / cast / slice / window, write."""
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -567,7 +568,8 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
     if template is not None:
         common["template"] = template
     if jobs is None:
-        jobs = batch.default_jobs(len(todo))
+        small = len(todo) <= SMALL_BATCH_TASKS and _input_bytes(todo) < SMALL_BATCH_BYTES
+        jobs = 1 if small else batch.default_jobs(len(todo))
     if jobs > 1:
         _before_fork()
     failures = _refusals(tasks, todo) + [d for t in tasks for d in t.damaged]
@@ -578,6 +580,26 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
                                     progress=None if dry_run else "convert")
     lost = {id(t) for t, _ in failed}
     return list(zip([t for t in todo if id(t) not in lost], results)), failures + failed
+
+
+#: a batch of at most this many inputs holding less than this many bytes runs in this process unless
+#: -j says otherwise: starting and feeding worker processes costs more than they save on so little
+SMALL_BATCH_TASKS = 16
+SMALL_BATCH_BYTES = 8 << 20
+
+
+def _input_bytes(tasks) -> float:
+    """Bytes the tasks read (a DICOM series' files, an input file); infinite when not known."""
+    total = 0
+    for t in tasks:
+        if t.scanned is not None:
+            total += t.scanned.size_bytes
+        else:
+            try:
+                total += os.path.getsize(t.src) if os.path.isfile(t.src) else math.inf
+            except (OSError, TypeError, ValueError):
+                return math.inf
+    return total
 
 
 def _before_fork() -> None:

@@ -134,8 +134,9 @@ def compressobj(level: int | None = None):
 
 
 #: outputs smaller than this are compressed on the calling thread: the threaded writers work in
-#: 1 MiB blocks, so a smaller output gains nothing from threads and pays their start and join
-SMALL_OUTPUT = 1 << 20
+#: 1 MiB blocks, and their workers notice the end of the stream only at their next 50 ms queue
+#: poll, so closing one costs up to 50 ms more; two threads win that back only on larger outputs
+SMALL_OUTPUT = 16 << 20
 
 
 def open_write(path_or_file, compress: bool, size_hint: int | None = None):

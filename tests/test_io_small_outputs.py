@@ -21,7 +21,7 @@ def test_small_output_is_written_without_threads(tmp_path, monkeypatch):
         fh.write(payload)
     assert started == []
     assert gzip.decompress((tmp_path / "small.gz").read_bytes()) == payload
-    big = payload * 12  # 1.2 MB: threads as before
+    big = payload * (io.SMALL_OUTPUT // len(payload) + 2)  # above the threshold: threads as before
     with io.open_write(str(tmp_path / "big.gz"), True, size_hint=len(big)) as fh:
         fh.write(big)
     assert started
