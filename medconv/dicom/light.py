@@ -185,9 +185,10 @@ def _private(holder, group, creator, element):
         raise NeedsFull(f"private ({tag >> 16:04X},{tag & 0xFFFF:04X}) of unknown VR")
     if vr in ("OB", "OW", "UN"):
         return bytes(value) if value else None
-    if vr == "SQ" and not isinstance(value, list):
-        raise NeedsFull("a private sequence not parsed")
-    return holder.get_tag(tag)
+    if (vr == "SQ") != isinstance(value, list):
+        raise NeedsFull("a private sequence not parsed as one")
+    charset = holder._el.get(0x00080005)  # decoded with this creator's VR (another's may share the tag)
+    return _decode(vr, value, holder._endian, None, charset and charset[1])
 
 
 def _sequences(holder):
