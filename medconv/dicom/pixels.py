@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -201,6 +200,8 @@ def _decode_frames(ds, indices, ts):
     if ts in NATIVE or len(indices) < PARALLEL_MIN_FRAMES or workers < 2:
         return {i: _decode_one(ds, i) for i in indices}
     _ = ds.PixelData  # convert the raw element once, before threads share the dataset
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(workers) as pool:
         arrays = list(pool.map(lambda i: _decode_one(ds, i), indices))
     return dict(zip(indices, arrays))
@@ -273,6 +274,8 @@ def load(by_t, nz, nt, dtype, real_float=False, scale_of=None):
         workers = min(len(slots) // 8, os.cpu_count() or 1, 4)
         if workers > 1:
             # readinto releases the GIL: page faults and page-cache copies overlap across threads
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(lambda s: _read_native(s[2], out[s[0], s[1]]), slots))
         else:
@@ -308,6 +311,8 @@ def load(by_t, nz, nt, dtype, real_float=False, scale_of=None):
         items = list(files.items())
         workers = min(len(items), os.cpu_count() or 1, 8) if needs_threads else 1
         if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(work, items))
         else:
