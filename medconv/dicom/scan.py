@@ -136,12 +136,17 @@ def check_claims(ds, path, size, n_frames, where):
                            f"{size}-byte file can hold", path)
 
 
+#: bytes read for the first walk of a header: a larger header is read again, 8 times as much, and
+#: walked again; Siemens headers with their CSA protocol often pass 64 KiB, few pass this
+HEAD_BYTES = 128 << 10
+
+
 def _read_light(path: str, size: int, strict_single: bool = False):
     """Frames via the light parser, or None when pydicom must read this file."""
     from . import light
 
     try:
-        ds, tag, where = light.parse(path, size)
+        ds, tag, where = light.parse(path, size, HEAD_BYTES)
     except (light.Unsupported, struct.error, ValueError, OSError, RecursionError):
         return None
     image_type = ds.get("ImageType") or ""
