@@ -114,10 +114,11 @@ def tag_text(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-def _past(buf, limit: int, at: int, message: str):
-    """The exception for something at `at` that needs bytes beyond `limit`: Truncated when `limit`
-    is the end of the bytes, Unsupported when it is the end of an item or sequence."""
-    if limit >= len(buf):
+def _past(buf, open_end: bool, at: int, message: str):
+    """The exception for something at `at` that needs bytes beyond its limit: Truncated when that
+    limit is the end of the bytes (`open_end`), Unsupported when it is the declared end of an item
+    or sequence (which fits in the bytes: the lengths disagree)."""
+    if open_end:
         return Truncated(message, at, len(buf))
     return Unsupported(message.replace("file ends inside", "runs past the end of its item:", 1))
 
@@ -130,9 +131,10 @@ def walk(buf, pos: int = 0, end=None, *, explicit: bool = True, big: bool = Fals
     `depth`: the sequences around this data set; `sequences`: tags read as sequences in implicit VR
     (where no VR says so; an undefined length always does); `stop`: tags at which the walk ends, the
     element yielded with its header read and its value unchecked (the pixel data of a header scan)."""
-    limit = len(buf) if end is None or end > len(buf) else end
+    open_end = end is None or end >= len(buf)
+    limit = len(buf) if open_end else end
     while pos < limit:
-        el = _element(buf, pos, limit, explicit, big, depth, sequences, stop)
+        el = _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop)
         yield el
         if el.end is None:
             return
@@ -142,13 +144,14 @@ def walk(buf, pos: int = 0, end=None, *, explicit: bool = True, big: bool = Fals
 def element_at(buf, pos: int, end=None, *, explicit: bool = True, big: bool = False, depth: int = 0,
                sequences=_NOTHING) -> Element:
     """The element starting at `pos` (sequences and encapsulated pixel data followed to their end)."""
-    limit = len(buf) if end is None or end > len(buf) else end
-    return _element(buf, pos, limit, explicit, big, depth, sequences, _NOTHING)
+    open_end = end is None or end >= len(buf)
+    return _element(buf, pos, len(buf) if open_end else end, open_end, explicit, big, depth, sequences, _NOTHING)
 
 
-def _element(buf, pos, limit, explicit, big, depth, sequences, stop):
+def _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop):
+    """The element at `pos`, within `limit` (the end of the bytes when `open_end`)."""
     if pos + 8 > limit:
-        raise _past(buf, limit, pos, f"file ends inside an element header at byte {pos}")
+        raise _past(buf, open_end, pos, f"file ends inside an element header at byte {pos}")
     if explicit:
         group, elem, vr, length = (_HEAD_BE if big else _HEAD_LE).unpack_from(buf, pos)
         name = _VR_NAMES.get(vr)
@@ -156,7 +159,7 @@ def _element(buf, pos, limit, explicit, big, depth, sequences, stop):
             raise Unsupported(f"{'item or delimiter' if group == 0xFFFE else 'unknown VR'} at byte {pos}")
         if vr in LONG_VRS:
             if pos + 12 > limit:
-                raise _past(buf, limit, pos, f"file ends inside the header of element {tag_text(group << 16 | elem)}")
+                raise _past(buf, open_end, pos, f"file ends inside the header of element {tag_text(group << 16 | elem)}")
             length = (_U32_BE if big else _U32_LE).unpack_from(buf, pos + 8)[0]
             start = pos + 12
         else:
@@ -174,31 +177,36 @@ def _element(buf, pos, limit, explicit, big, depth, sequences, stop):
         if depth >= MAX_DEPTH:
             raise Unsupported(f"sequences nested more than {MAX_DEPTH} levels deep")
         if length != UNDEFINED and start + length > limit:
-            raise _past(buf, limit, pos, f"file ends inside element {tag_text(tag)}: {length} bytes declared, "
+            raise _past(buf, open_end, pos, f"file ends inside element {tag_text(tag)}: {length} bytes declared, "
                                          f"{len(buf) - start} present")
         inner = name != "UN"  # an undefined-length UN holds implicit VR little endian items
-        items, stop_at = _items(buf, start, limit if length == UNDEFINED else start + length, length == UNDEFINED,
-                                explicit and inner, big and inner, depth + 1, sequences, tag)
+        if length == UNDEFINED:
+            items, stop_at = _items(buf, start, limit, open_end, True, explicit and inner, big and inner, depth + 1,
+                                    sequences, tag)
+        else:
+            items, stop_at = _items(buf, start, start + length, False, False, explicit and inner, big and inner,
+                                    depth + 1, sequences, tag)
         return Element(buf, tag, name, pos, start, length, stop_at, items)
     if length == UNDEFINED:
         if tag not in PIXEL_TAGS:
             raise Unsupported(f"undefined length of element {tag_text(tag)}")
-        return Element(buf, tag, name, pos, start, length, encapsulated_end(buf, start, limit, big))
+        return Element(buf, tag, name, pos, start, length, _fragments_end(buf, start, limit, open_end, big))
     if start + length > limit:
-        raise _past(buf, limit, pos, f"file ends inside element {tag_text(tag)}: {length} bytes declared, "
+        raise _past(buf, open_end, pos, f"file ends inside element {tag_text(tag)}: {length} bytes declared, "
                                      f"{len(buf) - start} present")
     return Element(buf, tag, name, pos, start, length, start + length)
 
 
-def _items(buf, pos, end, undefined, explicit, big, depth, sequences, tag):
+def _items(buf, pos, end, open_end, undefined, explicit, big, depth, sequences, tag):
     """([[Element]] of each item, the position after the sequence) of a sequence value from `pos`;
-    `undefined`: it ends with its delimiter (before `end`), else at `end`."""
+    `undefined`: it ends with its delimiter (before `end`), else at `end`; `open_end`: `end` is the
+    end of the bytes."""
     header = _ITEM_BE if big else _ITEM_LE
     items = []
     while pos < end or undefined:
         if pos + 8 > end:
             if undefined:
-                raise _past(buf, end, pos, f"file ends inside the sequence {tag_text(tag)} (no closing delimiter)")
+                raise _past(buf, open_end, pos, f"file ends inside the sequence {tag_text(tag)} (no closing delimiter)")
             raise Unsupported(f"sequence {tag_text(tag)} ends inside an item header")
         group, elem, length = header.unpack_from(buf, pos)
         item = group << 16 | elem
@@ -211,22 +219,22 @@ def _items(buf, pos, end, undefined, explicit, big, depth, sequences, tag):
             elements = []
             while True:
                 if pos + 8 > end:
-                    raise _past(buf, end, pos, f"file ends inside an item of sequence {tag_text(tag)}")
+                    raise _past(buf, open_end, pos, f"file ends inside an item of sequence {tag_text(tag)}")
                 group, elem = header.unpack_from(buf, pos)[:2]
                 if group == 0xFFFE and elem == 0xE00D:
                     pos += 8
                     break
-                el = _element(buf, pos, end, explicit, big, depth, sequences, _NOTHING)
+                el = _element(buf, pos, end, open_end, explicit, big, depth, sequences, _NOTHING)
                 elements.append(el)
                 pos = el.end
         else:
             if pos + length > end:
-                raise _past(buf, end, pos - 8, f"file ends inside an item of sequence {tag_text(tag)}: {length} "
-                                               f"bytes declared, {len(buf) - pos} present")
+                raise _past(buf, open_end, pos - 8, f"file ends inside an item of sequence {tag_text(tag)}: "
+                                                    f"{length} bytes declared, {len(buf) - pos} present")
             elements = []
             stop_at = pos + length
             while pos < stop_at:
-                el = _element(buf, pos, stop_at, explicit, big, depth, sequences, _NOTHING)
+                el = _element(buf, pos, stop_at, False, explicit, big, depth, sequences, _NOTHING)
                 elements.append(el)
                 pos = el.end
         items.append(elements)
@@ -235,7 +243,11 @@ def _items(buf, pos, end, undefined, explicit, big, depth, sequences, tag):
 
 def encapsulated_end(buf, pos: int, end=None, big: bool = False) -> int:
     """The position after encapsulated pixel data whose fragments start at `pos` (after its sequence delimiter)."""
-    end = len(buf) if end is None or end > len(buf) else end
+    open_end = end is None or end >= len(buf)
+    return _fragments_end(buf, pos, len(buf) if open_end else end, open_end, big)
+
+
+def _fragments_end(buf, pos, end, open_end, big):
     header = _ITEM_BE if big else _ITEM_LE
     while pos + 8 <= end:
         group, elem, length = header.unpack_from(buf, pos)
@@ -245,10 +257,10 @@ def encapsulated_end(buf, pos: int, end=None, big: bool = False) -> int:
         if item != ITEM or length == UNDEFINED:
             raise Unsupported(f"bad pixel data fragment at byte {pos}")
         if pos + 8 + length > end:
-            raise _past(buf, end, pos, f"file ends inside a pixel data fragment: {length} bytes declared, "
+            raise _past(buf, open_end, pos, f"file ends inside a pixel data fragment: {length} bytes declared, "
                                        f"{len(buf) - pos - 8} present")
         pos += 8 + length
-    raise _past(buf, end, pos, "file ends inside the encapsulated pixel data (no closing delimiter)")
+    raise _past(buf, open_end, pos, "file ends inside the encapsulated pixel data (no closing delimiter)")
 
 
 # -- file meta and sniffing ------------------------------------------------------------------------
@@ -259,7 +271,7 @@ def file_meta(buf) -> tuple:
     size = len(buf)
     meta = []
     while pos + 8 <= size and _U16_LE.unpack_from(buf, pos)[0] == 0x0002:
-        el = _element(buf, pos, size, True, False, 0, _NOTHING, _NOTHING)
+        el = _element(buf, pos, size, True, True, False, 0, _NOTHING, _NOTHING)
         meta.append(el)
         pos = el.end
     return meta, pos
