@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import CorruptInput, InputError, MissingDependency, UnsupportedFormat
-
-NATIVE = {"1.2.840.10008.1.2": "<", "1.2.840.10008.1.2.1": "<", "1.2.840.10008.1.2.2": ">"}
+from .elements import NATIVE
 
 
 def _rgb8(rgb: np.ndarray) -> np.ndarray:
@@ -105,7 +104,7 @@ def _read_native(frame, out):
         got = fh.readinto(memoryview(out.reshape(-1)).cast("B"))
     if got != nbytes:
         raise CorruptInput("truncated pixel data", frame.path)
-    if NATIVE[frame.transfer_syntax] == ">":
+    if NATIVE[frame.transfer_syntax][1]:  # big endian
         out.byteswap(inplace=True)
     _fix_bits(out, frame)
 
@@ -185,7 +184,7 @@ def _decode_file(path, frames_in_file):
         if f0.photometric == "PALETTE COLOR":
             from pydicom.pixels import apply_color_lut
 
-            big = NATIVE.get(f0.transfer_syntax) == ">"
+            big = NATIVE.get(f0.transfer_syntax, (True, False))[1]
             result = {k: _rgb8(_swap_if(apply_color_lut(v, ds), big)) for k, v in result.items()}
         elif f0.modality_lut:
             from pydicom.pixels import apply_modality_lut

@@ -18,11 +18,11 @@ import numpy as np
 
 from .. import geometry, io, log
 from ..errors import InputError, OutputError, UsageError
+from .elements import EXPLICIT_LE
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 #: SOP class per modality; everything else (and every colour image) is Secondary Capture
 SOP_CLASS = {"CT": CT_STORAGE, "MR": MR_STORAGE}
 
@@ -415,7 +415,7 @@ def _file_meta(sop_class):
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
-    meta.TransferSyntaxUID = EXPLICIT_VR_LE
+    meta.TransferSyntaxUID = EXPLICIT_LE
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = f"MEDCONV_{__version__}"[:16]
     return meta
