@@ -168,6 +168,16 @@ def pydicom_data(name: str) -> str:
     return found
 
 
+def pydicom_sample(name: str) -> str:
+    """pydicom_data(name), or the test is skipped naming the file when it is not installed."""
+    import pytest
+
+    try:
+        return pydicom_data(name)
+    except FileNotFoundError:
+        pytest.skip(f"{name} not installed (pydicom or pydicom-data test files)")
+
+
 def sitk_affine(im):
     """A SimpleITK image's voxel-to-world affine in RAS (medconv's convention)."""
     from medconv import geometry

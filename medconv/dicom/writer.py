@@ -557,12 +557,7 @@ def _set_modality_voi_lut(ds, sop_class, pix, meta_in, colour):
 # -- the directory ------------------------------------------------------------------------
 def _write_directory(dest, shown, force, fill):
     """Build the series in a temporary sibling directory, then rename it into place."""
-    parent = os.path.dirname(dest) or "."
-    if not os.path.isdir(parent):
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
+    parent = io.make_parent(dest)
     base = os.path.basename(dest)
     try:
         tmp = tempfile.mkdtemp(prefix=f".{base}.medconv-", suffix=".part", dir=parent)
