@@ -58,6 +58,7 @@ SHORT_VRS = VRS - LONG_VRS
 #: binary VRs that may hold pixel data
 PIXEL_VRS = frozenset(b"OB OD OF OL OV OW UN".split())
 _VR_NAMES = {vr: vr.decode("ascii") for vr in VRS}
+_SHORT_NAMES = {vr: vr.decode("ascii") for vr in SHORT_VRS}
 
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
@@ -135,7 +136,17 @@ def walk(buf, pos: int = 0, end=None, *, explicit: bool = True, big: bool = Fals
     element yielded with its header read and its value unchecked (the pixel data of a header scan)."""
     open_end = end is None or end >= len(buf)
     limit = len(buf) if open_end else end
+    head, short_vrs = (_HEAD_BE if big else _HEAD_LE).unpack_from, _SHORT_NAMES
     while pos < limit:
+        if explicit and pos + 8 <= limit:
+            # a short-VR element (no sequence, no undefined length: most of a header), read here
+            group, elem, vr, length = head(buf, pos)
+            name = short_vrs.get(vr)
+            if name is not None and group != 0xFFFE and pos + 8 + length <= limit \
+                    and (group << 16 | elem) not in stop:
+                yield Element(buf, group << 16 | elem, name, pos, pos + 8, length, pos + 8 + length)
+                pos += 8 + length
+                continue
         el = _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop)
         yield el
         if el.end is None:

@@ -214,7 +214,7 @@ def test_agrees_with_pydicom_on_real_files(name):
     explicit, big = elements.NATIVE.get(elements.transfer_syntax(meta), (True, False))
     found = list(walk(data, start, explicit=explicit, big=big))
     ds = pydicom.dcmread(path)
-    assert [e.tag for e in found] == [int(t) for t in ds]
+    assert [e.tag for e in found] == [int(e.tag) for e in ds]
     assert found[-1].end == len(data)
     for e in found:
         if e.items is not None:
