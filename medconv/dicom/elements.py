@@ -110,7 +110,7 @@ class Element:
         return self.value().decode("latin-1").rstrip("\x00 ")
 
     def __repr__(self):
-        return f"Element(({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) {self.vr} at {self.offset}, {self.length})"
+        return f"Element({tag_text(self.tag)} {self.vr} at {self.offset}, {self.length})"
 
 
 def tag_text(tag: int) -> str:

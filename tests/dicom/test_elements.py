@@ -77,6 +77,8 @@ def test_sequences_and_items_of_either_length(seq_defined, item_defined):
     assert code.text() == "A1" and nested.tag == 0x00081150
     assert nested.items[0][0].text() == "T-D1"
     assert seq.end == len(outer) and rows.tag == ROWS
+    one = elements.element_at(buf, 0)
+    assert one.end == seq.end and len(one.items) == 2 and elements.element_at(buf, seq.end).tag == ROWS
 
 
 def test_implicit_vr_sequences_by_tag_or_undefined_length():
