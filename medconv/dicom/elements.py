@@ -142,11 +142,13 @@ def walk(buf, pos: int = 0, end=None, *, explicit: bool = True, big: bool = Fals
             # a short-VR element (no sequence, no undefined length: most of a header), read here
             group, elem, vr, length = head(buf, pos)
             name = short_vrs.get(vr)
-            if name is not None and group != 0xFFFE and pos + 8 + length <= limit \
-                    and (group << 16 | elem) not in stop:
-                yield Element(buf, group << 16 | elem, name, pos, pos + 8, length, pos + 8 + length)
-                pos += 8 + length
-                continue
+            stop_at = pos + 8 + length
+            if name is not None and group != 0xFFFE and stop_at <= limit:
+                tag = group << 16 | elem
+                if tag not in stop:
+                    yield Element(buf, tag, name, pos, pos + 8, length, stop_at)
+                    pos = stop_at
+                    continue
         el = _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop)
         yield el
         if el.end is None:

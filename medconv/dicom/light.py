@@ -327,7 +327,7 @@ def _parse(path, buf, size):
             if el.length & 1:
                 _odd_length(tag, path)
             if tag in by_tag:
-                elements[tag] = (el.vr, el.value())
+                elements[tag] = (el.vr, bytes(buf[el.value_offset:el.end]))
         elif tag in sequences and el.vr in (None, "SQ"):
             elements[tag] = ("SQ", _light_items(el.items, endian))
         if tag in _NEEDS_PYDICOM:
