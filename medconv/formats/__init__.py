@@ -100,8 +100,24 @@ def values_to_write(volume, name: str, path: str, storable):
 
 
 def capable(name: str, capability: str) -> bool:
-    """Whether the backend of format `name` declares `capability` ("stream", "series")."""
+    """Whether the backend of format `name` declares `capability` (see CAPABILITIES)."""
     return BY_NAME[name].can(capability)
+
+
+def scrub(name: str, data: bytes, path: str, *, verify: bool = True) -> tuple:
+    """(new bytes, names of what is removed, [(companion path, its new bytes)]) of the file `path`
+    of format `name`, whose bytes are `data` (gzipped for .nii.gz and .mgz): its identifying header
+    text and every byte no header field accounts for removed, in it and in its data file (a detached
+    one, the .img of a .hdr); with `verify`, MINC and pictures are decoded again and compared."""
+    if not capable(name, "scrub"):
+        raise UnsupportedFormat(f"no scrubber for {name}", path)
+    return backend(name).scrub(data, path, name, verify=verify)
+
+
+def point_to(name: str, header: bytes, data_name: str) -> bytes:
+    """A scrubbed header of format `name` naming `data_name` as its detached data file (any other
+    header as it is: its data file's name follows its own)."""
+    return backend(name).point_to(header, data_name) if capable(name, "detached") else header
 
 
 def stream_slabs(volume, planes: int):
@@ -250,5 +266,6 @@ def format_for_output(path: str, to: str | None = None) -> str:
 __all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DATA_EXTENSIONS", "DEFAULT_EXTENSIONS", "FILE_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
            "GZ_FILE_EXTENSIONS", "HEAD_SIZE", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend",
            "capable", "detect", "extension_in_name", "files", "format_for_output", "header_files",
-           "is_pair_data", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs",
+           "is_pair_data", "list_formats", "output_choice", "point_to", "resolve_format_name", "scrub", "sniff",
+           "stream_slabs",
            "values_to_write"]

@@ -395,16 +395,16 @@ def _netcdf(gap: bytes) -> bytes:
 
 
 def test_minc1_gap_between_header_and_data():
-    from medconv.anonymize import headers
+    from medconv.formats import minc
 
     clean = _netcdf(b"")
-    assert headers._scrub_minc1(clean, "x") == (clean, [])
+    assert minc.scrub_minc1(clean, "x") == (clean, [])
     planted = _netcdf(MARK.ljust(20, b"\0"))
-    new, changed = headers._scrub_minc1(planted, "x")
+    new, changed = minc.scrub_minc1(planted, "x")
     assert changed == ["data between the variables"]
     assert MARK not in new and new == clean  # the variable's data follow the header again
     zeros = _netcdf(bytes(20))  # a gap of zeros holds nothing: left as it is
-    assert headers._scrub_minc1(zeros, "x") == (zeros, [])
+    assert minc.scrub_minc1(zeros, "x") == (zeros, [])
 
 
 def test_minc2_text_left_in_hdf5_free_space(tmp_path):
@@ -471,12 +471,12 @@ def test_unused_numeric_header_fields_cleared(tmp_path, cls, name, fields):
 
 def test_minc1_header_padding():
     """Names in a NetCDF header are padded to four bytes: padding that is not zero is rewritten."""
-    from medconv.anonymize import headers
+    from medconv.formats import minc
 
     clean = _netcdf(b"")
     at = clean.index(b"image") + 5  # "image" is padded with three bytes
     planted = clean[:at] + b"DOE" + clean[at + 3:]
-    new, changed = headers._scrub_minc1(planted, "x")
+    new, changed = minc.scrub_minc1(planted, "x")
     assert changed == ["header padding"] and new == clean
 
 
