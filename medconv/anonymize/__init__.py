@@ -93,12 +93,8 @@ def classify(path: str, keep: list | None = None) -> str | None:
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path) from None
     if head[:2] == b"\x1f\x8b":
-        import zlib
-
-        try:  # the first member's start only: bytes after it must not hide the image
-            with open(path, "rb") as fh:
-                head = zlib.decompressobj(31).decompress(fh.read(1 << 16), formats.HEAD_SIZE)
-        except (OSError, zlib.error):
+        head = formats.gzip_head(path)  # the first member's start only: bytes after it must not hide the image
+        if head is None:
             return None
         kind = next((k for k in formats.sniff(head) if k in _GZIPPED), None)
         return kind + ".gz" if kind else None

@@ -136,6 +136,18 @@ def read_head(path: str) -> bytes:
     return raw
 
 
+def gzip_head(path: str):
+    """The first HEAD_SIZE inflated bytes of a gzip file's first member (bytes after that member
+    cannot make it an image), for the sniffers; None when the stream cannot be inflated."""
+    import zlib
+
+    try:
+        with open(path, "rb") as fh:
+            return zlib.decompressobj(31).decompress(fh.read(1 << 16), _sniff.HEAD_SIZE)
+    except (OSError, zlib.error):
+        return None
+
+
 def detect(path) -> str:
     """Name of the format of `path` (a file or a directory)."""
     path = os.fspath(path)
@@ -265,7 +277,6 @@ def format_for_output(path: str, to: str | None = None) -> str:
 
 __all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DATA_EXTENSIONS", "DEFAULT_EXTENSIONS", "FILE_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
            "GZ_FILE_EXTENSIONS", "HEAD_SIZE", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend",
-           "capable", "detect", "extension_in_name", "files", "format_for_output", "header_files",
+           "capable", "detect", "extension_in_name", "files", "format_for_output", "gzip_head", "header_files",
            "is_pair_data", "list_formats", "output_choice", "point_to", "resolve_format_name", "scrub", "sniff",
-           "stream_slabs",
-           "values_to_write"]
+           "stream_slabs", "values_to_write"]
