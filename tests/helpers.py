@@ -231,3 +231,26 @@ def assert_bad_input_refused(tmp_path, command: str, write, *needles):
     out = tmp_path / "out"
     argv = ["convert", p, out / "o.nii.gz"] if command == "convert" else [command, p]
     assert_refused(run(*argv), out, 3, *needles)
+
+
+def presentation_state(annotation: str, layer: str = "LAYER"):
+    """A Grayscale Softcopy Presentation State (a pydicom Dataset with its file meta) whose one
+    graphic layer `layer` holds the free text `annotation`; the caller sets more and saves it."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    pr = Dataset()
+    pr.file_meta = FileMetaDataset()
+    pr.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sop_class = "1.2.840.10008.5.1.4.1.1.11.1"  # Grayscale Softcopy Presentation State
+    pr.file_meta.MediaStorageSOPClassUID = pr.SOPClassUID = sop_class
+    pr.file_meta.MediaStorageSOPInstanceUID = pr.SOPInstanceUID = generate_uid()
+    pr.Modality = "PR"
+    text = Dataset()
+    text.UnformattedTextValue = annotation
+    graphic = Dataset()
+    graphic.GraphicLayer = layer
+    graphic.TextObjectSequence = Sequence([text])
+    pr.GraphicAnnotationSequence = Sequence([graphic])
+    return pr

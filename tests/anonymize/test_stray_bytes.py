@@ -174,29 +174,21 @@ def nifti_pair_gz(d):
     return ["v.hdr.gz", "v.img.gz"], lambda: (_gzip_append(d / "v.img.gz"), _append(d / "v.img.gz"))
 
 
-def nii(d):
-    _nib(d, "v.nii", nib.Nifti1Image)
-    return ["v.nii"], lambda: _append(d / "v.nii")
+def _one_file(builder: str, name: str, cls, plant):
+    """A builder named `builder`: nibabel writes `name` as `cls`; `plant(path)` plants the marker in it."""
+    def build(d):
+        _nib(d, name, cls)
+        return [name], lambda: plant(d / name)
+
+    build.__name__ = builder
+    return build
 
 
-def nii_gz(d):
-    _nib(d, "v.nii.gz", nib.Nifti1Image)
-    return ["v.nii.gz"], lambda: _gzip_append(d / "v.nii.gz")
-
-
-def nii_gz_header(d):
-    _nib(d, "v.nii.gz", nib.Nifti1Image)
-    return ["v.nii.gz"], lambda: _gzip_name(d / "v.nii.gz")
-
-
-def mgh(d):
-    _nib(d, "v.mgh", nib.MGHImage)
-    return ["v.mgh"], lambda: _append(d / "v.mgh")
-
-
-def mgz(d):
-    _nib(d, "v.mgz", nib.MGHImage)
-    return ["v.mgz"], lambda: (_gzip_name(d / "v.mgz"))
+nii = _one_file("nii", "v.nii", nib.Nifti1Image, _append)
+nii_gz = _one_file("nii_gz", "v.nii.gz", nib.Nifti1Image, _gzip_append)
+nii_gz_header = _one_file("nii_gz_header", "v.nii.gz", nib.Nifti1Image, _gzip_name)
+mgh = _one_file("mgh", "v.mgh", nib.MGHImage, _append)
+mgz = _one_file("mgz", "v.mgz", nib.MGHImage, _gzip_name)
 
 
 def minc1(d):
