@@ -829,20 +829,28 @@ def _write_data(fh, arr: np.ndarray) -> None:
 
 
 # -- scrubbing (anonymize) ------------------------------------------------------------------
-# (offset, length) of free-text fields, zeroed in place
-NIFTI1_TEXT = {"data_type": (4, 10), "db_name": (14, 18), "extents": (32, 4), "session_error": (36, 2),
-               "descrip": (148, 80), "aux_file": (228, 24), "intent_name": (328, 16)}
-NIFTI2_TEXT = {"descrip": (240, 80), "aux_file": (320, 24), "intent_name": (508, 16), "unused_str": (525, 15)}
-ANALYZE_TEXT = {"data_type": (4, 10), "db_name": (14, 18), "descrip": (148, 80), "aux_file": (228, 24),
-                "generated": (263, 10), "scannum": (273, 10), "patient_id": (283, 10), "exp_date": (293, 10),
-                "exp_time": (303, 10), "hist_un0": (313, 3)}
-#: (offset, length) of numeric fields no reader uses (NIfTI-1 kept them from Analyze unused; the
-#: last eight int32 of Analyze's data history): room for anything, zeroed
-NIFTI1_UNUSED = {"glmax": (140, 4), "glmin": (144, 4)}
-ANALYZE_UNUSED = {"session_error": (36, 2), "hkey_un0": (39, 1), "views": (316, 4), "vols_added": (320, 4), "start_field": (324, 4), "field_skip": (328, 4),
-                  "omax": (332, 4), "omin": (336, 4), "smax": (340, 4), "smin": (344, 4)}
-_SCRUBBED = {"nifti1": {**NIFTI1_TEXT, **NIFTI1_UNUSED}, "nifti2": NIFTI2_TEXT,
-             "analyze": {**ANALYZE_TEXT, **ANALYZE_UNUSED}}
+def _spans(kind: str, names: tuple) -> dict:
+    """{field: (offset, length)} of the named fields of a header layout, in the order of `names`."""
+    at, pos = {}, 0
+    for name, code in _FIELDS[kind]:
+        size = struct.calcsize("<" + code)
+        at[name] = (pos, size)
+        pos += size
+    return {name: at[name] for name in names}
+
+
+#: free-text header fields, zeroed in place
+NIFTI1_TEXT = ("data_type", "db_name", "extents", "session_error", "descrip", "aux_file", "intent_name")
+NIFTI2_TEXT = ("descrip", "aux_file", "intent_name", "unused_str")
+ANALYZE_TEXT = ("data_type", "db_name", "descrip", "aux_file", "generated", "scannum", "patient_id", "exp_date",
+                "exp_time", "hist_un0")
+#: numeric fields no reader uses (NIfTI-1 kept them from Analyze unused; the last eight int32 of
+#: Analyze's data history): room for anything, zeroed
+NIFTI1_UNUSED = ("glmax", "glmin")
+ANALYZE_UNUSED = ("session_error", "hkey_un0", "views", "vols_added", "start_field", "field_skip", "omax", "omin",
+                  "smax", "smin")
+_SCRUBBED = {"nifti1": _spans("nifti1", NIFTI1_TEXT + NIFTI1_UNUSED), "nifti2": _spans("nifti2", NIFTI2_TEXT),
+             "analyze": _spans("analyze", ANALYZE_TEXT + ANALYZE_UNUSED)}
 
 
 def scrub(data: bytes, path: str, fmt: str, *, verify: bool = True) -> tuple:
