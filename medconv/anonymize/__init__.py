@@ -2,8 +2,8 @@
 
 `run()` walks the inputs, anonymises each DICOM file with the PS3.15 profile
 (actions.py), scrubs the headers of every other image format (each format backend's `scrub`,
-called by headers.py) and JSON sidecars (headers.py), skips everything else, and writes atomically. `check.py` reports
-what identifying data remains.
+called by headers.py) and JSON sidecars (headers.py), skips everything else, and writes
+atomically. `check.py` reports what identifying data remains.
 """
 from __future__ import annotations
 
