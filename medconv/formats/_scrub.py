@@ -12,6 +12,7 @@ import struct
 
 from ..errors import CorruptInput, InputError, UnsupportedFormat
 
+#: unit strings kept in NRRD `units`/`space units`/`sample units` and MINC `units` (other text goes)
 KNOWN_UNITS = {
     "", "mm", "cm", "m", "um", "µm", "nm", "micron", "microns", "s", "ms", "us", "sec", "msec", "min", "hz",
     "1/s", "deg", "degree", "degrees", "rad", "radian", "radians", "mm/s", "cm/s", "m/s", "t", "hu", "a.u.", "au",
@@ -100,7 +101,7 @@ def gzipped(data: bytes, path: str, limit_of, scrub_plain, what: str) -> tuple:
     bytes beyond the limit (named `what`) reported first."""
     import gzip
 
-    head, _ = inflate_gzip(data, path, limit=544)
+    head, _ = inflate_gzip(data, path, limit=544)  # the largest header (NIfTI-2) and its extension flag
     data, notes = inflate_gzip(data, path, limit=limit_of(head), what=what, refuse_bombs=True)
     new, changed, companions = scrub_plain(data)
     return gzip.compress(new, compresslevel=6, mtime=0), notes + changed, companions
@@ -226,6 +227,8 @@ def recompress(blob: bytes, size: int, encoding: str, path: str) -> bytes:
 
 
 def header_lines(text: bytes, sep: str) -> dict:
+    """{lower-case key: value} of a text header's `key SEP value` lines (the first of a repeated key;
+    comments and NRRD key:=value pairs passed over)."""
     out = {}
     for line in text.decode("latin-1").splitlines():
         if line.startswith("#") or sep not in line or (sep == ":" and ":=" in line):
@@ -236,6 +239,7 @@ def header_lines(text: bytes, sep: str) -> dict:
 
 
 def read_file(path: str) -> bytes:
+    """The bytes of a data file (a clean input error when it cannot be read)."""
     try:
         with open(path, "rb") as fh:
             return fh.read()
