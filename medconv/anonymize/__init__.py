@@ -65,6 +65,15 @@ _GZIPPED = ("nifti1", "nifti2", "mgh")
 _READ_WHOLE = 4 << 20
 
 
+def scrubbable(kind: str) -> bool:
+    """Whether a file of `kind` (classify's) is rewritten without its identifying header text: a JSON
+    sidecar, or a file of a format whose backend declares "scrub" (gzipped: those of _GZIPPED)."""
+    name = kind.removesuffix(".gz")
+    if name != kind and name not in _GZIPPED:
+        return False
+    return name == "json" or (name in BY_NAME and BY_NAME[name].can("scrub"))
+
+
 def classify(path: str, keep: list | None = None) -> str | None:
     """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, png, jpeg,
     tiff, bmp, json, mapping (a medconv --mapping table) (with ".gz" for gzipped NIfTI/MGH) or None.
@@ -299,8 +308,7 @@ class Runner:
                 # anonymised all the same and stderr keeps medconv's one-line messages
                 warnings.simplefilter("ignore")
                 return self.dicom(rel, full, data)
-        if kind not in ("nifti1", "nifti2", "analyze", "metaimage", "nrrd", "json", "mgh", "minc", "png", "jpeg",
-                        "tiff", "bmp", "nifti1.gz", "nifti2.gz", "mgh.gz"):
+        if not scrubbable(kind):
             self.summary.skipped += 1
             return
         # header scrubbed, data cut to what the header describes (companions: a detached data
