@@ -1,4 +1,4 @@
-"""Format detection (content first, extension second) and backend lookup."""
+"""Format detection (content first, extension second), backend lookup and dispatch (scrub, streaming)."""
 from __future__ import annotations
 
 import importlib
