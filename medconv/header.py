@@ -12,6 +12,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
+from .dicom.elements import DEFLATED, PIXEL_TAGS, UNDEFINED
 from .errors import CorruptInput, InputError, MedconvError
 
 # Binary values longer than this once base64-encoded (768 bytes) are bulk data in JSON (omitted unless --bulk):
@@ -21,7 +22,7 @@ _BULK_BYTES = BULK_THRESHOLD // 4 * 3
 # Deferred reading keeps large values (pixel data above all) on disk until asked for.
 _DEFER = 4096
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "OB or OW", "US or OW", "US or SS or OW"}
-_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+_PIXEL_TAGS = frozenset(PIXEL_TAGS)
 # Bulk data by nature (PS3.18 F.2.7): omitted from --json without --bulk whatever their size, at any depth.
 # Pixel data (also encapsulated), waveform, spectroscopy, overlay, curve and audio data, encapsulated documents.
 _BULK_TAGS = _PIXEL_TAGS | {0x54001010, 0x56000020, 0x00420011}
@@ -66,7 +67,7 @@ def _read_dicom_file(path: str):
             defer = _DEFER if hasattr(fh, "name") else None
             from .dicom import guards as dcm_guards
             ds = dcm_guards.dcmread(fh if defer is None else path, path, defer_size=defer, force=True)
-            if defer is not None and _transfer_syntax(ds) == _DEFLATED:
+            if defer is not None and _transfer_syntax(ds) == DEFLATED:
                 # offsets of a deflated data set point into the inflated stream: nothing can be deferred
                 defer = None
                 fh.seek(0)
@@ -87,9 +88,6 @@ def _read_dicom_file(path: str):
         fh.close()
 
 
-_DEFLATED = "1.2.840.10008.1.2.1.99"
-
-
 def _transfer_syntax(ds) -> str:
     meta = getattr(ds, "file_meta", None)
     return str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
@@ -108,7 +106,7 @@ def _warn_truncated(ds, path) -> None:
     size = os.path.getsize(path)
     for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset would read the deferred values
         raw = ds.get_item(tag, keep_deferred=True)
-        if isinstance(raw, RawDataElement) and raw.value is None and raw.length and raw.length != 0xFFFFFFFF:
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length and raw.length != UNDEFINED:
             present = max(0, size - raw.value_tell)
             if present < raw.length:
                 log.warn(f"{_tag(raw.tag)} is truncated: {present} of {raw.length} bytes present", path)
@@ -309,7 +307,7 @@ def _ts_name(ds) -> str:
 
 def _pixel_summary(raw, ds, pixel=True) -> str:
     length = getattr(raw, "length", None)
-    encapsulated = length == 0xFFFFFFFF or getattr(raw, "is_undefined_length", False)
+    encapsulated = length == UNDEFINED or getattr(raw, "is_undefined_length", False)
     if encapsulated or length is None or raw.value is not None:
         value = raw.value
         length = len(value) if value is not None else 0

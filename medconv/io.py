@@ -35,6 +35,19 @@ def compression_threads(threads: int):
         _state["threads"] = before
 
 
+@contextlib.contextmanager
+def opening(path: str, error=InputError):
+    """The reasons a file cannot be opened, as one-line errors of class `error` naming `path`."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise error("no such file", path) from None
+    except IsADirectoryError:
+        raise error("is a directory", path) from None
+    except PermissionError:
+        raise error("permission denied", path) from None
+
+
 def _threads() -> int:
     if _state["threads"] is not None:
         return _state["threads"]  # 0: compress on the calling thread
@@ -49,25 +62,18 @@ def read_bytes(path: str, limit: int | None = None, most: int | None = None) -> 
     slack) when the whole file is read: a gzip stream inflating beyond it is refused (a bomb)."""
     if limit is not None and limit < 0:
         raise CorruptInput(f"header declares a negative size ({limit})", path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-            fh.seek(0)
-            if head == GZIP_MAGIC:
-                return gunzip_file(path, limit, most)
-            if limit is not None:
-                import stat
+    with opening(path), open(path, "rb") as fh:
+        head = fh.read(2)
+        fh.seek(0)
+        if head == GZIP_MAGIC:
+            return gunzip_file(path, limit, most)
+        if limit is not None:
+            import stat
 
-                st = os.fstat(fh.fileno())
-                if stat.S_ISREG(st.st_mode):  # not for pipes, whose size says nothing
-                    limit = min(limit, st.st_size)
-            return fh.read() if limit is None else fh.read(limit)
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory", path) from None
-    except PermissionError:
-        raise InputError("permission denied", path) from None
+            st = os.fstat(fh.fileno())
+            if stat.S_ISREG(st.st_mode):  # not for pipes, whose size says nothing
+                limit = min(limit, st.st_size)
+        return fh.read() if limit is None else fh.read(limit)
 
 
 def gunzip_file(path: str, limit: int | None = None, most: int | None = None) -> bytes:
@@ -85,14 +91,7 @@ def gunzip_file(path: str, limit: int | None = None, most: int | None = None) ->
                     raise CorruptInput(f"compressed data inflates to more than {most} bytes, more than its header "
                                        "declares (refused as a decompression bomb)", path)
                 return blob
-            chunks, left = [], limit
-            while left > 0:  # in pieces: a header's huge claim must not allocate before reading
-                piece = fh.read(min(left, 1 << 24))
-                if not piece:
-                    break
-                chunks.append(piece)
-                left -= len(piece)
-            return b"".join(chunks)
+            return _read_at_most(fh, limit)
     except gzip_errors() as exc:
         if limit is not None:
             raise CorruptInput(f"not a valid gzip stream ({exc})", path) from None
@@ -100,6 +99,7 @@ def gunzip_file(path: str, limit: int | None = None, most: int | None = None) ->
 
 
 def _read_at_most(fh, n: int) -> bytes:
+    """Up to n bytes, read in pieces: a header's huge claim must not allocate before reading."""
     chunks, left = [], n
     while left > 0:
         piece = fh.read(min(left, 1 << 24))
@@ -164,23 +164,16 @@ def read_until(path: str, pattern: bytes, limit: int, complete=None) -> tuple:
     import re
 
     regex = re.compile(pattern, re.MULTILINE)
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read(1 << 16)
-            while True:
-                match = regex.search(blob)
-                if match and (complete is None or complete(match)):
-                    return blob, match
-                more = fh.read(1 << 20) if len(blob) < limit else b""
-                if not more:
-                    return blob, match
-                blob += more
-    except FileNotFoundError:
-        raise CorruptInput("no such file", path) from None
-    except IsADirectoryError:
-        raise CorruptInput("is a directory", path) from None
-    except PermissionError:
-        raise CorruptInput("permission denied", path) from None
+    with opening(path, CorruptInput), open(path, "rb") as fh:
+        blob = fh.read(1 << 16)
+        while True:
+            match = regex.search(blob)
+            if match and (complete is None or complete(match)):
+                return blob, match
+            more = fh.read(1 << 20) if len(blob) < limit else b""
+            if not more:
+                return blob, match
+            blob += more
 
 
 def file_size(path: str) -> int:
@@ -291,6 +284,18 @@ def remove_live_temps() -> None:
         LIVE_TEMPS.discard(tmp)
 
 
+def make_parent(path: str) -> str:
+    """Create the folder `path` goes in when missing (an OutputError naming it if that fails);
+    returns the folder."""
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
+    return parent
+
+
 @contextlib.contextmanager
 def atomic_outputs(paths, force: bool = False, protect=()):
     """Yield temporary paths beside each destination; rename all into place on success.
@@ -307,12 +312,7 @@ def atomic_outputs(paths, force: bool = False, protect=()):
             raise OutputError("destination exists (use --force to replace it)", p)
         if os.path.isdir(p):
             raise OutputError("destination is a directory", p)
-        parent = os.path.dirname(p) or "."
-        if not os.path.isdir(parent):
-            try:
-                os.makedirs(parent, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
+        make_parent(p)
     temps = []
     try:
         for p in paths:

@@ -168,6 +168,16 @@ def pydicom_data(name: str) -> str:
     return found
 
 
+def pydicom_sample(name: str) -> str:
+    """pydicom_data(name), or the test is skipped naming the file when it is not installed."""
+    import pytest
+
+    try:
+        return pydicom_data(name)
+    except FileNotFoundError:
+        pytest.skip(f"{name} not installed (pydicom or pydicom-data test files)")
+
+
 def sitk_affine(im):
     """A SimpleITK image's voxel-to-world affine in RAS (medconv's convention)."""
     from medconv import geometry
@@ -190,3 +200,67 @@ def sitk_array(im):
 def file_names(d):
     """Sorted names of the files in a pathlib folder."""
     return sorted(p.name for p in d.iterdir())
+
+
+def assert_refused(result: Result, out, code: int, *needles):
+    """A clean error (assert_clean_error) that left nothing in the pathlib folder `out`."""
+    assert_clean_error(result, code, *needles)
+    assert not out.exists() or file_names(out) == []
+
+
+def assert_sitk_image(im, volume, affine: bool = True):
+    """A SimpleITK image holds the volume's voxels and, with `affine`, its geometry."""
+    np.testing.assert_array_equal(sitk_array(im), volume.array)
+    if affine:
+        assert np.allclose(sitk_affine(im), volume.affine, atol=1e-6)
+
+
+def sitk_reads_rgb(tmp_path, ext: str):
+    """(volume, SimpleITK image) of an oblique RGB volume medconv writes as c+EXT and SimpleITK
+    reads: three components per pixel, the volume's pixels."""
+    import SimpleITK as sitk
+
+    import medconv
+    from medconv.volume import Volume
+
+    rgb = Volume(data=np.arange(5 * 4 * 3 * 3, dtype=np.uint8).reshape(5, 4, 3, 3), affine=oblique_affine(),
+                 value_kind="rgb")
+    medconv.write(rgb, str(tmp_path / ("c" + ext)))
+    im = sitk.ReadImage(str(tmp_path / ("c" + ext)))
+    assert im.GetNumberOfComponentsPerPixel() == 3
+    assert_sitk_image(im, rgb, affine=False)
+    return rgb, im
+
+
+def assert_bad_input_refused(tmp_path, command: str, write, *needles):
+    """A file `write(folder)` makes in tmp_path/in (returning its path) fails `command` (info, stats,
+    or convert into tmp_path/out) with a clean error, exit 3, and nothing written."""
+    src = tmp_path / "in"
+    src.mkdir()
+    p = write(src)
+    out = tmp_path / "out"
+    argv = ["convert", p, out / "o.nii.gz"] if command == "convert" else [command, p]
+    assert_refused(run(*argv), out, 3, *needles)
+
+
+def presentation_state(annotation: str, layer: str = "LAYER"):
+    """A Grayscale Softcopy Presentation State (a pydicom Dataset with its file meta) whose one
+    graphic layer `layer` holds the free text `annotation`; the caller sets more and saves it."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    pr = Dataset()
+    pr.file_meta = FileMetaDataset()
+    pr.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sop_class = "1.2.840.10008.5.1.4.1.1.11.1"  # Grayscale Softcopy Presentation State
+    pr.file_meta.MediaStorageSOPClassUID = pr.SOPClassUID = sop_class
+    pr.file_meta.MediaStorageSOPInstanceUID = pr.SOPInstanceUID = generate_uid()
+    pr.Modality = "PR"
+    text = Dataset()
+    text.UnformattedTextValue = annotation
+    graphic = Dataset()
+    graphic.GraphicLayer = layer
+    graphic.TextObjectSequence = Sequence([text])
+    pr.GraphicAnnotationSequence = Sequence([graphic])
+    return pr

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import ROOT, assert_clean_error, nibabel_data, pydicom_data, run
+from helpers import ROOT, assert_clean_error, nibabel_data, pydicom_sample, run
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.data import get_testdata_file
 
 DICOM_FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm", "JPEG2000.dcm"]
 COMPRESSED = ["JPEG2000.dcm", "US1_J2KR.dcm", "emri_small_RLE.dcm", "emri_small_jpeg_ls_lossless.dcm", "JPEG-LL.dcm"]
@@ -25,13 +24,7 @@ BULK_DATA_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009, 0x54001010}
 
 
 def dicom_file(name: str) -> str:
-    try:
-        return pydicom_data(name)
-    except FileNotFoundError:
-        path = get_testdata_file(name)
-        if path is None:
-            pytest.skip(f"{name} not installed")
-        return path
+    return pydicom_sample(name)
 
 
 def header_json(path, *extra):

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from dcmgen import new_dataset
 from helpers import assert_clean_error, pydicom_data, run
 from medconv.convert import window
 from medconv.volume import Volume
@@ -13,18 +14,10 @@ from medconv.volume import Volume
 def _dicom(path, stored, *, photometric="MONOCHROME2", center=None, width=None, slope=None, intercept=None,
            modality="CT", ipp=(-10.0, 20.0, 5.0), instance=1, series_uid=None):
     """One single-frame axial image; `stored` is indexed [row, column] (int16 signed, uint16 otherwise)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     stored = np.asarray(stored)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2" if modality == "CT" else "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds = new_dataset("1.2.840.10008.5.1.4.1.1.2" if modality == "CT" else "1.2.840.10008.5.1.4.1.1.7")
     ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
     ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.Modality = modality

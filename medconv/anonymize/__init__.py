@@ -1,9 +1,9 @@
 """medconv anonymize: de-identify DICOM trees and scrub other image headers.
 
 `run()` walks the inputs, anonymises each DICOM file with the PS3.15 profile
-(actions.py), scrubs the headers of every other image format and JSON sidecars
-(headers.py), skips everything else, and writes atomically. `check.py` reports
-what identifying data remains.
+(actions.py), scrubs the headers of every other image format (each format backend's `scrub`,
+called by headers.py) and JSON sidecars (headers.py), skips everything else, and writes
+atomically. `check.py` reports what identifying data remains.
 """
 from __future__ import annotations
 
@@ -65,6 +65,15 @@ _GZIPPED = ("nifti1", "nifti2", "mgh")
 _READ_WHOLE = 4 << 20
 
 
+def scrubbable(kind: str) -> bool:
+    """Whether a file of `kind` (classify's) is rewritten without its identifying header text: a JSON
+    sidecar, or a file of a format whose backend declares "scrub" (gzipped: those of _GZIPPED)."""
+    name = kind.removesuffix(".gz")
+    if name != kind and name not in _GZIPPED:
+        return False
+    return name == "json" or (name in BY_NAME and BY_NAME[name].can("scrub"))
+
+
 def classify(path: str, keep: list | None = None) -> str | None:
     """The kind of file by content: dicom, nifti1, nifti2, analyze, metaimage, nrrd, minc, mgh, png, jpeg,
     tiff, bmp, json, mapping (a medconv --mapping table) (with ".gz" for gzipped NIfTI/MGH) or None.
@@ -93,12 +102,8 @@ def classify(path: str, keep: list | None = None) -> str | None:
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path) from None
     if head[:2] == b"\x1f\x8b":
-        import zlib
-
-        try:  # the first member's start only: bytes after it must not hide the image
-            with open(path, "rb") as fh:
-                head = zlib.decompressobj(31).decompress(fh.read(1 << 16), formats.HEAD_SIZE)
-        except (OSError, zlib.error):
+        head = formats.gzip_head(path)  # the first member's start only: bytes after it must not hide the image
+        if head is None:
             return None
         kind = next((k for k in formats.sniff(head) if k in _GZIPPED), None)
         return kind + ".gz" if kind else None
@@ -303,8 +308,7 @@ class Runner:
                 # anonymised all the same and stderr keeps medconv's one-line messages
                 warnings.simplefilter("ignore")
                 return self.dicom(rel, full, data)
-        if kind not in ("nifti1", "nifti2", "analyze", "metaimage", "nrrd", "json", "mgh", "minc", "png", "jpeg",
-                        "tiff", "bmp", "nifti1.gz", "nifti2.gz", "mgh.gz"):
+        if not scrubbable(kind):
             self.summary.skipped += 1
             return
         # header scrubbed, data cut to what the header describes (companions: a detached data

@@ -13,7 +13,17 @@ from __future__ import annotations
 
 import struct
 
-from ..dicom.guards import MAX_DEPTH
+from ..dicom.elements import (
+    EXPLICIT_LE,
+    EXPLICIT_LE_SYNTAXES,
+    LONG_VRS,
+    PIXEL_DATA,
+    PIXEL_TAGS,
+    UNDEFINED,
+    Unsupported,
+    file_meta,
+    walk,
+)
 from . import profile
 from .actions import (
     CODES,
@@ -31,24 +41,9 @@ from .actions import (
     unscrubbable,
 )
 
-#: Transfer syntaxes whose data set is explicit VR little endian (native and encapsulated)
-_EXPLICIT_LE = {
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
-    "1.2.840.10008.1.2.5",
-}
-_NATIVE = "1.2.840.10008.1.2.1"
-_LONG = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_SHORT = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH",
-          b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
-_TEXT_DUMMY = {"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"}
 _NUMBER_DUMMY = {"IS": b"0 ", "DS": b"0 ", "US": b"\0\0", "SS": b"\0\0", "UL": b"\0" * 4, "SL": b"\0" * 4,
                  "FL": b"\0" * 4, "FD": b"\0" * 8, "UV": b"\0" * 8, "SV": b"\0" * 8}
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_TEXT_DUMMY = {"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"}
 #: file meta kept (re-encoded): anything else (AE titles, presentation addresses, private
 #: information) can name a host, an application or a person
 _META_KEPT = {0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
@@ -64,118 +59,40 @@ def _first(pair):
     return pair[0]
 
 
-class Fallback(Exception):
-    """Not a file for this path: the pydicom path takes it."""
+#: not a file for this path: the pydicom path takes it (the element walker's documented fall-back)
+Fallback = Unsupported
 
 
-class Element:
-    __slots__ = ("items", "raw", "tag", "vr")
+def _parse(buf, pos, end) -> list:
+    """The elements of one explicit VR little endian data set in buf[pos:end], each one checked
+    to be written back as it is."""
+    out = list(walk(buf, pos, end))
+    _check(out)
+    return out
 
-    def __init__(self, tag, vr, raw, items=None):
-        self.tag, self.vr, self.raw, self.items = tag, vr, raw, items
 
-
-def _parse(buf, pos, end, stop_at_item_end=False, depth=0):
-    """Elements of one data set in buf[pos:end] -> ([Element], position after it)."""
-    out = []
-    unpack = struct.unpack_from
-    while pos < end:
-        if pos + 8 > end:
-            raise Fallback
-        group, elem = unpack("<HH", buf, pos)
-        tag = group << 16 | elem
-        if tag == _ITEM_END:
-            if not stop_at_item_end:
+def _check(found) -> None:
+    """Odd lengths (pydicom pads them on writing), undefined lengths but for sequences and
+    encapsulated OB/OW pixel data, and sequences read from a UN value go to the pydicom path."""
+    for el in found:
+        if el.items is not None:
+            if el.vr != "SQ":
                 raise Fallback
-            return out, pos + 8
-        vr = bytes(buf[pos + 4:pos + 6])
-        if vr in _LONG:
-            if pos + 12 > end:
+            for item in el.items:
+                _check(item)
+        elif el.length == UNDEFINED:
+            if el.tag not in PIXEL_TAGS or el.vr not in ("OB", "OW"):
                 raise Fallback
-            length = unpack("<I", buf, pos + 8)[0]
-            start = pos + 12
-        elif vr in _SHORT:
-            length = unpack("<H", buf, pos + 6)[0]
-            start = pos + 8
-        else:
+        elif el.length & 1:
             raise Fallback
-        if vr == b"SQ":
-            if depth >= MAX_DEPTH:
-                raise Fallback  # the pydicom path refuses it by name
-            items, stop = _items(buf, start, end, length, depth + 1)
-            out.append(Element(tag, "SQ", None, items))
-            pos = stop
-            continue
-        if length == _UNDEFINED:
-            if tag not in _PIXELS or vr not in (b"OB", b"OW"):
-                raise Fallback
-            stop = _encapsulated_end(buf, start, end)
-            out.append(Element(tag, vr.decode(), buf[pos:stop]))
-            pos = stop
-            continue
-        stop = start + length
-        if stop > end or length & 1:
-            raise Fallback  # odd lengths are not DICOM; pydicom pads them on writing
-        out.append(Element(tag, vr.decode(), buf[pos:stop]))
-        pos = stop
-    if stop_at_item_end:
-        raise Fallback
-    return out, pos
-
-
-def _items(buf, pos, end, length, depth=1):
-    """Items of a sequence starting at pos -> ([[Element]], position after the sequence)."""
-    items = []
-    unpack = struct.unpack_from
-    seq_end = end if length == _UNDEFINED else pos + length
-    if seq_end > end:
-        raise Fallback
-    while pos < seq_end:
-        if pos + 8 > seq_end:
-            raise Fallback
-        group, elem, ilen = unpack("<HHI", buf, pos)
-        tag = group << 16 | elem
-        if tag == _SEQ_END:
-            if length != _UNDEFINED:
-                raise Fallback
-            return items, pos + 8
-        if tag != _ITEM:
-            raise Fallback
-        if ilen == _UNDEFINED:
-            elements, pos = _parse(buf, pos + 8, seq_end, stop_at_item_end=True, depth=depth)
-        else:
-            if pos + 8 + ilen > seq_end:
-                raise Fallback
-            elements, stop = _parse(buf, pos + 8, pos + 8 + ilen, depth=depth)
-            pos = stop
-        items.append(elements)
-    if length == _UNDEFINED:
-        raise Fallback  # no sequence delimiter before the end
-    return items, pos
-
-
-def _encapsulated_end(buf, pos, end):
-    unpack = struct.unpack_from
-    while pos + 8 <= end:
-        group, elem, ilen = unpack("<HHI", buf, pos)
-        tag = group << 16 | elem
-        if tag == _SEQ_END:
-            return pos + 8
-        if tag != _ITEM or ilen == _UNDEFINED or pos + 8 + ilen > end:
-            raise Fallback
-        pos += 8 + ilen
-    raise Fallback
 
 
 # -- values ---------------------------------------------------------------------------
 def _value(el) -> bytes:
     """The value bytes of a non-sequence element."""
-    raw = el.raw
-    if bytes(raw[4:6]) in _LONG:
-        if struct.unpack_from("<I", raw, 8)[0] == _UNDEFINED:
-            raise Fallback  # encapsulated pixels are never read as a value
-        return bytes(raw[12:])
-    return bytes(raw[8:])
+    if el.length == UNDEFINED:
+        raise Fallback  # encapsulated pixels are never read as a value
+    return el.value()
 
 
 def _text(el) -> str:
@@ -195,7 +112,7 @@ def _encode(tag: int, vr: str, value: bytes) -> bytes:
     if len(value) % 2:
         value += b"\0" if vr == "UI" else b" "
     head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode()
-    if vr.encode() in _LONG:
+    if vr.encode() in LONG_VRS:
         return head + b"\0\0" + struct.pack("<I", len(value)) + value
     if len(value) > 0xFFFF:
         raise Fallback
@@ -255,7 +172,7 @@ class FastAnonymizer:
     def _raw(self, el) -> bytes:
         if el.vr == "SQ":
             return _sequence(el.tag, [b"".join(self._raw(e) for e in item) for item in el.items])
-        return bytes(el.raw)
+        return bytes(el.raw())
 
     def _recurse(self, el, dummy=False, codes_ok=True) -> bytes:
         return _sequence(el.tag, [b"".join(b for _, b in self._clean(item, False, dummy, codes_ok))
@@ -346,27 +263,23 @@ class FastAnonymizer:
         """
         try:
             return self._file(memoryview(data), skip_flagged)
-        except (Fallback, struct.error, IndexError, ValueError, RecursionError):
-            # RecursionError: sequences nested deeper than this walk goes; the pydicom path takes them
+        except Fallback:
             return None
 
     def _file(self, buf, skip_flagged=False) -> dict:
         if len(buf) < 144 or bytes(buf[128:132]) != b"DICM":
             raise Fallback
-        meta, pos = [], 132
-        unpack = struct.unpack_from
-        while pos + 8 <= len(buf) and unpack("<H", buf, pos)[0] == 0x0002:
-            group_meta, pos = _parse(buf, pos, _meta_end(buf, pos))
-            meta += group_meta
+        meta, pos = file_meta(buf)
+        _check(meta)
         meta_by = {e.tag: e for e in meta}
         if any(e.vr == "SQ" for e in meta) or any(t not in meta_by for t in _META_NEEDED):
             raise Fallback
         if 0x00020013 not in meta_by and _text(meta_by[0x00020012]).startswith(_PYDICOM_ROOT):
             raise Fallback  # pydicom names its version in files its own class UID marks
         ts = _text(meta_by[0x00020010])
-        if ts not in _EXPLICIT_LE:
+        if ts not in EXPLICIT_LE_SYNTAXES:
             raise Fallback
-        elements, _ = _parse(buf, pos, len(buf))
+        elements = _parse(buf, pos, len(buf))
         top = {e.tag: e for e in elements}
         if len(top) != len(elements) or 0x00080016 not in top:
             raise Fallback
@@ -423,7 +336,7 @@ class FastAnonymizer:
                 new = old if not old or is_registry_uid(old) else self.pseudo.uid(old)
                 new_meta.append((e.tag, _encode(e.tag, "UI", new.encode())))
             else:
-                new_meta.append((e.tag, bytes(e.raw)))
+                new_meta.append((e.tag, bytes(e.raw())))
         meta_bytes = b"".join(b for _, b in sorted(new_meta, key=lambda t: t[0]))
         group_length = _encode(0x00020000, "UL", struct.pack("<I", len(meta_bytes)))
         out = b"".join([b"\0" * 128, b"DICM", group_length, meta_bytes, *(b for _, b in body)])
@@ -451,26 +364,10 @@ class FastAnonymizer:
                 (0x00280303, _encode(0x00280303, "CS", temporal))]
 
 
-def _meta_end(buf, pos) -> int:
-    """End of the group-2 elements starting at pos (walked, not trusted from the group length)."""
-    unpack = struct.unpack_from
-    while pos + 8 <= len(buf) and unpack("<H", buf, pos)[0] == 0x0002:
-        vr = bytes(buf[pos + 4:pos + 6])
-        if vr in _LONG:
-            pos += 12 + unpack("<I", buf, pos + 8)[0]
-        elif vr in _SHORT:
-            pos += 8 + unpack("<H", buf, pos + 6)[0]
-        else:
-            raise Fallback
-    if pos > len(buf):
-        raise Fallback
-    return pos
-
-
 def _uid_of(encoded):
     if encoded is None:
         return None
-    vr_long = encoded[4:6] in _LONG
+    vr_long = encoded[4:6] in LONG_VRS
     return encoded[12 if vr_long else 8:].decode("ascii").rstrip("\x00 ")
 
 
@@ -484,13 +381,13 @@ def _has_value(el) -> bool:
 def _check_pixels(top, ts) -> None:
     """What Runner's _check_complete refuses goes to the pydicom path, which reports it."""
     if 0x00280010 not in top or 0x00280011 not in top:
-        if 0x00080016 in top and is_image_class(_text(top[0x00080016])) and not any(t in top for t in _PIXELS):
+        if 0x00080016 in top and is_image_class(_text(top[0x00080016])) and not any(t in top for t in PIXEL_TAGS):
             raise Fallback
         return
-    pixel = next((top[t] for t in _PIXELS if t in top), None)
+    pixel = next((top[t] for t in PIXEL_TAGS if t in top), None)
     if pixel is None:
         raise Fallback
-    if ts != _NATIVE or pixel.tag != 0x7FE00010:
+    if ts != EXPLICIT_LE or pixel.tag != PIXEL_DATA:
         return
 
     def number(tag, default):
@@ -501,7 +398,10 @@ def _check_pixels(top, ts) -> None:
             value = _value(el)
             return struct.unpack("<H", value[:2])[0] if len(value) >= 2 else default
         text = _text(el)
-        return int(text.split("\\")[0]) if text else default
+        try:
+            return int(text.split("\\")[0]) if text else default
+        except ValueError:
+            raise Fallback from None
 
     needed = number(0x00280010, 0) * number(0x00280011, 0) * number(0x00280002, 1) * number(0x00280008, 1) \
         * number(0x00280100, 16) // 8

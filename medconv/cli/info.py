@@ -55,25 +55,6 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
     batch.finish(failures, len(records) + len(failures))
 
 
-#: transfer syntaxes by a short name (the table; --json keeps the UID)
-TRANSFER_SYNTAXES = {
-    "1.2.840.10008.1.2": "Implicit VR LE",
-    "1.2.840.10008.1.2.1": "Explicit VR LE",
-    "1.2.840.10008.1.2.1.99": "Deflated Explicit VR LE",
-    "1.2.840.10008.1.2.2": "Explicit VR BE",
-    "1.2.840.10008.1.2.4.50": "JPEG Baseline",
-    "1.2.840.10008.1.2.4.51": "JPEG Extended",
-    "1.2.840.10008.1.2.4.57": "JPEG Lossless",
-    "1.2.840.10008.1.2.4.70": "JPEG Lossless SV1",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless",
-    "1.2.840.10008.1.2.4.81": "JPEG-LS Near-Lossless",
-    "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless",
-    "1.2.840.10008.1.2.4.91": "JPEG 2000",
-    "1.2.840.10008.1.2.4.201": "HTJ2K Lossless",
-    "1.2.840.10008.1.2.4.202": "HTJ2K Lossless RPCL",
-    "1.2.840.10008.1.2.4.203": "HTJ2K",
-    "1.2.840.10008.1.2.5": "RLE Lossless",
-}
 _TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}
 
 
@@ -109,7 +90,9 @@ def display(record: dict) -> dict:
     if isinstance(bvals, (list, tuple)) and bvals:  # the table lists each b-value once
         out["b_values"] = " ".join(_number(b) for b in sorted({round(float(b), 3) for b in bvals}))
     ts = record.get("transfer_syntax")
-    if ts:
+    if ts:  # by a short name in the table (--json keeps the UID)
+        from ..dicom.elements import TRANSFER_SYNTAXES
+
         out["transfer_syntax"] = TRANSFER_SYNTAXES.get(str(ts), short_uid(ts))
     for key in ("series_uid", "selector"):  # a selector is a series UID when series numbers clash
         if record.get(key):

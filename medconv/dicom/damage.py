@@ -16,18 +16,13 @@ of the tree is read as if the file were not there.
 from __future__ import annotations
 
 import os
-import struct
 import warnings
 
 from .. import log
 from ..errors import CorruptInput, InputError
+from . import elements
 from .wrap import Frame
 
-_IMPLICIT = "1.2.840.10008.1.2"
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_DEFLATED = "1.2.840.10008.1.2.1.99"
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 #: (FFFE,E0DD) with length 0: the last 8 bytes of a complete encapsulated pixel data element
 _SEQ_END_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
@@ -230,107 +225,25 @@ def truncation(path):
                 return None  # gzip-wrapped: pydicom reads the inflated bytes
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:  # never the whole file in memory
                 return _walk_file(buf)
-    except (OSError, struct.error, ValueError, RecursionError):
+    except (OSError, ValueError):
         return None
 
 
 def _walk_file(buf):
-    pos = 132 if len(buf) >= 132 and buf[128:132] == b"DICM" else 0
-    ts = _IMPLICIT
-    while pos + 8 <= len(buf) and struct.unpack_from("<H", buf, pos)[0] == 0x0002:
-        start = pos
-        end, tag, cut = _element(buf, pos, True, False)
-        if cut:
-            return cut
-        if tag == 0x00020010:
-            vr_len = 12 if bytes(buf[start + 4:start + 6]) in _LONG_VRS else 8
-            ts = bytes(buf[start + vr_len:end]).decode("latin-1").rstrip("\x00 ")
-        pos = end
-    if pos < len(buf) and pos + 8 > len(buf):
-        return f"file ends inside an element header at byte {pos}"
-    if ts == _DEFLATED:
-        return None
-    explicit, big = ts != _IMPLICIT, ts == _BIG_ENDIAN
-    while pos < len(buf):
-        if pos + 8 > len(buf):
-            return f"file ends inside an element header at byte {pos}"
-        pos, _, cut = _element(buf, pos, explicit, big)
-        if cut:
-            return cut
+    """What the bytes end inside of (the element walk's Truncated message), or None."""
+    try:
+        meta, pos = elements.file_meta(buf)
+        ts = elements.transfer_syntax(meta) or elements.IMPLICIT_LE
+        if ts == elements.DEFLATED:
+            return None
+        explicit, big = elements.NATIVE.get(ts, (True, False))
+        for _ in elements.walk(buf, pos, explicit=explicit, big=big):
+            pass
+    except elements.Truncated as exc:
+        return str(exc)
+    except elements.Unsupported:
+        return None  # not a structure the walk follows: pydicom's reader reports it
     return None
-
-
-def _tag_text(tag):
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-
-
-def _element(buf, pos, explicit, big, depth=0):
-    """(end of the element at pos, tag, what is cut or None)."""
-    if depth > 64:
-        raise ValueError("nesting")
-    size = len(buf)
-    if pos + 8 > size:
-        return size, None, f"file ends inside an element header at byte {pos}"
-    group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
-    tag = (group << 16) | elem
-    u32 = ">I" if big else "<I"
-    if group == 0xFFFE:  # item or delimiter: implicit form whatever the transfer syntax
-        return pos + 8, tag, None
-    vr = None
-    if explicit:
-        vr = bytes(buf[pos + 4:pos + 6])
-        if vr in _LONG_VRS:
-            if pos + 12 > size:
-                return size, tag, f"file ends inside the header of element {_tag_text(tag)}"
-            length, start = struct.unpack_from(u32, buf, pos + 8)[0], pos + 12
-        elif len(vr) == 2 and vr.isalpha() and vr.isupper():
-            length, start = struct.unpack_from(">H" if big else "<H", buf, pos + 6)[0], pos + 8
-        else:
-            raise ValueError("not explicit VR here")  # not a structure this walk follows
-    else:
-        length, start = struct.unpack_from(u32, buf, pos + 4)[0], pos + 8
-    if length == 0xFFFFFFFF:
-        inner_explicit = explicit and vr != b"UN"
-        return _undefined(buf, start, inner_explicit, big, tag, depth)
-    if start + length > size:
-        return size, tag, (f"file ends inside element {_tag_text(tag)}: {length} bytes declared, "
-                           f"{size - start} present")
-    return start + length, tag, None
-
-
-def _undefined(buf, pos, explicit, big, tag, depth):
-    """Walk a sequence (or encapsulated pixel data) of undefined length to its delimiter."""
-    size = len(buf)
-    u32 = ">I" if big else "<I"
-    pixel = tag in (0x7FE00010, 0x7FE00008, 0x7FE00009)
-    while True:
-        if pos + 8 > size:
-            where = "encapsulated pixel data" if pixel else f"sequence {_tag_text(tag)}"
-            return size, tag, f"file ends inside the {where} (no closing delimiter)"
-        group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
-        item_tag = (group << 16) | elem
-        length = struct.unpack_from(u32, buf, pos + 4)[0]
-        pos += 8
-        if item_tag == _SEQ_END:
-            return pos, tag, None
-        if item_tag != _ITEM:
-            raise ValueError("unexpected element in a sequence")
-        if length != 0xFFFFFFFF:
-            if pos + length > size:
-                what = "a pixel data fragment" if pixel else f"an item of sequence {_tag_text(tag)}"
-                return size, tag, f"file ends inside {what}: {length} bytes declared, {size - pos} present"
-            pos += length
-            continue
-        while True:  # an item of undefined length: elements up to the item delimiter
-            if pos + 8 > size:
-                return size, tag, f"file ends inside an item of sequence {_tag_text(tag)}"
-            group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
-            if ((group << 16) | elem) == _ITEM_END:
-                pos += 8
-                break
-            pos, _, cut = _element(buf, pos, explicit, big, depth + 1)
-            if cut:
-                return size, tag, cut
 
 
 def encapsulated_truncation(path):

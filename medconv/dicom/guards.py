@@ -13,15 +13,17 @@ import struct
 import zlib
 
 from ..errors import CorruptInput
+from . import elements
+from .elements import MAX_DEPTH, PIXEL_DATA
 
-#: deepest sequence nesting accepted (the standard's deepest real structures use about a dozen)
-MAX_DEPTH = 64
 #: bytes of elements before the pixel data (or of a data set without pixels) inflated at most
 MAX_HEADER = 16 << 20
 #: inflated bytes accepted beyond the declared size (trailing elements, padding)
 SLACK = 1 << 20
 _STEP = 1 << 22
-_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UN", b"UT", b"UC", b"UR", b"SV", b"UV"}
+#: image size elements read before the pixel data: SamplesPerPixel, Rows, Columns, BitsAllocated (US)
+_SIZE_TAGS = (0x00280002, 0x00280010, 0x00280011, 0x00280100)
+_NUMBER_OF_FRAMES = 0x00280008
 
 
 class _State:
@@ -37,46 +39,24 @@ def deeper_than_allowed(path) -> CorruptInput:
 
 def declared_bytes(buf, pos: int = 0, explicit: bool = True):
     """(bytes before the pixel data, pixel bytes the header declares) of a little-endian data set in
-    `buf` from `pos`, or None when `buf` ends before the top-level pixel data element."""
+    `buf` from `pos`, or None when `buf` ends before the top-level pixel data element (or holds
+    elements the walk does not follow)."""
     values = {}
-    n = len(buf)
-    start, depth = pos, 0
     try:
-        while pos + 8 <= n:
-            group, elem = struct.unpack_from("<HH", buf, pos)
-            if group == 0xFFFE:  # items and delimiters of undefined-length sequences
-                length = struct.unpack_from("<I", buf, pos + 4)[0]
-                if elem == 0xE000 and length != 0xFFFFFFFF:
-                    pos += 8 + length
-                else:
-                    depth -= elem == 0xE0DD and depth > 0
-                    pos += 8
+        for el in elements.walk(buf, pos, explicit=explicit, stop=(PIXEL_DATA,)):
+            tag = el.tag
+            if el.end is None:
+                return el.offset - pos, _pixel_bytes(values)
+            if el.items is not None:
                 continue
-            tag = (group << 16) | elem
-            if explicit and bytes(buf[pos + 4:pos + 6]) in _LONG_VRS:
-                if pos + 12 > n:
-                    return None
-                length, head = struct.unpack_from("<I", buf, pos + 8)[0], 12
-            elif explicit:
-                length, head = struct.unpack_from("<H", buf, pos + 6)[0], 8
-            else:
-                length, head = struct.unpack_from("<I", buf, pos + 4)[0], 8
-            if depth == 0:
-                if tag == 0x7FE00010:
-                    return pos - start, _pixel_bytes(values)
-                if tag in (0x00280002, 0x00280010, 0x00280011, 0x00280100) and length == 2 and pos + head + 2 <= n:
-                    values[tag] = struct.unpack_from("<H", buf, pos + head)[0]
-                elif tag == 0x00280008 and length < 16 and pos + head + length <= n:
-                    try:
-                        values[tag] = int(bytes(buf[pos + head:pos + head + length]).strip(b" \0") or 1)
-                    except ValueError:
-                        values[tag] = 1
-            if length == 0xFFFFFFFF:
-                depth += 1  # its items follow, up to a sequence delimiter
-                pos += head
-            else:
-                pos += head + length
-    except struct.error:
+            if tag in _SIZE_TAGS and el.length == 2:
+                values[tag] = struct.unpack_from("<H", buf, el.value_offset)[0]
+            elif tag == _NUMBER_OF_FRAMES and el.length < 16:
+                try:
+                    values[tag] = int(el.value().strip(b" \0") or 1)
+                except ValueError:
+                    values[tag] = 1
+    except elements.Unsupported:
         return None
     return None
 
@@ -152,9 +132,11 @@ def _part10_start(head: bytes) -> tuple:
     """(where the data set starts, explicit VR?) in the bytes of a Part 10 file (0, True without DICM)."""
     if head[128:132] != b"DICM" or len(head) < 144:
         return 0, True
-    meta_end = 144 + struct.unpack_from("<I", head, 140)[0]
-    implicit = b"1.2.840.10008.1.2\0" in head[132:meta_end] or head[132:meta_end].endswith(b"1.2.840.10008.1.2")
-    return meta_end, not implicit
+    try:
+        meta, start = elements.file_meta(head)
+    except elements.Unsupported:
+        return 132, True  # the walk of the data set then fails the same way: no declared size
+    return start, elements.transfer_syntax(meta) != elements.IMPLICIT_LE
 
 
 class _BoundedZlib:
@@ -218,7 +200,7 @@ def check_depth(ds, path) -> None:
                         except KeyError:
                             vr = None
                     value = raw.value or b""
-                    seq = vr == "SQ" or (raw.length == 0xFFFFFFFF and tag != 0x7FE00010) \
+                    seq = vr == "SQ" or (raw.length == elements.UNDEFINED and tag != PIXEL_DATA) \
                         or (vr in (None, "UN") and value[:4] in (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00"))
                 else:
                     seq = raw.VR == "SQ"
@@ -241,47 +223,3 @@ def check_depth(ds, path) -> None:
                             todo.append((item, depth + 1))
     except RecursionError:
         raise deeper_than_allowed(path) from None
-
-
-def too_deep(buf, pos: int, end: int, explicit: bool = True, big: bool = False, depth: int = 1) -> bool:
-    """True when the value of a sequence in buf[pos:end] (already `depth` levels deep) nests
-    sequences deeper than MAX_DEPTH; walked with a stack, never by recursion. A value that cannot
-    be walked is not judged here (False): the reader that parses it reports it."""
-    u16, u32, tags = (">H", ">I", ">HH") if big else ("<H", "<I", "<HH")
-    stack = [(True, end)]  # (is a sequence, where it ends or None for a delimiter)
-    end = min(end, len(buf))
-    try:
-        while stack and pos + 8 <= end:
-            group, elem = struct.unpack_from(tags, buf, pos)
-            if group == 0xFFFE:
-                length = struct.unpack_from(u32, buf, pos + 4)[0]
-                pos += 8
-                if elem == 0xE000:
-                    stack.append((False, None if length == 0xFFFFFFFF else pos + length))
-                elif elem in (0xE00D, 0xE0DD):
-                    stack.pop()
-                    depth -= elem == 0xE0DD
-            else:
-                vr = bytes(buf[pos + 4:pos + 6]) if explicit else None
-                if explicit and vr in _LONG_VRS:
-                    length, head = struct.unpack_from(u32, buf, pos + 8)[0], 12
-                elif explicit:
-                    length, head = struct.unpack_from(u16, buf, pos + 6)[0], 8
-                else:
-                    length, head = struct.unpack_from(u32, buf, pos + 4)[0], 8
-                start = pos + head
-                nested = vr == b"SQ" or length == 0xFFFFFFFF or \
-                    (vr in (None, b"UN") and bytes(buf[start:start + 4]) in (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00"))
-                if nested and (group, elem) != (0x7FE0, 0x0010):
-                    depth += 1
-                    if depth > MAX_DEPTH:
-                        return True
-                    stack.append((True, None if length == 0xFFFFFFFF else start + length))
-                    pos = start
-                else:
-                    pos = start + length
-            while stack and stack[-1][1] is not None and pos >= stack[-1][1]:
-                depth -= stack.pop()[0]
-    except (struct.error, IndexError):
-        return False
-    return False

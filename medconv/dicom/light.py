@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import struct
 
-from .guards import MAX_DEPTH, too_deep
+from .elements import (
+    LONG_VRS,
+    NATIVE,
+    PIXEL_TAGS,
+    UNDEFINED,
+    Truncated,
+    Unsupported,
+    file_meta,
+    walk,
+)
 
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_NATIVE = {"1.2.840.10008.1.2": (False, False), "1.2.840.10008.1.2.1": (True, False),
-           "1.2.840.10008.1.2.2": (True, True)}
-_PIXEL = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 _BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
 #: the standard elements the light view keeps, by group: "gggg: eeee Keyword VR, ..." (the
@@ -128,18 +133,14 @@ _SEQUENCES = {tag for tag, vr in TAGS.values() if vr == "SQ"}
 _NEEDS_PYDICOM = {0x00041220, 0x00281101, 0x00283000}
 
 
-class Unsupported(Exception):
-    """The light parser steps aside; pydicom reads this file."""
+# Unsupported (elements.Unsupported, raised by the walk and here): the light parser steps aside;
+# pydicom reads this file.
 
 
 class NeedsFull(BaseException):
     """The light view cannot answer this question (an element it does not keep, a private block
     elsewhere than usual): ask the full pydicom Dataset instead. A BaseException, so that the vendor
     readers' `except Exception` (odd private data) never swallow it."""
-
-
-#: every tag the light view keeps (looked up per element while walking)
-WANTED = frozenset(tag for tag, _ in TAGS.values())
 
 
 def _strict(holder, key):
@@ -379,150 +380,30 @@ class LightDataset:
         return self._full
 
 
-def _skip_undefined(buf, pos, explicit, big, end_tag, depth=1):
-    """Position after the delimiter `end_tag` of an undefined-length sequence or item."""
-    if depth > 2 * MAX_DEPTH:  # sequences and items: pydicom's reader then refuses the file by name
-        raise Unsupported("sequences nested too deep")
-    fmt = ">HH" if big else "<HH"
-    while True:
-        if pos + 8 > len(buf):
-            raise Unsupported("header longer than the buffer")
-        group, elem = struct.unpack_from(fmt, buf, pos)
-        if group == 0xFFFE:
-            length = struct.unpack_from(">I" if big else "<I", buf, pos + 4)[0]
-            pos += 8
-            if (group, elem) == end_tag:
-                return pos
-            if elem == 0xE000:  # an item
-                pos = _skip_undefined(buf, pos, explicit, big, (0xFFFE, 0xE00D), depth + 1) \
-                    if length == 0xFFFFFFFF else pos + length
-            continue
-        pos, _, _, _ = _element(buf, pos, explicit, big, None, depth + 1)
-
-
 #: functional-group sequences nested deeper than this are not parsed here (pydicom reads such a file,
-#: or refuses it past guards.MAX_DEPTH)
+#: or refuses it past elements.MAX_DEPTH)
 MAX_WALK_DEPTH = 8
 
 
-def _items(buf, pos, end, explicit, big, endian, depth=0):
-    """The items of a sequence whose value starts at `pos` (end None: undefined length)."""
+def _light_items(items, endian, depth=0) -> list:
+    """LightItem of each walked item of a known sequence, keeping the BY_TAG elements (the known
+    sequences in them parsed the same way)."""
     if depth >= MAX_WALK_DEPTH:
         raise Unsupported("sequences nested too deep")
-    fmt = ">HH" if big else "<HH"
-    u32 = ">I" if big else "<I"
-    items = []
-    while end is None or pos < end:
-        if pos + 8 > len(buf):
-            raise Unsupported("header longer than the buffer")
-        group, elem = struct.unpack_from(fmt, buf, pos)
-        length = struct.unpack_from(u32, buf, pos + 4)[0]
-        pos += 8
-        if (group, elem) == (0xFFFE, 0xE0DD):
-            return items, pos
-        if (group, elem) != (0xFFFE, 0xE000):
-            raise Unsupported("bad sequence item")
-        item_end = None if length == 0xFFFFFFFF else pos + length
-        elements = {}
-        if explicit and not big:
-            # the common case (explicit VR little endian, defined-length item), walked inline: a
-            # Philips per-frame item holds hundreds of elements, and calls per element dominate
-            pos = _item_explicit_le(buf, pos, item_end, elements, depth)
-            items.append(LightItem(elements, endian))
-            continue
-        while item_end is None or pos < item_end:
-            if pos + 8 > len(buf):
-                raise Unsupported("header longer than the buffer")
-            g, e = struct.unpack_from(fmt, buf, pos)
-            if (g, e) == (0xFFFE, 0xE00D):
-                pos += 8
-                break
-            pos, tag, vr, value = _element(buf, pos, explicit, big, endian, depth + 1)
-            if tag in BY_TAG and value is not None:
-                elements[tag] = (vr, value if isinstance(value, list) else bytes(value))
-        items.append(LightItem(elements, endian))
-    return items, pos
-
-
-_HEAD_LE = struct.Struct("<HH2sH")
-_U32_LE = struct.Struct("<I")
-_LONG_VR_STR = {vr.decode() for vr in _LONG_VRS}
-
-
-def _item_explicit_le(buf, pos, end, elements, depth=0):
-    """Walk one item of an explicit VR little endian data set (`end` None: up to its delimiter),
-    keeping the BY_TAG elements; the position after the item."""
-    size = len(buf)
-    if end is not None and end > size:
-        raise Unsupported("header longer than the buffer")
-    limit = size if end is None else end
-    head, u32, by_tag, sequences, long_vrs = _HEAD_LE.unpack_from, _U32_LE.unpack_from, BY_TAG, _SEQUENCES, _LONG_VRS
-    while pos < limit:
-        if pos + 12 > size:
-            raise Unsupported("header longer than the buffer")
-        group, elem, vr, short = head(buf, pos)
-        if group == 0xFFFE:
-            if elem == 0xE00D and end is None:
-                return pos + 8
-            raise Unsupported("bad item delimiter")
-        if vr in long_vrs:
-            length = u32(buf, pos + 8)[0]
-            start = pos + 12
-        elif vr.isalpha() and vr.isupper():
-            length, start = short, pos + 8
-        else:
-            raise Unsupported("bad VR")
-        tag = (group << 16) | elem
-        if length == 0xFFFFFFFF or (tag in sequences and vr == b"SQ"):
-            pos, tag, vr_text, value = _element(buf, pos, True, False, "<", depth + 1)
-            if tag in by_tag and value is not None:
-                elements[tag] = (vr_text, value if isinstance(value, list) else bytes(value))
-            continue
-        pos = start + length
-        if pos > limit:
-            raise Unsupported("header longer than the buffer" if end is None else "element runs past its item")
-        if tag in by_tag and vr != b"SQ":
-            elements[tag] = (vr.decode("ascii"), bytes(buf[start:pos]))
-    if end is None:
-        raise Unsupported("header longer than the buffer")
-    return pos
-
-
-def _element(buf, pos, explicit, big, endian=None, depth=0):
-    """(next position, tag, vr, value bytes, a list of LightItem for known sequences, or None for
-    other sequences) of the element at pos."""
-    group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
-    u32, u16 = (">I", ">H") if big else ("<I", "<H")
-    if explicit:
-        vr = bytes(buf[pos + 4:pos + 6])
-        if vr in _LONG_VRS:
-            length = struct.unpack_from(u32, buf, pos + 8)[0]
-            start = pos + 12
-        elif vr.isalpha() and vr.isupper():
-            length = struct.unpack_from(u16, buf, pos + 6)[0]
-            start = pos + 8
-        else:
-            raise Unsupported("bad VR")
-        vr = vr.decode("ascii")
-    else:
-        vr = None
-        length = struct.unpack_from("<I", buf, pos + 4)[0]
-        start = pos + 8
-    tag = (group << 16) | elem
-    if endian is not None and tag in _SEQUENCES and vr in (None, "SQ"):
-        items, end = _items(buf, start, None if length == 0xFFFFFFFF else start + length, explicit, big, endian,
-                            depth)
-        return end, tag, "SQ", items
-    if length == 0xFFFFFFFF:
-        if (vr not in (None, "SQ", "UN")) or (group, elem) in _PIXEL:
-            raise Unsupported("undefined length")
-        return (_skip_undefined(buf, start, explicit if vr != "UN" else False, big, (0xFFFE, 0xE0DD), depth + 1),
-                tag, vr, None)
-    if start + length > len(buf):
-        raise Unsupported("header longer than the buffer")
-    if vr == "SQ" and length and too_deep(buf, start, start + length, explicit, big, depth // 2 + 1):
-        raise Unsupported("sequences nested too deep")  # pydicom's reader then refuses the file by name
-    return start + length, tag, vr, (None if vr == "SQ" else buf[start:start + length])
+    out = []
+    for children in items:
+        kept = {}
+        for el in children:
+            tag = el.tag
+            if tag not in BY_TAG:
+                continue
+            if el.items is None:
+                if el.length != UNDEFINED:
+                    kept[tag] = (el.vr, el.value())
+            elif tag in _SEQUENCES and el.vr in (None, "SQ"):
+                kept[tag] = ("SQ", _light_items(el.items, endian, depth + 1))
+        out.append(LightItem(kept, endian))
+    return out
 
 
 _ODD_SEEN: list = []
@@ -546,86 +427,44 @@ def parse(path, size, head_bytes=65536):
         while True:
             try:
                 return _parse(path, buf, size)
-            except Unsupported as exc:
-                if str(exc) == "header longer than the buffer" and len(buf) < size and len(buf) < (1 << 27):
+            except Truncated:
+                if len(buf) < size and len(buf) < (1 << 27):
                     buf += fh.read(7 * len(buf))  # x8: each retry re-walks the header
                     continue
                 raise
-            except struct.error:
-                if len(buf) < size:
-                    buf += fh.read(7 * len(buf))  # x8: each retry re-walks the header
-                    continue
-                raise Unsupported("truncated header") from None
 
 
 def _parse(path, buf, size):
-    pos = 132 if len(buf) >= 132 and buf[128:132] == b"DICM" else 0
+    found, pos = file_meta(buf)
     meta = {}
-    while pos + 8 <= len(buf) and struct.unpack_from("<H", buf, pos)[0] == 0x0002:
-        pos, tag, _, value = _element(buf, pos, True, False)
-        if value is not None:
-            text = bytes(value).decode("latin-1").rstrip("\x00 ")
-            if tag == 0x00020010:
-                meta["TransferSyntaxUID"] = text
-            elif tag == 0x00020002:
-                meta["MediaStorageSOPClassUID"] = text
+    for el in found:
+        if el.items is None:
+            if el.tag == 0x00020010:
+                meta["TransferSyntaxUID"] = el.text()
+            elif el.tag == 0x00020002:
+                meta["MediaStorageSOPClassUID"] = el.text()
     ts = meta.get("TransferSyntaxUID")
-    if ts not in _NATIVE:
+    if ts not in NATIVE:
         raise Unsupported("transfer syntax")
-    explicit, big = _NATIVE[ts]
+    explicit, big = NATIVE[ts]
+    endian = ">" if big else "<"
     elements = {}
-    wanted = WANTED
-    fast = explicit and not big
-    head, u32, size_buf = _HEAD_LE.unpack_from, _U32_LE.unpack_from, len(buf)
-    while True:
-        if pos + 8 > len(buf):
-            if pos >= size:
-                return LightDataset(path, elements, meta, not big, explicit), None, None
-            raise Unsupported("header longer than the buffer")
-        group, elem = struct.unpack_from(">HH" if big else "<HH", buf, pos)
-        if (group, elem) in _PIXEL:
-            start = pos
-            pos, tag, vr, _ = (None, None, None, None)
-            if explicit:
-                vrb = bytes(buf[start + 4:start + 6])
-                hdr = 12 if vrb in _LONG_VRS else 8
-                length = struct.unpack_from(">I" if big else "<I", buf, start + 8)[0] if hdr == 12 else None
-            else:
-                hdr, length = 8, struct.unpack_from("<I", buf, start + 4)[0]
-            if length is None or length == 0xFFFFFFFF:
+    by_tag, sequences = BY_TAG, _SEQUENCES
+    for el in walk(buf, pos, None, explicit=explicit, big=big, sequences=sequences, stop=PIXEL_TAGS):
+        tag = el.tag
+        if el.end is None:  # the pixel data: its value is not read here
+            if el.length == UNDEFINED or (el.vr is not None and el.vr.encode() not in LONG_VRS):
                 raise Unsupported("encapsulated")
-            ds = LightDataset(path, elements, meta, not big, explicit)
-            return ds, (group << 16) | elem, (start + hdr, length)
-        if fast and pos + 12 <= size_buf:
-            # explicit VR little endian, an element of defined length that is no sequence: what
-            # _element returns for it, walked inline (headers hold hundreds of elements)
-            _, _, vrb, short = head(buf, pos)
-            if vrb in _LONG_VRS:
-                length, start = u32(buf, pos + 8)[0], pos + 12
-            elif vrb.isalpha() and vrb.isupper():
-                length, start = short, pos + 8
-            else:
-                raise Unsupported("bad VR")
-            if length != 0xFFFFFFFF and vrb != b"SQ":
-                tag = (group << 16) | elem
-                end = start + length
-                if end > size_buf:
-                    raise Unsupported("header longer than the buffer")
-                pos = end
-                if length & 1:
-                    _odd_length(tag, path)
-                if tag in _NEEDS_PYDICOM:
-                    raise Unsupported("needs pydicom")
-                if tag in wanted:
-                    elements[tag] = (vrb.decode("ascii"), bytes(buf[start:end]))
-                continue
-        pos, tag, vr, value = _element(buf, pos, explicit, big, "<" if not big else ">")
-        if isinstance(value, list):
-            elements[tag] = (vr, value)
-            continue
-        if value is not None and len(value) & 1:
-            _odd_length(tag, path)
+            return LightDataset(path, elements, meta, not big, explicit), tag, (el.value_offset, el.length)
+        if el.items is None:
+            if el.length & 1:
+                _odd_length(tag, path)
+            if tag in by_tag:
+                elements[tag] = (el.vr, bytes(buf[el.value_offset:el.end]))
+        elif tag in sequences and el.vr in (None, "SQ"):
+            elements[tag] = ("SQ", _light_items(el.items, endian))
         if tag in _NEEDS_PYDICOM:
             raise Unsupported("needs pydicom")
-        if tag in wanted and value is not None:
-            elements[tag] = (vr, bytes(value))
+    if len(buf) < size:
+        raise Truncated("header longer than the buffer", len(buf), len(buf))
+    return LightDataset(path, elements, meta, not big, explicit), None, None

@@ -6,8 +6,7 @@ import os
 import numpy as np
 
 from ..errors import CorruptInput, InputError, MissingDependency, UnsupportedFormat
-
-NATIVE = {"1.2.840.10008.1.2": "<", "1.2.840.10008.1.2.1": "<", "1.2.840.10008.1.2.2": ">"}
+from .elements import NATIVE
 
 
 def _rgb8(rgb: np.ndarray) -> np.ndarray:
@@ -104,7 +103,7 @@ def _read_native(frame, out):
         got = fh.readinto(memoryview(out.reshape(-1)).cast("B"))
     if got != nbytes:
         raise CorruptInput("truncated pixel data", frame.path)
-    if NATIVE[frame.transfer_syntax] == ">":
+    if NATIVE[frame.transfer_syntax][1]:  # big endian
         out.byteswap(inplace=True)
     _fix_bits(out, frame)
 
@@ -141,7 +140,7 @@ def _read_multiframe(slots, out, dtype, real_float, scale_of):
             got = fh.readinto(memoryview(block.reshape(-1)).cast("B"))
         if got != block.nbytes:
             raise CorruptInput("truncated pixel data", path)
-        if NATIVE[fr0.transfer_syntax] == ">":
+        if NATIVE[fr0.transfer_syntax][1]:  # big endian
             block.byteswap(inplace=True)
         _fix_bits(block, fr0)
         for start in range(0, len(entries), BLOCK_FRAMES):
@@ -233,7 +232,7 @@ def _decode_file(path, frames_in_file):
         if f0.photometric == "PALETTE COLOR":
             from pydicom.pixels import apply_color_lut
 
-            big = NATIVE.get(f0.transfer_syntax) == ">"
+            big = NATIVE.get(f0.transfer_syntax, (True, False))[1]
             result = {k: _rgb8(_swap_if(apply_color_lut(v, ds), big)) for k, v in result.items()}
         elif f0.modality_lut:
             from pydicom.pixels import apply_modality_lut

@@ -9,12 +9,19 @@ import warnings
 
 from .. import io, log
 from ..errors import CorruptInput, InputError
-from .wrap import PIXEL_TAGS, Frame
+from .elements import (
+    DEFLATED,
+    EXPLICIT_BE,
+    FLOAT_PIXEL_BYTES,
+    IMPLICIT_LE,
+    PIXEL_DATA,
+    PIXEL_TAGS,
+    PIXEL_VRS,
+    UNDEFINED,
+)
+from .wrap import Frame
 
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_IMPLICIT = "1.2.840.10008.1.2"
-_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 def looks_like_dicom(path: str) -> bool:
@@ -71,12 +78,12 @@ def _pixel_element(fh, ts: str, size: int, path: str):
     head = fh.read(12)
     if len(head) < 8:
         return None, None
-    big = ts == _BIG_ENDIAN
+    big = ts == EXPLICIT_BE
     group, elem = struct.unpack(">HH" if big else "<HH", head[:4])
     tag = (group << 16) | elem
     if tag not in PIXEL_TAGS:
         return None, None
-    if ts == _IMPLICIT or head[4:6] not in (b"OB", b"OW", b"OF", b"OD", b"OL", b"UN", b"OV"):
+    if ts == IMPLICIT_LE or head[4:6] not in PIXEL_VRS:
         length = struct.unpack("<I", head[4:8])[0]
         header_len = 8
     else:
@@ -84,7 +91,7 @@ def _pixel_element(fh, ts: str, size: int, path: str):
             raise CorruptInput("file ends inside the pixel data element", path)
         length = struct.unpack(">I" if big else "<I", head[8:12])[0]
         header_len = 12
-    if length == 0xFFFFFFFF:
+    if length == UNDEFINED:
         return tag, None
     if start + header_len + length > size:
         raise CorruptInput(f"truncated: pixel data declares {length} bytes but only "
@@ -166,7 +173,7 @@ def _read_light(path: str, size: int, strict_single: bool = False):
     if offset + length > size:
         raise CorruptInput(f"truncated: pixel data declares {length} bytes but only "
                            f"{max(size - offset, 0)} are present", path)
-    float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
+    float_pixels = FLOAT_PIXEL_BYTES.get(tag, 0)
     n_frames = _frames(ds, path)
     check_claims(ds, path, size, n_frames, where)
     if n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
@@ -192,12 +199,12 @@ def read_file(path: str, strict_single: bool = False) -> list:
             warnings.simplefilter("ignore")  # pydicom's VR/charset notes are not the user's business
             from . import guards as dcm_guards
             ds = dcm_guards.dcmread(fh, path, stop_before_pixels=True, force=True)
-            ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or _IMPLICIT)
+            ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or IMPLICIT_LE)
             if getattr(ds, "file_meta", None) is not None and "TransferSyntaxUID" not in ds.file_meta:
                 ds.file_meta.TransferSyntaxUID = ts
-            if ts == _DEFLATED:
+            if ts == DEFLATED:
                 # the data set is a deflate stream: no byte offset to check; pydicom inflates it later
-                tag, where = (0x7FE00010 if "Rows" in ds else None), None
+                tag, where = (PIXEL_DATA if "Rows" in ds else None), None
             else:
                 tag, where = _pixel_element(fh, ts, _length(fh), path)
                 if isinstance(fh, pyio.BytesIO):
@@ -229,7 +236,7 @@ def _frames_of(ds, path, size, tag, where, strict_single):
         if strict_single:
             raise InputError("DICOM file holds no image (no pixel data)", path)
         return []
-    float_pixels = {0x7FE00008: 4, 0x7FE00009: 8}.get(tag, 0)
+    float_pixels = FLOAT_PIXEL_BYTES.get(tag, 0)
     n_frames = _frames(ds, path)
     check_claims(ds, path, size, n_frames, where)
     offset = where  # (value offset, length) for native data, None for encapsulated
@@ -321,7 +328,7 @@ def _read_tree_file(path: str, frames) -> None:
     except Exception as exc:  # whatever a hostile file trips in a reader: this file only
         _damaged(path, f"cannot read it ({type(exc).__name__}: {exc})", frames)
         return
-    if found and found[0].pixel_offset is None and found[0].transfer_syntax != _DEFLATED:
+    if found and found[0].pixel_offset is None and found[0].transfer_syntax != DEFLATED:
         cut = damage.encapsulated_truncation(path)
         if cut:
             _damaged(path, f"truncated: {cut}", frames, found[0].ds)

@@ -10,8 +10,9 @@ import math
 
 import numpy as np
 
+from .elements import IMPLICIT_LE
+
 #: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data
-PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
 def _get(ds, keyword):
@@ -197,7 +198,7 @@ class Frame:
         """Transfer syntax, UIDs, series number and description, modality and protocol."""
         meta = getattr(ds, "file_meta", None)
         ts = _get(meta, "TransferSyntaxUID") if meta is not None else None
-        self.transfer_syntax = str(ts) if ts else "1.2.840.10008.1.2"
+        self.transfer_syntax = str(ts) if ts else IMPLICIT_LE
         self.series_uid = str(_get(ds, "SeriesInstanceUID") or "")
         self.sop = str(_get(ds, "SOPInstanceUID") or "")
         self.series_number = _int(_get(ds, "SeriesNumber"))

@@ -18,11 +18,11 @@ import numpy as np
 
 from .. import geometry, io, log
 from ..errors import InputError, OutputError, UsageError
+from .elements import EXPLICIT_LE
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 #: SOP class per modality; everything else (and every colour image) is Secondary Capture
 SOP_CLASS = {"CT": CT_STORAGE, "MR": MR_STORAGE}
 
@@ -415,7 +415,7 @@ def _file_meta(sop_class):
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
-    meta.TransferSyntaxUID = EXPLICIT_VR_LE
+    meta.TransferSyntaxUID = EXPLICIT_LE
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = f"MEDCONV_{__version__}"[:16]
     return meta
@@ -557,12 +557,7 @@ def _set_modality_voi_lut(ds, sop_class, pix, meta_in, colour):
 # -- the directory ------------------------------------------------------------------------
 def _write_directory(dest, shown, force, fill):
     """Build the series in a temporary sibling directory, then rename it into place."""
-    parent = os.path.dirname(dest) or "."
-    if not os.path.isdir(parent):
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
+    parent = io.make_parent(dest)
     base = os.path.basename(dest)
     try:
         tmp = tempfile.mkdtemp(prefix=f".{base}.medconv-", suffix=".part", dir=parent)

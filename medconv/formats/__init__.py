@@ -1,4 +1,4 @@
-"""Format detection (content first, extension second) and backend lookup."""
+"""Format detection (content first, extension second), backend lookup and dispatch (scrub, streaming)."""
 from __future__ import annotations
 
 import importlib
@@ -100,8 +100,24 @@ def values_to_write(volume, name: str, path: str, storable):
 
 
 def capable(name: str, capability: str) -> bool:
-    """Whether the backend of format `name` declares `capability` ("stream", "series")."""
+    """Whether the backend of format `name` declares `capability` (see CAPABILITIES)."""
     return BY_NAME[name].can(capability)
+
+
+def scrub(name: str, data: bytes, path: str, *, verify: bool = True) -> tuple:
+    """(new bytes, names of what is removed, [(companion path, its new bytes)]) of the file `path`
+    of format `name`, whose bytes are `data` (gzipped for .nii.gz and .mgz): its identifying header
+    text and every byte no header field accounts for removed, in it and in its data file (a detached
+    one, the .img of a .hdr); with `verify`, MINC and pictures are decoded again and compared."""
+    if not capable(name, "scrub"):
+        raise UnsupportedFormat(f"no scrubber for {name}", path)
+    return backend(name).scrub(data, path, name, verify=verify)
+
+
+def point_to(name: str, header: bytes, data_name: str) -> bytes:
+    """A scrubbed header of format `name` naming `data_name` as its detached data file (any other
+    header as it is: its data file's name follows its own)."""
+    return backend(name).point_to(header, data_name) if capable(name, "detached") else header
 
 
 def stream_slabs(volume, planes: int):
@@ -118,6 +134,18 @@ def read_head(path: str) -> bytes:
     if raw is None or raw[:2] == io.GZIP_MAGIC:
         raw = io.read_bytes(path, _sniff.HEAD_SIZE)
     return raw
+
+
+def gzip_head(path: str):
+    """The first HEAD_SIZE inflated bytes of a gzip file's first member (bytes after that member
+    cannot make it an image), for the sniffers; None when the stream cannot be inflated."""
+    import zlib
+
+    try:
+        with open(path, "rb") as fh:
+            return zlib.decompressobj(31).decompress(fh.read(1 << 16), _sniff.HEAD_SIZE)
+    except (OSError, zlib.error):
+        return None
 
 
 def detect(path) -> str:
@@ -249,6 +277,6 @@ def format_for_output(path: str, to: str | None = None) -> str:
 
 __all__ = ["ALL_DTYPES", "BY_NAME", "CAPABILITIES", "DATA_EXTENSIONS", "DEFAULT_EXTENSIONS", "FILE_EXTENSIONS", "FORMATS", "GZ_EXTENSIONS",
            "GZ_FILE_EXTENSIONS", "HEAD_SIZE", "OUTPUT_EXTENSIONS", "RASTER", "TO_CHOICES", "backend",
-           "capable", "detect", "extension_in_name", "files", "format_for_output", "header_files",
-           "is_pair_data", "list_formats", "output_choice", "resolve_format_name", "sniff", "stream_slabs",
-           "values_to_write"]
+           "capable", "detect", "extension_in_name", "files", "format_for_output", "gzip_head", "header_files",
+           "is_pair_data", "list_formats", "output_choice", "point_to", "resolve_format_name", "scrub", "sniff",
+           "stream_slabs", "values_to_write"]

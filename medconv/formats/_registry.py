@@ -16,6 +16,11 @@ A declared capability promises one more function of the backend:
     "stream"   stream_slabs(volume, planes): the voxels slab by slab, read while inflating
                (for a Volume whose `stream` the reader set)
     "series"   info_records(path, series=None): one summary record per series of a path
+    "scrub"    scrub(data, path, fmt, *, verify=True) -> (new bytes, names of what is removed,
+               [(companion path, its new bytes)]): the file's identifying header text and every
+               byte no header field accounts for removed, voxels and geometry kept (anonymize)
+    "detached" point_to(header, name): a scrubbed header that names its detached data file,
+               naming `name` instead (the data file of a renamed copy)
 """
 from __future__ import annotations
 
@@ -46,7 +51,8 @@ class Format:
     ndims: tuple = (2, 3, 4)
     colour: tuple = ()
     geometry: bool = True
-    #: optional backend functions (see the module docstring): "stream", "series"
+    #: optional backend functions (see the module docstring): "stream", "series",
+    #: "scrub", "detached"
     capabilities: frozenset = frozenset()
 
     def can(self, capability: str) -> bool:
@@ -56,10 +62,12 @@ class Format:
 
 #: every real-valued dtype medconv converts between, narrowest first (what --dtype offers)
 ALL_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
-CAPABILITIES = ("stream", "series")
+CAPABILITIES = ("stream", "series", "scrub", "detached")
 _PAIR = ((".hdr", ".img"), (".hdr.gz", ".img.gz"))
 _COMPLEX = ("complex64", "complex128")
-_STREAM = frozenset({"stream"})
+_SCRUB = frozenset({"scrub"})
+_STREAM = _SCRUB | {"stream"}
+_DETACHED = _STREAM | {"detached"}
 
 FORMATS = (
     Format("dicom", "medconv.dicom", (".dcm", ".dicom", ".ima"), _sniff.dicom, True,
@@ -81,36 +89,36 @@ FORMATS = (
     Format("metaimage", "medconv.formats.metaimage", (".mha", ".mhd"), _sniff.metaimage, True,
            "MetaImage (.mha, .mhd + .raw/.zraw)",
            label="MetaImage", default_extension=".mha", written=(".mhd", ".mha"), pairs=((".mhd", ".raw"), (".mhd", ".zraw")),
-           capabilities=_STREAM,
+           capabilities=_DETACHED,
            dtypes=ALL_DTYPES, ndims=(2, 3, 4), colour=("rgb", "rgba")),
     Format("nrrd", "medconv.formats.nrrd", (".nrrd", ".nhdr"), _sniff.nrrd, True,
            "NRRD (.nrrd, .nhdr + data)",
            label="NRRD", default_extension=".nrrd", written=(".nrrd", ".nhdr"), pairs=((".nhdr", ".raw"), (".nhdr", ".raw.gz")),
-           capabilities=_STREAM,
+           capabilities=_DETACHED,
            dtypes=ALL_DTYPES, ndims=(2, 3, 4), colour=("rgb", "rgba")),
     Format("minc", "medconv.formats.minc", (".mnc",), _sniff.minc, True,
            "MINC1 (NetCDF) and MINC2 (HDF5)",
-           label="MINC", default_extension=".mnc", written=(".mnc",),
+           label="MINC", default_extension=".mnc", written=(".mnc",), capabilities=_SCRUB,
            dtypes=("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"), ndims=(2, 3, 4)),
     Format("mgh", "medconv.formats.mgh", (".mgh", ".mgz"), _sniff.mgh, True,
            "FreeSurfer MGH/MGZ",
-           label="MGH", default_extension=".mgz", written=(".mgh", ".mgz"),
+           label="MGH", default_extension=".mgz", written=(".mgh", ".mgz"), capabilities=_SCRUB,
            dtypes=("uint8", "int16", "int32", "float32"), ndims=(2, 3, 4)),
     Format("png", "medconv.formats.raster", (".png",), _sniff.png, True,
            "PNG (8/16-bit grey, RGB, RGBA)",
-           default_extension=".png", written=(".png",),
+           default_extension=".png", written=(".png",), capabilities=_SCRUB,
            dtypes=("uint8", "uint16"), ndims=(2,), colour=("rgb", "rgba"), geometry=False),
     Format("jpeg", "medconv.formats.raster", (".jpg", ".jpeg"), _sniff.jpeg, True,
            "JPEG (8-bit grey, RGB)",
-           default_extension=".jpg", written=(".jpg", ".jpeg"),
+           default_extension=".jpg", written=(".jpg", ".jpeg"), capabilities=_SCRUB,
            dtypes=("uint8",), ndims=(2,), colour=("rgb",), geometry=False),
     Format("tiff", "medconv.formats.raster", (".tif", ".tiff"), _sniff.tiff, True,
            "TIFF (2D)",
-           default_extension=".tif", written=(".tif", ".tiff"),
+           default_extension=".tif", written=(".tif", ".tiff"), capabilities=_SCRUB,
            dtypes=("uint8", "uint16", "float32"), ndims=(2,), colour=("rgb", "rgba"), geometry=False),
     Format("bmp", "medconv.formats.raster", (".bmp",), _sniff.bmp, True,
            "BMP (8-bit grey, RGB)",
-           default_extension=".bmp", written=(".bmp",),
+           default_extension=".bmp", written=(".bmp",), capabilities=_SCRUB,
            dtypes=("uint8",), ndims=(2,), colour=("rgb",), geometry=False),
 )
 

@@ -1,4 +1,5 @@
-"""Content sniffers: pure functions of the first bytes of a file, no backend imported.
+"""Content sniffers: pure functions of the first bytes of a file, no backend imported (a DICOM file
+without a preamble is told by the element walker's tables, medconv.dicom.elements).
 
 Each takes `head` (the first HEAD_SIZE bytes, decompressed when the file is gzip)
 and returns True when the bytes are that format's.
@@ -10,9 +11,6 @@ import struct
 
 HEAD_SIZE = 1024
 _META_KEY = re.compile(rb"^\s*(ObjectType|NDims|DimSize|ElementType|ElementSpacing|HeaderSize|BinaryData)\s*=", re.M)
-_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF",
-        b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN",
-        b"UR", b"US", b"UT", b"UV"}
 
 
 def _int32(head: bytes, offset: int, endian: str) -> int | None:
@@ -24,13 +22,12 @@ def _int32(head: bytes, offset: int, endian: str) -> int | None:
 def dicom(head: bytes) -> bool:
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
-    # No preamble: a first element of group 0002 or 0008 with a VR (explicit) or a sane length.
-    if len(head) >= 8 and head[0:2] in (b"\x02\x00", b"\x08\x00"):
-        if head[4:6] in _VRS:
-            return True
-        length = struct.unpack_from("<I", head, 4)[0]
-        return length < 1024
-    return False
+    if head[0:2] not in (b"\x02\x00", b"\x08\x00"):
+        return False  # decided without importing the DICOM package
+    # a first element without a preamble: told by the element walker's tables
+    from ..dicom.elements import looks_like_dicom
+
+    return looks_like_dicom(head)
 
 
 def nifti1(head: bytes) -> bool:

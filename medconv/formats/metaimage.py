@@ -32,6 +32,7 @@ import numpy as np
 from .. import geometry, io, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
+from . import _scrub
 
 #: MetaIO element types -> numpy dtype codes (MET_LONG is 4 bytes in MetaIO, whatever C's long is)
 ELEMENT_TYPES = {
@@ -654,3 +655,74 @@ def _write_payload(fh, arr, pieces) -> None:
     else:
         for p in pieces:
             fh.write(p)
+
+
+# -- scrubbing (anonymize) ------------------------------------------------------------------
+#: the keys a scrubbed header keeps (geometry and data layout); every other line goes
+SCRUB_KEYS = {
+    "objecttype", "objectsubtype", "ndims", "binarydata", "binarydatabyteordermsb", "byteordermsb",
+    "compresseddata", "compresseddatasize", "transformmatrix", "rotation", "orientation", "offset", "origin",
+    "position", "centerofrotation", "anatomicalorientation", "elementspacing", "elementsize", "dimsize",
+    "elementtype", "elementnumberofchannels", "elementmin", "elementmax", "headersize", "elementdatafile",
+    "elementbyteordermsb",
+}
+
+
+def scrub(data: bytes, path: str, fmt: str = "metaimage", *, verify: bool = True) -> tuple:
+    """(new bytes, names of what is removed, [(data file, its new bytes)]) of a MetaImage header:
+    only the keys of SCRUB_KEYS kept, the data (attached, or the detached data file) cut to what
+    the header describes and otherwise untouched."""
+    new, changed = scrub_metaimage(data, path)
+    companions, more = _scrub.detached_data(metaimage_layout(data, path), path)
+    return new, changed + more, companions
+
+
+def scrub_metaimage(data: bytes, path: str) -> tuple:
+    """Keep only the known geometry/data keys of a MetaImage header; the data is untouched."""
+    out, changed, pos = [], [], 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end + 1
+        line = data[pos:end]
+        pos = end
+        key = line.split(b"=", 1)[0].strip().decode("latin-1").lower()
+        if key == "headersize":
+            pass  # the bytes it skips are dropped with it (data_region)
+        elif key in SCRUB_KEYS:
+            out.append(line)
+        elif line.strip():
+            changed.append(key or "?")
+        if key == "elementdatafile":
+            layout = metaimage_layout(data[:pos], path)
+            if layout["file"].upper() != "LOCAL":  # detached: see scrub
+                if any(data[pos:]):
+                    changed.append("data after the header")
+                return b"".join(out), changed
+            kept, more = _scrub.data_region(data, pos, layout, path)
+            return b"".join(out) + kept, changed + more
+    raise CorruptInput("MetaImage header has no ElementDataFile line", path)
+
+
+def metaimage_layout(header: bytes, path: str) -> dict:
+    """Data size, encoding, header size and data file of a MetaImage header."""
+    h = _scrub.header_lines(header, "=")
+    try:
+        dims = [int(x) for x in h["dimsize"].split()]
+        elem = np.dtype(ELEMENT_TYPES[h["elementtype"].upper()]).itemsize
+        channels = int(h.get("elementnumberofchannels", "1") or 1)
+        skip = int(h.get("headersize", "0") or 0)
+    except (KeyError, ValueError):
+        raise CorruptInput("MetaImage header without a valid DimSize or ElementType", path) from None
+    size = channels
+    for d in dims:
+        size *= d
+    compressed = h.get("compresseddata", "false").lower() == "true"
+    binary = h.get("binarydata", "true").lower() != "false"
+    return {"size": size if not binary else size * elem,
+            "encoding": "zlib" if compressed else ("raw" if binary else "ascii"),
+            "byte_skip": max(skip, -1), "file": h.get("elementdatafile", "")}
+
+
+def point_to(header: bytes, name: str) -> bytes:
+    """A scrubbed detached header naming `name` as its data file."""
+    return _scrub.point_to(header, (b"elementdatafile",), b"=", name)

@@ -21,6 +21,7 @@ import numpy as np
 from .. import io
 from ..errors import CorruptInput, OutputError
 from ..volume import Volume
+from . import _scrub
 
 HEADER_SIZE = 284
 _HEAD = ">7ih3f9f3f"  # 90 bytes of meaning, zero padded to 284
@@ -278,3 +279,65 @@ def _check_float32(values: dict, path: str) -> None:
         if worst > _FLOAT32_MAX:
             raise OutputError(f"MGH cannot hold this geometry value: the {what} ({worst:.6g}) is beyond the "
                               "float32 range MGH stores", path)
+
+
+# -- scrubbing (anonymize) ------------------------------------------------------------------
+_USED = 90  # bytes of the fixed header that mean something; the rest is unused padding
+_ITEMSIZE = {code: np.dtype(code_str).itemsize for code, (_, code_str) in TYPES.items()}
+
+
+def scrub(data: bytes, path: str, fmt: str = "mgh", *, verify: bool = True) -> tuple:
+    """(new bytes, names of what is removed, []) of an MGH file (or .mgz, inflated and compressed
+    again): header and voxels kept byte for byte (unused header padding zeroed), the tail's five
+    acquisition floats kept (a whole plausible block only, alone or followed by tags), every tag
+    (command lines, file names, transforms) dropped."""
+    if data[:2] == io.GZIP_MAGIC:
+        return _scrub.gzipped(data, path, _gz_limit, lambda raw: scrub(raw, path, fmt), "tail data")
+    return (*scrub_mgh(data, path), [])
+
+
+def _dims(data: bytes):
+    """(version, voxels, voxel type) of the first 24 bytes of a header."""
+    version, w, h, d, frames, dtype = struct.unpack_from(">6i", data, 0)
+    return version, (w * h * d * frames if min(w, h, d, frames) > 0 else 0), dtype
+
+
+def scrub_mgh(data: bytes, path: str) -> tuple:
+    """(new bytes, fields removed) for an MGH file (inflated .mgz)."""
+    if len(data) < HEADER_SIZE:
+        raise CorruptInput(f"file is too short for an MGH header ({len(data)} of {HEADER_SIZE} bytes)", path)
+    version, count, dtype = _dims(data)
+    if version != 1 or dtype not in _ITEMSIZE or not count:
+        raise CorruptInput("not a valid MGH header", path)
+    end = HEADER_SIZE + count * _ITEMSIZE[dtype]
+    if len(data) < end:
+        raise CorruptInput(f"truncated: {len(data) - HEADER_SIZE} of {end - HEADER_SIZE} bytes of voxel data", path)
+    changed = []
+    head = bytearray(data[:HEADER_SIZE])
+    if any(head[_USED:]):
+        changed.append("header padding")
+        head[_USED:] = bytes(HEADER_SIZE - _USED)
+    tail = data[end:]
+    # TR, flip angle, TE, TI, FoV: kept only as a whole block of five plausible floats that is the
+    # whole tail or is followed by tags; anything else (a short or text tail) is dropped
+    floats = tail[:20]
+    values = struct.unpack(">5f", floats) if len(floats) == 20 else ()
+    if not (values and all(abs(v) < 1e6 for v in values) and (not any(tail[20:]) or tag_list(tail[20:]))):
+        floats = b""
+        if any(tail):
+            changed.append("tail data")
+    rest = tail[len(floats):]
+    if floats and any(rest):
+        names = [t["name"] if t["name"] != "unknown" else f"tag {t['tag']}" for t in tag_list(rest)]
+        changed += names or ["tail data"]
+    return bytes(head) + data[HEADER_SIZE:end] + floats, changed
+
+
+def _gz_limit(head: bytes):
+    """Inflated bytes a gzipped MGH header accounts for: header, voxels and room for the tail."""
+    if len(head) < 28:
+        return None
+    _, count, dtype = _dims(head)
+    if dtype not in _ITEMSIZE or not count:
+        return None
+    return HEADER_SIZE + count * _ITEMSIZE[dtype] + TAIL_SLACK

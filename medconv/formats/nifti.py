@@ -10,6 +10,7 @@ at SPM's `originator`), in which case the orientation is reported as unknown.
 """
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import struct
@@ -17,8 +18,9 @@ import struct
 import numpy as np
 
 from .. import geometry, io, log, untrusted
-from ..errors import CorruptInput, OutputError, UnsupportedFormat
+from ..errors import CorruptInput, InputError, OutputError, UnsupportedFormat
 from ..volume import Volume
+from . import _scrub
 from ._registry import BY_NAME
 
 # -- header layouts (field name, struct code) ----------------------------------------
@@ -824,3 +826,200 @@ def _write_data(fh, arr: np.ndarray) -> None:
     step = 1 << 24
     for start in range(0, flat.size, step):
         fh.write(memoryview(flat[start: start + step]))
+
+
+# -- scrubbing (anonymize) ------------------------------------------------------------------
+def _spans(kind: str, names: tuple) -> dict:
+    """{field: (offset, length)} of the named fields of a header layout, in the order of `names`."""
+    at, pos = {}, 0
+    for name, code in _FIELDS[kind]:
+        size = struct.calcsize("<" + code)
+        at[name] = (pos, size)
+        pos += size
+    return {name: at[name] for name in names}
+
+
+#: free-text header fields, zeroed in place
+NIFTI1_TEXT = ("data_type", "db_name", "extents", "session_error", "descrip", "aux_file", "intent_name")
+NIFTI2_TEXT = ("descrip", "aux_file", "intent_name", "unused_str")
+ANALYZE_TEXT = ("data_type", "db_name", "descrip", "aux_file", "generated", "scannum", "patient_id", "exp_date",
+                "exp_time", "hist_un0")
+#: numeric fields no reader uses (NIfTI-1 kept them from Analyze unused; the last eight int32 of
+#: Analyze's data history): room for anything, zeroed
+NIFTI1_UNUSED = ("glmax", "glmin")
+ANALYZE_UNUSED = ("session_error", "hkey_un0", "views", "vols_added", "start_field", "field_skip", "omax", "omin",
+                  "smax", "smin")
+_SCRUBBED = {"nifti1": _spans("nifti1", NIFTI1_TEXT + NIFTI1_UNUSED), "nifti2": _spans("nifti2", NIFTI2_TEXT),
+             "analyze": _spans("analyze", ANALYZE_TEXT + ANALYZE_UNUSED)}
+
+
+def scrub(data: bytes, path: str, fmt: str, *, verify: bool = True) -> tuple:
+    """(new bytes, names of what is removed, [(companion, its new bytes)]) of a NIfTI-1/2 or Analyze
+    file (gzipped or not): free-text header fields and extensions zeroed in place, bytes after the
+    voxel data dropped; the .img of a .hdr cut to the voxels the header describes. Voxels and
+    geometry are kept byte for byte (`verify` has nothing to compare)."""
+    if data[:2] == io.GZIP_MAGIC:
+        return _scrub.gzipped(data, path, lambda head: _gz_limit(fmt, head), lambda raw: scrub(raw, path, fmt),
+                              "data after the voxels")
+    new, changed = scrub_nifti_like(data, fmt, path)
+    img = data_of(path)
+    if img == "":
+        raise InputError("the .img file of this .hdr is missing", path)
+    if not img:
+        return new, changed, []
+    img = untrusted.reference(path, os.path.basename(img), "image file")  # a link may lead out
+    raw = _scrub.read_file(img)
+    if img.lower().endswith(".gz"):
+        inflated, more = _scrub.inflate_gzip(raw, img, limit=_pair_limit(data, fmt), what="data after the voxels",
+                                             refuse_bombs=True)
+        kept, notes = nifti_pair_data(inflated, data, fmt, img)
+        kept = gzip.compress(kept, compresslevel=6, mtime=0)
+        notes = more + notes
+    else:
+        kept, notes = nifti_pair_data(raw, data, fmt, img)
+    return new, changed + [f"{os.path.basename(img)}: {c}" for c in notes], [(img, kept)]
+
+
+def _blank(buf: bytearray, fields: dict) -> list:
+    changed = []
+    for name, (off, n) in fields.items():
+        if any(buf[off:off + n]):
+            changed.append(name)
+            buf[off:off + n] = bytes(n)
+    return changed
+
+
+def _scrub_endian(buf, size: int) -> str:
+    """The byte order of a header the sniffers accepted (big when sizeof_hdr does not read little)."""
+    return _endian(buf, size) or ">"
+
+
+def scrub_nifti_like(data: bytes, fmt: str, path: str) -> tuple:
+    """(new bytes, fields cleared) for NIfTI-1/2 (single file or .hdr) and Analyze headers."""
+    buf = bytearray(data)
+    size = HEADER_SIZE[fmt]
+    if len(buf) < size:
+        raise CorruptInput("header is truncated", path)
+    changed = _blank(buf, _SCRUBBED[fmt])
+    endian = _scrub_endian(buf, size)
+    if fmt == "analyze" and _analyze_originator_text(buf, endian):
+        # SPM keeps the origin there as five int16 (geometry, kept); text is cleared only when
+        # medconv's reader would not take it for an origin, so the affine stays the same
+        changed.append("originator")
+        buf[253:263] = bytes(10)
+    if fmt in ("nifti1", "nifti2") and len(buf) >= size + 4:
+        changed += _scrub_extensions(buf, fmt, size, endian)
+    return bytes(buf), changed
+
+
+def _scrub_extensions(buf: bytearray, fmt: str, size: int, endian: str) -> list:
+    """Extensions (dcm2niix and others store DICOM text there): every byte between the header and
+    the voxels zeroed, so vox_offset and the data stay where they were; bytes after the voxels dropped."""
+    changed = []
+    magic = bytes(buf[344:348]) if fmt == "nifti1" else bytes(buf[4:8])
+    if magic.startswith(b"n+"):
+        vox = struct.unpack_from(endian + ("f" if fmt == "nifti1" else "q"), buf, 108 if fmt == "nifti1" else 168)[0]
+        end = min(int(vox), len(buf))
+        data_end = _nifti_data_end(buf, fmt, endian, int(vox))
+        if data_end is not None and len(buf) > data_end:
+            # bytes after the voxel data belong to no field: dropped
+            if any(buf[data_end:]):
+                changed.append("data after the voxels")
+            del buf[data_end:]
+    else:
+        end = len(buf)  # a .hdr: everything after the header is extension
+    if end > size and any(buf[size:end]):
+        changed.append("extensions")
+        buf[size:end] = bytes(end - size)
+    return changed
+
+
+def _nifti_data_end(buf, fmt: str, endian: str, vox: int):
+    """vox_offset + the voxel data's size of a single-file NIfTI, or None when the header's dim
+    and bitpix do not give a size (the file is then kept to its end)."""
+    if vox < HEADER_SIZE[fmt]:
+        return None
+    nbytes = _nifti_voxel_bytes(buf, fmt, endian)
+    return None if nbytes is None else vox + nbytes
+
+
+def _analyze_originator_text(buf, endian: str) -> bool:
+    """True when Analyze's `originator` (bytes 253..262) holds printable text that medconv's reader
+    does not use as SPM's origin (five int16, voxel coordinates within the image's range)."""
+    raw = bytes(buf[253:263]).rstrip(b"\x00")
+    if len(raw) < 2 or not all(0x20 <= c < 0x7F for c in raw):
+        return False
+    origin = struct.unpack_from(endian + "3h", buf, 253)
+    dims = [max(d, 1) for d in struct.unpack_from(endian + "3h", buf, 42)]
+    used = any(origin) and all(-d < o < 2 * d for o, d in zip(origin, dims))
+    return not used
+
+
+def _nifti_voxel_bytes(buf, fmt: str, endian: str):
+    """Bytes of voxel data a NIfTI-1/Analyze (fmt "nifti1") or NIfTI-2 header declares, or None."""
+    if fmt == "nifti2":
+        dims = struct.unpack_from(endian + "8q", buf, 16)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 14)
+    else:
+        dims = struct.unpack_from(endian + "8h", buf, 40)
+        (bitpix,) = struct.unpack_from(endian + "h", buf, 72)
+    if not 1 <= dims[0] <= 7 or bitpix <= 0 or bitpix % 8:
+        return None
+    count = 1
+    for d in dims[1:dims[0] + 1]:
+        if d < 1:
+            return None
+        count *= d
+    return count * (bitpix // 8)
+
+
+def nifti_pair_data(img: bytes, header: bytes, fmt: str, path: str) -> tuple:
+    """(kept bytes, what is dropped) of the .img of a NIfTI/Analyze .hdr/.img pair: bytes before
+    vox_offset zeroed (the offset stays valid), bytes after the voxels dropped."""
+    size = HEADER_SIZE[fmt]
+    if len(header) < size:
+        raise CorruptInput("header is truncated", path)
+    endian = _scrub_endian(header, size)
+    two = fmt == "nifti2"
+    vox = struct.unpack_from(endian + ("q" if two else "f"), header, 168 if two else 108)[0]
+    vox = int(vox) if vox == vox and 0 <= vox < 1 << 40 else 0
+    nbytes = _nifti_voxel_bytes(header, "nifti2" if two else "nifti1", endian)
+    if nbytes is None:
+        return img, []
+    end = vox + nbytes
+    if len(img) < end:
+        raise CorruptInput(f"the .img file is {len(img)} bytes, the header needs {end}", path)
+    changed = []
+    if any(memoryview(img)[end:]):
+        changed.append("data after the voxels")
+    if not any(memoryview(img)[:vox]):
+        return (img if end == len(img) else img[:end]), changed  # the usual case: no copy to edit
+    changed.insert(0, "data before the voxels")
+    buf = bytearray(img[:end])
+    buf[:vox] = bytes(vox)
+    return bytes(buf), changed
+
+
+def _gz_limit(fmt: str, head: bytes):
+    """Inflated bytes a gzipped single-file NIfTI accounts for (None: no bound from the header)."""
+    size = HEADER_SIZE[fmt]
+    if len(head) < size:
+        return None
+    endian = _scrub_endian(head, size)
+    two = fmt == "nifti2"
+    vox = struct.unpack_from(endian + ("q" if two else "f"), head, 168 if two else 108)[0]
+    if vox != vox or head[344:346] != b"n+" and not two or two and head[4:6] != b"n+":
+        return None  # a .hdr (its data is in the .img) or Analyze: no voxel data here
+    return _nifti_data_end(head, "nifti2" if two else "nifti1", endian, int(vox))
+
+
+def _pair_limit(header: bytes, fmt: str):
+    """vox_offset + voxel bytes of the .img a .hdr describes (None: the header does not say)."""
+    size = HEADER_SIZE[fmt]
+    endian = _scrub_endian(header, size)
+    two = fmt == "nifti2"
+    vox = struct.unpack_from(endian + ("q" if two else "f"), header, 168 if two else 108)[0]
+    nbytes = _nifti_voxel_bytes(header, "nifti2" if two else "nifti1", endian)
+    if nbytes is None or vox != vox or not 0 <= vox < 1 << 40:
+        return None
+    return int(vox) + nbytes

@@ -24,6 +24,7 @@ import numpy as np
 from .. import geometry, io, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
+from . import _scrub
 from .metaimage import (
     Chunk,
     check_chunks,
@@ -553,3 +554,109 @@ def _write_payload(fh, arr: np.ndarray, encoding: str) -> None:
         write_array(gz, arr)
     finally:
         gz.close()
+
+
+# -- scrubbing (anonymize) ------------------------------------------------------------------
+#: the fields a scrubbed header keeps (geometry and data layout; labels and units only as below)
+SCRUB_FIELDS = {
+    "type", "dimension", "space", "space dimension", "sizes", "space directions", "kinds", "endian", "encoding",
+    "space origin", "measurement frame", "spacings", "thicknesses", "axis mins", "axismins", "axis maxs",
+    "axismaxs", "centers", "centerings", "labels", "units", "space units", "min", "max", "old min", "oldmin",
+    "old max", "oldmax", "data file", "datafile", "line skip", "lineskip", "byte skip", "byteskip",
+    "block size", "blocksize", "sample units", "sampleunits",
+}
+#: bytes per type name, as the scrubber sizes the data (a bare `char` taken for one byte too)
+_SCRUB_SIZES = {**{name: np.dtype(code).itemsize for name, code in TYPES.items()}, "char": 1}
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def scrub(data: bytes, path: str, fmt: str = "nrrd", *, verify: bool = True) -> tuple:
+    """(new bytes, names of what is removed, [(data file, its new bytes)]) of a NRRD header: comments,
+    key:=value pairs, content and unknown fields dropped (labels and units unless empty or known
+    units), the data (attached, or the detached data file) cut to what the header describes."""
+    new, changed = scrub_nrrd(data, path)
+    layout = nrrd_layout(data[:data.find(b"\n\n") + 1] if b"\n\n" in data else data, path)
+    companions, more = _scrub.detached_data(layout, path)
+    return new, changed + more, companions
+
+
+def scrub_nrrd(data: bytes, path: str) -> tuple:
+    """Drop NRRD comments, key:=value pairs, content and unknown fields; data untouched."""
+    out, changed, pos = [], [], 0
+    first = True
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            raise CorruptInput("NRRD header is not terminated by a blank line", path)
+        line = data[pos:end + 1]
+        pos = end + 1
+        text = line.decode("latin-1").rstrip("\r\n")
+        if first:
+            out.append(line)
+            first = False
+            continue
+        if not text:
+            out.append(line)
+            layout = nrrd_layout(data[:pos], path)
+            if layout["file"]:  # detached: see scrub
+                if any(data[pos:]):
+                    changed.append("data after the header")
+                return b"".join(out), changed
+            kept, more = _scrub.data_region(data, pos, layout, path)
+            return b"".join(out) + kept, changed + more
+        if text.startswith("#"):
+            changed.append("comment")
+            continue
+        if ":=" in text:
+            changed.append(text.split(":=", 1)[0])
+            continue
+        field, _, value = text.partition(":")
+        field = field.strip().lower()
+        if field in ("labels", "units", "space units", "sample units", "sampleunits"):
+            if _plain_labels(field, value):
+                out.append(line)
+            else:
+                changed.append(field)
+        elif field in ("line skip", "lineskip", "byte skip", "byteskip"):
+            pass  # the bytes they skip are dropped with them (data_region)
+        elif field in SCRUB_FIELDS:
+            out.append(line)
+        else:
+            changed.append(field)
+    # A detached header ends without a blank line.
+    return b"".join(out), changed
+
+
+def _plain_labels(field: str, value: str) -> bool:
+    """Whether free text is harmless: labels when all empty, units when every one is a known unit string."""
+    strings = _QUOTED.findall(value)
+    rest = _QUOTED.sub("", value).strip()
+    if not strings and field != "labels":
+        strings, rest = [rest], ""  # `sample units` is written without quotes
+    ok = (not any(s.strip() for s in strings)) if field == "labels" else \
+        all(s.strip().lower() in _scrub.KNOWN_UNITS for s in strings)
+    return ok and not rest
+
+
+def nrrd_layout(header: bytes, path: str) -> dict:
+    """Data size, encoding, skips and data file of a NRRD header."""
+    h = _scrub.header_lines(header, ":")
+    try:
+        sizes = [int(x) for x in h["sizes"].split()]
+        elem = _SCRUB_SIZES[re.sub(r"\s+", " ", h["type"].lower())]
+        enc = ENCODINGS[h.get("encoding", "").lower()]
+        line_skip = int(h.get("line skip", h.get("lineskip", "0")) or 0)
+        byte_skip = int(h.get("byte skip", h.get("byteskip", "0")) or 0)
+    except (KeyError, ValueError):
+        raise CorruptInput("NRRD header without valid sizes, type or encoding", path) from None
+    size = 1
+    for d in sizes:
+        size *= d
+    return {"size": size if enc in ("ascii",) else size * elem, "encoding": enc, "line_skip": max(line_skip, 0),
+            "byte_skip": max(byte_skip, -1), "skip_decoded": True,
+            "file": h.get("data file", h.get("datafile", ""))}
+
+
+def point_to(header: bytes, name: str) -> bytes:
+    """A scrubbed detached header naming `name` as its data file."""
+    return _scrub.point_to(header, (b"data file", b"datafile"), b":", name)

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from helpers import run, run_subprocess
+from helpers import presentation_state, run, run_subprocess
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file
@@ -167,20 +167,9 @@ def test_rt_structure_set_names_and_presentation_state(tmp_path, engine):
     rt.StructureSetLabel = "Doe John plan"
     rt.RTROIObservationsSequence[0].ROIObservationLabel = "Doe John label"
     rt.save_as(src / "rt.dcm")
-    pr = Dataset()
-    pr.file_meta = FileMetaDataset()
-    pr.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    cls = "1.2.840.10008.5.1.4.1.1.11.1"  # Grayscale Softcopy Presentation State
-    pr.file_meta.MediaStorageSOPClassUID, pr.SOPClassUID = cls, cls
-    pr.file_meta.MediaStorageSOPInstanceUID = pr.SOPInstanceUID = generate_uid()
-    pr.Modality, pr.PatientName = "PR", "Doe^John"
+    pr = presentation_state("Doe John 19700101")
+    pr.PatientName = "Doe^John"
     pr.ContentLabel, pr.ContentDescription, pr.ContentCreatorName = "LABEL", "Doe John view", "Welby^Marcus"
-    text = Dataset()
-    text.UnformattedTextValue = "Doe John 19700101"
-    layer = Dataset()
-    layer.GraphicLayer = "LAYER"
-    layer.TextObjectSequence = Sequence([text])
-    pr.GraphicAnnotationSequence = Sequence([layer])
     pr.save_as(src / "pr.dcm", enforce_file_format=True)
     r = run("anonymize", src, "-o", tmp_path / "o", "--key", "k")
     assert r.code == 0, r.err

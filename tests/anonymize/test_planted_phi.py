@@ -9,13 +9,11 @@ import os
 
 import pytest
 
-from helpers import run
+from helpers import presentation_state, run
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 from test_anonymize import out_files
 from test_objects import _sr, _text_item
 from test_table_rows import RAW, UID_ROOT, _concrete, _input_bytes
@@ -54,20 +52,9 @@ def _objects(src):
     rt.RTROIObservationsSequence[0].ROIObservationLabel = "Zzyzx obs"
     rt.StructureSetDate = "20240305"
     rt.save_as(src / "rt.dcm")
-    pr = Dataset()
-    pr.file_meta = FileMetaDataset()
-    pr.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    cls = "1.2.840.10008.5.1.4.1.1.11.1"
-    pr.file_meta.MediaStorageSOPClassUID = pr.SOPClassUID = cls
-    pr.file_meta.MediaStorageSOPInstanceUID = pr.SOPInstanceUID = generate_uid()
-    pr.Modality, pr.PatientName, pr.ContentCreatorName = "PR", NAME, NAME
+    pr = presentation_state("Zzyzx Quentin", layer="L1")
+    pr.PatientName, pr.ContentCreatorName = NAME, NAME
     pr.PresentationCreationDate = "20240305"
-    text = Dataset()
-    text.UnformattedTextValue = "Zzyzx Quentin"
-    layer = Dataset()
-    layer.GraphicLayer = "L1"
-    layer.TextObjectSequence = Sequence([text])
-    pr.GraphicAnnotationSequence = Sequence([layer])
     pr.save_as(src / "pr.dcm", enforce_file_format=True)
     return sorted(os.listdir(src))
 

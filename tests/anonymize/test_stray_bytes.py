@@ -174,29 +174,21 @@ def nifti_pair_gz(d):
     return ["v.hdr.gz", "v.img.gz"], lambda: (_gzip_append(d / "v.img.gz"), _append(d / "v.img.gz"))
 
 
-def nii(d):
-    _nib(d, "v.nii", nib.Nifti1Image)
-    return ["v.nii"], lambda: _append(d / "v.nii")
+def _one_file(builder: str, name: str, cls, plant):
+    """A builder named `builder`: nibabel writes `name` as `cls`; `plant(path)` plants the marker in it."""
+    def build(d):
+        _nib(d, name, cls)
+        return [name], lambda: plant(d / name)
+
+    build.__name__ = builder
+    return build
 
 
-def nii_gz(d):
-    _nib(d, "v.nii.gz", nib.Nifti1Image)
-    return ["v.nii.gz"], lambda: _gzip_append(d / "v.nii.gz")
-
-
-def nii_gz_header(d):
-    _nib(d, "v.nii.gz", nib.Nifti1Image)
-    return ["v.nii.gz"], lambda: _gzip_name(d / "v.nii.gz")
-
-
-def mgh(d):
-    _nib(d, "v.mgh", nib.MGHImage)
-    return ["v.mgh"], lambda: _append(d / "v.mgh")
-
-
-def mgz(d):
-    _nib(d, "v.mgz", nib.MGHImage)
-    return ["v.mgz"], lambda: (_gzip_name(d / "v.mgz"))
+nii = _one_file("nii", "v.nii", nib.Nifti1Image, _append)
+nii_gz = _one_file("nii_gz", "v.nii.gz", nib.Nifti1Image, _gzip_append)
+nii_gz_header = _one_file("nii_gz_header", "v.nii.gz", nib.Nifti1Image, _gzip_name)
+mgh = _one_file("mgh", "v.mgh", nib.MGHImage, _append)
+mgz = _one_file("mgz", "v.mgz", nib.MGHImage, _gzip_name)
 
 
 def minc1(d):
@@ -395,16 +387,16 @@ def _netcdf(gap: bytes) -> bytes:
 
 
 def test_minc1_gap_between_header_and_data():
-    from medconv.anonymize import headers
+    from medconv.formats import minc
 
     clean = _netcdf(b"")
-    assert headers._scrub_minc1(clean, "x") == (clean, [])
+    assert minc.scrub_minc1(clean, "x") == (clean, [])
     planted = _netcdf(MARK.ljust(20, b"\0"))
-    new, changed = headers._scrub_minc1(planted, "x")
+    new, changed = minc.scrub_minc1(planted, "x")
     assert changed == ["data between the variables"]
     assert MARK not in new and new == clean  # the variable's data follow the header again
     zeros = _netcdf(bytes(20))  # a gap of zeros holds nothing: left as it is
-    assert headers._scrub_minc1(zeros, "x") == (zeros, [])
+    assert minc.scrub_minc1(zeros, "x") == (zeros, [])
 
 
 def test_minc2_text_left_in_hdf5_free_space(tmp_path):
@@ -471,12 +463,12 @@ def test_unused_numeric_header_fields_cleared(tmp_path, cls, name, fields):
 
 def test_minc1_header_padding():
     """Names in a NetCDF header are padded to four bytes: padding that is not zero is rewritten."""
-    from medconv.anonymize import headers
+    from medconv.formats import minc
 
     clean = _netcdf(b"")
     at = clean.index(b"image") + 5  # "image" is padded with three bytes
     planted = clean[:at] + b"DOE" + clean[at + 3:]
-    new, changed = headers._scrub_minc1(planted, "x")
+    new, changed = minc.scrub_minc1(planted, "x")
     assert changed == ["header padding"] and new == clean
 
 

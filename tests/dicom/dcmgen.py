@@ -9,23 +9,28 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
 
 
+def new_dataset(sop_class: str, syntax: str | None = None):
+    """An empty dataset with its file meta: SOP class, a new SOP instance UID, the transfer syntax
+    (explicit VR little endian unless given)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    return ds
+
+
 def write_slice(path, pixels, *, ipp, iop=(1, 0, 0, 0, 1, 0), spacing=(0.75, 0.8), series_uid="1.2.3.4.5",
                 series_number=3, description="axial test", instance=1, slope=None, intercept=None,
                 photometric="MONOCHROME2", modality="CT", ts="1.2.840.10008.1.2.1", preamble=True, extra=None,
                 signed=True):
     """One single-frame image file; `pixels` is indexed [row, column]."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT if modality == "CT" else MR
-    sop = generate_uid()
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = ts
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = sop
+    ds = new_dataset(CT if modality == "CT" else MR, ts)
     ds.Modality = modality
     ds.PatientName = "Secret^Person"
     ds.PatientID = "ID-SECRET-42"

@@ -91,21 +91,14 @@ def write_enhanced(path, *, scheme=SCHEME, iop=OBLIQUE, shape=(6, 5, 3), manufac
     """One enhanced MR file: every frame's b-value and direction in its MR Diffusion Sequence, and its
     acquisition time (slice k of each volume at `slice_order[k]` x 0.1 s) in its Frame Content."""
     import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     rows, cols, nz = shape
     row, col, normal = _axes(iop)
     volumes = list(scheme) + list(extra_volumes)
     order = slice_order or list(range(nz))
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds = dcmgen.new_dataset("1.2.840.10008.5.1.4.1.1.4.1")
     ds.Modality, ds.Manufacturer = "MR", manufacturer
     ds.PatientName, ds.PatientID = "Secret^Person", "ID-SECRET-42"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.9"
@@ -175,3 +168,18 @@ def write_enhanced(path, *, scheme=SCHEME, iop=OBLIQUE, shape=(6, 5, 3), manufac
     ds.save_as(path, enforce_file_format=True)
     pydicom.dcmread(path)  # readable
     return path
+
+
+def siemens_dwi_mosaics(dest) -> str:
+    """nibabel's two Siemens DWI mosaics (b=0 and b=1000, shipped gzipped with its tests),
+    unzipped into the folder `dest` (created); returns the folder."""
+    import gzip
+
+    import nibabel
+
+    data = os.path.join(os.path.dirname(nibabel.__file__), "nicom", "tests", "data")
+    os.makedirs(dest, exist_ok=True)
+    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
+        with gzip.open(os.path.join(data, name)) as fh, open(os.path.join(dest, name[:-3]), "wb") as out:
+            out.write(fh.read())
+    return dest

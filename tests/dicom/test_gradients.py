@@ -1,7 +1,6 @@
 """Diffusion gradients (.bval/.bvec) of every vendor's source, and the sidecar's chosen keys."""
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -96,14 +95,10 @@ def test_philips_derived_trace_volume_is_left_out(tmp_path):
 def test_siemens_csa_gradients_of_real_mosaics(tmp_path):
     import pydicom
 
-    data = os.path.join(os.path.dirname(nib.__file__), "nicom", "tests", "data")
-    src = tmp_path / "in"
-    src.mkdir()
+    src = dwigen.siemens_dwi_mosaics(tmp_path / "in")
     vectors = {}
-    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
-        with gzip.open(os.path.join(data, name)) as fh:
-            (src / name[:-3]).write_bytes(fh.read())
-        ds = pydicom.dcmread(src / name[:-3], stop_before_pixels=True)
+    for name in ("siemens_dwi_0.dcm", "siemens_dwi_1000.dcm"):
+        ds = pydicom.dcmread(src / name, stop_before_pixels=True)
         vectors[int(ds[0x0019, 0x100C].value)] = ds.get((0x0019, 0x100E))
     r = run("convert", src, tmp_path / "dwi.nii.gz", "--sidecar")
     assert r.code == 0, r.err
@@ -160,16 +155,21 @@ def test_existing_bval_is_refused_before_anything_is_written(tmp_path):
     assert run("convert", src, tmp_path / "dwi.nii", "--force").code == 0
 
 
-def test_ct_gets_no_slice_timing(tmp_path):
+def _timed_slices_sidecar(tmp_path, modality, times) -> dict:
+    """The sidecar of a series of 4 slices of `modality` acquired at `times` (AcquisitionTime)."""
     import dcmgen
 
-    d = tmp_path / "ct"
+    d = tmp_path / modality
     d.mkdir()
-    for k, t in enumerate(["120001.500000", "120001", "120000.250000", "120000"]):
+    for k, t in enumerate(times):
         dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 2.0 * k),
-                           modality="CT", instance=k + 1, extra={"AcquisitionTime": t})
-    assert run("convert", d, tmp_path / "ct.nii", "--sidecar").code == 0
-    side = json.loads((tmp_path / "ct.json").read_text())
+                           modality=modality, instance=k + 1, extra={"AcquisitionTime": t})
+    assert run("convert", d, tmp_path / "out.nii", "--sidecar").code == 0
+    return json.loads((tmp_path / "out.json").read_text())
+
+
+def test_ct_gets_no_slice_timing(tmp_path):
+    side = _timed_slices_sidecar(tmp_path, "CT", ["120001.500000", "120001", "120000.250000", "120000"])
     assert side["Modality"] == "CT" and "SliceTiming" not in side
 
 
@@ -185,15 +185,8 @@ def test_3d_acquisition_gets_no_slice_timing(tmp_path):
 
 
 def test_mr_whole_second_times_give_no_slice_timing(tmp_path):
-    import dcmgen
-
-    d = tmp_path / "mr"
-    d.mkdir()
-    for k, t in enumerate(["120001", "120001", "120000", "120000"]):
-        dcmgen.write_slice(str(d / f"{k}.dcm"), np.full((4, 4), k, np.int16), ipp=(0, 0, 2.0 * k),
-                           modality="MR", instance=k + 1, extra={"AcquisitionTime": t})
-    assert run("convert", d, tmp_path / "mr.nii", "--sidecar").code == 0
-    assert "SliceTiming" not in json.loads((tmp_path / "mr.json").read_text())
+    side = _timed_slices_sidecar(tmp_path, "MR", ["120001", "120001", "120000", "120000"])
+    assert side["Modality"] == "MR" and "SliceTiming" not in side
 
 
 def test_sidecar_add_drop_only(tmp_path):

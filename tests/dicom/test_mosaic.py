@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
+from dcmgen import new_dataset
 from helpers import assert_clean_error, run
 
 nib = pytest.importorskip("nibabel")
@@ -38,9 +39,8 @@ def write_uih(path, tiles, *, tile=(4, 5), across=3, positions, stored_order=Non
               series_uid="1.2.826.0.1.3680043.8.498.77", items=True, spacing=(1.5, 2.0)):
     """One UIH grid file: `tiles` [slice, row, col] in spatial order, stored in the tile slots in
     `stored_order` (slot k holds slice stored_order[k]), each slot's position listed in (0065,1051)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     n, tr, tc = tiles.shape
     order = list(range(n)) if stored_order is None else list(stored_order)
@@ -50,14 +50,7 @@ def write_uih(path, tiles, *, tile=(4, 5), across=3, positions, stored_order=Non
         r, c = divmod(slot, across)
         image[r * tr:(r + 1) * tr, c * tc:(c + 1) * tc] = tiles[k]
     row, col = _unit_iop()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds = new_dataset("1.2.840.10008.5.1.4.1.1.4")
     ds.Modality = "MR"
     ds.Manufacturer = "UIH"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "VFRAME"]

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import pydicom_data, run
+from helpers import pydicom_sample, run
 
 nib = pytest.importorskip("nibabel")
 DCM2NIIX = os.path.join(os.path.dirname(sys.executable), "dcm2niix")
@@ -15,15 +15,7 @@ DCM2NIIX = os.path.join(os.path.dirname(sys.executable), "dcm2niix")
 
 def sample(name):
     """A file shipped with pydicom itself or with the pydicom-data package."""
-    from pydicom.data import get_testdata_file
-
-    try:
-        return pydicom_data(name)
-    except FileNotFoundError:
-        path = get_testdata_file(name)
-        if path is None:
-            pytest.skip(f"{name} not installed")
-        return path
+    return pydicom_sample(name)
 
 
 def nicom_data(name):

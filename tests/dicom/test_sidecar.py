@@ -59,16 +59,7 @@ def test_real_siemens_sidecars_equal_dcm2niix_references(tmp_path, vendor_testda
 @pytest.mark.skipif(not os.path.exists(DCM2NIIX), reason="dcm2niix is not installed")
 def test_siemens_mosaic_csa_keys_equal_dcm2niix(tmp_path):
     """nibabel's Siemens DWI mosaics: CSA and protocol keys as dcm2niix writes them for the same files."""
-    import gzip
-
-    import nibabel
-
-    data = os.path.join(os.path.dirname(nibabel.__file__), "nicom", "tests", "data")
-    src = tmp_path / "in"
-    src.mkdir()
-    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
-        with gzip.open(os.path.join(data, name)) as fh:
-            (src / name[:-3]).write_bytes(fh.read())
+    src = dwigen.siemens_dwi_mosaics(tmp_path / "in")
     (tmp_path / "ref").mkdir()
     subprocess.run([DCM2NIIX, "-f", "ref", "-o", str(tmp_path / "ref"), str(src)], capture_output=True, check=True)
     expected = json.loads((tmp_path / "ref" / "ref.json").read_text())
@@ -260,18 +251,11 @@ def test_phase_encoding_and_slice_timing_follow_the_written_voxel_axes(tmp_path,
     """The phase-encoding direction and the slice times belong to world directions and slices: whatever
     voxel order the NIfTI is written in (DICOM's, dcm2niix's bottom-up rows for diffusion, --orient),
     its sidecar names the same world direction and gives each slice its own time."""
-    import gzip
-
     import nibabel
 
     import medconv
 
-    data = os.path.join(os.path.dirname(nibabel.__file__), "nicom", "tests", "data")
-    src = tmp_path / "in"
-    src.mkdir()
-    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
-        with gzip.open(os.path.join(data, name)) as fh:
-            (src / name[:-3]).write_bytes(fh.read())
+    src = dwigen.siemens_dwi_mosaics(tmp_path / "in")
     base = medconv.read(src)  # DICOM's voxel order
     side0 = base.metadata["sidecar"]
     assert side0["PhaseEncodingDirection"] in ("j", "j-")

@@ -6,13 +6,14 @@ import pytest
 
 import medconv
 from helpers import (
+    assert_bad_input_refused,
     assert_clean_error,
-    file_names,
+    assert_sitk_image,
     make_volume,
     oblique_affine,
     run,
-    sitk_affine,
     sitk_array,
+    sitk_reads_rgb,
     write_read,
 )
 from medconv import geometry
@@ -45,9 +46,7 @@ def test_simpleitk_reads_what_medconv_writes(tmp_path, ext, compress):
     files = medconv.write(v, path, compress=compress)
     if ext == ".mhd":
         assert files[1].endswith(".zraw" if compress else ".raw")
-    im = sitk.ReadImage(path)
-    np.testing.assert_array_equal(sitk_array(im), v.array)
-    assert np.allclose(sitk_affine(im), v.affine, atol=1e-6)
+    assert_sitk_image(sitk.ReadImage(path), v)
 
 
 def test_simpleitk_reads_4d_and_rgb(tmp_path):
@@ -55,14 +54,8 @@ def test_simpleitk_reads_4d_and_rgb(tmp_path):
     medconv.write(v, str(tmp_path / "f.mha"))
     im = sitk.ReadImage(str(tmp_path / "f.mha"))
     assert im.GetSize() == (5, 4, 3, 2) and im.GetSpacing()[3] == 1.5
-    np.testing.assert_array_equal(sitk_array(im), v.array)
-    assert np.allclose(sitk_affine(im), v.affine, atol=1e-6)
-    rgb = Volume(data=np.arange(5 * 4 * 3 * 3, dtype=np.uint8).reshape(5, 4, 3, 3), affine=oblique_affine(),
-                 value_kind="rgb")
-    medconv.write(rgb, str(tmp_path / "c.mha"))
-    im = sitk.ReadImage(str(tmp_path / "c.mha"))
-    assert im.GetNumberOfComponentsPerPixel() == 3
-    np.testing.assert_array_equal(sitk_array(im), rgb.array)
+    assert_sitk_image(im, v)
+    sitk_reads_rgb(tmp_path, ".mha")
 
 
 def test_header_keys_in_itk_order_and_offset_is_lps(tmp_path):
@@ -163,16 +156,9 @@ BAD = {
 @pytest.mark.parametrize("command", ["info", "convert"])
 def test_bad_inputs_are_clean_errors(tmp_path, case, command):
     lines, data_files, needle = BAD[case]
-    src = tmp_path / "in"
-    src.mkdir()
-    p = _write_mhd(src, "bad.mhd", lines, data_files)
-    out = tmp_path / "out"
     if command == "info" and case == "corrupt zlib":
         command = "stats"  # info reads headers only; a broken stream shows once voxels are read
-    argv = [command, p] if command != "convert" else ["convert", p, out / "o.nii.gz"]
-    res = run(*argv)
-    assert_clean_error(res, 3, needle)
-    assert not out.exists() or file_names(out) == []
+    assert_bad_input_refused(tmp_path, command, lambda d: _write_mhd(d, "bad.mhd", lines, data_files), needle)
 
 
 def test_bad_header_line_in_mha(tmp_path):

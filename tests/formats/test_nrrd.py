@@ -7,18 +7,17 @@ import pytest
 
 import medconv
 from helpers import (
-    assert_clean_error,
-    file_names,
+    assert_bad_input_refused,
+    assert_refused,
+    assert_sitk_image,
     make_volume,
     oblique_affine,
     run,
-    sitk_affine,
-    sitk_array,
+    sitk_reads_rgb,
     write_read,
 )
 from medconv import geometry
 from medconv.formats import backend
-from medconv.volume import Volume
 
 sitk = pytest.importorskip("SimpleITK")
 
@@ -48,23 +47,16 @@ def test_simpleitk_reads_what_medconv_writes(tmp_path, shape, ext):
     path = str(tmp_path / ("o" + ext))
     medconv.write(v, path)
     im = sitk.ReadImage(path)
-    np.testing.assert_array_equal(sitk_array(im), v.array)
-    if len(shape) > 2:
-        assert np.allclose(sitk_affine(im), v.affine, atol=1e-6)
-    else:
+    assert_sitk_image(im, v, affine=len(shape) > 2)
+    if len(shape) == 2:
         assert np.allclose(im.GetSpacing(), (0.5, 0.75)) and np.allclose(im.GetOrigin(), (0, 0))
     if len(shape) == 4:
         assert im.GetSpacing()[3] == 1.5
 
 
 def test_simpleitk_reads_rgb(tmp_path):
-    rgb = Volume(data=np.arange(5 * 4 * 3 * 3, dtype=np.uint8).reshape(5, 4, 3, 3), affine=oblique_affine(),
-                 value_kind="rgb")
-    medconv.write(rgb, str(tmp_path / "c.nrrd"))
-    im = sitk.ReadImage(str(tmp_path / "c.nrrd"))
-    assert im.GetNumberOfComponentsPerPixel() == 3
-    np.testing.assert_array_equal(sitk_array(im), rgb.array)
-    assert np.allclose(sitk_affine(im), rgb.affine, atol=1e-6)
+    rgb, im = sitk_reads_rgb(tmp_path, ".nrrd")
+    assert_sitk_image(im, rgb)
 
 
 def test_simpleitk_4d_with_unnamed_space(tmp_path):
@@ -182,13 +174,7 @@ BAD = {
 @pytest.mark.parametrize("command", ["info", "convert"])
 def test_bad_inputs_are_clean_errors(tmp_path, case, command):
     lines, data_files, needle = BAD[case]
-    src = tmp_path / "in"
-    src.mkdir()
-    p = _nhdr(src, "bad.nhdr", lines, data_files)
-    out = tmp_path / "out"
-    argv = ["info", p] if command == "info" else ["convert", p, out / "o.nii.gz"]
-    assert_clean_error(run(*argv), 3, needle)
-    assert not out.exists() or file_names(out) == []
+    assert_bad_input_refused(tmp_path, command, lambda d: _nhdr(d, "bad.nhdr", lines, data_files), needle)
 
 
 def test_truncated_attached_gzip_is_a_clean_error(tmp_path):
@@ -197,8 +183,7 @@ def test_truncated_attached_gzip_is_a_clean_error(tmp_path):
     blob = (tmp_path / "t.nrrd").read_bytes()
     (tmp_path / "t.nrrd").write_bytes(blob[: len(blob) - 2000])
     out = tmp_path / "out"
-    assert_clean_error(run("convert", tmp_path / "t.nrrd", out / "o.nii"), 3)
-    assert not out.exists() or file_names(out) == []
+    assert_refused(run("convert", tmp_path / "t.nrrd", out / "o.nii"), out, 3)
 
 
 @pytest.mark.parametrize("encoding,blob,skip", [

@@ -17,7 +17,7 @@ from medconv.formats import BY_NAME, CAPABILITIES, FORMATS
 PACKAGE = pathlib.Path(medconv.__file__).parent
 REGISTRY = PACKAGE / "formats" / "_registry.py"
 #: the backend function each capability promises
-PROMISES = {"stream": "stream_slabs", "series": "info_records"}
+PROMISES = {"stream": "stream_slabs", "series": "info_records", "scrub": "scrub", "detached": "point_to"}
 WRITABLE = [f for f in FORMATS if f.can_write and importlib.util.find_spec(f.module) is not None]
 
 
@@ -66,6 +66,23 @@ def test_declared_capabilities_are_what_the_backends_offer():
         for capability, function in PROMISES.items():
             assert hasattr(module, function) == f.can(capability), (f.name, capability)
         assert not f.pairs or hasattr(module, "files"), f.name
+
+
+def test_scrubbing_goes_through_the_registry(tmp_path):
+    """formats.scrub runs the backend of a format that declares "scrub" and refuses any other;
+    formats.point_to rewrites only a header that names its detached data file."""
+    from medconv.errors import UnsupportedFormat
+
+    assert {f.name for f in FORMATS if not f.can("scrub")} == {"dicom"}
+    with pytest.raises(UnsupportedFormat, match="no scrubber for dicom"):
+        formats.scrub("dicom", b"", "x.dcm")
+    medconv.write(make_volume(shape=(3, 2, 2)), str(tmp_path / "v.mhd"))
+    header = (tmp_path / "v.mhd").read_bytes()
+    new, removed, companions = formats.scrub("metaimage", b"Comment = Doe\n" + header, str(tmp_path / "v.mhd"))
+    assert b"Doe" not in new and "comment" in removed
+    assert companions == [(str(tmp_path / "v.raw"), (tmp_path / "v.raw").read_bytes())]
+    assert formats.point_to("metaimage", new, "x.raw").endswith(b"ElementDataFile = x.raw\n")
+    assert formats.point_to("nifti1", header, "x.img") == header
 
 
 def test_files_of_a_pair_and_of_detached_headers(tmp_path):
