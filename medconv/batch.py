@@ -69,7 +69,7 @@ def imap(items, func, *, jobs: int | None = 1, chunk: int = 1, window: int | Non
     With jobs > 1 the items go to a process pool (fork where there is one) `chunk` at a time. At
     most `window` chunks are out at once, counting those finished and not yet yielded (which bounds
     memory and whatever the results hold on disk); None: up to 4 * jobs running or queued, finished
-    ones wait in memory. Temporary files a worker made (io.LIVE_TEMPS) become this process's
+    ones wait in memory. Temporary files a worker made (fileio.LIVE_TEMPS) become this process's
     with the chunk's results. A worker's stderr is printed here, in input order.
     fail_fast: any failure, whenever it comes, stops the batch (nothing more starts; running
     items finish). stop_signals: a worker sent SIGINT, SIGTERM or SIGHUP finishes its current item
@@ -188,15 +188,15 @@ class _Pool:
 
     def _take(self, future):
         """A finished chunk's outcomes, moved to `held`; its temporary files recorded here."""
-        from . import io
+        from . import fileio
 
         n = len(self.items[self.pending[future]:self.pending[future] + self.chunk])
-        with io.uninterrupted:  # taken from the pool and recorded as one step
+        with fileio.uninterrupted:  # taken from the pool and recorded as one step
             if future.cancelled():
                 outs, temps, signalled = [("cancelled", None, "")] * n, (), False
             else:
                 outs, temps, signalled = future.result()
-            io.LIVE_TEMPS.update(temps)
+            fileio.LIVE_TEMPS.update(temps)
             self.held[self.pending.pop(future)] = outs = [_outcome(*out) for out in outs]
         return outs, signalled
 
@@ -294,10 +294,10 @@ def init_worker(quiet: bool, stop=None, stop_signals: bool = False) -> None:
     dies half-way through writing a file. With stop_signals, SIGINT, SIGTERM and SIGHUP (sent to
     the group, or to this worker alone) make the worker finish its current item and the batch stop.
     """
-    from . import io
+    from . import fileio
 
     _WORKER.update(stop=stop, signalled=[])
-    io.forget_parent_state()  # the parent's held signal and temporary files are the parent's
+    fileio.forget_parent_state()  # the parent's held signal and temporary files are the parent's
     log.set_quiet(quiet)
     if not stop_signals:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -316,17 +316,17 @@ def _signalled(signum, frame) -> None:
 def _call_chunk(func, items):
     """In a worker: the outcomes of some items, the temporary files they left for the main process
     to commit or remove (handed over with them), and whether a stop signal reached this worker."""
-    from . import io
+    from . import fileio
 
     out = []
     try:
         for item in items:
             out.append(_call(func, item))
     except BaseException:
-        io.remove_live_temps()
+        fileio.remove_live_temps()
         raise
-    temps = list(io.LIVE_TEMPS)
-    io.LIVE_TEMPS.clear()  # the main process's now (it records them)
+    temps = list(fileio.LIVE_TEMPS)
+    fileio.LIVE_TEMPS.clear()  # the main process's now (it records them)
     return out, temps, bool(_WORKER.get("signalled"))
 
 

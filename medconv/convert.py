@@ -420,7 +420,7 @@ def _no_voxels():
 
 
 def _check_destinations(paths, src, src_fmt, force) -> None:
-    from .io import same_file
+    from .fileio import same_file
 
     protect = _input_files(src, src_fmt)
     for p in paths:
@@ -553,12 +553,12 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
     import contextlib
     import functools
 
-    from . import batch, io
+    from . import batch, fileio
 
     tasks = list(tasks)
     _check_template(template, tasks)
     if compression_level is not None:
-        io.set_compression(level=compression_level)
+        fileio.set_compression(level=compression_level)
     todo = [t for t in tasks if not t.skip and not t.refused]
     skipped = [t for t in tasks if t.skip]
     if skipped and not dry_run:
@@ -574,7 +574,7 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
         _before_fork()
     failures = _refusals(tasks, todo) + [d for t in tasks for d in t.damaged]
     # the workers already use the cores: each compresses its outputs on its own thread
-    with io.compression_threads(0) if jobs > 1 else contextlib.nullcontext():
+    with fileio.compression_threads(0) if jobs > 1 else contextlib.nullcontext():
         results, failed = batch.run(todo, functools.partial(_run_task, common), keep_going=keep_going,
                                     on_error=on_error or _report_failure, jobs=jobs,
                                     progress=None if dry_run else "convert")

@@ -22,10 +22,10 @@ def main(argv=None) -> None:
     from . import signals
 
     signals.install()
-    from . import io
+    from . import fileio
     from .cli import main as cli_main
 
     try:
         cli_main(argv)
     finally:
-        io.remove_live_temps()  # a run stopped part-way: temporary files still recorded go
+        fileio.remove_live_temps()  # a run stopped part-way: temporary files still recorded go

@@ -27,14 +27,14 @@ def install() -> None:
     import signal
     import threading
 
-    from . import io
+    from . import fileio
 
     def stop(signum, frame):
         if stopped_by:  # a second signal: no more waiting
             _end_now(stopped_by[0])
         stopped_by.append(signum)
         threading.Thread(target=_watchdog, args=(signum,), daemon=True).start()
-        if io.hold_signal(signum):
+        if fileio.hold_signal(signum):
             return  # raised when the temporary file being created or renamed is recorded or gone
         raise KeyboardInterrupt
 
@@ -56,7 +56,7 @@ def _end_now(signum: int) -> None:
     at once."""
     import os
 
-    from . import io
+    from . import fileio
 
     if "multiprocessing" in sys.modules:
         import multiprocessing
@@ -66,7 +66,7 @@ def _end_now(signum: int) -> None:
                 child.kill()  # a worker must not go on writing once its parent is gone
             except (OSError, ValueError, AttributeError):
                 pass
-    io.remove_live_temps()
+    fileio.remove_live_temps()
     try:
         sys.stderr.write("medconv: error: interrupted; finished outputs are complete, nothing partial was left\n")
         sys.stderr.flush()

@@ -642,7 +642,7 @@ _PNG = DEFAULT_EXTENSIONS["png"]
 
 def write_png(image, path, *, force: bool = False, protect=()) -> str:
     """Write a picture as PNG atomically (a temporary file renamed into place)."""
-    from . import io as mio
+    from . import fileio as mio
 
     if not str(path).lower().endswith(_PNG):
         raise UsageError(f"-o {path}: view writes PNG files (name it .png, or end a folder name with /)")
@@ -655,7 +655,7 @@ def write_png(image, path, *, force: bool = False, protect=()) -> str:
 
 def png_names(paths) -> list:
     """One distinct PNG file name per input, from its file name (a.nii.gz -> a.png; a second a -> a-2.png)."""
-    from .io import strip_gz
+    from .fileio import strip_gz
 
     names, seen = [], {}
     for p in paths:
@@ -674,7 +674,7 @@ def _qc_one(item, *, out_dir, force, overlay, label_names_path, series, options)
     import contextlib
     import sys
 
-    from .inspect import volume_record
+    from .summary import volume_record
 
     path, name = item
     captured = io.StringIO()  # the warnings of reading go on stderr and into the row
@@ -699,7 +699,7 @@ def write_qc(paths, out_dir, *, overlay=None, label_names_path=None, series=None
     import functools
 
     from . import batch, log
-    from . import io as mio
+    from . import fileio as mio
 
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         from .errors import OutputError

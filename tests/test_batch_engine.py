@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from medconv import batch, io
+from medconv import batch, fileio
 from medconv.errors import InputError
 
 
@@ -31,7 +31,7 @@ def test_imap_with_a_window_still_gives_every_item_in_order():
 
 def _temp_file(folder, i):
     """A worker's result that holds a file: a temporary file the main process commits or removes."""
-    return io.write_temp(folder, b"%d" % i)
+    return fileio.write_temp(folder, b"%d" % i)
 
 
 def test_on_discard_gets_the_results_nobody_consumed(tmp_path):
@@ -40,19 +40,19 @@ def test_on_discard_gets_the_results_nobody_consumed(tmp_path):
 
     def discard(tmp):
         discarded.append(tmp)
-        io.discard_temp(tmp)
+        fileio.discard_temp(tmp)
 
     outcomes = batch.imap(range(30), functools.partial(_temp_file, folder), jobs=2, chunk=3, window=4,
                           on_discard=discard)
     with contextlib.closing(outcomes):
         for item, kind, tmp in outcomes:
-            assert kind == "ok" and tmp in io.LIVE_TEMPS  # recorded here: removed should the run stop
-            io.commit_temp(tmp, os.path.join(folder, f"{item}.out"))
+            assert kind == "ok" and tmp in fileio.LIVE_TEMPS  # recorded here: removed should the run stop
+            fileio.commit_temp(tmp, os.path.join(folder, f"{item}.out"))
             if item == 3:
                 break
     assert sorted(os.listdir(folder)) == ["0.out", "1.out", "2.out", "3.out"]  # no temporary file left
     assert len(discarded) >= 2  # at least the rest of the chunk being handed out (items 4 and 5)
-    assert not [t for t in discarded if t in io.LIVE_TEMPS]
+    assert not [t for t in discarded if t in fileio.LIVE_TEMPS]
 
 
 def _odd_fails(i):

@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 
-from medconv import io
+from medconv import fileio
 
 
 def test_small_output_is_written_without_threads(tmp_path, monkeypatch):
@@ -17,12 +17,12 @@ def test_small_output_is_written_without_threads(tmp_path, monkeypatch):
 
     monkeypatch.setattr(threading.Thread, "start", counting_start)
     payload = np.arange(50_000, dtype=np.int16).tobytes()  # 100 kB
-    with io.open_write(str(tmp_path / "small.gz"), True, size_hint=len(payload)) as fh:
+    with fileio.open_write(str(tmp_path / "small.gz"), True, size_hint=len(payload)) as fh:
         fh.write(payload)
     assert started == []
     assert gzip.decompress((tmp_path / "small.gz").read_bytes()) == payload
-    big = payload * (io.SMALL_OUTPUT // len(payload) + 2)  # above the threshold: threads as before
-    with io.open_write(str(tmp_path / "big.gz"), True, size_hint=len(big)) as fh:
+    big = payload * (fileio.SMALL_OUTPUT // len(payload) + 2)  # above the threshold: threads as before
+    with fileio.open_write(str(tmp_path / "big.gz"), True, size_hint=len(big)) as fh:
         fh.write(big)
     assert started
     assert gzip.decompress((tmp_path / "big.gz").read_bytes()) == big

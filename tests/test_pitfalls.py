@@ -396,7 +396,7 @@ def test_pitfall_18_big_endian_and_odd_length(tmp_path):
     # what it writes, so the length is patched in the bytes
     import struct
 
-    from medconv.dicom import light
+    from medconv.dicom import header_view
 
     d2, data2, _ = _series(tmp_path, "odd", shape=(4, 4, 2))
     p = os.path.join(d2, "slice000.dcm")
@@ -407,7 +407,7 @@ def test_pitfall_18_big_endian_and_odd_length(tmp_path):
     i = raw.index(b"XYZW")
     assert raw[i - 2:i] == struct.pack("<H", 4)
     open(p, "wb").write(raw[:i - 2] + struct.pack("<H", 3) + b"XYZ" + raw[i + 4:])
-    light._ODD_SEEN.clear()  # warned once per process
+    header_view._ODD_SEEN.clear()  # warned once per process
     r = run("convert", d2, tmp_path / "odd.nii")
     assert r.code == 0 and "Traceback" not in r.err
     assert "odd-length element (0009,1010)" in r.err  # warned, not crashed

@@ -11,7 +11,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 
-from .. import io, log
+from .. import fileio, log
 from ..errors import CorruptInput, InputError, MedconvError, OutputError, UsageError
 from ..formats import BY_NAME, DATA_EXTENSIONS, FILE_EXTENSIONS
 from .actions import (
@@ -123,10 +123,10 @@ class Runner:
         self.opts = opts
         self.pseudo = Pseudonymizer(key)
         self.anon = Anonymizer(opts, self.pseudo)
-        from .fast import FastAnonymizer
+        from .rewrite import ByteAnonymizer
 
         # MEDCONV_ANON_ENGINE=pydicom turns the byte-level path off (to compare the two, or to rule it out)
-        self.fast = None if os.environ.get("MEDCONV_ANON_ENGINE") == "pydicom" else FastAnonymizer(self.anon)
+        self.fast = None if os.environ.get("MEDCONV_ANON_ENGINE") == "pydicom" else ByteAnonymizer(self.anon)
         self.output = output
         self.in_place = in_place
         self.layout = layout
@@ -147,7 +147,7 @@ class Runner:
             for _, _, full in files:  # before anything is written: links among the files to rewrite
                 if _linked(full) and (full.lower().endswith(_DATA_FILES) or classify(full) not in (None, "mapping")):
                     refuse_linked(full)
-        # Resolved once: io.atomic_outputs would resolve every input again for every output.
+        # Resolved once: fileio.atomic_outputs would resolve every input again for every output.
         self.protect = {self._real(f) for _, _, f in files}
         if self.pseudo.generated:
             log.warn("no --key or MEDCONV_ANON_KEY: a random key was made for this run, so pseudonyms "
@@ -290,9 +290,9 @@ class Runner:
                     raise OutputError("refusing to overwrite an input file", d)
         force = self.force or self.in_place
         if not extra:
-            io.write_bytes_atomic(os.path.abspath(dest), data, force=force, made_dirs=self._made_dirs)
+            fileio.write_bytes_atomic(os.path.abspath(dest), data, force=force, made_dirs=self._made_dirs)
             return
-        with io.atomic_outputs(dests, force=force) as temps:
+        with fileio.atomic_outputs(dests, force=force) as temps:
             for tmp, blob in zip(temps, [data, *[b for _, b in extra]]):
                 with open(tmp, "wb") as fh:
                     fh.write(blob)
@@ -341,7 +341,7 @@ class Runner:
     def dicom(self, rel: str, full: str, data: bytes | None = None, result: dict | None = None) -> None:
         if result is None and self.fast is not None:
             if data is None:
-                data = io.read_bytes(full)
+                data = fileio.read_bytes(full)
             result = self.fast.anonymize(data, skip_flagged=self.exclude_burned_in)
         if result is None:
             result = self._dicom_with_pydicom(full)
@@ -407,11 +407,11 @@ class Runner:
         except BaseException:
             _discard(result)
             raise
-        io.commit_temp(tmp, dest)  # removed on any failure
+        fileio.commit_temp(tmp, dest)  # removed on any failure
         self.summary.done += 1
 
     def _dicom_with_pydicom(self, full: str) -> dict | None:
-        """The reference path, for every file fast.py steps aside from; None when there is nothing to write."""
+        """The reference path, for every file rewrite.py steps aside from; None when there is nothing to write."""
         # What the byte-level path hands over for nesting deeper than its own walk is done here; deeper
         # than MAX_NESTING is refused before writing, since pydicom's writer turns a RecursionError into
         # messages quoting the whole stack at every level (gigabytes)
@@ -532,12 +532,12 @@ def _work_one(setup, full):
     None means "the main process does this file" (not DICOM, large, unusual, or any error), so
     every message and failure is reported there, exactly as without workers.
     """
-    from .fast import FastAnonymizer
+    from .rewrite import ByteAnonymizer
 
     run_id, opts, key, skip_flagged, output = setup
     if _WORKER_STATE.get("run") != run_id:
         pseudo = Pseudonymizer(raw_key=key)
-        _WORKER_STATE.update(run=run_id, pseudo=pseudo, fast=FastAnonymizer(Anonymizer(opts, pseudo)), made=set())
+        _WORKER_STATE.update(run=run_id, pseudo=pseudo, fast=ByteAnonymizer(Anonymizer(opts, pseudo)), made=set())
     pseudo = _WORKER_STATE["pseudo"]
     pseudo.mapping = {}  # what this file adds
     try:
@@ -547,7 +547,7 @@ def _work_one(setup, full):
         result = _WORKER_STATE["fast"].anonymize(whole[0], skip_flagged=skip_flagged)
         if result is not None and output is not None and result.get("bytes") is not None:
             folder = series_folder(output, pseudo, result)
-            result["tmp"] = io.write_temp(folder, result.pop("bytes"), _WORKER_STATE["made"])
+            result["tmp"] = fileio.write_temp(folder, result.pop("bytes"), _WORKER_STATE["made"])
         return result, pseudo.mapping
     except Exception:
         return None, pseudo.mapping  # the main process does it again, and reports what goes wrong
@@ -599,7 +599,7 @@ def _discard(result) -> None:
     """Remove the temporary file of a worker's result that will not be renamed."""
     tmp = result.get("tmp") if isinstance(result, dict) else None
     if tmp:
-        io.discard_temp(tmp)
+        fileio.discard_temp(tmp)
 
 
 def _discard_outcome(value) -> None:
@@ -735,7 +735,7 @@ def check_mapping_path(mapping: str, paths, output: str | None, in_place: bool, 
         raise OutputError("the mapping's folder does not exist", mapping)
     probe = os.path.join(parent, f".medconv-{os.urandom(6).hex()}.part")
     try:
-        with io.uninterrupted:
+        with fileio.uninterrupted:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
             os.unlink(probe)

@@ -3,7 +3,7 @@
 The table ships with the package, unchanged, as ``data/ps3.15-table-e1-1.json`` (every row and
 option column of the edition named in ``data/EDITION``; MIT-licensed machine-readable copy, see
 ``data/LICENSE``). Every action and every option column used by both engines (actions.py and
-fast.py) and by ``--check`` is read from it here: updating to a new edition means replacing
+rewrite.py) and by ``--check`` is read from it here: updating to a new edition means replacing
 that data file (and the one-line EDITION beside it).
 
 Actions: D dummy value, Z zero length, X remove, K keep, C clean, U replace UID; combined codes

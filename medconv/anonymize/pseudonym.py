@@ -91,21 +91,21 @@ def write_mapping(path: str, mapping: dict, force: bool = False) -> None:
 
     if os.path.lexists(path) and not force:
         raise OutputError("destination exists (use --force to replace it)", path)
-    from .. import io
+    from .. import fileio
 
     parent = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(parent, f".medconv-{secrets.token_hex(6)}.part")
     text = json.dumps(mapping, indent=1, sort_keys=True)
     try:
-        with io.uninterrupted:  # created and recorded as one step (removed if the run is stopped)
+        with fileio.uninterrupted:  # created and recorded as one step (removed if the run is stopped)
             # Created 0600 from the start so the table is never readable by others, even briefly.
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            io.LIVE_TEMPS.add(tmp)
+            fileio.LIVE_TEMPS.add(tmp)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        with io.uninterrupted:
+        with fileio.uninterrupted:
             os.replace(tmp, path)
-            io.LIVE_TEMPS.discard(tmp)
+            fileio.LIVE_TEMPS.discard(tmp)
     except OSError as exc:
-        io.discard_temp(tmp)
+        fileio.discard_temp(tmp)
         raise OutputError(f"cannot write the mapping ({exc.strerror})", path) from None

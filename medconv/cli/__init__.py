@@ -153,9 +153,9 @@ def _exit(code: int) -> None:
             code = exit_status(stopped_by[0])
     if code >= 128 and any(t.is_alive() and not t.daemon for t in threading.enumerate()
                            if t is not threading.main_thread()):
-        from .. import io
+        from .. import fileio
 
-        io.remove_live_temps()
+        fileio.remove_live_temps()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

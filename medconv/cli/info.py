@@ -31,19 +31,19 @@ def command(paths, from_list, as_json, get_fields, series, jobs, keep_going):
       nx=$(medconv info ct.nii.gz --get shape)
       find data -name '*.mha' | medconv info --from-list - --json -j 4
     """
-    from .. import batch, inspect
+    from .. import batch, summary
     from ..errors import UsageError
     from . import render
 
     paths = options.read_path_list(paths, from_list)
     if not paths:
         raise UsageError("no input given (medconv info PATH...)")
-    unknown = [f for f in get_fields if f not in inspect.INFO_FIELDS]
+    unknown = [f for f in get_fields if f not in summary.INFO_FIELDS]
     if unknown:  # refused before anything is read or printed
-        raise UsageError(f"unknown field {unknown[0]!r}; fields are: {', '.join(inspect.INFO_FIELDS)}")
+        raise UsageError(f"unknown field {unknown[0]!r}; fields are: {', '.join(summary.INFO_FIELDS)}")
 
-    records, failures = inspect.info_many(paths, series=series, jobs=jobs, keep_going=keep_going)
-    columns = [f for f in inspect.INFO_FIELDS if any(f in r for r in records)]
+    records, failures = summary.info_many(paths, series=series, jobs=jobs, keep_going=keep_going)
+    columns = [f for f in summary.INFO_FIELDS if any(f in r for r in records)]
     if len(records) > 1 and not as_json and not get_fields:
         columns = [c for c in columns if c not in ("affine", "scaling", "series_uid", "value_kind", "ndim")]
     if not as_json and not get_fields:  # the table: compact cells; --json and --get keep the values

@@ -358,7 +358,7 @@ def info_records(path, series=None) -> list:
     error is raised.
     """
     from ..errors import MedconvError
-    from ..inspect import volume_record
+    from ..summary import volume_record
     from .damage import unplaced_error
 
     path = os.fspath(path)

@@ -21,7 +21,7 @@ import warnings
 from .. import log
 from ..errors import CorruptInput, InputError
 from . import elements
-from .wrap import Frame
+from .frame import Frame
 
 #: (FFFE,E0DD) with length 0: the last 8 bytes of a complete encapsulated pixel data element
 _SEQ_END_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"

@@ -41,7 +41,7 @@ LIGHT_VIEW = True
 
 
 def is_light(ds) -> bool:
-    """Whether `ds` is a light header whose own view answers (see light.LightDataset.value)."""
+    """Whether `ds` is a light header whose own view answers (see light.HeaderView.value)."""
     return LIGHT_VIEW and ds is not None and getattr(ds, "is_light", False)
 
 
@@ -330,7 +330,7 @@ def frame_entry(ds, index=None):
     """The diffusion Entry of one frame (of a classic file, or frame `index` of an enhanced
     file), or None when it carries no diffusion information."""
     if is_light(ds):
-        from .light import NeedsFull
+        from .header_view import NeedsFull
 
         try:
             return _frame_entry(ds, index)
@@ -518,14 +518,14 @@ def fsl_paths(dst: str) -> tuple:
 
 def write_fsl(volume, dst: str, force: bool = False) -> list:
     """Write DST's .bval/.bvec for a diffusion volume (atomically); the files written."""
-    from .. import io
+    from .. import fileio
 
     diffusion = volume.metadata.get("diffusion")
     if not diffusion or len(diffusion["bvals"]) != volume.n_volumes:
         return []
     bval, bvec = fsl_text(diffusion, volume.affine)
     paths = list(fsl_paths(dst))
-    with io.atomic_outputs(paths, force=force) as temps:
+    with fileio.atomic_outputs(paths, force=force) as temps:
         for tmp, text in zip(temps, (bval, bvec)):
             with open(tmp, "w", encoding="ascii") as fh:
                 fh.write(text)

@@ -7,7 +7,7 @@ import stat
 import struct
 import warnings
 
-from .. import io, log
+from .. import fileio, log
 from ..errors import CorruptInput, InputError
 from .elements import (
     DEFLATED,
@@ -19,7 +19,7 @@ from .elements import (
     PIXEL_VRS,
     UNDEFINED,
 )
-from .wrap import Frame
+from .frame import Frame
 
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 
@@ -32,7 +32,7 @@ def looks_like_dicom(path: str) -> bool:
         with open(path, "rb") as fh:
             head = fh.read(formats.HEAD_SIZE)
         if head[:2] == b"\x1f\x8b":
-            head = io.read_bytes(path, formats.HEAD_SIZE)
+            head = fileio.read_bytes(path, formats.HEAD_SIZE)
     except (OSError, InputError):
         return False
     return formats.BY_NAME["dicom"].sniff(head)
@@ -150,11 +150,11 @@ HEAD_BYTES = 128 << 10
 
 def _read_light(path: str, size: int, strict_single: bool = False):
     """Frames via the light parser, or None when pydicom must read this file."""
-    from . import light
+    from . import header_view
 
     try:
-        ds, tag, where = light.parse(path, size, HEAD_BYTES)
-    except (light.Unsupported, struct.error, ValueError, OSError, RecursionError):
+        ds, tag, where = header_view.parse(path, size, HEAD_BYTES)
+    except (header_view.Unsupported, struct.error, ValueError, OSError, RecursionError):
         return None
     image_type = ds.get("ImageType") or ""
     if "MOSAIC" in (image_type if isinstance(image_type, str) else "\\".join(image_type)).upper():
@@ -346,11 +346,11 @@ _NON_IMAGE_CLASSES = {
 }
 
 
-def _class_name(light):
+def _class_name(view):
     """The name of a light header's storage class when it is one of _NON_IMAGE_CLASSES, else None."""
-    if light is None:
+    if view is None:
         return None
-    uid = light.get_known("SOPClassUID") or light.file_meta.get("MediaStorageSOPClassUID")
+    uid = view.get_known("SOPClassUID") or view.file_meta.get("MediaStorageSOPClassUID")
     return _NON_IMAGE_CLASSES.get(str(uid or "").strip())
 
 

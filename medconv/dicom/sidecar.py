@@ -391,7 +391,7 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     the light view lacks an element); with the light view off (gradients.LIGHT_VIEW), a non-MR
     one gets the keys its light header knows, unless `complete` (see :func:`is_partial`).
     """
-    from .light import NeedsFull
+    from .header_view import NeedsFull
 
     first = None
     if by_t:
@@ -1069,12 +1069,12 @@ def select(data: dict, add=None, drop=(), only=None) -> dict:
 
 def write_sidecar(volume, json_path: str, force: bool = False, add=(), drop=(), only=None) -> list:
     """Write volume.metadata['sidecar'] (keys chosen by add/drop/only) as JSON, atomically."""
-    from .. import io
+    from .. import fileio
 
     extra = added_values(volume.header, add) if add else {}
     data = select(volume.metadata.get("sidecar") or {}, extra, drop, only)
     text = json.dumps(data, indent=2) + "\n"
-    with io.atomic_outputs([json_path], force=force) as (tmp,), open(tmp, "w", encoding="utf-8") as fh:
+    with fileio.atomic_outputs([json_path], force=force) as (tmp,), open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
     return [json_path]
 

@@ -16,7 +16,7 @@ import uuid
 
 import numpy as np
 
-from .. import geometry, io, log
+from .. import fileio, geometry, log
 from ..errors import InputError, OutputError, UsageError
 from .elements import EXPLICIT_LE
 
@@ -105,7 +105,7 @@ def write_series(volume, path, *, force=False, protect=(), template=None, modali
         base.save_as(target, enforce_file_format=True)
 
     if single:
-        with io.atomic_outputs([path], force=force, protect=protect) as temps:
+        with fileio.atomic_outputs([path], force=force, protect=protect) as temps:
             save(0, 0, temps[0])
         return [path]
     width = max(4, len(str(n_files)))
@@ -557,14 +557,14 @@ def _set_modality_voi_lut(ds, sop_class, pix, meta_in, colour):
 # -- the directory ------------------------------------------------------------------------
 def _write_directory(dest, shown, force, fill):
     """Build the series in a temporary sibling directory, then rename it into place."""
-    parent = io.make_parent(dest)
+    parent = fileio.make_parent(dest)
     base = os.path.basename(dest)
     try:
         tmp = tempfile.mkdtemp(prefix=f".{base}.medconv-", suffix=".part", dir=parent)
     except OSError as exc:
         raise OutputError(f"cannot write here ({exc.strerror})", shown) from None
     registered = tmp
-    io.LIVE_TEMPS.add(registered)
+    fileio.LIVE_TEMPS.add(registered)
     old = None
     try:
         try:
@@ -589,14 +589,14 @@ def _write_directory(dest, shown, force, fill):
                 raise
             tmp = None
         except OSError as exc:
-            code = io.errno_of(exc)  # pydicom re-raises a write's OSError with a traceback as its text
+            code = fileio.errno_of(exc)  # pydicom re-raises a write's OSError with a traceback as its text
             if code == errno.ENOSPC:
                 raise OutputError("disk full", shown) from None
             if code in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise OutputError("permission denied", shown) from None
-            raise OutputError(f"cannot write the series ({io.reason_of(exc)})", shown) from None
+            raise OutputError(f"cannot write the series ({fileio.reason_of(exc)})", shown) from None
     finally:
-        io.LIVE_TEMPS.discard(registered)
+        fileio.LIVE_TEMPS.discard(registered)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:

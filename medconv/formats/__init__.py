@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from .. import io
+from .. import fileio
 from ..errors import CorruptInput, InputError, OutputError, UnsupportedFormat, UsageError
 from . import _sniff
 from ._registry import ALIASES, ALL_DTYPES, BY_NAME, CAPABILITIES, FORMATS, RASTER, Format
@@ -130,9 +130,9 @@ def stream_slabs(volume, planes: int):
 
 def read_head(path: str) -> bytes:
     """The first bytes of a file (decompressed when gzip), for the sniffers."""
-    raw = io.read_bytes(path, _sniff.HEAD_SIZE) if not path.lower().endswith(".gz") else None
-    if raw is None or raw[:2] == io.GZIP_MAGIC:
-        raw = io.read_bytes(path, _sniff.HEAD_SIZE)
+    raw = fileio.read_bytes(path, _sniff.HEAD_SIZE) if not path.lower().endswith(".gz") else None
+    if raw is None or raw[:2] == fileio.GZIP_MAGIC:
+        raw = fileio.read_bytes(path, _sniff.HEAD_SIZE)
     return raw
 
 

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import geometry, io, untrusted
+from .. import fileio, geometry, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 from . import _scrub
@@ -74,7 +74,7 @@ def check_chunks(chunks, path: str) -> list:
     for ch in chunks:
         if not os.path.isfile(ch.file):
             raise CorruptInput(f"data file {os.path.basename(ch.file)} is missing", path)
-        size = io.file_size(ch.file)
+        size = fileio.file_size(ch.file)
         offset = ch.offset
         if ch.lineskip:
             offset = _after_lines(ch.file, ch.lineskip, path) + max(offset, 0)
@@ -82,14 +82,14 @@ def check_chunks(chunks, path: str) -> list:
             if offset < 0:
                 offset = size - ch.nbytes
                 if offset < 0:
-                    io.check_size(path, ch.nbytes, size)
-            io.check_size(path, offset + ch.skip + ch.nbytes, size, offset=offset + ch.skip)
+                    fileio.check_size(path, ch.nbytes, size)
+            fileio.check_size(path, offset + ch.skip + ch.nbytes, size, offset=offset + ch.skip)
         else:
             offset = max(offset, 0)
             avail = size - offset
             # deflate cannot expand more than ~1032:1, text needs at least one character per value
             factor = {"zlib": 1032, "bzip2": 1 << 20, "ascii": 8, "hex": 1}[ch.encoding]
-            io.check_size(path, ch.skip + ch.nbytes, max(avail, 0) * factor + 1024 * (factor > 1), offset=ch.skip,
+            fileio.check_size(path, ch.skip + ch.nbytes, max(avail, 0) * factor + 1024 * (factor > 1), offset=ch.skip,
                           compressed=max(avail, 0))
         out.append(ch._replace(offset=offset, lineskip=0))
     return out
@@ -278,7 +278,7 @@ def write_array(fh, arr: np.ndarray) -> None:
 
 def deflate(arr: np.ndarray) -> list:
     """zlib stream of an array, as a list of pieces (chunked: no second full copy)."""
-    comp = io.compressobj()
+    comp = fileio.compressobj()
     flat = arr.reshape(-1).view(np.uint8) if arr.size else np.zeros(0, np.uint8)
     pieces = [comp.compress(memoryview(flat[s:s + _CHUNK])) for s in range(0, flat.size, _CHUNK)]
     pieces.append(comp.flush())
@@ -311,7 +311,7 @@ def data_dtype(volume: Volume, fmt_name: str, path: str) -> np.dtype:
 def _read_text_header(path: str):
     """(list of (key, raw value) in order, data offset for LOCAL, names listed after LIST)."""
     # the ElementDataFile line ends the header; it must be complete (a line end, or the end of the file)
-    blob, match = io.read_until(path, rb"^[ \t]*ElementDataFile[ \t]*=[^\r\n]*(\r\n|\n|\r|$)", _MAX_HEADER,
+    blob, match = fileio.read_until(path, rb"^[ \t]*ElementDataFile[ \t]*=[^\r\n]*(\r\n|\n|\r|$)", _MAX_HEADER,
                                 complete=lambda m: bool(m.group(1)))
     if not match:
         raise CorruptInput("MetaImage header has no ElementDataFile line", path)
@@ -638,7 +638,7 @@ def write(volume: Volume, path: str, fmt: str = "metaimage", *, force: bool = Fa
     csize = sum(len(p) for p in pieces) if compress else None
     data_name = os.path.basename(paths[1]) if len(paths) > 1 else "LOCAL"
     header = _header_text(volume, ndims, dtype, data_name, csize).encode("latin-1")
-    with io.atomic_outputs(paths, force=force, protect=protect) as temps:
+    with fileio.atomic_outputs(paths, force=force, protect=protect) as temps:
         with open(temps[0], "wb") as fh:
             fh.write(header)
             if len(paths) == 1:

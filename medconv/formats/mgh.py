@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from .. import io
+from .. import fileio
 from ..errors import CorruptInput, OutputError
 from ..volume import Volume
 from . import _scrub
@@ -37,7 +37,7 @@ _DEFAULT_MDC = np.array([[-1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # rows: x, y
 
 def _is_compressed(path: str) -> bool:
     with open(path, "rb") as fh:
-        return fh.read(2) == io.GZIP_MAGIC
+        return fh.read(2) == fileio.GZIP_MAGIC
 
 
 def _parse(raw: bytes, path: str) -> dict:
@@ -88,7 +88,7 @@ TAIL_SLACK = 16 << 20
 
 
 def _read_head(path: str) -> tuple:
-    raw = io.read_bytes(path, HEADER_SIZE)
+    raw = fileio.read_bytes(path, HEADER_SIZE)
     return _parse(raw, path), _is_compressed(path)
 
 
@@ -96,11 +96,11 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     hdr, compressed = _read_head(path)
     dims, dtype, nbytes = _layout(hdr)
     if not compressed:
-        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path), offset=HEADER_SIZE)
+        fileio.check_size(path, HEADER_SIZE + nbytes, fileio.file_size(path), offset=HEADER_SIZE)
     else:
         # gzip rarely beats ~1000:1; refuse absurd claims before decompressing anything
-        io.check_size(path, HEADER_SIZE + nbytes, io.file_size(path) * 1032 + 1024, offset=HEADER_SIZE,
-                      compressed=io.file_size(path))
+        fileio.check_size(path, HEADER_SIZE + nbytes, fileio.file_size(path) * 1032 + 1024, offset=HEADER_SIZE,
+                      compressed=fileio.file_size(path))
     try:
         affine, known = affine_of(hdr)
     except CorruptInput as exc:
@@ -109,7 +109,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     cache = {}
     # a gzip tail (TR) costs a full decompression: pay it for 4D files, where TR is the time step
     if compressed and (not header_only or dims[3] > 1):
-        cache["blob"] = io.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
+        cache["blob"] = fileio.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
     if not compressed or "blob" in cache:
         hdr.update(_tail(path, compressed, nbytes, cache.get("blob")))
     tr = hdr.get("tr")
@@ -119,7 +119,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
         metadata["time_unit"] = "ms"  # MGH gives TR in milliseconds
 
     def loader():
-        blob = cache.pop("blob", None) or io.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
+        blob = cache.pop("blob", None) or fileio.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
         if len(blob) < HEADER_SIZE + nbytes:
             raise CorruptInput(f"truncated: {len(blob) - HEADER_SIZE} of {nbytes} bytes of voxel data present",
                                path)
@@ -138,7 +138,7 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
 def _tail(path: str, compressed: bool, nbytes: int, blob: bytes | None = None) -> dict:
     """TR, flip angle, TE, TI, FOV and tags after the voxel data (all optional)."""
     if compressed:
-        blob = blob if blob is not None else io.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
+        blob = blob if blob is not None else fileio.read_bytes(path, most=HEADER_SIZE + nbytes + TAIL_SLACK)
         rest = blob[HEADER_SIZE + nbytes:]
     else:
         with open(path, "rb") as fh:
@@ -188,7 +188,7 @@ def read_header(path: str, fmt: str | None = None) -> dict:
     out = {"format": "mgz" if compressed else "mgh"}
     out.update(hdr)
     out["type_name"] = TYPES[hdr["type"]][0]
-    if compressed or io.file_size(path) >= HEADER_SIZE + nbytes:
+    if compressed or fileio.file_size(path) >= HEADER_SIZE + nbytes:
         out.update(_tail(path, compressed, nbytes))
     return out
 
@@ -254,8 +254,8 @@ def write(volume: Volume, path: str, fmt: str = "mgh", *, force: bool = False, p
     tail = struct.pack(">5f", *scan, 0.0)
     data = np.asarray(arr, dtype=arr.dtype.newbyteorder(">"))
     compress = path.lower().endswith(".mgz") or path.lower().endswith(".mgh.gz")
-    with io.atomic_outputs([path], force=force, protect=protect) as temps:
-        with io.open_write(temps[0], compress) as fh:
+    with fileio.atomic_outputs([path], force=force, protect=protect) as temps:
+        with fileio.open_write(temps[0], compress) as fh:
             fh.write(head + b"\x00" * (HEADER_SIZE - len(head)))
             flat = data.reshape(-1, order="F") if data.size else np.zeros(0, np.uint8)
             raw = flat.view(np.uint8) if data.size else flat
@@ -291,7 +291,7 @@ def scrub(data: bytes, path: str, fmt: str = "mgh", *, verify: bool = True) -> t
     again): header and voxels kept byte for byte (unused header padding zeroed), the tail's five
     acquisition floats kept (a whole plausible block only, alone or followed by tags), every tag
     (command lines, file names, transforms) dropped."""
-    if data[:2] == io.GZIP_MAGIC:
+    if data[:2] == fileio.GZIP_MAGIC:
         return _scrub.gzipped(data, path, _gz_limit, lambda raw: scrub(raw, path, fmt), "tail data")
     return (*scrub_mgh(data, path), [])
 

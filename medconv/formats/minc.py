@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from .. import io, untrusted
+from .. import fileio, untrusted
 from ..errors import CorruptInput, MedconvError, OutputError, UnsupportedFormat
 from ..volume import Volume
 from . import _scrub
@@ -40,7 +40,7 @@ def _load(path: str):
     from nibabel.minc2 import Minc2Image
 
     # chosen by content, not by name: nibabel.load would refuse a MINC file without .mnc
-    head = io.read_bytes(path, 8)
+    head = fileio.read_bytes(path, 8)
     if head[:4] in (b"CDF\x01", b"CDF\x02"):
         klass = Minc1Image
     elif head[:8] == b"\x89HDF\r\n\x1a\n":
@@ -122,8 +122,8 @@ def read(path: str, fmt: str | None = None, header_only: bool = False, **options
     affine = np.asarray(img.affine, float)
     if not np.isfinite(affine).all():
         raise CorruptInput("the dimension steps, starts or cosines contain NaN or infinite values", path)
-    io.check_size(path, int(np.prod(shape, dtype=np.int64)) * stored.itemsize,
-                  io.file_size(path) * 1032 + 1024, compressed=io.file_size(path))  # HDF5 may compress chunks
+    fileio.check_size(path, int(np.prod(shape, dtype=np.int64)) * stored.itemsize,
+                  fileio.file_size(path) * 1032 + 1024, compressed=fileio.file_size(path))  # HDF5 may compress chunks
 
     def loader():
         try:
@@ -158,7 +158,7 @@ def read_header(path: str, fmt: str | None = None) -> dict:
     """Dimensions, variables and their attributes (MINC1 NetCDF or MINC2 HDF5), global attributes."""
     from ..errors import guard
 
-    head = io.read_bytes(path, 8)
+    head = fileio.read_bytes(path, 8)
     if head[:4] in (b"CDF\x01", b"CDF\x02"):
         with guard(path, "MINC1 (NetCDF) file"):
             return _header_minc1(path)
@@ -263,7 +263,7 @@ def write(volume: Volume, path: str, fmt: str = "minc", *, force: bool = False, 
         lo, hi = float(info.min), float(info.max)
         valid = np.array([lo, hi], dtype=np.float64)
     signed = b"signed__" if data.dtype.kind in "if" else b"unsigned"
-    with io.atomic_outputs([path], force=force, protect=protect) as temps:
+    with fileio.atomic_outputs([path], force=force, protect=protect) as temps:
         try:
             with h5py.File(temps[0], "w") as fh:
                 root = fh.create_group("minc-2.0")
@@ -306,7 +306,7 @@ def write(volume: Volume, path: str, fmt: str = "minc", *, force: bool = False, 
                 root.create_group("info")
         except RuntimeError as exc:
             # h5py reports a failed write (file-size limit, disk full, I/O error) as RuntimeError
-            raise io.write_error(exc, path) from None
+            raise fileio.write_error(exc, path) from None
     return [os.path.abspath(path)]
 
 

@@ -17,7 +17,7 @@ import struct
 
 import numpy as np
 
-from .. import geometry, io, log, untrusted
+from .. import fileio, geometry, log, untrusted
 from ..errors import CorruptInput, InputError, OutputError, UnsupportedFormat
 from ..volume import Volume
 from . import _scrub
@@ -177,7 +177,7 @@ def _pair_paths(path: str, need_data: bool = True):
 def _single_file_magic(path: str) -> bool:
     """True when the header at `path` says its data follows it in the same file (magic n+1 / n+2)."""
     try:
-        head = io.read_bytes(path, 548)
+        head = fileio.read_bytes(path, 548)
     except Exception:
         return False
     return head[344:348] == b"n+1\0" or head[4:8] == b"n+2\0"
@@ -186,13 +186,13 @@ def _single_file_magic(path: str) -> bool:
 def _is_gzip(path: str) -> bool:
     try:
         with open(path, "rb") as fh:
-            return fh.read(2) == io.GZIP_MAGIC
+            return fh.read(2) == fileio.GZIP_MAGIC
     except OSError:
         return False
 
 
 def _read_head(path: str, n: int) -> bytes:
-    return io.read_bytes(path, n)
+    return fileio.read_bytes(path, n)
 
 
 def _quaternion_matrix(b: float, c: float, d: float) -> np.ndarray:
@@ -316,15 +316,15 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     native = dtype.newbyteorder("=")
     if not compressed:
-        io.check_size(path, offset + nbytes, io.file_size(data_path), offset=offset)
+        fileio.check_size(path, offset + nbytes, fileio.file_size(data_path), offset=offset)
         if nbytes == 0:
             arr = np.zeros(0, dtype)
         else:
             arr = np.memmap(data_path, dtype=dtype, mode="c", offset=offset, shape=(nbytes // dtype.itemsize,))
     else:
-        csize = io.file_size(data_path)
+        csize = fileio.file_size(data_path)
         # deflate cannot expand more than ~1032:1; a larger claim is a lie
-        io.check_size(path, offset + nbytes, csize * 1032 + 1024, offset=offset, compressed=csize)
+        fileio.check_size(path, offset + nbytes, csize * 1032 + 1024, offset=offset, compressed=csize)
         from isal import igzip
 
         arr = np.empty(nbytes // dtype.itemsize, dtype=dtype)
@@ -341,7 +341,7 @@ def _load_array(data_path, offset, shape, dtype, value_kind, compressed, path):
                     if not n:
                         break
                     got += n
-        except io.gzip_errors() as exc:
+        except fileio.gzip_errors() as exc:
             raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
         if got < nbytes:
             raise CorruptInput(f"truncated: {got} of {nbytes} bytes of voxel data present", path)
@@ -394,11 +394,11 @@ def read(path: str, fmt: str | None = None, header_only: bool = False) -> Volume
     if kind != "analyze":
         metadata["xform_space"] = XFORM_CODES.get(hdr["sform_code"] or hdr["qform_code"], "unknown")
     if not compressed:
-        io.check_size(path, offset + nbytes, io.file_size(data_path), offset=offset)
-    elif offset + nbytes > io.file_size(data_path) * 1032 + 1024:
+        fileio.check_size(path, offset + nbytes, fileio.file_size(data_path), offset=offset)
+    elif offset + nbytes > fileio.file_size(data_path) * 1032 + 1024:
         # deflate expands at most ~1032:1: a tiny .nii.gz cannot hold billions of voxels
         raise CorruptInput(f"header declares {offset + nbytes} bytes of voxel data, more than a "
-                           f"{io.file_size(data_path)}-byte compressed file can hold", path)
+                           f"{fileio.file_size(data_path)}-byte compressed file can hold", path)
 
     def loader():
         return _load_array(data_path, offset, shape, dtype, value_kind, compressed, path)
@@ -443,7 +443,7 @@ def stream_slabs(volume, planes: int):
                         got += n
                     slab = np.frombuffer(buf, dtype=dtype).reshape((nx, ny, k1 - k0), order="F")
                     yield t, k0, k1, slab if dtype.isnative else slab.astype(dtype.newbyteorder("="))
-    except io.gzip_errors() as exc:
+    except fileio.gzip_errors() as exc:
         raise CorruptInput(f"compressed data is truncated or corrupt ({exc})", path) from None
 
 
@@ -462,7 +462,7 @@ def _single_file_offset(hdr, kind, path, data_path, compressed, nbytes) -> int:
     if kind == "analyze":
         return int(declared)
     offset = MIN_SINGLE_OFFSET[kind]
-    if not compressed and io.file_size(data_path) == HEADER_SIZE[kind] + nbytes:
+    if not compressed and fileio.file_size(data_path) == HEADER_SIZE[kind] + nbytes:
         offset = HEADER_SIZE[kind]
     log.warn(f"vox_offset {declared:g} is inside the header of a single-file {_label(kind)} image; "
              f"reading the data from byte {offset}", path)
@@ -481,7 +481,7 @@ def read_extensions(path: str) -> list:
     hdr = parse_header(raw, kind, path)
     size = HEADER_SIZE[kind]
     end = int(hdr["vox_offset"]) if hdr_path == data_path else None
-    blob = io.read_bytes(hdr_path, end if end else None, most=None if end else MAX_PAIR_HEADER)
+    blob = fileio.read_bytes(hdr_path, end if end else None, most=None if end else MAX_PAIR_HEADER)
     if len(blob) < size + 4 or blob[size] == 0:
         return []
     out, pos = [], size + 4
@@ -804,19 +804,19 @@ def write(volume: Volume, path: str, fmt: str = "nifti1", *, force: bool = False
     vox_offset = (352 if kind == "nifti1" else 544) if single else 0
     header = _header_bytes(volume, kind, vox_offset, path)
     data = _array_bytes(volume)
-    with io.atomic_outputs(paths, force=force, protect=protect) as temps:
+    with fileio.atomic_outputs(paths, force=force, protect=protect) as temps:
         if single:
             compress = path.lower().endswith(".gz")
-            with io.open_write(temps[0], compress, size_hint=vox_offset + data.nbytes) as fh:
+            with fileio.open_write(temps[0], compress, size_hint=vox_offset + data.nbytes) as fh:
                 fh.write(header)
                 fh.write(b"\x00" * (vox_offset - len(header)))
                 _write_data(fh, data)
         else:
-            with io.open_write(temps[0], paths[0].lower().endswith(".gz")) as fh:
+            with fileio.open_write(temps[0], paths[0].lower().endswith(".gz")) as fh:
                 fh.write(header)
                 if kind != "analyze":
                     fh.write(b"\x00" * 4)
-            with io.open_write(temps[1], paths[1].lower().endswith(".gz")) as fh:
+            with fileio.open_write(temps[1], paths[1].lower().endswith(".gz")) as fh:
                 _write_data(fh, data)
     return paths
 
@@ -858,7 +858,7 @@ def scrub(data: bytes, path: str, fmt: str, *, verify: bool = True) -> tuple:
     file (gzipped or not): free-text header fields and extensions zeroed in place, bytes after the
     voxel data dropped; the .img of a .hdr cut to the voxels the header describes. Voxels and
     geometry are kept byte for byte (`verify` has nothing to compare)."""
-    if data[:2] == io.GZIP_MAGIC:
+    if data[:2] == fileio.GZIP_MAGIC:
         return _scrub.gzipped(data, path, lambda head: _gz_limit(fmt, head), lambda raw: scrub(raw, path, fmt),
                               "data after the voxels")
     new, changed = scrub_nifti_like(data, fmt, path)

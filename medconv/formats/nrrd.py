@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from .. import geometry, io, untrusted
+from .. import fileio, geometry, untrusted
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 from . import _scrub
@@ -74,7 +74,7 @@ _MAX_HEADER = 16 << 20
 # -- header ----------------------------------------------------------------------------
 def _read_head(path: str) -> tuple:
     """(header lines, offset of the attached data or None when the header ends at EOF, head bytes)."""
-    blob, match = io.read_until(path, rb"\r?\n\r?\n", _MAX_HEADER)
+    blob, match = fileio.read_until(path, rb"\r?\n\r?\n", _MAX_HEADER)
     if not blob.startswith(b"NRRD000"):
         raise CorruptInput("not a NRRD file (no NRRD000x magic line)", path)
     end = match.end() if match else None
@@ -534,7 +534,7 @@ def write(volume: Volume, path: str, fmt: str = "nrrd", *, force: bool = False, 
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     header = _header_text(volume, dtype, encoding, os.path.basename(paths[1]) if detached else None)
-    with io.atomic_outputs(paths, force=force, protect=protect) as temps:
+    with fileio.atomic_outputs(paths, force=force, protect=protect) as temps:
         with open(temps[0], "wb") as fh:
             fh.write(header.encode("latin-1"))
             if not detached:
@@ -549,7 +549,7 @@ def _write_payload(fh, arr: np.ndarray, encoding: str) -> None:
     if encoding == "raw":
         write_array(fh, arr)
         return
-    gz = io.open_write(fh, True)
+    gz = fileio.open_write(fh, True)
     try:
         write_array(gz, arr)
     finally:

@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from .. import geometry, io, log
+from .. import fileio, geometry, log
 from ..errors import CorruptInput, OutputError, UnsupportedFormat
 from ..volume import Volume
 
@@ -244,7 +244,7 @@ def write(volume: Volume, path: str, fmt: str = "png", *, force: bool = False, p
         save["quality"] = int(options.get("quality") or 95)
     if fmt == "tiff":
         save["compression"] = "tiff_deflate"
-    with io.atomic_outputs([path], force=force, protect=protect) as temps:
+    with fileio.atomic_outputs([path], force=force, protect=protect) as temps:
         try:
             img.save(temps[0], format=_PIL_FORMAT[fmt], **save)
         except (OSError, ValueError, KeyError) as exc:

@@ -644,7 +644,7 @@ def test_stop_watchdog_ends_a_process_whose_clean_up_hangs(tmp_path):
     removes the temporary files still registered and ends the process with the signal's code."""
     part = tmp_path / ".medconv-x.part"
     code = ("import sys, threading, time\n"
-            "import medconv.signals as e, medconv.io as io\n"
+            "import medconv.signals as e, medconv.fileio as io\n"
             "e.STOP_DEADLINE = 1.0\n"
             "e.install()\n"
             f"open({str(part)!r}, 'w').write('half')\n"

@@ -78,18 +78,18 @@ def test_other_os_errors_while_writing_are_output_errors(tmp_path, monkeypatch):
 
     import medconv
     from helpers import assert_clean_error, make_volume, run
-    from medconv import io
+    from medconv import fileio
 
     src = tmp_path / "a.nii"
     medconv.write(make_volume((4, 4, 4)), src)
-    real_open = io.open_write
+    real_open = fileio.open_write
 
     def failing(path, compress, **kwargs):
         fh = real_open(path, compress, **kwargs)
         fh.close()
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(io, "open_write", failing)
+    monkeypatch.setattr(fileio, "open_write", failing)
     r = run("convert", src, tmp_path / "o.nii")
     assert_clean_error(r, 4, "o.nii", "Input/output error")
     assert not (tmp_path / "o.nii").exists() and not _leftovers(tmp_path)

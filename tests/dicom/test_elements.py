@@ -198,10 +198,10 @@ def test_file_meta_transfer_syntax_and_sniffing():
 
 
 def test_the_old_fall_back_names_are_the_walkers():
-    from medconv.anonymize import fast
-    from medconv.dicom import light
+    from medconv.anonymize import rewrite
+    from medconv.dicom import header_view
 
-    assert light.Unsupported is Unsupported and fast.Fallback is Unsupported
+    assert header_view.Unsupported is Unsupported and rewrite.Fallback is Unsupported
 
 
 @pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",

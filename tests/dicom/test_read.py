@@ -339,8 +339,8 @@ def test_light_parser_agrees_with_pydicom(tmp_path, ts):
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
-    from medconv.dicom import light, scan
-    from medconv.dicom.wrap import Frame
+    from medconv.dicom import header_view, scan
+    from medconv.dicom.frame import Frame
 
     inner = Dataset()
     inner.CodeValue = "T-D1100"
@@ -351,7 +351,7 @@ def test_light_parser_agrees_with_pydicom(tmp_path, ts):
                               slope=2, intercept=-5, ts=ts, extra={"ReferencedImageSequence": Sequence([nested, inner]),
                                                                    "TriggerTime": "12.5"})
     size = os.path.getsize(path)
-    _ds, _tag, where = light.parse(path, size)
+    _ds, _tag, where = header_view.parse(path, size)
     fast = scan._read_light(path, size)[0]
     import pydicom
 

@@ -382,7 +382,7 @@ def test_twelve_bit_series_with_striped_high_bits(tmp_path, signed):
 # -- per-frame properties (read by the sidecar) and the light parser -----------------------------------
 def test_enhanced_frame_properties_light_and_pydicom_agree(tmp_path):
     from medconv.dicom import scan
-    from medconv.dicom.wrap import Frame
+    from medconv.dicom.frame import Frame
 
     frames = [frame(k, te=72.0 + e, part="MAGNITUDE", bvalue=1000.0 * e, bvec=(0.6, 0.8, 0.0) if e else None,
                     temporal=e + 1, dims=(1, k + 1, e + 1), ss=0.5, rs=2.0, acq=f"2024010112000{e}.50")

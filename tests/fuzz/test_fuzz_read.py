@@ -358,7 +358,7 @@ def test_real_files_mutated_through_the_cli(tmp_path, name, nib_name, dicom_name
 @pytest.mark.parametrize("limit", [-352, 1 << 62])
 def test_read_bytes_with_an_absurd_header_limit(tmp_path, limit):
     """Header-derived read lengths: negative is a corrupt input, huge reads what is there."""
-    from medconv import io
+    from medconv import fileio
 
     plain, packed = tmp_path / "a.bin", tmp_path / "a.gz"
     plain.write_bytes(b"x" * 1000)
@@ -366,7 +366,7 @@ def test_read_bytes_with_an_absurd_header_limit(tmp_path, limit):
     for path, byte in ((plain, b"x"), (packed, b"y")):
         if limit < 0:
             with pytest.raises(MedconvError):
-                io.read_bytes(str(path), limit)
+                fileio.read_bytes(str(path), limit)
         else:
             with memory_cap():
-                assert io.read_bytes(str(path), limit) == byte * 1000
+                assert fileio.read_bytes(str(path), limit) == byte * 1000

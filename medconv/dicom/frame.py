@@ -186,7 +186,7 @@ class Frame:
         self.acq_time = _float(_get(ds, "AcquisitionTime"))
         self.slice_thickness = _float(_get(ds, "SliceThickness"))
         per, shared = _functional_groups(ds, index)
-        # this frame's functional group items (pydicom Datasets, or LightItems with .get(keyword)), for
+        # this frame's functional group items (pydicom Datasets, or HeaderItems with .get(keyword)), for
         # readers of per-frame values beyond the properties below
         self.per_frame, self.shared_groups = per, shared
         self._read_geometry(ds, index, n_frames, per, shared)

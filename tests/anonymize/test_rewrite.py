@@ -1,4 +1,4 @@
-"""The byte-level anonymiser (fast.py) against the pydicom one (actions.py): same output, element
+"""The byte-level anonymiser (rewrite.py) against the pydicom one (actions.py): same output, element
 for element, on a data set holding every attribute of the profile table, on real files, and under
 every option; files it cannot vouch for go to the pydicom path; -j N changes nothing."""
 from __future__ import annotations
@@ -183,7 +183,7 @@ def test_real_files_same_as_the_pydicom_path(tmp_path):
     """Every small pydicom-data file: where the byte-level path takes a file, it agrees exactly; it
     steps aside only through its documented fall-back (elements.Unsupported), never by raising, and
     never takes a file the pydicom path refuses."""
-    from medconv.anonymize import fast as fast_path
+    from medconv.anonymize import rewrite
     from medconv.dicom.elements import Unsupported
     from medconv.errors import MedconvError
 
@@ -209,7 +209,7 @@ def test_real_files_same_as_the_pydicom_path(tmp_path):
             continue
         _same(fast, slow, fr, sr)
         taken += 1
-    assert fast_path.Fallback is Unsupported
+    assert rewrite.Fallback is Unsupported
     assert taken >= 20, taken
 
 

@@ -1,6 +1,7 @@
-"""A small pure-Python header parser for the common case (native little/big endian, no
-functional groups), so scanning a large series neither imports pydicom nor builds a full
-Dataset per file. Anything unusual returns None and pydicom reads the file instead.
+"""The header view: the elements medconv needs from a DICOM file with native (uncompressed or
+encapsulated) pixel data, read through the element walker without pydicom, so scanning a large
+series or converting an enhanced file builds no pydicom Dataset. Anything it does not keep or
+cannot follow is read by pydicom instead (Unsupported, NeedsFull).
 """
 from __future__ import annotations
 
@@ -253,7 +254,7 @@ def _decode(vr, raw, endian, default=None, charset=None):
 
 
 def _kept(holder, values, tag, default, charset=None):
-    """get_tag() of a LightItem or LightDataset: the decoded value of a kept element, cached in `values`
+    """get_tag() of a HeaderItem or HeaderView: the decoded value of a kept element, cached in `values`
     (`charset`: the data set's Specific Character Set element, if any)."""
     try:
         value = values[tag]
@@ -267,7 +268,7 @@ def _kept(holder, values, tag, default, charset=None):
     return default if value is None else value
 
 
-class LightItem:
+class HeaderItem:
     """One item of a sequence parsed by the light parser: the known elements, decoded on access."""
 
     is_light = True
@@ -275,7 +276,7 @@ class LightItem:
     __slots__ = ("_el", "_endian", "_values")
 
     def __init__(self, elements, endian):
-        self._el = elements  # tag -> (vr or None, raw bytes, or a list of LightItem for sequences)
+        self._el = elements  # tag -> (vr or None, raw bytes, or a list of HeaderItem for sequences)
         self._endian = endian
         self._values = None  # decoded values, kept once asked for (the shared groups serve every frame)
 
@@ -307,7 +308,7 @@ class LightItem:
         return _sequences(self)
 
 
-class LightDataset:
+class HeaderView:
     """The attributes medconv needs, decoded on access.
 
     Anything else (another keyword, an attribute, iteration) is answered by the full
@@ -341,7 +342,7 @@ class LightDataset:
 
     def get_known(self, keyword, default=None):
         """Like get(), but never falls back to the full Dataset (for the scan's hot path); sequences
-        come as lists of LightItem."""
+        come as lists of HeaderItem."""
         entry = TAGS.get(keyword)
         return default if entry is None else self.get_tag(entry[0], default)
 
@@ -356,7 +357,7 @@ class LightDataset:
         return _kept(self, self._values, tag, default, self._el.get(0x00080005))
 
     def value(self, key):
-        """The value of `key` (keyword or int tag; None when absent; sequences as lists of LightItem),
+        """The value of `key` (keyword or int tag; None when absent; sequences as lists of HeaderItem),
         or NeedsFull when the light view does not keep it."""
         return _strict(self, key)
 
@@ -386,7 +387,7 @@ MAX_WALK_DEPTH = 8
 
 
 def _light_items(items, endian, depth=0) -> list:
-    """LightItem of each walked item of a known sequence, keeping the BY_TAG elements (the known
+    """HeaderItem of each walked item of a known sequence, keeping the BY_TAG elements (the known
     sequences in them parsed the same way)."""
     if depth >= MAX_WALK_DEPTH:
         raise Unsupported("sequences nested too deep")
@@ -402,7 +403,7 @@ def _light_items(items, endian, depth=0) -> list:
                     kept[tag] = (el.vr, el.value())
             elif tag in _SEQUENCES and el.vr in (None, "SQ"):
                 kept[tag] = ("SQ", _light_items(el.items, endian, depth + 1))
-        out.append(LightItem(kept, endian))
+        out.append(HeaderItem(kept, endian))
     return out
 
 
@@ -421,7 +422,7 @@ def _odd_length(tag: int, path) -> None:
 
 
 def parse(path, size, head_bytes=65536):
-    """(LightDataset, pixel tag, (value offset, length)) or raise Unsupported."""
+    """(HeaderView, pixel tag, (value offset, length)) or raise Unsupported."""
     with open(path, "rb") as fh:
         buf = fh.read(head_bytes)
         while True:
@@ -455,7 +456,7 @@ def _parse(path, buf, size):
         if el.end is None:  # the pixel data: its value is not read here
             if el.length == UNDEFINED or (el.vr is not None and el.vr.encode() not in LONG_VRS):
                 raise Unsupported("encapsulated")
-            return LightDataset(path, elements, meta, not big, explicit), tag, (el.value_offset, el.length)
+            return HeaderView(path, elements, meta, not big, explicit), tag, (el.value_offset, el.length)
         if el.items is None:
             if el.length & 1:
                 _odd_length(tag, path)
@@ -467,4 +468,4 @@ def _parse(path, buf, size):
             raise Unsupported("needs pydicom")
     if len(buf) < size:
         raise Truncated("header longer than the buffer", len(buf), len(buf))
-    return LightDataset(path, elements, meta, not big, explicit), None, None
+    return HeaderView(path, elements, meta, not big, explicit), None, None

@@ -7,7 +7,7 @@ reference). Anything this module is not sure about (another transfer syntax, a
 character set other than ASCII in a value it must read, an unknown VR, a malformed
 length, a missing pixel element) makes it return None, and the caller falls back to
 the pydicom path, which handles and reports every case. The two paths give the same
-data set and file meta, element for element (tests/anonymize/test_fast.py).
+data set and file meta, element for element (tests/anonymize/test_rewrite.py).
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def _sequence(tag: int, items: list) -> bytes:
     return _encode(tag, "SQ", body)
 
 
-class FastAnonymizer:
+class ByteAnonymizer:
     """Bytes in, bytes out; the rules and state (options, pseudonyms) of an `actions.Anonymizer`."""
 
     def __init__(self, anonymizer):
