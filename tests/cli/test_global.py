@@ -108,6 +108,8 @@ def test_quiet_silences_warnings(tmp_path):
     (["--version"], ["numpy", "nibabel", "pydicom", "SimpleITK", "PIL", "h5py"]),
     (["info", "NII"], ["nibabel", "pydicom", "SimpleITK", "PIL", "h5py", "rich", "medconv.dicom",
                        "medconv.formats.metaimage", "medconv.formats.minc", "medconv.formats.raster"]),
+    (["header", "NII"], ["pydicom", "medconv.dicom", "SimpleITK", "h5py"]),
+    (["header", "NII", "--json"], ["pydicom", "medconv.dicom", "SimpleITK", "h5py"]),
 ])
 def test_no_needless_imports(argv, forbidden):
     path = nibabel_data("example4d.nii.gz")
