@@ -130,6 +130,8 @@ _CHARSETS = {"ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 101": "iso8
 BY_TAG = {tag: (keyword, vr) for keyword, (tag, vr) in TAGS.items()}
 #: sequences parsed into items (the functional groups and the sequences Frame reads in them)
 _SEQUENCES = {tag for tag, vr in TAGS.values() if vr == "SQ"}
+#: the elements the walk builds inside sequences (the others are stepped over by their lengths)
+_KEPT = frozenset(BY_TAG)
 # DICOMDIR, palette, Modality LUT
 _NEEDS_PYDICOM = {0x00041220, 0x00281101, 0x00283000}
 
@@ -451,14 +453,14 @@ def _parse(path, buf, size):
     endian = ">" if big else "<"
     elements = {}
     by_tag, sequences = BY_TAG, _SEQUENCES
-    for el in walk(buf, pos, None, explicit=explicit, big=big, sequences=sequences, stop=PIXEL_TAGS):
+    for el in walk(buf, pos, None, explicit=explicit, big=big, sequences=sequences, stop=PIXEL_TAGS, keep=_KEPT):
         tag = el.tag
         if el.end is None:  # the pixel data: its value is not read here
             if el.length == UNDEFINED or (el.vr is not None and el.vr.encode() not in LONG_VRS):
                 raise Unsupported("encapsulated")
             return HeaderView(path, elements, meta, not big, explicit), tag, (el.value_offset, el.length)
         if el.items is None:
-            if el.length & 1:
+            if el.length & 1 and el.length != UNDEFINED and el.vr != "SQ":  # (a sequence not kept: items None)
                 _odd_length(tag, path)
             if tag in by_tag:
                 elements[tag] = (el.vr, bytes(buf[el.value_offset:el.end]))
