@@ -255,19 +255,21 @@ def _decode(vr, raw, endian, default=None, charset=None):
     return text
 
 
-def _kept(holder, values, tag, default, charset=None):
-    """get_tag() of a HeaderItem or HeaderView: the decoded value of a kept element, cached in `values`
-    (`charset`: the data set's Specific Character Set element, if any)."""
-    try:
-        value = values[tag]
-    except KeyError:
-        if tag not in holder._el:
-            return default
-        vr, raw = holder._el[tag]
-        known = BY_TAG.get(tag)
-        vr = known[1] if known is not None and vr in (None, "UN") else vr
-        value = values[tag] = _decode(vr, raw, holder._endian, None, charset and charset[1])
-    return default if value is None else value
+def _decoded(holder, tag, charset):
+    """The decoded value of element `tag` of a HeaderItem or HeaderView, None when absent (cached by
+    get_tag and get_known, absent ones too; `charset`: the data set's Specific Character Set element)."""
+    raw = holder._el.get(tag)
+    if raw is None:
+        return None
+    vr, raw = raw
+    known = BY_TAG.get(tag)
+    vr = known[1] if known is not None and vr in (None, "UN") else vr
+    return _decode(vr, raw, holder._endian, None, charset and charset[1])
+
+
+_UNREAD = object()
+#: keyword (see TAGS) -> tag
+_TAG_OF = {keyword: tag for keyword, (tag, _) in TAGS.items()}
 
 
 class HeaderItem:
@@ -283,8 +285,16 @@ class HeaderItem:
         self._values = None  # decoded values, kept once asked for (the shared groups serve every frame)
 
     def get_known(self, keyword, default=None):
-        entry = TAGS.get(keyword)
-        return default if entry is None else self.get_tag(entry[0], default)
+        tag = _TAG_OF.get(keyword)
+        if tag is None:
+            return default
+        values = self._values
+        if values is None:
+            values = self._values = {}
+        value = values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = values[tag] = _decoded(self, tag, None)
+        return default if value is None else value
 
     get = get_known
 
@@ -293,7 +303,10 @@ class HeaderItem:
         values = self._values
         if values is None:
             values = self._values = {}
-        return _kept(self, values, tag, default)
+        value = values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = values[tag] = _decoded(self, tag, None)
+        return default if value is None else value
 
     def __contains__(self, keyword):
         entry = TAGS.get(keyword)
@@ -345,8 +358,13 @@ class HeaderView:
     def get_known(self, keyword, default=None):
         """Like get(), but never falls back to the full Dataset (for the scan's hot path); sequences
         come as lists of HeaderItem."""
-        entry = TAGS.get(keyword)
-        return default if entry is None else self.get_tag(entry[0], default)
+        tag = _TAG_OF.get(keyword)
+        if tag is None:
+            return default
+        value = self._values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[tag] = _decoded(self, tag, self._el.get(0x00080005))
+        return default if value is None else value
 
     def get(self, keyword, default=None):
         entry = TAGS.get(keyword)
@@ -356,7 +374,10 @@ class HeaderView:
 
     def get_tag(self, tag, default=None):
         """The value of element `tag` (an int, private tags included) when the parser kept it."""
-        return _kept(self, self._values, tag, default, self._el.get(0x00080005))
+        value = self._values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[tag] = _decoded(self, tag, self._el.get(0x00080005))
+        return default if value is None else value
 
     def value(self, key):
         """The value of `key` (keyword or int tag; None when absent; sequences as lists of HeaderItem),
@@ -402,7 +423,7 @@ def _light_items(items, endian, depth=0) -> list:
                 continue
             if el.items is None:
                 if el.length != UNDEFINED:
-                    kept[tag] = (el.vr, el.value())
+                    kept[tag] = (el.vr, el.buf[el.value_offset:el.end])  # (bytes: the header read)
             elif tag in _SEQUENCES and el.vr in (None, "SQ"):
                 kept[tag] = ("SQ", _light_items(el.items, endian, depth + 1))
         out.append(HeaderItem(kept, endian))
@@ -423,10 +444,22 @@ def _odd_length(tag: int, path) -> None:
              "stored (further files with odd lengths are not reported)", path)
 
 
+#: the tags of the pixel data elements as bytes, little and big endian: a header without them in the
+#: bytes read is longer than those bytes (or the file has no pixels)
+_PIXEL_TAG_BYTES = tuple(struct.pack(order, tag >> 16, tag & 0xFFFF) for tag in PIXEL_TAGS for order in ("<HH", ">HH"))
+
+
 def parse(path, size, head_bytes=65536):
     """(HeaderView, pixel tag, (value offset, length)) or raise Unsupported."""
     with open(path, "rb") as fh:
         buf = fh.read(head_bytes)
+        # a walk that runs past the bytes read starts again on more of them: read on (x8 each time)
+        # while no pixel data tag is in the bytes, so that a long header is walked once
+        while len(buf) < size and len(buf) < (1 << 27) and not any(t in buf for t in _PIXEL_TAG_BYTES):
+            more = fh.read(7 * len(buf))
+            if not more:
+                break
+            buf += more
         while True:
             try:
                 return _parse(path, buf, size)
