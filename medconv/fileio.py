@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 
 from .errors import CorruptInput, InputError, OutputError
 
@@ -378,11 +377,11 @@ def forget_parent_state() -> None:
 
 def remove_live_temps() -> None:
     """Remove every temporary file still recorded (the end of a run stopped part-way)."""
-    import shutil
-
     for tmp in list(LIVE_TEMPS):
         try:
             if os.path.isdir(tmp) and not os.path.islink(tmp):
+                import shutil
+
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 os.unlink(tmp)
@@ -401,6 +400,23 @@ def make_parent(path: str) -> str:
         except OSError as exc:
             raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
     return parent
+
+
+#: flags of a temporary output: created here and now, never through a link, not inherited
+_TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def _new_temp(directory: str) -> tuple:
+    """(descriptor, path) of a new empty file `.medconv-XXXXXXXXXXXX.part` in `directory`, readable by
+    its owner alone (what tempfile.mkstemp makes, without importing tempfile and what it imports)."""
+    for _ in range(100):
+        path = os.path.join(directory, f".medconv-{os.urandom(6).hex()}.part")
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", directory)
 
 
 @contextlib.contextmanager
@@ -425,7 +441,7 @@ def atomic_outputs(paths, force: bool = False, protect=()):
         for p in paths:
             with uninterrupted:  # created and tracked as one step: a stop signal waits for both
                 try:
-                    fd, tmp = tempfile.mkstemp(prefix=".medconv-", suffix=".part", dir=os.path.dirname(p))
+                    fd, tmp = _new_temp(os.path.dirname(p))
                 except OSError as exc:
                     raise OutputError(f"cannot write here ({exc.strerror})", p) from None
                 temps.append(tmp)
