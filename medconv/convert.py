@@ -584,8 +584,9 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
 
 #: a batch of at most this many inputs holding less than this many bytes runs in this process unless
 #: -j says otherwise: starting and feeding worker processes costs more than they save on so little
+#: (and each output of modest size is deflated on several threads anyway: fileio.BlockGzip)
 SMALL_BATCH_TASKS = 16
-SMALL_BATCH_BYTES = 8 << 20
+SMALL_BATCH_BYTES = 16 << 20
 
 
 def _input_bytes(tasks) -> float:

@@ -455,7 +455,9 @@ def parse(path, size, head_bytes=65536):
         buf = fh.read(head_bytes)
         # a walk that runs past the bytes read starts again on more of them: read on (x8 each time)
         # while no pixel data tag is in the bytes, so that a long header is walked once
-        while len(buf) < size and len(buf) < (1 << 27) and not any(t in buf for t in _PIXEL_TAG_BYTES):
+        seen = 0  # bytes searched already (less the 3 a tag found later may start in)
+        while len(buf) < size and len(buf) < (1 << 27) and not any(buf.find(t, seen) >= 0 for t in _PIXEL_TAG_BYTES):
+            seen = max(len(buf) - 3, 0)
             more = fh.read(7 * len(buf))
             if not more:
                 break
