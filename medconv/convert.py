@@ -590,17 +590,22 @@ SMALL_BATCH_BYTES = 16 << 20
 
 
 def _input_bytes(tasks) -> float:
-    """Bytes the tasks read (a DICOM series' files, an input file); infinite when not known."""
-    total = 0
+    """Bytes the tasks read (a DICOM series' files, each file once however many outputs share it; an
+    input file); infinite when not known."""
+    total, files = 0, {}
     for t in tasks:
         if t.scanned is not None:
-            total += t.scanned.size_bytes
+            frames = getattr(t.scanned, "frames", None)
+            if frames is None:
+                total += t.scanned.size_bytes
+            else:
+                files.update((f.path, f.size) for f in frames)
         else:
             try:
                 total += os.path.getsize(t.src) if os.path.isfile(t.src) else math.inf
             except (OSError, TypeError, ValueError):
                 return math.inf
-    return total
+    return total + sum(files.values())
 
 
 def _before_fork() -> None:

@@ -444,9 +444,22 @@ def _odd_length(tag: int, path) -> None:
              "stored (further files with odd lengths are not reported)", path)
 
 
-#: the tags of the pixel data elements as bytes, little and big endian: a header without them in the
-#: bytes read is longer than those bytes (or the file has no pixels)
-_PIXEL_TAG_BYTES = tuple(struct.pack(order, tag >> 16, tag & 0xFFFF) for tag in PIXEL_TAGS for order in ("<HH", ">HH"))
+#: the pixel data elements' group as bytes, little and big endian, and their element numbers after it
+_PIXEL_GROUP = ((b"\xe0\x7f", {struct.pack("<H", tag & 0xFFFF) for tag in PIXEL_TAGS}),
+                (b"\x7f\xe0", {struct.pack(">H", tag & 0xFFFF) for tag in PIXEL_TAGS}))
+
+
+def _pixel_tag_in(buf, start: int) -> bool:
+    """Whether a pixel data tag's bytes are in buf[start:] (a header without one in the bytes read is
+    longer than those bytes, or the file has no pixels)."""
+    for group, elements in _PIXEL_GROUP:
+        at = buf.find(group, start)
+        while at >= 0:
+            if buf[at + 2:at + 4] in elements:
+                return True
+            at = buf.find(group, at + 1)
+    return False
+
 
 
 def parse(path, size, head_bytes=65536):
@@ -456,7 +469,7 @@ def parse(path, size, head_bytes=65536):
         # a walk that runs past the bytes read starts again on more of them: read on (x8 each time)
         # while no pixel data tag is in the bytes, so that a long header is walked once
         seen = 0  # bytes searched already (less the 3 a tag found later may start in)
-        while len(buf) < size and len(buf) < (1 << 27) and not any(buf.find(t, seen) >= 0 for t in _PIXEL_TAG_BYTES):
+        while len(buf) < size and len(buf) < (1 << 27) and not _pixel_tag_in(buf, seen):
             seen = max(len(buf) - 3, 0)
             more = fh.read(7 * len(buf))
             if not more:
