@@ -215,7 +215,7 @@ class BlockGzip:
 
         def work():
             try:
-                while True:
+                while not errors:  # (a stop on one thread stops the others at their next block)
                     try:
                         i = next_index()
                     except StopIteration:
