@@ -164,16 +164,9 @@ def _private(holder, group, creator, element):
     want = creator.strip().upper()
     if (group, want, element & 0xFF) not in PRIVATE or group not in _CREATOR_GROUPS:
         raise NeedsFull(f"private ({group:04X},xx{element & 0xFF:02X}) of {creator} is not kept")
-    found = None
-    kept, base = holder._el, group << 16
-    for block in range(0x10, 0x100):
-        if base | block in kept:
-            name = holder.get_tag(base | block)
-            if name is not None and str(name).strip().upper() == want:
-                found = block
-                break
+    found = _creators(holder, group).get(want)
     if found is None:
-        if holder.get_tag(base | 0x10) is not None:
+        if holder.get_tag((group << 16) | 0x10) is not None:
             return None  # creators, none of them this one
         found = 0x10  # no creator at all (some exports drop them): the usual place
     vr = PRIVATE[(group, want, element & 0xFF)]
@@ -193,6 +186,24 @@ def _private(holder, group, creator, element):
         raise NeedsFull("a private sequence not parsed as one")
     charset = holder._el.get(0x00080005)  # decoded with this creator's VR (another's may share the tag)
     return _decode(vr, value, holder._endian, None, charset and charset[1])
+
+
+def _creators(holder, group) -> dict:
+    """{private creator (upper case, spaces stripped): its first block} of `group` in a HeaderItem or
+    HeaderView, read once (kept with its decoded values)."""
+    values = holder._values
+    if values is None:  # (a HeaderItem makes its cache on first use)
+        values = holder._values = {}
+    key = ("creators", group)
+    found = values.get(key)
+    if found is None:
+        found = values[key] = {}
+        base = group << 16
+        for tag in sorted(t for t in holder._el if base | 0x10 <= t <= base | 0xFF):
+            name = holder.get_tag(tag)
+            if name is not None:
+                found.setdefault(str(name).strip().upper(), tag & 0xFF)
+    return found
 
 
 def _sequences(holder):
