@@ -192,8 +192,6 @@ def _creators(holder, group) -> dict:
     """{private creator (upper case, spaces stripped): its first block} of `group` in a HeaderItem or
     HeaderView, read once (kept with its decoded values)."""
     values = holder._values
-    if values is None:  # (a HeaderItem makes its cache on first use)
-        values = holder._values = {}
     key = ("creators", group)
     found = values.get(key)
     if found is None:
@@ -293,30 +291,24 @@ class HeaderItem:
     def __init__(self, elements, endian):
         self._el = elements  # tag -> (vr or None, raw bytes, or a list of HeaderItem for sequences)
         self._endian = endian
-        self._values = None  # decoded values, kept once asked for (the shared groups serve every frame)
+        self._values = {}  # decoded values, kept once asked for (the shared groups serve every frame)
 
     def get_known(self, keyword, default=None):
         tag = _TAG_OF.get(keyword)
         if tag is None:
             return default
-        values = self._values
-        if values is None:
-            values = self._values = {}
-        value = values.get(tag, _UNREAD)
+        value = self._values.get(tag, _UNREAD)
         if value is _UNREAD:
-            value = values[tag] = _decoded(self, tag, None)
+            value = self._values[tag] = _decoded(self, tag, None)
         return default if value is None else value
 
     get = get_known
 
     def get_tag(self, tag, default=None):
         """The value of element `tag` (an int, private tags included) when the parser kept it."""
-        values = self._values
-        if values is None:
-            values = self._values = {}
-        value = values.get(tag, _UNREAD)
+        value = self._values.get(tag, _UNREAD)
         if value is _UNREAD:
-            value = values[tag] = _decoded(self, tag, None)
+            value = self._values[tag] = _decoded(self, tag, None)
         return default if value is None else value
 
     def __contains__(self, keyword):
