@@ -175,8 +175,9 @@ class BlockGzip:
         self.closed = False
 
     def write(self, data) -> int:
-        self._buf += data
-        return len(data) if not isinstance(data, memoryview) else data.nbytes
+        view = memoryview(data)
+        self._buf += view
+        return view.nbytes
 
     def writable(self) -> bool:
         return True
