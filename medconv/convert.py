@@ -584,22 +584,28 @@ def convert_many(tasks, *, jobs: int | None = None, keep_going: bool = False, fo
 
 #: a batch of at most this many inputs holding less than this many bytes runs in this process unless
 #: -j says otherwise: starting and feeding worker processes costs more than they save on so little
+#: (and each output of modest size is deflated on several threads anyway: fileio.BlockGzip)
 SMALL_BATCH_TASKS = 16
-SMALL_BATCH_BYTES = 8 << 20
+SMALL_BATCH_BYTES = 16 << 20
 
 
 def _input_bytes(tasks) -> float:
-    """Bytes the tasks read (a DICOM series' files, an input file); infinite when not known."""
-    total = 0
+    """Bytes the tasks read (a DICOM series' files, each file once however many outputs share it; an
+    input file); infinite when not known."""
+    total, files = 0, {}
     for t in tasks:
         if t.scanned is not None:
-            total += t.scanned.size_bytes
+            frames = getattr(t.scanned, "frames", None)
+            if frames is None:
+                total += t.scanned.size_bytes
+            else:
+                files.update((f.path, f.size) for f in frames)
         else:
             try:
                 total += os.path.getsize(t.src) if os.path.isfile(t.src) else math.inf
             except (OSError, TypeError, ValueError):
                 return math.inf
-    return total
+    return total + sum(files.values())
 
 
 def _before_fork() -> None:

@@ -29,3 +29,9 @@ def main(argv=None) -> None:
         cli_main(argv)
     finally:
         fileio.remove_live_temps()  # a run stopped part-way: temporary files still recorded go
+        # the process ends here: the interpreter's last cyclic collection need not walk every object
+        # the run built (headers, frames, modules) only to find them alive; reference counting and
+        # the clearing of modules free them as before
+        import gc
+
+        gc.freeze()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 
 from .errors import CorruptInput, InputError, OutputError
 
@@ -133,19 +132,23 @@ def compressobj(level: int | None = None):
     return zlib_ng.compressobj(level)
 
 
-#: outputs smaller than this are compressed on the calling thread: the threaded writers work in
-#: 1 MiB blocks, and their workers notice the end of the stream only at their next 50 ms queue
-#: poll, so closing one costs up to 50 ms more; two threads win that back only on larger outputs
+#: outputs of a known size below this are deflated in blocks on threads once written (BlockGzip); the
+#: threaded streaming writers, which work in 1 MiB blocks and notice the end of the stream only at
+#: their workers' next 50 ms queue poll, take larger ones (and those of unknown size)
 SMALL_OUTPUT = 16 << 20
+#: outputs below this are deflated on the calling thread alone
+TINY_OUTPUT = 1 << 20
 
 
 def open_write(path_or_file, compress: bool, size_hint: int | None = None):
     """A binary file object for writing; gzip on several threads (ISA-L or zlib-ng) when `compress`
-    (on this thread when `size_hint` says the output is small)."""
+    (`size_hint`: the bytes to be written, when known)."""
     if not compress:
         return open(path_or_file, "wb")
     level = _level()
-    threads = 0 if size_hint is not None and size_hint < SMALL_OUTPUT else _threads()
+    if size_hint is not None and size_hint < SMALL_OUTPUT:
+        return BlockGzip(path_or_file, level, 1 if size_hint < TINY_OUTPUT else max(1, _threads()))
+    threads = _threads()
     if level == 1:
         from isal import igzip_threaded
 
@@ -153,6 +156,110 @@ def open_write(path_or_file, compress: bool, size_hint: int | None = None):
     from zlib_ng import gzip_ng_threaded
 
     return gzip_ng_threaded.open(path_or_file, "wb", compresslevel=level, threads=threads)
+
+
+class BlockGzip:
+    """A gzip file written whole on close: one member whose deflate stream is cut into BLOCK-byte
+    blocks, each deflated on its own (primed with the 32 KiB before it, so the ratio barely changes)
+    and ended with a sync flush, on up to `threads` threads (the calling one among them). The bytes
+    are held in memory until then: for outputs of modest size only."""
+
+    BLOCK = 1 << 18
+    _WINDOW = 1 << 15
+
+    def __init__(self, path_or_file, level: int, threads: int):
+        self._own = isinstance(path_or_file, (str, bytes, os.PathLike))
+        self._fh = open(path_or_file, "wb") if self._own else path_or_file
+        self._level, self._threads = level, threads
+        self._buf = bytearray()
+        self.closed = False
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        self._buf += view
+        return view.nbytes
+
+    def writable(self) -> bool:
+        return True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:  # the write failed part-way: nothing worth deflating
+            self._buf = bytearray()
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._fh.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # deflate, no name, mtime 0
+            crc = 0
+            for block, block_crc, length in self._deflate():
+                self._fh.write(block)
+                crc = _crc32_combine(crc, block_crc, length)
+            self._fh.write(crc.to_bytes(4, "little") + (len(self._buf) & 0xFFFFFFFF).to_bytes(4, "little"))
+        finally:
+            self._buf = bytearray()
+            if self._own:
+                self._fh.close()
+
+    def _deflate(self) -> list:
+        """(deflated block, its CRC-32, its length) of each block, in order."""
+        view = memoryview(self._buf)
+        starts = list(range(0, len(view), self.BLOCK)) or [0]
+        out = [None] * len(starts)
+        next_index = iter(range(len(starts))).__next__  # shared by the threads (atomic under the GIL)
+        errors = []
+
+        def work():
+            try:
+                while not errors:  # (a stop on one thread stops the others at their next block)
+                    try:
+                        i = next_index()
+                    except StopIteration:
+                        return
+                    start = starts[i]
+                    out[i] = _deflate_block(view, start, start + self.BLOCK, self._level, i == len(starts) - 1,
+                                            self._WINDOW)
+            except BaseException as exc:  # re-raised on the calling thread
+                errors.append(exc)
+
+        helpers = []
+        if self._threads > 1 and len(starts) > 1:
+            import threading
+
+            helpers = [threading.Thread(target=work, daemon=True) for _ in range(min(self._threads, len(starts)) - 1)]
+            for t in helpers:
+                t.start()
+        work()
+        for t in helpers:
+            t.join()
+        if errors:
+            raise errors[0]
+        return out
+
+
+def _deflate_block(view, start: int, end: int, level: int, last: bool, window: int) -> tuple:
+    piece = view[start:end]
+    zdict = view[max(0, start - window):start] if start else None
+    if level == 1:
+        from isal import isal_zlib as z
+
+        level = 3  # ISA-L's fastest setting (see DEFAULT_COMPRESSION)
+    else:
+        from zlib_ng import zlib_ng as z
+    c = z.compressobj(level, z.DEFLATED, -15, z.DEF_MEM_LEVEL, z.Z_DEFAULT_STRATEGY, zdict) if zdict is not None \
+        else z.compressobj(level, z.DEFLATED, -15)
+    return c.compress(piece) + c.flush(z.Z_FINISH if last else z.Z_SYNC_FLUSH), z.crc32(piece), len(piece)
+
+
+def _crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    from zlib_ng import zlib_ng
+
+    return zlib_ng.crc32_combine(crc1, crc2, length2)
 
 
 def read_until(path: str, pattern: bytes, limit: int, complete=None) -> tuple:
@@ -271,11 +378,11 @@ def forget_parent_state() -> None:
 
 def remove_live_temps() -> None:
     """Remove every temporary file still recorded (the end of a run stopped part-way)."""
-    import shutil
-
     for tmp in list(LIVE_TEMPS):
         try:
             if os.path.isdir(tmp) and not os.path.islink(tmp):
+                import shutil
+
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 os.unlink(tmp)
@@ -294,6 +401,23 @@ def make_parent(path: str) -> str:
         except OSError as exc:
             raise OutputError(f"cannot create directory ({exc.strerror})", parent) from None
     return parent
+
+
+#: flags of a temporary output: created here and now, never through a link, not inherited
+_TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def _new_temp(directory: str) -> tuple:
+    """(descriptor, path) of a new empty file `.medconv-XXXXXXXXXXXX.part` in `directory`, readable by
+    its owner alone (what tempfile.mkstemp makes, without importing tempfile and what it imports)."""
+    for _ in range(100):
+        path = os.path.join(directory, f".medconv-{os.urandom(6).hex()}.part")
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", directory)
 
 
 @contextlib.contextmanager
@@ -318,7 +442,7 @@ def atomic_outputs(paths, force: bool = False, protect=()):
         for p in paths:
             with uninterrupted:  # created and tracked as one step: a stop signal waits for both
                 try:
-                    fd, tmp = tempfile.mkstemp(prefix=".medconv-", suffix=".part", dir=os.path.dirname(p))
+                    fd, tmp = _new_temp(os.path.dirname(p))
                 except OSError as exc:
                     raise OutputError(f"cannot write here ({exc.strerror})", p) from None
                 temps.append(tmp)

@@ -128,12 +128,16 @@ def _past(buf, open_end: bool, at: int, message: str):
 
 # -- the walk --------------------------------------------------------------------------------------
 def walk(buf, pos: int = 0, end=None, *, explicit: bool = True, big: bool = False, depth: int = 0,
-         sequences=_NOTHING, stop=_NOTHING):
+         sequences=_NOTHING, stop=_NOTHING, keep=None):
     """The elements of the data set in buf[pos:end] (end None: to the end of `buf`), in order.
 
     `depth`: the sequences around this data set; `sequences`: tags read as sequences in implicit VR
     (where no VR says so; an undefined length always does); `stop`: tags at which the walk ends, the
-    element yielded with its header read and its value unchecked (the pixel data of a header scan)."""
+    element yielded with its header read and its value unchecked (the pixel data of a header scan).
+    `keep` (None: every element): the tags of the elements wanted; every element of this data set
+    is still yielded, but a sequence whose tag is not kept comes with `items` None (its items
+    stepped over, not read), and the items of a kept one hold only kept elements (the others stepped
+    over by their lengths, no Element built)."""
     open_end = end is None or end >= len(buf)
     limit = len(buf) if open_end else end
     head, short_vrs = (_HEAD_BE if big else _HEAD_LE).unpack_from, _SHORT_NAMES
@@ -149,7 +153,7 @@ def walk(buf, pos: int = 0, end=None, *, explicit: bool = True, big: bool = Fals
                     yield Element(buf, tag, name, pos, pos + 8, length, stop_at)
                     pos = stop_at
                     continue
-        el = _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop)
+        el = _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop, keep)
         yield el
         if el.end is None:
             return
@@ -163,8 +167,8 @@ def element_at(buf, pos: int, end=None, *, explicit: bool = True, big: bool = Fa
     return _element(buf, pos, len(buf) if open_end else end, open_end, explicit, big, depth, sequences, _NOTHING)
 
 
-def _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop):
-    """The element at `pos`, within `limit` (the end of the bytes when `open_end`)."""
+def _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop, keep=None):
+    """The element at `pos`, within `limit` (the end of the bytes when `open_end`); `keep`: see walk."""
     if pos + 8 > limit:
         raise _past(buf, open_end, pos, f"file ends inside an element header at byte {pos}")
     if explicit:
@@ -195,12 +199,18 @@ def _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop):
             raise _past(buf, open_end, pos, f"file ends inside element {tag_text(tag)}: {length} bytes declared, "
                                          f"{len(buf) - start} present")
         inner = name != "UN"  # an undefined-length UN holds implicit VR little endian items
+        if keep is not None and tag not in keep:
+            if length != UNDEFINED:  # stepped over by its length
+                return Element(buf, tag, name, pos, start, length, start + length)
+            _, stop_at = _items(buf, start, limit, open_end, True, explicit and inner, big and inner, depth + 1,
+                                sequences, tag, _NOTHING)
+            return Element(buf, tag, name, pos, start, length, stop_at)
         if length == UNDEFINED:
             items, stop_at = _items(buf, start, limit, open_end, True, explicit and inner, big and inner, depth + 1,
-                                    sequences, tag)
+                                    sequences, tag, keep)
         else:
             items, stop_at = _items(buf, start, start + length, False, False, explicit and inner, big and inner,
-                                    depth + 1, sequences, tag)
+                                    depth + 1, sequences, tag, keep)
         return Element(buf, tag, name, pos, start, length, stop_at, items)
     if length == UNDEFINED:
         if tag not in PIXEL_TAGS:
@@ -212,10 +222,10 @@ def _element(buf, pos, limit, open_end, explicit, big, depth, sequences, stop):
     return Element(buf, tag, name, pos, start, length, start + length)
 
 
-def _items(buf, pos, end, open_end, undefined, explicit, big, depth, sequences, tag):
+def _items(buf, pos, end, open_end, undefined, explicit, big, depth, sequences, tag, keep=None):
     """([[Element]] of each item, the position after the sequence) of a sequence value from `pos`;
     `undefined`: it ends with its delimiter (before `end`), else at `end`; `open_end`: `end` is the
-    end of the bytes."""
+    end of the bytes; `keep`: see walk (an element not kept is stepped over, and left out of its item)."""
     header = _ITEM_BE if big else _ITEM_LE
     items = []
     while pos < end or undefined:
@@ -231,29 +241,46 @@ def _items(buf, pos, end, open_end, undefined, explicit, big, depth, sequences, 
         if item != ITEM:
             raise Unsupported(f"bad item in sequence {tag_text(tag)} at byte {pos - 8}")
         if length == UNDEFINED:
-            elements = []
-            while True:
-                if pos + 8 > end:
-                    raise _past(buf, open_end, pos, f"file ends inside an item of sequence {tag_text(tag)}")
-                group, elem = header.unpack_from(buf, pos)[:2]
-                if group == 0xFFFE and elem == 0xE00D:
-                    pos += 8
-                    break
-                el = _element(buf, pos, end, open_end, explicit, big, depth, sequences, _NOTHING)
-                elements.append(el)
-                pos = el.end
+            elements, pos = _item(buf, pos, end, open_end, True, explicit, big, depth, sequences, tag, keep)
         else:
             if pos + length > end:
                 raise _past(buf, open_end, pos - 8, f"file ends inside an item of sequence {tag_text(tag)}: "
                                                     f"{length} bytes declared, {len(buf) - pos} present")
-            elements = []
-            stop_at = pos + length
-            while pos < stop_at:
-                el = _element(buf, pos, stop_at, False, explicit, big, depth, sequences, _NOTHING)
-                elements.append(el)
-                pos = el.end
+            elements, pos = _item(buf, pos, pos + length, False, False, explicit, big, depth, sequences, tag, keep)
         items.append(elements)
     return items, pos
+
+
+def _item(buf, pos, end, open_end, undefined, explicit, big, depth, sequences, tag, keep):
+    """([Element] of one item's data set from `pos`, the position after the item): to its delimiter
+    (`undefined`, before `end`) or to `end`. Short-VR elements of explicit VR are read here (most of
+    an item); with `keep`, those not kept are stepped over by their lengths."""
+    head, short_vrs = (_HEAD_BE if big else _HEAD_LE).unpack_from, _SHORT_NAMES
+    item_header = (_ITEM_BE if big else _ITEM_LE).unpack_from
+    elements = []
+    while True:
+        if undefined:
+            if pos + 8 > end:
+                raise _past(buf, open_end, pos, f"file ends inside an item of sequence {tag_text(tag)}")
+        elif pos >= end:
+            return elements, pos
+        if explicit and pos + 8 <= end:
+            group, elem, vr, length = head(buf, pos)
+            name = short_vrs.get(vr)
+            stop_at = pos + 8 + length
+            if name is not None and group != 0xFFFE and stop_at <= end:
+                if keep is None or (group << 16 | elem) in keep:
+                    elements.append(Element(buf, group << 16 | elem, name, pos, pos + 8, length, stop_at))
+                pos = stop_at
+                continue
+        if undefined:
+            group, elem = item_header(buf, pos)[:2]
+            if group == 0xFFFE and elem == 0xE00D:
+                return elements, pos + 8
+        el = _element(buf, pos, end, open_end, explicit, big, depth, sequences, _NOTHING, keep)
+        if keep is None or el.tag in keep:
+            elements.append(el)
+        pos = el.end
 
 
 def encapsulated_end(buf, pos: int, end=None, big: bool = False) -> int:

@@ -11,12 +11,19 @@ import math
 import numpy as np
 
 from .elements import IMPLICIT_LE
+from .header_view import HeaderItem, HeaderView
+
+#: the header view's types (their get_known gives None for an absent value)
+_LIGHT = (HeaderItem, HeaderView)
 
 #: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data
 
 
 def _get(ds, keyword):
     try:
+        if type(ds) in _LIGHT:  # the header view's own (most calls, once per frame and value)
+            value = ds.get_known(keyword)
+            return None if value == "" else value
         value = ds.get_known(keyword) if getattr(ds, "is_light", False) else ds.get(keyword)
     except Exception:
         return None
@@ -92,7 +99,11 @@ def _pick(ds, per, shared, seq_name, keyword):
     """A value from the per-frame group, then the shared group, then the top-level data set."""
     for group in (per, shared):
         if group is not None:
-            item = _item(group, seq_name)
+            seq = _get(group, seq_name)
+            try:
+                item = seq[0] if seq else None
+            except Exception:
+                item = None
             if item is not None:
                 value = _get(item, keyword)
                 if value is not None:

@@ -130,6 +130,8 @@ _CHARSETS = {"ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 101": "iso8
 BY_TAG = {tag: (keyword, vr) for keyword, (tag, vr) in TAGS.items()}
 #: sequences parsed into items (the functional groups and the sequences Frame reads in them)
 _SEQUENCES = {tag for tag, vr in TAGS.values() if vr == "SQ"}
+#: the elements the walk builds inside sequences (the others are stepped over by their lengths)
+_KEPT = frozenset(BY_TAG)
 # DICOMDIR, palette, Modality LUT
 _NEEDS_PYDICOM = {0x00041220, 0x00281101, 0x00283000}
 
@@ -162,16 +164,9 @@ def _private(holder, group, creator, element):
     want = creator.strip().upper()
     if (group, want, element & 0xFF) not in PRIVATE or group not in _CREATOR_GROUPS:
         raise NeedsFull(f"private ({group:04X},xx{element & 0xFF:02X}) of {creator} is not kept")
-    found = None
-    kept, base = holder._el, group << 16
-    for block in range(0x10, 0x100):
-        if base | block in kept:
-            name = holder.get_tag(base | block)
-            if name is not None and str(name).strip().upper() == want:
-                found = block
-                break
+    found = _creators(holder, group).get(want)
     if found is None:
-        if holder.get_tag(base | 0x10) is not None:
+        if holder.get_tag((group << 16) | 0x10) is not None:
             return None  # creators, none of them this one
         found = 0x10  # no creator at all (some exports drop them): the usual place
     vr = PRIVATE[(group, want, element & 0xFF)]
@@ -191,6 +186,22 @@ def _private(holder, group, creator, element):
         raise NeedsFull("a private sequence not parsed as one")
     charset = holder._el.get(0x00080005)  # decoded with this creator's VR (another's may share the tag)
     return _decode(vr, value, holder._endian, None, charset and charset[1])
+
+
+def _creators(holder, group) -> dict:
+    """{private creator (upper case, spaces stripped): its first block} of `group` in a HeaderItem or
+    HeaderView, read once (kept with its decoded values)."""
+    values = holder._values
+    key = ("creators", group)
+    found = values.get(key)
+    if found is None:
+        found = values[key] = {}
+        base = group << 16
+        for tag in sorted(t for t in holder._el if base | 0x10 <= t <= base | 0xFF):
+            name = holder.get_tag(tag)
+            if name is not None:
+                found.setdefault(str(name).strip().upper(), tag & 0xFF)
+    return found
 
 
 def _sequences(holder):
@@ -253,19 +264,21 @@ def _decode(vr, raw, endian, default=None, charset=None):
     return text
 
 
-def _kept(holder, values, tag, default, charset=None):
-    """get_tag() of a HeaderItem or HeaderView: the decoded value of a kept element, cached in `values`
-    (`charset`: the data set's Specific Character Set element, if any)."""
-    try:
-        value = values[tag]
-    except KeyError:
-        if tag not in holder._el:
-            return default
-        vr, raw = holder._el[tag]
-        known = BY_TAG.get(tag)
-        vr = known[1] if known is not None and vr in (None, "UN") else vr
-        value = values[tag] = _decode(vr, raw, holder._endian, None, charset and charset[1])
-    return default if value is None else value
+def _decoded(holder, tag, charset):
+    """The decoded value of element `tag` of a HeaderItem or HeaderView, None when absent (cached by
+    get_tag and get_known, absent ones too; `charset`: the data set's Specific Character Set element)."""
+    raw = holder._el.get(tag)
+    if raw is None:
+        return None
+    vr, raw = raw
+    known = BY_TAG.get(tag)
+    vr = known[1] if known is not None and vr in (None, "UN") else vr
+    return _decode(vr, raw, holder._endian, None, charset and charset[1])
+
+
+_UNREAD = object()
+#: keyword (see TAGS) -> tag
+_TAG_OF = {keyword: tag for keyword, (tag, _) in TAGS.items()}
 
 
 class HeaderItem:
@@ -278,20 +291,25 @@ class HeaderItem:
     def __init__(self, elements, endian):
         self._el = elements  # tag -> (vr or None, raw bytes, or a list of HeaderItem for sequences)
         self._endian = endian
-        self._values = None  # decoded values, kept once asked for (the shared groups serve every frame)
+        self._values = {}  # decoded values, kept once asked for (the shared groups serve every frame)
 
     def get_known(self, keyword, default=None):
-        entry = TAGS.get(keyword)
-        return default if entry is None else self.get_tag(entry[0], default)
+        tag = _TAG_OF.get(keyword)
+        if tag is None:
+            return default
+        value = self._values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[tag] = _decoded(self, tag, None)
+        return default if value is None else value
 
     get = get_known
 
     def get_tag(self, tag, default=None):
         """The value of element `tag` (an int, private tags included) when the parser kept it."""
-        values = self._values
-        if values is None:
-            values = self._values = {}
-        return _kept(self, values, tag, default)
+        value = self._values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[tag] = _decoded(self, tag, None)
+        return default if value is None else value
 
     def __contains__(self, keyword):
         entry = TAGS.get(keyword)
@@ -343,8 +361,13 @@ class HeaderView:
     def get_known(self, keyword, default=None):
         """Like get(), but never falls back to the full Dataset (for the scan's hot path); sequences
         come as lists of HeaderItem."""
-        entry = TAGS.get(keyword)
-        return default if entry is None else self.get_tag(entry[0], default)
+        tag = _TAG_OF.get(keyword)
+        if tag is None:
+            return default
+        value = self._values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[tag] = _decoded(self, tag, self._el.get(0x00080005))
+        return default if value is None else value
 
     def get(self, keyword, default=None):
         entry = TAGS.get(keyword)
@@ -354,7 +377,10 @@ class HeaderView:
 
     def get_tag(self, tag, default=None):
         """The value of element `tag` (an int, private tags included) when the parser kept it."""
-        return _kept(self, self._values, tag, default, self._el.get(0x00080005))
+        value = self._values.get(tag, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[tag] = _decoded(self, tag, self._el.get(0x00080005))
+        return default if value is None else value
 
     def value(self, key):
         """The value of `key` (keyword or int tag; None when absent; sequences as lists of HeaderItem),
@@ -400,7 +426,7 @@ def _light_items(items, endian, depth=0) -> list:
                 continue
             if el.items is None:
                 if el.length != UNDEFINED:
-                    kept[tag] = (el.vr, el.value())
+                    kept[tag] = (el.vr, el.buf[el.value_offset:el.end])  # (bytes: the header read)
             elif tag in _SEQUENCES and el.vr in (None, "SQ"):
                 kept[tag] = ("SQ", _light_items(el.items, endian, depth + 1))
         out.append(HeaderItem(kept, endian))
@@ -421,10 +447,37 @@ def _odd_length(tag: int, path) -> None:
              "stored (further files with odd lengths are not reported)", path)
 
 
+#: the pixel data elements' group as bytes, little and big endian, and their element numbers after it
+_PIXEL_GROUP = ((b"\xe0\x7f", {struct.pack("<H", tag & 0xFFFF) for tag in PIXEL_TAGS}),
+                (b"\x7f\xe0", {struct.pack(">H", tag & 0xFFFF) for tag in PIXEL_TAGS}))
+
+
+def _pixel_tag_in(buf, start: int) -> bool:
+    """Whether a pixel data tag's bytes are in buf[start:] (a header without one in the bytes read is
+    longer than those bytes, or the file has no pixels)."""
+    for group, elements in _PIXEL_GROUP:
+        at = buf.find(group, start)
+        while at >= 0:
+            if buf[at + 2:at + 4] in elements:
+                return True
+            at = buf.find(group, at + 1)
+    return False
+
+
+
 def parse(path, size, head_bytes=65536):
     """(HeaderView, pixel tag, (value offset, length)) or raise Unsupported."""
     with open(path, "rb") as fh:
         buf = fh.read(head_bytes)
+        # a walk that runs past the bytes read starts again on more of them: read on (x8 each time)
+        # while no pixel data tag is in the bytes, so that a long header is walked once
+        seen = 0  # bytes searched already (less the 3 a tag found later may start in)
+        while len(buf) < size and len(buf) < (1 << 27) and not _pixel_tag_in(buf, seen):
+            seen = max(len(buf) - 3, 0)
+            more = fh.read(7 * len(buf))
+            if not more:
+                break
+            buf += more
         while True:
             try:
                 return _parse(path, buf, size)
@@ -451,14 +504,14 @@ def _parse(path, buf, size):
     endian = ">" if big else "<"
     elements = {}
     by_tag, sequences = BY_TAG, _SEQUENCES
-    for el in walk(buf, pos, None, explicit=explicit, big=big, sequences=sequences, stop=PIXEL_TAGS):
+    for el in walk(buf, pos, None, explicit=explicit, big=big, sequences=sequences, stop=PIXEL_TAGS, keep=_KEPT):
         tag = el.tag
         if el.end is None:  # the pixel data: its value is not read here
             if el.length == UNDEFINED or (el.vr is not None and el.vr.encode() not in LONG_VRS):
                 raise Unsupported("encapsulated")
             return HeaderView(path, elements, meta, not big, explicit), tag, (el.value_offset, el.length)
         if el.items is None:
-            if el.length & 1:
+            if el.length & 1 and el.length != UNDEFINED and el.vr != "SQ":  # (a sequence not kept: items None)
                 _odd_length(tag, path)
             if tag in by_tag:
                 elements[tag] = (el.vr, bytes(buf[el.value_offset:el.end]))

@@ -1,6 +1,8 @@
 """Walk files and directory trees reading DICOM headers only; group frames into series."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import io as pyio
 import os
 import stat
@@ -270,7 +272,8 @@ def scan(path: str) -> list:
         cached = SCANS.get(key) if key is not None else None
         if cached is not None:
             return list(cached)
-        frames = read_file(path, strict_single=True)
+        with _collector_paused():
+            frames = read_file(path, strict_single=True)
         if not frames:
             raise InputError("no DICOM image in this file", path)
         _remember(key, frames)
@@ -283,15 +286,30 @@ def scan(path: str) -> list:
 
     frames = damage.Frames()  # a damaged or non-image file is skipped and reported, never fatal
     n_dicom = 0
-    for f in files:
-        if looks_like_dicom(f):
-            n_dicom += 1
-            _read_tree_file(f, frames)
+    with _collector_paused():
+        for f in files:
+            if looks_like_dicom(f):
+                n_dicom += 1
+                _read_tree_file(f, frames)
     damage.summary(path, frames, n_dicom)
     if not frames and not frames.partial:
         raise damage.nothing_usable(path, frames, n_dicom)
     _remember(key, frames)
     return damage.Frames(frames, frames.skipped, frames.partial)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """The cyclic garbage collector paused for the block: a scan builds tens of thousands of small
+    objects (elements, items, frames) that all stay alive and hold no cycles, so the collector's
+    passes over them, which their number triggers, find nothing."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # -- reading one file of a tree -----------------------------------------------------------------

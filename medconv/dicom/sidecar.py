@@ -9,7 +9,6 @@ number) are never read.
 """
 from __future__ import annotations
 
-import json
 import math
 
 from . import gradients
@@ -1073,6 +1072,8 @@ def write_sidecar(volume, json_path: str, force: bool = False, add=(), drop=(), 
 
     extra = added_values(volume.header, add) if add else {}
     data = select(volume.metadata.get("sidecar") or {}, extra, drop, only)
+    import json
+
     text = json.dumps(data, indent=2) + "\n"
     with fileio.atomic_outputs([json_path], force=force) as (tmp,), open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)

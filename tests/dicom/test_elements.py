@@ -81,6 +81,34 @@ def test_sequences_and_items_of_either_length(seq_defined, item_defined):
     assert one.end == seq.end and len(one.items) == 2 and elements.element_at(buf, seq.end).tag == ROWS
 
 
+@pytest.mark.parametrize("seq_defined", [True, False])
+@pytest.mark.parametrize("item_defined", [True, False])
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+def test_keep_steps_over_the_elements_not_wanted(seq_defined, item_defined, explicit):
+    """keep=: items hold only the kept elements, a sequence not kept comes unread; every end as without."""
+    other = 0x00081150
+
+    def seq(items, tag):
+        return sequence(items, defined=seq_defined, tag=tag, explicit=explicit, vr="SQ" if explicit else "")
+
+    inner = seq([item(el(CODE, "SH", b"T-D1", explicit=explicit), defined=item_defined)], other)
+    body = el(CODE, "SH", b"A1", explicit=explicit) + el(PATIENT, "PN", b"Doe^J ", explicit=explicit) + inner \
+        + el(0x00091010, "OB", b"\1\2", explicit=explicit)
+    outer = seq([item(body, defined=item_defined), item(el(ROWS, "US", b"\2\0", explicit=explicit),
+                                                          defined=item_defined)], SEQ)
+    buf = outer + inner + el(ROWS, "US", b"\2\0", explicit=explicit)
+    names = {SEQ, other}
+    full = list(walk(buf, explicit=explicit, sequences=names))
+    kept = list(walk(buf, explicit=explicit, sequences=names, keep={SEQ, CODE, ROWS}))
+    assert [(e.tag, e.offset, e.end) for e in kept] == [(e.tag, e.offset, e.end) for e in full]
+    seq_el, skipped, rows = kept
+    assert [[(c.tag, bytes(c.value())) for c in it] for it in seq_el.items] == [[(CODE, b"A1")], [(ROWS, b"\2\0")]]
+    assert skipped.tag == other and skipped.items is None and full[1].items is not None
+    assert rows.value() == b"\2\0"
+    with pytest.raises(Truncated):  # a value cut short is found whether kept or not
+        list(walk(buf[:len(outer) - 12], explicit=explicit, sequences=names, keep={SEQ}))
+
+
 def test_implicit_vr_sequences_by_tag_or_undefined_length():
     body = el(CODE, "", b"AB", explicit=False)
     defined = el(SEQ, "", item(body), explicit=False)
