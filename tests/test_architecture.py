@@ -213,3 +213,15 @@ def process_exits() -> list:
 
 def test_exit_statuses_are_set_in_one_place():
     assert process_exits() == []
+
+
+def test_layout_doc_names_every_module_and_only_existing_ones():
+    """docs/layout.md lists each module under medconv/ (a new module gets its line there)."""
+    import re
+
+    with open(os.path.join(os.path.dirname(ROOT), "docs", "layout.md"), encoding="utf-8") as fh:
+        listed = set(re.findall(r"^(medconv/\S+\.py)\s", fh.read(), re.MULTILINE))
+    present = {os.path.relpath(os.path.join(d, f), os.path.dirname(ROOT)).replace(os.sep, "/")
+               for d, _, files in os.walk(ROOT) for f in files if f.endswith(".py")}
+    assert present - listed == set(), "modules missing from docs/layout.md"
+    assert listed - present == set(), "docs/layout.md names modules that do not exist"
