@@ -169,7 +169,7 @@ def _slow_item(item):
     folder, k = item
     if k == 1:
         raise InputError("broken", f"item{k}")
-    time.sleep(1.5 if k == 0 else 0.05)
+    time.sleep(1.5 if k == 0 else 0.2)  # the others: a stop has time to land between them
     with open(os.path.join(folder, f"done{k}"), "w") as fh:
         fh.write("ok")
     return k
