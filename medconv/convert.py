@@ -175,9 +175,6 @@ def convert(src: str, dst: str, *, to: str | None = None, force: bool = False, d
                               slice_index=slice_index, window_spec=window_spec, per_input_folder=per_input_folder,
                               say_dicom=say_dicom, **write_options)
     if sidecar_path:
-        complete = volume.metadata.get("sidecar_complete")
-        if complete is not None:  # a fast-path header: the complete sidecar reads the full one
-            volume.metadata["sidecar"] = complete()
         if volume.metadata.get("sidecar"):
             from .dicom.sidecar import write_sidecar
 

@@ -269,9 +269,6 @@ def build_volume(s, path, header_only=False, strict=False, gaps="refuse", philip
         meta["diffusion"] = diffusion
     part = sidecar.part_of_suffix(s.suffix)
     meta["sidecar"] = sidecar.build(ds, by_t=by_t, affine=affine, part=part)
-    if sidecar.is_partial(ds):  # the fast path read no full header: convert --sidecar completes it
-        meta["sidecar_complete"] = functools.partial(sidecar.build, ds, by_t=by_t, affine=affine, part=part,
-                                                     complete=True)
 
     flip_rows = f0.pe_reversed  # GE epi_pepolar: reversed volumes are stored with their rows upside down
 

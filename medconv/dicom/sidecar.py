@@ -222,16 +222,11 @@ class Lookup:
     """Attributes of one frame: its per-frame functional group item, the shared one, then the
     top-level data set (the first that holds the keyword wins)."""
 
-    def __init__(self, ds, index=None, complete=False, use_light=True):
-        light = ds is not None and getattr(ds, "is_light", False)
-        # a light (fast-path) data set answers every key, vendor elements included, from the light
-        # view (light.NeedsFull when it does not keep one: build() then asks the full header);
-        # without the light view, only its known keywords for a series that is not MR (unless the
-        # complete sidecar is asked for: see is_partial)
-        self.known_only = light and not complete and not gradients.LIGHT_VIEW and \
-            str(ds.get_known("Modality") or "").upper() != "MR"
-        self.light = not self.known_only and use_light and is_light(ds)
-        self.ds = ds if self.known_only or self.light else full(ds)
+    def __init__(self, ds, index=None, use_light=True):
+        # a data set read by the header view answers every key, vendor elements included, from it
+        # (NeedsFull when it does not keep one: build() then asks the full header)
+        self.light = use_light and is_light(ds)
+        self.ds = ds if self.light else full(ds)
         self.index = index
         self.per, self.shared = frame_groups(self.ds, index)
         self._flat = None
@@ -266,7 +261,7 @@ class Lookup:
         try:
             if self.ds is None:
                 return None
-            v = self.ds.get_known(keyword) if self.known_only else self.ds.get(keyword)
+            v = self.ds.get(keyword)
         except Exception:
             return None
         return None if v == "" else v
@@ -376,7 +371,7 @@ def _xa_private(look, element):
 
 # -- building -----------------------------------------------------------------------------
 def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=None, slice_times=None,
-          part=None, complete=False) -> dict:
+          part=None) -> dict:
     """The sidecar dict of one output.
 
     `by_t`: the output's frames in NIfTI order (volumes, then slices); `affine` (the output's) is
@@ -386,9 +381,8 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     mosaic). `slice_times`: slice times (s) the caller already knows (a mosaic's CSA header).
     `part`: what the output holds when the caller split it (MAGNITUDE, PHASE, REAL, IMAGINARY,
     FIELDMAPHZ), appended to ImageType as dcm2niix does; found from the frame when not given.
-    A series read on the fast path answers from its light header (the full pydicom header only when
-    the light view lacks an element); with the light view off (gradients.LIGHT_VIEW), a non-MR
-    one gets the keys its light header knows, unless `complete` (see :func:`is_partial`).
+    A series read through the header view answers from it (the full pydicom header only when the
+    view lacks an element, or with gradients.LIGHT_VIEW off).
     """
     from .header_view import NeedsFull
 
@@ -404,9 +398,9 @@ def build(ds=None, frames=None, *, by_t=None, affine=None, datasets=None, grid=N
     else:
         index = None
     try:
-        return _build(Lookup(ds, index, complete), by_t, frames, grid, slice_times, part)
+        return _build(Lookup(ds, index), by_t, frames, grid, slice_times, part)
     except NeedsFull:  # an element the light header does not keep: the full header answers
-        return _build(Lookup(ds, index, complete, use_light=False), by_t, frames, grid, slice_times, part)
+        return _build(Lookup(ds, index, use_light=False), by_t, frames, grid, slice_times, part)
 
 
 def _build(look, by_t, frames, grid, slice_times, part):
@@ -423,8 +417,6 @@ def _build(look, by_t, frames, grid, slice_times, part):
     _echo(out, look)
     if out.get("EchoTime") == 0:
         del out["EchoTime"]  # a computed map (a field map in Hz) has no echo time
-    if look.known_only:  # not MR, fast path: the plain keys only (no vendor headers, no slice timing)
-        return _finish(out, look)
     try:
         vendor = out.get("Manufacturer", "")
         modality = str(out.get("Modality", "")).upper()
@@ -448,12 +440,6 @@ def _build(look, by_t, frames, grid, slice_times, part):
     except Exception:  # odd vendor data: the plain keys are still worth writing
         pass
     return _finish(out, look)
-
-
-def is_partial(ds) -> bool:
-    """Whether build() from this data set holds only the fast path's keys (a light, non-MR header)."""
-    return ds is not None and getattr(ds, "is_light", False) and not gradients.LIGHT_VIEW and \
-        str(ds.get_known("Modality") or "").upper() != "MR"
 
 
 def _finish(out, look):
