@@ -167,7 +167,13 @@ def _slow_item(item):
     from medconv.errors import InputError
 
     folder, k = item
-    if k == 1:
+    started = os.path.join(folder, "started0")
+    if k == 0:
+        open(started, "w").close()
+    if k == 1:  # fails once item 0 runs (however late a loaded machine starts it)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(started) and time.monotonic() < deadline:
+            time.sleep(0.01)
         raise InputError("broken", f"item{k}")
     time.sleep(1.5 if k == 0 else 0.2)  # the others: a stop has time to land between them
     with open(os.path.join(folder, f"done{k}"), "w") as fh:
@@ -182,7 +188,7 @@ def test_parallel_batch_cancels_queued_items_after_a_failure(tmp_path):
     items = [(str(tmp_path), k) for k in range(10)]
     with pytest.raises(InputError):
         batch.run(items, _slow_item, jobs=2)
-    done = sorted(p.name for p in tmp_path.iterdir())
+    done = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("done"))
     # before: while item 0 ran, the other worker went through all of items 2..9
     assert len(done) < 6, done
     assert "done0" in done  # a running item finishes (its output is complete)
