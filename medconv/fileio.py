@@ -408,13 +408,14 @@ _TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                | getattr(os, "O_BINARY", 0))
 
 
-def _new_temp(directory: str) -> tuple:
-    """(descriptor, path) of a new empty file `.medconv-XXXXXXXXXXXX.part` in `directory`, readable by
-    its owner alone (what tempfile.mkstemp makes, without importing tempfile and what it imports)."""
+def _new_temp(directory: str, mode: int = 0o600) -> tuple:
+    """(descriptor, path) of a new empty file `.medconv-XXXXXXXXXXXX.part` in `directory`, by default
+    readable by its owner alone (what tempfile.mkstemp makes, without importing tempfile and what it
+    imports)."""
     for _ in range(100):
         path = os.path.join(directory, f".medconv-{os.urandom(6).hex()}.part")
         try:
-            return os.open(path, _TEMP_FLAGS, 0o600), path
+            return os.open(path, _TEMP_FLAGS, mode), path
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no unused temporary name", directory)
@@ -495,10 +496,9 @@ def write_temp(folder: str, data, made_dirs: set | None = None, shown: str | Non
             raise OutputError(f"cannot create directory ({exc.strerror})", folder) from None
         if made_dirs is not None:
             made_dirs.add(folder)
-    tmp = os.path.join(folder, f".medconv-{os.urandom(6).hex()}.part")
     with uninterrupted:  # created and tracked as one step
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd, tmp = _new_temp(folder, 0o644)
         except OSError as exc:
             raise OutputError(f"cannot write here ({exc.strerror})", shown or folder) from None
         LIVE_TEMPS.add(tmp)
